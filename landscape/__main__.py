@@ -1,0 +1,7 @@
+"""`python -m landscape ...` entry point."""
+
+import sys
+
+from landscape.cli import main
+
+sys.exit(main())

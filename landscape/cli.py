@@ -1,0 +1,44 @@
+"""Command-line interface: `python -m landscape <command> ...` (also installed as `ue-landscape`).
+
+Each subcommand lives in `landscape/commands/<name>.py` and registers itself in `COMMANDS` with an
+`add_arguments(parser)` and a `run(args) -> int`. This module is only the adapter: it parses, runs,
+and turns engine errors into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from landscape import commands
+from landscape.errors import LandscapeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every registered subcommand."""
+    for info in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"landscape.commands.{info.name}")
+    parser = argparse.ArgumentParser(prog="python -m landscape", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in commands.COMMANDS.names():
+        command = commands.COMMANDS.get(name)
+        p = sub.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(p)
+        p.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except LandscapeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished stages stay in the store", file=sys.stderr)
+        return 130

@@ -1,0 +1,84 @@
+"""Argument groups and output helpers shared by the subcommands (specs from flags, tqdm progress, JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from landscape.config import DataSpec, ModelSpec, TrainSpec
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help="data set name (digits, cifar10, cifar100)")
+    p.add_argument("--data-root", default=None, help="folder with the CIFAR files")
+    p.add_argument("--n-train", type=int, default=None, help="stratified training subset size")
+    p.add_argument("--n-test", type=int, default=None, help="stratified test subset size")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="cnn", help="model name (linear, mlp, cnn, lenet5, resnet18)")
+    p.add_argument("--width", type=int, default=1, help="width multiplier")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    d = TrainSpec()
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--schedule", default=d.schedule, choices=["constant", "cosine"])
+    p.add_argument("--augment", default=d.augment, choices=["none", "crop", "crop_flip"])
+    p.add_argument("--seed", type=int, default=d.seed)
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def data_spec(a: argparse.Namespace) -> DataSpec:
+    return DataSpec(name=a.dataset, root=a.data_root, n_train=a.n_train, n_test=a.n_test)
+
+
+def model_spec(a: argparse.Namespace) -> ModelSpec:
+    return ModelSpec(name=a.model, width=a.width)
+
+
+def train_spec(a: argparse.Namespace) -> TrainSpec:
+    return TrainSpec(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
+                     weight_decay=a.weight_decay, schedule=a.schedule, augment=a.augment, seed=a.seed)
+
+
+@contextmanager
+def tqdm_progress(disable: bool = False) -> Iterator[Any]:
+    """A `(stage, done, total)` progress callback drawing one tqdm bar per stage on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, disable=disable, leave=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))

@@ -1,0 +1,60 @@
+"""`python -m landscape train`: train one model (clean or on a poison) and print its per-epoch summary."""
+
+from __future__ import annotations
+
+import argparse
+
+from landscape.commands import COMMANDS, Command
+from landscape.commands.common import (
+    add_data_args,
+    add_model_args,
+    add_run_args,
+    add_train_args,
+    data_spec,
+    model_spec,
+    print_json,
+    tqdm_progress,
+    train_spec,
+)
+from landscape.config import PoisonSpec
+from landscape.device import resolve_device
+from landscape.experiment import get_training
+from landscape.store import Store
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_args(p)
+    add_model_args(p)
+    add_train_args(p)
+    p.add_argument("--method", default="clean", help="poison method to train on ('clean' = no poison)")
+    add_run_args(p)
+
+
+def run(a: argparse.Namespace) -> int:
+    specs = (data_spec(a), model_spec(a), train_spec(a), PoisonSpec(method=a.method))
+    device = resolve_device(a.device)
+    with tqdm_progress(disable=a.json) as progress:
+        result = get_training(*specs, store=Store(a.store), device=device, progress=progress)
+    h = result.history
+    summary = {
+        "dataset": a.dataset, "model": a.model, "method": a.method, "device": str(device),
+        "epochs_done": result.epochs_done, "diverged": result.diverged,
+        "final": {k: float(v[-1]) for k, v in h.items() if len(v)},
+        "best_test_acc": float(h["test_acc"].max()) if len(h["test_acc"]) else None,
+        "seconds": float(h["seconds"].sum()),
+    }
+    if a.json:
+        print_json(summary)
+    else:
+        print(f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'test loss':>9} {'test acc':>8}")
+        for i in range(result.epochs_done):
+            print(f"{i + 1:>5} {h['train_loss'][i]:>10.4f} {h['train_acc'][i]:>9.3f} "
+                  f"{h['test_loss'][i]:>9.4f} {h['test_acc'][i]:>8.3f}")
+        print(f"clean test accuracy {summary['final']['test_acc']:.3f} after {result.epochs_done} epochs "
+              f"({summary['seconds']:.1f} s training on {device})")
+        if result.diverged:
+            print(f"warning: {result.diverged}")
+    return 1 if result.diverged else 0
+
+
+COMMANDS.register("train")(Command("train a model and report per-epoch loss/accuracy", add_arguments, run))

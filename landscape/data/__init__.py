@@ -1,0 +1,52 @@
+"""Data sets: the `DATASETS` registry and `load_data(spec)`.
+
+Each registered loader takes a `DataSpec` and returns `Splits` (train + clean test) of `ImageSet`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from landscape.data.imageset import ImageSet, Splits, check_images, stratified_subset
+from landscape.registry import Registry
+
+if TYPE_CHECKING:
+    from landscape.config import DataSpec
+
+DATASETS: Registry[Callable[[DataSpec], Splits]] = Registry("data set")
+
+
+@DATASETS.register("digits")
+def _digits(spec: DataSpec) -> Splits:
+    from landscape.data import digits
+
+    return digits.load(spec.split_seed)
+
+
+@DATASETS.register("cifar10")
+def _cifar10(spec: DataSpec) -> Splits:
+    from landscape.data import cifar
+
+    return cifar.load(spec.root, num_classes=10)
+
+
+@DATASETS.register("cifar100")
+def _cifar100(spec: DataSpec) -> Splits:
+    from landscape.data import cifar
+
+    return cifar.load(spec.root, num_classes=100)
+
+
+def load_data(spec: DataSpec) -> Splits:
+    """Load the data set named by `spec`, then take the stratified subsets it asks for."""
+    splits = DATASETS.get(spec.name)(spec)
+    train, test = splits.train, splits.test
+    if spec.n_train is not None:
+        train = train.subset(stratified_subset(train.y, spec.n_train, spec.split_seed))
+    if spec.n_test is not None:
+        test = test.subset(stratified_subset(test.y, spec.n_test, spec.split_seed))
+    return Splits(splits.name, train, test)
+
+
+__all__ = ["DATASETS", "ImageSet", "Splits", "check_images", "load_data", "stratified_subset"]

@@ -1,0 +1,38 @@
+"""Exception hierarchy of the engine: the app and CLI catch `LandscapeError` and show its message."""
+
+from __future__ import annotations
+
+
+class LandscapeError(Exception):
+    """Base class of every error the engine raises on purpose; its message is meant for the user."""
+
+
+class SpecError(LandscapeError, ValueError):
+    """A specification field is out of range or inconsistent; the message names the field and the range."""
+
+
+class UnknownNameError(LandscapeError, KeyError):
+    """A name is not registered; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(LandscapeError):
+    """A data file is missing, truncated, corrupt or unsafe; the message names the file and the expected format."""
+
+
+class ShapeError(LandscapeError, ValueError):
+    """Tensors or arrays have the wrong shape, dtype or value range."""
+
+
+class BudgetError(LandscapeError, ValueError):
+    """A perturbation budget is on the wrong scale or a perturbation exceeds it."""
+
+
+class DivergenceError(LandscapeError):
+    """Training produced a NaN or infinite loss; the epochs done before are kept by the caller."""
+
+
+class StoreError(LandscapeError):
+    """A store entry could not be read or written."""

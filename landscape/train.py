@@ -1,0 +1,256 @@
+"""The one trainer and the one evaluation loop.
+
+`train` runs mini-batch SGD (or Adam) on tensors that live on the device, records per-epoch train and
+clean-test metrics and a parameter checkpoint (the trajectory), and calls per-epoch callbacks (the SAL
+tracker hooks in there). It never prints; progress goes through a callback. A NaN/inf loss stops
+training with a message and keeps every epoch finished before it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscape.config import TrainSpec
+from landscape.data import ImageSet
+
+# (model, x, y, generator) -> (x', target): a defense's per-batch transform; target may be int labels
+# (N,) or class probabilities (N, K) (e.g. mixup). It must not modify its inputs in place.
+BatchTransform = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+Progress = Callable[[int, int], None]
+
+HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+
+
+@dataclass
+class EpochState:
+    """What an epoch callback sees after epoch `epoch` (1-based) has finished.
+
+    `x_train`/`y_train` are the tensors the model was trained on, already on the device; `train_loss`
+    and `train_acc` are the running means over the epoch (train mode, augmented, weights changing),
+    the quantities the SAL paper's code uses as its baseline.
+    """
+
+    epoch: int
+    model: nn.Module
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    spec: TrainSpec
+
+
+EpochCallback = Callable[[EpochState], None]
+
+
+@dataclass
+class TrainResult:
+    """Per-epoch metrics and the parameter trajectory of one training run.
+
+    Attributes:
+        history: arrays of length `epochs_done` for each key of `HISTORY_KEYS`.
+        checkpoint_epochs: epochs whose checkpoint is kept (0 = initialisation).
+        checkpoints: one CPU state dict per kept epoch (parameters and buffers, `spec.checkpoint_dtype`).
+        diverged: None, or the message explaining why training stopped early.
+    """
+
+    history: dict[str, np.ndarray]
+    checkpoint_epochs: list[int]
+    checkpoints: list[dict[str, torch.Tensor]]
+    diverged: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history["train_loss"])
+
+    @property
+    def final_state(self) -> dict[str, torch.Tensor]:
+        return self.checkpoints[-1]
+
+    def to_store(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(metadata, arrays) for `Store.save`; `from_store` inverts it exactly."""
+        arrays = {f"history/{k}": v for k, v in self.history.items()}
+        for epoch, state in zip(self.checkpoint_epochs, self.checkpoints, strict=True):
+            arrays.update({f"ckpt/{epoch}/{name}": t.numpy() for name, t in state.items()})
+        meta = {"checkpoint_epochs": self.checkpoint_epochs, "diverged": self.diverged,
+                "state_keys": list(self.checkpoints[0]), "extras": self.extras}
+        return meta, arrays
+
+    @classmethod
+    def from_store(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TrainResult:
+        history = {k: arrays[f"history/{k}"] for k in HISTORY_KEYS}
+        checkpoints = [
+            {name: torch.from_numpy(arrays[f"ckpt/{epoch}/{name}"].copy()) for name in meta["state_keys"]}
+            for epoch in meta["checkpoint_epochs"]
+        ]
+        return cls(history, list(meta["checkpoint_epochs"]), checkpoints, meta["diverged"], dict(meta["extras"]))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` (eval mode) on `x` (N, C, H, W), `y` (N,).
+
+    The model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        yb = y[start:start + batch_size].to(device)
+        logits = model(xb)
+        total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    model.train(was_training)
+    n = max(len(y), 1)
+    return total_loss / n, correct / n
+
+
+def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random crop after zero padding, and optional horizontal flip; x is (N, C, H, W)."""
+    n, c, h, w = x.shape
+    out = x
+    if padding > 0:
+        padded = F.pad(x, (padding,) * 4)  # (N, C, H+2p, W+2p)
+        oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (N, 1, H, 1)
+        cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (N, 1, 1, W)
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chan = torch.arange(c, device=x.device)[None, :, None, None]
+        out = padded[batch, chan, rows, cols]
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
+        out = torch.where(mask, out.flip(3), out)
+    return out
+
+
+def _snapshot(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().to("cpu")).clone()
+        for k, v in model.state_dict().items()
+    }
+
+
+def _make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    raise ValueError(f"unknown optimizer {spec.optimizer!r}; valid: sgd, adam")
+
+
+def _lr_at(spec: TrainSpec, epoch: int) -> float:
+    """Learning rate of 0-based `epoch`."""
+    if spec.schedule == "cosine":
+        return spec.lr * 0.5 * (1 + math.cos(math.pi * epoch / spec.epochs))
+    return spec.lr
+
+
+def train(
+    model: nn.Module,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    spec: TrainSpec,
+    *,
+    device: torch.device | str = "cpu",
+    callbacks: Sequence[EpochCallback] = (),
+    progress: Progress | None = None,
+    batch_transform: BatchTransform | None = None,
+) -> TrainResult:
+    """Train `model` in place on `train_set` and evaluate on the clean `test_set` after every epoch.
+
+    Args:
+        model: the network (moved to `device`; its weights are updated in place).
+        train_set: the (possibly poisoned) training images.
+        test_set: the clean test images.
+        spec: optimiser, schedule, augmentation, seed and checkpointing settings.
+        device: where tensors live for the whole run.
+        callbacks: called with an `EpochState` after each epoch (e.g. the SAL tracker).
+        progress: called as `progress(epochs_done, epochs)`.
+        batch_transform: a training-time defense applied to each augmented batch.
+
+    Returns:
+        The per-epoch history and the trajectory of checkpoints (epoch 0 = initialisation).
+    """
+    device = torch.device(device)
+    model.to(device)
+    x_train, y_train = train_set.x.to(device), train_set.y.to(device)
+    generator = torch.Generator().manual_seed(spec.seed)  # shuffling and augmentation; CPU for determinism
+    optimizer = _make_optimizer(model, spec)
+    dtype = torch.float16 if spec.checkpoint_dtype == "float16" else torch.float32
+    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+    epochs_kept, checkpoints = [0], [_snapshot(model, dtype)]
+    diverged = None
+    n = len(y_train)
+    for epoch in range(spec.epochs):
+        started = time.perf_counter()
+        lr = _lr_at(spec, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, spec.batch_size):
+            idx = order[start:start + spec.batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            if spec.augment != "none":
+                xb = random_crop_flip(xb, spec.crop_padding, spec.augment == "crop_flip", generator)
+            target = yb
+            if batch_transform is not None:
+                xb, target = batch_transform(model, xb, yb, generator)
+                model.train()
+            logits = model(xb)
+            loss = F.cross_entropy(logits, target)
+            if not torch.isfinite(loss):
+                diverged = (
+                    f"training diverged at epoch {epoch + 1}, batch {start // spec.batch_size + 1}: loss is "
+                    f"{float(loss)}; kept the {epoch} finished epoch(s). Lower the learning rate "
+                    f"(TrainSpec.lr = {spec.lr}) or the budget."
+                )
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+        if diverged:
+            break
+        train_loss, train_acc = loss_sum / n, correct / n
+        test_loss, test_acc = evaluate(model, test_set.x, test_set.y)
+        for key, value in zip(
+            HISTORY_KEYS, (train_loss, train_acc, test_loss, test_acc, lr, time.perf_counter() - started), strict=True
+        ):
+            history[key].append(value)
+        done = epoch + 1
+        if done % spec.checkpoint_every == 0 or done == spec.epochs:
+            epochs_kept.append(done)
+            checkpoints.append(_snapshot(model, dtype))
+        state = EpochState(done, model, x_train, y_train, train_loss, train_acc, test_loss, test_acc, spec)
+        for callback in callbacks:
+            callback(state)
+        if progress is not None:
+            progress(done, spec.epochs)
+    if diverged and epochs_kept[-1] != len(history["train_loss"]) and history["train_loss"]:
+        # Keep the last finished epoch's weights as the final checkpoint; the diverged step never stepped.
+        epochs_kept.append(len(history["train_loss"]))
+        checkpoints.append(_snapshot(model, dtype))
+    model.eval()
+    return TrainResult(
+        history={k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
+        checkpoint_epochs=epochs_kept,
+        checkpoints=checkpoints,
+        diverged=diverged,
+    )
