@@ -279,8 +279,15 @@ def test_malicious_pickle_is_refused_and_not_run(cifar10_root: Path, payload: ty
         cifar.load(cifar10_root, num_classes=10)
     message = str(info.value)
     assert where in message
-    assert ("system" in message) if payload is _SystemCall else ("builtins.eval" in message)
+    assert ("system" in message) if payload is _SystemCall else ("__builtin__.eval" in message)
     assert not marker.exists()
+
+
+def test_empty_bytes_and_numpy_scalars_are_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    _dump({b"batch_label": b"", b"n": np.int64(3), b"names": [b"", b"x"]}, path)
+    obj = cifar._read_pickle(path, cifar._LAYOUTS["cifar10"])
+    assert obj == {b"batch_label": b"", b"n": 3, b"names": [b"", b"x"]}
 
 
 def test_restricted_unpickler_refuses_any_other_global(tmp_path: Path) -> None:

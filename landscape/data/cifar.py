@@ -146,6 +146,7 @@ def _allowed_globals() -> dict[tuple[str, str], Callable[..., Any]]:
         ("numpy", "dtype"): np.dtype,
         ("_codecs", "encode"): _encode,
         ("builtins", "bytes"): _bytes,
+        ("__builtin__", "bytes"): _bytes,  # the Python 2 name that Python 3 writes at protocol 2
     }
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(module, "_reconstruct")] = multiarray._reconstruct

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny synthetic images, a temporary store, CPU only; Streamlit caches cleared per test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from landscape.data import ImageSet, Splits
+from landscape.store import Store
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path, monkeypatch):
+    """Every test gets its own store root, so nothing leaks between tests or into the user's cache."""
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path / "store"))
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture
+def tiny_splits() -> Splits:
+    """64 train / 32 test random 1x8x8 images in 4 classes with a learnable class signal."""
+    g = torch.Generator().manual_seed(0)
+    names = ("a", "b", "c", "d")
+
+    def make(n: int) -> ImageSet:
+        y = torch.arange(n) % 4
+        x = torch.rand(n, 1, 8, 8, generator=g) * 0.5
+        for i in range(n):  # a class-dependent bright 4x4 quadrant
+            r, c = divmod(int(y[i]), 2)
+            x[i, 0, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 0.5
+        return ImageSet(x, y.long(), names)
+
+    return Splits("tiny", make(64), make(32))

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+
+from landscape.config import DataSpec, TrainSpec
+from landscape.data import ImageSet, load_data
+from landscape.models import build_model
+from landscape.train import EpochState, TrainResult, evaluate, random_crop_flip, train
+
+
+def _run(splits, spec, **kw):
+    model = build_model("cnn", splits.image_shape, splits.num_classes, seed=spec.seed)
+    return train(model, splits.train, splits.test, spec, **kw), model
+
+
+def test_digits_split_sizes_and_range():
+    s = load_data(DataSpec())
+    assert (len(s.train), len(s.test)) == (1437, 360)
+    assert s.train.x.dtype == torch.float32 and s.train.x.shape[1:] == (1, 8, 8)
+    assert float(s.train.x.min()) == 0.0 and float(s.train.x.max()) == 1.0
+    assert s.train.y.dtype == torch.int64
+    # stratified: every class holds 79-80% of its images in train
+    counts = np.bincount(s.train.y.numpy(), minlength=10) / (
+        np.bincount(s.train.y.numpy(), minlength=10) + np.bincount(s.test.y.numpy(), minlength=10))
+    assert np.all(np.abs(counts - 0.8) < 0.01)
+
+
+def test_same_spec_and_seed_give_identical_metrics_and_checkpoints(tiny_splits):
+    spec = TrainSpec(epochs=3, batch_size=16, augment="crop_flip", seed=5)
+    a, _ = _run(tiny_splits, spec)
+    b, _ = _run(tiny_splits, spec)
+    for k in a.history:
+        if k != "seconds":
+            np.testing.assert_array_equal(a.history[k], b.history[k])
+    assert a.checkpoint_epochs == b.checkpoint_epochs == [0, 1, 2, 3]
+    for sa, sb in zip(a.checkpoints, b.checkpoints, strict=True):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    c, _ = _run(tiny_splits, spec.replace(seed=6))
+    assert not np.array_equal(a.history["train_loss"], c.history["train_loss"])
+
+
+def test_training_learns_and_records_history(tiny_splits):
+    result, model = _run(tiny_splits, TrainSpec(epochs=15, batch_size=8, lr=0.05))
+    h = result.history
+    assert all(len(v) == 15 for v in h.values())
+    assert h["train_loss"][-1] < h["train_loss"][0]
+    assert h["test_acc"][-1] >= 0.9
+    loss, acc = evaluate(model, tiny_splits.test.x, tiny_splits.test.y)
+    assert acc == pytest.approx(h["test_acc"][-1]) and loss == pytest.approx(h["test_loss"][-1], rel=1e-5)
+
+
+def test_checkpoint_stride_and_dtype(tiny_splits):
+    result, _ = _run(tiny_splits, TrainSpec(epochs=5, batch_size=32, checkpoint_every=2, checkpoint_dtype="float16"))
+    assert result.checkpoint_epochs == [0, 2, 4, 5]
+    assert all(t.dtype == torch.float16 for t in result.checkpoints[1].values() if t.is_floating_point())
+
+
+def test_divergence_stops_cleanly_and_keeps_finished_epochs(tiny_splits):
+    calls = []
+
+    def poison_at_epoch_3(state: EpochState) -> None:
+        calls.append(state.epoch)
+        if state.epoch == 2:  # corrupt the weights so epoch 3 yields a NaN loss
+            with torch.no_grad():
+                next(state.model.parameters()).fill_(float("nan"))
+
+    result, _ = _run(tiny_splits, TrainSpec(epochs=6, batch_size=16), callbacks=[poison_at_epoch_3])
+    assert result.diverged is not None and "epoch 3" in result.diverged and "lr" in result.diverged
+    assert result.epochs_done == 2 and calls == [1, 2]
+    assert result.checkpoint_epochs[-1] == 2
+
+
+def test_store_round_trip_is_exact(tiny_splits):
+    result, _ = _run(tiny_splits, TrainSpec(epochs=2, batch_size=32))
+    meta, arrays = result.to_store()
+    back = TrainResult.from_store(meta, arrays)
+    assert back.checkpoint_epochs == result.checkpoint_epochs
+    for k in result.history:
+        np.testing.assert_array_equal(back.history[k], result.history[k])
+    for sa, sb in zip(result.checkpoints, back.checkpoints, strict=True):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_crop_flip_shapes_and_content():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(10, 3, 8, 8)
+    out = random_crop_flip(x, padding=2, flip=True, generator=g)
+    assert out.shape == x.shape
+    # zero padding 0 and no flip is the identity
+    assert torch.equal(random_crop_flip(x, 0, False, g), x)
+    # each crop is a shifted window: the non-zero part equals a window of the original (possibly flipped)
+    only_flip = random_crop_flip(x, 0, True, torch.Generator().manual_seed(1))
+    for i in range(10):
+        assert torch.equal(only_flip[i], x[i]) or torch.equal(only_flip[i], x[i].flip(2))
+
+
+def test_imageset_validation():
+    from landscape.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"\[0, 1\]"):
+        ImageSet(torch.full((2, 1, 4, 4), 2.0), torch.zeros(2, dtype=torch.long), ("a",))
+    with pytest.raises(ShapeError, match="2 images but 3 labels"):
+        ImageSet(torch.zeros(2, 1, 4, 4), torch.zeros(3, dtype=torch.long), ("a",))
+    with pytest.raises(ShapeError, match="float32"):
+        ImageSet(torch.zeros(2, 4, 4), torch.zeros(2, dtype=torch.long), ("a",))
