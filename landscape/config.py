@@ -204,7 +204,254 @@ class PoisonSpec(Spec):
         object.__setattr__(self, "options", tuple(sorted(tuple(p) for p in self.options)))
 
 
+@dataclass(frozen=True)
+class DefenseSpec(Spec):
+    """Which training-time defense (see `landscape.defenses`); "none" is standard training.
+
+    The options are completed with the defense's documented defaults on construction, so equal settings
+    always give the same `key()` (e.g. `DefenseSpec("jpeg")` equals `DefenseSpec("jpeg", (("quality", 10),))`).
+
+    Args:
+        name: registered defense ("none", "cutout", "mixup", "jpeg", "grayscale", "bdr", "blur", "at").
+        options: defense-specific settings as (name, value) pairs; see each defense's docstring.
+    """
+
+    name: str = "none"
+    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        from landscape.defenses import complete_options
+
+        options = complete_options(self.name, dict(tuple(p) for p in self.options))
+        object.__setattr__(self, "options", freeze_options(options))
+
+    @property
+    def is_none(self) -> bool:
+        return self.name == "none"
+
+    @property
+    def label(self) -> str:
+        """Short display name, e.g. "jpeg" or "jpeg(quality=30)" when an option differs from its default."""
+        from landscape.defenses import complete_options
+
+        defaults = complete_options(self.name, None)
+        changed = [f"{k}={_format_value(v)}" for k, v in self.options if defaults.get(k) != v]
+        return f"{self.name}({', '.join(changed)})" if changed else self.name
+
+    def options_dict(self) -> dict[str, Any]:
+        """The completed options as a dict."""
+        return dict(self.options)
+
+    @classmethod
+    def parse(cls, text: str) -> DefenseSpec:
+        """`"jpeg"`, `"jpeg:quality=30"` or `"at:eps=0.125,steps=5"` -> spec (values parsed as int/float/bool)."""
+        name, _, rest = text.strip().partition(":")
+        options: dict[str, Any] = {}
+        for item in filter(None, (s.strip() for s in rest.split(","))):
+            k, sep, v = item.partition("=")
+            if not sep:
+                raise SpecError(f"defense option {item!r} in {text!r} must look like name=value")
+            options[k.strip()] = _parse_value(v.strip())
+        return cls(name=name.strip(), options=freeze_options(options))
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        levels = value * 255
+        if abs(levels - round(levels)) < 1e-9 and value < 1:  # a budget on the 8-bit scale: "8/255"
+            return f"{round(levels)}/255"
+        return f"{value:g}"
+    return str(value)
+
+
+def _parse_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        if "/" in text:  # "8/255"
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except ValueError:
+        raise SpecError(f"defense option value {text!r} is not a number, true/false or none") from None
+
+
 def combined_key(*specs: Spec | None) -> str:
     """Stable hash of several specs together (e.g. data + poison), the key of a stage that depends on all."""
     parts = [s.key() if s is not None else "none" for s in specs]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+SAL_PRESETS = ("fast", "paper")
+
+
+@dataclass(frozen=True)
+class SALSpec(Spec):
+    """How SAL (Sharpness-Aware Learnability, Ye et al., ICLR 2025) is measured; see `landscape.sal`.
+
+    Use `SALSpec.preset("paper")` for the authors' procedure and `SALSpec()` (= `preset("fast")`) for the
+    fast default that is checked against it (`bench/sal_speed.py`).
+
+    Args:
+        eps: relative radius of the ball, ||delta||_F <= eps * ||theta_l||_F.
+        rounds: K, the rounds of each inner problem (min and max); the best value after each round is kept.
+            A round is one pass of plain mini-batch SGD (`lr`, no momentum, last partial batch dropped) over the
+            SAL data, then projection onto the ball, then an evaluation of the loss over the SAL data.
+        lr: learning rate of the SGD steps (the authors' 0.1).
+        batch_size: mini-batch size of a pass; None = the trainer's batch size (the authors reuse their loader).
+        engine: "reference" = the authors' loop: whole-model forward passes, one copy at a time, over the
+            model's own training set with the trainer's augmentation (if `augment`), evaluation pass over the
+            same loader; "batched" = the same rounds with the min and max copies stacked (`torch.func.vmap`), the
+            input of the layer's block computed once per epoch and reused (no augmentation), on the fixed
+            evaluation subset (`eval_size`).
+        augment: "reference" engine: apply the trainer's augmentation in the SAL passes (the authors' loader does).
+        eval_size: "batched" engine: size of the fixed, seeded subset of the training set that the SAL passes
+            use (None = all; digits' 1437 training images fit in the default).
+        baseline: "running" = the epoch's running training loss/accuracy (the authors' code); "fresh" = the
+            loss/accuracy of the model at theta on the SAL data, evaluated in eval mode.
+        every: measure SAL every this many epochs (and always at the last epoch).
+        seed: seed of the SAL shuffles and of the evaluation subset.
+    """
+
+    eps: float = 0.05
+    rounds: int = 3
+    lr: float = 0.1
+    batch_size: int | None = None
+    engine: Literal["reference", "batched"] = "batched"
+    augment: bool = False
+    eval_size: int | None = 2048
+    baseline: Literal["running", "fresh"] = "running"
+    every: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_range("SALSpec", "eps", self.eps, 0.0, 10.0, lo_open=True)
+        _check_range("SALSpec", "rounds", self.rounds, 1, 1000)
+        _check_range("SALSpec", "lr", self.lr, 0.0, 100.0, lo_open=True)
+        _check_choice("SALSpec", "engine", self.engine, ("reference", "batched"))
+        _check_choice("SALSpec", "baseline", self.baseline, ("running", "fresh"))
+        _check_range("SALSpec", "every", self.every, 1, MAX_EPOCHS)
+        if self.batch_size is not None:
+            _check_range("SALSpec", "batch_size", self.batch_size, 1, MAX_BATCH)
+        if self.eval_size is not None:
+            _check_range("SALSpec", "eval_size", self.eval_size, 1, 10_000_000)
+        for name in ("rounds", "every", "seed", "batch_size", "eval_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise SpecError(f"SALSpec.{name} = {value!r} must be an integer")
+        if not isinstance(self.augment, bool):
+            raise SpecError(f"SALSpec.augment = {self.augment!r} must be true or false")
+
+    @classmethod
+    def preset(cls, name: str) -> SALSpec:
+        """The named preset: "paper" (the authors' procedure) or "fast" (the default, checked against it)."""
+        _check_choice("SALSpec", "preset", name, SAL_PRESETS)
+        if name == "paper":
+            return cls(rounds=10, lr=0.1, batch_size=None, engine="reference", augment=True, eval_size=None,
+                       baseline="running")
+        return cls()
+
+    @property
+    def preset_name(self) -> str:
+        """"paper" or "fast" if this spec equals that preset, else "custom"."""
+        for name in SAL_PRESETS:
+            if self == SALSpec.preset(name):
+                return name
+        return "custom"
+
+
+# The grid cap of one surface: 101 x 101 points (or 10201 points on a line). On the digits default (cnn,
+# 360 test images) that is about 3.7 million image forward passes, about a minute on a laptop CPU; a
+# CIFAR ResNet-18 on 10k test images at the cap is about 100 million passes, hours even on a GPU.
+MAX_GRID_POINTS = 101 * 101
+SURFACE_KINDS = ("pca", "random", "interp")
+
+
+@dataclass(frozen=True)
+class SurfaceSpec(Spec):
+    """Which loss-landscape slice to compute (see `landscape.surface` and `landscape.directions`).
+
+    Args:
+        kind: "pca" (plane of the top two principal components of the training trajectories, paths
+            projected on it), "random" (filter-normalised random plane around each model, after Li et al.
+            2018), or "interp" (the line clean -> poisoned; in 2D the plane through clean, poisoned and a
+            third model: a second poisoned model if given, else the shared initialisation).
+        dims: 1 for a line slice, 2 for a plane.
+        resolution: grid points per axis (the grid has resolution**dims points, at most `MAX_GRID_POINTS`).
+        alpha_range: (lo, hi) of the first coordinate; None = automatic (pca: fit the paths with a 20%
+            border; random: (-1, 1); interp: (-0.5, 1.5) or wider to hold the third model).
+        beta_range: (lo, hi) of the second coordinate (2D only); None = automatic as above.
+        plane: "pca" only: "shared" = one plane from the PCA of all trajectories pooled, centred on the clean
+            final model, with every path projected on it; "own" = each model in the PCA plane of its own
+            trajectory, centred on its own final model (one surface per model).
+        norm: normalisation of random directions: "filter", "layer" or "none".
+        bias_bn: random directions on biases and BatchNorm parameters: "zero", "random" or "weight".
+        split: evaluation data: the clean "test" split or the clean "train" split.
+        n_eval: size of the fixed, seeded evaluation subset of the split (None = the whole split).
+        batch_size: images per evaluation batch (per-batch values are kept for error bars).
+        seed: seed of the random directions and of the evaluation subset.
+    """
+
+    kind: Literal["pca", "random", "interp"] = "pca"
+    dims: int = 2
+    resolution: int = 31
+    alpha_range: tuple[float, float] | None = None
+    beta_range: tuple[float, float] | None = None
+    plane: Literal["shared", "own"] = "shared"
+    norm: Literal["filter", "layer", "none"] = "filter"
+    bias_bn: Literal["zero", "random", "weight"] = "zero"
+    split: Literal["test", "train"] = "test"
+    n_eval: int | None = None
+    batch_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("SurfaceSpec", "kind", self.kind, SURFACE_KINDS)
+        for name in ("dims", "resolution", "batch_size", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SpecError(f"SurfaceSpec.{name} = {value!r} must be an integer")
+        if self.dims not in (1, 2):
+            raise SpecError(f"SurfaceSpec.dims = {self.dims!r} must be 1 (line) or 2 (plane)")
+        if self.resolution < 2:
+            raise SpecError(f"SurfaceSpec.resolution = {self.resolution} must be at least 2 points per axis")
+        if self.points > MAX_GRID_POINTS:
+            side = int(math.isqrt(MAX_GRID_POINTS))
+            images = f"{self.n_eval:,} images" if self.n_eval else f"every image of the {self.split} split"
+            raise SpecError(
+                f"SurfaceSpec.resolution = {self.resolution} gives {self.points:,} grid points, over the cap of "
+                f"{MAX_GRID_POINTS:,} ({side}x{side}); it would cost {self.points:,} x {images} forward passes. "
+                f"Use resolution <= {side if self.dims == 2 else MAX_GRID_POINTS} or a 1D slice."
+            )
+        for name in ("alpha_range", "beta_range"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                lo, hi = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise SpecError(f"SurfaceSpec.{name} = {value!r} must be a pair (lo, hi) of numbers") from None
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise SpecError(f"SurfaceSpec.{name} = {value!r} must be finite with lo < hi")
+            object.__setattr__(self, name, (lo, hi))
+        if self.dims == 1 and self.beta_range is not None:
+            raise SpecError("SurfaceSpec.beta_range is only meaningful for dims = 2")
+        _check_choice("SurfaceSpec", "plane", self.plane, ("shared", "own"))
+        _check_choice("SurfaceSpec", "norm", self.norm, ("filter", "layer", "none"))
+        _check_choice("SurfaceSpec", "bias_bn", self.bias_bn, ("zero", "random", "weight"))
+        _check_choice("SurfaceSpec", "split", self.split, ("test", "train"))
+        if self.n_eval is not None and (not isinstance(self.n_eval, int) or self.n_eval < 1):
+            raise SpecError(f"SurfaceSpec.n_eval = {self.n_eval!r} must be a positive integer or None (all)")
+        _check_range("SurfaceSpec", "batch_size", self.batch_size, 1, MAX_BATCH)
+
+    @property
+    def points(self) -> int:
+        """Number of grid points (resolution ** dims)."""
+        return self.resolution ** self.dims

@@ -7,15 +7,25 @@ result the CLI prints. Progress is reported as `progress(stage, done, total)`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from landscape.config import DataSpec, ModelSpec, PoisonSpec, TrainSpec, combined_key
+from landscape.config import (
+    DataSpec,
+    ExperimentSpec,
+    ModelSpec,
+    PoisonSpec,
+    SALSpec,
+    SurfaceSpec,
+    TrainSpec,
+    combined_key,
+)
 from landscape.data import ImageSet, Splits, load_data
 from landscape.device import resolve_device
 from landscape.models import build_model
 from landscape.store import Store
+from landscape.surface import SurfaceSet
 from landscape.train import TrainResult, train
 
 StageProgress = Callable[[str, int, int], None]
@@ -51,8 +61,12 @@ def get_poisoned_train(data: DataSpec, poison: PoisonSpec, *, store: Store, devi
 
 def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: PoisonSpec | None = None, *,
                  store: Store, device: torch.device | str = "cpu",
-                 progress: StageProgress = _no_progress) -> TrainResult:
-    """Train `model` on the (poisoned) training split and return its trajectory, cached by all four specs."""
+                 progress: StageProgress = _no_progress, sal: SALSpec | None = None) -> TrainResult:
+    """Train `model` on the (poisoned) training split and return its trajectory, cached by all four specs.
+
+    With `sal`, SAL of every weight layer is measured after each epoch by a trainer callback and stored
+    with the run: `landscape.sal.SALTrace.from_dict(result.extras["sal"])` (the key then includes `sal`).
+    """
     poison = poison or PoisonSpec()
     stage = "train-clean" if poison.method == "clean" else f"train-{poison.method}"
 
@@ -60,12 +74,56 @@ def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison
         splits = get_splits(data)
         train_set = get_poisoned_train(data, poison, store=store, device=device, progress=progress)
         net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=train_spec.seed)
+        callbacks = []
+        if sal is not None:
+            from landscape.sal import SALTracker
+
+            tracker = SALTracker(sal)
+            callbacks.append(tracker)
         result = train(net, train_set, splits.test, train_spec, device=resolve_device(str(device)),
-                       progress=lambda done, total: progress(stage, done, total))
+                       callbacks=callbacks, progress=lambda done, total: progress(stage, done, total))
+        if sal is not None:
+            result.extras["sal"] = tracker.trace().to_dict()
         return result.to_store()
 
-    key = combined_key(data, model, train_spec, poison)
+    key = combined_key(data, model, train_spec, poison) if sal is None else combined_key(
+        data, model, train_spec, poison, sal)
     spec = {"data": data.to_dict(), "model": model.to_dict(), "train": train_spec.to_dict(),
-            "poison": poison.to_dict()}
+            "poison": poison.to_dict(), **({"sal": sal.to_dict()} if sal is not None else {})}
     entry = store.get_or_compute("train", key, compute, spec=spec)
     return TrainResult.from_store(entry.meta, entry.arrays)
+
+
+def get_surface(data: DataSpec, model: ModelSpec, train_spec: TrainSpec,
+                poisons: PoisonSpec | Sequence[PoisonSpec] | None, surface: SurfaceSpec, *, store: Store,
+                device: torch.device | str = "cpu", progress: StageProgress = _no_progress) -> SurfaceSet:
+    """Loss/accuracy surfaces of the clean run and the poisoned run(s), cached by every spec involved.
+
+    Trains (or loads) the clean run and one run per poison through `get_training`, then slices by
+    `surface.kind` (see `landscape.surface.compute_surfaces` for what each kind and plane mode gives):
+    "pca" with `plane="shared"` gives one surface {"shared"} with every optimisation path on it; "pca" with
+    `plane="own"` and "random" give one surface per model, labelled "clean" and by poison method; "interp"
+    gives {"interp"}, the clean -> poisoned line or the plane through clean, poisoned and a third model.
+    Progress stages: the training stages, then "surface" in point-batches.
+    """
+    from landscape.surface import compute_surfaces, run_labels
+
+    poison_list = [p for p in ([poisons] if isinstance(poisons, PoisonSpec) else list(poisons or []))
+                   if p.method != "clean"]
+    labels = run_labels(poison_list)
+
+    def compute() -> tuple[dict, dict]:
+        runs = {"clean": get_training(data, model, train_spec, None, store=store, device=device, progress=progress)}
+        for label, poison in zip(labels[1:], poison_list, strict=True):
+            runs[label] = get_training(data, model, train_spec, poison, store=store, device=device, progress=progress)
+        splits = get_splits(data)
+        net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=train_spec.seed)
+        result = compute_surfaces(net, runs, splits, surface, device=resolve_device(str(device)),
+                                  progress=lambda done, total: progress("surface", done, total))
+        return result.to_store()
+
+    key = combined_key(data, model, train_spec, surface, *poison_list)
+    spec = {"data": data.to_dict(), "model": model.to_dict(), "train": train_spec.to_dict(),
+            "poisons": [p.to_dict() for p in poison_list], "surface": surface.to_dict()}
+    entry = store.get_or_compute("surface", key, compute, spec=spec)
+    return SurfaceSet.from_store(entry.meta, entry.arrays)

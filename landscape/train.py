@@ -4,6 +4,11 @@
 clean-test metrics and a parameter checkpoint (the trajectory), and calls per-epoch callbacks (the SAL
 tracker hooks in there). It never prints; progress goes through a callback. A NaN/inf loss stops
 training with a message and keeps every epoch finished before it.
+
+Classification with cross-entropy is the default. Passing a `task` (see `TaskObjective`, implemented by
+`landscape.tasks`) trains another objective with the same loop: per-sample targets are passed alongside
+the images, the task's loss replaces cross-entropy, and the `*_acc` history entries hold the task's
+primary metric instead of the accuracy.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,6 +33,20 @@ BatchTransform = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generato
 Progress = Callable[[int, int], None]
 
 HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+
+
+class TaskObjective(Protocol):
+    """A non-classification training objective (e.g. `landscape.tasks.Task`).
+
+    `loss` is the mean loss of a batch; `stats` returns summable statistics (1-D float64) of a batch, and
+    `primary_metric` turns their sum into the task's headline metric (exact over batches).
+    """
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    def stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    def primary_metric(self, stats: torch.Tensor) -> float: ...
 
 
 @dataclass
@@ -48,6 +67,7 @@ class EpochState:
     test_loss: float
     test_acc: float
     spec: TrainSpec
+    task: TaskObjective | None = None  # with a task, y_train holds its targets and *_acc its primary metric
 
 
 EpochCallback = Callable[[EpochState], None]
@@ -98,11 +118,38 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` (eval mode) on `x` (N, C, H, W), `y` (N,).
+def evaluate_task(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, task: TaskObjective, *,
+                  batch_size: int = 1024) -> tuple[float, torch.Tensor]:
+    """Mean task loss and summed task statistics of `model` (eval mode) on `x` (N, C, H, W) and `targets` (N, ...).
 
     The model's train/eval mode is restored afterwards.
     """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss, stats = 0.0, None
+    for start in range(0, len(targets), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        tb = targets[start:start + batch_size].to(device)
+        outputs = model(xb)
+        total_loss += float(task.loss(outputs, tb)) * len(tb)
+        batch_stats = task.stats(outputs, tb)
+        stats = batch_stats if stats is None else stats + batch_stats
+    model.train(was_training)
+    return total_loss / max(len(targets), 1), stats  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024,
+             task: TaskObjective | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` (eval mode) on `x` (N, C, H, W), `y` (N,).
+
+    With a `task`, `y` holds the task's targets and the result is (mean task loss, primary metric).
+    The model's train/eval mode is restored afterwards.
+    """
+    if task is not None:
+        loss, stats = evaluate_task(model, x, y, task, batch_size=batch_size)
+        return loss, task.primary_metric(stats)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -169,6 +216,9 @@ def train(
     callbacks: Sequence[EpochCallback] = (),
     progress: Progress | None = None,
     batch_transform: BatchTransform | None = None,
+    task: TaskObjective | None = None,
+    train_targets: torch.Tensor | None = None,
+    test_targets: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train `model` in place on `train_set` and evaluate on the clean `test_set` after every epoch.
 
@@ -181,6 +231,11 @@ def train(
         callbacks: called with an `EpochState` after each epoch (e.g. the SAL tracker).
         progress: called as `progress(epochs_done, epochs)`.
         batch_transform: a training-time defense applied to each augmented batch.
+        task: a non-classification objective (default: classification with cross-entropy). Needs
+            `train_targets`/`test_targets` (one per image, computed by the caller); augmentation and
+            `batch_transform` are not supported with it (they would move the images but not dense targets).
+        train_targets: the task's targets of `train_set`, (N_train, ...).
+        test_targets: the task's targets of `test_set`, (N_test, ...).
 
     Returns:
         The per-epoch history and the trajectory of checkpoints (epoch 0 = initialisation).
@@ -188,6 +243,10 @@ def train(
     device = torch.device(device)
     model.to(device)
     x_train, y_train = train_set.x.to(device), train_set.y.to(device)
+    y_test = test_set.y
+    if task is not None:
+        _check_task_args(train_set, test_set, spec, batch_transform, train_targets, test_targets)
+        y_train, y_test = train_targets.to(device), test_targets  # type: ignore[union-attr]
     generator = torch.Generator().manual_seed(spec.seed)  # shuffling and augmentation; CPU for determinism
     optimizer = _make_optimizer(model, spec)
     dtype = torch.float16 if spec.checkpoint_dtype == "float16" else torch.float32
@@ -202,7 +261,7 @@ def train(
             group["lr"] = lr
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, stats = 0.0, 0, None
         for start in range(0, n, spec.batch_size):
             idx = order[start:start + spec.batch_size]
             xb, yb = x_train[idx], y_train[idx]
@@ -213,7 +272,7 @@ def train(
                 xb, target = batch_transform(model, xb, yb, generator)
                 model.train()
             logits = model(xb)
-            loss = F.cross_entropy(logits, target)
+            loss = F.cross_entropy(logits, target) if task is None else task.loss(logits, target)
             if not torch.isfinite(loss):
                 diverged = (
                     f"training diverged at epoch {epoch + 1}, batch {start // spec.batch_size + 1}: loss is "
@@ -225,11 +284,15 @@ def train(
             loss.backward()
             optimizer.step()
             loss_sum += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
+            if task is None:
+                correct += int((logits.argmax(1) == yb).sum())
+            else:
+                batch_stats = task.stats(logits.detach(), yb)
+                stats = batch_stats if stats is None else stats + batch_stats
         if diverged:
             break
-        train_loss, train_acc = loss_sum / n, correct / n
-        test_loss, test_acc = evaluate(model, test_set.x, test_set.y)
+        train_loss, train_acc = loss_sum / n, (correct / n if task is None else task.primary_metric(stats))
+        test_loss, test_acc = evaluate(model, test_set.x, y_test, task=task)
         for key, value in zip(
             HISTORY_KEYS, (train_loss, train_acc, test_loss, test_acc, lr, time.perf_counter() - started), strict=True
         ):
@@ -238,7 +301,7 @@ def train(
         if done % spec.checkpoint_every == 0 or done == spec.epochs:
             epochs_kept.append(done)
             checkpoints.append(_snapshot(model, dtype))
-        state = EpochState(done, model, x_train, y_train, train_loss, train_acc, test_loss, test_acc, spec)
+        state = EpochState(done, model, x_train, y_train, train_loss, train_acc, test_loss, test_acc, spec, task)
         for callback in callbacks:
             callback(state)
         if progress is not None:
@@ -254,3 +317,17 @@ def train(
         checkpoints=checkpoints,
         diverged=diverged,
     )
+
+
+def _check_task_args(train_set: ImageSet, test_set: ImageSet, spec: TrainSpec, batch_transform: BatchTransform | None,
+                     train_targets: torch.Tensor | None, test_targets: torch.Tensor | None) -> None:
+    from landscape.errors import ShapeError, SpecError
+
+    if train_targets is None or test_targets is None:
+        raise SpecError("training a task needs train_targets and test_targets (one target per image)")
+    for name, targets, images in (("train", train_targets, train_set), ("test", test_targets, test_set)):
+        if len(targets) != len(images):
+            raise ShapeError(f"{len(images)} {name} images but {len(targets)} {name} targets; they must match")
+    if spec.augment != "none" or batch_transform is not None:
+        raise SpecError("augmentation and batch transforms move the images but not the task targets; use "
+                        "TrainSpec.augment = 'none' and no defense when training a task")

@@ -1,0 +1,91 @@
+"""Clean test accuracy vs budget for every UE method on digits (cnn victim, 100 % poisoned).
+
+Budgets per norm come from `landscape.poisons.report.sweep_budgets`: L∞ 8, 16, 32, 64/255; L2 at the same
+per-pixel RMS (sqrt(64)·{8,16,32,64}/255 = 0.251, 0.502, 1.00, 2.01 on digits); L0 1, 2, 4, 8 pixels; CUDA blur
+0.1, 0.3, 0.6, 1.0. Prints a table (with, per method, the smallest budget that reaches the 40-point target)
+and writes bench/results/ue_budget.jsonl, ue_budget.html and ue_budget.json (the Plotly figure of
+`budget_sweep_figure`).
+
+    python bench/ue_budget.py                     # full: 9 methods x 4 budgets x 1 seed x 30 epochs
+    python bench/ue_budget.py --seeds 2 --methods em,ops --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _ue_common import RESULTS, load_splits, run_one, set_threads, write_jsonl  # noqa: E402
+
+from landscape.config import PoisonSpec  # noqa: E402
+from landscape.poisons import POISONS, build  # noqa: E402
+from landscape.poisons.report import budget_sweep_figure, sweep_budgets  # noqa: E402
+
+
+def fmt(norm: str, eps: float) -> str:
+    return f"{eps * 255:.0f}/255" if norm == "linf" else f"{eps:.3g}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..seeds-1)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--methods", default=",".join(POISONS.names()), help="comma-separated methods")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", default=str(RESULTS / "ue_budget"), help="output path without extension")
+    a = p.parse_args(argv)
+    set_threads(a.threads)
+    methods = [m for m in a.methods.split(",") if m and m != "clean"]
+    for m in methods:
+        POISONS.check(m)
+    splits = load_splits(a.dataset)
+    started = time.perf_counter()
+    runs = [run_one(splits, a.dataset, "clean", None, s, a.epochs) for s in range(a.seeds)]
+    clean_accs = [r["test_acc"] for r in runs]
+    clean = statistics.fmean(clean_accs)
+    rows = [{"method": "clean", "norm": "none", "eps": None, "acc_mean": clean,
+             "acc_std": statistics.stdev(clean_accs) if len(clean_accs) > 1 else 0.0}]
+    for method in methods:
+        norm = POISONS.get(method).norm
+        default = build(PoisonSpec(method=method), dataset=a.dataset).eps
+        for eps in sweep_budgets(norm, splits.image_shape):
+            rs = [run_one(splits, a.dataset, method, eps, s, a.epochs) for s in range(a.seeds)]
+            runs += rs
+            accs = [r["test_acc"] for r in rs]
+            row = {"method": method, "norm": norm, "eps": eps, "label": fmt(norm, eps),
+                   "acc_mean": statistics.fmean(accs), "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                   "drop_points": 100 * (clean - statistics.fmean(accs)), "is_default": abs(eps - default) < 1e-6,
+                   "craft_seconds": statistics.fmean(r["craft_seconds"] for r in rs),
+                   "psnr": statistics.fmean(r["budget"]["psnr"] for r in rs)}
+            rows.append(row)
+            print(f"  {method:6s} {row['label']:>8s}: acc {row['acc_mean']:.3f} craft {row['craft_seconds']:.1f}s",
+                  file=sys.stderr, flush=True)
+    wall = time.perf_counter() - started
+    print(f"\nBudget sweep on {a.dataset}: cnn victim, {a.epochs} epochs, {a.seeds} seed(s); clean {clean:.3f}; "
+          f"wall {wall:.0f} s   (* = the method's digits default)")
+    print(f"{'method':7s} {'norm':5s} " + " ".join(f"{'budget':>9s} {'acc':>6s} {'PSNR':>5s}" for _ in range(4))
+          + "   smallest budget with >= 40 pt drop")
+    for method in methods:
+        rs = [r for r in rows if r["method"] == method]
+        cells = " ".join(f"{r['label'] + ('*' if r['is_default'] else ''):>9s} {r['acc_mean']:>6.3f} {r['psnr']:>5.1f}"
+                         for r in rs)
+        hit = next((r["label"] for r in rs if r["drop_points"] >= 40), "none")
+        print(f"{method:7s} {rs[0]['norm']:5s} {cells}   {hit}")
+    out = Path(a.out)
+    write_jsonl(out.with_suffix(".jsonl"), runs + [dict(r, summary=True) for r in rows]
+                + [{"summary": "run", "wall_seconds": wall, "seeds": a.seeds, "epochs": a.epochs}])
+    fig = budget_sweep_figure(rows)
+    fig.write_html(str(out.with_suffix(".html")), include_plotlyjs="cdn")
+    out.with_suffix(".json").write_text(fig.to_json())
+    print(f"wrote {out}.jsonl, {out}.html, {out}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+"""The UD benchmark engine: a grid of cells (method x defense x seed), executors, resume, and the tables.
+
+A cell trains a clean reference model and a poisoned model under the same defense, both with SAL per
+epoch, and reports clean test accuracy and UD (Ye, Su, Qian, ICLR 2025). Each cell is a pure function of
+its spec (every seed is in the spec; each cell runs with a fixed number of torch threads, 1 by default),
+so the numbers do not depend on which executor ran it or on how many workers there were:
+
+* `SerialExecutor` runs jobs in this process (`--workers 1`);
+* `ProcessExecutor` runs them in N local processes (`--workers N`, spawn start method);
+* `RayExecutor` submits them as tasks to a Ray cluster (`--ray ADDRESS`; Ray is an optional extra).
+
+Every stage is cached in the content-addressed `Store`: crafted poisons (shared by every defense), the
+clean reference of a (defense, seed) (shared by every method), the trained runs with their SAL, and the
+summary row of each finished cell. The scheduler runs the shared stages first as jobs of their own, then
+the cells that need them, so parallel workers do not wait on each other's locks; an interrupted benchmark
+resumes where it stopped and recomputes nothing already stored. On a multi-node Ray cluster, point the
+store at a shared file system, or shared stages are recomputed per node (with the same numbers).
+
+Results: `BenchResult.rows` (one dict per cell), written as CSV (one row per cell), JSON (settings,
+machine, rows and summary) and Markdown (mean +- sample std over seeds, one table for UD and one for
+test accuracy) by `write_outputs`; `read_summary` loads the JSON back for the app. No streamlit here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
+from landscape.errors import LandscapeError, SpecError
+
+CELL_STAGE = "bench-cell"
+ROW_FIELDS = ("dataset", "model", "method", "defense", "seed", "clean_acc", "poisoned_acc", "ud", "lp_clean",
+              "lp_poisoned", "beta", "epochs", "seconds", "cell")
+Progress = Callable[[int, int, str], None]  # (jobs done, jobs total, what just finished)
+
+
+# ---------------------------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class Cell(Spec):
+    """One benchmark cell: method x defense x seed on fixed data, model, training and SAL settings.
+
+    The seed sets the training seed (initialisation, shuffling, augmentation, the defense's randomness), the
+    poison's crafting seed and the SAL seed; the data split is the same for every cell (`data.split_seed`).
+    """
+
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+    sal: SALSpec
+    method: str
+    defense: DefenseSpec
+    seed: int
+
+    @property
+    def train_spec(self) -> TrainSpec:
+        return self.train.replace(seed=self.seed)
+
+    @property
+    def sal_spec(self) -> SALSpec:
+        return self.sal.replace(seed=self.seed)
+
+    @property
+    def poison(self) -> PoisonSpec:
+        return PoisonSpec(method=self.method, seed=self.seed)
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.defense.label}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """The grid: every method x every defense x every seed, on one data set, model, training and SAL spec."""
+
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+    sal: SALSpec
+    methods: tuple[str, ...]
+    defenses: tuple[DefenseSpec, ...]
+    seeds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        from landscape.poisons import POISONS
+
+        if not self.methods or not self.defenses or not self.seeds:
+            raise SpecError("a benchmark needs at least one method, one defense and one seed")
+        for m in self.methods:
+            POISONS.check(m)
+        for name, values in (("methods", self.methods), ("defenses", self.defenses), ("seeds", self.seeds)):
+            if len(set(values)) != len(values):
+                raise SpecError(f"benchmark {name} repeat an entry: {list(values)}")
+
+    def cells(self) -> list[Cell]:
+        """Every cell, ordered seed-major (so the first seed of every method finishes first)."""
+        return [Cell(self.data, self.model, self.train, self.sal, m, d, s)
+                for s in self.seeds for d in self.defenses for m in self.methods]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "sal": self.sal.to_dict(), "methods": list(self.methods),
+                "defenses": [d.label for d in self.defenses], "seeds": list(self.seeds)}
+
+
+# ---------------------------------------------------------------------------------------------- cell work
+
+# Stage functions (module level so that process and Ray workers can import them). Each takes the cell,
+# the store root and the device name, and leaves its result in the store.
+
+
+@contextlib.contextmanager
+def _limit_threads(threads: int) -> Iterator[None]:
+    """Run with `threads` torch (and BLAS/OpenMP) threads, restoring the previous setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        threadpool_limits = None
+    try:
+        with threadpool_limits(threads) if threadpool_limits else contextlib.nullcontext():
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any] | None:
+    """Run one job of `kind` ("craft", "reference" or "cell") for `cell` and return its result row (cells)."""
+    from landscape.store import Store
+
+    store = Store(store_root)
+    with _limit_threads(threads):
+        if kind == "craft":
+            _craft(cell, store, device)
+            return None
+        if kind == "reference":
+            _reference(cell, store, device)
+            return None
+        if kind == "cell":
+            return cell_row(cell, store, device)
+    raise ValueError(f"unknown job kind {kind!r}; valid: craft, reference, cell")
+
+
+def _craft(cell: Cell, store: Any, device: str) -> None:
+    from landscape.experiment import get_poisoned_train
+
+    get_poisoned_train(cell.data, cell.poison, store=store, device=device)
+
+
+def _reference(cell: Cell, store: Any, device: str) -> None:
+    _pair(cell, store, device, clean_only=True)
+
+
+def _pair(cell: Cell, store: Any, device: str, *, clean_only: bool = False) -> Any:
+    """The experiment of the cell (clean reference and poisoned run under the cell's defense, SAL, UD)."""
+    raise NotImplementedError  # wired to landscape.experiment below
+
+
+def cell_row(cell: Cell, store: Any, device: str) -> dict[str, Any]:
+    """The summary row of a cell, computed (and stored under `CELL_STAGE`) unless already stored."""
+
+    def compute() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        started = time.perf_counter()
+        row = _summarise(cell, _pair(cell, store, device))
+        row["seconds"] = time.perf_counter() - started
+        return {"row": row}, {}
+
+    entry = store.get_or_compute(CELL_STAGE, cell.key(), compute, spec=cell.to_dict())
+    return dict(entry.meta["row"])
+
+
+def _summarise(cell: Cell, result: Any) -> dict[str, Any]:
+    raise NotImplementedError
+
+
+def stored_row(cell: Cell, store: Any) -> dict[str, Any] | None:
+    """The stored summary row of `cell`, or None."""
+    entry = store.load(CELL_STAGE, cell.key())
+    return None if entry is None else dict(entry.meta["row"])
+
+
+# ---------------------------------------------------------------------------------------------- executors
+
+
+class Executor(Protocol):
+    """Runs `execute(kind, cell, ...)` jobs; `wait` blocks until at least one submitted job finished."""
+
+    name: str
+
+    def submit(self, job_id: int, kind: str, cell: Cell) -> None: ...
+
+    def wait(self) -> list[tuple[int, dict[str, Any] | None]]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Runs each job in this process, one after the other (`--workers 1`)."""
+
+    name = "serial"
+
+    def __init__(self, store_root: str, device: str, threads: int = 1) -> None:
+        self.args = (store_root, device, threads)
+        self.queue: list[tuple[int, str, Cell]] = []
+
+    def submit(self, job_id: int, kind: str, cell: Cell) -> None:
+        self.queue.append((job_id, kind, cell))
+
+    def wait(self) -> list[tuple[int, dict[str, Any] | None]]:
+        job_id, kind, cell = self.queue.pop(0)
+        return [(job_id, execute(kind, cell, *self.args))]
+
+    def close(self) -> None:
+        self.queue.clear()
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class ProcessExecutor:
+    """Runs jobs in `workers` local processes (spawned, so no state is inherited from this process)."""
+
+    name = "processes"
+
+    def __init__(self, workers: int, store_root: str, device: str, threads: int = 1) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        self.args = (store_root, device, threads)
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker, initargs=(threads,))
+        self.futures: dict[Any, int] = {}
+
+    def submit(self, job_id: int, kind: str, cell: Cell) -> None:
+        self.futures[self.pool.submit(execute, kind, cell, *self.args)] = job_id
+
+    def wait(self) -> list[tuple[int, dict[str, Any] | None]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+        return [(self.futures.pop(f), f.result()) for f in done]
+
+    def close(self) -> None:
+        for f in self.futures:
+            f.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise LandscapeError("Ray is not installed; it is an optional extra: pip install 'ue-landscape[ray]' "
+                             "(or pip install ray)") from None
+    return ray
+
+
+class RayExecutor:
+    """Submits jobs as tasks (1 CPU each) to a Ray cluster.
+
+    Args:
+        address: a cluster address ("HOST:PORT", "auto", "ray://HOST:PORT"); "local" starts a private local
+            instance; None uses the instance this process already initialised (e.g. in a test).
+        store_root: absolute store path, as seen by the workers (a shared file system on a multi-node cluster).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None, store_root: str, device: str, threads: int = 1) -> None:
+        ray = _ray()
+        self.ray = ray
+        self.owns = False
+        if address is not None and not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address == "local":
+                ray.init(**kwargs)
+            else:
+                ray.init(address=address, **kwargs)
+            self.owns = True
+        elif not ray.is_initialized():
+            raise LandscapeError("no Ray instance: pass --ray ADDRESS (or --ray local)")
+        self.task = ray.remote(num_cpus=1)(_ray_execute)
+        self.args = (store_root, device, threads)
+        self.refs: dict[Any, int] = {}
+
+    def submit(self, job_id: int, kind: str, cell: Cell) -> None:
+        self.refs[self.task.remote(kind, cell, *self.args)] = job_id
+
+    def wait(self) -> list[tuple[int, dict[str, Any] | None]]:
+        done, _ = self.ray.wait(list(self.refs), num_returns=1)
+        return [(self.refs.pop(r), self.ray.get(r)) for r in done]
+
+    def close(self) -> None:
+        for r in self.refs:
+            with contextlib.suppress(Exception):
+                self.ray.cancel(r)
+        self.refs.clear()
+        if self.owns:
+            self.ray.shutdown()
+
+
+def _ray_execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any] | None:
+    _init_worker(threads)
+    return execute(kind, cell, store_root, device, threads)
+
+
+def make_executor(*, workers: int = 1, ray_address: str | None = None, store_root: str, device: str = "cpu",
+                  threads: int = 1) -> Executor:
+    """The executor for `--workers N` / `--ray ADDRESS`."""
+    if workers < 1:
+        raise SpecError(f"workers = {workers} must be at least 1")
+    if ray_address is not None:
+        return RayExecutor(ray_address, store_root, device, threads)
+    if workers == 1:
+        return SerialExecutor(store_root, device, threads)
+    return ProcessExecutor(workers, store_root, device, threads)
+
+
+# ---------------------------------------------------------------------------------------------- scheduler
+
+
+@dataclass
+class BenchResult:
+    """Rows of every cell (in the grid's order), and how this invocation got them."""
+
+    spec: BenchSpec
+    rows: list[dict[str, Any]]
+    computed: int  # cells computed by this invocation
+    loaded: int  # cells found in the store
+    wall_seconds: float
+    executor: str
+    workers: int
+    jobs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Job:
+    kind: str
+    cell: Cell
+    deps: set[int]
+
+
+def plan_jobs(cells: Sequence[Cell]) -> list[_Job]:
+    """Jobs for the cells still to do: one craft per (method, seed), one reference per (defense, seed), then cells.
+
+    A cell depends on the craft of its poison and on the reference of its (defense, seed); shared stages are
+    therefore computed once, before the cells that read them.
+    """
+    jobs: list[_Job] = []
+    craft: dict[tuple[str, int], int] = {}
+    ref: dict[str, int] = {}
+    for cell in cells:
+        ck = (cell.method, cell.seed)
+        if ck not in craft:
+            craft[ck] = len(jobs)
+            jobs.append(_Job("craft", cell, set()))
+        rk = _reference_key(cell)
+        if rk not in ref:
+            ref[rk] = len(jobs)
+            jobs.append(_Job("reference", cell, set()))
+    for cell in cells:
+        jobs.append(_Job("cell", cell, {craft[(cell.method, cell.seed)], ref[_reference_key(cell)]}))
+    return jobs
+
+
+def _reference_key(cell: Cell) -> str:
+    return cell.replace(method="random").key()  # the reference ignores the method
+
+
+def run_bench(spec: BenchSpec, *, store: Any, executor: Executor, progress: Progress | None = None,
+              workers: int = 1) -> BenchResult:
+    """Compute every cell of `spec` not yet in `store` with `executor`; return all rows in grid order.
+
+    Finished cells are stored as they complete, so an interrupted run resumes from there.
+    """
+    started = time.perf_counter()
+    cells = spec.cells()
+    rows: dict[str, dict[str, Any]] = {}
+    todo = []
+    for cell in cells:
+        row = stored_row(cell, store)
+        if row is None:
+            todo.append(cell)
+        else:
+            rows[cell.key()] = row
+    jobs = plan_jobs(todo)
+    waiting = {i: set(j.deps) for i, j in enumerate(jobs)}
+    running: set[int] = set()
+    done = 0
+    counts = {kind: sum(j.kind == kind for j in jobs) for kind in ("craft", "reference", "cell")}
+    try:
+        while waiting or running:
+            for i in [i for i, deps in waiting.items() if not deps]:
+                del waiting[i]
+                running.add(i)
+                executor.submit(i, jobs[i].kind, jobs[i].cell)
+            for i, row in executor.wait():
+                running.discard(i)
+                done += 1
+                for deps in waiting.values():
+                    deps.discard(i)
+                job = jobs[i]
+                if job.kind == "cell":
+                    assert row is not None
+                    rows[job.cell.key()] = row
+                if progress is not None:
+                    progress(done, len(jobs), f"{job.kind} {job.cell.label if job.kind == 'cell' else _what(job)}")
+    finally:
+        executor.close()
+    return BenchResult(spec, [rows[c.key()] for c in cells], computed=len(todo), loaded=len(cells) - len(todo),
+                       wall_seconds=time.perf_counter() - started, executor=executor.name, workers=workers,
+                       jobs=counts)
+
+
+def _what(job: _Job) -> str:
+    if job.kind == "craft":
+        return f"{job.cell.method}/seed{job.cell.seed}"
+    return f"{job.cell.defense.label}/seed{job.cell.seed}"
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def _mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def summarise(result: BenchResult) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation (ddof = 1) over seeds per (method, defense), plus the clean reference."""
+    out = []
+    spec = result.spec
+    for d in spec.defenses:
+        sub = [r for r in result.rows if r["defense"] == d.label]
+        # the clean reference is shared by the methods: one value per seed
+        per_seed = {r["seed"]: r["clean_acc"] for r in sub}
+        acc = _mean_std(per_seed.values())
+        out.append({"method": "clean", "defense": d.label, "ud_mean": 1.0, "ud_std": 0.0, "acc_mean": acc[0],
+                    "acc_std": acc[1], "n": acc[2]})
+        for m in spec.methods:
+            rows = [r for r in sub if r["method"] == m]
+            ud, acc = _mean_std(r["ud"] for r in rows), _mean_std(r["poisoned_acc"] for r in rows)
+            out.append({"method": m, "defense": d.label, "ud_mean": ud[0], "ud_std": ud[1], "acc_mean": acc[0],
+                        "acc_std": acc[1], "n": ud[2]})
+    return out
+
+
+def _fmt(mean: float, std: float, n: int, digits: int) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
+def markdown_tables(result: BenchResult, header: dict[str, Any]) -> str:
+    """The benchmark as Markdown: a header (command, machine, settings, cost) and two tables (UD, test accuracy)."""
+    spec = result.spec
+    summary = summarise(result)
+    by = {(s["method"], s["defense"]): s for s in summary}
+    labels = [d.label for d in spec.defenses]
+    lines = [f"# UD benchmark: {spec.data.name} / {spec.model.name}", ""]
+    for k, v in header.items():
+        lines.append(f"- **{k}**: {v}")
+    lines.append("")
+
+    def table(title: str, key: str, digits: int, scale: float) -> None:
+        lines.extend([f"## {title}", "", "| method | " + " | ".join(labels) + " |",
+                      "|---|" + "---:|" * len(labels)])
+        for m in ("clean", *spec.methods):
+            cells = []
+            for lab in labels:
+                s = by[(m, lab)]
+                cells.append(_fmt(s[f"{key}_mean"] * scale, s[f"{key}_std"] * scale, s["n"], digits))
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+    table("UD (mean ± std over seeds; clean = 1 by definition, lower = more unlearnable)", "ud", 3, 1.0)
+    table("Clean test accuracy % of the model trained on the (poisoned) data (mean ± std over seeds)", "acc",
+          1, 100.0)
+    return "\n".join(lines)
+
+
+def machine_description() -> str:
+    """CPU model, core count, OS, Python and torch versions (and the GPU if one is used)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{cpu}, {os.cpu_count()} logical cores{gpu}; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def write_outputs(result: BenchResult, out: str | Path, *, command: str, device: str) -> dict[str, Path]:
+    """Write `<out>.csv` (one row per cell), `<out>.json` and `<out>.md`; return their paths."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spec = result.spec
+    cells = len(result.rows)
+    header = {
+        "command": f"`{command}`",
+        "machine": machine_description(),
+        "device": device,
+        "executor": f"{result.executor} ({result.workers} worker(s), 1 torch thread per cell)",
+        "cells": f"{cells} ({len(spec.methods)} methods × {len(spec.defenses)} defenses × {len(spec.seeds)} seeds); "
+                 f"computed now: {result.computed}, loaded from the store: {result.loaded}",
+        "wall time": f"{result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min) for this invocation",
+        "compute": f"{sum(r['seconds'] for r in result.rows):.0f} s summed over the cells' own timings "
+                   "(clean references and crafting are counted in the first cell that needed them)",
+        "settings": settings_line(spec),
+    }
+    paths = {"csv": out.with_suffix(".csv"), "json": out.with_suffix(".json"), "md": out.with_suffix(".md")}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in result.rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    _atomic_write(paths["csv"], buf.getvalue())
+    payload = {"header": header, "spec": spec.to_dict(), "rows": result.rows, "summary": summarise(result),
+               "wall_seconds": result.wall_seconds, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _atomic_write(paths["json"], json.dumps(payload, indent=1, default=str) + "\n")
+    _atomic_write(paths["md"], markdown_tables(result, header) + "\n")
+    return paths
+
+
+def settings_line(spec: BenchSpec) -> str:
+    t, s = spec.train, spec.sal
+    n = f"n_train={spec.data.n_train}" if spec.data.n_train else "full training split"
+    return (f"{spec.data.name} ({n}), model {spec.model.name}; {t.epochs} epochs, {t.optimizer} lr {t.lr}, "
+            f"batch {t.batch_size}, augment {t.augment}; SAL {s.preset_name} ({s.solver}, K={s.rounds}, "
+            f"eps={s.eps}, every {s.every} epoch(s)); poisons at each method's default budget for the data set; "
+            f"defenses: {', '.join(d.label + _opts(d) for d in spec.defenses)}")
+
+
+def _opts(d: DefenseSpec) -> str:
+    from landscape.config import _format_value
+
+    return f" ({', '.join(f'{k}={_format_value(v)}' for k, v in d.options)})" if d.options else ""
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """Load a benchmark JSON written by `write_outputs` (for the app's UD page)."""
+    return json.loads(Path(path).read_text())
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+__all__ = ["BenchResult", "BenchSpec", "Cell", "ProcessExecutor", "RayExecutor", "SerialExecutor", "cell_row",
+           "execute", "make_executor", "markdown_tables", "plan_jobs", "read_summary", "run_bench", "summarise",
+           "write_outputs"]

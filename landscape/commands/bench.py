@@ -1,0 +1,96 @@
+"""`python -m landscape bench`: the UD benchmark, every method x defense x seed, cached, resumable, parallel.
+
+Example: `python -m landscape bench --dataset digits --model cnn --methods all --defenses none,cutout,jpeg,at
+--seeds 3 --workers 2`. Writes `<out>.csv`, `<out>.json` and `<out>.md` (default
+`assets/benchmarks/ud_<dataset>_<model>`); rerunning the same command loads the finished cells from the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from landscape.commands import COMMANDS, Command
+from landscape.commands.common import add_data_args, add_model_args, add_train_args, data_spec, model_spec, train_spec
+from landscape.config import DefenseSpec, SALSpec
+from landscape.errors import SpecError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_args(p)
+    add_model_args(p)
+    add_train_args(p)
+    p.add_argument("--methods", default="all", help="comma-separated poison methods, or 'all' (every registered one)")
+    p.add_argument("--defenses", default="none",
+                   help="comma-separated defenses, each NAME or NAME:opt=value;opt=value "
+                        "(e.g. none,cutout,jpeg:quality=10,at:eps=32/255;steps=5)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), or see --seed-list")
+    p.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (overrides --seeds)")
+    p.add_argument("--sal", default="fast", choices=["fast", "paper"], help="SAL preset")
+    p.add_argument("--sal-every", type=int, default=1, help="measure SAL every this many epochs (and the last)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (1 = run in this process)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="submit cells to the Ray cluster at ADDRESS ('auto', 'HOST:PORT'; 'local' starts one)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (part of what fixes the numbers)")
+    p.add_argument("--out", default=None, help="output prefix (default assets/benchmarks/ud_<dataset>_<model>)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
+    p.add_argument("--dry-run", action="store_true", help="print the cells and how many are stored, then stop")
+
+
+def parse_defenses(text: str) -> tuple[DefenseSpec, ...]:
+    """"none,jpeg:quality=30,at:eps=32/255;steps=5" -> specs (';' separates one defense's options)."""
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        out.append(DefenseSpec.parse(item.replace(";", ",")))
+    if not out:
+        raise SpecError("--defenses is empty; give e.g. none,cutout,jpeg,at")
+    return tuple(out)
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    from landscape.poisons import POISONS
+
+    if text.strip() == "all":
+        return tuple(POISONS.names())
+    return tuple(POISONS.check(m.strip()) for m in text.split(",") if m.strip())
+
+
+def run(a: argparse.Namespace) -> int:
+    from landscape.bench import BenchSpec, make_executor, run_bench, stored_row, write_outputs
+    from landscape.device import resolve_device
+    from landscape.store import Store
+
+    seeds = (tuple(int(s) for s in a.seed_list.split(",")) if a.seed_list else tuple(range(a.seeds)))
+    sal = SALSpec.preset(a.sal).replace(every=a.sal_every)
+    spec = BenchSpec(data_spec(a), model_spec(a), train_spec(a), sal, parse_methods(a.methods),
+                     parse_defenses(a.defenses), seeds)
+    store = Store(a.store)
+    device = str(resolve_device(a.device))
+    cells = spec.cells()
+    if a.dry_run:
+        stored = sum(stored_row(c, store) is not None for c in cells)
+        print(f"{len(cells)} cells ({len(spec.methods)} methods x {len(spec.defenses)} defenses x {len(seeds)} seeds); "
+              f"{stored} already stored in {store.root}")
+        return 0
+    executor = make_executor(workers=a.workers, ray_address=a.ray, store_root=str(Path(store.root).resolve()),
+                             device=device, threads=a.threads)
+
+    def progress(done: int, total: int, what: str) -> None:
+        print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
+
+    result = run_bench(spec, store=store, executor=executor, progress=progress,
+                       workers=a.workers if a.ray is None else 0)
+    out = a.out or f"assets/benchmarks/ud_{spec.data.name}_{spec.model.name}"
+    command = "python -m landscape bench " + " ".join(shlex.quote(x) for x in sys.argv[2:]) \
+        if len(sys.argv) > 1 and sys.argv[1] == "bench" else "python -m landscape bench (called from Python)"
+    paths = write_outputs(result, out, command=command, device=device)
+    print(paths["md"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}; {result.computed} cell(s) computed, "
+          f"{result.loaded} loaded from the store, {result.wall_seconds:.0f} s")
+    return 0
+
+
+COMMANDS.register("bench")(Command("UD benchmark: methods x defenses x seeds (cached, parallel)", add_arguments, run))

@@ -1,0 +1,318 @@
+"""`python -m landscape demo`: build the small precomputed demo the app opens with, in `assets/demo/`.
+
+The demo is made by the engine calls the app makes (`landscape.experiment`: `get_poisoned_train`,
+`get_training`, `get_surface`, `run_experiment`), through the same content-addressed store, and then
+exported as a compact bundle the app reads without computing anything:
+
+    assets/demo/demo.json   the manifest: format, the command, creation time, library versions, every spec
+                            used, per-run training metadata, crafting metadata and budget figures, the
+                            surfaces' metadata (`SurfaceSet.to_store`), SAL traces (`SALTrace.to_dict`) and UD
+                            results (the engine's own JSON form), and timings.
+    assets/demo/demo.npz    the arrays (no pickles): per-run history (`train/<run>/<key>`), a few clean and
+                            poisoned sample images per method (`poison/<method>/...`) and the surface grids
+                            and projected paths (`surface/<name>/...`, the keys of `SurfaceSet.to_store`).
+
+Checkpoints are not exported (the cnn's trajectory alone would exceed the 5 MB budget); everything a page
+shows for the demo is in the bundle. `load_bundle` turns the bundle back into the engine's own objects
+(`SurfaceSet`, `SALTrace`, ...), so the pages draw the demo and a live run with the same code. Rerun the
+command after changing the engine; `--check` verifies the bundle loads and stays under the size budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.commands import COMMANDS, Command
+from landscape.config import DataSpec, ModelSpec, PoisonSpec, SurfaceSpec, TrainSpec
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
+MANIFEST, ARRAYS = "demo.json", "demo.npz"
+FORMAT = 1
+MAX_BYTES = 5_000_000  # the budget of the shipped demo (5 MB)
+SAMPLES_PER_CLASS = 2
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo computes: digits, the `cnn`, clean + EM + OPS, three kinds of slices, SAL and UD.
+
+    Attributes:
+        data: the embedded digits (all 1437 training / 360 test images).
+        model: the digits default `cnn` (6 weight layers).
+        train: the digits training default, `epochs` epochs.
+        methods: the poisons next to the clean run (every one at its documented digits default).
+        surfaces: (name, spec) of the slices exported.
+    """
+
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=lambda: ModelSpec(name="cnn"))
+    train: TrainSpec = field(default_factory=lambda: TrainSpec(epochs=15))
+    methods: tuple[str, ...] = ("em", "ops")
+    surfaces: tuple[tuple[str, SurfaceSpec], ...] = field(default_factory=lambda: (
+        ("pca-2d", SurfaceSpec(kind="pca", dims=2, resolution=25)),
+        ("random-2d", SurfaceSpec(kind="random", dims=2, resolution=21)),
+        ("interp-1d", SurfaceSpec(kind="interp", dims=1, resolution=41)),
+        ("interp-2d", SurfaceSpec(kind="interp", dims=2, resolution=21)),
+    ))
+
+    def poison(self, method: str) -> PoisonSpec:
+        return PoisonSpec(method=method, seed=self.train.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "methods": list(self.methods), "poisons": {m: self.poison(m).to_dict() for m in self.methods},
+                "surfaces": {name: s.to_dict() for name, s in self.surfaces}}
+
+
+@dataclass
+class Demo:
+    """The loaded bundle, as the engine's objects.
+
+    Attributes:
+        manifest: the JSON manifest (specs, versions, timings).
+        histories: run label -> history arrays (`train_loss`, `test_acc`, ...).
+        poison: method -> sample images and budget (the keys of `poison_sample` plus `budget`, `meta`).
+        surfaces: slice name ("pca-2d", ...) -> `SurfaceSet`.
+        sal: run label -> `SALTrace` (empty until the SAL stage is part of the demo).
+        ud: method -> the engine's UD result (empty likewise).
+    """
+
+    manifest: dict[str, Any]
+    histories: dict[str, dict[str, np.ndarray]]
+    poison: dict[str, dict[str, Any]]
+    surfaces: dict[str, Any]
+    sal: dict[str, Any] = field(default_factory=dict)
+    ud: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.manifest["plan"]["methods"])
+
+    @property
+    def runs(self) -> list[str]:
+        return ["clean", *self.methods]
+
+
+def poison_sample(clean_x: Any, poisoned_x: Any, labels: Any, *, per_class: int = SAMPLES_PER_CLASS,
+                  max_classes: int = 10) -> dict[str, Any]:
+    """A few clean/poisoned pairs per class (perturbed ones first), as numpy arrays.
+
+    Args:
+        clean_x: clean training images (N, C, H, W), tensor or array.
+        poisoned_x: the same images poisoned.
+        labels: (N,) class labels.
+        per_class: images kept per class.
+        max_classes: classes kept (the first ones).
+    """
+    from landscape.figures import pick_examples
+
+    clean, poisoned, y = (np.asarray(a) for a in (clean_x, poisoned_x, labels))
+    changed = (clean != poisoned).reshape(len(clean), -1).any(1)
+    picks = pick_examples(y, changed, per_class=per_class, max_classes=max_classes)
+    return {"clean": clean[picks].astype(np.float32), "poisoned": poisoned[picks].astype(np.float32),
+            "labels": y[picks].astype(np.int64), "n_changed": int(changed.sum()), "n_train": len(clean)}
+
+
+def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress | None = None) -> Demo:
+    """Run the plan through the engine (every stage cached in `store`) and collect the demo."""
+    from landscape.experiment import get_poisoned_train, get_splits, get_surface, get_training
+
+    progress = progress or (lambda stage, done, total: None)
+    started = time.perf_counter()
+    splits = get_splits(plan.data)
+    histories: dict[str, dict[str, np.ndarray]] = {}
+    train_meta: dict[str, Any] = {}
+    poison: dict[str, dict[str, Any]] = {}
+    for run in ["clean", *plan.methods]:
+        spec = PoisonSpec() if run == "clean" else plan.poison(run)
+        if run != "clean":
+            poisoned = get_poisoned_train(plan.data, spec, store=store, device=device, progress=progress)
+            entry = _poison_entry(store, plan.data, spec)
+            sample = poison_sample(splits.train.x, poisoned.x, splits.train.y)
+            poison[run] = {**sample, "budget": entry.get("budget", {}), "class_names": list(splits.train.class_names),
+                           "meta": {k: v for k, v in entry.items() if k != "budget"}}
+        result = get_training(plan.data, plan.model, plan.train, spec, store=store, device=device, progress=progress)
+        histories[run] = {k: np.asarray(v) for k, v in result.history.items()}
+        train_meta[run] = {"diverged": result.diverged, "epochs_done": result.epochs_done,
+                           "checkpoint_epochs": list(result.checkpoint_epochs)}
+    poisons = [plan.poison(m) for m in plan.methods]
+    surfaces = {}
+    for name, surface in plan.surfaces:
+        surfaces[name] = get_surface(plan.data, plan.model, plan.train, poisons, surface, store=store, device=device,
+                                     progress=progress)
+    manifest = {"format": FORMAT, "command": "python -m landscape demo",
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions(), "plan": plan.to_dict(),
+                "train": train_meta,
+                "seconds": time.perf_counter() - started, "device": device}
+    return Demo(manifest, histories, poison, surfaces)
+
+
+def _poison_entry(store: Any, data: DataSpec, poison: PoisonSpec) -> dict[str, Any]:
+    """The crafting metadata the engine stored with the poison (budget figures, seconds, surrogate history)."""
+    from landscape.config import combined_key
+
+    entry = store.load("poison", combined_key(data, poison))
+    return {} if entry is None else dict(entry.meta)
+
+
+def _versions() -> dict[str, str]:
+    import plotly
+    import sklearn
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "sklearn": sklearn.__version__, "plotly": plotly.__version__}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    return str(obj)
+
+
+def save_bundle(demo: Demo, folder: str | Path) -> dict[str, int]:
+    """Write `demo.json` and `demo.npz` into `folder` (atomically per file); returns their sizes in bytes."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    manifest = dict(demo.manifest)
+    for run, h in demo.histories.items():
+        arrays.update({f"train/{run}/{k}": np.asarray(v) for k, v in h.items()})
+    manifest["poison"] = {}
+    for method, p in demo.poison.items():
+        for k in ("clean", "poisoned", "labels"):
+            arrays[f"poison/{method}/{k}"] = np.asarray(p[k])
+        manifest["poison"][method] = {k: v for k, v in p.items() if k not in ("clean", "poisoned", "labels")}
+    manifest["surfaces"] = {}
+    for name, sset in demo.surfaces.items():
+        meta, arr = sset.to_store()
+        manifest["surfaces"][name] = meta
+        arrays.update({f"surface/{name}/{k}": np.asarray(v) for k, v in arr.items()})
+    manifest["sal"] = {run: trace.to_dict() for run, trace in demo.sal.items()}
+    manifest["ud"] = {m: _to_jsonable(u) for m, u in demo.ud.items()}
+    for key, value in list(arrays.items()):  # float64 grids and histories are stored as float32 (half the bytes)
+        if value.dtype == np.float64:
+            arrays[key] = value.astype(np.float32)
+    text = json.dumps(manifest, indent=1, default=_json_default)
+    tmp_json, tmp_npz = folder / f".{MANIFEST}.tmp", folder / f".{ARRAYS}.tmp.npz"
+    tmp_json.write_text(text)
+    np.savez_compressed(tmp_npz, **arrays)
+    tmp_json.replace(folder / MANIFEST)
+    tmp_npz.replace(folder / ARRAYS)
+    return {MANIFEST: (folder / MANIFEST).stat().st_size, ARRAYS: (folder / ARRAYS).stat().st_size}
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return obj
+
+
+def load_bundle(folder: str | Path = DEMO_DIR) -> Demo | None:
+    """The demo in `folder` as engine objects, or None if it is not there (the app then says how to build it).
+
+    Raises:
+        DataError: the bundle exists but is of another format or unreadable (rebuild it).
+    """
+    from landscape.errors import DataError
+    from landscape.surface import SurfaceSet
+
+    folder = Path(folder)
+    if not (folder / MANIFEST).exists() or not (folder / ARRAYS).exists():
+        return None
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        with np.load(folder / ARRAYS, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as err:
+        raise DataError(f"the demo bundle in {folder} is unreadable ({err}); rebuild it: python -m landscape demo") \
+            from None
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"the demo bundle in {folder} has format {manifest.get('format')!r}, this app reads "
+                        f"{FORMAT}; rebuild it: python -m landscape demo")
+
+    def section(prefix: str) -> dict[str, np.ndarray]:
+        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+    runs = ["clean", *manifest["plan"]["methods"]]
+    histories = {run: {k: v.astype(np.float64) for k, v in section(f"train/{run}/").items()} for run in runs}
+    poison = {m: {**section(f"poison/{m}/"), **meta} for m, meta in manifest.get("poison", {}).items()}
+    surfaces = {}
+    for name, meta in manifest.get("surfaces", {}).items():
+        part = {k: (v.astype(np.float64) if v.dtype == np.float32 else v)
+                for k, v in section(f"surface/{name}/").items()}
+        surfaces[name] = SurfaceSet.from_store(meta, part)
+    sal = {}
+    if manifest.get("sal"):
+        from landscape.sal import SALTrace
+
+        sal = {run: SALTrace.from_dict(d) for run, d in manifest["sal"].items()}
+    ud = {}
+    if manifest.get("ud"):
+        from landscape.ud import UDReport
+
+        ud = {m: UDReport.from_dict(d) for m, d in manifest["ud"].items()}
+    return Demo(manifest, histories, poison, surfaces, sal, ud)
+
+
+def bundle_size(folder: str | Path = DEMO_DIR) -> int:
+    """Bytes of the bundle files in `folder`."""
+    return sum((Path(folder) / f).stat().st_size for f in (MANIFEST, ARRAYS) if (Path(folder) / f).exists())
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=str(DEMO_DIR), help="bundle folder (default: assets/demo of the repository)")
+    p.add_argument("--epochs", type=int, default=DemoPlan().train.epochs, help="training epochs of every run")
+    p.add_argument("--methods", default=",".join(DemoPlan().methods), help="comma-separated poison methods")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
+    p.add_argument("--check", action="store_true", help="only load the existing bundle and report its size")
+
+
+def run(a: argparse.Namespace) -> int:
+    from landscape.commands.common import tqdm_progress
+    from landscape.device import resolve_device
+    from landscape.store import Store
+
+    if a.check:
+        demo = load_bundle(a.out)
+        if demo is None:
+            print(f"no demo bundle in {a.out}; build it with: python -m landscape demo")
+            return 1
+        size = bundle_size(a.out)
+        print(f"demo bundle {a.out}: {size / 1e6:.2f} MB ({'within' if size <= MAX_BYTES else 'OVER'} the "
+              f"{MAX_BYTES / 1e6:.1f} MB budget); runs {', '.join(demo.runs)}; surfaces {', '.join(demo.surfaces)}; "
+              f"SAL for {', '.join(demo.sal) or 'none'}; UD for {', '.join(demo.ud) or 'none'}")
+        return 0 if size <= MAX_BYTES else 1
+    base = DemoPlan()
+    plan = DemoPlan(train=base.train.replace(epochs=a.epochs),
+                    methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()))
+    device = str(resolve_device(a.device))
+    with tqdm_progress() as progress:
+        demo = build(plan, store=Store(a.store), device=device, progress=progress)
+    sizes = save_bundle(demo, a.out)
+    total = sum(sizes.values())
+    print(f"wrote {a.out}: " + ", ".join(f"{k} {v / 1e3:.0f} kB" for k, v in sizes.items())
+          + f" = {total / 1e6:.2f} MB in {demo.manifest['seconds']:.0f} s on {device}")
+    if total > MAX_BYTES:
+        print(f"warning: the bundle is over the {MAX_BYTES / 1e6:.0f} MB budget; lower the surface resolutions")
+        return 1
+    return 0
+
+
+COMMANDS.register("demo")(Command("build the precomputed demo the app opens with (assets/demo)", add_arguments, run))

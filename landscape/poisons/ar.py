@@ -1,0 +1,99 @@
+"""`ar`: autoregressive perturbations, model-free."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from landscape.poisons import POISONS
+from landscape.poisons.base import PoisonMethod
+
+
+@POISONS.register("ar")
+class Autoregressive(PoisonMethod):
+    """Autoregressive perturbations (Sandoval-Segura et al., NeurIPS 2022, arXiv:2206.03693).
+
+    Paper: "Autoregressive Perturbations for Data Poisoning".
+
+    Threat model: L2, class-conditional sample-wise: one causal AR process per class, a fresh realisation
+    per image. An AR process is exactly predictable by one convolution (its own filter), so a network
+    finds the class from the noise with a single simple filter: a shortcut that needs no surrogate.
+
+    Algorithm (no model): per class, a 3x3 causal filter over all channels (C x C x 3 x 3 coefficients;
+    the current pixel is excluded) is drawn N(0, 1) and scaled to sum to 1 per output channel, and kept
+    only if the process stays bounded (the paper searches for such coefficients; we draw them from `seed`).
+    Each image's noise starts as Gaussian on an (H+crop)x(W+crop) canvas; from the third row and column
+    on, every pixel is replaced, in raster order, by the filter's combination of its 8 causal neighbours
+    (no innovation by default, so the class filter predicts the noise exactly); the last H x W block is
+    kept and scaled to L2 = eps.
+
+    Defaults:
+        CIFAR (the paper's recommended setting): eps = 1.0 (L2), crop 4.
+        Digits: eps = 2.0 (L2; a per-pixel RMS of 64/255 in an 8x8 image, 4 grey levels), crop 4.
+        CIFAR's 1.0 spread over 3072 values is 4.6/255 RMS per value; over the 64 digit pixels the same
+        L2 is 32/255 RMS. Chosen from the budget sweep (see the report of issue #3).
+
+    Args (options):
+        crop: warm-up border removed from the canvas.
+        innovation: standard deviation of an optional Gaussian innovation term (0 = the pure AR recursion).
+
+    Shape:
+        images (N, C, H, W) in [0, 1], labels (N,); delta (N, C, H, W), ||delta||_2 <= eps per image.
+    """
+
+    norm = "l2"
+    defaults = {"digits": {"eps": math.sqrt(64) * 64 / 255, "crop": 4, "innovation": 0.0},
+                "cifar": {"eps": 1.0, "crop": 4, "innovation": 0.0}}
+
+    def filters(self, num_classes: int, channels: int, size: tuple[int, int],
+                generator: torch.Generator) -> torch.Tensor:
+        """(K, C, C, 3, 3) causal coefficients; per (class, output channel) they sum to 1.
+
+        A draw is kept only if the process it defines neither explodes nor dies out on a test canvas
+        (the kept block's spread within [0.2, 5] times the start noise's): a stand-in for the paper's
+        coefficient search, which also keeps only processes that stay bounded.
+        """
+        causal = torch.ones(channels, 3, 3)
+        causal[:, 2, 2] = 0  # the current pixel (bottom-right of the window) is the one being generated
+        chosen: list[torch.Tensor] = []
+        for _ in range(1000 * num_classes):
+            coef = torch.randn((channels, channels, 3, 3), generator=generator) * causal
+            total = coef.sum(dim=(1, 2, 3), keepdim=True)
+            if bool((total.abs() < 0.1).any()):
+                continue
+            coef = coef / total
+            start = torch.randn((16, channels, *size), generator=generator)
+            probe = self._generate(coef.expand(16, *coef.shape), start, self.options["crop"])
+            spread = float(probe.std()) if bool(torch.isfinite(probe).all()) else float("inf")
+            if 0.2 <= spread <= 5.0:
+                chosen.append(coef)
+                if len(chosen) == num_classes:
+                    return torch.stack(chosen)
+        from landscape.errors import SpecError
+
+        raise SpecError(f"found only {len(chosen)} of {num_classes} stable AR processes; try another seed")
+
+    @staticmethod
+    def _generate(coef: torch.Tensor, canvas: torch.Tensor, crop: int, innovation: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+        """Fill `canvas` (N, C, H', W') in raster order with the AR recursion of `coef` (N, C, C, 3, 3)."""
+        canvas = canvas.clone()
+        for i in range(2, canvas.shape[2]):
+            for j in range(2, canvas.shape[3]):
+                window = canvas[:, :, i - 2:i + 1, j - 2:j + 1]  # (N, C_in, 3, 3)
+                value = (coef * window[:, None]).sum(dim=(2, 3, 4))  # (N, C_out)
+                canvas[:, :, i, j] = value if innovation is None else value + innovation[:, :, i, j]
+        return canvas[:, :, crop:, crop:]
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
+                generator: torch.Generator) -> torch.Tensor:
+        n, c, h, w = x.shape
+        crop = self.options["crop"]
+        filters = self.filters(num_classes, c, (h + crop, w + crop), generator)  # (K, C, C, 3, 3)
+        canvas = torch.randn((n, c, h + crop, w + crop), generator=generator)
+        innovation = torch.randn(canvas.shape, generator=generator) * self.options["innovation"]
+        noise = self._generate(filters[y.cpu()], canvas, crop, innovation if self.options["innovation"] else None)
+        norms = noise.flatten(1).norm(dim=1).clamp_min(1e-12)
+        self.meta_extra["filters"] = filters.tolist()
+        return (noise * (self.eps / norms)[:, None, None, None]).to(x.device)

@@ -1,0 +1,473 @@
+"""The poison template: `PoisonMethod` owns everything but the algorithm; `Crafted` is its replayable result.
+
+A method subclass implements only `perturb(x, y, ...) -> delta`. The base class validates the images,
+labels and budget (with errors that name the scale), resolves the per-data-set defaults and options,
+moves tensors to the device, seeds every random draw from `PoisonSpec.seed` through `torch.Generator`s
+(never the global RNG), projects `delta` onto the budget under the method's norm, clamps the poisoned
+images to [0, 1], keeps only the `ratio` of images chosen to be poisoned, and measures the budget
+figures. Crafting (stateful, random, possibly training a surrogate) is separate from applying
+(`Crafted.apply`, pure), so a stored perturbation is re-applied exactly.
+
+`SurrogateMethod` adds what the surrogate-based methods (EM, REM, TAP, HYPO) share: building the
+surrogate with `landscape.models.build_model`, a few SGD steps, and signed-gradient (PGD) steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscape.config import PoisonSpec, TrainSpec, options_dict
+from landscape.data.imageset import ImageSet, check_images
+from landscape.errors import BudgetError, ShapeError, SpecError
+
+Norm = Literal["linf", "l2", "l0", "none"]
+Progress = Callable[[int, int], None]
+
+# Data set name -> defaults family. Every method documents one set of defaults per family.
+DATASET_FAMILIES: dict[str, str] = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar"}
+
+# Tolerance of the budget check: `clamp(x + d) - x` is exact up to float32 rounding of the sum.
+BUDGET_TOL = 1e-5
+
+# Rough CPU throughput in image-gradient evaluations per second, times the thousands of input values per
+# image (one thread; measured for the digits `cnn`: about 12 k IGE/s on 64-value images, i.e. 800; ResNet-18
+# on 32x32x3 is a guess of ~35 IGE/s). Only used for the seconds of the cost estimate.
+_IGE_PER_S_PER_KVALUE = {"cnn": 800.0, "resnet18": 100.0}
+
+
+def child_generator(generator: torch.Generator) -> torch.Generator:
+    """An independent CPU generator seeded from `generator` (so each stage's draws do not shift the others')."""
+    return torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+
+
+def dataset_family(dataset: str) -> str:
+    """The defaults family of a data set name ("digits" or "cifar"); unknown names raise `SpecError`."""
+    try:
+        return DATASET_FAMILIES[dataset]
+    except KeyError:
+        raise SpecError(
+            f"no poison defaults for data set {dataset!r}; valid choices: {', '.join(DATASET_FAMILIES)}"
+        ) from None
+
+
+def budget_figures(x_clean: torch.Tensor, x_poisoned: torch.Tensor) -> dict[str, Any]:
+    """Size of the perturbation `x_poisoned - x_clean` under every norm, over all images.
+
+    Args:
+        x_clean: clean images (N, C, H, W) in [0, 1].
+        x_poisoned: poisoned images, same shape.
+
+    Returns:
+        `linf` (largest absolute change), `l2_mean`/`l2_max` (per-image L2 norm, mean and max), `l0_mean`
+        (mean number of changed pixel positions per image; a position counts once whatever its channels),
+        `psnr` (dB, mean over the changed images of 10·log10(1/MSE); None if no image changed) and
+        `n_changed` (images with any change). Values are on the [0, 1] pixel scale.
+    """
+    if x_clean.shape != x_poisoned.shape:
+        raise ShapeError(f"clean {tuple(x_clean.shape)} and poisoned {tuple(x_poisoned.shape)} shapes differ")
+    n = len(x_clean)
+    if n == 0:
+        return {"linf": 0.0, "l2_mean": 0.0, "l2_max": 0.0, "l0_mean": 0.0, "psnr": None, "n_changed": 0}
+    d = (x_poisoned.double() - x_clean.double()).flatten(1)  # (N, C*H*W)
+    l2 = d.norm(dim=1)
+    changed_pos = (x_poisoned != x_clean).any(dim=1).flatten(1).sum(1)  # (N,) pixel positions
+    mse = (d**2).mean(1)
+    changed = mse > 0
+    psnr = float((10 * torch.log10(1.0 / mse[changed])).mean()) if bool(changed.any()) else None
+    return {
+        "linf": float(d.abs().max()),
+        "l2_mean": float(l2.mean()),
+        "l2_max": float(l2.max()),
+        "l0_mean": float(changed_pos.double().mean()),
+        "psnr": psnr,
+        "n_changed": int(changed.sum()),
+    }
+
+
+def check_labels(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
+    """Raise `ShapeError` unless `y` is int64 (N,) with one label per image of `x`, each in [0, num_classes)."""
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
+        got = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ShapeError(f"labels must be an int64 tensor of shape (N,), got {got}")
+    if len(y) != len(x):
+        raise ShapeError(f"{len(x)} images but {len(y)} labels; they must match one to one")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ShapeError(f"labels span [{int(y.min())}, {int(y.max())}] but num_classes = {num_classes}")
+
+
+def project(delta: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
+    """Project each image's perturbation onto the budget ball of radius `eps` under `norm` (a new tensor).
+
+    Args:
+        delta: perturbations (N, C, H, W).
+        eps: L∞/L2 radius on the [0, 1] scale, or the L0 number of pixel positions; ignored for "none".
+        norm: "linf" (clip each value), "l2" (rescale images whose norm exceeds eps), "l0" (keep the eps
+            pixel positions with the largest change, all channels of a position together) or "none".
+    """
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    if norm == "l2":
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)  # (N,)
+        return delta * (eps / norms).clamp(max=1.0)[:, None, None, None]
+    if norm == "l0":
+        k = int(eps)
+        magnitude = delta.abs().amax(dim=1).flatten(1)  # (N, H*W)
+        if len(delta) == 0 or int((magnitude > 0).sum(1).max()) <= k:
+            return delta.clone()
+        keep = torch.zeros_like(magnitude, dtype=torch.bool)
+        keep.scatter_(1, magnitude.topk(k, dim=1).indices, True)
+        keep &= magnitude > 0
+        return delta * keep.view(len(delta), 1, *delta.shape[2:])
+    if norm == "none":
+        return delta.clone()
+    raise SpecError(f"unknown norm {norm!r}; valid choices: linf, l2, l0, none")
+
+
+def within_budget(delta: torch.Tensor, eps: float, norm: Norm, tol: float = BUDGET_TOL) -> bool:
+    """True if every image's perturbation is inside the budget (float tolerance `tol`)."""
+    if norm == "none" or len(delta) == 0:
+        return True
+    if norm == "linf":
+        return float(delta.abs().max()) <= eps + tol
+    if norm == "l2":
+        return float(delta.flatten(1).norm(dim=1).max()) <= eps * (1 + tol) + tol
+    if norm == "l0":
+        return int((delta != 0).any(dim=1).flatten(1).sum(1).max()) <= int(eps)
+    raise SpecError(f"unknown norm {norm!r}; valid choices: linf, l2, l0, none")
+
+
+@dataclass
+class Crafted:
+    """A crafted poison, replayable exactly: `poisoned = clamp(x + delta, 0, 1)` on the masked images.
+
+    Attributes:
+        delta: float32 (N, C, H, W) on the CPU; zero on unpoisoned images; already keeps x + delta in [0, 1].
+        mask: bool (N,), which training images are poisoned (`PoisonSpec.ratio` of them).
+        meta: method, eps, norm, granularity, options, budget figures, crafting seconds, surrogate history...
+    """
+
+    delta: torch.Tensor
+    mask: torch.Tensor
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.delta.dtype != torch.float32 or self.delta.ndim != 4:
+            raise ShapeError(f"delta must be float32 (N, C, H, W), got {self.delta.dtype} {tuple(self.delta.shape)}")
+        if self.mask.dtype != torch.bool or self.mask.shape != self.delta.shape[:1]:
+            raise ShapeError(f"mask must be bool of shape ({len(self.delta)},), got {self.mask.dtype} "
+                             f"{tuple(self.mask.shape)}")
+
+    def apply(self, train: ImageSet) -> ImageSet:
+        """The poisoned copy of `train` (which is not modified); its images must be the ones crafted on."""
+        if tuple(train.x.shape) != tuple(self.delta.shape):
+            raise ShapeError(f"this poison was crafted for images {tuple(self.delta.shape)}, "
+                             f"got {tuple(train.x.shape)}")
+        return train.with_images((train.x + self.delta).clamp(0.0, 1.0))
+
+    def to_store(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(metadata, arrays) for `Store.save`; `from_store` inverts it exactly."""
+        return dict(self.meta), {"delta": self.delta.numpy(), "mask": self.mask.numpy().astype(np.uint8)}
+
+    @classmethod
+    def from_store(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Crafted:
+        delta = torch.from_numpy(np.array(arrays["delta"], dtype=np.float32, copy=True))
+        mask = torch.from_numpy(np.array(arrays["mask"], copy=True).astype(bool))
+        return cls(delta, mask, dict(meta))
+
+
+class PoisonMethod(ABC):
+    """Template for one unlearnable-example method; subclasses implement `perturb` only.
+
+    Class data a subclass declares:
+        norm: the threat model, "linf", "l2", "l0" or "none" (not norm-bounded; `eps` is then the
+            method's own strength parameter, documented by the method).
+        modes: the granularities it supports; the first is the default; the option "mode" picks one
+            when there are several ("sample" = one perturbation per image, "class" = one per class).
+        additive: True if the method adds a pattern (so class-wise means the same pattern per class);
+            False if it transforms the image (OPS sets a pixel, CUDA convolves).
+        defaults: per data-set family ("digits", "cifar"), "eps" and every option with its default.
+        choices: the closed set of valid values of string options.
+        quick_options: cheap settings (few steps) for tests and smoke runs; not a faithful setting.
+
+    Args:
+        spec: the method name, eps (None = the default for the data set), ratio, seed and options.
+        dataset: data set name, selects the defaults ("digits", "cifar10", "cifar100").
+        device: where the crafting computation runs; results are returned on the CPU.
+    """
+
+    norm: ClassVar[Norm] = "linf"
+    modes: ClassVar[tuple[str, ...]] = ("sample",)
+    additive: ClassVar[bool] = True
+    uses_surrogate: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    quick_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu") -> None:
+        self.spec = spec
+        self.dataset = dataset
+        self.device = torch.device(device)
+        self.family = dataset_family(dataset)
+        if self.family not in self.defaults:
+            raise SpecError(f"{type(self).__name__} has no defaults for {dataset!r}; "
+                            f"valid: {', '.join(self.defaults)}")
+        base = dict(self.defaults[self.family])
+        self.eps = float(spec.eps if spec.eps is not None else base.pop("eps"))
+        base.pop("eps", None)
+        if len(self.modes) > 1:
+            base.setdefault("mode", self.modes[0])
+        self.options = self._resolve_options(base, options_dict(spec.options))
+        self._check_eps_scale()
+        self._progress: Progress | None = None
+        self._last_progress: tuple[int, int] | None = None
+        self.meta_extra: dict[str, Any] = {}  # what a subclass adds to `Crafted.meta` (histories, choices)
+
+    # ----------------------------------------------------------------------------------------- validation
+    def _resolve_options(self, base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        name = self.spec.method
+        unknown = sorted(set(given) - set(base))
+        if unknown:
+            valid = ", ".join(sorted(base)) or "none"
+            raise SpecError(f"poison method {name!r} has no option(s) {unknown}; valid options: {valid}")
+        out = dict(base)
+        for key, value in given.items():
+            default = base[key]
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                value = float(value) if ok else value
+            else:
+                ok = isinstance(value, type(default))
+            if not ok:
+                raise SpecError(f"option {key}={value!r} of {name!r} must be of type {type(default).__name__} "
+                                f"(default {default!r})")
+            out[key] = value
+        for key, valid in {"mode": self.modes, **self.choices}.items():
+            if key in out and out[key] not in valid:
+                raise SpecError(f"option {key}={out[key]!r} of {name!r} is not valid; choose one of "
+                                f"{', '.join(valid)}")
+        return out
+
+    def _check_eps_scale(self) -> None:
+        eps, name = self.eps, self.spec.method
+        if not math.isfinite(eps) or eps <= 0:
+            raise BudgetError(f"eps={eps!r} for {name!r} must be a positive finite number")
+        if self.norm == "linf" and eps > 1.0:
+            raise BudgetError(
+                f"eps={eps:g} for {name!r} is not on the [0, 1] pixel scale: L∞ budgets are fractions of the "
+                f"pixel range, e.g. 8/255 = {8 / 255:.4f}; did you mean eps={eps:g}/255 = {eps / 255:.4f}?"
+            )
+        if self.norm == "l0" and (eps != int(eps) or eps < 1):
+            raise BudgetError(f"eps={eps:g} for {name!r} is an L0 budget: a whole number of pixels (>= 1)")
+
+    def _check_eps_for_images(self, image_shape: tuple[int, ...]) -> None:
+        c, h, w = image_shape
+        name = self.spec.method
+        if self.norm == "l2":
+            largest = math.sqrt(c * h * w)
+            if self.eps >= largest:
+                raise BudgetError(
+                    f"eps={self.eps:g} for {name!r} is an L2 radius on the [0, 1] pixel scale and must be below "
+                    f"sqrt(C*H*W) = {largest:.3g}, the largest distance between two {c}x{h}x{w} images (CIFAR "
+                    f"uses about 1.0); a value on the 0..255 scale must be divided by 255"
+                )
+        if self.norm == "l0" and self.eps > h * w:
+            raise BudgetError(f"eps={self.eps:g} for {name!r} counts pixels but an image has only {h * w}")
+
+    # ------------------------------------------------------------------------------------------- crafting
+    @property
+    def granularity(self) -> str:
+        """"sample" or "class"."""
+        return str(self.options.get("mode", self.modes[0]))
+
+    def report(self, done: int, total: int) -> None:
+        """Forward progress to the caller's callback (subclasses call it as they go)."""
+        self._last_progress = (int(done), int(total))
+        if self._progress is not None:
+            self._progress(int(done), int(total))
+
+    def estimate_cost(self, n: int, image_shape: tuple[int, int, int]) -> dict[str, Any]:
+        """Rough crafting cost: image-gradient evaluations (forward+backward of one image) and CPU seconds.
+
+        The seconds are an order-of-magnitude guide (one CPU thread), not a promise.
+        """
+        ige = int(self.gradient_evals(n))
+        surrogate = str(self.options.get("surrogate", "cnn"))
+        values = max(1, int(np.prod(image_shape)))
+        rate = _IGE_PER_S_PER_KVALUE.get(surrogate, 100.0) * 1000.0 / values
+        return {"gradient_evals": ige, "cpu_seconds": ige / rate if ige else 0.1}
+
+    def gradient_evals(self, n: int) -> int:
+        """Image-gradient evaluations to craft `n` images (0 for model-free methods; upper bound if early stop)."""
+        return 0
+
+    @abstractmethod
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
+                generator: torch.Generator) -> torch.Tensor:
+        """Return the raw perturbation `delta` (N, C, H, W) for clean images `x` in [0, 1] and labels `y`.
+
+        `x` and `y` are on `self.device` and may not be modified. The base class then projects `delta` onto
+        the budget, clamps `x + delta` to [0, 1] and masks it to the poison ratio; the subclass may already
+        do so (e.g. inside PGD), the projection is then a no-op. Random draws must come from `generator`.
+        """
+
+    def craft(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int | None = None,
+              progress: Progress | None = None) -> Crafted:
+        """Craft the poison for images `x` (N, C, H, W) in [0, 1] and labels `y` (N,); inputs are not modified.
+
+        Args:
+            x: clean training images, float32.
+            y: int64 labels.
+            num_classes: number of classes (default: max label + 1).
+            progress: called as `progress(done, total)` while crafting.
+
+        Returns:
+            A `Crafted` on the CPU, with `meta["budget"]` measured on the poisoned images only.
+        """
+        check_images(x)
+        num_classes = int(num_classes if num_classes is not None else (int(y.max()) + 1 if len(y) else 1))
+        check_labels(x, y, num_classes)
+        self._check_eps_for_images(tuple(x.shape[1:]))
+        self._progress, self._last_progress = progress, None
+        started = time.perf_counter()
+        generator = torch.Generator().manual_seed(int(self.spec.seed))
+        mask_gen, craft_gen = child_generator(generator), child_generator(generator)
+        n = len(x)
+        n_poison = int(round(self.spec.ratio * n))
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[torch.randperm(n, generator=mask_gen)[:n_poison]] = True
+        self.meta_extra = {}
+        x_dev = x.detach().to(self.device).clone()
+        y_dev = y.detach().to(self.device).clone()
+        if n_poison:
+            raw = self.perturb(x_dev, y_dev, num_classes=num_classes, generator=craft_gen)
+            if tuple(raw.shape) != tuple(x.shape):
+                raise ShapeError(f"{self.spec.method} returned delta {tuple(raw.shape)} for images {tuple(x.shape)}")
+            raw = raw.detach().to(torch.float32)
+            if not bool(torch.isfinite(raw).all()):
+                raise BudgetError(f"{self.spec.method} produced a non-finite perturbation; lower eps or steps")
+            delta = (x_dev + project(raw, self.eps, self.norm)).clamp(0.0, 1.0) - x_dev
+            delta = delta.cpu()
+            delta[~mask] = 0.0
+        else:
+            delta = torch.zeros_like(x, dtype=torch.float32)
+        if not within_budget(delta, self.eps, self.norm):
+            raise BudgetError(f"internal error: {self.spec.method} exceeded its {self.norm} budget eps={self.eps}")
+        seconds = time.perf_counter() - started
+        poisoned = (x + delta).clamp(0.0, 1.0)
+        meta = {
+            "method": self.spec.method,
+            "dataset": self.dataset,
+            "eps": self.eps,
+            "eps_is_default": self.spec.eps is None,
+            "norm": self.norm,
+            "granularity": self.granularity,
+            "ratio": self.spec.ratio,
+            "n_poisoned": n_poison,
+            "seed": self.spec.seed,
+            "options": dict(self.options),
+            "budget": budget_figures(x[mask], poisoned[mask]),
+            "seconds": seconds,
+            "device": str(self.device),
+            **self.meta_extra,
+        }
+        total = self._last_progress[1] if self._last_progress else 1
+        self.report(total, total)  # a stop before the step cap still completes the bar
+        self._progress = None
+        return Crafted(delta.contiguous(), mask, meta)
+
+
+class SurrogateMethod(PoisonMethod):
+    """Base of the surrogate-based methods: a model from `build_model`, SGD steps and signed-gradient steps.
+
+    The surrogate runs on `self.device`; its initialisation and data order are seeded from the crafting
+    generator. Options shared by all of them: `surrogate` (registered model name).
+    """
+
+    uses_surrogate = True
+
+    def build_surrogate(self, image_shape: tuple[int, int, int], num_classes: int,
+                        generator: torch.Generator) -> nn.Module:
+        from landscape.models import MODELS, build_model
+
+        name = str(self.options["surrogate"])
+        MODELS.check(name)
+        seed = int(torch.randint(2**31, (1,), generator=generator))
+        return build_model(name, image_shape, num_classes, seed=seed).to(self.device)
+
+    def train_surrogate(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator,
+                        *, epochs: int, lr: float, batch_size: int,
+                        augment: str = "none") -> tuple[nn.Module, list[float]]:
+        """A surrogate trained normally on the clean data with `landscape.train.train`; returns (model, train acc)."""
+        from landscape.train import train
+
+        model = self.build_surrogate(tuple(x.shape[1:]), num_classes, generator)
+        names = tuple(str(i) for i in range(num_classes))
+        data = ImageSet(x.cpu(), y.cpu(), names)
+        held = data.subset(torch.randperm(len(y), generator=generator)[: min(len(y), 1000)])
+        spec = TrainSpec(epochs=epochs, lr=lr, batch_size=batch_size, augment=augment,  # type: ignore[arg-type]
+                         seed=int(torch.randint(2**31, (1,), generator=generator)), checkpoint_every=epochs)
+        result = train(model, data, held, spec, device=self.device,
+                       progress=lambda done, total: self.report(done, total + 1))
+        model.eval()
+        return model, [float(a) for a in result.history["train_acc"]]
+
+    @staticmethod
+    def sgd(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+
+    @staticmethod
+    def signed_steps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, delta: torch.Tensor, *,
+                     eps: float, step: float, steps: int, minimise: bool = True,
+                     extra: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """`steps` signed-gradient steps on the cross-entropy w.r.t. `delta`, projected to the L∞ ball and [0, 1].
+
+        Args:
+            model: fixed network (its mode is the caller's choice; parameters receive no gradient update).
+            x: clean batch (B, C, H, W).
+            target: labels (B,) the loss is measured against.
+            delta: start (B, C, H, W); not modified.
+            eps: L∞ radius.
+            step: step size.
+            steps: number of steps.
+            minimise: descend (error-minimising / targeted) or ascend (error-maximising).
+            extra: optional function of the perturbed batch returning an additive offset (REM's inner
+                adversarial noise), evaluated without gradient at every step.
+        """
+        d = delta.detach().clone()
+        sign = -1.0 if minimise else 1.0
+        for _ in range(steps):
+            d.requires_grad_(True)
+            xp = (x + d).clamp(0.0, 1.0)
+            if extra is not None:
+                xp = (xp + extra(xp.detach())).clamp(0.0, 1.0)
+            loss = F.cross_entropy(model(xp), target)
+            (grad,) = torch.autograd.grad(loss, d)
+            with torch.no_grad():
+                d = (d + sign * step * grad.sign()).clamp(-eps, eps)
+                d = (x + d).clamp(0.0, 1.0) - x
+        return d.detach()
+
+    @staticmethod
+    @torch.no_grad()
+    def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+        was = model.training
+        model.eval()
+        correct = 0
+        for s in range(0, len(y), batch_size):
+            correct += int((model(x[s:s + batch_size]).argmax(1) == y[s:s + batch_size]).sum())
+        model.train(was)
+        return correct / max(1, len(y))

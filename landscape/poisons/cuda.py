@@ -1,0 +1,81 @@
+"""`cuda`: convolution-based unlearnable data set, model-free, class-wise (not norm-bounded)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from landscape.poisons import POISONS
+from landscape.poisons.base import PoisonMethod
+
+
+@POISONS.register("cuda")
+class ConvolutionBased(PoisonMethod):
+    """Convolution-based unlearnable data set (Sadasivan et al., CVPR 2023, arXiv:2303.04278).
+
+    Paper: "CUDA: Convolution-based Unlearnable Datasets". Implemented from the paper's description (the
+    authors' licence forbids copying their code).
+
+    Threat model: not norm-bounded (visible blur), class-wise: every image of class c is convolved with
+    the class's private random filter. The filter acts multiplicatively in the Fourier domain, a class
+    signature that survives L∞/L2 adversarial training; the network learns the filter, not the content.
+
+    Algorithm (no model): per class, a kernel×kernel filter with weights U(0, blur) and one random tap
+    set to 1, the same filter on every channel (depthwise, zero padding); each filtered image is divided
+    by its maximum so values stay in [0, 1] (an image that is all zero stays zero).
+
+    Budget: there is no norm; `eps` is the blur strength, the upper end of the filter weights (0 < eps <= 1).
+    The budget figures (L∞, L2, PSNR) are still measured and reported.
+
+    Defaults:
+        CIFAR (the paper): kernel 3, blur 0.3.
+        Digits: kernel 3, blur 0.3 as well (the sweep over blur 0.1-1.0 is in the report of issue #3).
+
+    Args (options):
+        kernel: filter side (odd).
+
+    Shape:
+        images (N, C, H, W) in [0, 1], labels (N,); delta (N, C, H, W) = filtered image - image.
+    """
+
+    norm = "none"
+    modes = ("class",)
+    additive = False
+    defaults = {"digits": {"eps": 0.1, "kernel": 3}, "cifar": {"eps": 0.3, "kernel": 3}}
+
+    def _check_eps_scale(self) -> None:
+        super()._check_eps_scale()
+        from landscape.errors import BudgetError
+
+        if self.eps > 1.0:
+            raise BudgetError(f"eps={self.eps:g} for 'cuda' is the blur strength (upper end of the filter "
+                              f"weights) and must lie in (0, 1]; the paper uses 0.3")
+
+    def filters(self, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+        """(K, k, k) class filters."""
+        k = self.options["kernel"]
+        if k < 1 or k % 2 == 0:
+            from landscape.errors import SpecError
+
+            raise SpecError(f"option kernel={k} must be a positive odd number (3 in the paper)")
+        filt = torch.rand((num_classes, k * k), generator=generator) * self.eps
+        hot = torch.randint(0, k * k, (num_classes,), generator=generator)
+        filt[torch.arange(num_classes), hot] = 1.0
+        return filt.view(num_classes, k, k)
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
+                generator: torch.Generator) -> torch.Tensor:
+        n, c, h, w = x.shape
+        filt = self.filters(num_classes, generator).to(x.device)
+        k = filt.shape[-1]
+        out = torch.empty_like(x)
+        for cls in range(num_classes):
+            rows = (y == cls).nonzero().flatten()
+            if len(rows) == 0:
+                continue
+            weight = filt[cls].expand(c, 1, k, k)  # depthwise: the same filter on every channel
+            out[rows] = F.conv2d(x[rows], weight, padding=k // 2, groups=c)
+        peak = out.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
+        out = torch.where(peak > 1e-12, out / peak, out)
+        self.meta_extra["filters"] = filt.cpu().tolist()
+        return out - x

@@ -1,0 +1,69 @@
+"""`hypo`: hypocritical perturbations (error-minimising against a fixed, trained surrogate)."""
+
+from __future__ import annotations
+
+import torch
+
+from landscape.poisons import POISONS
+from landscape.poisons.base import SurrogateMethod
+
+
+@POISONS.register("hypo")
+class Hypocritical(SurrogateMethod):
+    """Hypocritical perturbations (Tao et al., NeurIPS 2021, arXiv:2102.04716; attack P2).
+
+    Paper: "Better Safe Than Sorry: Preventing Delusive Adversaries with Adversarial Training".
+
+    Threat model: L∞, sample-wise. Each image is pushed to be classified *even more* confidently as its
+    true class by a fixed, normally trained surrogate: the perturbation imitates "easy" features of the
+    right class. Unlike EM the surrogate never adapts to the noise, so the shortcut is weak; the paper
+    and APBench find it a poor UE under standard training (~70 % on CIFAR-10) and its main use here is
+    as the weak end of the scale (issue #3 exempts it from the 40-point target).
+
+    Algorithm: train the surrogate on the clean data, then `steps` signed-gradient descent steps of
+    `step_frac`·eps on CE(f(x + δ), y), projected to the ε-ball and [0, 1].
+
+    Defaults:
+        CIFAR: eps 8/255, 100 steps of 0.8/255 (APBench; the paper: L2 0.5 or L∞ 8/255, step eps/5),
+        ResNet-18 trained 40 epochs.
+        Digits: eps 32/255, `cnn` trained 20 epochs (lr 0.05), 50 steps of eps/10 (the same budget as
+        `em` and `tap`, so the three differ only in the objective).
+
+    Args (options):
+        surrogate, surrogate_epochs, lr, batch_size, augment: the surrogate and its training.
+        steps, step_frac: PGD steps and step size (fraction of eps); noise_batch: PGD batch size.
+
+    Shape:
+        images (N, C, H, W) in [0, 1], labels (N,); delta (N, C, H, W), |delta| <= eps.
+    """
+
+    norm = "linf"
+    choices = {"augment": ("none", "crop", "crop_flip")}
+    defaults = {
+        "digits": {"eps": 64 / 255, "surrogate": "cnn", "surrogate_epochs": 20, "lr": 0.05, "batch_size": 64,
+                   "augment": "none", "steps": 50, "step_frac": 0.1, "noise_batch": 512},
+        "cifar": {"eps": 8 / 255, "surrogate": "resnet18", "surrogate_epochs": 40, "lr": 0.1, "batch_size": 128,
+                  "augment": "crop_flip", "steps": 100, "step_frac": 0.1, "noise_batch": 512},
+    }
+    quick_options = {"surrogate_epochs": 1, "steps": 2}
+
+    def gradient_evals(self, n: int) -> int:
+        o = self.options
+        return int(o["surrogate_epochs"] * n + o["steps"] * n)
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
+                generator: torch.Generator) -> torch.Tensor:
+        o = self.options
+        model, history = self.train_surrogate(x, y, num_classes, generator, epochs=o["surrogate_epochs"],
+                                              lr=o["lr"], batch_size=o["batch_size"], augment=o["augment"])
+        for p in model.parameters():
+            p.requires_grad_(False)
+        delta = torch.zeros_like(x)
+        step = o["step_frac"] * self.eps
+        for s in range(0, len(y), o["noise_batch"]):
+            sl = slice(s, s + o["noise_batch"])
+            delta[sl] = self.signed_steps(model, x[sl], y[sl], delta[sl], eps=self.eps, step=step, steps=o["steps"])
+        self.report(o["surrogate_epochs"] + 1, o["surrogate_epochs"] + 1)
+        self.meta_extra.update({"surrogate_train_acc": history, "surrogate_clean_acc": self.accuracy(model, x, y),
+                                "surrogate_poisoned_acc": self.accuracy(model, (x + delta).clamp(0, 1), y)})
+        return delta

@@ -1,0 +1,77 @@
+"""`lsp`: linear-separable synthetic patches, model-free."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from landscape.poisons import POISONS
+from landscape.poisons.base import PoisonMethod
+
+
+@POISONS.register("lsp")
+class LinearSeparablePatches(PoisonMethod):
+    """Linear-separable synthetic perturbations (Yu et al., KDD 2022, arXiv:2111.00898).
+
+    Paper: "Availability Attacks Create Shortcuts".
+
+    Threat model: L2, class-conditional sample-wise: every image gets its own pattern, drawn from its
+    class's Gaussian cluster, so the patterns are linearly separable by class. That separability is the
+    shortcut: a network fits the patterns long before the digits/objects.
+
+    Algorithm (no model): with g = H/patch cells per side, draw one cluster centre per class at a
+    distinct vertex of the hypercube {-class_sep, +class_sep}^d, d = g·g·C (as scikit-learn's
+    `make_classification` does with one cluster per class, all features informative), sample each
+    image's point as centre + N(0, I), reshape to (C, g, g), upsample every value into a patch×patch
+    block (nearest neighbour), and scale each pattern to L2 norm eps.
+
+    Defaults:
+        CIFAR (the paper): patch 8 (4x4x3 = 48 dims), class_sep 10, eps = sqrt(3072)·6/255 ≈ 1.30.
+        Digits: patch 2 (4x4x1 = 16 dims, the same 4x4 grid as CIFAR), class_sep 10, eps = 1.0 (a per-pixel
+        RMS of 32/255, i.e. sqrt(64)·32/255); the CIFAR rule sqrt(d)·6/255 = 0.19 would be a tenth of a grey
+        level per pixel. Chosen from the budget sweep (see the report of issue #3).
+
+    Args (options):
+        patch: side of the upsampled block (must divide H and W).
+        class_sep: half the side of the hypercube of class centres.
+
+    Shape:
+        images (N, C, H, W) in [0, 1], labels (N,); delta (N, C, H, W), ||delta||_2 <= eps per image.
+    """
+
+    norm = "l2"
+    defaults = {"digits": {"eps": math.sqrt(64) * 64 / 255, "patch": 2, "class_sep": 10.0},
+                "cifar": {"eps": math.sqrt(3072) * 6 / 255, "patch": 8, "class_sep": 10.0}}
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
+                generator: torch.Generator) -> torch.Tensor:
+        from landscape.errors import SpecError
+
+        n, c, h, w = x.shape
+        patch = self.options["patch"]
+        if patch < 1 or h % patch or w % patch:
+            raise SpecError(f"option patch={patch} must divide the image size {h}x{w}")
+        gh, gw = h // patch, w // patch
+        d = c * gh * gw
+        if d < 63 and num_classes > 2**d:
+            raise SpecError(f"{num_classes} classes need more than {d} dimensions; use a smaller patch")
+        centres = self._vertices(num_classes, d, generator) * self.options["class_sep"]  # (K, d)
+        points = centres[y.cpu()] + torch.randn((n, d), generator=generator)  # (N, d)
+        grid = points.view(n, c, gh, gw)
+        pattern = F.interpolate(grid, scale_factor=patch, mode="nearest")  # (N, C, H, W)
+        norms = pattern.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return (pattern * (self.eps / norms)[:, None, None, None]).to(x.device)
+
+    @staticmethod
+    def _vertices(k: int, d: int, generator: torch.Generator) -> torch.Tensor:
+        """`k` distinct random vertices of {-1, +1}^d."""
+        chosen: list[tuple[int, ...]] = []
+        seen: set[tuple[int, ...]] = set()
+        while len(chosen) < k:
+            v = tuple(int(b) for b in torch.randint(0, 2, (d,), generator=generator))
+            if v not in seen:
+                seen.add(v)
+                chosen.append(v)
+        return torch.tensor(chosen, dtype=torch.float32) * 2 - 1

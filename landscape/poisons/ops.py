@@ -1,0 +1,86 @@
+"""`ops`: one-pixel shortcut, model-free, class-wise."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from landscape.poisons import POISONS
+from landscape.poisons.base import PoisonMethod
+
+
+@POISONS.register("ops")
+class OnePixelShortcut(PoisonMethod):
+    """One-pixel shortcut (Wu et al., ICLR 2023, arXiv:2205.12141).
+
+    Paper: "One-Pixel Shortcut: on the Learning Preference of Deep Neural Networks".
+
+    Threat model: L0, class-wise: the same pixel position(s) of every image of a class are set to one
+    extreme colour; the value is unbounded. The pixel is a perfectly predictive, trivially learnable
+    feature, so the network learns it instead of the content; L∞/L2 adversarial training cannot remove it.
+
+    Algorithm (no model): for each class in turn, score every (position, colour) pair, colours being the
+    corners of [0, 1]^C, by mean/std over the class's images of the deviation |colour - pixel| (averaged
+    over channels): large and consistent deviation = a salient pixel. Pairs already taken by an earlier
+    class are excluded; the class takes its `eps` best pairs at distinct positions (ties: raster order).
+
+    Defaults:
+        CIFAR (the paper): eps = 1 pixel, colours {0, 1}^3.
+        Digits: eps = 1 pixel as well: digits have a blank border, so one pixel set to white is already a
+        perfect per-class marker (measured in the budget sweep; see the report of issue #3).
+
+    Args:
+        eps: the L0 budget, the number of pixel positions per image (a whole number).
+
+    Shape:
+        images (N, C, H, W) in [0, 1], labels (N,); delta (N, C, H, W), at most eps positions non-zero.
+    """
+
+    norm = "l0"
+    modes = ("class",)
+    additive = False
+    defaults = {"digits": {"eps": 4}, "cifar": {"eps": 1}}
+
+    def search(self, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[list[tuple[int, tuple]]]:
+        """Per class, the chosen [(flat position, colour tuple), ...]."""
+        n, c, h, w = x.shape
+        k = int(self.eps)
+        colours = list(itertools.product((0.0, 1.0), repeat=c))
+        palette = torch.tensor(colours, dtype=x.dtype, device=x.device)  # (P, C)
+        taken: set[tuple[int, int]] = set()
+        chosen: list[list[tuple[int, tuple]]] = []
+        flat = x.flatten(2)  # (N, C, H*W)
+        for cls in range(num_classes):
+            imgs = flat[y == cls]  # (n_c, C, HW)
+            if len(imgs) == 0:
+                chosen.append([])
+                continue
+            dev = (palette[None, :, :, None] - imgs[:, None]).abs().mean(2)  # (n_c, P, HW)
+            score = dev.mean(0) / (dev.std(0, unbiased=False) + 1e-3)  # (P, HW)
+            order = torch.argsort(score.flatten().cpu(), descending=True, stable=True)
+            picks: list[tuple[int, tuple]] = []
+            used_pos: set[int] = set()
+            for flat_idx in order.tolist():
+                p, pos = divmod(flat_idx, h * w)
+                if (pos, p) in taken or pos in used_pos:
+                    continue
+                picks.append((pos, colours[p]))
+                taken.add((pos, p))
+                used_pos.add(pos)
+                if len(picks) == k:
+                    break
+            chosen.append(picks)
+        return chosen
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
+                generator: torch.Generator) -> torch.Tensor:
+        n, c, h, w = x.shape
+        chosen = self.search(x, y, num_classes)
+        poisoned = x.clone().flatten(2)  # (N, C, H*W)
+        for cls, picks in enumerate(chosen):
+            rows = y == cls
+            for pos, colour in picks:
+                poisoned[rows, :, pos] = torch.tensor(colour, dtype=x.dtype, device=x.device)
+        self.meta_extra["pixels"] = [[[pos // w, pos % w, list(colour)] for pos, colour in picks] for picks in chosen]
+        return poisoned.view_as(x) - x

@@ -1,0 +1,485 @@
+"""SAL, Sharpness-Aware Learnability (Ye, Su, Qian, ICLR 2025, arXiv:2509.08058), per layer and per epoch.
+
+For a conv/linear weight tensor theta_l, all other parameters frozen and the model in eval mode:
+
+    B_l   = { delta : ||delta||_F <= eps * ||theta_l||_F }          (relative ball, eps = 0.05)
+    L_min = min over B_l of L(theta_l + delta),  L_max = max over B_l of L(theta_l + delta)
+    S_max = L_max - L_0,  S_min = L_0 - L_min,   SAL_l = S_max if |S_max| > |S_min| else S_min
+
+Both inner problems are solved as in the authors' code (`layer_sharpness` in `poison_train_sharp.py`): K
+rounds, a round being one pass of plain mini-batch SGD (lr 0.1, no momentum) over the data, then projection
+onto the ball (rescale delta if it left), then an evaluation; the best value after each round is kept,
+starting from L_0 (so S_min, S_max >= 0). L_0 is, by default, the epoch's running training loss (train
+mode, weights changing), as in their code; `baseline="fresh"` evaluates it at theta instead. Two engines
+(`SALSpec.engine`):
+
+- "reference" (`SALSpec.preset("paper")`, K = 10): the authors' loop, whole-model passes one copy at a time
+  over the model's own training set (shuffled, the trainer's batch size and augmentation, last partial
+  batch dropped as in their loader), evaluation over the same loader.
+- "batched" (the fast default, K = 3): the same SGD rounds with the min and max copies stacked and run in
+  one batched pass (`torch.func.vmap`), on a fixed seeded subset of the training set kept on the device
+  (all of digits), and, for `nn.Sequential` models, the input of the layer's block computed once per epoch
+  and reused (the layers before it do not change when only this layer moves). `bench/sal_speed.py`
+  measures its speed and agreement with the reference.
+
+The accuracy variant is reported too (accuracy drop at L_max / rise at L_min, in percentage points, the
+larger in magnitude); only the loss SAL enters UD (`landscape.ud`). The model is never mutated: every
+perturbed weight goes through `torch.func.functional_call`, gradients are taken with `torch.autograd.grad`
+(the model's `.grad` fields are untouched) and the train/eval mode is restored.
+
+Caveat (from the paper's code): with the running baseline, L_0 is not the loss at theta, so early epochs
+(where the running loss is far above the end-of-epoch loss) get a large S_min for every layer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from landscape.config import SALSpec, TrainSpec
+from landscape.errors import ShapeError
+from landscape.models import weight_layers
+from landscape.train import EpochState, random_crop_flip
+
+LayerProgress = Callable[[int, int], None]
+# Rows of one chunk of the evaluation set in one forward pass (bounds memory on big data sets).
+CHUNK = 2048
+ARRAY_FIELDS = ("s_min", "s_max", "sal", "baseline", "acc_baseline", "acc_drop", "acc_rise", "acc_variant")
+
+
+class SampleLoss(Protocol):
+    """The loss SAL measures (e.g. `landscape.tasks.Task`).
+
+    `sample_loss` is the per-sample loss (N,) of model outputs against targets; `sample_score` a per-sample
+    score in [0, 1] (N,) for the accuracy variant (None: undefined, reported as NaN).
+    """
+
+    def sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    def sample_score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None: ...
+
+
+class CrossEntropy:
+    """The default `SampleLoss`: cross-entropy and accuracy of logits (N, K) against labels (N,)."""
+
+    def sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets, reduction="none")
+
+    def sample_score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return (outputs.argmax(1) == targets).to(outputs.dtype)
+
+
+CROSS_ENTROPY = CrossEntropy()
+
+
+def _tile(t: torch.Tensor, copies: int) -> torch.Tensor:
+    """Targets (B, ...) repeated for `copies` stacked copies, (copies * B, ...)."""
+    return t.repeat(copies, *([1] * (t.ndim - 1)))
+
+
+def _score(loss: SampleLoss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    score = loss.sample_score(outputs, targets)
+    return torch.full((len(outputs),), float("nan"), device=outputs.device) if score is None else score
+
+
+def project_to_ball(delta: torch.Tensor, radius: float | torch.Tensor, *, stacked: bool = False) -> torch.Tensor:
+    """Rescale `delta` onto the Frobenius ball of `radius` if it lies outside; inside, return it unchanged.
+
+    With `stacked=True`, `delta` is a stack of copies (first dimension) and each copy is projected on its
+    own; otherwise the whole tensor is one point (its Frobenius norm is used).
+    """
+    flat = delta.reshape(delta.shape[0], -1) if stacked else delta.reshape(1, -1)
+    norms = flat.norm(dim=1)
+    radius_t = torch.as_tensor(radius, dtype=delta.dtype, device=delta.device)
+    scale = torch.where(norms > radius_t, radius_t / norms.clamp_min(torch.finfo(delta.dtype).tiny), 1.0)
+    if stacked:
+        return delta * scale.reshape(-1, *([1] * (delta.ndim - 1)))
+    return delta * scale[0]
+
+
+def _pick(s_max: float, s_min: float) -> float:
+    """SAL's rule (authors' code): S_max if |S_max| > |S_min| else S_min."""
+    return s_max if abs(s_max) > abs(s_min) else s_min
+
+
+@dataclass
+class LayerSAL:
+    """SAL of one layer at one moment (losses are mean cross-entropy; accuracies are fractions)."""
+
+    s_min: float
+    s_max: float
+    sal: float
+    baseline: float
+    acc_baseline: float
+    acc_drop: float  # (acc_0 - acc at L_max) x 100
+    acc_rise: float  # (acc at L_min - acc_0) x 100
+    acc_variant: float
+
+
+def _finish(l0: float, a0: float, l_min: float, a_min: float, l_max: float, a_max: float) -> LayerSAL:
+    s_max, s_min = l_max - l0, l0 - l_min
+    drop, rise = (a0 - a_max) * 100.0, (a_min - a0) * 100.0
+    return LayerSAL(s_min, s_max, _pick(s_max, s_min), l0, a0, drop, rise, _pick(drop, rise))
+
+
+@dataclass
+class SALTrace:
+    """SAL of every weight layer at every measured epoch of one run (plain numpy, stored with the run).
+
+    Attributes:
+        layers: names of the weight tensors, (L,).
+        epochs: the measured epochs (1-based), (T,).
+        s_min, s_max, sal: loss decrease, loss increase and SAL, (T, L).
+        baseline: L_0 used for each layer, (T, L) (one value per epoch with the running baseline).
+        acc_baseline: accuracy at L_0 (fraction), (T, L).
+        acc_drop, acc_rise, acc_variant: accuracy drop at L_max, rise at L_min, and the larger in magnitude,
+            in percentage points, (T, L).
+        seconds: SAL time per measured epoch, (T,).
+        spec: the `SALSpec` used.
+    """
+
+    layers: tuple[str, ...]
+    epochs: np.ndarray
+    s_min: np.ndarray
+    s_max: np.ndarray
+    sal: np.ndarray
+    baseline: np.ndarray
+    acc_baseline: np.ndarray
+    acc_drop: np.ndarray
+    acc_rise: np.ndarray
+    acc_variant: np.ndarray
+    seconds: np.ndarray
+    spec: SALSpec = field(default_factory=SALSpec)
+
+    def __post_init__(self) -> None:
+        t, n = len(self.epochs), len(self.layers)
+        for name in ARRAY_FIELDS:
+            if np.shape(getattr(self, name)) != (t, n):
+                raise ShapeError(f"SALTrace.{name} has shape {np.shape(getattr(self, name))}, expected {(t, n)}")
+
+    @property
+    def num_epochs(self) -> int:
+        return len(self.epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (lists of floats); `from_dict` inverts it exactly."""
+        out: dict[str, Any] = {"layers": list(self.layers), "epochs": [int(e) for e in self.epochs],
+                               "seconds": [float(s) for s in self.seconds], "spec": self.spec.to_dict()}
+        for name in ARRAY_FIELDS:
+            out[name] = np.asarray(getattr(self, name), dtype=np.float64).tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SALTrace:
+        n = len(data["layers"])
+
+        def arr(name: str) -> np.ndarray:
+            return np.asarray(data[name], dtype=np.float64).reshape(-1, n)
+
+        return cls(tuple(data["layers"]), np.asarray(data["epochs"], dtype=np.int64),
+                   *(arr(name) for name in ARRAY_FIELDS), np.asarray(data["seconds"], dtype=np.float64),
+                   SALSpec.from_dict(data["spec"]))
+
+    @classmethod
+    def from_rows(cls, layers: Sequence[str], epochs: Sequence[int], rows: Sequence[Sequence[LayerSAL]],
+                  seconds: Sequence[float], spec: SALSpec) -> SALTrace:
+        """Build a trace from per-epoch lists of `LayerSAL` (one per layer)."""
+        n = len(layers)
+        arrays = {name: np.asarray([[getattr(r, name) for r in row] for row in rows], dtype=np.float64)
+                  .reshape(-1, n) for name in ARRAY_FIELDS}
+        return cls(tuple(layers), np.asarray(epochs, dtype=np.int64), **arrays,
+                   seconds=np.asarray(seconds, dtype=np.float64), spec=spec)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layer functions: logits of the evaluation inputs as a function of one weight tensor.
+
+
+class _LayerFn:
+    """`logits(w)` of a model in which only the weight tensor `name` is replaced by `w`.
+
+    For an `nn.Sequential` model the input of the top-level block holding the layer is computed once
+    (`prefix`, no grad) and reused; otherwise the whole model is evaluated through `functional_call`.
+    """
+
+    def __init__(self, model: nn.Module, name: str, prefix_cache: dict[int, torch.Tensor] | None,
+                 x: torch.Tensor) -> None:
+        self.model, self.name = model, name
+        self.block: nn.Module = model
+        self.sub_name = name
+        self.rest: list[nn.Module] = []
+        self.inputs = x
+        if isinstance(model, nn.Sequential) and prefix_cache is not None and "." in name:
+            head, sub = name.split(".", 1)
+            keys = list(model._modules)
+            if head in keys:
+                i = keys.index(head)
+                self.block, self.sub_name = model._modules[head], sub  # type: ignore[assignment]
+                self.rest = [m for m in list(model._modules.values())[i + 1:] if m is not None]
+                self.inputs = prefix_cache[i]
+
+    def __call__(self, w: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        out = functional_call(self.block, {self.sub_name: w}, (inputs,))
+        for module in self.rest:
+            out = module(out)
+        return out
+
+
+def _prefix_activations(model: nn.Module, x: torch.Tensor) -> dict[int, torch.Tensor] | None:
+    """Inputs of every top-level block of an `nn.Sequential` (index -> tensor); None for other models."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    acts, h = {}, x
+    with torch.no_grad():
+        for i, module in enumerate(model._modules.values()):
+            acts[i] = h
+            if module is not None:
+                h = module(h)
+    return acts
+
+
+def _batched_stats(fn: _LayerFn, w_stack: torch.Tensor, inputs: torch.Tensor, y: torch.Tensor,
+                   *, grad: bool, loss: SampleLoss = CROSS_ENTROPY
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Mean loss (C,), accuracy (C,) and (optionally) d(loss)/dw (C, ...) of the stacked copies.
+
+    The evaluation set is processed in chunks of `CHUNK` rows; gradients are accumulated over chunks.
+    """
+    n = len(y)
+    copies = w_stack.shape[0]
+    loss_sum = torch.zeros(copies, dtype=torch.float64, device=w_stack.device)
+    correct = torch.zeros(copies, dtype=torch.float64, device=w_stack.device)
+    g_total = torch.zeros_like(w_stack) if grad else None
+    batched = vmap(fn, in_dims=(0, None))
+    for start in range(0, n, CHUNK):
+        xb, yb = inputs[start:start + CHUNK], y[start:start + CHUNK]
+        with torch.set_grad_enabled(grad):
+            w = w_stack.detach().requires_grad_(grad)
+            logits = batched(w, xb)  # (C, B, classes)
+            losses = loss.sample_loss(logits.flatten(0, 1), _tile(yb, copies)).view(copies, -1)
+            chunk_sum = losses.sum(1)
+            if grad:
+                (g,) = torch.autograd.grad(chunk_sum.sum() / n, w)
+                g_total += g  # type: ignore[operator]
+        loss_sum += chunk_sum.detach().double()
+        correct += _score(loss, logits.detach().flatten(0, 1), _tile(yb, copies)).view(copies, -1).sum(1).double()
+    return loss_sum / n, correct / n, g_total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Solvers
+
+
+def _batched_layer(fn: _LayerFn, theta: torch.Tensor, y: torch.Tensor, spec: SALSpec, batch_size: int,
+                   running: tuple[float, float] | None, generator: torch.Generator,
+                   objective: SampleLoss = CROSS_ENTROPY) -> LayerSAL:
+    """Fast engine: the authors' SGD rounds with the min copy (descent) and max copy (ascent) stacked."""
+    radius = spec.eps * float(theta.norm())
+    inputs = fn.inputs
+    if running is not None:
+        l0, a0 = running
+    else:
+        loss, acc, _ = _batched_stats(fn, theta[None], inputs, y, grad=False, loss=objective)
+        l0, a0 = float(loss[0]), float(acc[0])
+    best_min, best_max = (l0, a0), (l0, a0)
+    # copy 0 descends (min problem), copy 1 ascends (max problem)
+    step = torch.tensor([spec.lr, -spec.lr], dtype=theta.dtype, device=theta.device).view((-1,) + (1,) * theta.ndim)
+    batched = vmap(fn, in_dims=(0, None))
+    w = theta.expand(2, *theta.shape).clone()
+    for _ in range(spec.rounds):
+        for idx in _loader(len(y), batch_size, generator, y.device):
+            w = w.detach().requires_grad_(True)
+            logits = batched(w, inputs[idx])  # (2, B, classes)
+            losses = objective.sample_loss(logits.flatten(0, 1), _tile(y[idx], 2)).view(2, -1).mean(1)
+            (g,) = torch.autograd.grad(losses.sum(), w)
+            w = w.detach() - step * g
+        w = theta + project_to_ball(w - theta, radius, stacked=True)
+        loss, acc, _ = _batched_stats(fn, w, inputs, y, grad=False, loss=objective)
+        lo, hi = float(loss[0]), float(loss[1])
+        if lo < best_min[0]:
+            best_min = (lo, float(acc[0]))
+        if hi > best_max[0]:
+            best_max = (hi, float(acc[1]))
+    return _finish(l0, a0, *best_min, *best_max)
+
+
+def _pass_batch_size(spec: SALSpec, train_spec: TrainSpec | None) -> int:
+    return spec.batch_size or (train_spec.batch_size if train_spec is not None else 64)
+
+
+def _loader(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+    """Index batches of one shuffled pass, last partial batch dropped (the authors' `drop_last=True`)."""
+    order = torch.randperm(n, generator=generator).to(device)
+    full = max(n // batch_size, 1)  # a set smaller than one batch still gives one (partial) batch
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(full)]
+
+
+def _reference_layer(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
+               train_spec: TrainSpec | None, running: tuple[float, float] | None,
+               generator: torch.Generator, objective: SampleLoss = CROSS_ENTROPY) -> LayerSAL:
+    """Reference engine (the authors' loop): K rounds of {SGD pass, projection} per copy, then evaluation."""
+    theta = dict(model.named_parameters())[name].detach()
+    radius = spec.eps * float(theta.norm())
+    batch_size = _pass_batch_size(spec, train_spec)
+    aug = spec.augment and train_spec is not None and train_spec.augment != "none"
+
+    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xb = x[idx]
+        if aug:
+            xb = random_crop_flip(xb, train_spec.crop_padding, train_spec.augment == "crop_flip", generator)  # type: ignore[union-attr]
+        return xb, y[idx]
+
+    @torch.no_grad()
+    def evaluate(w: torch.Tensor) -> tuple[float, float]:
+        loss_sum, correct, count = 0.0, 0, 0
+        for idx in _loader(len(y), batch_size, generator, x.device):
+            xb, yb = batch(idx)
+            logits = functional_call(model, {name: w}, (xb,))
+            loss_sum += float(objective.sample_loss(logits, yb).sum())
+            correct += float(_score(objective, logits, yb).sum())
+            count += len(yb)
+        return loss_sum / count, correct / count
+
+    if running is not None:
+        l0, a0 = running
+    else:
+        l0, a0 = evaluate(theta)
+    best_min, best_max = (l0, a0), (l0, a0)
+    copies = {"min": theta.clone(), "max": theta.clone()}
+    for _ in range(spec.rounds):
+        for which in ("min", "max"):
+            w = copies[which]
+            for idx in _loader(len(y), batch_size, generator, x.device):
+                xb, yb = batch(idx)
+                w = w.detach().requires_grad_(True)
+                loss = objective.sample_loss(functional_call(model, {name: w}, (xb,)), yb).mean()
+                (g,) = torch.autograd.grad(loss, w)
+                w = (w - spec.lr * g) if which == "min" else (w + spec.lr * g)
+            copies[which] = theta + project_to_ball(w.detach() - theta, radius)
+        lo, acc_lo = evaluate(copies["min"])
+        hi, acc_hi = evaluate(copies["max"])
+        if lo < best_min[0]:
+            best_min = (lo, acc_lo)
+        if hi > best_max[0]:
+            best_max = (hi, acc_hi)
+    return _finish(l0, a0, *best_min, *best_max)
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def eval_subset(n: int, spec: SALSpec) -> torch.Tensor | None:
+    """Indices (sorted) of the fixed SAL subset of an n-example training set ("batched" engine), None for all."""
+    if spec.eval_size is None or spec.eval_size >= n:
+        return None
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(spec.seed, n)))
+    return perm[: spec.eval_size].sort().values
+
+
+def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec, *,
+              train_spec: TrainSpec | None = None, running: tuple[float, float] | None = None,
+              layers: Sequence[str] | None = None, epoch: int = 0,
+              progress: LayerProgress | None = None, loss: SampleLoss | None = None) -> list[LayerSAL]:
+    """SAL of each weight layer of `model` on its training data `x` (N, C, H, W), `y` (N,).
+
+    Args:
+        model: the network (left unchanged, mode restored); tensors must be on the model's device.
+        x: the model's own training images (on its device).
+        y: their labels.
+        spec: the SAL settings.
+        train_spec: the trainer's spec (batch size; augmentation of the "reference" engine).
+        running: (loss, accuracy) of the epoch's training pass, required by `baseline="running"`.
+        layers: weight tensor names (default: `weight_layers(model)`).
+        epoch: the epoch being measured (seeds the "sgd" shuffles).
+        progress: called as `progress(layers_done, layers_total)`.
+        loss: the per-sample loss and score (default: cross-entropy and accuracy; `y` then holds labels). With
+            another objective (e.g. a `landscape.tasks.Task`), `y` holds its targets.
+
+    Returns:
+        One `LayerSAL` per layer, in the order of `layers`.
+    """
+    if spec.baseline == "running" and running is None:
+        raise ValueError("SALSpec.baseline = 'running' needs the epoch's running (loss, accuracy); pass "
+                         "running=... or use baseline='fresh'")
+    base = running if spec.baseline == "running" else None
+    names = list(layers) if layers is not None else weight_layers(model)
+    params = dict(model.named_parameters())
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ShapeError(f"model has no weight tensor(s) {missing}; valid: {weight_layers(model)}")
+    was_training = model.training
+    model.eval()
+    out: list[LayerSAL] = []
+    try:
+        batch_size = _pass_batch_size(spec, train_spec)
+        if spec.engine == "batched":
+            subset = eval_subset(len(y), spec)
+            xs, ys = (x, y) if subset is None else (x[subset.to(x.device)], y[subset.to(y.device)])
+            prefix = _prefix_activations(model, xs)
+            for i, name in enumerate(names):
+                fn = _LayerFn(model, name, prefix, xs)
+                gen = torch.Generator().manual_seed(_seed(spec.seed, epoch, i))
+                out.append(_batched_layer(fn, params[name].detach(), ys, spec, batch_size, base, gen,
+                                          loss or CROSS_ENTROPY))
+                if progress is not None:
+                    progress(i + 1, len(names))
+        elif spec.engine == "reference":
+            for i, name in enumerate(names):
+                gen = torch.Generator().manual_seed(_seed(spec.seed, epoch, i))
+                out.append(_reference_layer(model, name, x, y, spec, train_spec, base, gen, loss or CROSS_ENTROPY))
+                if progress is not None:
+                    progress(i + 1, len(names))
+        else:
+            raise ValueError(f"unknown SAL engine {spec.engine!r}; valid: reference, batched")
+    finally:
+        model.train(was_training)
+    return out
+
+
+class SALTracker:
+    """Trainer callback measuring SAL of every weight layer after every `spec.every`-th epoch (and the last).
+
+    Pass it in `train(..., callbacks=[tracker])`; `tracker.trace()` returns the `SALTrace`.
+
+    Args:
+        spec: the SAL settings.
+        progress: called as `progress(layers_done, layers_total)` within each measured epoch.
+        loss: the objective SAL measures (default cross-entropy; see `model_sal`). With a running baseline
+            and another objective the accuracy variant is NaN (the trainer's running metric is not a score).
+    """
+
+    def __init__(self, spec: SALSpec, *, progress: LayerProgress | None = None, loss: SampleLoss | None = None) -> None:
+        self.spec, self.progress, self.loss = spec, progress, loss
+        self.layers: list[str] | None = None
+        self.epochs: list[int] = []
+        self.rows: list[list[LayerSAL]] = []
+        self.seconds: list[float] = []
+
+    def __call__(self, state: EpochState) -> None:
+        if state.epoch % self.spec.every != 0 and state.epoch != state.spec.epochs:
+            return
+        if self.layers is None:
+            self.layers = weight_layers(state.model)
+        started = time.perf_counter()
+        row = model_sal(state.model, state.x_train, state.y_train, self.spec, train_spec=state.spec,
+                        running=(state.train_loss, state.train_acc if self.loss is None else float("nan")),
+                        layers=self.layers, epoch=state.epoch, progress=self.progress, loss=self.loss)
+        self.seconds.append(time.perf_counter() - started)
+        self.epochs.append(state.epoch)
+        self.rows.append(row)
+
+    def trace(self) -> SALTrace:
+        """The SAL measured so far."""
+        return SALTrace.from_rows(self.layers or [], self.epochs, self.rows, self.seconds, self.spec)
+
+
+__all__ = ["LayerSAL", "SALTrace", "SALTracker", "eval_subset", "model_sal", "project_to_ball"]

@@ -1,0 +1,172 @@
+import csv
+import json
+import math
+
+import pytest
+
+from landscape.bench import (
+    CELL_STAGE,
+    BenchSpec,
+    ProcessExecutor,
+    SerialExecutor,
+    plan_jobs,
+    read_summary,
+    run_bench,
+    summarise,
+    write_outputs,
+)
+from landscape.cli import main
+from landscape.config import DataSpec, DefenseSpec, ModelSpec, SALSpec, TrainSpec
+from landscape.errors import SpecError
+from landscape.store import Store
+
+
+def tiny_bench(methods=("random", "ops"), defenses=("none", "cutout"), seeds=(0, 1)) -> BenchSpec:
+    """A sweep that costs seconds: 120 digits, 2 epochs, a 1-round SAL on 64 images."""
+    return BenchSpec(
+        data=DataSpec(n_train=120, n_test=60),
+        model=ModelSpec("cnn"),
+        train=TrainSpec(epochs=2, batch_size=32),
+        sal=SALSpec(rounds=1, eval_size=64),
+        methods=tuple(methods),
+        defenses=tuple(DefenseSpec.parse(d) for d in defenses),
+        seeds=tuple(seeds),
+    )
+
+
+def _numbers(rows):
+    """Rows without the timing field, which is the only thing allowed to differ between executors."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+class Recorder:
+    """Records every (stage, key) whose compute function actually ran; can fail the n-th one (an interruption)."""
+
+    def __init__(self, monkeypatch, fail_at=None):
+        self.computed, self.started, self.fail_at = [], 0, fail_at
+        original = Store.get_or_compute
+
+        def get_or_compute(store, stage, key, compute, **kw):
+            def wrapped():
+                if self.fail_at is not None and self.started == self.fail_at:
+                    raise KeyboardInterrupt("simulated interruption")
+                self.started += 1
+                out = compute()
+                self.computed.append((stage, key))  # completed (it is stored right after)
+                return out
+
+            return original(store, stage, key, wrapped, **kw)
+
+        monkeypatch.setattr(Store, "get_or_compute", get_or_compute)
+
+
+def test_grid_and_plan_share_crafts_and_references():
+    spec = tiny_bench(methods=("random", "ops", "lsp"), defenses=("none", "jpeg"), seeds=(0, 1))
+    cells = spec.cells()
+    assert len(cells) == 3 * 2 * 2 and len({c.key() for c in cells}) == 12
+    jobs = plan_jobs(cells)
+    kinds = [j.kind for j in jobs]
+    assert kinds.count("craft") == 3 * 2  # per (method, seed), shared by every defense
+    assert kinds.count("reference") == 2 * 2  # per (defense, seed), shared by every method
+    assert kinds.count("cell") == 12
+    for j in jobs:
+        if j.kind == "cell":
+            (a,) = [d for d in j.deps if jobs[d].kind == "craft"]
+            (b,) = [d for d in j.deps if jobs[d].kind == "reference"]
+            assert jobs[a].kind == "craft" and jobs[a].cell.method == j.cell.method
+            assert jobs[b].kind == "reference" and jobs[b].cell.defense == j.cell.defense
+            assert jobs[b].cell.seed == jobs[a].cell.seed == j.cell.seed
+    with pytest.raises(SpecError, match="repeat"):
+        tiny_bench(seeds=(0, 0))
+
+
+def test_cell_key_depends_on_defense_and_its_options():
+    a = tiny_bench(defenses=("jpeg",)).cells()[0]
+    b = tiny_bench(defenses=("jpeg:quality=30",)).cells()[0]
+    c = tiny_bench(defenses=("jpeg:quality=10",)).cells()[0]
+    assert a.key() != b.key() and a.key() == c.key()
+
+
+@pytest.mark.slow
+def test_sweep_outputs_and_resume_after_interruption_recomputes_nothing(tmp_path, monkeypatch):
+    spec = tiny_bench(seeds=(0,))
+    # reference: an uninterrupted run in its own store
+    full = Recorder(monkeypatch)
+    ref = run_bench(spec, store=Store(tmp_path / "a"), executor=SerialExecutor(str(tmp_path / "a"), "cpu"))
+    monkeypatch.undo()
+    assert len(ref.rows) == 4 and ref.computed == 4
+    for r in ref.rows:
+        assert 0 <= r["clean_acc"] <= 1 and 0 <= r["poisoned_acc"] <= 1 and math.isfinite(r["ud"]) and r["ud"] >= 0
+
+    # interrupted run: stop in the middle of the stages
+    store = Store(tmp_path / "b")
+    cut = len(full.computed) // 2
+    first = Recorder(monkeypatch, fail_at=cut)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(spec, store=store, executor=SerialExecutor(str(store.root), "cpu"))
+    monkeypatch.undo()
+    assert 0 < len(first.computed) < len(full.computed)
+    stored_before = {(st, k) for st, k in first.computed}
+
+    second = Recorder(monkeypatch)
+    resumed = run_bench(spec, store=store, executor=SerialExecutor(str(store.root), "cpu"))
+    monkeypatch.undo()
+    assert not stored_before & set(second.computed)  # nothing already stored was recomputed
+    assert set(full.computed) == stored_before | set(second.computed)  # and nothing is missing
+    assert _numbers(resumed.rows) == _numbers(ref.rows)
+
+    # a third run loads every cell
+    third = Recorder(monkeypatch)
+    again = run_bench(spec, store=store, executor=SerialExecutor(str(store.root), "cpu"))
+    monkeypatch.undo()
+    assert third.computed == [] and again.loaded == 4 and again.computed == 0
+
+    paths = write_outputs(again, tmp_path / "out" / "tiny", command="pytest", device="cpu")
+    with open(paths["csv"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and {r["method"] for r in rows} == {"random", "ops"}
+    data = read_summary(paths["json"])
+    assert data["rows"] == json.loads(json.dumps(again.rows)) and data["summary"] == summarise(again)
+    md = paths["md"].read_text()
+    assert "| method | none | cutout |" in md and "| clean | 1.000 | 1.000 |" in md and "command" in md
+
+
+@pytest.mark.slow
+def test_process_and_ray_executors_give_the_same_table(tmp_path):
+    spec = tiny_bench()
+    serial = run_bench(spec, store=Store(tmp_path / "s"), executor=SerialExecutor(str(tmp_path / "s"), "cpu"))
+    procs = run_bench(spec, store=Store(tmp_path / "p"), executor=ProcessExecutor(2, str(tmp_path / "p"), "cpu"),
+                      workers=2)
+    assert procs.computed == len(spec.cells())
+    assert _numbers(procs.rows) == _numbers(serial.rows)
+    assert summarise(procs) == summarise(serial)
+
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'ue-landscape[ray]'); "
+                                            "CI installs it")
+    from landscape.bench import RayExecutor
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             configure_logging=False)
+    try:
+        rayed = run_bench(spec, store=Store(tmp_path / "r"), executor=RayExecutor(None, str(tmp_path / "r"), "cpu"))
+    finally:
+        ray.shutdown()
+    assert rayed.executor == "ray"
+    assert _numbers(rayed.rows) == _numbers(serial.rows)
+
+
+def test_cli_dry_run_lists_cells(tmp_path, capsys):
+    code = main(["bench", "--methods", "random,ops", "--defenses", "none,jpeg:quality=30,at:eps=32/255;steps=2",
+                 "--seeds", "2", "--store", str(tmp_path / "st"), "--dry-run"])
+    assert code == 0
+    assert "12 cells (2 methods x 3 defenses x 2 seeds); 0 already stored" in capsys.readouterr().out
+
+
+def test_cli_rejects_unknown_defense_and_method(tmp_path, capsys):
+    assert main(["bench", "--defenses", "none,uneraser", "--dry-run", "--store", str(tmp_path)]) == 2
+    assert "valid choices" in capsys.readouterr().err
+    assert main(["bench", "--methods", "em,nope", "--dry-run", "--store", str(tmp_path)]) == 2
+
+
+def test_cell_stage_name_is_a_store_name(store):
+    assert store.path(CELL_STAGE, "0123456789abcdef").name == "0123456789abcdef"

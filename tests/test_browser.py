@@ -1,0 +1,154 @@
+"""One real-browser test: `streamlit run app.py` driven by the system Chromium through Playwright.
+
+It visits every page, runs a tiny computation through the UI (digits, a model-free poison, two epochs,
+SAL and UD) until a UD value appears, asserts that no page shows an exception, and saves a screenshot
+of every page to test-artifacts/. It never downloads a browser: without /usr/bin/chromium it is skipped
+(with the reason), except under CI (env CI set), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PAGES = {"overview": "", "poison": "poison", "train": "train", "landscape": "landscape", "sal": "sal", "ud": "ud"}
+PAGE_TIMEOUT_MS = 120_000
+COMPUTE_TIMEOUT_MS = 600_000
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    reason = f"system Chromium not found at {CHROMIUM} (install it with: apt-get install chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser test")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def streamlit_server(store: Path, log: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free localhost port (headless, no usage statistics); yields its URL."""
+    port = free_port()
+    env = {**os.environ, "UE_LANDSCAPE_STORE": str(store)}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
+                with contextlib.suppress(OSError):
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("streamlit did not become healthy within 120 s")
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const idle = app && app.dataset.testScriptState === 'notRunning'
+    && document.querySelector('[data-testid="stMain"] h1')
+    && !document.querySelector('[data-testid="stSkeleton"]')
+    && !document.querySelector('[data-stale="true"]');
+  if (!idle) { window.__idleSince = undefined; return false; }
+  window.__idleSince = window.__idleSince || Date.now();
+  return Date.now() - window.__idleSince > 500;
+}"""
+
+
+def wait_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """Wait until the script run finished: not running, a title shown, nothing stale or a skeleton, for 0.5 s."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_timeout(200)  # let a triggered rerun start before checking that it finished
+    page.wait_for_function(IDLE_JS, timeout=timeout_ms, polling=100)
+
+
+def assert_no_exception(page, name: str) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, f"{name} shows an exception: {exceptions.first.inner_text()[:500]}"
+
+
+def set_selectbox(page, key: str, value: str) -> None:
+    box = page.locator(f".st-key-{key}")
+    box.click()
+    page.get_by_role("option", name=value, exact=True).click()
+    wait_idle(page)
+
+
+def set_number(page, key: str, value: int) -> None:
+    field = page.locator(f".st-key-{key} input")
+    field.fill(str(value))
+    field.press("Enter")
+    wait_idle(page)
+
+
+def test_every_page_in_chromium_and_a_tiny_live_ud(tmp_path):
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with streamlit_server(tmp_path / "store", ARTIFACTS / "streamlit.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for name, path in PAGES.items():
+                page.goto(f"{url}/{path}")
+                wait_idle(page)
+                if name != "overview" and name != "poison" and name != "train":
+                    page.wait_for_selector(".stPlotlyChart", timeout=PAGE_TIMEOUT_MS)
+                assert_no_exception(page, name)
+                page.screenshot(path=str(ARTIFACTS / f"page-{name}.png"), full_page=True)
+            # A tiny computation through the UI, in one session: digits, a model-free poison, 2 epochs.
+            page.goto(f"{url}/ud")
+            wait_idle(page)
+            set_selectbox(page, "_w_method", "ops")
+            set_number(page, "_w_epochs", 2)
+            page.locator(".st-key-source_ud").get_by_text("Live run").click()
+            wait_idle(page)
+            page.locator(".st-key-ud_run button").click()
+            page.wait_for_selector('[data-testid="stMetric"]:has-text("UD")', timeout=COMPUTE_TIMEOUT_MS)
+            wait_idle(page, COMPUTE_TIMEOUT_MS)
+            assert_no_exception(page, "ud (live)")
+            value = page.locator('[data-testid="stMetric"]:has-text("UD") [data-testid="stMetricValue"]').first
+            text = value.inner_text().strip()
+            assert text and text != "nan", f"UD value shown: {text!r}"
+            page.screenshot(path=str(ARTIFACTS / "page-ud-live.png"), full_page=True)
+            # the live result is now served on the other pages of the same session
+            page.locator('[data-testid="stSidebarNav"] a[href$="/sal"]').click()
+            wait_idle(page)
+            assert_no_exception(page, "sal (after the live run)")
+        finally:
+            browser.close()

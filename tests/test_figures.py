@@ -1,0 +1,201 @@
+"""Figure builders are tested on the figure's data (orientation, shared scales, highlights), never by rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from landscape import figures
+
+
+@pytest.fixture
+def grid():
+    """An asymmetric grid (5 alphas x 3 betas) whose values identify their (i, j) position."""
+    alpha = np.linspace(-1, 1, 5)
+    beta = np.linspace(-0.5, 0.5, 3)
+    values = 1.0 + 10 * np.arange(5)[:, None] + np.arange(3)[None, :]  # values[i, j] at (alpha[i], beta[j])
+    return alpha, beta, values
+
+
+def test_contour_orientation_rows_are_beta(grid):
+    alpha, beta, values = grid
+    fig = figures.contour(alpha, beta, values)
+    c = fig.data[0]
+    np.testing.assert_array_equal(np.asarray(c.z), values.T)
+    assert np.asarray(c.z).shape == (len(beta), len(alpha))
+    np.testing.assert_array_equal(c.x, alpha)
+    np.testing.assert_array_equal(c.y, beta)
+
+
+def test_surface_3d_orientation_and_path_height(grid):
+    alpha, beta, values = grid
+    path = figures.PathView(epochs=np.array([0, 1]), a=np.array([0.1, 0.2]), b=np.array([0.0, 0.1]),
+                            surface_loss=np.array([3.0, 2.0]))
+    fig = figures.surface_3d(alpha, beta, values, paths={"clean": path})
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z), values.T)
+    assert isinstance(fig.data[1], go.Scatter3d)
+    np.testing.assert_array_equal(fig.data[1].z, [3.0, 2.0])
+
+
+def test_log_scale_is_named_and_applied(grid):
+    alpha, beta, values = grid
+    fig = figures.contour(alpha, beta, values, log=True)
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), np.log10(values).T)
+    assert "log10" in fig.data[0].colorbar.title.text
+
+
+def test_side_by_side_contours_share_one_colour_scale(grid):
+    alpha, beta, values = grid
+    path = figures.PathView(epochs=np.arange(2), a=np.zeros(2), b=np.zeros(2))
+    panels = {"clean": figures.Panel(alpha, beta, values, {"clean": path}),
+              "em": figures.Panel(alpha, beta, values * 3, {"em": path})}
+    fig = figures.contours_side_by_side(panels)
+    assert [t.name for t in fig.data if isinstance(t, go.Scatter)] == ["clean path", "em path"]
+    contours = [t for t in fig.data if isinstance(t, go.Contour)]
+    assert len(contours) == 2 and all(t.coloraxis == "coloraxis" for t in contours)
+    assert fig.layout.coloraxis.cmin == pytest.approx(values.min())
+    assert fig.layout.coloraxis.cmax == pytest.approx(3 * values.max())
+    np.testing.assert_array_equal(np.asarray(contours[1].z), (values * 3).T)
+
+
+def test_difference_is_first_minus_second_centred(grid):
+    alpha, beta, values = grid
+    other = np.ones_like(values)
+    fig = figures.difference_contour(alpha, beta, values, other)
+    z = np.asarray(fig.data[0].z)
+    np.testing.assert_array_equal(z, (values - other).T)
+    assert fig.data[0].zmid == 0 and fig.data[0].zmin == -fig.data[0].zmax
+
+
+def test_paths_drawn_on_contour(grid):
+    alpha, beta, values = grid
+    paths = {name: figures.PathView(epochs=np.arange(3), a=np.array([0.0, 0.5, 1.0]) * k, b=np.zeros(3))
+             for k, name in ((1, "clean"), (2, "em"))}
+    fig = figures.contour(alpha, beta, values, paths=paths)
+    scatters = [t for t in fig.data if isinstance(t, go.Scatter)]
+    assert [t.name for t in scatters] == ["clean path", "em path"]
+    np.testing.assert_array_equal(scatters[1].x, [0.0, 1.0, 2.0])
+    assert scatters[0].line.color == figures.color_of("clean")
+
+
+def test_sal_heatmaps_orientation_and_shared_scale():
+    epochs = np.array([1, 2, 3, 4])
+    layers = ["conv1", "conv2", "fc"]
+    clean = np.arange(12, dtype=float).reshape(4, 3)  # (epoch, layer)
+    poisoned = clean / 10
+    fig = figures.sal_heatmaps({"clean": clean, "em": poisoned}, layers, epochs)
+    heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    np.testing.assert_array_equal(np.asarray(heat[0].z), clean.T)  # rows = layers, columns = epochs
+    np.testing.assert_array_equal(np.asarray(heat[1].z), poisoned.T)
+    assert list(heat[0].y) == layers and list(heat[0].x) == [1, 2, 3, 4]
+    assert all(t.coloraxis == "coloraxis" for t in heat)
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 11.0)
+
+
+def test_learnable_layers_mask_orientation():
+    mask = np.array([[1, 0], [1, 1], [0, 0]], dtype=bool)  # (3 epochs, 2 layers)
+    fig = figures.learnable_layers({"clean": mask}, ["a", "b"], np.array([1, 2, 3]))
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z), mask.T.astype(float))
+
+
+def test_sal_distribution_has_beta_line():
+    fig = figures.sal_distributions({"clean": np.array([0.1, 0.5, 0.9]), "em": np.array([0.01, 0.02])}, beta=0.3)
+    assert len(fig.data) == 2
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 1 and lines[0].x0 == pytest.approx(0.3)
+    np.testing.assert_array_equal(fig.data[1].x, [0.01, 0.02])
+
+
+def test_ud_counts_lines_and_means():
+    fig = figures.ud_counts({"clean": (np.array([1, 2]), np.array([4, 6])), "em": (np.array([1, 2]), np.array([1, 2]))},
+                            n_layers=6)
+    assert [t.name for t in fig.data] == ["clean", "em"]
+    ys = sorted(s.y0 for s in fig.layout.shapes)
+    assert ys == [1.5, 5.0]
+
+
+def test_parameter_paths_highlight_the_most_diverging():
+    epochs = np.arange(4)
+    clean = np.zeros((4, 5))
+    poisoned = np.zeros((4, 5))
+    poisoned[:, 3] = np.linspace(0, 2, 4)  # weight 3 diverges most
+    poisoned[:, 1] = np.linspace(0, 1, 4)  # then weight 1
+    names = [f"w{i}" for i in range(5)]
+    np.testing.assert_array_equal(figures.diverging_parameters(clean, poisoned, 2), [3, 1])
+    fig = figures.parameter_paths(epochs, clean, poisoned, names, top_k=2)
+    highlighted = [t.name for t in fig.data if t.name in names]
+    assert highlighted == ["w3", "w1", "w3", "w1"]
+
+
+def test_image_grid_rows_and_amplified_perturbation():
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(0.2, 0.8, size=(6, 1, 4, 4))
+    delta = np.zeros_like(clean)
+    delta[:, 0, 0, 0] = 0.1
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    fig = figures.image_grid(clean, clean + delta, labels, ["a", "b", "c"])
+    assert len(fig.data) == 9  # 3 rows x 3 classes
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), clean[0, 0])
+    amplified = np.asarray(fig.data[1].z)
+    assert amplified[0, 0] == pytest.approx(1.0) and amplified[1, 1] == pytest.approx(0.5)  # grey = unchanged
+    assert "x5.0" in fig.layout.title.text
+
+
+def test_image_grid_rgb_uses_image_traces():
+    x = np.full((2, 3, 4, 4), 0.5)
+    fig = figures.image_grid(x, x, np.array([0, 1]), ["a", "b"])
+    assert all(isinstance(t, go.Image) for t in fig.data)
+
+
+def test_pick_examples_prefers_changed_images():
+    labels = np.array([0, 0, 1, 1])
+    changed = np.array([False, True, False, False])
+    assert figures.pick_examples(labels, changed, per_class=1) == [1, 2]
+
+
+def test_training_curves_traces():
+    h = {k: np.array([1.0, 0.5]) for k in ("train_loss", "test_loss")}
+    h |= {k: np.array([0.5, 0.9]) for k in ("train_acc", "test_acc")}
+    fig = figures.training_curves({"clean": h, "em": h})
+    assert len(fig.data) == 8
+    assert {t.line.color for t in fig.data if t.legendgroup == "clean"} == {figures.color_of("clean")}
+
+
+def test_budget_figure_one_panel_per_norm():
+    fig = figures.budget_figure({"em": {"linf": 0.1, "l2": 1.0, "l0": 64, "psnr": 20.0}, "ops": {"l0": 1}})
+    assert len(fig.data) == 4
+    np.testing.assert_array_equal(fig.data[2].y, [64.0, 1.0])
+    assert np.isnan(fig.data[0].y[1])
+
+
+def test_shared_range_ignores_nan_and_log_drops_non_positive():
+    assert figures.shared_range(np.array([1.0, np.nan]), np.array([3.0])) == (1.0, 3.0)
+    assert figures.shared_range(np.array([0.0, 10.0, 100.0]), log=True) == (1.0, 2.0)
+    assert figures.shared_range(np.array([np.nan])) == (0.0, 1.0)
+
+
+def test_slice_1d_and_explained_variance_and_ud_bars():
+    fig = figures.slice_1d(np.linspace(-1, 1, 5), {"clean": np.arange(5.0), "em": np.arange(5.0) * 2})
+    np.testing.assert_array_equal(fig.data[1].y, np.arange(5.0) * 2)
+    ev = figures.explained_variance({"clean": [0.8, 0.15]})
+    np.testing.assert_array_equal(ev.data[0].y, [0.8, 0.15])
+    bars = figures.ud_bars({"em": 0.9, "ops": 1.1})
+    np.testing.assert_array_equal(bars.data[0].y, [0.9, 1.1])
+
+
+def test_path_fidelity_plots_residual_and_both_losses():
+    p = figures.PathView(epochs=np.arange(3), a=np.zeros(3), b=np.zeros(3), real_loss=np.ones(3),
+                         surface_loss=np.ones(3) * 2, residual=np.array([0.0, 0.1, 0.2]))
+    fig = figures.path_fidelity({"clean": p})
+    assert [t.name for t in fig.data] == ["clean residual", "clean real loss", "clean surface loss"]
+
+
+def test_figures_and_demo_bundle_do_not_load_streamlit():
+    import subprocess
+    import sys
+
+    code = ("import sys, landscape.figures, landscape.commands.demo, landscape.cli; "
+            "landscape.cli.build_parser(); print('streamlit' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -1,0 +1,283 @@
+"""Poison methods: one contract parametrised over the registry, plus round trips, figures, CLI and bad input.
+
+Every registered method (and each of its declared modes) is crafted on 100 digits with the method's
+`quick_options` (few steps: the contract is about invariants, not strength).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from landscape.config import DataSpec, PoisonSpec
+from landscape.data import ImageSet, load_data, stratified_subset
+from landscape.errors import BudgetError, LandscapeError, ShapeError, SpecError, UnknownNameError
+from landscape.poisons import POISONS, Crafted, budget_figures, build, craft
+
+CASES = [(name, mode) for name in POISONS.names() for mode in POISONS.get(name).modes]
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: these tiny tensors gain nothing from more, and the test machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits100() -> ImageSet:
+    train = load_data(DataSpec()).train
+    return train.subset(stratified_subset(train.y, 100, seed=0))
+
+
+def quick_spec(name: str, mode: str | None = None, **changes: object) -> PoisonSpec:
+    cls = POISONS.get(name)
+    options = dict(cls.quick_options)
+    if mode is not None and len(cls.modes) > 1:
+        options["mode"] = mode
+    options.update(changes.pop("options", {}))  # type: ignore[arg-type]
+    return PoisonSpec(method=name, options=tuple(options.items()), **changes)  # type: ignore[arg-type]
+
+
+def check_budget(delta: torch.Tensor, eps: float, norm: str) -> None:
+    """Independent of the library's own check."""
+    if norm == "linf":
+        assert float(delta.abs().max()) <= eps + TOL
+    elif norm == "l2":
+        assert float(delta.flatten(1).norm(dim=1).max()) <= eps * (1 + TOL) + TOL
+    elif norm == "l0":
+        assert int((delta != 0).any(dim=1).flatten(1).sum(1).max()) <= eps
+    else:
+        assert norm == "none"
+
+
+@pytest.mark.parametrize(("name", "mode"), CASES)
+def test_contract(name: str, mode: str, digits100: ImageSet) -> None:
+    x0, y0 = digits100.x.clone(), digits100.y.clone()
+    spec = quick_spec(name, mode, seed=3)
+    crafted = craft(digits100, spec, dataset="digits")
+    delta, mask = crafted.delta, crafted.mask
+    # shape, dtype, range
+    assert delta.shape == digits100.x.shape and delta.dtype == torch.float32 and delta.device.type == "cpu"
+    assert mask.dtype == torch.bool and mask.shape == (len(digits100),) and bool(mask.all())
+    poisoned = crafted.apply(digits100)
+    assert poisoned.x.shape == digits100.x.shape and poisoned.x.dtype == torch.float32
+    assert float(poisoned.x.min()) >= 0.0 and float(poisoned.x.max()) <= 1.0
+    assert torch.equal(poisoned.y, digits100.y)
+    torch.testing.assert_close(digits100.x + delta, poisoned.x, rtol=0, atol=1e-6)  # delta keeps x inside [0, 1]
+    assert float(delta.abs().max()) > 0, f"{name} changed nothing"
+    # budget under the declared norm
+    method = build(spec, dataset="digits")
+    assert crafted.meta["norm"] == method.norm and crafted.meta["eps"] == method.eps
+    check_budget(delta, method.eps, method.norm)
+    check_budget(poisoned.x - digits100.x, method.eps, method.norm)
+    assert crafted.meta["granularity"] == mode and crafted.meta["method"] == name
+    assert set(crafted.meta["budget"]) >= {"linf", "l2_mean", "l2_max", "l0_mean", "psnr"}
+    # input untouched
+    assert torch.equal(digits100.x, x0) and torch.equal(digits100.y, y0)
+    # deterministic under a seed
+    again = craft(digits100, spec, dataset="digits")
+    assert torch.equal(again.delta, delta) and torch.equal(again.mask, mask)
+
+
+@pytest.mark.parametrize(("name", "mode"), [c for c in CASES if c[1] == "class"])
+def test_classwise_methods_treat_a_class_alike(name: str, mode: str, digits100: ImageSet) -> None:
+    # The same image twice under the same label must come out identical.
+    half = ImageSet(torch.cat([digits100.x[:50], digits100.x[:50]]), torch.cat([digits100.y[:50]] * 2),
+                    digits100.class_names)
+    out = craft(half, quick_spec(name, mode), dataset="digits").apply(half).x
+    torch.testing.assert_close(out[:50], out[50:], rtol=0, atol=1e-6)
+    if POISONS.get(name).additive:
+        # One pattern per class: wherever clamping did not bite, the change is the same for every image.
+        crafted = craft(digits100, quick_spec(name, mode), dataset="digits")
+        poisoned = crafted.apply(digits100).x
+        for c in range(digits100.num_classes):
+            rows = digits100.y == c
+            d = crafted.delta[rows]
+            free = (poisoned[rows] > 0) & (poisoned[rows] < 1)
+            hi = torch.where(free, d, torch.full_like(d, -math.inf)).amax(0)
+            lo = torch.where(free, d, torch.full_like(d, math.inf)).amin(0)
+            both = torch.isfinite(hi) & torch.isfinite(lo)
+            if both.any():
+                assert float((hi - lo)[both].max()) <= 1e-5
+
+
+@pytest.mark.parametrize("name", POISONS.names())
+def test_poison_ratio(name: str, digits100: ImageSet) -> None:
+    crafted = craft(digits100, quick_spec(name, ratio=0.3, seed=1), dataset="digits")
+    assert int(crafted.mask.sum()) == 30
+    assert bool((crafted.delta[~crafted.mask] == 0).all())
+    poisoned = crafted.apply(digits100)
+    assert torch.equal(poisoned.x[~crafted.mask], digits100.x[~crafted.mask])
+    assert crafted.meta["n_poisoned"] == 30 and crafted.meta["budget"]["n_changed"] <= 30
+
+
+@pytest.mark.parametrize("name", POISONS.names())
+def test_file_stem_is_registry_key(name: str) -> None:
+    cls = POISONS.get(name)
+    assert cls.__module__ == f"landscape.poisons.{name}"
+    assert cls.__doc__ and "arXiv" in cls.__doc__ and "Shape:" in cls.__doc__
+    assert cls.norm in ("linf", "l2", "l0", "none") and {"digits", "cifar"} <= set(cls.defaults)
+
+
+def test_ratio_zero_is_clean(digits100: ImageSet) -> None:
+    crafted = craft(digits100, quick_spec("em", ratio=0.0), dataset="digits")
+    assert not bool(crafted.mask.any()) and bool((crafted.delta == 0).all())
+
+
+def test_store_round_trip_is_exact(tmp_path, digits100: ImageSet) -> None:
+    from landscape.store import Store
+
+    crafted = craft(digits100, quick_spec("lsp", ratio=0.5), dataset="digits")
+    meta, arrays = crafted.to_store()
+    entry = Store(tmp_path).save("poison", "k1", meta, arrays)
+    back = Crafted.from_store(entry.meta, entry.arrays)
+    assert torch.equal(back.delta, crafted.delta) and torch.equal(back.mask, crafted.mask)
+    assert torch.equal(back.apply(digits100).x, crafted.apply(digits100).x)
+    assert back.meta["method"] == "lsp" and back.meta["budget"] == json.loads(json.dumps(crafted.meta["budget"]))
+
+
+def test_default_eps_per_dataset() -> None:
+    em = POISONS.get("em")
+    assert build(PoisonSpec(method="em"), dataset="cifar10").eps == pytest.approx(8 / 255)
+    assert build(PoisonSpec(method="em"), dataset="digits").eps == em.defaults["digits"]["eps"]
+    assert build(PoisonSpec(method="em", eps=0.1), dataset="digits").eps == 0.1
+    assert build(PoisonSpec(method="ar"), dataset="cifar100").eps == 1.0
+    assert build(PoisonSpec(method="ops"), dataset="cifar10").eps == 1
+
+
+def test_budget_figures_known_values() -> None:
+    x = torch.zeros(2, 1, 2, 2)
+    p = x.clone()
+    p[0, 0, 0, 0] = 0.5
+    f = budget_figures(x, p)
+    assert f["linf"] == pytest.approx(0.5) and f["l2_max"] == pytest.approx(0.5)
+    assert f["l2_mean"] == pytest.approx(0.25) and f["l0_mean"] == pytest.approx(0.5)
+    assert f["psnr"] == pytest.approx(10 * math.log10(1 / (0.25 / 4))) and f["n_changed"] == 1
+    assert budget_figures(x, x)["psnr"] is None
+
+
+def test_surrogate_methods_record_history(digits100: ImageSet) -> None:
+    crafted = craft(digits100, quick_spec("em"), dataset="digits")
+    assert 1 <= crafted.meta["loops"] <= 2 and len(crafted.meta["surrogate_acc"]) == crafted.meta["loops"]
+    calls: list[tuple[int, int]] = []
+    craft(digits100, quick_spec("tap"), dataset="digits", progress=lambda d, t: calls.append((d, t)))
+    assert calls and calls[-1][0] == calls[-1][1]
+
+
+def test_cost_estimate() -> None:
+    em = build(PoisonSpec(method="em"), dataset="digits")
+    cost = em.estimate_cost(1437, (1, 8, 8))
+    assert cost["gradient_evals"] > 0 and cost["cpu_seconds"] > 0
+    assert build(PoisonSpec(method="ops"), dataset="digits").estimate_cost(1437, (1, 8, 8))["gradient_evals"] == 0
+
+
+# --------------------------------------------------------------------------------------------- bad input
+def test_unknown_method() -> None:
+    with pytest.raises(SpecError, match="valid choices: clean, random, em, rem"):
+        PoisonSpec(method="nope")
+    with pytest.raises(UnknownNameError, match="valid choices"):
+        POISONS.get("nope")
+    with pytest.raises(SpecError, match="nothing to craft"):
+        build(PoisonSpec(method="clean"), dataset="digits")
+
+
+def test_linf_budget_on_the_255_scale() -> None:
+    with pytest.raises(BudgetError, match=r"8/255") as err:
+        build(PoisonSpec(method="em", eps=8), dataset="digits")
+    assert "[0, 1] pixel scale" in str(err.value)
+
+
+def test_l2_and_l0_budget_scales(digits100: ImageSet) -> None:
+    with pytest.raises(BudgetError, match="sqrt"):
+        craft(digits100, PoisonSpec(method="lsp", eps=30.0), dataset="digits")
+    with pytest.raises(BudgetError, match="whole number of pixels"):
+        build(PoisonSpec(method="ops", eps=0.5), dataset="digits")
+    with pytest.raises(BudgetError, match="only 64"):
+        craft(digits100, PoisonSpec(method="ops", eps=65), dataset="digits")
+    with pytest.raises(BudgetError, match=r"\(0, 1\]"):
+        build(PoisonSpec(method="cuda", eps=3.0), dataset="digits")
+
+
+def test_images_outside_unit_range(digits100: ImageSet) -> None:
+    bad = digits100.x * 255
+    method = build(quick_spec("random"), dataset="digits")
+    with pytest.raises(ShapeError, match=r"\[0, 1\]"):
+        method.craft(bad, digits100.y, num_classes=10)
+    with pytest.raises(ShapeError, match=r"\[0, 1\]"):
+        ImageSet(bad, digits100.y, digits100.class_names)
+    with pytest.raises(ShapeError, match="float32"):
+        method.craft(digits100.x.double(), digits100.y, num_classes=10)
+
+
+def test_label_count_mismatch(digits100: ImageSet) -> None:
+    method = build(quick_spec("random"), dataset="digits")
+    with pytest.raises(ShapeError, match="100 images but 99 labels"):
+        method.craft(digits100.x, digits100.y[:99], num_classes=10)
+    with pytest.raises(ShapeError, match="num_classes = 5"):
+        method.craft(digits100.x, digits100.y, num_classes=5)
+
+
+def test_bad_options_and_dataset() -> None:
+    with pytest.raises(SpecError, match="valid options: .*pgd_steps"):
+        build(PoisonSpec(method="em", options=(("pgd_step", 3),)), dataset="digits")
+    with pytest.raises(SpecError, match="choose one of sample, class"):
+        build(PoisonSpec(method="em", options=(("mode", "pixel"),)), dataset="digits")
+    with pytest.raises(SpecError, match="must be of type int"):
+        build(PoisonSpec(method="em", options=(("pgd_steps", "many"),)), dataset="digits")
+    with pytest.raises(SpecError, match="valid choices: digits, cifar10, cifar100"):
+        build(PoisonSpec(method="em"), dataset="mnist")
+
+
+def test_apply_to_other_images_fails(digits100: ImageSet) -> None:
+    crafted = craft(digits100, quick_spec("random"), dataset="digits")
+    with pytest.raises(ShapeError, match="crafted for images"):
+        crafted.apply(digits100.subset(torch.arange(10)))
+
+
+def test_errors_are_landscape_errors() -> None:
+    assert issubclass(BudgetError, LandscapeError) and issubclass(ShapeError, LandscapeError)
+
+
+# ------------------------------------------------------------------------------------------ report, CLI
+def test_budget_sweep_figure() -> None:
+    from landscape.poisons.report import budget_sweep_figure, sweep_budgets
+
+    rows = [
+        {"method": "em", "norm": "linf", "eps": e, "acc_mean": a, "acc_std": 0.01}
+        for e, a in zip(sweep_budgets("linf", (1, 8, 8)), (0.96, 0.9, 0.8, 0.35), strict=True)
+    ] + [{"method": "ops", "norm": "l0", "eps": 1, "acc_mean": 0.9, "acc_std": 0.0},
+         {"method": "clean", "norm": "none", "eps": None, "acc_mean": 0.97, "acc_std": 0.0}]
+    fig = budget_sweep_figure(rows)
+    names = [t.name for t in fig.data]
+    assert names.count("em") == 1 and names.count("ops") == 1
+    em = next(t for t in fig.data if t.name == "em")
+    assert list(em.y) == [0.96, 0.9, 0.8, 0.35] and em.x[0] == pytest.approx(8.0)  # L∞ axis in /255 units
+    assert sweep_budgets("l0", (1, 8, 8)) == [1, 2, 4, 8]
+
+
+def test_cli_craft_and_evaluate(tmp_path, capsys) -> None:
+    from landscape.cli import main
+
+    store = str(tmp_path / "store")
+    argv = ["craft", "--dataset", "digits", "--n-train", "100", "--method", "random", "--eps", "16/255",
+            "--store", store, "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["eps"] == pytest.approx(16 / 255) and out["budget"]["linf"] <= 16 / 255 + TOL
+    assert out["cached"] is False
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["cached"] is True
+    assert main(["craft", "--method", "em", "--eps", "8", "--store", store]) == 2
+    assert "8/255" in capsys.readouterr().err
+    argv = ["evaluate-ue", "--dataset", "digits", "--n-train", "100", "--n-test", "50", "--method", "ops",
+            "--epochs", "2", "--store", store, "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0.0 <= out["poisoned_test_acc"] <= 1.0 and 0.0 <= out["clean_test_acc"] <= 1.0
