@@ -10,8 +10,10 @@ load during the run hits both alike. Reported: grid points per second of each, t
 forward GFLOP/s (FLOPs of one image counted by `torch.utils.flop_counter`, x images x points / wall), the
 machine's measured float32 matmul GFLOP/s (best of several 2048^2 products at the same thread count),
 the agreement of the two (max |loss difference|), and the wall time of a 21x21 preview through
-`slice_2d` end to end (first call, cold, and a second call). The load average is printed: on a shared
-machine every number is slower than it would be alone, the ratio less so.
+`slice_2d` end to end (first call, cold, and a second call). CPU time (`process_time`) is reported beside
+wall time: on a shared machine wall times stretch with the load (printed as the load average), and
+OpenMP threads that wait for a core spin, which hurts the many small operations of the classic loop
+most, so the wall ratio is inflated there; with `--threads 1` the CPU-time ratio is the cleanest measure.
 
 Usage: python bench/surface_speed.py [--resolution 51] [--preview 21] [--model cnn] [--threads N]
        [--blocks 3] [--trained]
@@ -103,17 +105,19 @@ def main() -> None:
     flop_per_point = est.gflop * 1e9 / n_points
 
     # (a) and (b), alternating over row blocks of the same grid
-    classic_s = ours_s = 0.0
+    classic_s = ours_s = classic_cpu = ours_cpu = 0.0
     loss_a = np.zeros((a.resolution, a.resolution))
     loss_b = np.zeros_like(loss_a)
     chunk = None
     for rows in np.array_split(np.arange(a.resolution), a.blocks):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         loss_a[rows], _ = classic_grid(model, center, plane.d1, plane.d2, grid[rows], grid, x, y, a.batch_size)
         classic_s += time.perf_counter() - started
-        started = time.perf_counter()
+        classic_cpu += time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
         s = slice_2d(model, plane.d1, plane.d2, (x, y), grid[rows], grid, center=center)
         ours_s += time.perf_counter() - started
+        ours_cpu += time.process_time() - cpu
         loss_b[rows], chunk = s.loss, s.info["chunk"]
     diff = float(np.nanmax(np.abs(loss_a - loss_b)))
 
@@ -133,6 +137,8 @@ def main() -> None:
         "classic_s": round(classic_s, 3), "ours_s": round(ours_s, 3),
         "classic_points_per_s": round(n_points / classic_s, 2), "ours_points_per_s": round(n_points / ours_s, 2),
         "ratio": round(classic_s / ours_s, 2),
+        "classic_cpu_s": round(classic_cpu, 3), "ours_cpu_s": round(ours_cpu, 3),
+        "cpu_ratio": round(classic_cpu / ours_cpu, 2),
         "classic_gflops": round(flop_per_point * n_points / classic_s / 1e9, 2),
         "ours_gflops": round(flop_per_point * n_points / ours_s / 1e9, 2),
         "matmul_gflops": round(peak, 1), "mflop_per_point": round(flop_per_point / 1e6, 2),
@@ -146,7 +152,8 @@ def main() -> None:
     with open(out, "a") as fh:
         fh.write(json.dumps(row) + "\n")
     print(f"SUMMARY digits/{a.model} {row['grid']} x {len(y)} images: classic {row['classic_points_per_s']} pts/s, "
-          f"ours {row['ours_points_per_s']} pts/s, ratio {row['ratio']}x; achieved {row['ours_gflops']} GFLOP/s "
+          f"ours {row['ours_points_per_s']} pts/s, ratio {row['ratio']}x (CPU time {row['cpu_ratio']}x); "
+          f"achieved {row['ours_gflops']} GFLOP/s "
           f"(classic {row['classic_gflops']}) vs matmul {row['matmul_gflops']} GFLOP/s; max |dloss| {diff:.1e}; "
           f"{row['preview']} preview {row['preview_cold_s']} s cold, {row['preview_warm_s']} s warm; "
           f"{row['threads']} threads, load average {row['load_avg_start']} -> {row['load_avg_end']}")

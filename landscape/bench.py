@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
@@ -42,8 +43,9 @@ from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSp
 from landscape.errors import LandscapeError, SpecError
 
 CELL_STAGE = "bench-cell"
-ROW_FIELDS = ("dataset", "model", "method", "defense", "seed", "clean_acc", "poisoned_acc", "ud", "lp_clean",
-              "lp_poisoned", "beta", "epochs", "seconds", "cell")
+CELL_VERSION = 1  # bump when the row's fields change
+ROW_FIELDS = ("dataset", "model", "method", "defense", "seed", "clean_acc", "poisoned_acc", "ud", "ud_defined",
+              "lp_clean", "lp_poisoned", "beta", "w1", "mean_ratio", "epochs", "diverged", "seconds", "cell")
 Progress = Callable[[int, int, str], None]  # (jobs done, jobs total, what just finished)
 
 
@@ -141,21 +143,23 @@ def _limit_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any] | None:
-    """Run one job of `kind` ("craft", "reference" or "cell") for `cell` and return its result row (cells)."""
+def execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any]:
+    """Run one job of `kind` ("craft", "reference" or "cell") for `cell`: {"row": the cell's row or None, "seconds"}."""
     from landscape.store import Store
 
+    if kind not in ("craft", "reference", "cell"):
+        raise ValueError(f"unknown job kind {kind!r}; valid: craft, reference, cell")
     store = Store(store_root)
+    started = time.perf_counter()
+    row = None
     with _limit_threads(threads):
         if kind == "craft":
             _craft(cell, store, device)
-            return None
-        if kind == "reference":
+        elif kind == "reference":
             _reference(cell, store, device)
-            return None
-        if kind == "cell":
-            return cell_row(cell, store, device)
-    raise ValueError(f"unknown job kind {kind!r}; valid: craft, reference, cell")
+        else:
+            row = cell_row(cell, store, device)
+    return {"row": row, "seconds": time.perf_counter() - started}
 
 
 def _craft(cell: Cell, store: Any, device: str) -> None:
@@ -165,12 +169,24 @@ def _craft(cell: Cell, store: Any, device: str) -> None:
 
 
 def _reference(cell: Cell, store: Any, device: str) -> None:
-    _pair(cell, store, device, clean_only=True)
+    from landscape.experiment import get_training
+
+    get_training(cell.data, cell.model, cell.train_spec, PoisonSpec(), store=store, device=device, sal=cell.sal_spec,
+                 defense=cell.defense)
 
 
-def _pair(cell: Cell, store: Any, device: str, *, clean_only: bool = False) -> Any:
-    """The experiment of the cell (clean reference and poisoned run under the cell's defense, SAL, UD)."""
-    raise NotImplementedError  # wired to landscape.experiment below
+def experiment_spec(cell: Cell) -> Any:
+    """The `ExperimentSpec` of a cell: its clean reference and poisoned run share data, model, seed and defense."""
+    from landscape.config import ExperimentSpec
+
+    return ExperimentSpec(data=cell.data, model=cell.model, train=cell.train_spec, poison=cell.poison,
+                          sal=cell.sal_spec, defense=cell.defense)
+
+
+def _pair(cell: Cell, store: Any, device: str) -> Any:
+    from landscape.experiment import run_experiment
+
+    return run_experiment(experiment_spec(cell), store=store, device=device)
 
 
 def cell_row(cell: Cell, store: Any, device: str) -> dict[str, Any]:
@@ -182,17 +198,32 @@ def cell_row(cell: Cell, store: Any, device: str) -> dict[str, Any]:
         row["seconds"] = time.perf_counter() - started
         return {"row": row}, {}
 
-    entry = store.get_or_compute(CELL_STAGE, cell.key(), compute, spec=cell.to_dict())
+    entry = store.get_or_compute(CELL_STAGE, cell_key(cell), compute, spec=cell.to_dict())
     return dict(entry.meta["row"])
 
 
+def cell_key(cell: Cell) -> str:
+    """Store key of a cell's row: the cell's spec and the UD computation's version (a UD change redoes rows)."""
+    from landscape.experiment import UD_VERSION
+
+    return hashlib.sha256(f"{cell.key()}|{UD_VERSION}|{CELL_VERSION}".encode()).hexdigest()[:16]
+
+
 def _summarise(cell: Cell, result: Any) -> dict[str, Any]:
-    raise NotImplementedError
+    summary = result.summary()
+    return {
+        "dataset": cell.data.name, "model": cell.model.name, "method": cell.method, "defense": cell.defense.label,
+        "seed": cell.seed, "clean_acc": summary["clean_test_acc"], "poisoned_acc": summary["poisoned_test_acc"],
+        "ud": summary["ud"], "ud_defined": summary["ud_defined"], "lp_clean": summary["lp_clean"],
+        "lp_poisoned": summary["lp_poisoned"], "beta": summary["beta"], "w1": summary["w1_overall"],
+        "mean_ratio": summary["mean_ratio_overall"], "epochs": cell.train.epochs,
+        "diverged": bool(summary["diverged"]["clean"] or summary["diverged"]["poisoned"]), "cell": cell.key(),
+    }
 
 
 def stored_row(cell: Cell, store: Any) -> dict[str, Any] | None:
     """The stored summary row of `cell`, or None."""
-    entry = store.load(CELL_STAGE, cell.key())
+    entry = store.load(CELL_STAGE, cell_key(cell))
     return None if entry is None else dict(entry.meta["row"])
 
 
@@ -206,7 +237,7 @@ class Executor(Protocol):
 
     def submit(self, job_id: int, kind: str, cell: Cell) -> None: ...
 
-    def wait(self) -> list[tuple[int, dict[str, Any] | None]]: ...
+    def wait(self) -> list[tuple[int, dict[str, Any]]]: ...
 
     def close(self) -> None: ...
 
@@ -223,7 +254,7 @@ class SerialExecutor:
     def submit(self, job_id: int, kind: str, cell: Cell) -> None:
         self.queue.append((job_id, kind, cell))
 
-    def wait(self) -> list[tuple[int, dict[str, Any] | None]]:
+    def wait(self) -> list[tuple[int, dict[str, Any]]]:
         job_id, kind, cell = self.queue.pop(0)
         return [(job_id, execute(kind, cell, *self.args))]
 
@@ -257,7 +288,7 @@ class ProcessExecutor:
     def submit(self, job_id: int, kind: str, cell: Cell) -> None:
         self.futures[self.pool.submit(execute, kind, cell, *self.args)] = job_id
 
-    def wait(self) -> list[tuple[int, dict[str, Any] | None]]:
+    def wait(self) -> list[tuple[int, dict[str, Any]]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
@@ -309,7 +340,7 @@ class RayExecutor:
     def submit(self, job_id: int, kind: str, cell: Cell) -> None:
         self.refs[self.task.remote(kind, cell, *self.args)] = job_id
 
-    def wait(self) -> list[tuple[int, dict[str, Any] | None]]:
+    def wait(self) -> list[tuple[int, dict[str, Any]]]:
         done, _ = self.ray.wait(list(self.refs), num_returns=1)
         return [(self.refs.pop(r), self.ray.get(r)) for r in done]
 
@@ -322,7 +353,7 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def _ray_execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any] | None:
+def _ray_execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any]:
     _init_worker(threads)
     return execute(kind, cell, store_root, device, threads)
 
@@ -353,7 +384,8 @@ class BenchResult:
     wall_seconds: float
     executor: str
     workers: int
-    jobs: dict[str, int] = field(default_factory=dict)
+    jobs: dict[str, int] = field(default_factory=dict)  # jobs run by this invocation, per kind
+    job_seconds: dict[str, float] = field(default_factory=dict)  # worker time spent on them, per kind
 
 
 @dataclass
@@ -411,28 +443,29 @@ def run_bench(spec: BenchSpec, *, store: Any, executor: Executor, progress: Prog
     running: set[int] = set()
     done = 0
     counts = {kind: sum(j.kind == kind for j in jobs) for kind in ("craft", "reference", "cell")}
+    seconds = dict.fromkeys(counts, 0.0)
     try:
         while waiting or running:
             for i in [i for i, deps in waiting.items() if not deps]:
                 del waiting[i]
                 running.add(i)
                 executor.submit(i, jobs[i].kind, jobs[i].cell)
-            for i, row in executor.wait():
+            for i, out in executor.wait():
                 running.discard(i)
                 done += 1
                 for deps in waiting.values():
                     deps.discard(i)
                 job = jobs[i]
+                seconds[job.kind] += out["seconds"]
                 if job.kind == "cell":
-                    assert row is not None
-                    rows[job.cell.key()] = row
+                    rows[job.cell.key()] = out["row"]
                 if progress is not None:
                     progress(done, len(jobs), f"{job.kind} {job.cell.label if job.kind == 'cell' else _what(job)}")
     finally:
         executor.close()
     return BenchResult(spec, [rows[c.key()] for c in cells], computed=len(todo), loaded=len(cells) - len(todo),
                        wall_seconds=time.perf_counter() - started, executor=executor.name, workers=workers,
-                       jobs=counts)
+                       jobs=counts, job_seconds=seconds)
 
 
 def _what(job: _Job) -> str:
@@ -494,13 +527,16 @@ def markdown_tables(result: BenchResult, header: dict[str, Any]) -> str:
             cells = []
             for lab in labels:
                 s = by[(m, lab)]
+                if m == "clean" and key == "ud":
+                    cells.append("1")  # the reference against itself, by definition
+                    continue
                 cells.append(_fmt(s[f"{key}_mean"] * scale, s[f"{key}_std"] * scale, s["n"], digits))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
 
     table("UD (mean ± std over seeds; clean = 1 by definition, lower = more unlearnable)", "ud", 3, 1.0)
-    table("Clean test accuracy % of the model trained on the (poisoned) data (mean ± std over seeds)", "acc",
-          1, 100.0)
+    table("Clean test accuracy (%) after training on the poisoned data under the defense (mean ± std over seeds; "
+          "row clean = the reference trained on clean data under the same defense)", "acc", 1, 100.0)
     return "\n".join(lines)
 
 
@@ -533,8 +569,7 @@ def write_outputs(result: BenchResult, out: str | Path, *, command: str, device:
         "cells": f"{cells} ({len(spec.methods)} methods × {len(spec.defenses)} defenses × {len(spec.seeds)} seeds); "
                  f"computed now: {result.computed}, loaded from the store: {result.loaded}",
         "wall time": f"{result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min) for this invocation",
-        "compute": f"{sum(r['seconds'] for r in result.rows):.0f} s summed over the cells' own timings "
-                   "(clean references and crafting are counted in the first cell that needed them)",
+        "worker time": _worker_time(result),
         "settings": settings_line(spec),
     }
     paths = {"csv": out.with_suffix(".csv"), "json": out.with_suffix(".json"), "md": out.with_suffix(".md")}
@@ -551,12 +586,23 @@ def write_outputs(result: BenchResult, out: str | Path, *, command: str, device:
     return paths
 
 
+def _worker_time(result: BenchResult) -> str:
+    if not result.jobs or not sum(result.jobs.values()):
+        return "nothing computed by this invocation (every cell loaded from the store)"
+    parts = [f"{result.job_seconds[k]:.0f} s for {result.jobs[k]} {name}"
+             for k, name in (("craft", "poison crafts"), ("reference", "clean references (defense x seed)"),
+                             ("cell", "poisoned runs + UD"))]
+    total = sum(result.job_seconds.values())
+    return f"{total:.0f} s in all: " + ", ".join(parts) + " (jobs already in the store take ~0 s)"
+
+
 def settings_line(spec: BenchSpec) -> str:
     t, s = spec.train, spec.sal
     n = f"n_train={spec.data.n_train}" if spec.data.n_train else "full training split"
     return (f"{spec.data.name} ({n}), model {spec.model.name}; {t.epochs} epochs, {t.optimizer} lr {t.lr}, "
-            f"batch {t.batch_size}, augment {t.augment}; SAL {s.preset_name} ({s.solver}, K={s.rounds}, "
-            f"eps={s.eps}, every {s.every} epoch(s)); poisons at each method's default budget for the data set; "
+            f"batch {t.batch_size}, augment {t.augment}; SAL preset {s.preset_name} "
+            f"({', '.join(f'{k}={v}' for k, v in s.to_dict().items() if k != 'seed')}; seed = the cell's seed); "
+            f"poisons at each method's default budget for the data set; "
             f"defenses: {', '.join(d.label + _opts(d) for d in spec.defenses)}")
 
 

@@ -455,3 +455,64 @@ class SurfaceSpec(Spec):
     def points(self) -> int:
         """Number of grid points (resolution ** dims)."""
         return self.resolution ** self.dims
+
+
+def _default_ue() -> PoisonSpec:
+    return PoisonSpec(method="em")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec(Spec):
+    """One clean-vs-poisoned experiment: data, model, training, the poison, and how SAL is measured.
+
+    `landscape.experiment.run_experiment` trains the clean and the poisoned model with the same `train`
+    spec and seed, measures SAL per layer and epoch with `sal`, and computes UD.
+
+    Args:
+        data: the data set.
+        model: the architecture (both runs start from the same initial weights).
+        train: the training recipe (both runs).
+        poison: the unlearnable-example method ("clean" makes the poisoned run the clean run: UD = 1).
+        sal: the SAL settings (`SALSpec()` = the fast default; `SALSpec.preset("paper")` = the authors').
+        defense: a training-time defense applied to both runs (the clean reference is trained on clean data
+            under the same defense, so UD isolates the poison); "none" (the default) leaves `key()` as it was
+            before the field existed.
+    """
+
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    poison: PoisonSpec = field(default_factory=_default_ue)
+    sal: SALSpec = field(default_factory=SALSpec)
+    defense: DefenseSpec = field(default_factory=DefenseSpec)
+
+    def __post_init__(self) -> None:
+        for name, cls in (("data", DataSpec), ("model", ModelSpec), ("train", TrainSpec), ("poison", PoisonSpec),
+                          ("sal", SALSpec), ("defense", DefenseSpec)):
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                raise SpecError(f"ExperimentSpec.{name} must be a {cls.__name__}, got {type(value).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested dict of the fields; `defense` is left out when it is "none", so older keys stay valid."""
+        out = super().to_dict()
+        if self.defense.is_none:
+            out.pop("defense")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentSpec:
+        """Inverse of `to_dict` (nested specs)."""
+        parts = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "poison": PoisonSpec, "sal": SALSpec,
+                 "defense": DefenseSpec}
+        unknown = set(data) - set(parts)
+        if unknown:
+            raise SpecError(f"ExperimentSpec has no field(s) {sorted(unknown)}; valid fields: {sorted(parts)}")
+        kwargs: dict[str, Any] = {}
+        for name, sub in parts.items():
+            if name in data:
+                value = dict(data[name])
+                if name in ("poison", "defense") and "options" in value:
+                    value["options"] = tuple(tuple(p) for p in value["options"])
+                kwargs[name] = sub.from_dict(value)
+        return cls(**kwargs)

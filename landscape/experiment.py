@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from landscape.config import (
     DataSpec,
+    DefenseSpec,
     ExperimentSpec,
     ModelSpec,
     PoisonSpec,
     SALSpec,
+    Spec,
     SurfaceSpec,
     TrainSpec,
     combined_key,
@@ -24,9 +28,11 @@ from landscape.config import (
 from landscape.data import ImageSet, Splits, load_data
 from landscape.device import resolve_device
 from landscape.models import build_model
+from landscape.sal import SALTrace
 from landscape.store import Store
 from landscape.surface import SurfaceSet
 from landscape.train import TrainResult, train
+from landscape.ud import UDReport, unlearnable_distance
 
 StageProgress = Callable[[str, int, int], None]
 
@@ -61,18 +67,28 @@ def get_poisoned_train(data: DataSpec, poison: PoisonSpec, *, store: Store, devi
 
 def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: PoisonSpec | None = None, *,
                  store: Store, device: torch.device | str = "cpu",
-                 progress: StageProgress = _no_progress, sal: SALSpec | None = None) -> TrainResult:
+                 progress: StageProgress = _no_progress, sal: SALSpec | None = None,
+                 defense: DefenseSpec | None = None) -> TrainResult:
     """Train `model` on the (poisoned) training split and return its trajectory, cached by all four specs.
 
     With `sal`, SAL of every weight layer is measured after each epoch by a trainer callback and stored
     with the run: `landscape.sal.SALTrace.from_dict(result.extras["sal"])` (the key then includes `sal`).
+    With a `defense` other than "none" (`landscape.defenses`), its preprocessing is applied to the (poisoned)
+    training images once before training and its batch transform to every batch; the key then includes it.
     """
+    defense = None if defense is None or defense.is_none else defense
     poison = poison or PoisonSpec()
     stage = "train-clean" if poison.method == "clean" else f"train-{poison.method}"
 
     def compute() -> tuple[dict, dict]:
         splits = get_splits(data)
         train_set = get_poisoned_train(data, poison, store=store, device=device, progress=progress)
+        batch_transform = None
+        if defense is not None:
+            from landscape.defenses import prepare_defense
+
+            preprocess, batch_transform = prepare_defense(defense, splits.num_classes)
+            train_set = train_set.with_images(preprocess(train_set.x))
         net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=train_spec.seed)
         callbacks = []
         if sal is not None:
@@ -81,15 +97,19 @@ def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison
             tracker = SALTracker(sal)
             callbacks.append(tracker)
         result = train(net, train_set, splits.test, train_spec, device=resolve_device(str(device)),
-                       callbacks=callbacks, progress=lambda done, total: progress(stage, done, total))
+                       callbacks=callbacks, progress=lambda done, total: progress(stage, done, total),
+                       batch_transform=batch_transform)
         if sal is not None:
             result.extras["sal"] = tracker.trace().to_dict()
         return result.to_store()
 
     key = combined_key(data, model, train_spec, poison) if sal is None else combined_key(
         data, model, train_spec, poison, sal)
+    if defense is not None:
+        key = combined_key(data, model, train_spec, poison, sal, defense)
     spec = {"data": data.to_dict(), "model": model.to_dict(), "train": train_spec.to_dict(),
-            "poison": poison.to_dict(), **({"sal": sal.to_dict()} if sal is not None else {})}
+            "poison": poison.to_dict(), **({"sal": sal.to_dict()} if sal is not None else {}),
+            **({"defense": defense.to_dict()} if defense is not None else {})}
     entry = store.get_or_compute("train", key, compute, spec=spec)
     return TrainResult.from_store(entry.meta, entry.arrays)
 
@@ -127,3 +147,83 @@ def get_surface(data: DataSpec, model: ModelSpec, train_spec: TrainSpec,
             "poisons": [p.to_dict() for p in poison_list], "surface": surface.to_dict()}
     entry = store.get_or_compute("surface", key, compute, spec=spec)
     return SurfaceSet.from_store(entry.meta, entry.arrays)
+
+
+UD_VERSION = "ud-1"  # bump when the UD computation changes, so cached UD entries are recomputed
+
+
+@dataclass
+class ExperimentResult:
+    """Everything one clean-vs-poisoned experiment produced.
+
+    Attributes:
+        spec: the experiment's spec.
+        clean, poisoned: the two training runs (history, checkpoints); `poisoned is clean` for method "clean".
+        sal_clean, sal_poisoned: SAL of every weight layer at every measured epoch, (T, L) arrays.
+        ud: β, per-epoch learnable counts and flags of both runs, UD and the continuous measures.
+    """
+
+    spec: ExperimentSpec
+    clean: TrainResult
+    poisoned: TrainResult
+    sal_clean: SALTrace
+    sal_poisoned: SALTrace
+    ud: UDReport
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: final accuracies, β, #LP, UD, per-epoch counts and the continuous measures."""
+        def final(run: TrainResult, key: str) -> float | None:
+            values = run.history[key]
+            return float(values[-1]) if len(values) else None
+
+        return {
+            "dataset": self.spec.data.name, "model": self.spec.model.name, "method": self.spec.poison.method,
+            "sal": self.spec.sal.preset_name, "epochs": self.spec.train.epochs,
+            "clean_test_acc": final(self.clean, "test_acc"), "poisoned_test_acc": final(self.poisoned, "test_acc"),
+            "clean_train_acc": final(self.clean, "train_acc"),
+            "poisoned_train_acc": final(self.poisoned, "train_acc"),
+            "diverged": {"clean": self.clean.diverged, "poisoned": self.poisoned.diverged},
+            **self.ud.summary(),
+            "counts_clean": self.ud.counts_clean.tolist(), "counts_poisoned": self.ud.counts_poisoned.tolist(),
+            "layers": list(self.sal_clean.layers),
+            "w1_layers": None if self.ud.w1_layers is None else self.ud.w1_layers.tolist(),
+            "mean_ratio_layers": None if self.ud.mean_ratio_layers is None else self.ud.mean_ratio_layers.tolist(),
+            "notes": list(self.ud.notes),
+            "sal_seconds": float(self.sal_clean.seconds.sum() + (0.0 if self.poisoned is self.clean
+                                                                  else self.sal_poisoned.seconds.sum())),
+        }
+
+
+def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device | str = "cpu",
+                   progress: StageProgress = _no_progress) -> ExperimentResult:
+    """Data -> (craft the UE) -> train clean and poisoned with SAL every epoch -> UD, every stage cached.
+
+    Progress stages: "craft" (if the poison is not cached), "train-clean", "train-<method>" (one step per
+    epoch, SAL included), "ud".
+    """
+    clean = get_training(spec.data, spec.model, spec.train, PoisonSpec(), store=store, device=device,
+                         progress=progress, sal=spec.sal, defense=spec.defense)
+    if spec.poison.method == "clean":
+        poisoned = clean
+    else:
+        poisoned = get_training(spec.data, spec.model, spec.train, spec.poison, store=store, device=device,
+                                progress=progress, sal=spec.sal, defense=spec.defense)
+    sal_clean = SALTrace.from_dict(clean.extras["sal"])
+    sal_poisoned = SALTrace.from_dict(poisoned.extras["sal"])
+
+    def compute() -> tuple[dict, dict]:
+        progress("ud", 0, 1)
+        report = unlearnable_distance(sal_clean, sal_poisoned)
+        return {"ud": report.to_dict()}, {}
+
+    key = combined_key(spec, _Version(UD_VERSION))
+    entry = store.get_or_compute("ud", key, compute, spec=spec.to_dict())
+    progress("ud", 1, 1)
+    return ExperimentResult(spec, clean, poisoned, sal_clean, sal_poisoned, UDReport.from_dict(entry.meta["ud"]))
+
+
+@dataclass(frozen=True)
+class _Version(Spec):
+    """A version tag that takes part in a `combined_key`."""
+
+    tag: str

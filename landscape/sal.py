@@ -232,6 +232,33 @@ class _LayerFn:
             out = module(out)
         return out
 
+    def stacked(self, w: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Outputs (C, B, ...) of C stacked weight copies `w` (C, ...) on the same inputs (B, ...).
+
+        When the block is the layer itself (a plain `Conv2d` with groups = 1, or a `Linear` on (B, in)
+        inputs), the copies are concatenated along the output channels, evaluated in one call, and moved
+        into the batch dimension, so the rest of the network runs once on C x B rows; otherwise `vmap`.
+        """
+        copies = w.shape[0]
+        block = self.block
+        if self.sub_name == "weight" and (
+                (isinstance(block, nn.Conv2d) and block.groups == 1 and block.padding_mode == "zeros")
+                or (isinstance(block, nn.Linear) and inputs.ndim == 2)):
+            out_dim = w.shape[1]
+            bias = None if block.bias is None else block.bias.repeat(copies)
+            if isinstance(block, nn.Conv2d):
+                out = F.conv2d(inputs, w.reshape(copies * out_dim, *w.shape[2:]), bias, block.stride,
+                               block.padding, block.dilation)  # (B, C*out, H', W')
+            else:
+                out = F.linear(inputs, w.reshape(copies * out_dim, -1), bias)  # (B, C*out)
+            b = out.shape[0]
+            out = out.reshape(b, copies, out_dim, *out.shape[2:]).transpose(0, 1).reshape(copies * b, out_dim,
+                                                                                         *out.shape[2:])
+            for module in self.rest:
+                out = module(out)
+            return out.reshape(copies, b, *out.shape[1:])
+        return vmap(self, in_dims=(0, None))(w, inputs)
+
 
 def _prefix_activations(model: nn.Module, x: torch.Tensor) -> dict[int, torch.Tensor] | None:
     """Inputs of every top-level block of an `nn.Sequential` (index -> tensor); None for other models."""
@@ -258,7 +285,7 @@ def _batched_stats(fn: _LayerFn, w_stack: torch.Tensor, inputs: torch.Tensor, y:
     loss_sum = torch.zeros(copies, dtype=torch.float64, device=w_stack.device)
     correct = torch.zeros(copies, dtype=torch.float64, device=w_stack.device)
     g_total = torch.zeros_like(w_stack) if grad else None
-    batched = vmap(fn, in_dims=(0, None))
+    batched = fn.stacked
     for start in range(0, n, CHUNK):
         xb, yb = inputs[start:start + CHUNK], y[start:start + CHUNK]
         with torch.set_grad_enabled(grad):
@@ -292,7 +319,7 @@ def _batched_layer(fn: _LayerFn, theta: torch.Tensor, y: torch.Tensor, spec: SAL
     best_min, best_max = (l0, a0), (l0, a0)
     # copy 0 descends (min problem), copy 1 ascends (max problem)
     step = torch.tensor([spec.lr, -spec.lr], dtype=theta.dtype, device=theta.device).view((-1,) + (1,) * theta.ndim)
-    batched = vmap(fn, in_dims=(0, None))
+    batched = fn.stacked
     w = theta.expand(2, *theta.shape).clone()
     for _ in range(spec.rounds):
         for idx in _loader(len(y), batch_size, generator, y.device):

@@ -381,40 +381,30 @@ class SequentialPlan:
     Feature maps are laid out (N, G*C, H, W) from the first layer whose weights vary to the flatten, so
     every convolution is one grouped convolution (groups = G x the layer's groups), and vectors (G, N, F)
     after it, so every linear layer is one batched matmul. Layers before the first varying one run once
-    for all points. On CPU, feature maps are channels-last and a convolution followed by a ReLU runs as one
-    fused oneDNN call. Measured in CPU time on one core for the digits CNN's (128, 32*16, 8, 8) maps: NCHW
-    max-pooling ~10x slower than channels-last, the grouped convolution ~1.4x. Elsewhere a ReLU that
-    precedes a max-pooling is applied after it (equal, and 4x less work). Intermediate tensors are updated in
-    place; the input never is.
+    for all points; a convolution or linear layer of the shared input runs once with G x the filters. A
+    ReLU that precedes a max-pooling is applied after it (equal, and 4x less work), an adaptive pooling to
+    the size it already has is skipped, and intermediate tensors are updated in place (the input never
+    is). Measured in CPU time on one core of this project's CPU (digits CNN): about 3.4 ms per grid point
+    for 360 images, 80% of the core's float32 matmul rate; channels-last maps and oneDNN's fused
+    convolution + ReLU were tried and gave no gain at this level, so the plan stays NCHW.
 
     Args:
         model: a plain `nn.Sequential` (nested ones are flattened) of Conv2d, Linear, Flatten, BatchNorm1d/2d
             (eval statistics), pooling and elementwise activation layers; anything else raises `_Unsupported`.
-        channels_last: lay feature maps out channels-last (the CPU default).
-        fuse: run Conv2d + ReLU as one oneDNN call when the build has it (CPU only).
     """
 
-    def __init__(self, model: nn.Module, channels_last: bool = False, fuse: bool = False) -> None:
+    def __init__(self, model: nn.Module) -> None:
         self.layers = _leaves(model)
-        self.channels_last = channels_last
-        self.fuse = fuse and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn,
-                                                                               "_convolution_pointwise")
 
-    def _conv(self, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, mod: nn.Conv2d, groups: int,
+    @staticmethod
+    def _conv(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, mod: nn.Conv2d, groups: int,
               relu: bool) -> torch.Tensor:
-        if relu and self.fuse and h.device.type == "cpu" and not isinstance(mod.padding, str):
-            try:
-                return torch.ops.mkldnn._convolution_pointwise(h, w, b, list(mod.padding), list(mod.stride),
-                                                               list(mod.dilation), groups, "relu", [None], "")
-            except (RuntimeError, NotImplementedError):  # not in this build / this shape: plain path from now on
-                self.fuse = False
         out = F.conv2d(h, w, b, mod.stride, mod.padding, mod.dilation, groups)
         return torch.relu_(out) if relu else out
 
     def __call__(self, varying: Mapping[str, torch.Tensor], fixed: Mapping[str, torch.Tensor],
                  x: torch.Tensor, g: int) -> torch.Tensor:
         h, layout, owned = x, "x", False  # layout "x": unbatched (N, ...); "img": (N, G*C, H, W); "vec": (G, N, F)
-        cl = torch.channels_last if self.channels_last else torch.contiguous_format
 
         def get(name: str) -> tuple[torch.Tensor | None, bool]:
             if name in varying:
@@ -427,7 +417,7 @@ class SequentialPlan:
             return t if is_var else t.unsqueeze(0).expand(g, *t.shape)
 
         def to_img(h: torch.Tensor) -> torch.Tensor:
-            return h.repeat(1, g, *([1] * (h.dim() - 2))).contiguous(memory_format=cl)
+            return h.repeat(1, g, *([1] * (h.dim() - 2)))
 
         layers = self.layers
         i = 0
@@ -436,7 +426,8 @@ class SequentialPlan:
             nxt = layers[i + 1][1] if i + 1 < len(layers) else None
             i += 1
             if isinstance(mod, nn.Conv2d):
-                relu = type(nxt) is nn.ReLU
+                after = layers[i + 1][1] if i + 1 < len(layers) else None
+                relu = type(nxt) is nn.ReLU and not isinstance(after, nn.MaxPool2d)  # else: pool, then ReLU
                 (w, wv), (b, bv) = get(f"{name}.weight"), get(f"{name}.bias")
                 if layout == "vec":
                     raise _Unsupported("convolution after a flatten")
@@ -447,12 +438,12 @@ class SequentialPlan:
                     w2 = w.reshape(g * w.shape[1], *w.shape[2:])
                     b2 = None if b is None else b.reshape(-1)
                     if layout == "x" and mod.groups == 1:  # shared input: one convolution with G x the filters
-                        h = self._conv(h.contiguous(memory_format=cl), w2, b2, mod, 1, relu)
+                        h = self._conv(h, w2, b2, mod, 1, relu)
                     else:
                         h = self._conv(to_img(h) if layout == "x" else h, w2, b2, mod, mod.groups * g, relu)
                     layout = "img"
                 owned = True
-                i += int(relu)  # the ReLU ran inside
+                i += int(relu)  # the ReLU ran here, in place
             elif isinstance(mod, nn.Linear):
                 (w, wv), (b, bv) = get(f"{name}.weight"), get(f"{name}.bias")
                 if layout == "img":
@@ -602,8 +593,7 @@ def _auto_chunk(n_points: int, batch: int, act_bytes: int, varying_numel: int, c
 def _make_forward(twin: nn.Module, kind: str, device: torch.device) -> tuple[Callable, str]:
     if kind == "plan":
         try:
-            cpu = device.type == "cpu"
-            return SequentialPlan(twin, channels_last=cpu, fuse=cpu), "plan"
+            return SequentialPlan(twin), "plan"
         except _Unsupported as why:
             log.debug("stacked plan unavailable (%s); using vmap", why)
             kind = "vmap"

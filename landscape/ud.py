@@ -127,8 +127,9 @@ class UDReport:
         for key in ("betas", "counts_clean", "counts_poisoned", "w1_layers", "mean_ratio_layers"):
             if d.get(key) is not None:
                 d[key] = np.asarray(d[key], dtype=np.float64)
+        n_layers = len(d["w1_layers"]) if d.get("w1_layers") is not None else 0
         for key in ("flags_clean", "flags_poisoned"):
-            d[key] = np.asarray(d[key], dtype=bool).reshape(len(d[key]), -1)
+            d[key] = np.asarray(d[key], dtype=bool).reshape(len(d[key]), n_layers)
         for key in ("epochs_clean", "epochs_poisoned"):
             if d.get(key) is not None:
                 d[key] = np.asarray(d[key], dtype=np.int64)
@@ -219,7 +220,8 @@ def unlearnable_distance(clean: Any, poisoned: Any, *, random_state: int = KMEAN
     return UDReport(beta=beta, betas=betas, flags_clean=flags_c, flags_poisoned=flags_p, counts_clean=counts_c,
                     counts_poisoned=counts_p, lp_clean=lp_c, lp_poisoned=lp_p, ud=float(ud),
                     ud_defined=message is None, message=message, notes=notes, layers=layers_c or layers_p,
-                    epochs_clean=np.asarray(epoch_c, dtype=np.int64), epochs_poisoned=np.asarray(epoch_p, dtype=np.int64),
+                    epochs_clean=np.asarray(epoch_c, dtype=np.int64),
+                    epochs_poisoned=np.asarray(epoch_p, dtype=np.int64),
                     w1_layers=w1, w1_overall=w1_all, mean_ratio_layers=ratio, mean_ratio_overall=ratio_all)
 
 

@@ -694,12 +694,13 @@ def demo() -> Any:
 
     Shared across sessions: treat it as read-only.
     """
-    from landscape.commands.demo import DEMO_DIR, MANIFEST
+    from landscape.commands.demo import MANIFEST, demo_dir
 
-    path = DEMO_DIR / MANIFEST
+    folder = demo_dir()
+    path = folder / MANIFEST
     stamp = path.stat().st_mtime if path.exists() else 0.0
     try:
-        return _demo_at(str(DEMO_DIR), stamp)
+        return _demo_at(str(folder), stamp)
     except LandscapeError as err:
         st.warning(str(err))
         return None
@@ -836,9 +837,30 @@ def experiment_ready(spec: AppSpec) -> bool:
     return is_done("experiment", spec)
 
 
+def experiment_spec(spec: AppSpec) -> Any:
+    """The engine's `ExperimentSpec` of the sidebar spec (SAL with the engine's fast default preset)."""
+    from landscape.config import ExperimentSpec, SALSpec
+
+    return ExperimentSpec(data=spec.data(), model=spec.model_spec(), train=spec.train(), poison=spec.poison(),
+                          sal=SALSpec())
+
+
+def study_of(result: Any, label: str) -> Study:
+    """A `Study` of the engine's `ExperimentResult` (one clean and one poisoned run)."""
+    method = result.spec.poison.method
+    histories = {"clean": {k: np.asarray(v) for k, v in result.clean.history.items()},
+                 method: {k: np.asarray(v) for k, v in result.poisoned.history.items()}}
+    return Study({"clean": result.sal_clean, method: result.sal_poisoned}, {method: result.ud}, histories,
+                 result.spec.data.name, label)
+
+
 def experiment(spec: AppSpec, progress: Progress | None = None) -> Study:
     """Clean and poisoned training of `spec` with SAL at every epoch, and UD: the engine's `run_experiment`."""
-    raise NotImplementedError
+    from landscape.experiment import run_experiment
+
+    kwargs = {"progress": progress} if progress is not None else {}
+    result = run_experiment(experiment_spec(spec), store=store(), device=device(), **kwargs)
+    return study_of(result, f"live run: {spec.label()}")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -923,7 +945,7 @@ def digits_caveat(study: Study, method: str) -> None:
         numbers = (f" In this run the engine measured: final training loss {h_c['train_loss'][-1]:.3g} (clean) vs "
                    f"{h_p['train_loss'][-1]:.3g} ({method}), clean test accuracy {h_c['test_acc'][-1]:.1%} vs "
                    f"{h_p['test_acc'][-1]:.1%}, UD = {ud}.")
-    st.info("**Why UD is close to 1 on digits.** On the embedded 8x8 digits, clean training also reaches a "
+    st.info("**Reading UD on 8x8 digits.** On the embedded digits, clean training also reaches a "
             "near-zero training loss within a few epochs, just like training on the poisoned set, so both models "
             "end up in similarly flat regions and roughly the same layers count as learnable: UD barely separates "
             "them, even when the poison hurts clean test accuracy. The paper's UD ≪ 1 for unlearnable examples "

@@ -141,6 +141,6 @@ def test_cross_task_figures_carry_the_data(small_result):
     np.testing.assert_array_equal(curves.data[0].y, result.run("classify", CLEAN).history["test_acc"])
     sims = result.similarities()
     fig = figures.task_similarity(sims, result.spec.tasks)
-    assert [t.x for t in fig.data][0] == tuple(result.spec.tasks) or list(fig.data[0].x) == list(result.spec.tasks)
+    assert list(fig.data[0].x) == list(fig.data[0].y) == list(result.spec.tasks)
     np.testing.assert_allclose(np.asarray(fig.data[1].z, dtype=float), sims["random"])
     assert fig.layout.coloraxis.cmin == -1 and fig.layout.coloraxis.cmax == 1

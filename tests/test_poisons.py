@@ -178,6 +178,52 @@ def test_cost_estimate() -> None:
     assert build(PoisonSpec(method="ops"), dataset="digits").estimate_cost(1437, (1, 8, 8))["gradient_evals"] == 0
 
 
+# ------------------------------------------------------------------------------------- method oracles
+def _unclipped(name: str, eps: float, n: int = 200) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Raw perturbations of `name` on mid-grey images (nothing clips), and their labels and meta."""
+    method = build(PoisonSpec(method=name, eps=eps), dataset="digits")
+    y = torch.arange(n) % 10
+    x = torch.full((n, 1, 8, 8), 0.5)
+    crafted = method.craft(x, y, num_classes=10)
+    return crafted.delta, y, crafted.meta
+
+
+def test_ar_noise_is_predicted_by_its_class_filter() -> None:
+    delta, y, meta = _unclipped("ar", 0.5)
+    filters = torch.tensor(meta["filters"])  # (K, C, C, 3, 3)
+
+    def residual(d: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        # value minus the AR prediction from its causal 3x3 neighbourhood, on every pixel that has one
+        pred = torch.nn.functional.conv2d(d, f)  # (n, C, 6, 6) predicts d[..., 2:, 2:]
+        return d[:, :, 2:, 2:] - pred
+
+    own = residual(delta[y == 3], filters[3]).norm() / delta[y == 3][:, :, 2:, 2:].norm()
+    other = residual(delta[y == 3], filters[4]).norm() / delta[y == 3][:, :, 2:, 2:].norm()
+    assert float(own) < 1e-4 < 0.1 < float(other)
+
+
+def test_lsp_patterns_are_linearly_separable_patches() -> None:
+    delta, y, _ = _unclipped("lsp", 1.0)
+    blocks = delta.view(len(y), 1, 4, 2, 4, 2)
+    assert torch.allclose(blocks, blocks[:, :, :, :1, :, :1].expand_as(blocks))  # constant 2x2 patches
+    flat = delta.flatten(1)
+    means = torch.stack([flat[y == c].mean(0) for c in range(10)])
+    assert bool(((flat @ means.T).argmax(1) == y).all())  # a linear rule on delta alone is perfect
+    torch.testing.assert_close(flat.norm(dim=1), torch.ones(len(y)))
+
+
+def test_ops_sets_the_class_pixels_and_cuda_filters() -> None:
+    delta, y, meta = _unclipped("ops", 2)
+    for c in range(10):
+        for r, col, colour in meta["pixels"][c]:
+            assert bool((delta[y == c, 0, r, col] == colour[0] - 0.5).all())
+        assert int((delta[y == c] != 0).sum()) == 2 * int((y == c).sum())
+    assert len({(p[0], p[1], p[2][0]) for picks in meta["pixels"] for p in picks}) == 20  # no pair reused
+    delta, y, meta = _unclipped("cuda", 0.3)
+    filt = torch.tensor(meta["filters"])
+    assert filt.shape == (10, 3, 3) and bool((filt.amax(dim=(1, 2)) == 1).all()) and float(filt.min()) >= 0
+
+
 # --------------------------------------------------------------------------------------------- bad input
 def test_unknown_method() -> None:
     with pytest.raises(SpecError, match="valid choices: clean, random, em, rem"):

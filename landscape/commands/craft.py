@@ -100,11 +100,17 @@ def run(a: argparse.Namespace) -> int:
     with tqdm_progress(disable=a.json) as progress:
         crafted, cached = craft_cached(data, poison, store=store, device=a.device, progress=progress)
     m, b = crafted.meta, crafted.meta["budget"]
+    stale = m["eps"] != method.eps or m["options"] != method.options
+    if stale:
+        # The store key hashes the spec (eps=None means "the default"), not the resolved defaults.
+        print(f"warning: this store entry was crafted with eps={m['eps']:g}, options {m['options']}, which differ "
+              f"from the current defaults (eps={method.eps:g}, options {method.options}); pass --eps/--option "
+              f"explicitly or use another --store", file=sys.stderr)
     summary = {
         "dataset": data.name, "method": m["method"], "eps": m["eps"], "eps_is_default": m["eps_is_default"],
         "norm": m["norm"], "granularity": m["granularity"], "ratio": m["ratio"], "n_poisoned": m["n_poisoned"],
         "budget": b, "seconds": m["seconds"], "options": m["options"], "cached": cached,
-        "store_key": combined_key(data, poison),
+        "store_key": combined_key(data, poison), "stale_defaults": stale,
         **{k: v for k, v in m.items() if k.startswith("surrogate") or k in ("loops", "stopped_early", "adv_eps")},
     }
     if a.json:

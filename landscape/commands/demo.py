@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from landscape.commands import COMMANDS, Command
-from landscape.config import DataSpec, ModelSpec, PoisonSpec, SurfaceSpec, TrainSpec
+from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
+DEMO_ENV = "UE_LANDSCAPE_DEMO"  # another bundle folder for the app (e.g. a bigger demo of your own)
 MANIFEST, ARRAYS = "demo.json", "demo.npz"
 FORMAT = 1
 MAX_BYTES = 5_000_000  # the budget of the shipped demo (5 MB)
@@ -52,6 +54,7 @@ class DemoPlan:
         model: the digits default `cnn` (6 weight layers).
         train: the digits training default, `epochs` epochs.
         methods: the poisons next to the clean run (every one at its documented digits default).
+        sal: how SAL is measured (the engine's fast default, as in the app).
         surfaces: (name, spec) of the slices exported.
     """
 
@@ -59,9 +62,12 @@ class DemoPlan:
     model: ModelSpec = field(default_factory=lambda: ModelSpec(name="cnn"))
     train: TrainSpec = field(default_factory=lambda: TrainSpec(epochs=15))
     methods: tuple[str, ...] = ("em", "ops")
+    sal: SALSpec = field(default_factory=SALSpec)
     surfaces: tuple[tuple[str, SurfaceSpec], ...] = field(default_factory=lambda: (
         ("pca-2d", SurfaceSpec(kind="pca", dims=2, resolution=25)),
         ("random-2d", SurfaceSpec(kind="random", dims=2, resolution=21)),
+        ("pca-1d", SurfaceSpec(kind="pca", dims=1, resolution=41)),
+        ("random-1d", SurfaceSpec(kind="random", dims=1, resolution=41)),
         ("interp-1d", SurfaceSpec(kind="interp", dims=1, resolution=41)),
         ("interp-2d", SurfaceSpec(kind="interp", dims=2, resolution=21)),
     ))
@@ -69,9 +75,20 @@ class DemoPlan:
     def poison(self, method: str) -> PoisonSpec:
         return PoisonSpec(method=method, seed=self.train.seed)
 
+    def quick(self, epochs: int = 2, resolution: int = 5) -> DemoPlan:
+        """The same plan on a coarse grid and a few epochs: a smoke run of the whole pipeline (not the demo)."""
+        return replace(self, train=self.train.replace(epochs=epochs),
+                       surfaces=tuple((n, s.replace(resolution=resolution)) for n, s in self.surfaces))
+
+    def experiment(self, method: str) -> ExperimentSpec:
+        """The spec `run_experiment` gets for `method` (what the app's SAL/UD pages ask for, with this plan)."""
+        return ExperimentSpec(data=self.data, model=self.model, train=self.train, poison=self.poison(method),
+                              sal=self.sal)
+
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
                 "methods": list(self.methods), "poisons": {m: self.poison(m).to_dict() for m in self.methods},
+                "sal": self.sal.to_dict(),
                 "surfaces": {name: s.to_dict() for name, s in self.surfaces}}
 
 
@@ -126,7 +143,7 @@ def poison_sample(clean_x: Any, poisoned_x: Any, labels: Any, *, per_class: int 
 
 def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress | None = None) -> Demo:
     """Run the plan through the engine (every stage cached in `store`) and collect the demo."""
-    from landscape.experiment import get_poisoned_train, get_splits, get_surface, get_training
+    from landscape.experiment import get_poisoned_train, get_splits, get_surface, get_training, run_experiment
 
     progress = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
@@ -146,6 +163,11 @@ def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress
         histories[run] = {k: np.asarray(v) for k, v in result.history.items()}
         train_meta[run] = {"diverged": result.diverged, "epochs_done": result.epochs_done,
                            "checkpoint_epochs": list(result.checkpoint_epochs)}
+    sal: dict[str, Any] = {}
+    ud: dict[str, Any] = {}
+    for method in plan.methods:  # the app's SAL/UD call: clean vs poisoned with SAL every epoch, then UD
+        result = run_experiment(plan.experiment(method), store=store, device=device, progress=progress)
+        sal["clean"], sal[method], ud[method] = result.sal_clean, result.sal_poisoned, result.ud
     poisons = [plan.poison(m) for m in plan.methods]
     surfaces = {}
     for name, surface in plan.surfaces:
@@ -155,7 +177,7 @@ def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions(), "plan": plan.to_dict(),
                 "train": train_meta,
                 "seconds": time.perf_counter() - started, "device": device}
-    return Demo(manifest, histories, poison, surfaces)
+    return Demo(manifest, histories, poison, surfaces, sal, ud)
 
 
 def _poison_entry(store: Any, data: DataSpec, poison: PoisonSpec) -> dict[str, Any]:
@@ -223,7 +245,7 @@ def _to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def load_bundle(folder: str | Path = DEMO_DIR) -> Demo | None:
+def load_bundle(folder: str | Path | None = None) -> Demo | None:
     """The demo in `folder` as engine objects, or None if it is not there (the app then says how to build it).
 
     Raises:
@@ -232,7 +254,7 @@ def load_bundle(folder: str | Path = DEMO_DIR) -> Demo | None:
     from landscape.errors import DataError
     from landscape.surface import SurfaceSet
 
-    folder = Path(folder)
+    folder = Path(folder) if folder is not None else demo_dir()
     if not (folder / MANIFEST).exists() or not (folder / ARRAYS).exists():
         return None
     try:
@@ -270,6 +292,11 @@ def load_bundle(folder: str | Path = DEMO_DIR) -> Demo | None:
     return Demo(manifest, histories, poison, surfaces, sal, ud)
 
 
+def demo_dir() -> Path:
+    """The bundle folder the app reads: `$UE_LANDSCAPE_DEMO`, else assets/demo of the repository."""
+    return Path(os.environ[DEMO_ENV]).expanduser() if os.environ.get(DEMO_ENV) else DEMO_DIR
+
+
 def bundle_size(folder: str | Path = DEMO_DIR) -> int:
     """Bytes of the bundle files in `folder`."""
     return sum((Path(folder) / f).stat().st_size for f in (MANIFEST, ARRAYS) if (Path(folder) / f).exists())
@@ -282,6 +309,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
     p.add_argument("--check", action="store_true", help="only load the existing bundle and report its size")
+    p.add_argument("--quick", action="store_true", help="2 epochs on 5-point grids: a smoke run, not the demo")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -302,6 +330,8 @@ def run(a: argparse.Namespace) -> int:
     base = DemoPlan()
     plan = DemoPlan(train=base.train.replace(epochs=a.epochs),
                     methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()))
+    if a.quick:
+        plan = plan.quick()
     device = str(resolve_device(a.device))
     with tqdm_progress() as progress:
         demo = build(plan, store=Store(a.store), device=device, progress=progress)

@@ -1,0 +1,113 @@
+"""`python -m landscape run`: clean vs poisoned training with SAL every epoch, then β, counts and UD."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from landscape.commands import COMMANDS, Command
+from landscape.commands.common import (
+    add_data_args,
+    add_model_args,
+    add_run_args,
+    add_train_args,
+    data_spec,
+    model_spec,
+    print_json,
+    tqdm_progress,
+    train_spec,
+)
+from landscape.commands.craft import add_poison_args, poison_spec
+from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec
+from landscape.device import resolve_device
+from landscape.experiment import ExperimentResult, run_experiment
+from landscape.store import Store
+
+# --sal-* flag -> SALSpec field (None = keep the preset's value)
+SAL_FLAGS = ("eps", "rounds", "lr", "batch_size", "engine", "eval_size", "baseline", "every", "seed")
+
+
+def add_sal_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("SAL", "how SAL is measured (a preset, then any field overridden)")
+    g.add_argument("--sal", default="fast", choices=SAL_PRESETS,
+                   help="preset: fast (default, checked against the paper's procedure) or paper (the authors')")
+    g.add_argument("--sal-eps", type=float, default=None, help="relative ball radius (0.05)")
+    g.add_argument("--sal-rounds", type=int, default=None, help="K, rounds per inner problem")
+    g.add_argument("--sal-lr", type=float, default=None, help="SGD learning rate of the inner problems (0.1)")
+    g.add_argument("--sal-batch-size", type=int, default=None, help="batch size of a SAL pass (default: trainer's)")
+    g.add_argument("--sal-engine", default=None, choices=["reference", "batched"])
+    g.add_argument("--sal-eval-size", type=int, default=None, help="batched engine: SAL subset size")
+    g.add_argument("--sal-baseline", default=None, choices=["running", "fresh"], help="L_0 of SAL")
+    g.add_argument("--sal-every", type=int, default=None, help="measure every this many epochs")
+    g.add_argument("--sal-seed", type=int, default=None)
+
+
+def sal_spec(a: argparse.Namespace) -> SALSpec:
+    base = SALSpec.preset(a.sal)
+    changes = {name: getattr(a, f"sal_{name}") for name in SAL_FLAGS if getattr(a, f"sal_{name}") is not None}
+    return base.replace(**changes) if changes else base
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_args(p)
+    add_model_args(p)
+    add_train_args(p)
+    add_poison_args(p)
+    add_sal_args(p)
+    add_run_args(p)
+
+
+def _fmt(x: float | None, spec: str = ".3f") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def print_report(result: ExperimentResult) -> None:
+    s = result.summary()
+    ud = result.ud
+    print(f"{s['dataset']} / {s['model']} / {s['method']}, {s['epochs']} epochs, SAL preset {s['sal']}")
+    print(f"test accuracy: clean {_fmt(s['clean_test_acc'])}, poisoned {_fmt(s['poisoned_test_acc'])}   "
+          f"(train accuracy: clean {_fmt(s['clean_train_acc'])}, poisoned {_fmt(s['poisoned_train_acc'])})")
+    layers = list(result.sal_clean.layers)
+    print(f"learnable threshold β = {_fmt(ud.beta, '.6g')}  (KMeans k=2 midpoint per clean epoch, mean)")
+    print(f"{'epoch':>5} {'β_t':>10} {'#LP clean':>9} {'#LP pois.':>9}  learnable layers (clean | poisoned)")
+    rows = max(len(ud.counts_clean), len(ud.counts_poisoned))
+    for t in range(rows):
+        epochs = ud.epochs_clean if t < len(ud.counts_clean) else ud.epochs_poisoned
+        cols = []
+        for counts, flags in ((ud.counts_clean, ud.flags_clean), (ud.counts_poisoned, ud.flags_poisoned)):
+            cols.append((_fmt(counts[t], ".0f"), "".join("x" if f else "." for f in flags[t]))
+                        if t < len(counts) else ("", ""))
+        beta_t = _fmt(ud.betas[t], ".4g") if t < len(ud.betas) else ""
+        print(f"{int(epochs[t]):>5} {beta_t:>10} {cols[0][0]:>9} {cols[1][0]:>9}  {cols[0][1]} | {cols[1][1]}")
+    print(f"layers: {', '.join(layers)}")
+    print(f"#LP clean = {_fmt(ud.lp_clean)}, #LP poisoned = {_fmt(ud.lp_poisoned)}")
+    if ud.ud_defined:
+        print(f"UD = {ud.ud:.3f}  (1 = as learnable as clean; lower = more unlearnable)")
+    else:
+        print(f"UD undefined: {ud.message}")
+    print(f"ours, threshold-free: mean SAL ratio poisoned/clean = {_fmt(ud.mean_ratio_overall)}, "
+          f"W1(clean, poisoned SAL) = {_fmt(ud.w1_overall, '.4g')}")
+    for note in ud.notes:
+        print(f"note: {note}")
+    for label, run in (("clean", result.clean), ("poisoned", result.poisoned)):
+        if run.diverged:
+            print(f"warning ({label}): {run.diverged}")
+
+
+def run(a: argparse.Namespace) -> int:
+    spec = ExperimentSpec(data=data_spec(a), model=model_spec(a), train=train_spec(a), poison=poison_spec(a),
+                          sal=sal_spec(a))
+    device = resolve_device(a.device)
+    with tqdm_progress(disable=a.json) as progress:
+        result = run_experiment(spec, store=Store(a.store), device=device, progress=progress)
+    if a.json:
+        print_json({**result.summary(), "device": str(device), "spec": spec.to_dict(),
+                    "flags_clean": result.ud.flags_clean.tolist(), "flags_poisoned": result.ud.flags_poisoned.tolist(),
+                    "betas": result.ud.betas.tolist()})
+    else:
+        print_report(result)
+    return 1 if (result.clean.diverged or result.poisoned.diverged) else 0
+
+
+COMMANDS.register("run")(Command("train clean and poisoned with SAL every epoch; print β, counts and UD",
+                                 add_arguments, run))
