@@ -3,7 +3,8 @@
 A cell trains a clean reference model and a poisoned model under the same defense, both with SAL per
 epoch, and reports clean test accuracy and UD (Ye, Su, Qian, ICLR 2025). Each cell is a pure function of
 its spec (every seed is in the spec; each cell runs with a fixed number of torch threads, 1 by default),
-so the numbers do not depend on which executor ran it or on how many workers there were:
+so the numbers do not depend on which executor ran it or on how many workers there were (on the CPU,
+bit for bit; on a GPU up to cuDNN's non-deterministic kernels):
 
 * `SerialExecutor` runs jobs in this process (`--workers 1`);
 * `ProcessExecutor` runs them in N local processes (`--workers N`, spawn start method);
@@ -310,7 +311,7 @@ def _ray() -> Any:
 
 
 class RayExecutor:
-    """Submits jobs as tasks (1 CPU each) to a Ray cluster.
+    """Submits jobs as tasks (1 CPU each, and 1 GPU each when `device` is "cuda") to a Ray cluster.
 
     Args:
         address: a cluster address ("HOST:PORT", "auto", "ray://HOST:PORT"); "local" starts a private local
@@ -333,7 +334,8 @@ class RayExecutor:
             self.owns = True
         elif not ray.is_initialized():
             raise LandscapeError("no Ray instance: pass --ray ADDRESS (or --ray local)")
-        self.task = ray.remote(num_cpus=1)(_ray_execute)
+        gpus = 1 if device.startswith("cuda") else 0  # Ray then sets CUDA_VISIBLE_DEVICES for each task
+        self.task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_execute)
         self.args = (store_root, device, threads)
         self.refs: dict[Any, int] = {}
 

@@ -357,6 +357,21 @@ def path_fidelity(paths: Mapping[str, PathView]) -> go.Figure:
     return fig
 
 
+def trajectory_matrix(checkpoints: Sequence[Mapping[str, object]]) -> tuple[np.ndarray, list[str]]:
+    """Every floating parameter's value at every checkpoint, (T, P), and a name per column ("0.weight[3, 7]").
+
+    BatchNorm running statistics are left out (they are buffers, not learned weights).
+    """
+    first = checkpoints[0]
+    keys = [k for k, v in first.items() if np.asarray(v).dtype.kind == "f" and "running_" not in k]
+    columns, names = [], []
+    for k in keys:
+        shape = np.shape(first[k])
+        columns.append(np.stack([np.asarray(c[k], dtype=np.float64).ravel() for c in checkpoints]))  # (T, numel)
+        names += [f"{k}{list(np.unravel_index(i, shape)) if shape else ''}" for i in range(int(np.prod(shape)))]
+    return np.concatenate(columns, axis=1), names
+
+
 def diverging_parameters(clean: np.ndarray, poisoned: np.ndarray, top_k: int) -> np.ndarray:
     """Indices of the `top_k` parameters whose clean and poisoned values differ most at the last epoch."""
     gap = np.abs(np.asarray(clean)[-1] - np.asarray(poisoned)[-1])

@@ -137,12 +137,15 @@ def _leave_legacy_pages_mode() -> None:
     script, and leaves it only once `st.navigation` is called. The first request of a fresh server for
     `/poison` would then run pages/poison.py without app.py (no page config, the folder's own navigation).
     Switching the flag and rerunning routes it through app.py, which opens the page that was asked for.
+    This is done once per session: the flag is process-wide, so later runs are routed by app.py anyway
+    (except under `AppTest`, which resets the flag before every run; its runs then stay as they were).
     """
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a future Streamlit without the legacy mode
         return
-    if getattr(PagesManager, "uses_pages_directory", False):
+    if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state.get("_routed"):
+        st.session_state["_routed"] = True
         PagesManager.uses_pages_directory = False
         st.rerun()
 
@@ -565,22 +568,11 @@ def parameter_trajectories(spec: AppSpec, method: str, max_weights: int = 2000) 
     Returns `epochs` (T,), `clean` and `poisoned` (T, P) and `names` (P,); models with more than
     `max_weights` weights keep the `max_weights` whose final clean and poisoned values differ most.
     """
-    from landscape.figures import diverging_parameters
+    from landscape.figures import diverging_parameters, trajectory_matrix
 
     runs = {r: training_result(spec, r) for r in ("clean", method)}
-
-    def matrix(result: Any) -> tuple[np.ndarray, list[str]]:
-        names = [k for k, v in result.checkpoints[0].items() if v.is_floating_point() and "running" not in k]
-        cols, labels = [], []
-        for k in names:
-            stacked = np.stack([ck[k].float().numpy().ravel() for ck in result.checkpoints])  # (T, numel)
-            cols.append(stacked)
-            shape = tuple(result.checkpoints[0][k].shape)
-            labels += [f"{k}{list(np.unravel_index(i, shape))}" for i in range(stacked.shape[1])]
-        return np.concatenate(cols, axis=1), labels
-
-    clean, names = matrix(runs["clean"])
-    poisoned, _ = matrix(runs[method])
+    to_numpy = [[{k: v.numpy() for k, v in c.items()} for c in runs[r].checkpoints] for r in ("clean", method)]
+    (clean, names), (poisoned, _) = trajectory_matrix(to_numpy[0]), trajectory_matrix(to_numpy[1])
     t = min(len(clean), len(poisoned))  # a diverged run keeps fewer checkpoints
     clean, poisoned = clean[:t], poisoned[:t]
     epochs = np.asarray(runs["clean"].checkpoint_epochs[:t])
@@ -591,6 +583,23 @@ def parameter_trajectories(spec: AppSpec, method: str, max_weights: int = 2000) 
 
 
 parameter_paths_cached = st.cache_data(max_entries=8, show_spinner=False)(parameter_trajectories)
+
+
+def live_parameter_paths(spec: AppSpec) -> dict[str, Any] | None:
+    """Parameter paths of the live clean and poisoned runs of a small model (after they were trained)."""
+    if not training_ready(spec):
+        return None
+    with guard():
+        return {**parameter_paths_cached(spec, spec.method), "model": spec.model, "method": spec.method}
+
+
+def demo_parameter_paths(method: str) -> dict[str, Any] | None:
+    """The demo's toy-model parameter paths, clean vs `method`."""
+    d = demo()
+    if d is None or method not in d.paths:
+        return None
+    return {"epochs": d.path_epochs, "clean": d.paths["clean"], "poisoned": d.paths[method], "names": d.path_names,
+            "model": f"{d.manifest['plan']['paths_model']['name']}, the paper's toy model", "method": method}
 
 
 def render_surfaces(sset: Any, *, metric: str, log: bool, poisoned: str, name: str) -> None:

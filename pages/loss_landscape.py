@@ -41,12 +41,13 @@ else:
 ui.render_surfaces(sset, metric=metric, log=log and metric == "loss", poisoned=poisoned,
                    name=f"{source}-{kind}-{dims}d")
 
-if spec.model in ("linear", "mlp") and source == "live":
-    st.subheader("Parameter paths")
+paths = ui.demo_parameter_paths(poisoned) if source == "demo" else (
+    ui.live_parameter_paths(spec) if spec.model in ("linear", "mlp") else None)
+if paths is not None:
+    st.subheader(f"Parameter paths ({paths['model']})")
     st.caption("Each weight's value over the epochs, clean vs poisoned; the weights that end furthest apart are "
-               "coloured (Ye et al. §3.1: only some parameters take a different path under UEs).")
+               "coloured (Ye et al. §3.1: under UEs only some parameters take a different path).")
     top_k = st.slider("Highlight", 1, 20, 8, key="ls_topk")
-    with ui.guard():
-        pp = ui.parameter_paths_cached(spec, spec.method)
-    ui.show_figure(figures.parameter_paths(pp["epochs"], pp["clean"], pp["poisoned"], pp["names"], top_k=top_k,
-                                           poisoned_name=spec.method), f"parameter-paths-{spec.model}")
+    ui.show_figure(figures.parameter_paths(paths["epochs"], paths["clean"], paths["poisoned"], paths["names"],
+                                           top_k=top_k, poisoned_name=paths["method"]),
+                   f"parameter-paths-{source}-{paths['model']}")

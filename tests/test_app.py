@@ -63,7 +63,33 @@ def test_app_opens_on_overview_with_demo_figure():
     no_exception(at)
     assert at.title[0].value == "UE Landscape"
     assert charts(at), "the overview shows the shipped demo figure"
+    assert any(m.label.startswith("UD (") for m in at.metric), "and the demo's UD"
     assert at.button(key="quick_demo") is not None
+
+
+def test_overview_quick_demo_runs_live(monkeypatch):
+    from landscape import ui
+
+    monkeypatch.setattr(ui, "quick_spec", lambda: ui.AppSpec(method="ops", epochs=1))  # tiny, model-free
+    at = open_page()
+    n_charts, n_ud = len(charts(at)), sum(m.label == "UD (ops)" for m in at.metric)
+    at.button(key="quick_demo").click().run()
+    no_exception(at)
+    assert len(charts(at)) == n_charts + 1
+    assert sum(m.label == "UD (ops)" for m in at.metric) == n_ud + 1
+
+
+def test_shipped_demo_bundle_is_complete_and_small():
+    from landscape.commands.demo import MAX_BYTES, bundle_size, demo_dir, load_bundle
+
+    demo = load_bundle()
+    assert demo is not None, "assets/demo is missing: python -m landscape demo"
+    assert demo.manifest["plan"]["data"]["name"] == "digits" and demo.manifest["plan"]["model"]["name"] == "cnn"
+    assert {"em", "ops"} <= set(demo.methods)
+    assert set(demo.sal) == set(demo.runs) and set(demo.ud) == set(demo.methods)
+    assert {"pca-2d", "random-2d", "interp-1d"} <= set(demo.surfaces)
+    assert all(np.isfinite(demo.histories[r]["test_acc"]).all() for r in demo.runs)
+    assert bundle_size(demo_dir()) <= MAX_BYTES
 
 
 def test_poison_page_crafts_and_shows_grid_and_budget():
@@ -114,6 +140,45 @@ def test_analysis_pages_show_the_demo(page):
     at = open_page(page)
     no_exception(at)
     assert charts(at), f"{page} shows the shipped demo's figures"
+    assert len(at.get("download_button")) >= len(charts(at)), "every figure (and table) is downloadable"
+
+
+def test_landscape_page_every_demo_slice():
+    at = open_page("pages/loss_landscape.py")
+    for kind in ("pca", "random", "interp"):
+        for dims in (2, 1):
+            at.radio(key="ls_kind").set_value(kind).run()
+            at.radio(key="ls_dims").set_value(dims).run()
+            no_exception(at)
+            assert charts(at), f"{kind} {dims}D"
+    at.radio(key="ls_metric").set_value("accuracy").run()
+    no_exception(at)
+    assert charts(at)
+
+
+def test_sal_and_ud_pages_show_the_demo_numbers():
+    at = open_page("pages/sal.py")
+    assert any(m.label.startswith("β") for m in at.metric)
+    at.radio(key="sal_variant").set_value("accuracy").run()
+    no_exception(at)
+    at.switch_page("pages/ud.py").run()
+    no_exception(at)
+    labels = [m.label for m in at.metric]
+    assert any(label.startswith("UD (") for label in labels) and "β" in labels
+    assert "Reading UD on 8x8 digits" in texts(at)
+
+
+def test_ud_page_live_tiny_run():
+    at = open_page("pages/ud.py")
+    tiny(at, "ud", method="ops", epochs=1)
+    assert not any(m.label.startswith("UD (") for m in at.metric)  # nothing computed before the button
+    at.button(key="ud_run").click().run()
+    no_exception(at)
+    ud = next(m for m in at.metric if m.label == "UD (ops)")
+    assert ud.value  # the engine's number (or "undefined"), whatever it is
+    at.switch_page("pages/sal.py").run()  # the same session's live run is served on the SAL page
+    no_exception(at)
+    assert at.radio(key="source_sal").value == "live" and charts(at)
 
 
 def test_concurrent_requests_compute_once_and_store_one_entry():

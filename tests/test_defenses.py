@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.config import DataSpec, DefenseSpec, TrainSpec
+from landscape.config import DataSpec, DefenseSpec, ModelSpec, TrainSpec
 from landscape.data import load_data
 from landscape.defenses import (
     DEFENSES,
@@ -307,3 +307,30 @@ def test_defended_training_runs_and_is_deterministic(name, tiny_splits):
     plain = train(build_model("cnn", tiny_splits.image_shape, tiny_splits.num_classes, seed=0), tiny_splits.train,
                   tiny_splits.test, TrainSpec(epochs=2, batch_size=16))
     assert not np.array_equal(plain.history["train_loss"], runs[0].history["train_loss"])  # the defense acted
+
+
+# ------------------------------------------------------------------------------------------------ cache keys
+
+
+def test_experiment_spec_defense_field_keeps_old_keys_and_round_trips():
+    from landscape.config import ExperimentSpec
+
+    plain = ExperimentSpec()
+    assert "defense" not in plain.to_dict()  # default "none": the key is the one from before the field existed
+    assert plain.replace(defense=DefenseSpec()).key() == plain.key()
+    jpeg = plain.replace(defense=DefenseSpec("jpeg"))
+    assert jpeg.key() != plain.key() != plain.replace(defense=DefenseSpec.parse("jpeg:quality=30")).key()
+    assert ExperimentSpec.from_dict(jpeg.to_dict()) == jpeg
+    assert ExperimentSpec.from_dict(plain.to_dict()) == plain
+
+
+def test_get_training_applies_the_defense_and_keys_it(store):
+    from landscape.experiment import get_training
+
+    data, model, spec = DataSpec(n_train=60, n_test=30), ModelSpec("linear"), TrainSpec(epochs=1, batch_size=20)
+    plain = get_training(data, model, spec, store=store)
+    none = get_training(data, model, spec, store=store, defense=DefenseSpec())
+    jpeg = get_training(data, model, spec, store=store, defense=DefenseSpec("jpeg"))
+    assert len(store.keys("train")) == 2  # "none" is the plain run; jpeg is its own entry
+    np.testing.assert_array_equal(plain.history["train_loss"], none.history["train_loss"])
+    assert not np.array_equal(plain.history["train_loss"], jpeg.history["train_loss"])

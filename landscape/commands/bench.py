@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     add_model_args(p)
     add_train_args(p)
+    p.add_argument("--crop-padding", type=int, default=None,
+                   help="padding of the random crop (default: the TrainSpec default, 1 px for digits; CIFAR uses 4)")
     p.add_argument("--methods", default="all", help="comma-separated poison methods, or 'all' (every registered one)")
     p.add_argument("--defenses", default="none",
                    help="comma-separated defenses, each NAME or NAME:opt=value;opt=value "
@@ -65,10 +67,12 @@ def run(a: argparse.Namespace) -> int:
 
     seeds = (tuple(int(s) for s in a.seed_list.split(",")) if a.seed_list else tuple(range(a.seeds)))
     sal = SALSpec.preset(a.sal).replace(every=a.sal_every)
-    spec = BenchSpec(data_spec(a), model_spec(a), train_spec(a), sal, parse_methods(a.methods),
-                     parse_defenses(a.defenses), seeds)
+    train = train_spec(a) if a.crop_padding is None else train_spec(a).replace(crop_padding=a.crop_padding)
+    spec = BenchSpec(data_spec(a), model_spec(a), train, sal, parse_methods(a.methods), parse_defenses(a.defenses),
+                     seeds)
     store = Store(a.store)
-    device = str(resolve_device(a.device))
+    # On a Ray cluster the workers resolve the device (the driver may have no GPU).
+    device = a.device if a.ray is not None else str(resolve_device(a.device))
     cells = spec.cells()
     if a.dry_run:
         stored = sum(stored_row(c, store) is not None for c in cells)

@@ -9,11 +9,13 @@ exported as a compact bundle the app reads without computing anything:
                             surfaces' metadata (`SurfaceSet.to_store`), SAL traces (`SALTrace.to_dict`) and UD
                             results (the engine's own JSON form), and timings.
     assets/demo/demo.npz    the arrays (no pickles): per-run history (`train/<run>/<key>`), a few clean and
-                            poisoned sample images per method (`poison/<method>/...`) and the surface grids
-                            and projected paths (`surface/<name>/...`, the keys of `SurfaceSet.to_store`).
+                            poisoned sample images per method (`poison/<method>/...`), the surface grids
+                            and projected paths (`surface/<name>/...`, the keys of `SurfaceSet.to_store`)
+                            and every weight of the toy `linear` model per checkpoint (`paths/<run>`).
 
-Checkpoints are not exported (the cnn's trajectory alone would exceed the 5 MB budget); everything a page
-shows for the demo is in the bundle. `load_bundle` turns the bundle back into the engine's own objects
+The cnn's checkpoints are not exported (its trajectory alone would exceed the 5 MB budget); the
+parameter-paths view uses the paper's toy model instead. Everything a page shows for the demo is in the
+bundle. `load_bundle` turns the bundle back into the engine's own objects
 (`SurfaceSet`, `SALTrace`, ...), so the pages draw the demo and a live run with the same code. Rerun the
 command after changing the engine; `--check` verifies the bundle loads and stays under the size budget.
 """
@@ -55,6 +57,8 @@ class DemoPlan:
         train: the digits training default, `epochs` epochs.
         methods: the poisons next to the clean run (every one at its documented digits default).
         sal: how SAL is measured (the engine's fast default, as in the app).
+        paths_model: the small model whose every weight is tracked for the parameter-paths view (the
+            paper's toy softmax regression), trained clean and on each poison with the same recipe.
         surfaces: (name, spec) of the slices exported.
     """
 
@@ -63,6 +67,7 @@ class DemoPlan:
     train: TrainSpec = field(default_factory=lambda: TrainSpec(epochs=15))
     methods: tuple[str, ...] = ("em", "ops")
     sal: SALSpec = field(default_factory=SALSpec)
+    paths_model: ModelSpec = field(default_factory=lambda: ModelSpec(name="linear"))
     surfaces: tuple[tuple[str, SurfaceSpec], ...] = field(default_factory=lambda: (
         ("pca-2d", SurfaceSpec(kind="pca", dims=2, resolution=25)),
         ("random-2d", SurfaceSpec(kind="random", dims=2, resolution=21)),
@@ -88,7 +93,7 @@ class DemoPlan:
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
                 "methods": list(self.methods), "poisons": {m: self.poison(m).to_dict() for m in self.methods},
-                "sal": self.sal.to_dict(),
+                "sal": self.sal.to_dict(), "paths_model": self.paths_model.to_dict(),
                 "surfaces": {name: s.to_dict() for name, s in self.surfaces}}
 
 
@@ -101,8 +106,10 @@ class Demo:
         histories: run label -> history arrays (`train_loss`, `test_acc`, ...).
         poison: method -> sample images and budget (the keys of `poison_sample` plus `budget`, `meta`).
         surfaces: slice name ("pca-2d", ...) -> `SurfaceSet`.
-        sal: run label -> `SALTrace` (empty until the SAL stage is part of the demo).
-        ud: method -> the engine's UD result (empty likewise).
+        sal: run label -> `SALTrace`.
+        ud: method -> the engine's `UDReport` against the clean run.
+        paths: run label -> every weight of `plan.paths_model` at every checkpoint, (T, P).
+        path_names: a name per weight (P,); path_epochs: the checkpoint epochs (T,).
     """
 
     manifest: dict[str, Any]
@@ -111,6 +118,9 @@ class Demo:
     surfaces: dict[str, Any]
     sal: dict[str, Any] = field(default_factory=dict)
     ud: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, np.ndarray] = field(default_factory=dict)
+    path_names: list[str] = field(default_factory=list)
+    path_epochs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def methods(self) -> list[str]:
@@ -144,6 +154,7 @@ def poison_sample(clean_x: Any, poisoned_x: Any, labels: Any, *, per_class: int 
 def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress | None = None) -> Demo:
     """Run the plan through the engine (every stage cached in `store`) and collect the demo."""
     from landscape.experiment import get_poisoned_train, get_splits, get_surface, get_training, run_experiment
+    from landscape.figures import trajectory_matrix
 
     progress = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
@@ -168,6 +179,16 @@ def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress
     for method in plan.methods:  # the app's SAL/UD call: clean vs poisoned with SAL every epoch, then UD
         result = run_experiment(plan.experiment(method), store=store, device=device, progress=progress)
         sal["clean"], sal[method], ud[method] = result.sal_clean, result.sal_poisoned, result.ud
+    paths: dict[str, np.ndarray] = {}
+    path_names: list[str] = []
+    path_epochs = np.zeros(0, dtype=np.int64)
+    for run in ["clean", *plan.methods]:  # every weight of the toy model over the epochs, clean vs poisoned
+        spec = PoisonSpec() if run == "clean" else plan.poison(run)
+        result = get_training(plan.data, plan.paths_model, plan.train, spec, store=store, device=device,
+                              progress=progress)
+        checkpoints = [{k: v.numpy() for k, v in c.items()} for c in result.checkpoints]
+        paths[run], path_names = trajectory_matrix(checkpoints)
+        path_epochs = np.asarray(result.checkpoint_epochs, dtype=np.int64)
     poisons = [plan.poison(m) for m in plan.methods]
     surfaces = {}
     for name, surface in plan.surfaces:
@@ -177,7 +198,7 @@ def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions(), "plan": plan.to_dict(),
                 "train": train_meta,
                 "seconds": time.perf_counter() - started, "device": device}
-    return Demo(manifest, histories, poison, surfaces, sal, ud)
+    return Demo(manifest, histories, poison, surfaces, sal, ud, paths, path_names, path_epochs)
 
 
 def _poison_entry(store: Any, data: DataSpec, poison: PoisonSpec) -> dict[str, Any]:
@@ -225,6 +246,9 @@ def save_bundle(demo: Demo, folder: str | Path) -> dict[str, int]:
         meta, arr = sset.to_store()
         manifest["surfaces"][name] = meta
         arrays.update({f"surface/{name}/{k}": np.asarray(v) for k, v in arr.items()})
+    manifest["paths"] = {"runs": list(demo.paths), "names": demo.path_names,
+                         "epochs": [int(e) for e in demo.path_epochs]}
+    arrays.update({f"paths/{run}": np.asarray(v) for run, v in demo.paths.items()})
     manifest["sal"] = {run: trace.to_dict() for run, trace in demo.sal.items()}
     manifest["ud"] = {m: _to_jsonable(u) for m, u in demo.ud.items()}
     for key, value in list(arrays.items()):  # float64 grids and histories are stored as float32 (half the bytes)
@@ -289,7 +313,10 @@ def load_bundle(folder: str | Path | None = None) -> Demo | None:
         from landscape.ud import UDReport
 
         ud = {m: UDReport.from_dict(d) for m, d in manifest["ud"].items()}
-    return Demo(manifest, histories, poison, surfaces, sal, ud)
+    meta = manifest.get("paths") or {"runs": [], "names": [], "epochs": []}
+    paths = {run: arrays[f"paths/{run}"].astype(np.float64) for run in meta["runs"]}
+    return Demo(manifest, histories, poison, surfaces, sal, ud, paths, list(meta["names"]),
+                np.asarray(meta["epochs"], dtype=np.int64))
 
 
 def demo_dir() -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from landscape.config import PoisonSpec
+from landscape.config import PoisonSpec, freeze_options
 from landscape.data.imageset import ImageSet
 from landscape.errors import SpecError
 from landscape.registry import Registry
@@ -36,6 +36,18 @@ def build(spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu")
     return cls(spec, dataset=dataset, device=device)
 
 
+def resolve(spec: PoisonSpec, *, dataset: str) -> PoisonSpec:
+    """`spec` with eps and every option filled in from the method's defaults for `dataset`.
+
+    Cache keys are taken from the resolved spec, so changing a method's documented default never serves
+    a poison crafted under the old default. "clean" is returned unchanged.
+    """
+    if spec.method == "clean":
+        return spec
+    method = build(spec, dataset=dataset)
+    return spec.replace(eps=method.eps, options=freeze_options(method.options))
+
+
 def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu",
           progress: Callable[[int, int], None] | None = None) -> Crafted:
     """Craft the poison of `spec` for the training set `train` (not modified).
@@ -51,4 +63,4 @@ def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str, device: torch.devi
     return method.craft(train.x, train.y, num_classes=train.num_classes, progress=progress)
 
 
-__all__ = ["POISONS", "Crafted", "PoisonMethod", "budget_figures", "build", "craft", "project", "within_budget"]
+__all__ = ["POISONS", "Crafted", "PoisonMethod", "budget_figures", "build", "craft", "resolve", "project", "within_budget"]

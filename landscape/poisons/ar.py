@@ -34,11 +34,11 @@ class Autoregressive(PoisonMethod):
         digits budget), crop 4. CIFAR's 1.0 spread over 3072 values is 4.6/255 RMS per value; over the
         64 digit pixels the same L2 is already 32/255 RMS.
 
-    Known limitation on digits: AR does **not** make digits unlearnable at any swept budget
-    (sweep¹): L2 0.251, 0.502, 1.00, 2.01 gave 97.2, 97.8, 98.3, 97.2 %. At 8x8 the noise is not an
-    easy shortcut: a `cnn` trained on the noise alone (no digit) reaches only ~41 % after 10 epochs,
-    while LSP's noise alone reaches ~98 % in 5. The default is kept at the common budget rather than
-    inflated until it "works".
+    Known limitation on digits: AR does **not** make digits unlearnable at any swept budget (sweep¹): L2 0.251,
+    0.502, 1.00, 2.01 gave 96.9, 98.3, 97.8, 98.1 % (seeds 0-2 at 2.01: 98.1, 95.6, 86.7 %, mean 93.4 %). At 8x8 the
+    noise is not an easy shortcut: a `cnn` trained on the noise alone (no digit) reaches only ~41 % after 10 epochs,
+    while LSP's noise alone reaches ~98 % in 5. The default is kept at the common budget rather than inflated until
+    it "works".
 
     ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
     clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.

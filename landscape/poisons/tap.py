@@ -32,7 +32,7 @@ class TargetedAdversarialPoisoning(SurrogateMethod):
         steps of 0.05·eps, 1 restart (about 10 s on one CPU thread). Why 64/255: the smallest swept budget
         that costs the victim 40 points (sweep¹): 8, 16, 32, 64/255 gave 97.8, 97.2, 95.3, 49.4 %. Why a
         10-epoch surrogate: poisons from a converged surrogate transferred worse (64/255, seeds 0-2: 20
-        epochs 59.7/65.0/71.4 %, 10 epochs 49.4/48.1/42.5 %; 30 epochs seed 0: 81.4 %), in line with the
+        epochs 59.7/65.0/71.4 %, 10 epochs 49.4/48.1/42.5 %, mean 46.7 %; 30 epochs seed 0: 81.4 %), in line with the
         observation (Liu et al., ISS, ICML 2023) that fully trained surrogates give high-frequency TAP noise.
 
     ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
