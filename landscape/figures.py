@@ -82,7 +82,7 @@ def training_curves(histories: Mapping[str, Mapping[str, np.ndarray]]) -> go.Fig
                     line=dict(color=color, dash=dash), marker=dict(size=4),
                     legendgroup=name, showlegend=col == 1,
                 ), row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", tickformat="d")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=2)
     fig.update_layout(title="Clean vs poisoned training (dashed: train set the model saw; solid: clean test set)",
@@ -473,22 +473,31 @@ def learnable_layers(runs: Mapping[str, np.ndarray], layers: Sequence[str], epoc
     return fig
 
 
-def ud_counts(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_layers: int) -> go.Figure:
-    """#learnable layers per epoch, one line per run; the dotted line is each run's mean (#LP).
+def ud_counts(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_layers: int, *,
+              lp: Mapping[str, float] | None = None) -> go.Figure:
+    """#learnable layers per epoch, one line per run; the dotted line is each run's #LP.
 
     Args:
-        runs: run name -> (epochs (T,), counts (T,)).
+        runs: run name -> (epochs (T,), counts (T,)); NaN counts (epochs left out) are gaps.
         n_layers: the number of layers SAL measures (the y-axis ceiling).
+        lp: run name -> #LP as the engine computed it (default: the mean of the finite counts).
     """
     fig = go.Figure()
     names = list(runs)
-    for name, (epochs, counts) in runs.items():
+    symbols = ("circle", "square", "diamond", "triangle-up")
+    for i, (name, (epochs, counts)) in enumerate(runs.items()):
         color = color_of(name, names)
         counts = np.asarray(counts, dtype=float)
-        fig.add_trace(go.Scatter(x=epochs, y=counts, mode="lines+markers", name=name, line=dict(color=color)))
-        fig.add_hline(y=float(counts.mean()), line=dict(color=color, dash="dot"),
-                      annotation_text=f"#LP({name}) = {counts.mean():.3g}", annotation_position="top left")
-    fig.update_layout(title="Learnable layers per epoch (UD = #LP(poisoned) / #LP(clean))", xaxis_title="epoch",
+        mean = float(lp[name]) if lp is not None and name in lp else float(np.nanmean(counts))
+        # Runs often share counts: later runs are dashed with other markers so both stay visible.
+        fig.add_trace(go.Scatter(x=epochs, y=counts, mode="lines+markers", name=name,
+                                 line=dict(color=color, dash="solid" if i == 0 else "dash", width=3 if i == 0 else 2),
+                                 marker=dict(symbol=symbols[i % len(symbols)], size=9 if i == 0 else 7)))
+        fig.add_hline(y=mean, line=dict(color=color, dash="dot"), annotation_text=f"#LP({name}) = {mean:.3g}",
+                      annotation_position="top left" if i % 2 == 0 else "bottom right",
+                      annotation_font_color=color)
+    fig.update_layout(title="Learnable layers per epoch (UD = #LP(poisoned) / #LP(clean))",
+                      xaxis=dict(title="epoch", tickformat="d"),
                       yaxis=dict(title="# layers with SAL > β", range=[-0.2, n_layers + 0.5]), height=380)
     return fig
 

@@ -769,6 +769,18 @@ def training_estimate(spec: AppSpec, runs: int = 2) -> str:
             f"at the demo machine's {per_epoch:.2f} s per epoch")
 
 
+def sal_estimate(spec: AppSpec, runs: int = 2) -> str:
+    """A cost line for SAL at every epoch of `runs` runs (from the demo's measured SAL time, if comparable)."""
+    d = demo()
+    comparable = d is not None and d.sal and d.manifest["plan"]["data"]["name"] == spec.dataset and \
+        d.manifest["plan"]["model"]["name"] == spec.model
+    if not comparable:
+        return "SAL of every layer at every epoch (no timing reference for this data set and model)"
+    per_epoch = float(np.median(np.concatenate([t.seconds for t in d.sal.values()])))
+    return (f"SAL of every layer at every epoch, about {format_seconds(runs * spec.epochs * per_epoch)} at the demo "
+            f"machine's {per_epoch:.1f} s per epoch")
+
+
 def quick_estimate(spec: AppSpec) -> str:
     try:
         craft = crafting_estimate(spec)
@@ -776,7 +788,7 @@ def quick_estimate(spec: AppSpec) -> str:
         return f"(no estimate: {err})"
     return (f"Cost: crafting about {craft['gradient_evals']:,} image-gradient evaluations "
             f"(~{format_seconds(craft['cpu_seconds'])} on one CPU thread), then {training_estimate(spec)}, "
-            f"plus SAL at every epoch.")
+            f"plus {sal_estimate(spec)}.")
 
 
 def quick_demo(spec: AppSpec, progress: Progress | None = None) -> Study:
@@ -888,8 +900,8 @@ def study_or_stop(page: str, spec: AppSpec) -> Study:
         return study
     if not experiment_ready(spec):
         with guard():
-            st.info(f"Cost: {training_estimate(spec)}, plus SAL of every layer at every epoch (the fast preset), "
-                    f"after crafting `{spec.method}` if it is not stored yet.")
+            st.info(f"Cost: {training_estimate(spec)}, plus {sal_estimate(spec)} (the engine's default SAL "
+                    f"settings), after crafting `{spec.method}` if it is not stored yet.")
         if not st.button("Train with SAL and compute UD", type="primary", key=f"{page}_run"):
             st.stop()
         if run_with_progress("SAL and UD", lambda p: experiment(spec, p)) is None:

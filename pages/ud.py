@@ -23,7 +23,8 @@ if r.message:
     st.warning(r.message)
 ui.show_figure(figures.ud_counts({"clean": (r.epochs_clean, r.counts_clean),
                                   method: (r.epochs_poisoned, r.counts_poisoned)},
-                                 n_layers=r.flags_clean.shape[1]), f"ud-counts-{method}")
+                                 n_layers=r.flags_clean.shape[1], lp={"clean": r.lp_clean, method: r.lp_poisoned}),
+               f"ud-counts-{method}")
 ui.digits_caveat(study, method)
 st.subheader("Threshold-free views (ours, not the paper's)")
 st.caption("With few layers the count ratio moves in steps; these compare the SAL values directly: the "

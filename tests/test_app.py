@@ -70,8 +70,9 @@ def test_app_opens_on_overview_with_demo_figure():
 def test_overview_quick_demo_runs_live(monkeypatch):
     from landscape import ui
 
-    monkeypatch.setattr(ui, "quick_spec", lambda: ui.AppSpec(method="ops", epochs=1))  # tiny, model-free
-    at = open_page()
+    monkeypatch.setattr(ui, "quick_spec", lambda: ui.AppSpec(model="mlp", method="ops", epochs=1))  # tiny
+    # Switch explicitly: under AppTest a click on the entry page is lost in its nested navigation run.
+    at = open_page("pages/overview.py")
     n_charts, n_ud = len(charts(at)), sum(m.label == "UD (ops)" for m in at.metric)
     at.button(key="quick_demo").click().run()
     no_exception(at)
@@ -170,6 +171,7 @@ def test_sal_and_ud_pages_show_the_demo_numbers():
 
 def test_ud_page_live_tiny_run():
     at = open_page("pages/ud.py")
+    at.selectbox(key="_w_model").set_value("mlp").run()  # 3 weight layers: SAL in seconds
     tiny(at, "ud", method="ops", epochs=1)
     assert not any(m.label.startswith("UD (") for m in at.metric)  # nothing computed before the button
     at.button(key="ud_run").click().run()

@@ -1,7 +1,7 @@
 """One real-browser test: `streamlit run app.py` driven by the system Chromium through Playwright.
 
-It visits every page, runs a tiny computation through the UI (digits, a model-free poison, two epochs,
-SAL and UD) until a UD value appears, asserts that no page shows an exception, and saves a screenshot
+It visits every page, runs a tiny computation through the UI (digits, the mlp, a model-free poison, two
+epochs, SAL and UD) until a UD value appears, asserts that no page shows an exception, and saves a screenshot
 of every page to test-artifacts/. It never downloads a browser: without /usr/bin/chromium it is skipped
 (with the reason), except under CI (env CI set), where that is a failure.
 """
@@ -134,6 +134,7 @@ def test_every_page_in_chromium_and_a_tiny_live_ud(tmp_path):
             # A tiny computation through the UI, in one session: digits, a model-free poison, 2 epochs.
             page.goto(f"{url}/ud")
             wait_idle(page)
+            set_selectbox(page, "_w_model", "mlp")  # 3 weight layers: SAL in seconds on a CPU
             set_selectbox(page, "_w_method", "ops")
             set_number(page, "_w_epochs", 2)
             page.locator(".st-key-source_ud").get_by_text("Live run").click()
