@@ -104,8 +104,10 @@ def measure(repeats: int, screenshots: Path | None, log_dir: Path) -> list[dict]
                         if page.locator('[data-testid="stException"]').count():
                             raise RuntimeError(f"page {name} shows an exception")
                         if screenshots is not None and rep == 0 and name in ("landscape", "sal"):
-                            page.wait_for_timeout(1000)  # let plotly finish its transitions
-                            page.screenshot(path=str(screenshots / f"screenshot-{name}.png"), full_page=True)
+                            page.set_viewport_size({"width": 1500, "height": 1900})  # the main figures in view
+                            page.wait_for_timeout(1500)  # let plotly redraw at the new size
+                            page.screenshot(path=str(screenshots / f"screenshot-{name}.png"))
+                            page.set_viewport_size({"width": 1500, "height": 1000})
                 finally:
                     browser.close()
                     proc.terminate()

@@ -25,11 +25,19 @@ SEQUENTIAL = "Viridis"
 DIVERGING = "RdBu_r"
 
 
+_NEUTRAL = {"shared": "#555555", "interp": "#555555", "init": "#7f7f7f", "center": "#555555"}
+
+
 def color_of(name: str, names: Sequence[str] = ()) -> str:
-    """The colour of run `name`: blue for clean, otherwise the palette slot of its position in `names`."""
+    """The colour of run `name`: blue for clean, grey for non-runs, else its palette slot among `names`.
+
+    Non-runs are labels such as a shared plane or the initialisation.
+    """
     if name == CLEAN:
         return _CLEAN_COLOR
-    others = [n for n in names if n != CLEAN]
+    if name in _NEUTRAL:
+        return _NEUTRAL[name]
+    others = [n for n in names if n != CLEAN and n not in _NEUTRAL]
     index = others.index(name) if name in others else sum(map(ord, name))
     return _PALETTE[index % len(_PALETTE)]
 
@@ -379,7 +387,7 @@ def diverging_parameters(clean: np.ndarray, poisoned: np.ndarray, top_k: int) ->
 
 
 def parameter_paths(epochs: np.ndarray, clean: np.ndarray, poisoned: np.ndarray, names: Sequence[str], *,
-                    top_k: int = 6, poisoned_name: str = "poisoned") -> go.Figure:
+                    top_k: int = 6, poisoned_name: str = "poisoned", max_background: int = 300) -> go.Figure:
     """Each weight's value over epochs, clean (left) vs poisoned (right); the most diverging ones highlighted.
 
     Args:
@@ -389,18 +397,24 @@ def parameter_paths(epochs: np.ndarray, clean: np.ndarray, poisoned: np.ndarray,
         names: a name per parameter (P,).
         top_k: how many of the most diverging parameters to highlight (largest final |clean − poisoned|).
         poisoned_name: label of the poisoned run.
+        max_background: grey background weights drawn at most (evenly spaced over the rest; all if fewer).
     """
     clean, poisoned = np.asarray(clean, dtype=float), np.asarray(poisoned, dtype=float)
     top = set(diverging_parameters(clean, poisoned, top_k).tolist())
+    others = [p for p in range(clean.shape[1]) if p not in top]
+    if len(others) > max_background:
+        others = [others[i] for i in np.linspace(0, len(others) - 1, max_background).round().astype(int)]
+    shown = len(others)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=(CLEAN, poisoned_name))
     for col, values in ((1, clean), (2, poisoned)):
-        # All background weights in one trace (NaN-separated) keep the figure light for thousands of weights.
-        rest = [p for p in range(values.shape[1]) if p not in top]
+        # The background weights in one trace (NaN-separated) keep the figure light for thousands of weights.
+        rest = others
         if rest:
             xs = np.concatenate([np.append(epochs, np.nan) for _ in rest])
             ys = np.concatenate([np.append(values[:, p], np.nan) for p in rest])
-            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color="rgba(150,150,150,0.25)", width=1),
-                                       name="other weights", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(150,150,150,0.25)", width=1),
+                                     name=f"other weights ({shown} of {clean.shape[1] - len(top)})",
+                                     showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
         for rank, p in enumerate(sorted(top, key=lambda q: -abs(clean[-1, q] - poisoned[-1, q]))):
             fig.add_trace(go.Scatter(x=epochs, y=values[:, p], mode="lines", name=names[p],
                                      line=dict(color=_PALETTE[rank % len(_PALETTE)], width=2.5),

@@ -623,20 +623,22 @@ def render_surfaces(sset: Any, *, metric: str, log: bool, poisoned: str, name: s
     elif len(surfaces) == 1:
         s = first
         markers = dict(s.anchors) if s.kind == "interp" else None
-        tab2d, tab3d = st.tabs(["2D contour with paths", "3D surface"])
-        with tab2d:
+        # One view at a time (not tabs): a 3D scene is only built when asked for, so the page opens fast.
+        view = st.radio("View", ["2D contour with paths", "3D surface"], horizontal=True, key="ls_view_one")
+        if view.startswith("2D"):
             show_figure(figures.contour(s.alpha, s.beta, values(s), paths=path_views(s, metric), markers=markers,
                                         log=log, label=label, title=f"{label} on the {s.kind} plane"),
                         f"contour-{name}")
-        with tab3d:
+        else:
             show_figure(figures.surface_3d(s.alpha, s.beta, values(s), paths=path_views(s, metric), log=log,
                                            label=label, title=f"{label} on the {s.kind} plane"), f"surface3d-{name}")
     else:
         panels = {k: figures.Panel(s.alpha, s.beta, values(s), path_views(s, metric)) for k, s in surfaces.items()}
-        tabs = st.tabs(["Side by side (shared scale)", "Difference", "3D surfaces"])
-        with tabs[0]:
+        view = st.radio("View", ["Side by side (shared scale)", "Difference", "3D surfaces"], horizontal=True,
+                        key="ls_view_many")
+        if view.startswith("Side"):
             show_figure(figures.contours_side_by_side(panels, log=log, label=label), f"side-by-side-{name}")
-        with tabs[1]:
+        elif view == "Difference":
             a, b = "clean", poisoned if poisoned in surfaces else next(k for k in surfaces if k != "clean")
             same_grid = np.array_equal(surfaces[a].alpha, surfaces[b].alpha) and np.array_equal(
                 surfaces[a].beta, surfaces[b].beta)
@@ -647,7 +649,7 @@ def render_surfaces(sset: Any, *, metric: str, log: bool, poisoned: str, name: s
                             f"difference-{name}")
             else:
                 st.info("The two surfaces use different coordinate ranges, so there is no point-wise difference.")
-        with tabs[2]:
+        else:
             lo, hi = figures.shared_range(*(values(s) for s in surfaces.values()), log=log)
             for col, (k, s) in zip(st.columns(len(surfaces)), surfaces.items(), strict=True):
                 with col:
@@ -966,12 +968,13 @@ def digits_caveat(study: Study, method: str) -> None:
         numbers = (f" In this run the engine measured: final training loss {h_c['train_loss'][-1]:.3g} (clean) vs "
                    f"{h_p['train_loss'][-1]:.3g} ({method}), clean test accuracy {h_c['test_acc'][-1]:.1%} vs "
                    f"{h_p['test_acc'][-1]:.1%}, UD = {ud}.")
-    st.info("**Reading UD on 8x8 digits.** On the embedded digits, clean training also reaches a "
-            "near-zero training loss within a few epochs, just like training on the poisoned set, so both models "
-            "end up in similarly flat regions and roughly the same layers count as learnable: UD barely separates "
-            "them, even when the poison hurts clean test accuracy. The paper's UD ≪ 1 for unlearnable examples "
-            "comes from CIFAR-scale data, where clean training keeps a non-zero loss for many "
-            "epochs. The app shows what the engine computes; nothing is tuned to reproduce the paper." + numbers,
+    st.info("**Reading UD on 8x8 digits.** The paper's UD ≪ 1 for unlearnable examples comes from CIFAR-scale "
+            "data, where clean training keeps a non-zero loss for many epochs while the poisoned model's layers go "
+            "flat. On the embedded digits, clean training also reaches a near-zero training loss within a few "
+            "epochs, so the clean model's layers flatten too and the learnable-layer count no longer tracks how "
+            "much a poison hurts: UD barely separates clean from poisoned training here (it can land near, below "
+            "or above 1) even when clean test accuracy drops. The app shows what the engine computes; nothing is "
+            "tuned to reproduce the paper." + numbers,
             icon=":material/info:")
 
 

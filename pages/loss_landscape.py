@@ -14,7 +14,7 @@ c1, c2, c3 = st.columns([3, 1, 1])
 kind = c1.radio("Directions", list(ui.SURFACE_KINDS), format_func=ui.SURFACE_KINDS.get, key="ls_kind")
 dims = c2.radio("Slice", [2, 1], format_func=lambda d: f"{d}D", key="ls_dims", horizontal=True)
 metric = c3.radio("Show", ["loss", "accuracy"], key="ls_metric", horizontal=True)
-log = c3.toggle("log10 scale", key="ls_log", disabled=metric != "loss")
+log = c3.toggle("log10 scale", value=True, key="ls_log", disabled=metric != "loss")
 source = ui.source_picker("landscape")
 
 if source == "demo":

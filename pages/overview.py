@@ -14,8 +14,6 @@ st.markdown(
     "(SAL above a threshold β set on the clean run) of the poisoned model relative to the clean one: "
     "1 = as learnable as clean, lower = more unlearnable (Ye, Su, Qian, ICLR 2025)."
 )
-spec = ui.sidebar()
-
 demo = ui.demo()
 if demo is not None:
     st.subheader("The shipped demo")
@@ -25,6 +23,7 @@ if demo is not None:
 else:
     st.warning("The shipped demo is missing (assets/demo); build it with `python -m landscape demo`.")
 
+ui.sidebar()  # after the demo figure: the sidebar imports the engine (torch), the figure does not need it
 st.subheader("Run it yourself")
 quick = ui.quick_spec()
 st.markdown(f"The quick demo trains a clean and an `{quick.method}`-poisoned `{quick.model}` on {quick.dataset} "

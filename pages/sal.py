@@ -16,7 +16,7 @@ st.caption(f"Source: {study.label}.")
 c1, c2 = st.columns(2)
 variant = c1.radio("Variant", ["loss", "accuracy"], horizontal=True, key="sal_variant",
                    format_func={"loss": "loss SAL (enters UD)", "accuracy": "accuracy SAL (pp)"}.get)
-log = c2.toggle("log10 colour scale", key="sal_log", disabled=variant != "loss")
+log = c2.toggle("log10 colour scale", value=True, key="sal_log", disabled=variant != "loss")
 runs = {r: study.sal[r] for r in ("clean", method)}
 values = {r: (t.sal if variant == "loss" else t.acc_variant) for r, t in runs.items()}
 report = study.ud[method]

@@ -15,6 +15,18 @@ def _isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path / "store"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_caches():
+    """Clear st.cache_data and st.cache_resource around every test (they persist across AppTests: streamlit#9139)."""
+    import streamlit as st  # imported here: most tests never touch the app
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
 @pytest.fixture
 def store(tmp_path) -> Store:
     return Store(tmp_path / "store")

@@ -2,7 +2,8 @@
 
 Heavy work is kept out: pages read the shipped demo bundle, and the few computations run on tiny specs
 (model-free poisons, one or two epochs, a training subset). Streamlit caches are cleared around every test
-(streamlit/streamlit#9139: caches persist across AppTest instances in one process).
+(streamlit/streamlit#9139: caches persist across AppTest instances in one process) by the autouse
+fixture `_fresh_streamlit_caches` in conftest.py.
 """
 
 from __future__ import annotations
@@ -12,21 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 300  # seconds per script run; the 2-core CI box can be slow while others compute
-
-
-@pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def open_page(page: str | None = None) -> AppTest:

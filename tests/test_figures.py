@@ -126,6 +126,9 @@ def test_parameter_paths_highlight_the_most_diverging():
     fig = figures.parameter_paths(epochs, clean, poisoned, names, top_k=2)
     highlighted = [t.name for t in fig.data if t.name in names]
     assert highlighted == ["w3", "w1", "w3", "w1"]
+    assert fig.data[0].name == "other weights (3 of 3)"
+    thin = figures.parameter_paths(epochs, clean, poisoned, names, top_k=1, max_background=2)
+    assert thin.data[0].name == "other weights (2 of 4)" and len(thin.data[0].x) == 2 * (len(epochs) + 1)
 
 
 def test_image_grid_rows_and_amplified_perturbation():

@@ -23,11 +23,13 @@ command after changing the engine; `--check` verifies the bundle loads and stays
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -115,9 +117,9 @@ class Demo:
     manifest: dict[str, Any]
     histories: dict[str, dict[str, np.ndarray]]
     poison: dict[str, dict[str, Any]]
-    surfaces: dict[str, Any]
-    sal: dict[str, Any] = field(default_factory=dict)
-    ud: dict[str, Any] = field(default_factory=dict)
+    surfaces: Mapping[str, Any]
+    sal: Mapping[str, Any] = field(default_factory=dict)
+    ud: Mapping[str, Any] = field(default_factory=dict)
     paths: dict[str, np.ndarray] = field(default_factory=dict)
     path_names: list[str] = field(default_factory=list)
     path_epochs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -276,7 +278,6 @@ def load_bundle(folder: str | Path | None = None) -> Demo | None:
         DataError: the bundle exists but is of another format or unreadable (rebuild it).
     """
     from landscape.errors import DataError
-    from landscape.surface import SurfaceSet
 
     folder = Path(folder) if folder is not None else demo_dir()
     if not (folder / MANIFEST).exists() or not (folder / ARRAYS).exists():
@@ -298,25 +299,55 @@ def load_bundle(folder: str | Path | None = None) -> Demo | None:
     runs = ["clean", *manifest["plan"]["methods"]]
     histories = {run: {k: v.astype(np.float64) for k, v in section(f"train/{run}/").items()} for run in runs}
     poison = {m: {**section(f"poison/{m}/"), **meta} for m, meta in manifest.get("poison", {}).items()}
-    surfaces = {}
-    for name, meta in manifest.get("surfaces", {}).items():
-        part = {k: (v.astype(np.float64) if v.dtype == np.float32 else v)
-                for k, v in section(f"surface/{name}/").items()}
-        surfaces[name] = SurfaceSet.from_store(meta, part)
-    sal = {}
-    if manifest.get("sal"):
-        from landscape.sal import SALTrace
-
-        sal = {run: SALTrace.from_dict(d) for run, d in manifest["sal"].items()}
-    ud = {}
-    if manifest.get("ud"):
-        from landscape.ud import UDReport
-
-        ud = {m: UDReport.from_dict(d) for m, d in manifest["ud"].items()}
+    # The engine objects are built on first use: the Overview draws the histories without importing torch.
+    surfaces = LazyMap({name: functools.partial(_surface_set, meta, section(f"surface/{name}/"))
+                        for name, meta in manifest.get("surfaces", {}).items()})
+    sal = LazyMap({run: functools.partial(_sal_trace, d) for run, d in manifest.get("sal", {}).items()})
+    ud = LazyMap({m: functools.partial(_ud_report, d) for m, d in manifest.get("ud", {}).items()})
     meta = manifest.get("paths") or {"runs": [], "names": [], "epochs": []}
     paths = {run: arrays[f"paths/{run}"].astype(np.float64) for run in meta["runs"]}
     return Demo(manifest, histories, poison, surfaces, sal, ud, paths, list(meta["names"]),
                 np.asarray(meta["epochs"], dtype=np.int64))
+
+
+class LazyMap(Mapping[str, Any]):
+    """A read-only mapping whose values are built by their factory on first access (then kept)."""
+
+    def __init__(self, factories: dict[str, Callable[[], Any]]) -> None:
+        self._factories = factories
+        self._values: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the app shares one demo between sessions (threads)
+
+    def __getitem__(self, key: str) -> Any:
+        with self._lock:
+            if key not in self._values:
+                self._values[key] = self._factories[key]()
+            return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+
+def _surface_set(meta: dict[str, Any], part: dict[str, np.ndarray]) -> Any:
+    from landscape.surface import SurfaceSet
+
+    return SurfaceSet.from_store(meta, {k: (v.astype(np.float64) if v.dtype == np.float32 else v)
+                                        for k, v in part.items()})
+
+
+def _sal_trace(data: dict[str, Any]) -> Any:
+    from landscape.sal import SALTrace
+
+    return SALTrace.from_dict(data)
+
+
+def _ud_report(data: dict[str, Any]) -> Any:
+    from landscape.ud import UDReport
+
+    return UDReport.from_dict(data)
 
 
 def demo_dir() -> Path:
