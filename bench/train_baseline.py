@@ -34,7 +34,8 @@ def main() -> None:
         started = time.perf_counter()
         result = train(model, splits.train, splits.test, spec)
         wall = time.perf_counter() - started
-        rows.append({"model": a.model, "seed": seed, "epochs": a.epochs, "test_acc": float(result.history["test_acc"][-1]),
+        rows.append({"model": a.model, "seed": seed, "epochs": a.epochs,
+                     "test_acc": float(result.history["test_acc"][-1]),
                      "best_test_acc": float(result.history["test_acc"].max()), "wall_s": wall,
                      "threads": torch.get_num_threads()})
         print(json.dumps(rows[-1]))

@@ -1,5 +1,7 @@
-"""UE Landscape engine: craft unlearnable examples, train clean vs poisoned models, slice loss landscapes,
-and measure SAL and UD (Ye, Su, Qian, "How Far Are We from True Unlearnability?", ICLR 2025).
+"""UE Landscape engine: unlearnable examples, loss landscapes, SAL and UD.
+
+Crafts unlearnable examples, trains clean vs poisoned models, slices loss landscapes, and measures SAL and
+UD (Ye, Su, Qian, "How Far Are We from True Unlearnability?", ICLR 2025).
 
 Pure PyTorch/NumPy/scikit-learn/Plotly; this package never imports streamlit (the app's glue lives in
 `landscape.ui`, imported only by the pages).

@@ -47,6 +47,15 @@ def get_splits(spec: DataSpec) -> Splits:
     return load_data(spec)
 
 
+def _resolved(poison: PoisonSpec, data: DataSpec) -> PoisonSpec:
+    """The poison spec with its data-set defaults filled in (the form every cache key is taken from)."""
+    if poison.method == "clean":
+        return poison
+    from landscape.poisons import resolve
+
+    return resolve(poison, dataset=data.name)
+
+
 def get_poisoned_train(data: DataSpec, poison: PoisonSpec, *, store: Store, device: torch.device | str = "cpu",
                        progress: StageProgress = _no_progress) -> ImageSet:
     """The training split with the poison of `poison` applied (the clean split when `method == "clean"`)."""
@@ -54,6 +63,8 @@ def get_poisoned_train(data: DataSpec, poison: PoisonSpec, *, store: Store, devi
     if poison.method == "clean":
         return splits.train
     from landscape.poisons import Crafted, craft
+
+    poison = _resolved(poison, data)  # key by the budget actually used, not by "default"
 
     def compute() -> tuple[dict, dict]:
         crafted = craft(splits.train, poison, dataset=data.name, device=resolve_device(str(device)),
@@ -77,7 +88,7 @@ def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison
     training images once before training and its batch transform to every batch; the key then includes it.
     """
     defense = None if defense is None or defense.is_none else defense
-    poison = poison or PoisonSpec()
+    poison = _resolved(poison or PoisonSpec(), data)
     stage = "train-clean" if poison.method == "clean" else f"train-{poison.method}"
 
     def compute() -> tuple[dict, dict]:
@@ -128,7 +139,7 @@ def get_surface(data: DataSpec, model: ModelSpec, train_spec: TrainSpec,
     """
     from landscape.surface import compute_surfaces, run_labels
 
-    poison_list = [p for p in ([poisons] if isinstance(poisons, PoisonSpec) else list(poisons or []))
+    poison_list = [_resolved(p, data) for p in ([poisons] if isinstance(poisons, PoisonSpec) else list(poisons or []))
                    if p.method != "clean"]
     labels = run_labels(poison_list)
 
@@ -216,7 +227,7 @@ def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device |
         report = unlearnable_distance(sal_clean, sal_poisoned)
         return {"ud": report.to_dict()}, {}
 
-    key = combined_key(spec, _Version(UD_VERSION))
+    key = combined_key(spec.replace(poison=_resolved(spec.poison, spec.data)), _Version(UD_VERSION))
     entry = store.get_or_compute("ud", key, compute, spec=spec.to_dict())
     progress("ud", 1, 1)
     return ExperimentResult(spec, clean, poisoned, sal_clean, sal_poisoned, UDReport.from_dict(entry.meta["ud"]))

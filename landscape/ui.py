@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -29,7 +28,17 @@ from landscape.config import DataSpec, ModelSpec, PoisonSpec, TrainSpec
 from landscape.errors import LandscapeError
 from landscape.store import Store, default_root
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 T = TypeVar("T")
+
+
+def _pd() -> Any:
+    """pandas, imported on first use (it is only needed for tables; the first chart should not wait for it)."""
+    import pandas
+
+    return pandas
 Progress = Callable[[str, int, int], None]
 
 DEFAULT_EPOCHS = 10  # the live default: seconds on a laptop CPU for digits + cnn
@@ -352,7 +361,7 @@ def dataframe_of_history(histories: dict[str, dict[str, np.ndarray]]) -> pd.Data
     for run, h in histories.items():
         for i in range(len(h["train_loss"])):
             rows.append({"run": run, "epoch": i + 1, **{k: float(v[i]) for k, v in h.items()}})
-    return pd.DataFrame(rows)
+    return _pd().DataFrame(rows)
 
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -452,7 +461,7 @@ def budget_table(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
         out.append({"method": method, "linf": b.get("linf"), "linf_x255": None if b.get("linf") is None
                     else b["linf"] * 255, "l2_mean": b.get("l2_mean"), "l2_max": b.get("l2_max"),
                     "l0_mean": b.get("l0_mean"), "psnr_db": b.get("psnr"), "n_changed": b.get("n_changed")})
-    return pd.DataFrame(out)
+    return _pd().DataFrame(out)
 
 
 def budget_for_figure(b: dict[str, Any]) -> dict[str, float]:
@@ -542,10 +551,10 @@ def surface_table(sset: Any) -> pd.DataFrame:
     rows = []
     for label, s in sset.surfaces.items():
         aa, bb = np.meshgrid(s.alpha, s.beta, indexing="ij")
-        rows.append(pd.DataFrame({"surface": label, "kind": s.kind, "alpha": aa.ravel(), "beta": bb.ravel(),
+        rows.append(_pd().DataFrame({"surface": label, "kind": s.kind, "alpha": aa.ravel(), "beta": bb.ravel(),
                                   "loss": s.loss.ravel(), "loss_se": s.loss_se.ravel(), "acc": s.acc.ravel(),
                                   "acc_se": s.acc_se.ravel()}))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return _pd().concat(rows, ignore_index=True) if rows else _pd().DataFrame()
 
 
 def paths_table(sset: Any) -> pd.DataFrame:
@@ -559,7 +568,7 @@ def paths_table(sset: Any) -> pd.DataFrame:
                              "relative_residual": float(p.relative_residual[i]), "real_loss": float(p.real_loss[i]),
                              "plane_loss": float(p.plane_loss[i]), "real_acc": float(p.real_acc[i]),
                              "plane_acc": float(p.plane_acc[i])})
-    return pd.DataFrame(rows)
+    return _pd().DataFrame(rows)
 
 
 def parameter_trajectories(spec: AppSpec, method: str, max_weights: int = 2000) -> dict[str, Any]:
@@ -923,7 +932,7 @@ def sal_table(study: Study) -> pd.DataFrame:
                              "s_max": float(trace.s_max[t, j]), "s_min": float(trace.s_min[t, j]),
                              "baseline_loss": float(trace.baseline[t, j]),
                              "acc_variant_pp": float(trace.acc_variant[t, j])})
-    return pd.DataFrame(rows)
+    return _pd().DataFrame(rows)
 
 
 def ud_table(study: Study) -> pd.DataFrame:
@@ -935,7 +944,7 @@ def ud_table(study: Study) -> pd.DataFrame:
                      "clean_test_acc": float(study.histories["clean"]["test_acc"][-1]),
                      "poisoned_test_acc": float(study.histories[method]["test_acc"][-1])
                      if method in study.histories else None})
-    return pd.DataFrame(rows)
+    return _pd().DataFrame(rows)
 
 
 def counts_table(study: Study, method: str) -> pd.DataFrame:
@@ -944,14 +953,14 @@ def counts_table(study: Study, method: str) -> pd.DataFrame:
             for e, c in zip(r.epochs_clean, r.counts_clean, strict=True)]
     rows += [{"run": method, "epoch": int(e), "learnable_layers": float(c)}
              for e, c in zip(r.epochs_poisoned, r.counts_poisoned, strict=True)]
-    return pd.DataFrame(rows)
+    return _pd().DataFrame(rows)
 
 
 def layer_table(study: Study, method: str) -> pd.DataFrame:
     """Per layer: how often it is learnable in each run, and our threshold-free distances."""
     r = study.ud[method]
     layers = list(r.layers or study.sal["clean"].layers)
-    return pd.DataFrame({"layer": layers, "learnable_epochs_clean": r.flags_clean.sum(0),
+    return _pd().DataFrame({"layer": layers, "learnable_epochs_clean": r.flags_clean.sum(0),
                          "learnable_epochs_poisoned": r.flags_poisoned.sum(0),
                          "w1_distance (ours)": r.w1_layers, "mean_sal_ratio (ours)": r.mean_ratio_layers})
 
@@ -989,14 +998,14 @@ def benchmark_files() -> list[Path]:
 def show_benchmark(path: Path) -> None:
     """Render one benchmark file: CSV and JSON rows as a downloadable table, Markdown as text."""
     if path.suffix == ".csv":
-        show_table(pd.read_csv(path), path.stem, key=f"bench-{path.name}")
+        show_table(_pd().read_csv(path), path.stem, key=f"bench-{path.name}")
     elif path.suffix == ".json":
         from landscape.bench import read_summary
 
         data = read_summary(path)
         rows = data.get("rows") if isinstance(data, dict) else None
         if rows:
-            show_table(pd.DataFrame(rows), path.stem, key=f"bench-{path.name}")
+            show_table(_pd().DataFrame(rows), path.stem, key=f"bench-{path.name}")
         else:
             json_download(data, path.stem, key=f"bench-{path.name}")
     else:

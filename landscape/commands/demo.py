@@ -157,6 +157,7 @@ def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress
     """Run the plan through the engine (every stage cached in `store`) and collect the demo."""
     from landscape.experiment import get_poisoned_train, get_splits, get_surface, get_training, run_experiment
     from landscape.figures import trajectory_matrix
+    from landscape.poisons import budget_figures
 
     progress = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
@@ -170,7 +171,9 @@ def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress
             poisoned = get_poisoned_train(plan.data, spec, store=store, device=device, progress=progress)
             entry = _poison_entry(store, plan.data, spec)
             sample = poison_sample(splits.train.x, poisoned.x, splits.train.y)
-            poison[run] = {**sample, "budget": entry.get("budget", {}), "class_names": list(splits.train.class_names),
+            changed = (poisoned.x != splits.train.x).flatten(1).any(1)
+            budget = entry.get("budget") or budget_figures(splits.train.x[changed], poisoned.x[changed])
+            poison[run] = {**sample, "budget": budget, "class_names": list(splits.train.class_names),
                            "meta": {k: v for k, v in entry.items() if k != "budget"}}
         result = get_training(plan.data, plan.model, plan.train, spec, store=store, device=device, progress=progress)
         histories[run] = {k: np.asarray(v) for k, v in result.history.items()}

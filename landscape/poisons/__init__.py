@@ -63,4 +63,6 @@ def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str, device: torch.devi
     return method.craft(train.x, train.y, num_classes=train.num_classes, progress=progress)
 
 
-__all__ = ["POISONS", "Crafted", "PoisonMethod", "budget_figures", "build", "craft", "resolve", "project", "within_budget"]
+__all__ = [
+    "POISONS", "Crafted", "PoisonMethod", "budget_figures", "build", "craft", "project", "resolve", "within_budget",
+]
