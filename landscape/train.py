@@ -276,7 +276,7 @@ def train(
             if not torch.isfinite(loss):
                 diverged = (
                     f"training diverged at epoch {epoch + 1}, batch {start // spec.batch_size + 1}: loss is "
-                    f"{float(loss)}; kept the {epoch} finished epoch(s). Lower the learning rate "
+                    f"{float(loss.detach())}; kept the {epoch} finished epoch(s). Lower the learning rate "
                     f"(TrainSpec.lr = {spec.lr}) or the budget."
                 )
                 break
