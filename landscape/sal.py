@@ -258,8 +258,14 @@ class _LayerFn:
             else:
                 out = F.linear(inputs, w.reshape(copies * out_dim, -1), bias)  # (B, C*out)
             b = out.shape[0]
-            out = out.reshape(b, copies, out_dim, *out.shape[2:]).transpose(0, 1).reshape(copies * b, out_dim,
-                                                                                         *out.shape[2:])
+            if out.ndim == 4 and out.is_contiguous(memory_format=torch.channels_last) and out_dim > 1:
+                # NHWC storage: (B, H, W, C*out) -> (C, B, H, W, out) -> (C*B, out, H, W) kept channels-last
+                h, w_ = out.shape[2:]
+                out = (out.permute(0, 2, 3, 1).reshape(b, h, w_, copies, out_dim).permute(3, 0, 1, 2, 4)
+                       .reshape(copies * b, h, w_, out_dim).permute(0, 3, 1, 2))
+            else:
+                out = out.reshape(b, copies, out_dim, *out.shape[2:]).transpose(0, 1).reshape(
+                    copies * b, out_dim, *out.shape[2:])
             for module in self.rest:
                 out = module(out)
             return out.reshape(copies, b, *out.shape[1:])
@@ -457,6 +463,9 @@ def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
         if spec.engine == "batched":
             subset = eval_subset(len(y), spec)
             xs, ys = (x, y) if subset is None else (x[subset.to(x.device)], y[subset.to(y.device)])
+            if xs.ndim == 4 and xs.device.type == "cpu":
+                # oneDNN convolutions run ~1.5x faster on channels-last tensors on the CPU (measured on digits)
+                xs = xs.contiguous(memory_format=torch.channels_last)
             prefix = _prefix_activations(model, xs)
             for i, name in enumerate(names):
                 fn = _LayerFn(model, name, prefix, xs)

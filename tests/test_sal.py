@@ -121,6 +121,35 @@ def test_batched_engine_matches_the_reference_engine_on_full_batches(trained):
             assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-4, abs=1e-6), name
 
 
+class TinyNet(nn.Module):
+    """Not an nn.Sequential, with BatchNorm: the batched engine takes its vmap path over the whole model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def test_batched_engine_matches_the_reference_on_a_non_sequential_model(tiny_splits):
+    torch.manual_seed(0)
+    model = TinyNet()
+    data = tiny_splits.train
+    with torch.no_grad():  # non-trivial running statistics
+        model.bn.running_mean.uniform_(-0.1, 0.1)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    common = dict(rounds=2, lr=0.5, batch_size=len(data), baseline="fresh", eval_size=None)
+    ref = model_sal(model, data.x, data.y, SALSpec(engine="reference", **common))
+    fast = model_sal(model, data.x, data.y, SALSpec(engine="batched", **common))
+    assert len(ref) == 2  # conv and fc weights; BatchNorm is not a SAL layer
+    for a, b in zip(ref, fast, strict=True):
+        assert b.sal == pytest.approx(a.sal, rel=1e-4, abs=1e-6)
+        assert b.s_max == pytest.approx(a.s_max, rel=1e-4, abs=1e-6)
+
+
 @pytest.mark.parametrize("engine", ["reference", "batched"])
 def test_sal_never_mutates_the_model_and_restores_its_mode(trained, engine):
     model, data, running = trained
