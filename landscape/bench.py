@@ -33,7 +33,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -126,24 +126,6 @@ class BenchSpec:
 # the store root and the device name, and leaves its result in the store.
 
 
-@contextlib.contextmanager
-def _limit_threads(threads: int) -> Iterator[None]:
-    """Run with `threads` torch (and BLAS/OpenMP) threads, restoring the previous setting afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        threadpool_limits = None
-    try:
-        with threadpool_limits(threads) if threadpool_limits else contextlib.nullcontext():
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any]:
     """Run one job of `kind` ("craft", "reference" or "cell") for `cell`: {"row": the cell's row or None, "seconds"}."""
     from landscape.store import Store
@@ -153,7 +135,9 @@ def execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -
     store = Store(store_root)
     started = time.perf_counter()
     row = None
-    with _limit_threads(threads):
+    from landscape.device import limited_threads
+
+    with limited_threads(threads):
         if kind == "craft":
             _craft(cell, store, device)
         elif kind == "reference":

@@ -26,6 +26,7 @@ from torch import nn
 
 from landscape.config import TrainSpec
 from landscape.data import ImageSet
+from landscape.device import with_reproducible_threads
 
 # (model, x, y, generator) -> (x', target): a defense's per-batch transform; target may be int labels
 # (N,) or class probabilities (N, K) (e.g. mixup). It must not modify its inputs in place.
@@ -206,6 +207,7 @@ def _lr_at(spec: TrainSpec, epoch: int) -> float:
     return spec.lr
 
 
+@with_reproducible_threads
 def train(
     model: nn.Module,
     train_set: ImageSet,

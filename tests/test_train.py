@@ -104,3 +104,30 @@ def test_imageset_validation():
         ImageSet(torch.zeros(2, 1, 4, 4), torch.zeros(3, dtype=torch.long), ("a",))
     with pytest.raises(ShapeError, match="float32"):
         ImageSet(torch.zeros(2, 4, 4), torch.zeros(2, dtype=torch.long), ("a",))
+
+
+def test_cpu_results_do_not_depend_on_the_callers_thread_count():
+    """oneDNN's reductions depend on the thread count; training pins it (landscape.device.CPU_THREADS).
+
+    Unpinned (`train.__wrapped__`), two epochs of the digits cnn already end with different weights under 1
+    and 2 threads; pinned they are bit-identical, and the caller's setting is restored afterwards.
+    """
+    from landscape.device import CPU_THREADS
+
+    splits = load_data(DataSpec())
+    spec = TrainSpec(epochs=2)
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    try:
+        finals = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model = build_model("cnn", splits.image_shape, splits.num_classes, seed=0)
+            result = train(model, splits.train, splits.test, spec,
+                           callbacks=[lambda state: seen.append(torch.get_num_threads())])
+            assert torch.get_num_threads() == threads
+            finals.append(result.checkpoints[-1])
+    finally:
+        torch.set_num_threads(before)
+    assert set(seen) == {CPU_THREADS}
+    assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])

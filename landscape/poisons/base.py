@@ -28,6 +28,7 @@ from torch import nn
 
 from landscape.config import PoisonSpec, TrainSpec, options_dict
 from landscape.data.imageset import ImageSet, check_images
+from landscape.device import reproducible_threads
 from landscape.errors import BudgetError, ShapeError, SpecError
 
 Norm = Literal["linf", "l2", "l0", "none"]
@@ -353,7 +354,8 @@ class PoisonMethod(ABC):
         x_dev = x.detach().to(self.device).clone()
         y_dev = y.detach().to(self.device).clone()
         if n_poison:
-            raw = self.perturb(x_dev, y_dev, num_classes=num_classes, generator=craft_gen)
+            with reproducible_threads(self.device):  # surrogate training: see landscape.device.CPU_THREADS
+                raw = self.perturb(x_dev, y_dev, num_classes=num_classes, generator=craft_gen)
             if tuple(raw.shape) != tuple(x.shape):
                 raise ShapeError(f"{self.spec.method} returned delta {tuple(raw.shape)} for images {tuple(x.shape)}")
             raw = raw.detach().to(torch.float32)
