@@ -7,6 +7,7 @@ result the CLI prints. Progress is reported as `progress(stage, done, total)`.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,30 +77,53 @@ def get_poisoned_train(data: DataSpec, poison: PoisonSpec, *, store: Store, devi
     return Crafted.from_store(entry.meta, entry.arrays).apply(splits.train)
 
 
+def _training_set(data: DataSpec, poison: PoisonSpec, defense: DefenseSpec | None, *, store: Store,
+                  device: torch.device | str, progress: StageProgress) -> tuple[ImageSet, Any]:
+    """The images a run trains on (poisoned, then the defense's preprocessing) and the defense's batch transform."""
+    train_set = get_poisoned_train(data, poison, store=store, device=device, progress=progress)
+    if defense is None:
+        return train_set, None
+    from landscape.defenses import prepare_defense
+
+    preprocess, batch_transform = prepare_defense(defense, get_splits(data).num_classes)
+    return train_set.with_images(preprocess(train_set.x)), batch_transform
+
+
+def _sal_from_checkpoints(train_spec: TrainSpec) -> bool:
+    """True if a run keeps every epoch's weights exactly (float32), so SAL can be measured after training."""
+    return train_spec.checkpoint_every == 1 and train_spec.checkpoint_dtype == "float32"
+
+
 def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: PoisonSpec | None = None, *,
                  store: Store, device: torch.device | str = "cpu",
                  progress: StageProgress = _no_progress, sal: SALSpec | None = None,
                  defense: DefenseSpec | None = None) -> TrainResult:
     """Train `model` on the (poisoned) training split and return its trajectory, cached by all four specs.
 
-    With `sal`, SAL of every weight layer is measured after each epoch by a trainer callback and stored
-    with the run: `landscape.sal.SALTrace.from_dict(result.extras["sal"])` (the key then includes `sal`).
+    With `sal`, SAL of every weight layer is measured after each `sal.every`-th epoch (and the last) and
+    returned with the run: `landscape.sal.SALTrace.from_dict(result.extras["sal"])`. When the run keeps every
+    epoch's float32 weights (`checkpoint_every=1`, the default), SAL is measured on the stored checkpoints
+    after training, as its own cached stage ("sal-<method>"), so the run is shared with every SAL setting and
+    with callers that want no SAL; the numbers are bit-identical to measuring inside the trainer (tested).
+    Otherwise a trainer callback measures it during training (the key then includes `sal`).
     With a `defense` other than "none" (`landscape.defenses`), its preprocessing is applied to the (poisoned)
     training images once before training and its batch transform to every batch; the key then includes it.
     """
     defense = None if defense is None or defense.is_none else defense
     poison = _resolved(poison or PoisonSpec(), data)
+    if sal is not None and _sal_from_checkpoints(train_spec):
+        run = get_training(data, model, train_spec, poison, store=store, device=device, progress=progress,
+                           defense=defense)
+        trace = _get_sal(data, model, train_spec, poison, sal, defense, run, store=store, device=device,
+                         progress=progress)
+        run.extras["sal"] = trace.to_dict()
+        return run
     stage = "train-clean" if poison.method == "clean" else f"train-{poison.method}"
 
     def compute() -> tuple[dict, dict]:
         splits = get_splits(data)
-        train_set = get_poisoned_train(data, poison, store=store, device=device, progress=progress)
-        batch_transform = None
-        if defense is not None:
-            from landscape.defenses import prepare_defense
-
-            preprocess, batch_transform = prepare_defense(defense, splits.num_classes)
-            train_set = train_set.with_images(preprocess(train_set.x))
+        train_set, batch_transform = _training_set(data, poison, defense, store=store, device=device,
+                                                   progress=progress)
         net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=train_spec.seed)
         callbacks = []
         if sal is not None:
@@ -123,6 +147,51 @@ def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison
             **({"defense": defense.to_dict()} if defense is not None else {})}
     entry = store.get_or_compute("train", key, compute, spec=spec)
     return TrainResult.from_store(entry.meta, entry.arrays)
+
+
+def _get_sal(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: PoisonSpec, sal: SALSpec,
+             defense: DefenseSpec | None, run: TrainResult, *, store: Store, device: torch.device | str,
+             progress: StageProgress) -> SALTrace:
+    """SAL of `run`'s stored checkpoints, with the trainer's running loss as baseline; cached.
+
+    Measures what `SALTracker` measures inside the trainer: the same epochs (every `sal.every`-th and the
+    last), weights, training images, baseline and seeds, under the trainer's thread setting.
+    """
+    from landscape.device import reproducible_threads
+    from landscape.models import weight_layers
+    from landscape.sal import model_sal
+
+    stage = "sal-clean" if poison.method == "clean" else f"sal-{poison.method}"
+
+    def compute() -> tuple[dict, dict]:
+        dev = resolve_device(str(device))
+        splits = get_splits(data)
+        train_set, _ = _training_set(data, poison, defense, store=store, device=device, progress=progress)
+        x, y = train_set.x.to(dev), train_set.y.to(dev)
+        net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width,
+                          seed=train_spec.seed).to(dev)
+        layers = weight_layers(net)
+        # epochs the run finished (a diverged run stops early), measured as the trainer callback would
+        epochs = [e for e in run.checkpoint_epochs if e > 0 and (e % sal.every == 0 or e == train_spec.epochs)]
+        history = run.history
+        rows, seconds = [], []
+        for i, epoch in enumerate(epochs):
+            net.load_state_dict(run.checkpoints[run.checkpoint_epochs.index(epoch)])
+            started = time.perf_counter()
+            with reproducible_threads(dev):
+                rows.append(model_sal(net, x, y, sal, train_spec=train_spec, layers=layers, epoch=epoch,
+                                      running=(float(history["train_loss"][epoch - 1]),
+                                               float(history["train_acc"][epoch - 1]))))
+            seconds.append(time.perf_counter() - started)
+            progress(stage, i + 1, len(epochs))
+        return {"sal": SALTrace.from_rows(layers, epochs, rows, seconds, sal).to_dict()}, {}
+
+    key = combined_key(data, model, train_spec, poison, sal, defense)
+    spec = {"data": data.to_dict(), "model": model.to_dict(), "train": train_spec.to_dict(),
+            "poison": poison.to_dict(), "sal": sal.to_dict(),
+            **({"defense": defense.to_dict()} if defense is not None else {})}
+    entry = store.get_or_compute("sal", key, compute, spec=spec)
+    return SALTrace.from_dict(entry.meta["sal"])
 
 
 def get_surface(data: DataSpec, model: ModelSpec, train_spec: TrainSpec,
@@ -210,7 +279,8 @@ def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device |
     """Data -> (craft the UE) -> train clean and poisoned with SAL every epoch -> UD, every stage cached.
 
     Progress stages: "craft" (if the poison is not cached), "train-clean", "train-<method>" (one step per
-    epoch, SAL included), "ud".
+    epoch), "sal-clean", "sal-<method>" (one step per measured epoch; inside the training stages when the
+    runs do not keep every epoch's weights), "ud".
     """
     clean = get_training(spec.data, spec.model, spec.train, PoisonSpec(), store=store, device=device,
                          progress=progress, sal=spec.sal, defense=spec.defense)

@@ -78,3 +78,34 @@ def test_cli_run_json(capsys, tmp_path):
                  "--method", "random", "--sal-rounds", "1", "--store", str(tmp_path / "s")])
     text = capsys.readouterr().out
     assert code == 0 and "UD =" in text and "β" in text and "#LP clean" in text
+
+
+def test_sal_from_stored_checkpoints_equals_sal_measured_inside_the_trainer(store):
+    """The fast path (SAL on the stored run, its own stage) against the reference (SALTracker in the trainer).
+
+    `checkpoint_every=2` keeps too few checkpoints for the post-hoc path, so that run measures SAL inside the
+    trainer; both must give the same numbers bit for bit, here with a preprocessing defense and a poison.
+    """
+    from landscape.config import DefenseSpec
+
+    data, poison, defense = SMALL["data"], PoisonSpec(method="random"), DefenseSpec(name="jpeg")
+    sal = SALSpec(rounds=1, every=2)
+    train = TrainSpec(epochs=4, batch_size=32)
+    calls = []
+    posthoc = get_training(data, ModelSpec(), train, poison, store=store, sal=sal, defense=defense,
+                           progress=lambda *a: calls.append(a))
+    inside = get_training(data, ModelSpec(), train.replace(checkpoint_every=2), poison, store=store, sal=sal,
+                          defense=defense)
+    fast, ref = SALTrace.from_dict(posthoc.extras["sal"]), SALTrace.from_dict(inside.extras["sal"])
+    assert list(fast.epochs) == list(ref.epochs) == [2, 4]
+    for name in ("sal", "s_min", "s_max", "baseline", "acc_variant"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name))
+    assert ("sal-random", 2, 2) in calls  # measured as its own stage, after training
+
+    calls.clear()  # the run is shared: without SAL, or with another SAL setting, nothing is retrained
+    plain = get_training(data, ModelSpec(), train, poison, store=store, defense=defense,
+                         progress=lambda *a: calls.append(a))
+    other = get_training(data, ModelSpec(), train, poison, store=store, sal=SALSpec(rounds=1), defense=defense,
+                         progress=lambda *a: calls.append(a))
+    assert "sal" not in plain.extras and not [c for c in calls if c[0].startswith("train")]
+    assert list(SALTrace.from_dict(other.extras["sal"]).epochs) == [1, 2, 3, 4]
