@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from landscape.config import DataSpec, ModelSpec, PoisonSpec, TrainSpec
+from landscape.config import SAL_PRESETS, DataSpec, ModelSpec, PoisonSpec, TrainSpec
 from landscape.errors import LandscapeError
 from landscape.store import Store, default_root
 
@@ -43,6 +43,8 @@ Progress = Callable[[str, int, int], None]
 
 DEFAULT_EPOCHS = 10  # the live default: seconds on a laptop CPU for digits + cnn
 MAX_LIVE_EPOCHS = 100
+# Cost of the paper SAL preset relative to the fast one (digits cnn, bench/sal_speed.py: 499 s vs 41 s).
+PAPER_SAL_COST = 12.0
 
 
 # ------------------------------------------------------------------------------------------------ the spec
@@ -62,6 +64,7 @@ class AppSpec:
         seed: seed of training and crafting.
         data_root: folder of the CIFAR files (ignored for digits).
         n_train: stratified training subset (None = all), for quick CIFAR runs on a CPU.
+        sal: SAL procedure, a `SALSpec` preset: "fast" (the engine's default) or "paper" (the authors').
     """
 
     dataset: str = "digits"
@@ -73,6 +76,7 @@ class AppSpec:
     seed: int = 0
     data_root: str | None = None
     n_train: int | None = None
+    sal: str = "fast"
 
     def data(self) -> DataSpec:
         return DataSpec(name=self.dataset, root=self.data_root or None, n_train=self.n_train)
@@ -88,7 +92,9 @@ class AppSpec:
 
     def label(self) -> str:
         eps = "default budget" if self.eps is None else f"eps {self.eps:g}"
-        return f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / {self.epochs} epochs"
+        sal = "" if self.sal == "fast" else f" / SAL {self.sal} preset"
+        return (f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / {self.epochs} epochs"
+                f"{sal}")
 
 
 def _registry_names(kind: str) -> list[str]:
@@ -196,7 +202,11 @@ def sidebar() -> AppSpec:
                                  args=("epochs",)))
     seed = int(sb.number_input("Seed", 0, 2**31 - 1, key=_persisted("seed", d.seed), on_change=_keep,
                                args=("seed",)))
-    return AppSpec(dataset, model, method, eps, float(ratio), epochs, seed, data_root or None, n_train)
+    sal = sb.radio("SAL procedure", SAL_PRESETS, key=_persisted("sal", d.sal), on_change=_keep, args=("sal",),
+                   horizontal=True, help="fast: the engine's default, about 12x cheaper on digits and as close to the "
+                   "authors' procedure as that procedure is to itself with another seed; paper: the authors' "
+                   "procedure (10 full SGD passes per layer and direction), for checking a result")
+    return AppSpec(dataset, model, method, eps, float(ratio), epochs, seed, data_root or None, n_train, sal)
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -786,10 +796,12 @@ def sal_estimate(spec: AppSpec, runs: int = 2) -> str:
     comparable = d is not None and d.sal and d.manifest["plan"]["data"]["name"] == spec.dataset and \
         d.manifest["plan"]["model"]["name"] == spec.model
     if not comparable:
-        return "SAL of every layer at every epoch (no timing reference for this data set and model)"
-    per_epoch = float(np.median(np.concatenate([t.seconds for t in d.sal.values()])))
-    return (f"SAL of every layer at every epoch, about {format_seconds(runs * spec.epochs * per_epoch)} at the demo "
-            f"machine's {per_epoch:.1f} s per epoch")
+        return f"SAL of every layer at every epoch ({spec.sal} preset; no timing reference for this data set and model)"
+    per_epoch = float(np.median(np.concatenate([t.seconds for t in d.sal.values()])))  # the demo: fast preset
+    if spec.sal == "paper":
+        per_epoch *= PAPER_SAL_COST
+    return (f"SAL of every layer at every epoch ({spec.sal} preset), about "
+            f"{format_seconds(runs * spec.epochs * per_epoch)} at the demo machine's {per_epoch:.1f} s per epoch")
 
 
 def quick_estimate(spec: AppSpec) -> str:
@@ -870,11 +882,11 @@ def experiment_ready(spec: AppSpec) -> bool:
 
 
 def experiment_spec(spec: AppSpec) -> Any:
-    """The engine's `ExperimentSpec` of the sidebar spec (SAL with the engine's fast default preset)."""
+    """The engine's `ExperimentSpec` of the sidebar spec (SAL with the chosen preset)."""
     from landscape.config import ExperimentSpec, SALSpec
 
     return ExperimentSpec(data=spec.data(), model=spec.model_spec(), train=spec.train(), poison=spec.poison(),
-                          sal=SALSpec())
+                          sal=SALSpec.preset(spec.sal))
 
 
 def study_of(result: Any, label: str) -> Study:
@@ -911,8 +923,8 @@ def study_or_stop(page: str, spec: AppSpec) -> Study:
         return study
     if not experiment_ready(spec):
         with guard():
-            st.info(f"Cost: {training_estimate(spec)}, plus {sal_estimate(spec)} (the engine's default SAL "
-                    f"settings), after crafting `{spec.method}` if it is not stored yet.")
+            st.info(f"Cost: {training_estimate(spec)} (if not stored yet), plus {sal_estimate(spec)}, after crafting "
+                    f"`{spec.method}` if it is not stored yet.")
         if not st.button("Train with SAL and compute UD", type="primary", key=f"{page}_run"):
             st.stop()
         if run_with_progress("SAL and UD", lambda p: experiment(spec, p)) is None:

@@ -199,3 +199,21 @@ def test_concurrent_requests_compute_once_and_store_one_entry():
     for stage in ("poison", "train"):
         keys = store.keys(stage)
         assert len(keys) == 1 and store.load(stage, keys[0]) is not None
+
+
+def test_sal_page_live_run_with_the_paper_preset():
+    """The sidebar's SAL procedure reaches the engine: a live run with the authors' procedure (paper preset)."""
+    from landscape.config import SALSpec
+
+    at = open_page("pages/sal.py")
+    at.selectbox(key="_w_model").set_value("mlp").run()
+    at.radio(key="_w_sal").set_value("paper").run()
+    tiny(at, "sal", method="ops", epochs=1)
+    assert "paper preset" in texts(at)  # the cost line names the procedure it prices
+    at.button(key="sal_run").click().run()
+    no_exception(at)
+    assert charts(at)
+    from landscape import ui
+
+    study = ui.experiment_cached(ui.AppSpec(model="mlp", method="ops", epochs=1, sal="paper"))
+    assert all(trace.spec == SALSpec.preset("paper") for trace in study.sal.values())
