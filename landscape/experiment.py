@@ -7,7 +7,6 @@ result the CLI prints. Progress is reported as `progress(stage, done, total)`.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -152,14 +151,14 @@ def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison
 def _get_sal(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: PoisonSpec, sal: SALSpec,
              defense: DefenseSpec | None, run: TrainResult, *, store: Store, device: torch.device | str,
              progress: StageProgress) -> SALTrace:
-    """SAL of `run`'s stored checkpoints, with the trainer's running loss as baseline; cached.
+    """SAL of `run`'s stored checkpoints, cached: the trainer's `SALTracker` replayed on the stored epochs.
 
-    Measures what `SALTracker` measures inside the trainer: the same epochs (every `sal.every`-th and the
-    last), weights, training images, baseline and seeds, under the trainer's thread setting.
+    The tracker sees what it would have seen inside the trainer (the epoch's weights, training images,
+    running loss and accuracy), under the trainer's thread setting, so it measures the same epochs and numbers.
     """
     from landscape.device import reproducible_threads
-    from landscape.models import weight_layers
-    from landscape.sal import model_sal
+    from landscape.sal import SALTracker
+    from landscape.train import EpochState
 
     stage = "sal-clean" if poison.method == "clean" else f"sal-{poison.method}"
 
@@ -170,21 +169,17 @@ def _get_sal(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: Po
         x, y = train_set.x.to(dev), train_set.y.to(dev)
         net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width,
                           seed=train_spec.seed).to(dev)
-        layers = weight_layers(net)
-        # epochs the run finished (a diverged run stops early), measured as the trainer callback would
-        epochs = [e for e in run.checkpoint_epochs if e > 0 and (e % sal.every == 0 or e == train_spec.epochs)]
-        history = run.history
-        rows, seconds = [], []
-        for i, epoch in enumerate(epochs):
-            net.load_state_dict(run.checkpoints[run.checkpoint_epochs.index(epoch)])
-            started = time.perf_counter()
-            with reproducible_threads(dev):
-                rows.append(model_sal(net, x, y, sal, train_spec=train_spec, layers=layers, epoch=epoch,
-                                      running=(float(history["train_loss"][epoch - 1]),
-                                               float(history["train_acc"][epoch - 1]))))
-            seconds.append(time.perf_counter() - started)
-            progress(stage, i + 1, len(epochs))
-        return {"sal": SALTrace.from_rows(layers, epochs, rows, seconds, sal).to_dict()}, {}
+        tracker, h = SALTracker(sal), run.history
+        # the epochs the run finished (a diverged run stops early) at which the tracker measures
+        epochs = [e for e in run.checkpoint_epochs[1:] if tracker.measures(e, train_spec.epochs)]
+        with reproducible_threads(dev):
+            for i, epoch in enumerate(epochs):
+                net.load_state_dict(run.checkpoints[run.checkpoint_epochs.index(epoch)])
+                tracker(EpochState(epoch, net, x, y, float(h["train_loss"][epoch - 1]),
+                                   float(h["train_acc"][epoch - 1]), float(h["test_loss"][epoch - 1]),
+                                   float(h["test_acc"][epoch - 1]), train_spec))
+                progress(stage, i + 1, len(epochs))
+        return {"sal": tracker.trace().to_dict()}, {}
 
     key = combined_key(data, model, train_spec, poison, sal, defense)
     spec = {"data": data.to_dict(), "model": model.to_dict(), "train": train_spec.to_dict(),

@@ -506,8 +506,12 @@ class SALTracker:
         self.rows: list[list[LayerSAL]] = []
         self.seconds: list[float] = []
 
+    def measures(self, epoch: int, epochs: int) -> bool:
+        """True if SAL is measured after `epoch` of an `epochs`-epoch run (every `spec.every`-th and the last)."""
+        return epoch % self.spec.every == 0 or epoch == epochs
+
     def __call__(self, state: EpochState) -> None:
-        if state.epoch % self.spec.every != 0 and state.epoch != state.spec.epochs:
+        if not self.measures(state.epoch, state.spec.epochs):
             return
         if self.layers is None:
             self.layers = weight_layers(state.model)

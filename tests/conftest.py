@@ -27,6 +27,15 @@ def _fresh_streamlit_caches():
     st.cache_resource.clear()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module whose tiny tensors gain nothing from more (the test machine is shared)."""
+    from landscape.device import limited_threads
+
+    with limited_threads(1):
+        yield
+
+
 @pytest.fixture
 def store(tmp_path) -> Store:
     return Store(tmp_path / "store")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from landscape import multitask
@@ -18,15 +17,6 @@ from landscape.config import DataSpec, SALSpec, TrainSpec
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/cross_task.py"
 TIMEOUT = 300
-
-
-@pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from landscape.cli import main
 from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, TrainSpec
 from landscape.experiment import get_training, run_experiment
 from landscape.sal import SALTrace
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: these tiny tensors gain nothing from more, and the test machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors; see conftest.py
 
 SMALL = dict(data=DataSpec(n_train=200, n_test=100), train=TrainSpec(epochs=3, batch_size=32),
              sal=SALSpec(rounds=1))

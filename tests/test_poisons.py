@@ -21,13 +21,7 @@ CASES = [(name, mode) for name in POISONS.names() for mode in POISONS.get(name).
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: these tiny tensors gain nothing from more, and the test machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors; see conftest.py
 
 
 @pytest.fixture(scope="module")

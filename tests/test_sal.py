@@ -13,14 +13,7 @@ from landscape.models import build_model, weight_layers
 from landscape.sal import SALTrace, SALTracker, eval_subset, model_sal, project_to_ball
 from landscape.train import train
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: these tiny tensors gain nothing from more, and the test machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors; see conftest.py
 
 # ---------------------------------------------------------------------------------------------------------
 # The relative ball

@@ -6,20 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from sklearn.cluster import KMeans
 
 from landscape.errors import ShapeError
 from landscape.ud import UDReport, epoch_midpoint, unlearnable_distance
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: these tiny tensors gain nothing from more, and the test machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors; see conftest.py
 
 CLEAN = np.array([
     [0.90, 0.80, 0.10, 0.20, 0.85],
