@@ -1,13 +1,16 @@
 """One generic registry: register by decorator, fail loudly on unknown or duplicate names.
 
 Every pluggable family (data sets, models, poisons, defenses, tasks) is a `Registry`, so a new member
-is picked up by the CLI, the app and the contract tests without touching them.
+is picked up by the CLI, the app and the contract tests without touching them. An entry carries its own
+metadata (`register(name, **meta)`, read back with `meta(name)`), e.g. a data set's poison-defaults family,
+its channels and whether it reads files, so nothing else lists the members by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 from landscape.errors import UnknownNameError
 
@@ -24,14 +27,16 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._meta: dict[str, Mapping[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that registers its target under `name`; a second registration of a name fails."""
+    def register(self, name: str, **meta: Any) -> Callable[[T], T]:
+        """Decorator that registers its target under `name` with its metadata; a second registration fails."""
 
         def decorate(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
+            self._meta[name] = MappingProxyType(dict(meta))
             return obj
 
         return decorate
@@ -44,6 +49,11 @@ class Registry(Generic[T]):
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}"
             ) from None
+
+    def meta(self, name: str) -> Mapping[str, Any]:
+        """The metadata `name` was registered with (read-only); an unknown name raises like `get`."""
+        self.get(name)
+        return self._meta[name]
 
     def check(self, name: str) -> str:
         """Return `name` if registered, else raise like `get`."""

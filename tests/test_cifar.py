@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -401,3 +402,23 @@ def test_download_refuses_incomplete_archive(tmp_path: Path) -> None:
 def test_download_unknown_name(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="cifar10"):
         cifar.download("mnist", tmp_path)
+
+
+def test_fingerprint_follows_file_contents_not_the_path(cifar10_root: Path,
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from landscape.data.fingerprint import data_fingerprint
+
+    spec = DataSpec(name="cifar10", root=str(cifar10_root))
+    before = data_fingerprint(spec)
+    assert before == data_fingerprint(spec) and len(before) == 16
+    batch = cifar10_root / "cifar-10-batches-py" / "data_batch_3"
+    raw = bytearray(batch.read_bytes())
+    raw[-1] ^= 1  # one bit of the last pixel
+    batch.write_bytes(bytes(raw))
+    assert data_fingerprint(spec) != before
+    batch.write_bytes(bytes(raw[:-1]) + bytes([raw[-1] ^ 1]))  # restored: same contents, same fingerprint
+    assert data_fingerprint(spec) == before
+    copy = tmp_path_factory.mktemp("elsewhere")
+    shutil.copytree(cifar10_root / "cifar-10-batches-py", copy / "cifar-10-batches-py")
+    assert data_fingerprint(DataSpec(name="cifar10", root=str(copy))) == before
+    assert data_fingerprint(DataSpec(name="digits")) is None

@@ -1,6 +1,12 @@
 """Data sets: the `DATASETS` registry and `load_data(spec)`.
 
-Each registered loader takes a `DataSpec` and returns `Splits` (train + clean test) of `ImageSet`s.
+Each registered loader takes a `DataSpec` and returns `Splits` (train + clean test) of `ImageSet`s. Its
+metadata says what the rest of the engine needs to know about it, so a new data set is one registration:
+
+- `family`: the poison-defaults family ("digits", "cifar", ...), see each poison method's docstring;
+- `channels`: image channels; `needs_root`: whether `DataSpec.root` must name a folder of files;
+- `files`: for file-backed sets, `DataSpec -> list[Path]` of the files read, whose contents enter cache keys
+  (`landscape.data.fingerprint`).
 """
 
 from __future__ import annotations
@@ -17,21 +23,30 @@ if TYPE_CHECKING:
 DATASETS: Registry[Callable[[DataSpec], Splits]] = Registry("data set")
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", family="digits", channels=1, needs_root=False)
 def _digits(spec: DataSpec) -> Splits:
     from landscape.data import digits
 
     return digits.load(spec.split_seed)
 
 
-@DATASETS.register("cifar10")
+def _cifar_files(num_classes: int) -> Callable[[DataSpec], list]:
+    def files(spec: DataSpec) -> list:
+        from landscape.data import cifar
+
+        return cifar.data_files(spec.root, num_classes)
+
+    return files
+
+
+@DATASETS.register("cifar10", family="cifar", channels=3, needs_root=True, files=_cifar_files(10))
 def _cifar10(spec: DataSpec) -> Splits:
     from landscape.data import cifar
 
     return cifar.load(spec.root, num_classes=10)
 
 
-@DATASETS.register("cifar100")
+@DATASETS.register("cifar100", family="cifar", channels=3, needs_root=True, files=_cifar_files(100))
 def _cifar100(spec: DataSpec) -> Splits:
     from landscape.data import cifar
 

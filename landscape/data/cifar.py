@@ -300,6 +300,13 @@ def load(root: str | os.PathLike[str] | None, num_classes: int) -> Splits:
     return Splits(layout.name, train, test)
 
 
+def data_files(root: str | os.PathLike[str] | None, num_classes: int) -> list[Path]:
+    """The files `load(root, num_classes)` reads (their content identifies the data in cache keys)."""
+    layout = _layout_for_classes(num_classes)
+    folder = _find_folder(root, layout)
+    return [folder / name for name in layout.files]
+
+
 # --------------------------------------------------------------------------------------------------
 # Download
 # --------------------------------------------------------------------------------------------------

@@ -34,9 +34,6 @@ from landscape.errors import BudgetError, ShapeError, SpecError
 Norm = Literal["linf", "l2", "l0", "none"]
 Progress = Callable[[int, int], None]
 
-# Data set name -> defaults family. Every method documents one set of defaults per family.
-DATASET_FAMILIES: dict[str, str] = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar"}
-
 # Tolerance of the budget check: `clamp(x + d) - x` is exact up to float32 rounding of the sum.
 BUDGET_TOL = 1e-5
 
@@ -52,13 +49,12 @@ def child_generator(generator: torch.Generator) -> torch.Generator:
 
 
 def dataset_family(dataset: str) -> str:
-    """The defaults family of a data set name ("digits" or "cifar"); unknown names raise `SpecError`."""
-    try:
-        return DATASET_FAMILIES[dataset]
-    except KeyError:
-        raise SpecError(
-            f"no poison defaults for data set {dataset!r}; valid choices: {', '.join(DATASET_FAMILIES)}"
-        ) from None
+    """The poison-defaults family of a data set (its registry metadata); unknown names raise `SpecError`."""
+    from landscape.data import DATASETS
+
+    if dataset not in DATASETS:
+        raise SpecError(f"no poison defaults for data set {dataset!r}; valid choices: {', '.join(DATASETS.names())}")
+    return DATASETS.meta(dataset)["family"]
 
 
 def budget_figures(x_clean: torch.Tensor, x_poisoned: torch.Tensor) -> dict[str, Any]:

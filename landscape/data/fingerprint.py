@@ -1,0 +1,54 @@
+"""Data identity for cache keys: a content hash of the files a file-backed data set reads.
+
+A data set registered with `files=` metadata (a function `DataSpec -> list[Path]`) is identified by the
+SHA-256 of its files' contents, so a changed, replaced or truncated file changes every key that depends on
+the data and is read again. Hashing is cached per process by (path, size, mtime), so asking again is cheap;
+a file rewritten in place with the same size and mtime is not seen (as with make and rsync).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from landscape.errors import DataError
+
+if TYPE_CHECKING:
+    from landscape.config import DataSpec
+
+_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of one file's bytes, cached by (resolved path, size, mtime in ns)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DataError(f"cannot read data file {path}: {exc.strerror or exc}") from None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _CACHE:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _CACHE[key] = digest.hexdigest()
+    return _CACHE[key]
+
+
+def files_fingerprint(paths: list[Path]) -> str:
+    """16-hex-digit hash of the files' names (not their folder) and contents, in the given order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{Path(path).name}\0{file_sha256(path)}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(spec: DataSpec) -> str | None:
+    """The content fingerprint of the files behind `spec`, or None for a data set that reads no files."""
+    from landscape.data import DATASETS
+
+    files = DATASETS.meta(spec.name).get("files")
+    return None if files is None else files_fingerprint(list(files(spec)))
