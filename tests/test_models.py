@@ -5,7 +5,7 @@ import torch
 
 from landscape.models import MODELS, build_model, weight_layers
 
-EXPECTED_WEIGHT_LAYERS = {"linear": 1, "mlp": 3, "cnn": 6, "lenet5": 5, "resnet18": 21}
+EXPECTED_WEIGHT_LAYERS = {"linear": 1, "mlp": 3, "cnn": 6, "lenet5": 5, "resnet18": 21, "resnet18s": 21}
 SHAPES = [(1, 8, 8), (3, 32, 32)]
 
 
@@ -40,3 +40,14 @@ def test_build_is_seeded_and_leaves_global_rng_alone(name):
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
     assert any(not torch.equal(va, vc) for va, vc in zip(a.parameters(), c.parameters(), strict=True))
+
+
+def test_resnet18s_is_resnet18_at_one_eighth_width():
+    full, small = build_model("resnet18", (3, 32, 32), 10), build_model("resnet18s", (3, 32, 32), 10)
+    assert weight_layers(small) == weight_layers(full)
+    shapes = {k: tuple(v.shape) for k, v in full.state_dict().items()}
+    for k, v in small.state_dict().items():
+        expected = tuple(s if s in (3, 10) or v.ndim == 0 else s // 8 for s in shapes[k])
+        if k.endswith("weight") and v.ndim == 4:  # conv kernels keep their spatial size
+            expected = (*expected[:2], *shapes[k][2:])
+        assert tuple(v.shape) == expected, k

@@ -1,7 +1,12 @@
 """ResNet-18, CIFAR variant (He et al., CVPR 2016; 3x3 stem, no max-pool), the paper's main model.
 
 21 conv/linear weight layers: the stem, 16 block convolutions, 3 projection shortcuts and the classifier,
-matching the 21 layers of the authors' SAL maps (Ye et al., ICLR 2025).
+matching the 21 layers of the authors' SAL maps (Ye et al., ICLR 2025). Two registrations share the code:
+
+- `resnet18`: 64, 128, 256, 512 channels (x `width`), 11.2M parameters, the paper's model (CIFAR on a GPU);
+- `resnet18s`: the same topology at 1/8 width (8, 16, 32, 64 channels x `width`, 175k parameters for 10
+  classes), the CPU stand-in for the paper's 21-layer SAL maps: every layer, BatchNorm and shortcut of the
+  paper's model, at a cost a laptop trains on digits in seconds (`bench/train_baseline.py` measures it).
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """Stem, four stages of two `BasicBlock`s (64, 128, 256, 512 channels x width), global pool, linear."""
+    """Stem, four stages of two `BasicBlock`s (base x 1, 2, 4, 8 channels), global pool, linear."""
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 1) -> None:
+    def __init__(self, in_channels: int, num_classes: int, base: int = 64) -> None:
         super().__init__()
-        chans = [64 * width, 128 * width, 256 * width, 512 * width]
+        chans = [base, 2 * base, 4 * base, 8 * base]
         self.conv1 = nn.Conv2d(in_channels, chans[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(chans[0])
         blocks, c_in = [], chans[0]
@@ -50,11 +55,17 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.pool(self.layers(out)).flatten(1)  # (N, 512 * width)
+        out = self.pool(self.layers(out)).flatten(1)  # (N, 8 * base)
         return self.fc(out)
 
 
 @MODELS.register("resnet18")
 def resnet18(image_shape: tuple[int, int, int], num_classes: int, width: int = 1) -> nn.Module:
     """CIFAR ResNet-18 (11.2M parameters at width 1 for 10 classes)."""
-    return ResNet18(image_shape[0], num_classes, width)
+    return ResNet18(image_shape[0], num_classes, 64 * width)
+
+
+@MODELS.register("resnet18s")
+def resnet18s(image_shape: tuple[int, int, int], num_classes: int, width: int = 1) -> nn.Module:
+    """CIFAR ResNet-18 at 1/8 width (8 base channels x `width`; 175k parameters at width 1 for 10 classes)."""
+    return ResNet18(image_shape[0], num_classes, 8 * width)
