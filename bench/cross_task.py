@@ -1,6 +1,6 @@
 """Cross-task bench (issue #7): do UEs crafted against classification stop segmentation, edges, reconstruction?
 
-For each seed, `landscape.multitask.run_cross_task` trains one model per (task, condition) on digits (clean
+For each seed, `landscape.stages.crosstask.run_cross_task` trains one model per (task, condition) on digits (clean
 and each method at its default digits budget, 100 % poisoned; targets from the clean images; the one
 recipe `multitask.DEFAULT_TRAIN`; SAL `multitask.DEFAULT_SAL`), then the table task x method -> clean-trained
 metric, poisoned-trained metric, relative drop, UD is aggregated over seeds (mean ± std). A sensitivity
@@ -32,7 +32,8 @@ import torch
 
 from landscape.config import ModelSpec, PoisonSpec, TrainSpec
 from landscape.experiment import get_training
-from landscape.multitask import DEFAULT_SAL, DEFAULT_TRAIN, CrossTaskSpec, run_cross_task
+from landscape.multitask import DEFAULT_SAL, DEFAULT_TRAIN, CrossTaskSpec
+from landscape.stages.crosstask import run_cross_task
 from landscape.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import math
@@ -40,50 +39,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
+from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, TrainSpec, format_value
+from landscape.defenses import defense_label
+from landscape.device import limited_threads
 from landscape.errors import LandscapeError, SpecError
+from landscape.experiment import get_poisoned_train, get_training
+from landscape.stages.base import Context
+from landscape.stages.bench import ROW_FIELDS, BenchCell, Cell
+from landscape.store import Store
 
-CELL_STAGE = "bench-cell"
-CELL_VERSION = 1  # bump when the row's fields change
-ROW_FIELDS = ("dataset", "model", "method", "defense", "seed", "clean_acc", "poisoned_acc", "ud", "ud_defined",
-              "lp_clean", "lp_poisoned", "beta", "w1", "mean_ratio", "epochs", "diverged", "seconds", "cell")
 Progress = Callable[[int, int, str], None]  # (jobs done, jobs total, what just finished)
 
 
 # ---------------------------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True)
-class Cell(Spec):
-    """One benchmark cell: method x defense x seed on fixed data, model, training and SAL settings.
-
-    The seed sets the training seed (initialisation, shuffling, augmentation, the defense's randomness), the
-    poison's crafting seed and the SAL seed; the data split is the same for every cell (`data.split_seed`).
-    """
-
-    data: DataSpec
-    model: ModelSpec
-    train: TrainSpec
-    sal: SALSpec
-    method: str
-    defense: DefenseSpec
-    seed: int
-
-    @property
-    def train_spec(self) -> TrainSpec:
-        return self.train.replace(seed=self.seed)
-
-    @property
-    def sal_spec(self) -> SALSpec:
-        return self.sal.replace(seed=self.seed)
-
-    @property
-    def poison(self) -> PoisonSpec:
-        return PoisonSpec(method=self.method, seed=self.seed)
-
-    @property
-    def label(self) -> str:
-        return f"{self.method}/{self.defense.label}/seed{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -99,12 +67,14 @@ class BenchSpec:
     seeds: tuple[int, ...]
 
     def __post_init__(self) -> None:
+        from landscape.defenses import resolve_defense
         from landscape.poisons import POISONS
 
         if not self.methods or not self.defenses or not self.seeds:
             raise SpecError("a benchmark needs at least one method, one defense and one seed")
         for m in self.methods:
             POISONS.check(m)
+        object.__setattr__(self, "defenses", tuple(resolve_defense(d) for d in self.defenses))
         for name, values in (("methods", self.methods), ("defenses", self.defenses), ("seeds", self.seeds)):
             if len(set(values)) != len(values):
                 raise SpecError(f"benchmark {name} repeat an entry: {list(values)}")
@@ -117,7 +87,7 @@ class BenchSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
                 "sal": self.sal.to_dict(), "methods": list(self.methods),
-                "defenses": [d.label for d in self.defenses], "seeds": list(self.seeds)}
+                "defenses": [defense_label(d) for d in self.defenses], "seeds": list(self.seeds)}
 
 
 # ---------------------------------------------------------------------------------------------- cell work
@@ -127,89 +97,31 @@ class BenchSpec:
 
 
 def execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any]:
-    """Run one job of `kind` ("craft", "reference" or "cell") for `cell`: {"row": the cell's row or None, "seconds"}."""
-    from landscape.store import Store
+    """Run one job of `kind` ("craft", "reference" or "cell") for `cell`: {"row": the cell's row or None, "seconds"}.
 
+    "craft" crafts the cell's poison, "reference" trains its clean reference with SAL (both shared by other
+    cells), "cell" computes its row (the poisoned run, SAL and UD); each leaves its result in the store.
+    """
     if kind not in ("craft", "reference", "cell"):
         raise ValueError(f"unknown job kind {kind!r}; valid: craft, reference, cell")
     store = Store(store_root)
     started = time.perf_counter()
     row = None
-    from landscape.device import limited_threads
-
     with limited_threads(threads):
         if kind == "craft":
-            _craft(cell, store, device)
+            get_poisoned_train(cell.data, cell.poison, store=store, device=device)
         elif kind == "reference":
-            _reference(cell, store, device)
+            exp = cell.experiment()
+            get_training(exp.data, exp.model, exp.train, PoisonSpec(), store=store, device=device, sal=exp.sal,
+                         defense=exp.defense)
         else:
-            row = cell_row(cell, store, device)
+            row = BenchCell.of(cell).get(Context(store, device))
     return {"row": row, "seconds": time.perf_counter() - started}
-
-
-def _craft(cell: Cell, store: Any, device: str) -> None:
-    from landscape.experiment import get_poisoned_train
-
-    get_poisoned_train(cell.data, cell.poison, store=store, device=device)
-
-
-def _reference(cell: Cell, store: Any, device: str) -> None:
-    from landscape.experiment import get_training
-
-    get_training(cell.data, cell.model, cell.train_spec, PoisonSpec(), store=store, device=device, sal=cell.sal_spec,
-                 defense=cell.defense)
-
-
-def experiment_spec(cell: Cell) -> Any:
-    """The `ExperimentSpec` of a cell: its clean reference and poisoned run share data, model, seed and defense."""
-    from landscape.config import ExperimentSpec
-
-    return ExperimentSpec(data=cell.data, model=cell.model, train=cell.train_spec, poison=cell.poison,
-                          sal=cell.sal_spec, defense=cell.defense)
-
-
-def _pair(cell: Cell, store: Any, device: str) -> Any:
-    from landscape.experiment import run_experiment
-
-    return run_experiment(experiment_spec(cell), store=store, device=device)
-
-
-def cell_row(cell: Cell, store: Any, device: str) -> dict[str, Any]:
-    """The summary row of a cell, computed (and stored under `CELL_STAGE`) unless already stored."""
-
-    def compute() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        started = time.perf_counter()
-        row = _summarise(cell, _pair(cell, store, device))
-        row["seconds"] = time.perf_counter() - started
-        return {"row": row}, {}
-
-    entry = store.get_or_compute(CELL_STAGE, cell_key(cell), compute, spec=cell.to_dict())
-    return dict(entry.meta["row"])
-
-
-def cell_key(cell: Cell) -> str:
-    """Store key of a cell's row: the cell's spec and the UD computation's version (a UD change redoes rows)."""
-    from landscape.experiment import UD_VERSION
-
-    return hashlib.sha256(f"{cell.key()}|{UD_VERSION}|{CELL_VERSION}".encode()).hexdigest()[:16]
-
-
-def _summarise(cell: Cell, result: Any) -> dict[str, Any]:
-    summary = result.summary()
-    return {
-        "dataset": cell.data.name, "model": cell.model.name, "method": cell.method, "defense": cell.defense.label,
-        "seed": cell.seed, "clean_acc": summary["clean_test_acc"], "poisoned_acc": summary["poisoned_test_acc"],
-        "ud": summary["ud"], "ud_defined": summary["ud_defined"], "lp_clean": summary["lp_clean"],
-        "lp_poisoned": summary["lp_poisoned"], "beta": summary["beta"], "w1": summary["w1_overall"],
-        "mean_ratio": summary["mean_ratio_overall"], "epochs": cell.train.epochs,
-        "diverged": bool(summary["diverged"]["clean"] or summary["diverged"]["poisoned"]), "cell": cell.key(),
-    }
 
 
 def stored_row(cell: Cell, store: Any) -> dict[str, Any] | None:
     """The stored summary row of `cell`, or None."""
-    entry = store.load(CELL_STAGE, cell_key(cell))
-    return None if entry is None else dict(entry.meta["row"])
+    return BenchCell.of(cell).load(store)
 
 
 # ---------------------------------------------------------------------------------------------- executors
@@ -457,7 +369,7 @@ def run_bench(spec: BenchSpec, *, store: Any, executor: Executor, progress: Prog
 def _what(job: _Job) -> str:
     if job.kind == "craft":
         return f"{job.cell.method}/seed{job.cell.seed}"
-    return f"{job.cell.defense.label}/seed{job.cell.seed}"
+    return f"{defense_label(job.cell.defense)}/seed{job.cell.seed}"
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -475,16 +387,16 @@ def summarise(result: BenchResult) -> list[dict[str, Any]]:
     out = []
     spec = result.spec
     for d in spec.defenses:
-        sub = [r for r in result.rows if r["defense"] == d.label]
+        sub = [r for r in result.rows if r["defense"] == defense_label(d)]
         # the clean reference is shared by the methods: one value per seed
         per_seed = {r["seed"]: r["clean_acc"] for r in sub}
         acc = _mean_std(per_seed.values())
-        out.append({"method": "clean", "defense": d.label, "ud_mean": 1.0, "ud_std": 0.0, "acc_mean": acc[0],
+        out.append({"method": "clean", "defense": defense_label(d), "ud_mean": 1.0, "ud_std": 0.0, "acc_mean": acc[0],
                     "acc_std": acc[1], "n": acc[2]})
         for m in spec.methods:
             rows = [r for r in sub if r["method"] == m]
             ud, acc = _mean_std(r["ud"] for r in rows), _mean_std(r["poisoned_acc"] for r in rows)
-            out.append({"method": m, "defense": d.label, "ud_mean": ud[0], "ud_std": ud[1], "acc_mean": acc[0],
+            out.append({"method": m, "defense": defense_label(d), "ud_mean": ud[0], "ud_std": ud[1], "acc_mean": acc[0],
                         "acc_std": acc[1], "n": ud[2]})
     return out
 
@@ -500,7 +412,7 @@ def markdown_tables(result: BenchResult, header: dict[str, Any]) -> str:
     spec = result.spec
     summary = summarise(result)
     by = {(s["method"], s["defense"]): s for s in summary}
-    labels = [d.label for d in spec.defenses]
+    labels = [defense_label(d) for d in spec.defenses]
     lines = [f"# UD benchmark: {spec.data.name} / {spec.model.name}", ""]
     for k, v in header.items():
         lines.append(f"- **{k}**: {v}")
@@ -589,13 +501,11 @@ def settings_line(spec: BenchSpec) -> str:
             f"batch {t.batch_size}, augment {t.augment}; SAL preset {s.preset_name} "
             f"({', '.join(f'{k}={v}' for k, v in s.to_dict().items() if k != 'seed')}; seed = the cell's seed); "
             f"poisons at each method's default budget for the data set; "
-            f"defenses: {', '.join(d.label + _opts(d) for d in spec.defenses)}")
+            f"defenses: {', '.join(defense_label(d) + _opts(d) for d in spec.defenses)}")
 
 
 def _opts(d: DefenseSpec) -> str:
-    from landscape.config import _format_value
-
-    return f" ({', '.join(f'{k}={_format_value(v)}' for k, v in d.options)})" if d.options else ""
+    return f" ({', '.join(f'{k}={format_value(v)}' for k, v in d.options)})" if d.options else ""
 
 
 def read_summary(path: str | Path) -> dict[str, Any]:
@@ -609,6 +519,6 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["BenchResult", "BenchSpec", "Cell", "ProcessExecutor", "RayExecutor", "SerialExecutor", "cell_row",
-           "execute", "make_executor", "markdown_tables", "plan_jobs", "read_summary", "run_bench", "summarise",
+__all__ = ["BenchResult", "BenchSpec", "Cell", "ProcessExecutor", "RayExecutor", "SerialExecutor", "execute",
+           "make_executor", "markdown_tables", "plan_jobs", "read_summary", "run_bench", "stored_row", "summarise",
            "write_outputs"]

@@ -9,9 +9,12 @@ change the meaning of a result; the device is deliberately not part of a spec.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,20 +29,96 @@ MAX_EPOCHS = 500
 MAX_BATCH = 8192
 
 
-def _check_range(owner: str, name: str, value: float, lo: float, hi: float, *, lo_open: bool = False) -> None:
-    ok = (value > lo if lo_open else value >= lo) and value <= hi and math.isfinite(value)
+def bounded(default: Any, lo: float, hi: float | None = None, *, lo_open: bool = False) -> Any:
+    """A spec field with a range, checked on construction: lo <= value <= hi (lo < value with `lo_open`).
+
+    `hi=None` means no upper bound; a None value (for an optional field) is not range-checked.
+    """
+    return field(default=default, metadata={"range": (lo, hi, lo_open)})
+
+
+def check_choice(owner: str, name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    """Raise `SpecError` naming the field and the valid choices unless `value` is one of `choices` (same type)."""
+    if not any(value == c and type(value) is type(c) for c in choices):
+        raise SpecError(f"{owner}.{name} = {value!r} is not valid; choose one of {', '.join(map(str, choices))}")
+
+
+def _check_range(owner: str, name: str, value: float, lo: float, hi: float | None, lo_open: bool) -> None:
+    ok = (value > lo if lo_open else value >= lo) and (hi is None or value <= hi) and math.isfinite(value)
     if not ok:
         bracket = "(" if lo_open else "["
-        raise SpecError(f"{owner}.{name} = {value!r} is out of range; expected a value in {bracket}{lo}, {hi}]")
+        expected = f"a value {'>' if lo_open else '>='} {lo}" if hi is None else f"a value in {bracket}{lo}, {hi}]"
+        raise SpecError(f"{owner}.{name} = {value!r} is out of range; expected {expected}")
 
 
-def _check_choice(owner: str, name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SpecError(f"{owner}.{name} = {value!r} is not valid; choose one of {', '.join(choices)}")
+def _optional(hint: Any) -> tuple[Any, bool]:
+    """(X, True) for an `X | None` hint, else (hint, False); other unions are not checked (Any)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return (args[0] if len(args) == 1 else Any), len(args) < len(typing.get_args(hint))
+    return hint, False
+
+
+def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:
+    """Raise `SpecError` unless `value` fits the field's annotation (Literal, int, float, bool, str, a Spec)."""
+    hint, nullable = _optional(hint)
+    if value is None and nullable:
+        return
+    if typing.get_origin(hint) is Literal:
+        check_choice(owner, name, value, typing.get_args(hint))
+        return
+    problems = {
+        bool: ("true or false", isinstance(value, bool)),
+        int: ("an integer", isinstance(value, int) and not isinstance(value, bool)),
+        float: ("a number", isinstance(value, (int, float)) and not isinstance(value, bool)),
+        str: ("a string", isinstance(value, str)),
+        tuple: ("a tuple", isinstance(value, (tuple, list))),
+    }
+    base = typing.get_origin(hint) or hint
+    if base in problems and not problems[base][1]:
+        what = problems[base][0] + (" or None" if nullable else "")
+        raise SpecError(f"{owner}.{name} = {value!r} must be {what}")
+    if isinstance(base, type) and issubclass(base, Spec) and not isinstance(value, base):
+        raise SpecError(f"{owner}.{name} must be a {base.__name__}, got {type(value).__name__}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def choices(cls: type, name: str) -> tuple[Any, ...]:
+    """The valid values of a spec field annotated `Literal[...]` (the one place a choice list is written)."""
+    hint, _ = _optional(_hints(cls)[name])
+    if typing.get_origin(hint) is not Literal:
+        raise TypeError(f"{cls.__name__}.{name} is not a Literal field")
+    return typing.get_args(hint)
 
 
 class Spec:
-    """Mixin for frozen dataclass specs: a stable `key()`, `to_dict()` and `from_dict()`."""
+    """Mixin for frozen dataclass specs: validated fields, a stable `key()`, `to_dict()` and `from_dict()`.
+
+    On construction every field is checked against its annotation (`Literal` choices, int, float, bool,
+    str, nested specs) and its `bounded` range, then `check()` runs the rules that involve several fields.
+    A spec checks types and ranges only: whether a name is registered is checked where the spec is
+    resolved (`landscape.stages.resolve`), so constructing a spec never imports the engine.
+    """
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, list):  # specs hold tuples (hashable); JSON gives lists back
+                value = tuple(value)
+                object.__setattr__(self, f.name, value)
+            _check_type(owner, f.name, value, hints[f.name])
+            if "range" in f.metadata and value is not None:
+                _check_range(owner, f.name, value, *f.metadata["range"])
+        self.check()
+
+    def check(self) -> None:
+        """Rules between fields, or normalisation (a subclass overrides; each field is checked before)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of the fields (JSON-serialisable)."""
@@ -74,8 +153,9 @@ class DataSpec(Spec):
     """Which data set, which subset.
 
     Args:
-        name: registered data set ("digits", "cifar10", "cifar100").
-        root: folder holding the data files (CIFAR only; digits ships with scikit-learn).
+        name: a registered data set (`landscape.data.DATASETS`: "digits", "cifar10", ...).
+        root: folder holding the data files (data sets registered with `needs_root`; digits ships with
+            scikit-learn).
         n_train: stratified subset size of the training split (None = all).
         n_test: stratified subset size of the test split (None = all).
         split_seed: seed of the train/test split (digits) and of the subsets.
@@ -83,18 +163,9 @@ class DataSpec(Spec):
 
     name: str = "digits"
     root: str | None = None
-    n_train: int | None = None
-    n_test: int | None = None
+    n_train: int | None = bounded(None, 1)
+    n_test: int | None = bounded(None, 1)
     split_seed: int = 0
-
-    def __post_init__(self) -> None:
-        from landscape.data import DATASETS
-
-        DATASETS.check(self.name)
-        for attr in ("n_train", "n_test"):
-            value = getattr(self, attr)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise SpecError(f"DataSpec.{attr} = {value!r} must be a positive integer or None (all)")
 
 
 @dataclass(frozen=True)
@@ -102,18 +173,12 @@ class ModelSpec(Spec):
     """Which architecture.
 
     Args:
-        name: registered model ("linear", "mlp", "cnn", "lenet5", "resnet18").
+        name: a registered model (`landscape.models.MODELS`: "linear", "mlp", "cnn", "lenet5", "resnet18", ...).
         width: channel/hidden-width multiplier (1 = the documented default).
     """
 
     name: str = "cnn"
-    width: int = 1
-
-    def __post_init__(self) -> None:
-        from landscape.models import MODELS
-
-        MODELS.check(self.name)
-        _check_range("ModelSpec", "width", self.width, 1, 16)
+    width: int = bounded(1, 1, 16)
 
 
 @dataclass(frozen=True)
@@ -135,34 +200,18 @@ class TrainSpec(Spec):
         checkpoint_dtype: "float32" or "float16" storage of checkpoints (bounded memory for big models).
     """
 
-    epochs: int = 30
-    batch_size: int = 64
+    epochs: int = bounded(30, 1, MAX_EPOCHS)
+    batch_size: int = bounded(64, 1, MAX_BATCH)
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    momentum: float = bounded(0.9, 0.0, 0.999)
+    weight_decay: float = bounded(5e-4, 0.0, 1.0)
     schedule: Literal["constant", "cosine"] = "constant"
     augment: Literal["none", "crop", "crop_flip"] = "none"
-    crop_padding: int = 1
+    crop_padding: int = bounded(1, 0, 16)
     seed: int = 0
-    checkpoint_every: int = 1
+    checkpoint_every: int = bounded(1, 1, MAX_EPOCHS)
     checkpoint_dtype: Literal["float32", "float16"] = "float32"
-
-    def __post_init__(self) -> None:
-        _check_range("TrainSpec", "epochs", self.epochs, 1, MAX_EPOCHS)
-        _check_range("TrainSpec", "batch_size", self.batch_size, 1, MAX_BATCH)
-        _check_choice("TrainSpec", "optimizer", self.optimizer, ("sgd", "adam"))
-        _check_range("TrainSpec", "lr", self.lr, 0.0, 10.0, lo_open=True)
-        _check_range("TrainSpec", "momentum", self.momentum, 0.0, 0.999)
-        _check_range("TrainSpec", "weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_choice("TrainSpec", "schedule", self.schedule, ("constant", "cosine"))
-        _check_choice("TrainSpec", "augment", self.augment, ("none", "crop", "crop_flip"))
-        _check_range("TrainSpec", "crop_padding", self.crop_padding, 0, 16)
-        _check_range("TrainSpec", "checkpoint_every", self.checkpoint_every, 1, MAX_EPOCHS)
-        _check_choice("TrainSpec", "checkpoint_dtype", self.checkpoint_dtype, ("float32", "float16"))
-        for name in ("epochs", "batch_size", "crop_padding", "checkpoint_every", "seed"):
-            if not isinstance(getattr(self, name), int):
-                raise SpecError(f"TrainSpec.{name} = {getattr(self, name)!r} must be an integer")
 
 
 def options_dict(options: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
@@ -175,73 +224,60 @@ def freeze_options(options: dict[str, Any] | None) -> tuple[tuple[str, Any], ...
     return tuple(sorted((options or {}).items()))
 
 
+CLEAN = "clean"  # the poison method that is no poison: the clean training set
+
+
 @dataclass(frozen=True)
 class PoisonSpec(Spec):
     """Which unlearnable-example method, at which budget, on which fraction of the training set.
 
     Args:
-        method: registered poison method ("clean" means no poison).
+        method: a registered poison method (`landscape.poisons.POISONS`), or "clean" for no poison.
         eps: budget under the method's norm (None = the method's documented default for the data set).
         ratio: fraction of the training images perturbed, in [0, 1].
         seed: seed of the crafting procedure and of the choice of poisoned images.
-        options: method-specific settings as sorted (name, value) pairs; see each method's docstring.
+        options: method-specific settings as sorted (name, value) pairs; see each method's docstring and
+            its options dataclass.
     """
 
-    method: str = "clean"
-    eps: float | None = None
-    ratio: float = 1.0
+    method: str = CLEAN
+    eps: float | None = bounded(None, 0.0, 1e6, lo_open=True)
+    ratio: float = bounded(1.0, 0.0, 1.0)
     seed: int = 0
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
-    def __post_init__(self) -> None:
-        if self.method != "clean":
-            from landscape.poisons import POISONS
-
-            if self.method not in POISONS:
-                choices = ["clean", *POISONS.names()]
-                raise SpecError(f"unknown poison method {self.method!r}; valid choices: {', '.join(choices)}")
-        _check_range("PoisonSpec", "ratio", self.ratio, 0.0, 1.0)
-        if self.eps is not None:
-            _check_range("PoisonSpec", "eps", self.eps, 0.0, 1e6, lo_open=True)
+    def check(self) -> None:
         object.__setattr__(self, "options", tuple(sorted(tuple(p) for p in self.options)))
+
+    @property
+    def is_clean(self) -> bool:
+        return self.method == CLEAN
 
 
 @dataclass(frozen=True)
 class DefenseSpec(Spec):
     """Which training-time defense (see `landscape.defenses`); "none" is standard training.
 
-    The options are completed with the defense's documented defaults on construction, so equal settings
-    always give the same `key()` (e.g. `DefenseSpec("jpeg")` equals `DefenseSpec("jpeg", (("quality", 10),))`).
+    Resolving the spec (`landscape.defenses.resolve_defense`, done by the stage layer) completes the options
+    with the defense's documented defaults, so equal settings always give the same cache key.
 
     Args:
-        name: registered defense ("none", "cutout", "mixup", "jpeg", "grayscale", "bdr", "blur", "at").
+        name: a registered defense ("none", "cutout", "mixup", "jpeg", "grayscale", "bdr", "blur", "at").
         options: defense-specific settings as (name, value) pairs; see each defense's docstring.
     """
 
     name: str = "none"
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
-    def __post_init__(self) -> None:
-        from landscape.defenses import complete_options
-
-        options = complete_options(self.name, dict(tuple(p) for p in self.options))
-        object.__setattr__(self, "options", freeze_options(options))
+    def check(self) -> None:
+        object.__setattr__(self, "options", freeze_options(dict(tuple(p) for p in self.options)))
 
     @property
     def is_none(self) -> bool:
         return self.name == "none"
 
-    @property
-    def label(self) -> str:
-        """Short display name, e.g. "jpeg" or "jpeg(quality=30)" when an option differs from its default."""
-        from landscape.defenses import complete_options
-
-        defaults = complete_options(self.name, None)
-        changed = [f"{k}={_format_value(v)}" for k, v in self.options if defaults.get(k) != v]
-        return f"{self.name}({', '.join(changed)})" if changed else self.name
-
     def options_dict(self) -> dict[str, Any]:
-        """The completed options as a dict."""
+        """The options as a dict."""
         return dict(self.options)
 
     @classmethod
@@ -257,7 +293,8 @@ class DefenseSpec(Spec):
         return cls(name=name.strip(), options=freeze_options(options))
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A spec value for display: budgets on the 8-bit scale as "8/255", other floats with `:g`."""
     if isinstance(value, float):
         levels = value * 255
         if abs(levels - round(levels)) < 1e-9 and value < 1:  # a budget on the 8-bit scale: "8/255"
@@ -333,39 +370,21 @@ class SALSpec(Spec):
         seed: seed of the SAL shuffles and of the evaluation subset.
     """
 
-    eps: float = 0.05
-    rounds: int = 2
-    lr: float = 0.2
-    batch_size: int | None = None
+    eps: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    rounds: int = bounded(2, 1, 1000)
+    lr: float = bounded(0.2, 0.0, 100.0, lo_open=True)
+    batch_size: int | None = bounded(None, 1, MAX_BATCH)
     engine: Literal["reference", "batched"] = "batched"
     augment: bool = False
-    eval_size: int | None = 1024
+    eval_size: int | None = bounded(1024, 1, 10_000_000)
     baseline: Literal["running", "fresh"] = "running"
-    every: int = 1
+    every: int = bounded(1, 1, MAX_EPOCHS)
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_range("SALSpec", "eps", self.eps, 0.0, 10.0, lo_open=True)
-        _check_range("SALSpec", "rounds", self.rounds, 1, 1000)
-        _check_range("SALSpec", "lr", self.lr, 0.0, 100.0, lo_open=True)
-        _check_choice("SALSpec", "engine", self.engine, ("reference", "batched"))
-        _check_choice("SALSpec", "baseline", self.baseline, ("running", "fresh"))
-        _check_range("SALSpec", "every", self.every, 1, MAX_EPOCHS)
-        if self.batch_size is not None:
-            _check_range("SALSpec", "batch_size", self.batch_size, 1, MAX_BATCH)
-        if self.eval_size is not None:
-            _check_range("SALSpec", "eval_size", self.eval_size, 1, 10_000_000)
-        for name in ("rounds", "every", "seed", "batch_size", "eval_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise SpecError(f"SALSpec.{name} = {value!r} must be an integer")
-        if not isinstance(self.augment, bool):
-            raise SpecError(f"SALSpec.augment = {self.augment!r} must be true or false")
 
     @classmethod
     def preset(cls, name: str) -> SALSpec:
         """The named preset: "paper" (the authors' procedure) or "fast" (the default, checked against it)."""
-        _check_choice("SALSpec", "preset", name, SAL_PRESETS)
+        check_choice("SALSpec", "preset", name, SAL_PRESETS)
         if name == "paper":
             return cls(rounds=10, lr=0.1, batch_size=None, engine="reference", augment=True, eval_size=None,
                        baseline="running")
@@ -384,7 +403,6 @@ class SALSpec(Spec):
 # 360 test images) that is about 3.7 million image forward passes, about a minute on a laptop CPU; a
 # CIFAR ResNet-18 on 10k test images at the cap is about 100 million passes, hours even on a GPU.
 MAX_GRID_POINTS = 101 * 101
-SURFACE_KINDS = ("pca", "random", "interp")
 
 
 @dataclass(frozen=True)
@@ -413,28 +431,19 @@ class SurfaceSpec(Spec):
     """
 
     kind: Literal["pca", "random", "interp"] = "pca"
-    dims: int = 2
-    resolution: int = 31
+    dims: Literal[1, 2] = 2
+    resolution: int = bounded(31, 2)
     alpha_range: tuple[float, float] | None = None
     beta_range: tuple[float, float] | None = None
     plane: Literal["shared", "own"] = "shared"
     norm: Literal["filter", "layer", "none"] = "filter"
     bias_bn: Literal["zero", "random", "weight"] = "zero"
     split: Literal["test", "train"] = "test"
-    n_eval: int | None = None
-    batch_size: int = 128
+    n_eval: int | None = bounded(None, 1)
+    batch_size: int = bounded(128, 1, MAX_BATCH)
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        _check_choice("SurfaceSpec", "kind", self.kind, SURFACE_KINDS)
-        for name in ("dims", "resolution", "batch_size", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise SpecError(f"SurfaceSpec.{name} = {value!r} must be an integer")
-        if self.dims not in (1, 2):
-            raise SpecError(f"SurfaceSpec.dims = {self.dims!r} must be 1 (line) or 2 (plane)")
-        if self.resolution < 2:
-            raise SpecError(f"SurfaceSpec.resolution = {self.resolution} must be at least 2 points per axis")
+    def check(self) -> None:
         if self.points > MAX_GRID_POINTS:
             side = int(math.isqrt(MAX_GRID_POINTS))
             images = f"{self.n_eval:,} images" if self.n_eval else f"every image of the {self.split} split"
@@ -456,13 +465,6 @@ class SurfaceSpec(Spec):
             object.__setattr__(self, name, (lo, hi))
         if self.dims == 1 and self.beta_range is not None:
             raise SpecError("SurfaceSpec.beta_range is only meaningful for dims = 2")
-        _check_choice("SurfaceSpec", "plane", self.plane, ("shared", "own"))
-        _check_choice("SurfaceSpec", "norm", self.norm, ("filter", "layer", "none"))
-        _check_choice("SurfaceSpec", "bias_bn", self.bias_bn, ("zero", "random", "weight"))
-        _check_choice("SurfaceSpec", "split", self.split, ("test", "train"))
-        if self.n_eval is not None and (not isinstance(self.n_eval, int) or self.n_eval < 1):
-            raise SpecError(f"SurfaceSpec.n_eval = {self.n_eval!r} must be a positive integer or None (all)")
-        _check_range("SurfaceSpec", "batch_size", self.batch_size, 1, MAX_BATCH)
 
     @property
     def points(self) -> int:
@@ -498,13 +500,6 @@ class ExperimentSpec(Spec):
     poison: PoisonSpec = field(default_factory=_default_ue)
     sal: SALSpec = field(default_factory=SALSpec)
     defense: DefenseSpec = field(default_factory=DefenseSpec)
-
-    def __post_init__(self) -> None:
-        for name, cls in (("data", DataSpec), ("model", ModelSpec), ("train", TrainSpec), ("poison", PoisonSpec),
-                          ("sal", SALSpec), ("defense", DefenseSpec)):
-            value = getattr(self, name)
-            if not isinstance(value, cls):
-                raise SpecError(f"ExperimentSpec.{name} must be a {cls.__name__}, got {type(value).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         """Nested dict of the fields; `defense` is left out when it is "none", so older keys stay valid."""

@@ -10,9 +10,9 @@ filters before augmentation:
   trainer's seeded generator.
 
 The clean test set is never touched. `none` is the identity. Options are plain values stored in a
-`DefenseSpec` (see `landscape.config`), completed with each defense's documented defaults so that
-equal settings always give equal cache keys. All transforms are pure torch, run on the tensors'
-device and never modify their inputs in place.
+`DefenseSpec` (see `landscape.config`), completed with each defense's documented defaults by
+`resolve_defense` (which the stage layer applies) so that equal settings always give equal cache keys.
+All transforms are pure torch, run on the tensors' device and never modify their inputs in place.
 
 Not here: UEraser and AVATAR (need heavy augmentation search or a pretrained diffusion model).
 """
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from landscape.config import DefenseSpec, format_value, freeze_options
 from landscape.errors import SpecError
 from landscape.registry import Registry
 
@@ -464,10 +465,26 @@ def complete_options(name: str, options: dict[str, Any] | None) -> dict[str, Any
     return dict(build_defense(name, options).options)
 
 
+def resolve_defense(spec: DefenseSpec) -> DefenseSpec:
+    """`spec` with its options completed by the defense's defaults and validated (the form keys are taken of).
+
+    Equal settings then give equal specs and keys: `jpeg` equals `jpeg:quality=10`, `cutout:size=1` equals
+    `cutout:size=1.0`. An unknown name or option raises with the valid choices.
+    """
+    return spec.replace(options=freeze_options(complete_options(spec.name, spec.options_dict())))
+
+
+def defense_label(spec: DefenseSpec) -> str:
+    """Short display name, e.g. "jpeg" or "jpeg(quality=30)" when an option differs from its default."""
+    defaults = complete_options(spec.name, None)
+    changed = [f"{k}={format_value(v)}" for k, v in resolve_defense(spec).options if defaults.get(k) != v]
+    return f"{spec.name}({', '.join(changed)})" if changed else spec.name
+
+
 Preprocess = Callable[[torch.Tensor], torch.Tensor]
 
 
-def prepare_defense(spec: Any, num_classes: int) -> tuple[Preprocess, BatchTransform | None]:
+def prepare_defense(spec: DefenseSpec, num_classes: int) -> tuple[Preprocess, BatchTransform | None]:
     """(preprocess, batch_transform) for a `DefenseSpec`.
 
     Apply `preprocess` to the training images once, before training; pass `batch_transform` to
@@ -480,6 +497,6 @@ def prepare_defense(spec: Any, num_classes: int) -> tuple[Preprocess, BatchTrans
 
 __all__ = [
     "DEFENSES", "AdversarialTraining", "BitDepthReduction", "Cutout", "Defense", "GaussianBlur", "Grayscale", "JPEG",
-    "Mixup", "NoDefense", "build_defense", "complete_options", "gaussian_kernel", "jpeg_compress", "jpeg_quant_table",
-    "pgd_linf", "prepare_defense",
+    "Mixup", "NoDefense", "build_defense", "complete_options", "defense_label", "gaussian_kernel", "jpeg_compress",
+    "jpeg_quant_table", "pgd_linf", "prepare_defense", "resolve_defense",
 ]

@@ -11,8 +11,8 @@ class SpecError(LandscapeError, ValueError):
     """A specification field is out of range or inconsistent; the message names the field and the range."""
 
 
-class UnknownNameError(LandscapeError, KeyError):
-    """A name is not registered; the message lists the valid names."""
+class UnknownNameError(SpecError, KeyError):
+    """A name in a spec is not registered; the message lists the valid names."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""

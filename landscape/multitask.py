@@ -15,31 +15,26 @@ clean model) and are cached and re-used independently. The dense models share th
 architecture (and initial weights) so SAL vectors line up by depth for the cosine-similarity view (the
 paper's Fig. 5).
 
-Each (task, condition) run is one store entry ("crosstask" stage, keyed by data, task, train, poison and
-SAL specs); `run_cross_task` only assembles them, so a re-render or a second CLI call recomputes nothing.
+Each (task, condition) run is one store entry of the stage layer (`landscape.stages.crosstask`, which also
+runs and loads the whole probe); this module holds the specs, the run record and the views built from runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from landscape.config import DataSpec, PoisonSpec, SALSpec, Spec, TrainSpec, combined_key, freeze_options
+from landscape.config import CLEAN, DataSpec, PoisonSpec, SALSpec, Spec, TrainSpec, bounded
 from landscape.data import ImageSet
 from landscape.errors import ShapeError, SpecError
-from landscape.experiment import get_poisoned_train, get_splits
-from landscape.store import Store
 from landscape.tasks import TASKS, Task, get_task, tasks_for
-from landscape.train import HISTORY_KEYS, evaluate_task, train
+from landscape.train import HISTORY_KEYS
 
-StageProgress = Callable[[str, int, int], None]
-STAGE = "crosstask-v1"  # bump when a task's targets, model or metrics change (they are not part of the specs)
-CLEAN = "clean"
 # The dense task models and the `cnn` share their first four weight layers' architecture (the encoder).
 ENCODER_LAYERS = 4
 # One recipe for every task and condition, chosen on the clean digits runs only (every task's clean test
@@ -52,10 +47,6 @@ DEFAULT_METHODS = ("em", "ops", "ar")
 DEFAULT_SAL = SALSpec().replace(eval_size=512, every=5)
 
 
-def _no_progress(stage: str, done: int, total: int) -> None:
-    return None
-
-
 @dataclass(frozen=True)
 class TaskSpec(Spec):
     """Which task, and the width multiplier of its model.
@@ -66,12 +57,10 @@ class TaskSpec(Spec):
     """
 
     name: str = "classify"
-    width: int = 1
+    width: int = bounded(1, 1, 16)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         TASKS.check(self.name)
-        if not isinstance(self.width, int) or not 1 <= self.width <= 16:
-            raise SpecError(f"TaskSpec.width = {self.width!r} is out of range; expected an integer in [1, 16]")
 
 
 @dataclass(frozen=True)
@@ -95,9 +84,9 @@ class CrossTaskSpec(Spec):
                                                                           for m in DEFAULT_METHODS))
     train: TrainSpec = DEFAULT_TRAIN
     sal: SALSpec | None = DEFAULT_SAL
-    width: int = 1
+    width: int = bounded(1, 1, 16)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks) or tuple(tasks_for(self.data.name)))
         object.__setattr__(self, "poisons", tuple(self.poisons))
         for name in self.tasks:
@@ -113,20 +102,16 @@ class CrossTaskSpec(Spec):
         if self.train.augment != "none":
             raise SpecError(f"cross-task training needs TrainSpec.augment = 'none' (got {self.train.augment!r}): "
                             "augmentation would move the images but not their dense targets")
-        if not isinstance(self.width, int) or not 1 <= self.width <= 16:
-            raise SpecError(f"CrossTaskSpec.width = {self.width!r} is out of range; expected an integer in [1, 16]")
 
     @classmethod
     def for_methods(cls, methods: Sequence[str], *, seed: int = 0, **kwargs: Any) -> CrossTaskSpec:
         """A spec with each method at its default budget for the data set; `seed` seeds poisons and models.
 
-        The defaults are written into each `PoisonSpec` (eps and every option), so the cache key changes
-        whenever a method's documented default does.
+        The stage layer fills in each method's defaults (eps and every option) before keying a run
+        (`landscape.stages.crosstask`), so the cache key changes whenever a method's documented default does.
         """
         train_spec = kwargs.pop("train", DEFAULT_TRAIN).replace(seed=seed)
-        dataset = kwargs.get("data", DataSpec()).name
-        poisons = tuple(resolved_poison(m, dataset, seed) for m in methods)
-        return cls(poisons=poisons, train=train_spec, **kwargs)
+        return cls(poisons=tuple(PoisonSpec(method=m, seed=seed) for m in methods), train=train_spec, **kwargs)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CrossTaskSpec:
@@ -154,16 +139,6 @@ class CrossTaskSpec(Spec):
             if p.method == condition:
                 return p
         raise SpecError(f"no condition {condition!r}; valid: {', '.join(self.conditions)}")
-
-
-def resolved_poison(method: str, dataset: str, seed: int = 0) -> PoisonSpec:
-    """`PoisonSpec(method, seed)` with the method's default budget and options for `dataset` written in."""
-    if method == CLEAN:
-        raise SpecError("clean training is always included; list only poison methods")
-    from landscape.poisons import build
-
-    built = build(PoisonSpec(method=method, seed=seed), dataset=dataset)
-    return PoisonSpec(method=method, eps=built.eps, seed=seed, options=freeze_options(built.options))
 
 
 @dataclass
@@ -217,48 +192,6 @@ def training_pair(task: Task, clean: ImageSet, images: ImageSet) -> tuple[ImageS
     if images.x.shape != clean.x.shape or not torch.equal(images.y, clean.y):
         raise ShapeError("the poisoned training set must be the clean one image for image (same shape and labels)")
     return images, task.targets(clean.x, clean.y)
-
-
-def get_task_run(data: DataSpec, task_spec: TaskSpec, train_spec: TrainSpec, poison: PoisonSpec,
-                 sal_spec: SALSpec | None, *, store: Store, device: torch.device | str = "cpu",
-                 progress: StageProgress = _no_progress) -> TaskRun:
-    """Train (or load) the model of one task on one condition and return its `TaskRun`."""
-    from landscape.device import resolve_device
-
-    task = get_task(task_spec.name)
-    condition = CLEAN if poison.method == CLEAN else poison.method
-    stage = f"{task.name} · {condition}"
-
-    def compute() -> tuple[dict, dict]:
-        import time
-
-        splits = get_splits(data)
-        poisoned = get_poisoned_train(data, poison, store=store, device=device, progress=progress)
-        images, train_targets = training_pair(task, splits.train, poisoned)
-        test_targets = task.targets(splits.test.x, splits.test.y)
-        model = task.build(splits.image_shape, splits.num_classes, width=task_spec.width, seed=train_spec.seed)
-        callbacks = []
-        tracker = None
-        if sal_spec is not None:
-            from landscape.sal import SALTracker
-
-            tracker = SALTracker(sal_spec, loss=task)
-            callbacks.append(tracker)
-        started = time.perf_counter()
-        result = train(model, images, splits.test, train_spec, device=resolve_device(str(device)),
-                       callbacks=callbacks, progress=lambda done, total: progress(stage, done, total),
-                       task=task, train_targets=train_targets, test_targets=test_targets)
-        loss, stats = evaluate_task(model, splits.test.x, test_targets, task)
-        metrics = {**task.metrics(stats), "loss": loss}
-        run = TaskRun(task.name, condition, result.history, metrics, tracker.trace() if tracker else None,
-                      result.diverged, time.perf_counter() - started)
-        return run.to_store()
-
-    key = combined_key(data, task_spec, train_spec, poison, sal_spec)  # = _run_key(...)
-    spec = {"data": data.to_dict(), "task": task_spec.to_dict(), "train": train_spec.to_dict(),
-            "poison": poison.to_dict(), "sal": None if sal_spec is None else sal_spec.to_dict()}
-    entry = store.get_or_compute(STAGE, key, compute, spec=spec)
-    return TaskRun.from_store(entry.meta, entry.arrays)
 
 
 def relative_drop(clean: float, poisoned: float, higher_is_better: bool) -> float:
@@ -353,63 +286,6 @@ def cosine_similarity(v: np.ndarray) -> np.ndarray:
         return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
-def _run_key(spec: CrossTaskSpec, task: str, condition: str) -> str:
-    return combined_key(spec.data, TaskSpec(task, spec.width), spec.train, spec.poison(condition), spec.sal)
-
-
-def missing_runs(spec: CrossTaskSpec, store: Store) -> list[tuple[str, str]]:
-    """The (task, condition) runs of `spec` not yet in the store (nothing is computed)."""
-    return [(t, c) for t in spec.tasks for c in spec.conditions if not store.exists(STAGE, _run_key(spec, t, c))]
-
-
-def load_cross_task(spec: CrossTaskSpec, store: Store) -> CrossTaskResult | None:
-    """The stored result of `spec`, or None if any run is missing (nothing is computed)."""
-    runs = {}
-    for task in spec.tasks:
-        for condition in spec.conditions:
-            entry = store.load(STAGE, _run_key(spec, task, condition))
-            if entry is None:
-                return None
-            runs[(task, condition)] = TaskRun.from_store(entry.meta, entry.arrays)
-    return CrossTaskResult(spec, runs)
-
-
-def estimate_seconds(spec: CrossTaskSpec, n_runs: int | None = None) -> float:
-    """Rough single-thread CPU seconds of `n_runs` runs of `spec` (default: all), crafting not included.
-
-    Measured on digits with the 6-layer task models: ~0.2 s per training epoch over 1437 8x8 images and
-    ~2 s per SAL measurement on 512 images; both scaled linearly by the number of input values.
-    """
-    splits = get_splits(spec.data)
-    n_runs = len(spec.tasks) * len(spec.conditions) if n_runs is None else n_runs
-    pixels = int(np.prod(splits.image_shape))
-    seconds = spec.train.epochs * 0.2 * len(splits.train) * pixels / (1437 * 64)
-    if spec.sal is not None:
-        epochs = range(1, spec.train.epochs + 1)
-        measured = sum(1 for e in epochs if e % spec.sal.every == 0 or e == spec.train.epochs)
-        sal_rows = min(spec.sal.eval_size or len(splits.train), len(splits.train))
-        seconds += measured * 2.0 * sal_rows * pixels / (512 * 64)
-    return n_runs * seconds
-
-
-def run_cross_task(spec: CrossTaskSpec, *, store: Store, device: torch.device | str = "cpu",
-                   progress: StageProgress = _no_progress) -> CrossTaskResult:
-    """Train (or load) every (task, condition) model of `spec` and return them together.
-
-    Progress is reported per run as `progress("<task> · <condition>", epoch, epochs)`, plus the crafting
-    stages of the poisons, and `progress("cross-task", runs_done, runs_total)`.
-    """
-    runs: dict[tuple[str, str], TaskRun] = {}
-    total = len(spec.tasks) * len(spec.conditions)
-    for name in spec.tasks:
-        task_spec = TaskSpec(name, spec.width)
-        for condition in spec.conditions:
-            runs[(name, condition)] = get_task_run(spec.data, task_spec, spec.train, spec.poison(condition), spec.sal,
-                                                   store=store, device=device, progress=progress)
-            progress("cross-task", len(runs), total)
-    return CrossTaskResult(spec, runs)
-
-
 def replace_seed(spec: CrossTaskSpec, seed: int) -> CrossTaskSpec:
     """The same probe with every poison and the training recipe seeded by `seed`."""
     return dataclasses.replace(spec, train=spec.train.replace(seed=seed),
@@ -417,5 +293,4 @@ def replace_seed(spec: CrossTaskSpec, seed: int) -> CrossTaskSpec:
 
 
 __all__ = ["CLEAN", "DEFAULT_TRAIN", "ENCODER_LAYERS", "CrossTaskResult", "CrossTaskSpec", "TaskRun", "TaskSpec",
-           "cosine_similarity", "estimate_seconds", "get_task_run", "load_cross_task", "missing_runs", "relative_drop",
-           "replace_seed", "resolved_poison", "run_cross_task", "task_ud", "training_pair"]
+           "cosine_similarity", "relative_drop", "replace_seed", "task_ud", "training_pair"]

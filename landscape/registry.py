@@ -22,10 +22,13 @@ class Registry(Generic[T]):
 
     Args:
         kind: what the members are ("model", "poison method", ...), used in error messages.
+        also_valid: values that are valid where a member name is expected but are no member (e.g. the
+            poison method "clean"); error messages list them first.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, also_valid: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.also_valid = also_valid
         self._items: dict[str, T] = {}
         self._meta: dict[str, Mapping[str, Any]] = {}
 
@@ -47,7 +50,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; valid choices: {', '.join([*self.also_valid, *self.names()])}"
             ) from None
 
     def meta(self, name: str) -> Mapping[str, Any]:

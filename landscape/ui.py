@@ -401,11 +401,11 @@ def crafting_estimate(spec: AppSpec) -> dict[str, Any]:
 
 def _poison_entry_meta(spec: AppSpec) -> dict[str, Any] | None:
     """The crafting metadata the engine stored with the poison (budget figures, seconds), if stored."""
-    from landscape.config import combined_key
+    from landscape.stages.poison import PoisonStage
 
     with contextlib.suppress(LandscapeError):
-        entry = store().load("poison", combined_key(spec.data(), spec.poison()))
-        return None if entry is None else dict(entry.meta)
+        crafted = PoisonStage.of(spec.data(), spec.poison()).load(store())
+        return None if crafted is None else dict(crafted.meta)
     return None
 
 
@@ -431,16 +431,6 @@ def poison_view(spec: AppSpec) -> dict[str, Any]:
             "meta": {k: v for k, v in meta.items() if k != "budget"}}
 
 
-def in_store(stage: str, *specs: Any) -> bool:
-    """True if the store already holds the entry (stage, combined key of `specs`); a cheap hint only."""
-    from landscape.config import combined_key
-
-    try:
-        return store().exists(stage, combined_key(*specs))
-    except LandscapeError:
-        return False
-
-
 def _ready(kind: str, spec: AppSpec, stored: Callable[[], bool]) -> bool:
     """True if this session computed `kind` for `spec`, or the store already holds it (remembered once seen)."""
     if is_done(kind, spec):
@@ -455,13 +445,17 @@ def _ready(kind: str, spec: AppSpec, stored: Callable[[], bool]) -> bool:
 
 
 def poison_ready(spec: AppSpec) -> bool:
-    return _ready("poison", spec, lambda: in_store("poison", spec.data(), spec.poison()))
+    from landscape.stages.poison import PoisonStage
+
+    return _ready("poison", spec, lambda: PoisonStage.of(spec.data(), spec.poison()).exists(store()))
 
 
 def training_ready(spec: AppSpec) -> bool:
+    from landscape.stages.train import TrainStage
+
     d, m, t = spec.data(), spec.model_spec(), spec.train()
-    return _ready("train", spec, lambda: in_store("train", d, m, t, PoisonSpec()) and in_store(
-        "train", d, m, t, spec.poison()))
+    return _ready("train", spec, lambda: all(TrainStage.of(d, m, t, p).exists(store())
+                                             for p in (PoisonSpec(), spec.poison())))
 
 
 def budget_table(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -521,8 +515,10 @@ def surface_set(spec: AppSpec, surface: Any) -> Any:
 
 
 def surface_ready(spec: AppSpec, surface: Any) -> bool:
-    return _ready(f"surface-{surface.key()}", spec, lambda: in_store(
-        "surface", spec.data(), spec.model_spec(), spec.train(), surface, spec.poison()))
+    from landscape.stages.surface import SurfaceStage
+
+    return _ready(f"surface-{surface.key()}", spec, lambda: SurfaceStage.of(
+        spec.data(), spec.model_spec(), spec.train(), spec.poison(), surface).exists(store()))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -878,7 +874,9 @@ def demo_study() -> Study | None:
 
 
 def experiment_ready(spec: AppSpec) -> bool:
-    return is_done("experiment", spec)
+    from landscape.stages.ud import UDStage
+
+    return _ready("experiment", spec, lambda: UDStage.of(experiment_spec(spec)).exists(store()))
 
 
 def experiment_spec(spec: AppSpec) -> Any:

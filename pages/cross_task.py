@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape import figures, multitask, ui
+from landscape.stages import crosstask
 
 st.title("Cross-task")
 st.caption("The paper's motivating finding (Ye, Su, Qian, ICLR 2025, Fig. 1): on Taskonomy, UEs crafted against "
@@ -24,13 +25,13 @@ with ui.guard():
     ct = multitask.CrossTaskSpec.for_methods(methods, seed=spec.seed, data=spec.data(),
                                              train=multitask.DEFAULT_TRAIN.replace(epochs=epochs),
                                              sal=multitask.DEFAULT_SAL if with_sal else None)
-    result = multitask.load_cross_task(ct, ui.store())
+    result = crosstask.load_cross_task(ct, ui.store())
     if result is None:
-        todo = multitask.missing_runs(ct, ui.store())
+        todo = crosstask.missing_runs(ct, ui.store())
         st.info(f"{len(todo)} of {len(ct.tasks) * len(ct.conditions)} task models still to train: about "
-                f"{ui.format_seconds(multitask.estimate_seconds(ct, len(todo)))} on one CPU core, plus crafting.")
+                f"{ui.format_seconds(crosstask.estimate_seconds(ct, len(todo)))} on one CPU core, plus crafting.")
         if st.button("Run the cross-task probe", key="ct_run", type="primary"):
-            result = ui.run_with_progress("Cross-task probe", lambda progress: multitask.run_cross_task(
+            result = ui.run_with_progress("Cross-task probe", lambda progress: crosstask.run_cross_task(
                 ct, store=ui.store(), device=ui.device(), progress=progress))
 if result is None:
     st.stop()

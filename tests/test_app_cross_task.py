@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from landscape import multitask
 from landscape.config import DataSpec, SALSpec, TrainSpec
+from landscape.stages import crosstask
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/cross_task.py"
@@ -26,7 +27,7 @@ def small_result(tmp_path_factory):
     spec = multitask.CrossTaskSpec.for_methods(
         ["random"], data=DataSpec(n_train=120, n_test=60), train=TrainSpec(epochs=2, optimizer="adam", lr=3e-3),
         sal=SALSpec(eval_size=48, rounds=1))
-    return multitask.run_cross_task(spec, store=Store(tmp_path_factory.mktemp("ct-app")))
+    return crosstask.run_cross_task(spec, store=Store(tmp_path_factory.mktemp("ct-app")))
 
 
 def _open() -> AppTest:
@@ -45,7 +46,7 @@ def test_nothing_runs_before_the_button_then_everything_renders(monkeypatch, sma
         progress("cross-task", 1, 1)
         return small_result
 
-    monkeypatch.setattr(multitask, "run_cross_task", fake_run)
+    monkeypatch.setattr(crosstask, "run_cross_task", fake_run)
     at = _open()
     assert at.title[0].value == "Cross-task"
     assert not at.get("plotly_chart") and not calls
@@ -60,7 +61,7 @@ def test_nothing_runs_before_the_button_then_everything_renders(monkeypatch, sma
 
 
 def test_stored_result_is_shown_and_widgets_rerender(monkeypatch, small_result):
-    monkeypatch.setattr(multitask, "load_cross_task", lambda spec, store: small_result)
+    monkeypatch.setattr(crosstask, "load_cross_task", lambda spec, store: small_result)
     at = _open()
     assert len(at.get("plotly_chart")) == 4
     assert not [b for b in at.button if b.key == "ct_run"]  # a stored result needs no button
@@ -68,7 +69,7 @@ def test_stored_result_is_shown_and_widgets_rerender(monkeypatch, small_result):
     at.radio(key="ct_scope").set_value("encoder").run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == 4
-    monkeypatch.setattr(multitask, "load_cross_task", lambda spec, store: None)
+    monkeypatch.setattr(crosstask, "load_cross_task", lambda spec, store: None)
     at.toggle(key="ct_sal").set_value(False).run()  # another spec, not stored: back to the button
     assert not at.exception and at.button(key="ct_run") is not None and not at.get("plotly_chart")
 

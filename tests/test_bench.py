@@ -5,7 +5,6 @@ import math
 import pytest
 
 from landscape.bench import (
-    CELL_STAGE,
     BenchSpec,
     ProcessExecutor,
     SerialExecutor,
@@ -18,6 +17,7 @@ from landscape.bench import (
 from landscape.cli import main
 from landscape.config import DataSpec, DefenseSpec, ModelSpec, SALSpec, TrainSpec
 from landscape.errors import SpecError
+from landscape.stages.bench import BenchCell
 from landscape.store import Store
 
 
@@ -98,7 +98,7 @@ def test_sweep_outputs_and_resume_after_interruption_recomputes_nothing(tmp_path
     stages = [stage for stage, _ in full.computed]
     assert stages.count("poison") == 2  # one craft per (method, seed)
     assert stages.count("train") == 2 + 4  # one clean reference per (defense, seed), shared; one poisoned run per cell
-    assert stages.count(CELL_STAGE) == 4
+    assert stages.count(BenchCell.folder) == 4
     for r in ref.rows:
         assert 0 <= r["clean_acc"] <= 1 and 0 <= r["poisoned_acc"] <= 1 and math.isfinite(r["ud"]) and r["ud"] >= 0
 
@@ -173,4 +173,4 @@ def test_cli_rejects_unknown_defense_and_method(tmp_path, capsys):
 
 
 def test_cell_stage_name_is_a_store_name(store):
-    assert store.path(CELL_STAGE, "0123456789abcdef").name == "0123456789abcdef"
+    assert store.path(BenchCell.folder, "0123456789abcdef").name == "0123456789abcdef"

@@ -422,3 +422,29 @@ def test_fingerprint_follows_file_contents_not_the_path(cifar10_root: Path,
     shutil.copytree(cifar10_root / "cifar-10-batches-py", copy / "cifar-10-batches-py")
     assert data_fingerprint(DataSpec(name="cifar10", root=str(copy))) == before
     assert data_fingerprint(DataSpec(name="digits")) is None
+
+
+def test_a_changed_cifar_batch_invalidates_the_cached_result(cifar10_root: Path, tmp_path: Path) -> None:
+    """Every data-dependent key hashes the data files: new pixels in a batch file mean a new run, not a stale one."""
+    from landscape.config import ModelSpec, PoisonSpec, TrainSpec
+    from landscape.experiment import get_training
+    from landscape.stages.poison import PoisonStage
+    from landscape.stages.train import TrainStage
+    from landscape.store import Store
+
+    store, data = Store(tmp_path / "store"), DataSpec(name="cifar10", root=str(cifar10_root))
+    model, train = ModelSpec("linear"), TrainSpec(epochs=1, batch_size=20)
+    before = get_training(data, model, train, store=store)
+    stage = TrainStage.of(data, model, train)
+    assert stage.exists(store)
+    keys = stage.key(), PoisonStage.of(data, PoisonSpec(method="random")).key()
+    batch = cifar10_root / "cifar-10-batches-py" / "data_batch_2"
+    content = pickle.loads(batch.read_bytes())
+    content[b"data"] = _images(PER_BATCH, seed=99)  # other pixels, same layout, same labels
+    _dump(content, batch)
+    assert stage.key() != keys[0]  # the run's key follows the file contents
+    assert PoisonStage.of(data, PoisonSpec(method="random")).key() != keys[1]  # and so does every other key
+    assert not stage.exists(store) and store.exists(TrainStage.folder, keys[0])  # the old run is not served
+    after = get_training(data, model, train, store=store)  # recomputed on the new pixels
+    assert not np.array_equal(after.history["train_loss"], before.history["train_loss"])
+    assert stage.exists(store)

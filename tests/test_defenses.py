@@ -50,8 +50,10 @@ def _batch(defense, model, x, y, seed=0):
 
 def test_registry_has_the_issue_defenses():
     assert set(DEFENSES.names()) >= {"none", "cutout", "mixup", "jpeg", "grayscale", "bdr", "blur", "at"}
+    from landscape.defenses import resolve_defense
+
     with pytest.raises(UnknownNameError, match="valid choices"):
-        DefenseSpec("uneraser")
+        resolve_defense(DefenseSpec("uneraser"))
 
 
 @pytest.mark.parametrize("name", PREPROCESS)
@@ -96,20 +98,26 @@ def test_none_is_identity(grey, tiny_model):
 
 
 def test_spec_options_are_completed_validated_and_keyed():
-    assert DefenseSpec("jpeg") == DefenseSpec("jpeg", (("quality", 10),))
-    assert DefenseSpec("jpeg").key() == DefenseSpec.parse("jpeg:quality=10").key()
-    assert DefenseSpec("jpeg").key() != DefenseSpec.parse("jpeg:quality=30").key()
-    assert DefenseSpec.parse("cutout:size=1") == DefenseSpec.parse("cutout:size=1.0")
-    assert DefenseSpec.parse("at:eps=32/255").options_dict()["eps"] == pytest.approx(32 / 255)
-    assert DefenseSpec.parse("jpeg:quality=30").label == "jpeg(quality=30)"
-    assert DefenseSpec.parse("at:eps=32/255,steps=5").label == "at(eps=32/255, steps=5)"
+    """Resolving a defense (what the stage layer keys) completes its options, so equal settings key equally."""
+    from landscape.defenses import defense_label, resolve_defense
+
+    def resolved(text: str) -> DefenseSpec:
+        return resolve_defense(DefenseSpec.parse(text))
+
+    assert resolve_defense(DefenseSpec("jpeg")) == resolve_defense(DefenseSpec("jpeg", (("quality", 10),)))
+    assert resolved("jpeg").key() == resolved("jpeg:quality=10").key()
+    assert resolved("jpeg").key() != resolved("jpeg:quality=30").key()
+    assert resolved("cutout:size=1") == resolved("cutout:size=1.0")
+    assert resolved("at:eps=32/255").options_dict()["eps"] == pytest.approx(32 / 255)
+    assert defense_label(DefenseSpec.parse("jpeg:quality=30")) == "jpeg(quality=30)"
+    assert defense_label(DefenseSpec.parse("at:eps=32/255,steps=5")) == "at(eps=32/255, steps=5)"
     with pytest.raises(SpecError, match="quality"):
-        DefenseSpec.parse("jpeg:quality=0")
+        resolved("jpeg:quality=0")
     with pytest.raises(SpecError, match="valid options: quality"):
-        DefenseSpec.parse("jpeg:q=3")
+        resolved("jpeg:q=3")
     with pytest.raises(SpecError, match="odd"):
-        DefenseSpec.parse("blur:kernel=4")
-    assert DefenseSpec.from_dict(DefenseSpec("at").to_dict()) == DefenseSpec("at")
+        resolved("blur:kernel=4")
+    assert DefenseSpec.from_dict(resolved("at").to_dict()) == resolved("at")
 
 
 # ------------------------------------------------------------------------------------------------ JPEG

@@ -14,8 +14,8 @@ from landscape.multitask import (
     cosine_similarity,
     relative_drop,
     replace_seed,
-    run_cross_task,
 )
+from landscape.stages.crosstask import run_cross_task
 
 SMALL = dict(data=DataSpec(n_train=200, n_test=100), train=TrainSpec(epochs=2, optimizer="adam", lr=3e-3),
              sal=SALSpec(eval_size=64, rounds=1, every=1))
@@ -43,8 +43,10 @@ def test_spec_defaults_and_validation():
     assert seeded.train.seed == 4 and all(p.seed == 4 for p in seeded.poisons)
     assert replace_seed(seeded, 1).train.seed == 1 and replace_seed(seeded, 1).poisons[1].seed == 1
     assert CrossTaskSpec.from_dict(seeded.to_dict()) == seeded and seeded.key() != replace_seed(seeded, 1).key()
-    ops = seeded.poison("ops")  # the method's default budget is written into the spec (and its cache key)
-    assert ops.eps is not None and ops.eps >= 1
+    from landscape.stages.crosstask import TaskRunStage
+
+    ops = TaskRunStage.of(seeded, "edges", "ops").poison  # the stage keys the run by the method's default budget
+    assert ops.eps is not None and ops.eps >= 1 and ops.seed == 4
 
 
 def test_relative_drop_and_cosine():
@@ -107,7 +109,7 @@ def test_ud_per_task_uses_the_tasks_clean_model(small_result):
 
 
 def test_runs_are_cached_in_the_store(small_result, monkeypatch):
-    import landscape.multitask as mt
+    import landscape.stages.crosstask as mt
 
     spec, store, result, _ = small_result
     monkeypatch.setattr(mt, "train", lambda *a, **k: pytest.fail("a stored run was retrained"))

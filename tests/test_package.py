@@ -1,11 +1,140 @@
+"""Package-level contracts: no streamlit in the engine, no import cycle, specs independent of import order, CLI."""
+
+import ast
+import json
+import pkgutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+import landscape
+
+ROOT = Path(landscape.__file__).resolve().parent
+APP_GLUE = "landscape.ui"  # the one module of the engine that may import streamlit (used only by the app)
 
 
-def test_engine_does_not_import_streamlit():
-    code = "import sys, landscape, landscape.experiment, landscape.cli; print('streamlit' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "False"
+def _modules() -> dict[str, Path]:
+    """Every module of `landscape`, by dotted name (packages by their __init__.py)."""
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The `landscape` modules `name` imports anywhere in its code (function bodies included), except under
+    `if TYPE_CHECKING:`. Importing `a.b.c` also runs the package `a.b`, so an import counts as one of every
+    package above the target too, except the packages above `name` itself (Python has started those already)."""
+    targets: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+    def add(module: str) -> None:
+        if module in MODULES:
+            targets.add(module)
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node: ast.If) -> None:
+            if "TYPE_CHECKING" in ast.unparse(node.test):  # typing-only imports do not run
+                for child in node.orelse:
+                    self.visit(child)
+            else:
+                self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> None:
+            for alias in node.names:
+                add(alias.name)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
+            for alias in node.names:
+                add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
+
+    Visitor().visit(ast.parse(path.read_text()))
+    own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+    ancestors = {".".join(t.split(".")[:i]) for t in targets for i in range(1, t.count(".") + 1)}
+    return (targets | (ancestors & set(MODULES))) - own - {name}
+
+
+def test_no_import_cycle_among_landscape_modules():
+    graph = {name: _imports(name, path) for name, path in MODULES.items()}
+    assert graph["landscape.experiment"], "the walk finds imports"  # the test itself can fail
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycle = path[path.index(target):] + [target]
+                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
+            if target not in state:
+                visit(target, [*path, target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_config_imports_only_errors_and_not_torch():
+    assert _imports("landscape.config", MODULES["landscape.config"]) == {"landscape.errors"}
+    code = "import landscape.config, sys; assert 'torch' not in sys.modules, 'torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+SPEC_MODULES = ("landscape.config", "landscape.multitask", "landscape.stages.bench")
+IMPORT_ORDERS = (("landscape.config",), ("landscape.poisons.em", "landscape.config"),
+                 ("landscape.models.cnn", "landscape.experiment"), ("landscape.stages.bench", "landscape.multitask"))
+CONSTRUCT_SPECS = """
+import dataclasses, importlib
+from landscape.config import DataSpec, DefenseSpec, ExperimentSpec, ModelSpec, PoisonSpec, Spec, TrainSpec
+
+def has_defaults(cls):
+    return all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+               for f in dataclasses.fields(cls))
+
+made = [cls() for module in MODULES for cls in vars(importlib.import_module(module)).values()
+        if isinstance(cls, type) and issubclass(cls, Spec) and dataclasses.is_dataclass(cls) and has_defaults(cls)]
+made += [PoisonSpec(method="rem"), DataSpec(name="cifar10"), ModelSpec(name="resnet18"), DefenseSpec("jpeg"),
+         ExperimentSpec(poison=PoisonSpec(method="tap"), train=TrainSpec(epochs=2))]
+print(len(made))
+"""
+
+
+@pytest.mark.parametrize("order", IMPORT_ORDERS)
+def test_every_spec_constructs_at_module_level_in_any_import_order(order):
+    """Each spec class, with its defaults (and registered names other than the defaults), at module level of a
+    fresh interpreter, after importing engine modules in different orders: no spec depends on import order."""
+    first = "".join(f"import {m}\n" for m in order)
+    code = first + f"MODULES = {SPEC_MODULES!r}\n" + CONSTRUCT_SPECS
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 15  # every spec class of the engine with defaults, and the named ones
+
+
+def test_no_engine_module_imports_streamlit():
+    """Every module of the engine but the app glue, imported in turn in one fresh interpreter: none loads streamlit
+    (the first that would is named)."""
+    engine = sorted(m for m in MODULES if not m.startswith(APP_GLUE) and m != "landscape.__main__")
+    code = (f"import importlib, sys\nfor m in {engine!r}:\n    importlib.import_module(m)\n"
+            "    if 'streamlit' in sys.modules:\n        sys.exit(f'{m} imports streamlit')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(engine) > 40
+
+
+def test_the_module_walk_sees_every_module():
+    found = {m.name for m in pkgutil.walk_packages(landscape.__path__, "landscape.")}
+    assert found | {"landscape"} == set(MODULES)
 
 
 def test_cli_train_json_and_bad_input(tmp_path):
@@ -13,7 +142,6 @@ def test_cli_train_json_and_bad_input(tmp_path):
            "--n-train", "100"]
     done = subprocess.run(run, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    import json
 
     summary = json.loads(done.stdout)
     assert summary["epochs_done"] == 1 and 0.0 <= summary["final"]["test_acc"] <= 1.0

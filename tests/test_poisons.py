@@ -220,8 +220,11 @@ def test_ops_sets_the_class_pixels_and_cuda_filters() -> None:
 
 # --------------------------------------------------------------------------------------------- bad input
 def test_unknown_method() -> None:
+    from landscape.poisons import resolve
+
+    spec = PoisonSpec(method="nope")  # a spec checks types and ranges; the name is checked when it is resolved
     with pytest.raises(SpecError, match="valid choices: clean, random, em, rem"):
-        PoisonSpec(method="nope")
+        resolve(spec, dataset="digits")
     with pytest.raises(UnknownNameError, match="valid choices"):
         POISONS.get("nope")
     with pytest.raises(SpecError, match="nothing to craft"):

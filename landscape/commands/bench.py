@@ -14,7 +14,7 @@ from pathlib import Path
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_data_args, add_model_args, add_train_args, data_spec, model_spec, train_spec
-from landscape.config import DefenseSpec, SALSpec
+from landscape.config import SAL_PRESETS, DefenseSpec, SALSpec
 from landscape.errors import SpecError
 
 
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(e.g. none,cutout,jpeg:quality=10,at:eps=32/255;steps=5)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), or see --seed-list")
     p.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (overrides --seeds)")
-    p.add_argument("--sal", default="fast", choices=["fast", "paper"], help="SAL preset")
+    p.add_argument("--sal", default="fast", choices=SAL_PRESETS, help="SAL preset")
     p.add_argument("--sal-every", type=int, default=1, help="measure SAL every this many epochs (and the last)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (1 = run in this process)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",

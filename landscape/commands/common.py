@@ -11,18 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from landscape.config import DataSpec, ModelSpec, TrainSpec
+from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
+from landscape.data import DATASETS
+from landscape.models import MODELS
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", help="data set name (digits, cifar10, cifar100)")
-    p.add_argument("--data-root", default=None, help="folder with the CIFAR files")
+    with_files = [n for n in DATASETS.names() if DATASETS.meta(n).get("needs_root")]
+    p.add_argument("--dataset", default=DataSpec().name, help=f"data set name ({', '.join(DATASETS.names())})")
+    p.add_argument("--data-root", default=None, help=f"folder with the data set's files ({', '.join(with_files)})")
     p.add_argument("--n-train", type=int, default=None, help="stratified training subset size")
     p.add_argument("--n-test", type=int, default=None, help="stratified test subset size")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="cnn", help="model name (linear, mlp, cnn, lenet5, resnet18)")
+    p.add_argument("--model", default=ModelSpec().name, help=f"model name ({', '.join(MODELS.names())})")
     p.add_argument("--width", type=int, default=1, help="width multiplier")
 
 
@@ -30,12 +33,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainSpec()
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
+    p.add_argument("--optimizer", default=d.optimizer, choices=choices(TrainSpec, "optimizer"))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--schedule", default=d.schedule, choices=["constant", "cosine"])
-    p.add_argument("--augment", default=d.augment, choices=["none", "crop", "crop_flip"])
+    p.add_argument("--schedule", default=d.schedule, choices=choices(TrainSpec, "schedule"))
+    p.add_argument("--augment", default=d.augment, choices=choices(TrainSpec, "augment"))
     p.add_argument("--seed", type=int, default=d.seed)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_data_args, add_run_args, data_spec, print_json, tqdm_progress
-from landscape.config import DataSpec, PoisonSpec, combined_key
+from landscape.config import DataSpec, PoisonSpec
 from landscape.device import resolve_device
 from landscape.errors import SpecError
 from landscape.store import Store
@@ -44,8 +44,10 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 
 def add_poison_args(p: argparse.ArgumentParser, *, default_method: str | None = "em") -> None:
+    from landscape.poisons import POISONS
+
     p.add_argument("--method", default=default_method, required=default_method is None,
-                   help="poison method (random, em, rem, tap, hypo, lsp, ar, ops, cuda)")
+                   help=f"poison method ({', '.join(POISONS.names())})")
     p.add_argument("--eps", type=parse_number, default=None,
                    help="budget under the method's norm, e.g. 8/255 for L∞ (default: the method's data-set default)")
     p.add_argument("--ratio", type=float, default=1.0, help="fraction of training images poisoned")
@@ -59,21 +61,14 @@ def poison_spec(a: argparse.Namespace) -> PoisonSpec:
 
 
 def craft_cached(data: DataSpec, poison: PoisonSpec, *, store: Store, device: str,
-                 progress: Any = None) -> tuple[Any, bool]:
-    """(Crafted, was_cached), under the same store entry as `experiment.get_poisoned_train` uses."""
-    from landscape.experiment import get_splits
-    from landscape.poisons import Crafted, craft
+                 progress: Any = None) -> tuple[Any, bool, str]:
+    """(Crafted, was it stored already, store key): the poison stage `experiment.get_poisoned_train` uses."""
+    from landscape.stages.base import Context, no_progress
+    from landscape.stages.poison import PoisonStage
 
-    key = combined_key(data, poison)
-    cached = store.exists("poison", key)
-
-    def compute() -> tuple[dict, dict]:
-        crafted = craft(get_splits(data).train, poison, dataset=data.name, device=resolve_device(device),
-                        progress=(lambda d, t: progress("craft", d, t)) if progress else None)
-        return crafted.to_store()
-
-    entry = store.get_or_compute("poison", key, compute, spec={"data": data.to_dict(), "poison": poison.to_dict()})
-    return Crafted.from_store(entry.meta, entry.arrays), cached
+    stage = PoisonStage.of(data, poison)
+    cached = stage.exists(store)
+    return stage.get(Context(store, resolve_device(device), progress or no_progress)), cached, stage.key()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,19 +93,13 @@ def run(a: argparse.Namespace) -> int:
                 f"CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
         print(f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
     with tqdm_progress(disable=a.json) as progress:
-        crafted, cached = craft_cached(data, poison, store=store, device=a.device, progress=progress)
+        crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
     m, b = crafted.meta, crafted.meta["budget"]
-    stale = m["eps"] != method.eps or m["options"] != method.options
-    if stale:
-        # The store key hashes the spec (eps=None means "the default"), not the resolved defaults.
-        print(f"warning: this store entry was crafted with eps={m['eps']:g}, options {m['options']}, which differ "
-              f"from the current defaults (eps={method.eps:g}, options {method.options}); pass --eps/--option "
-              f"explicitly or use another --store", file=sys.stderr)
     summary = {
         "dataset": data.name, "method": m["method"], "eps": m["eps"], "eps_is_default": m["eps_is_default"],
         "norm": m["norm"], "granularity": m["granularity"], "ratio": m["ratio"], "n_poisoned": m["n_poisoned"],
         "budget": b, "seconds": m["seconds"], "options": m["options"], "cached": cached,
-        "store_key": combined_key(data, poison), "stale_defaults": stale,
+        "store_key": key,
         **{k: v for k, v in m.items() if k.startswith("surrogate") or k in ("loops", "stopped_early", "adv_eps")},
     }
     if a.json:

@@ -49,7 +49,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    from landscape.multitask import DEFAULT_SAL, DEFAULT_TRAIN, CrossTaskSpec, run_cross_task
+    from landscape.multitask import DEFAULT_SAL, DEFAULT_TRAIN, CrossTaskSpec
+    from landscape.stages.crosstask import run_cross_task
 
     sal = None if a.no_sal else DEFAULT_SAL.replace(every=a.sal_every)
     spec = CrossTaskSpec.for_methods(_split(a.methods), seed=a.seed, data=data_spec(a), tasks=_split(a.tasks),

@@ -208,10 +208,10 @@ def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress
 
 def _poison_entry(store: Any, data: DataSpec, poison: PoisonSpec) -> dict[str, Any]:
     """The crafting metadata the engine stored with the poison (budget figures, seconds, surrogate history)."""
-    from landscape.config import combined_key
+    from landscape.stages.poison import PoisonStage
 
-    entry = store.load("poison", combined_key(data, poison))
-    return {} if entry is None else dict(entry.meta)
+    crafted = PoisonStage.of(data, poison).load(store)
+    return {} if crafted is None else dict(crafted.meta)
 
 
 def _versions() -> dict[str, str]:

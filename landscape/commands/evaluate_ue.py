@@ -39,7 +39,7 @@ def run(a: argparse.Namespace) -> int:
         raise SpecError("evaluate-ue needs a poison method; use `train --method clean` for clean training")
     store, device = Store(a.store), resolve_device(a.device)
     with tqdm_progress(disable=a.json) as progress:
-        crafted, _ = craft_cached(data, poison, store=store, device=a.device, progress=progress)
+        crafted, _, _ = craft_cached(data, poison, store=store, device=a.device, progress=progress)
         poisoned = get_training(data, model, tspec, poison, store=store, device=device, progress=progress)
         clean = None if a.no_clean else get_training(data, model, tspec, PoisonSpec(), store=store, device=device,
                                                      progress=progress)

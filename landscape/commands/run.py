@@ -18,7 +18,7 @@ from landscape.commands.common import (
     train_spec,
 )
 from landscape.commands.craft import add_poison_args, poison_spec
-from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec
+from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
 from landscape.device import resolve_device
 from landscape.experiment import ExperimentResult, run_experiment
 from landscape.store import Store
@@ -35,9 +35,9 @@ def add_sal_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sal-rounds", type=int, default=None, help="K, rounds per inner problem (fast 2, paper 10)")
     g.add_argument("--sal-lr", type=float, default=None, help="SGD lr of the inner problems (fast 0.2, paper 0.1)")
     g.add_argument("--sal-batch-size", type=int, default=None, help="batch size of a SAL pass (default: trainer's)")
-    g.add_argument("--sal-engine", default=None, choices=["reference", "batched"])
+    g.add_argument("--sal-engine", default=None, choices=choices(SALSpec, "engine"))
     g.add_argument("--sal-eval-size", type=int, default=None, help="batched engine: SAL subset size (fast 1024)")
-    g.add_argument("--sal-baseline", default=None, choices=["running", "fresh"], help="L_0 of SAL")
+    g.add_argument("--sal-baseline", default=None, choices=choices(SALSpec, "baseline"), help="L_0 of SAL")
     g.add_argument("--sal-every", type=int, default=None, help="measure every this many epochs")
     g.add_argument("--sal-seed", type=int, default=None)
 

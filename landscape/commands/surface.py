@@ -28,7 +28,7 @@ from landscape.commands.common import (
     tqdm_progress,
     train_spec,
 )
-from landscape.config import SURFACE_KINDS, PoisonSpec, SurfaceSpec
+from landscape.config import PoisonSpec, SurfaceSpec, choices
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,16 +37,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_train_args(p)
     p.add_argument("--method", action="append", default=None,
                    help="poison method to compare with the clean run (repeat for several; default: clean only)")
-    p.add_argument("--kind", default="pca", choices=SURFACE_KINDS, help="pca, random or interp")
-    p.add_argument("--dims", type=int, default=2, choices=(1, 2), help="1 = line slice, 2 = plane")
+    d = SurfaceSpec()
+    p.add_argument("--kind", default=d.kind, choices=choices(SurfaceSpec, "kind"), help="direction kind")
+    p.add_argument("--dims", type=int, default=d.dims, choices=choices(SurfaceSpec, "dims"),
+                   help="1 = line slice, 2 = plane")
     p.add_argument("--resolution", type=int, default=31, help="grid points per axis (at most 101 in 2D)")
     p.add_argument("--alpha-range", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     p.add_argument("--beta-range", type=float, nargs=2, default=None, metavar=("LO", "HI"))
-    p.add_argument("--plane", default="shared", choices=("shared", "own"),
+    p.add_argument("--plane", default=d.plane, choices=choices(SurfaceSpec, "plane"),
                    help="pca: one plane for all trajectories, or each run in its own")
-    p.add_argument("--norm", default="filter", choices=("filter", "layer", "none"), help="random directions")
-    p.add_argument("--bias-bn", default="zero", choices=("zero", "random", "weight"), help="random directions")
-    p.add_argument("--split", default="test", choices=("test", "train"), help="evaluation data")
+    p.add_argument("--norm", default=d.norm, choices=choices(SurfaceSpec, "norm"), help="random directions")
+    p.add_argument("--bias-bn", default=d.bias_bn, choices=choices(SurfaceSpec, "bias_bn"), help="random directions")
+    p.add_argument("--split", default=d.split, choices=choices(SurfaceSpec, "split"), help="evaluation data")
     p.add_argument("--n-eval", type=int, default=None, help="fixed seeded evaluation subset size (default: all)")
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--surface-seed", type=int, default=0, help="seed of random directions and of the subset")

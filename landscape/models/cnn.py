@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from landscape.models import MODELS
+from landscape.models.base import MODELS
 
 
 @MODELS.register("cnn")

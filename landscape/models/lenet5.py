@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from landscape.models import MODELS
+from landscape.models.base import MODELS
 
 
 @MODELS.register("lenet5")

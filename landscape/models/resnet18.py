@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from landscape.models import MODELS
+from landscape.models.base import MODELS
 
 
 class BasicBlock(nn.Module):

@@ -15,11 +15,7 @@ import torch
 from landscape.config import PoisonSpec, freeze_options
 from landscape.data.imageset import ImageSet
 from landscape.errors import SpecError
-from landscape.registry import Registry
-
-POISONS: Registry[type] = Registry("poison method")
-
-from landscape.poisons.base import Crafted, PoisonMethod, budget_figures, project, within_budget  # noqa: E402
+from landscape.poisons.base import POISONS, Crafted, PoisonMethod, budget_figures, project, within_budget
 
 # Register the members, explicitly and in listing order (app, CLI, benchmarks): the L∞ baseline, the L∞
 # surrogate-based methods, then the model-free ones (L2, L0, not norm-bounded). File stem = registry key.
@@ -30,7 +26,7 @@ for _module in METHOD_MODULES:
 
 def build(spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu") -> PoisonMethod:
     """The configured method object of `spec` (validates options and the budget's scale)."""
-    if spec.method == "clean":
+    if spec.is_clean:
         raise SpecError("method 'clean' has nothing to craft; choose one of " + ", ".join(POISONS.names()))
     cls = POISONS.get(spec.method)
     return cls(spec, dataset=dataset, device=device)
@@ -42,7 +38,7 @@ def resolve(spec: PoisonSpec, *, dataset: str) -> PoisonSpec:
     Cache keys are taken from the resolved spec, so changing a method's documented default never serves
     a poison crafted under the old default. "clean" is returned unchanged.
     """
-    if spec.method == "clean":
+    if spec.is_clean:
         return spec
     method = build(spec, dataset=dataset)
     return spec.replace(eps=method.eps, options=freeze_options(method.options))

@@ -6,8 +6,7 @@ import math
 
 import torch
 
-from landscape.poisons import POISONS
-from landscape.poisons.base import PoisonMethod
+from landscape.poisons.base import POISONS, PoisonMethod
 
 
 @POISONS.register("ar")

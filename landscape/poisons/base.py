@@ -26,10 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.config import PoisonSpec, TrainSpec, options_dict
+from landscape.config import CLEAN, PoisonSpec, TrainSpec, options_dict
 from landscape.data.imageset import ImageSet, check_images
 from landscape.device import reproducible_threads
 from landscape.errors import BudgetError, ShapeError, SpecError
+from landscape.registry import Registry
+
+POISONS: Registry[type[PoisonMethod]] = Registry("poison method", also_valid=(CLEAN,))
 
 Norm = Literal["linf", "l2", "l0", "none"]
 Progress = Callable[[int, int], None]

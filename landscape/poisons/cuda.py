@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons import POISONS
-from landscape.poisons.base import PoisonMethod
+from landscape.poisons.base import POISONS, PoisonMethod
 
 
 @POISONS.register("cuda")

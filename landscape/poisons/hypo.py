@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from landscape.poisons import POISONS
-from landscape.poisons.base import SurrogateMethod
+from landscape.poisons.base import POISONS, SurrogateMethod
 
 
 @POISONS.register("hypo")

@@ -7,8 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons import POISONS
-from landscape.poisons.base import PoisonMethod
+from landscape.poisons.base import POISONS, PoisonMethod
 
 
 @POISONS.register("lsp")

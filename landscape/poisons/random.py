@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from landscape.poisons import POISONS
-from landscape.poisons.base import PoisonMethod
+from landscape.poisons.base import POISONS, PoisonMethod
 
 
 @POISONS.register("random")

@@ -7,8 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons import POISONS
-from landscape.poisons.base import SurrogateMethod
+from landscape.poisons.base import POISONS, SurrogateMethod
 
 
 @POISONS.register("rem")

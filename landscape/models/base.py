@@ -1,0 +1,45 @@
+"""The model registry `MODELS`, `build_model(name, image_shape, num_classes, seed)` and `weight_layers`.
+
+Every builder takes `(image_shape, num_classes, width)` and returns an `nn.Module` mapping images
+(N, C, H, W) to logits (N, num_classes). Models have no dropout, so eval and train mode differ only
+in BatchNorm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from landscape.registry import Registry
+
+ModelBuilder = Callable[[tuple[int, int, int], int, int], nn.Module]
+MODELS: Registry[ModelBuilder] = Registry("model")
+
+
+def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int, *, width: int = 1,
+                seed: int = 0) -> nn.Module:
+    """Build a registered model with parameters initialised from `seed`.
+
+    The global RNG is forked, so the caller's random state is untouched and the same seed always gives
+    the same initial weights.
+    """
+    builder = MODELS.get(name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder(tuple(image_shape), int(num_classes), int(width))
+
+
+def is_weight_layer(module: nn.Module) -> bool:
+    """The layers SAL measures: every `nn.Conv2d` and `nn.Linear` (Ye et al., ICLR 2025, per the authors' code).
+
+    An explicit type predicate, not a name heuristic: biases, BatchNorm and LayerNorm are excluded.
+    """
+    return isinstance(module, (nn.Conv2d, nn.Linear))
+
+
+def weight_layers(model: nn.Module) -> list[str]:
+    """Names of the weight tensors of the SAL layers, in forward-definition order (e.g. "features.0.weight")."""
+    return [f"{name}.weight" if name else "weight" for name, m in model.named_modules() if is_weight_layer(m)]
+

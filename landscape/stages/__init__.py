@@ -1,0 +1,14 @@
+"""The stage layer: every cached result of the engine, one module per stage (see `landscape.stages.base`).
+
+Stages, in the order data flows through them (each reads its inputs from the stages before it):
+
+- `poison.PoisonStage`: a crafted poison of the training split;
+- `train.TrainStage`: a training run (history and checkpoints); `train.SALStage`: SAL of a run's stored
+  checkpoints (`train.sal_stage` picks where a run's SAL lives);
+- `surface.SurfaceStage`: loss/accuracy surfaces of the clean and poisoned runs;
+- `ud.UDStage`: UD of a clean-vs-poisoned experiment;
+- `crosstask.TaskRunStage`: one task model of the cross-task probe;
+- `bench.BenchCell`: one summary row of the UD benchmark.
+
+This package imports nothing itself, so importing one stage never imports the others.
+"""

@@ -1,0 +1,158 @@
+"""The pattern every cached stage follows: resolve -> key -> spec record -> exists / load / compute.
+
+A stage is a frozen dataclass holding *resolved* specs (`resolve_*` below fill in the data set's defaults
+and check every registered name through `Registry.get`), built by its `of(...)` constructor. From those
+specs alone it derives its store key (`key()`, which also hashes the content of the data files,
+`landscape.data.fingerprint`), the spec record written beside the entry (`record()`), how to compute the
+entry (`compute(ctx)`) and how to turn an entry back into the result object (`decode(entry)`). So "is this
+computed?" (`exists`), "load it" (`load`) and "compute it" (`get`) can never disagree: they all go
+through the same key. Nothing outside `landscape.stages` builds a key or talks to the store with one.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import torch
+
+from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, Spec, combined_key
+from landscape.data import DATASETS, Splits, load_data
+from landscape.data.fingerprint import data_fingerprint
+from landscape.defenses import resolve_defense as _complete_defense
+from landscape.models import MODELS
+from landscape.poisons import resolve
+from landscape.store import Entry, Store
+
+R = TypeVar("R")
+StageProgress = Callable[[str, int, int], None]
+Computed = tuple[dict[str, Any], dict[str, np.ndarray]]
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """The default progress callback: report nothing."""
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ resolve
+
+
+def resolve_data(data: DataSpec) -> DataSpec:
+    """`data` once its data set is known to be registered (an unknown name lists the valid ones)."""
+    DATASETS.get(data.name)
+    return data
+
+
+def resolve_model(model: ModelSpec) -> ModelSpec:
+    """`model` once its architecture is known to be registered."""
+    MODELS.get(model.name)
+    return model
+
+
+def resolve_poison(poison: PoisonSpec | None, data: DataSpec) -> PoisonSpec:
+    """The poison with eps and every option filled in from the method's defaults for the data set.
+
+    Cache keys are taken from the resolved spec, so a changed default never serves a stale poison. None and
+    "clean" give `PoisonSpec()`.
+    """
+    if poison is None or poison.is_clean:
+        return PoisonSpec()
+    return resolve(poison, dataset=data.name)
+
+
+def resolve_defense(defense: DefenseSpec | None) -> DefenseSpec | None:
+    """The defense with its options completed, or None for no defense ("none")."""
+    if defense is None or defense.is_none:
+        return None
+    return _complete_defense(defense)
+
+
+@dataclass(frozen=True)
+class Version(Spec):
+    """A version tag that takes part in a key (bump it when a stage's computation changes)."""
+
+    tag: str
+
+
+@dataclass(frozen=True)
+class DataFiles(Spec):
+    """The content fingerprint of a file-backed data set's files (part of every key that depends on them)."""
+
+    fingerprint: str
+
+
+def data_parts(data: DataSpec) -> tuple[Spec, ...]:
+    """What a key hashes about the data: nothing for data sets that read no files, else their content."""
+    fingerprint = data_fingerprint(data)
+    return () if fingerprint is None else (DataFiles(fingerprint),)
+
+
+@functools.lru_cache(maxsize=8)
+def _splits(data: DataSpec, fingerprint: str | None) -> Splits:
+    return load_data(data)
+
+
+def get_splits(data: DataSpec) -> Splits:
+    """The data of `data` (kept in memory per process and file content; treat the tensors as read-only)."""
+    return _splits(resolve_data(data), data_fingerprint(data))
+
+
+# ------------------------------------------------------------------------------------------------ stages
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a stage computes: the store its inputs and results live in, the device and a progress callback."""
+
+    store: Store
+    device: torch.device | str = "cpu"
+    progress: StageProgress = no_progress
+
+
+class Stage(ABC, Generic[R]):
+    """One cached stage; a concrete stage is a frozen dataclass of resolved specs with a `data` field.
+
+    Class data:
+        folder: the store's stage folder.
+    """
+
+    folder: ClassVar[str]
+    data: DataSpec
+
+    @abstractmethod
+    def parts(self) -> tuple[Spec | None, ...]:
+        """The resolved specs the key hashes (in a fixed order; the data files' fingerprint is appended)."""
+
+    @abstractmethod
+    def record(self) -> dict[str, Any]:
+        """The spec record stored beside the entry."""
+
+    @abstractmethod
+    def compute(self, ctx: Context) -> Computed:
+        """(metadata, arrays) of the entry, computed from scratch (inputs from their own stages)."""
+
+    @abstractmethod
+    def decode(self, entry: Entry) -> R:
+        """The result object of a stored entry."""
+
+    def key(self) -> str:
+        """The store key: the specs of `parts()` and the content of the data files."""
+        return combined_key(*self.parts(), *data_parts(self.data))
+
+    def exists(self, store: Store) -> bool:
+        """True if the store holds a valid entry (nothing is computed)."""
+        return store.exists(self.folder, self.key())
+
+    def load(self, store: Store) -> R | None:
+        """The stored result, or None if absent (nothing is computed)."""
+        entry = store.load(self.folder, self.key())
+        return None if entry is None else self.decode(entry)
+
+    def get(self, ctx: Context) -> R:
+        """The stored result, or computed (under the store's per-key lock), stored and returned."""
+        entry = ctx.store.get_or_compute(self.folder, self.key(), lambda: self.compute(ctx), spec=self.record())
+        return self.decode(entry)

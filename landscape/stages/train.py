@@ -1,0 +1,185 @@
+"""The training stages: one run of the trainer (`landscape.train`) and SAL of a run (`landscape.sal`).
+
+A run is keyed by data, model, training recipe and the (resolved) poison; with a defense, also by it. SAL
+of a run lives in one of two places (`sal_stage` picks it): when the run keeps every epoch's float32
+weights, SAL is measured after training on the stored checkpoints, as its own stage (`SALStage`), so one
+run serves every SAL setting; otherwise a trainer callback measures it during training and it is stored
+with the run (`TrainerSALStage`, the run's entry keyed with the SAL spec too). Both give the same numbers
+bit for bit (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
+from landscape.data import ImageSet
+from landscape.defenses import BatchTransform, prepare_defense
+from landscape.device import reproducible_threads, resolve_device
+from landscape.models import build_model
+from landscape.sal import SALTrace, SALTracker
+from landscape.stages.base import (
+    Computed,
+    Context,
+    Stage,
+    get_splits,
+    resolve_data,
+    resolve_defense,
+    resolve_model,
+    resolve_poison,
+)
+from landscape.stages.poison import poisoned_train
+from landscape.store import Entry
+from landscape.train import EpochState, TrainResult, train
+
+
+def training_set(data: DataSpec, poison: PoisonSpec, defense: DefenseSpec | None,
+                 ctx: Context) -> tuple[ImageSet, BatchTransform | None]:
+    """The images a run trains on (poisoned, then the defense's preprocessing) and the defense's batch transform."""
+    images = poisoned_train(data, poison, ctx)
+    if defense is None:
+        return images, None
+    preprocess, batch_transform = prepare_defense(defense, get_splits(data).num_classes)
+    return images.with_images(preprocess(images.x)), batch_transform
+
+
+def run_label(poison: PoisonSpec) -> str:
+    """"clean" or the poison's method: the name of a run in progress stages and figures."""
+    return "clean" if poison.is_clean else poison.method
+
+
+@dataclass(frozen=True)
+class TrainStage(Stage[TrainResult]):
+    """One training run: per-epoch history and checkpoints (`TrainResult`).
+
+    Attributes:
+        sal: SAL measured by a trainer callback during the run (None = none); only for runs whose SAL cannot
+            be measured on their stored checkpoints (see `sal_stage`).
+    """
+
+    folder = "train"
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+    poison: PoisonSpec
+    defense: DefenseSpec | None = None
+    sal: SALSpec | None = None
+
+    @classmethod
+    def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poison: PoisonSpec | None = None, *,
+           defense: DefenseSpec | None = None, sal: SALSpec | None = None) -> TrainStage:
+        data = resolve_data(data)
+        return cls(data, resolve_model(model), train, resolve_poison(poison, data), resolve_defense(defense), sal)
+
+    def parts(self) -> tuple[Spec | None, ...]:
+        # the SAL spec and the defense enter the key only when given, so plain runs keep their keys
+        extra = (self.sal, self.defense) if self.defense is not None else (self.sal,) if self.sal is not None else ()
+        return (self.data, self.model, self.train, self.poison, *extra)
+
+    def record(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "poison": self.poison.to_dict(), **({"sal": self.sal.to_dict()} if self.sal is not None else {}),
+                **({"defense": self.defense.to_dict()} if self.defense is not None else {})}
+
+    def compute(self, ctx: Context) -> Computed:
+        stage = f"train-{run_label(self.poison)}"
+        splits = get_splits(self.data)
+        images, batch_transform = training_set(self.data, self.poison, self.defense, ctx)
+        net = build_model(self.model.name, splits.image_shape, splits.num_classes, width=self.model.width,
+                          seed=self.train.seed)
+        tracker = SALTracker(self.sal) if self.sal is not None else None
+        result = train(net, images, splits.test, self.train, device=resolve_device(str(ctx.device)),
+                       callbacks=[tracker] if tracker else [],
+                       progress=lambda done, total: ctx.progress(stage, done, total), batch_transform=batch_transform)
+        if tracker is not None:
+            result.extras["sal"] = tracker.trace().to_dict()
+        return result.to_store()
+
+    def decode(self, entry: Entry) -> TrainResult:
+        return TrainResult.from_store(entry.meta, entry.arrays)
+
+
+@dataclass(frozen=True)
+class SALStage(Stage[SALTrace]):
+    """SAL of a run's stored checkpoints: the trainer's `SALTracker` replayed on the stored epochs.
+
+    The tracker sees what it would have seen inside the trainer (the epoch's weights, training images, running
+    loss and accuracy), under the trainer's thread setting, so it measures the same epochs and numbers.
+    """
+
+    folder = "sal"
+    run: TrainStage
+    sal: SALSpec
+
+    @property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return self.run.data
+
+    def parts(self) -> tuple[Spec | None, ...]:
+        r = self.run
+        return (r.data, r.model, r.train, r.poison, self.sal, r.defense)
+
+    def record(self) -> dict[str, Any]:
+        return {**self.run.record(), "sal": self.sal.to_dict()}
+
+    def compute(self, ctx: Context) -> Computed:
+        r, stage = self.run, f"sal-{run_label(self.run.poison)}"
+        run = r.get(ctx)
+        dev = resolve_device(str(ctx.device))
+        splits = get_splits(r.data)
+        images, _ = training_set(r.data, r.poison, r.defense, ctx)
+        x, y = images.x.to(dev), images.y.to(dev)
+        net = build_model(r.model.name, splits.image_shape, splits.num_classes, width=r.model.width,
+                          seed=r.train.seed).to(dev)
+        tracker, h = SALTracker(self.sal), run.history
+        # the epochs the run finished (a diverged run stops early) at which the tracker measures
+        epochs = [e for e in run.checkpoint_epochs[1:] if tracker.measures(e, r.train.epochs)]
+        with reproducible_threads(dev):
+            for i, epoch in enumerate(epochs):
+                net.load_state_dict(run.checkpoints[run.checkpoint_epochs.index(epoch)])
+                tracker(EpochState(epoch, net, x, y, float(h["train_loss"][epoch - 1]),
+                                   float(h["train_acc"][epoch - 1]), float(h["test_loss"][epoch - 1]),
+                                   float(h["test_acc"][epoch - 1]), r.train))
+                ctx.progress(stage, i + 1, len(epochs))
+        return {"sal": tracker.trace().to_dict()}, {}
+
+    def decode(self, entry: Entry) -> SALTrace:
+        return SALTrace.from_dict(entry.meta["sal"])
+
+
+@dataclass(frozen=True)
+class TrainerSALStage(Stage[SALTrace]):
+    """SAL measured by the trainer during a run: the run's own entry (keyed with the SAL spec), its SAL part."""
+
+    folder = "train"
+    run: TrainStage
+
+    @property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return self.run.data
+
+    def parts(self) -> tuple[Spec | None, ...]:
+        return self.run.parts()
+
+    def record(self) -> dict[str, Any]:
+        return self.run.record()
+
+    def compute(self, ctx: Context) -> Computed:
+        return self.run.compute(ctx)
+
+    def decode(self, entry: Entry) -> SALTrace:
+        return SALTrace.from_dict(entry.meta["extras"]["sal"])
+
+
+def sal_from_checkpoints(train_spec: TrainSpec) -> bool:
+    """True if a run keeps every epoch's weights exactly (float32), so SAL can be measured after training."""
+    return train_spec.checkpoint_every == 1 and train_spec.checkpoint_dtype == "float32"
+
+
+def sal_stage(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: PoisonSpec | None, sal: SALSpec, *,
+              defense: DefenseSpec | None = None) -> Stage[SALTrace]:
+    """The stage holding SAL of a run: on its stored checkpoints if it keeps them all, else from the trainer."""
+    if sal_from_checkpoints(train_spec):
+        return SALStage(TrainStage.of(data, model, train_spec, poison, defense=defense), sal)
+    return TrainerSALStage(TrainStage.of(data, model, train_spec, poison, defense=defense, sal=sal))

@@ -1,0 +1,71 @@
+"""The UD stage: the Unlearnable Distance of a clean-vs-poisoned experiment (`landscape.ud`, Ye et al. 2025)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from landscape.config import DataSpec, DefenseSpec, ExperimentSpec, PoisonSpec, Spec
+from landscape.sal import SALTrace
+from landscape.stages.base import (
+    Computed,
+    Context,
+    Stage,
+    Version,
+    resolve_data,
+    resolve_defense,
+    resolve_model,
+    resolve_poison,
+)
+from landscape.stages.train import TrainStage, sal_stage
+from landscape.store import Entry
+from landscape.ud import UDReport, unlearnable_distance
+
+UD_VERSION = "ud-1"  # bump when the UD computation changes, so cached UD entries are recomputed
+
+
+def resolve_experiment(spec: ExperimentSpec) -> ExperimentSpec:
+    """`spec` with its data set and model checked, its poison and defense filled in with their defaults."""
+    data = resolve_data(spec.data)
+    return spec.replace(data=data, model=resolve_model(spec.model), poison=resolve_poison(spec.poison, data),
+                        defense=resolve_defense(spec.defense) or DefenseSpec())
+
+
+@dataclass(frozen=True)
+class UDStage(Stage[UDReport]):
+    """β, the per-epoch learnable-layer counts of both runs, UD and our continuous measures (`UDReport`)."""
+
+    folder = "ud"
+    spec: ExperimentSpec
+
+    @classmethod
+    def of(cls, spec: ExperimentSpec) -> UDStage:
+        return cls(resolve_experiment(spec))
+
+    @property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return self.spec.data
+
+    def parts(self) -> tuple[Spec, ...]:
+        return (self.spec, Version(UD_VERSION))
+
+    def record(self) -> dict[str, Any]:
+        return self.spec.to_dict()
+
+    def run(self, poison: PoisonSpec) -> TrainStage:
+        """The training run of the experiment on `poison` (the clean run for `PoisonSpec()`)."""
+        s = self.spec
+        return TrainStage.of(s.data, s.model, s.train, poison, defense=s.defense)
+
+    def sal(self, poison: PoisonSpec) -> Stage[SALTrace]:
+        """Where SAL of the run on `poison` lives."""
+        s = self.spec
+        return sal_stage(s.data, s.model, s.train, poison, s.sal, defense=s.defense)
+
+    def compute(self, ctx: Context) -> Computed:
+        clean, poisoned = (self.sal(p).get(ctx) for p in (PoisonSpec(), self.spec.poison))
+        ctx.progress("ud", 0, 1)
+        return {"ud": unlearnable_distance(clean, poisoned).to_dict()}, {}
+
+    def decode(self, entry: Entry) -> UDReport:
+        return UDReport.from_dict(entry.meta["ud"])
