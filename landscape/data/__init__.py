@@ -53,6 +53,42 @@ def _cifar100(spec: DataSpec) -> Splits:
     return cifar.load(spec.root, num_classes=100)
 
 
+def _idx_files(name: str) -> Callable[[DataSpec], list]:
+    def files(spec: DataSpec) -> list:
+        from landscape.data import mnist
+
+        return mnist.data_files(spec.root, name)
+
+    return files
+
+
+@DATASETS.register("mnist", family="mnist", channels=1, needs_root=True, files=_idx_files("mnist"))
+def _mnist(spec: DataSpec) -> Splits:
+    from landscape.data import mnist
+
+    return mnist.load(spec.root, "mnist")
+
+
+@DATASETS.register("fashion-mnist", family="mnist", channels=1, needs_root=True, files=_idx_files("fashion-mnist"))
+def _fashion_mnist(spec: DataSpec) -> Splits:
+    from landscape.data import mnist
+
+    return mnist.load(spec.root, "fashion-mnist")
+
+
+def _mnist_subset_files(spec: DataSpec) -> list:
+    from landscape.data import mnist_subset
+
+    return [mnist_subset.data_file()]
+
+
+@DATASETS.register("mnist-5k", family="mnist", channels=1, needs_root=False, files=_mnist_subset_files)
+def _mnist_subset(spec: DataSpec) -> Splits:
+    from landscape.data import mnist_subset
+
+    return mnist_subset.load(spec.split_seed)
+
+
 def load_data(spec: DataSpec) -> Splits:
     """Load the data set named by `spec`, then take the stratified subsets it asks for."""
     splits = DATASETS.get(spec.name)(spec)

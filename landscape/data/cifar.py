@@ -11,29 +11,23 @@ The files are pickles, so they are read only through `_RestrictedUnpickler`, whi
 the handful of NumPy globals that array reconstruction needs; any other global (``os.system``,
 ``builtins.eval``, ...) is refused with a `DataError` before anything runs.
 
-`download` fetches and verifies the official archive and extracts it safely; it is the only function
-here that touches the network.
+`download` fetches and verifies the official archive and extracts it safely, through `landscape.data.fetch`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
-import shutil
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from landscape.data.fetch import DEFAULT_LIMITS, Limits, extract_tar, fetch, verified
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError, UnknownNameError
 
@@ -312,99 +306,25 @@ def data_files(root: str | os.PathLike[str] | None, num_classes: int) -> list[Pa
 # --------------------------------------------------------------------------------------------------
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _is_complete(folder: Path, layout: _Layout) -> bool:
     return folder.is_dir() and all((folder / name).is_file() for name in layout.files)
 
 
-def _fetch(url: str, target: Path, md5: str, layout: _Layout) -> None:
-    """Download `url` to `target` via a temporary file in the same folder, verifying the MD5 first."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:  # http(s) or file:// by design
-                    for chunk in iter(lambda: response.read(1 << 20), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-            except (urllib.error.URLError, OSError, ValueError) as err:
-                raise DataError(
-                    f'could not download {url}: {err}. Download the official "{layout.title} python version" '
-                    f"archive by hand and extract it under {target.parent}."
-                ) from err
-        got = digest.hexdigest()
-        if got != md5.lower():
-            raise DataError(
-                f"{url}: MD5 mismatch, expected {md5.lower()} but got {got}; the download is damaged or not the "
-                f"official {layout.title} archive and was removed"
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _safe_members(archive: Path, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    """All members, after refusing any absolute path, ``..`` component, link or special file."""
-    members = tar.getmembers()
-    for member in members:
-        name = member.name
-        parts = PurePosixPath(name.replace("\\", "/")).parts
-        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
-            raise DataError(f"{archive}: refused the member {name!r}, whose path leaves the target folder")
-        if not (member.isfile() or member.isdir()):
-            raise DataError(f"{archive}: refused the member {name!r}, which is a link or special file")
-    return members
-
-
-def _extract(archive: Path, root: Path, layout: _Layout) -> Path:
-    """Extract `archive` into a scratch folder under `root`, check it, then move the data folder into place."""
-    final = root / layout.folder
-    scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
-    try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                members = _safe_members(archive, tar)
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(scratch, members=members, filter="data")
-                else:  # pragma: no cover - Python without extraction filters; members were checked above
-                    tar.extractall(scratch, members=members)
-        except (tarfile.TarError, EOFError, OSError) as err:
-            raise DataError(f"{archive} is not a readable tar archive ({err}); delete it and download again") from err
-        extracted = scratch / layout.folder
-        if not _is_complete(extracted, layout):
-            raise DataError(
-                f"{archive} does not contain {_expected(layout)}; it is not the official {layout.title} "
-                "python-version archive"
-            )
-        if final.exists():  # an incomplete earlier extraction
-            shutil.rmtree(final)
-        os.replace(extracted, final)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return final
-
-
-def download(name: str, root: str | os.PathLike[str], url: str | None = None, md5: str | None = None) -> Path:
+def download(name: str, root: str | os.PathLike[str], url: str | None = None, md5: str | None = None,
+             limits: Limits = DEFAULT_LIMITS) -> Path:
     """Fetch, verify and extract the official CIFAR python-version archive into `root`.
 
     Nothing happens when ``root/<folder>`` already holds every expected file. Otherwise the archive is
     downloaded (unless a copy with the right MD5 is already in `root`) to a temporary file that is
-    renamed into place only after its MD5 matches, then extracted with every member checked.
+    renamed into place only after its MD5 matches, then extracted with every member checked and the
+    extraction capped (`landscape.data.fetch`).
 
     Args:
         name: "cifar10" or "cifar100".
         root: folder that receives the archive and the extracted data folder (created if needed).
         url: where to fetch the archive (http(s) or file://); defaults to the official URL.
         md5: expected MD5 hex digest of the archive; defaults to that of the official archive.
+        limits: caps on the download's size and the extracted bytes and members.
 
     Returns:
         The extracted folder (``root/cifar-10-batches-py`` or ``root/cifar-100-python``).
@@ -412,7 +332,7 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None, md
     Raises:
         UnknownNameError: `name` is not a CIFAR variant.
         DataError: the download failed, the MD5 does not match (the file is removed), or the archive is
-            unreadable, incomplete or has a member that would escape `root`.
+            unreadable, incomplete, over a cap or has a member that would escape `root`.
     """
     layout = _LAYOUTS.get(name)
     if layout is None:
@@ -427,6 +347,8 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None, md
     except OSError as err:
         raise DataError(f"cannot create the data folder {base}: {err}") from err
     archive = base / layout.archive
-    if not (archive.is_file() and _md5(archive) == expected_md5):
-        _fetch(url or layout.url, archive, expected_md5, layout)
-    return _extract(archive, base, layout)
+    what = f'the official "{layout.title} python version" archive'
+    if not verified(archive, expected_md5):
+        fetch(url or layout.url, archive, md5=expected_md5, what=what, limits=limits)
+    return extract_tar(archive, base, layout.folder, complete=lambda folder: _is_complete(folder, layout),
+                       what=what, limits=limits)
