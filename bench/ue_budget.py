@@ -1,4 +1,4 @@
-"""Clean test accuracy vs budget for every UE method on digits (cnn victim, 100 % poisoned).
+"""Clean test accuracy vs budget for every UE method on a data set (default digits, cnn victim, 100 % poisoned).
 
 Budgets per norm come from `landscape.poisons.report.sweep_budgets`: L∞ 8, 16, 32, 64/255; L2 at the same
 per-pixel RMS (sqrt(64)·{8,16,32,64}/255 = 0.251, 0.502, 1.00, 2.01 on digits); L0 1, 2, 4, 8 pixels; CUDA blur
@@ -8,6 +8,7 @@ and writes bench/results/ue_budget.jsonl, ue_budget.html and ue_budget.json (the
 
     python bench/ue_budget.py                     # full: 9 methods x 4 budgets x 1 seed x 30 epochs
     python bench/ue_budget.py --seeds 2 --methods em,ops --epochs 10
+    python bench/ue_budget.py --dataset mnist-5k --epochs 20 --out bench/results/ue_budget_mnist5k
 """
 
 from __future__ import annotations
@@ -20,10 +21,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _ue_common import RESULTS, load_splits, run_one, set_threads, write_jsonl  # noqa: E402
+from _ue_common import (  # noqa: E402
+    RESULTS,
+    add_poison_arguments,
+    load_splits,
+    method_options,
+    run_one,
+    set_threads,
+    write_jsonl,
+)
 
 from landscape.config import PoisonSpec  # noqa: E402
 from landscape.poisons import POISONS, build  # noqa: E402
+from landscape.poisons.base import dataset_family  # noqa: E402
 from landscape.poisons.report import budget_sweep_figure, sweep_budgets  # noqa: E402
 
 
@@ -39,23 +49,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="digits")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=str(RESULTS / "ue_budget"), help="output path without extension")
+    add_poison_arguments(p)
     a = p.parse_args(argv)
+    options = method_options(a.option)
+    defaults_of = a.defaults_of or a.dataset
     set_threads(a.threads)
     methods = [m for m in a.methods.split(",") if m and m != "clean"]
     for m in methods:
         POISONS.check(m)
     splits = load_splits(a.dataset)
     started = time.perf_counter()
-    runs = [run_one(splits, a.dataset, "clean", None, s, a.epochs) for s in range(a.seeds)]
+    def one(method: str, eps: float | None, seed: int) -> dict:
+        return run_one(splits, a.dataset, method, eps, seed, a.epochs, a.model, defaults_of=defaults_of,
+                       options=options.get(method))
+
+    runs = [one("clean", None, s) for s in range(a.seeds)]
     clean_accs = [r["test_acc"] for r in runs]
     clean = statistics.fmean(clean_accs)
     rows = [{"method": "clean", "norm": "none", "eps": None, "acc_mean": clean,
              "acc_std": statistics.stdev(clean_accs) if len(clean_accs) > 1 else 0.0}]
     for method in methods:
         norm = POISONS.get(method).norm
-        default = build(PoisonSpec(method=method), dataset=a.dataset).eps
+        default = build(PoisonSpec(method=method), dataset=defaults_of).eps
         for eps in sweep_budgets(norm, splits.image_shape):
-            rs = [run_one(splits, a.dataset, method, eps, s, a.epochs) for s in range(a.seeds)]
+            rs = [one(method, eps, s) for s in range(a.seeds)]
             runs += rs
             accs = [r["test_acc"] for r in rs]
             row = {"method": method, "norm": norm, "eps": eps, "label": fmt(norm, eps),
@@ -67,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {method:6s} {row['label']:>8s}: acc {row['acc_mean']:.3f} craft {row['craft_seconds']:.1f}s",
                   file=sys.stderr, flush=True)
     wall = time.perf_counter() - started
-    print(f"\nBudget sweep on {a.dataset}: cnn victim, {a.epochs} epochs, {a.seeds} seed(s); clean {clean:.3f}; "
-          f"wall {wall:.0f} s   (* = the method's digits default)")
+    family = dataset_family(defaults_of)
+    print(f"\nBudget sweep on {a.dataset}: {a.model} victim, {a.epochs} epochs, {a.seeds} seed(s); clean {clean:.3f}; "
+          f"wall {wall:.0f} s; poison options: the {family} defaults" + (f" with {a.option}" if a.option else "")
+          + f"   (* = the method's {family} default)")
     print(f"{'method':7s} {'norm':5s} " + " ".join(f"{'budget':>9s} {'acc':>6s} {'PSNR':>5s}" for _ in range(4))
           + "   smallest budget with >= 40 pt drop")
     for method in methods:
@@ -79,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{method:7s} {rs[0]['norm']:5s} {cells}   {hit}")
     out = Path(a.out)
     write_jsonl(out.with_suffix(".jsonl"), runs + [dict(r, summary=True) for r in rows]
-                + [{"summary": "run", "wall_seconds": wall, "seeds": a.seeds, "epochs": a.epochs}])
+                + [{"summary": "run", "wall_seconds": wall, "seeds": a.seeds, "epochs": a.epochs, "model": a.model,
+                    "dataset": a.dataset, "defaults_of": defaults_of, "options": a.option}])
     fig = budget_sweep_figure(rows)
     fig.write_html(str(out.with_suffix(".html")), include_plotlyjs="cdn")
     out.with_suffix(".json").write_text(fig.to_json())

@@ -1,6 +1,8 @@
-"""Effect of every UE method on digits: clean test accuracy of a `cnn` trained on the 100 %-poisoned set.
+"""Effect of every UE method on a data set (default digits): clean test accuracy of a victim (default `cnn`)
+trained on the 100 %-poisoned set.
 
-Each method at its digits default budget, `--seeds` seeds (seed s crafts the poison and trains the victim),
+Each method at its default budget for the data set (or the budget given by `--eps`), `--seeds` seeds (seed s
+crafts the poison and trains the victim),
 default TrainSpec for `--epochs` epochs, plus clean training with the same seeds. Prints a table (method,
 accuracy mean±std, drop vs clean, crafting and training seconds, the issue's target) and writes one JSON
 line per run and a summary line per method to bench/results/ue_effect.jsonl.
@@ -10,6 +12,7 @@ clean training; `random` stays within 5 points of clean.
 
     python bench/ue_effect.py                      # full: 9 methods x 3 seeds x 30 epochs
     python bench/ue_effect.py --seeds 1 --epochs 5 --methods random,ops
+    python bench/ue_effect.py --dataset mnist-5k --epochs 20 --eps em=0.25,ops=8 --out bench/results/x.jsonl
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _ue_common import RESULTS, load_splits, run_one, set_threads, write_jsonl  # noqa: E402
+from _ue_common import (  # noqa: E402
+    RESULTS,
+    add_poison_arguments,
+    load_splits,
+    method_options,
+    run_one,
+    set_threads,
+    write_jsonl,
+)
 
 from landscape.poisons import POISONS  # noqa: E402
 
@@ -71,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="digits")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=str(RESULTS / "ue_effect.jsonl"))
+    p.add_argument("--eps", default="", metavar="METHOD=EPS,...",
+                   help="explicit budgets on the [0, 1] scale (pixels for ops), e.g. em=0.25,ops=8; others: default")
+    add_poison_arguments(p)
     a = p.parse_args(argv)
+    options = method_options(a.option)
+    budgets = {k: float(v) for k, _, v in (item.partition("=") for item in a.eps.split(",") if item)}
     set_threads(a.threads)
     methods = [m for m in a.methods.split(",") if m and m != "clean"]
     for m in methods:
@@ -81,15 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in ["clean", *methods]:
         for seed in range(a.seeds):
-            row = run_one(splits, a.dataset, method, None, seed, a.epochs)
+            row = run_one(splits, a.dataset, method, budgets.get(method), seed, a.epochs, a.model,
+                          defaults_of=a.defaults_of, options=options.get(method))
             rows.append(row)
             print(f"  {method:7s} seed {seed}: acc {row['test_acc']:.3f}  craft {row['craft_seconds']:.1f}s  "
                   f"train {row['train_seconds']:.1f}s", file=sys.stderr, flush=True)
     clean = [r["test_acc"] for r in rows if r["method"] == "clean"]
     summary = summarise(rows, statistics.fmean(clean))
     wall = time.perf_counter() - started
-    print(f"\nUE effect on {a.dataset}: cnn victim, {a.epochs} epochs, 100% poisoned, {a.seeds} seed(s); "
-          f"wall {wall:.0f} s")
+    print(f"\nUE effect on {a.dataset}: {a.model} victim, {a.epochs} epochs, 100% poisoned, {a.seeds} seed(s); "
+          f"wall {wall:.0f} s" + (f"; poison defaults of {a.defaults_of}" if a.defaults_of else "")
+          + (f"; options {a.option}" if a.option else ""))
     print(f"{'method':8s} {'budget':>14s} {'clean test acc':>16s} {'drop':>7s} {'PSNR':>6s} {'craft s':>8s} "
           f"{'train s':>8s}  target")
     for s in summary:
@@ -97,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{s['method']:8s} {fmt_eps(s):>14s} {s['acc_mean']:>9.3f}±{s['acc_std']:.3f} {s['drop_points']:>7.1f} "
               f"{psnr:>6s} {s['craft_seconds']:>8.1f} {s['train_seconds']:>8.1f}  {s['target']}")
     write_jsonl(Path(a.out), rows + summary + [{"summary": "run", "wall_seconds": wall, "seeds": a.seeds,
-                                                "epochs": a.epochs, "threads": a.threads}])
+                                                "epochs": a.epochs, "threads": a.threads, "model": a.model,
+                                                "dataset": a.dataset, "eps": a.eps, "defaults_of": a.defaults_of,
+                                                "options": a.option}])
     print(f"wrote {a.out}")
     return 0
 
