@@ -14,6 +14,7 @@ and writes bench/results/ue_budget.jsonl, ue_budget.html and ue_budget.json (the
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -37,6 +38,12 @@ from landscape.poisons.base import dataset_family  # noqa: E402
 from landscape.poisons.report import budget_sweep_figure, sweep_budgets  # noqa: E402
 
 
+def budget_value(text: str) -> float:
+    """ "32/255" -> 0.1255, "7.03" -> 7.03, "4" -> 4.0."""
+    num, _, den = text.partition("/")
+    return float(num) / float(den) if den else float(num)
+
+
 def fmt(norm: str, eps: float) -> str:
     return f"{eps * 255:.0f}/255" if norm == "linf" else f"{eps:.3g}"
 
@@ -49,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="digits")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=str(RESULTS / "ue_budget"), help="output path without extension")
+    p.add_argument("--budgets", action="append", default=[], metavar="METHOD=EPS,EPS",
+                   help="explicit budgets of one method instead of the standard four, e.g. em=32/255,64/255 "
+                        "(repeatable)")
     add_poison_arguments(p)
     a = p.parse_args(argv)
     options = method_options(a.option)
+    budgets = {m: sorted(budget_value(v) for v in vs.split(",")) for m, _, vs in (b.partition("=") for b in a.budgets)}
     defaults_of = a.defaults_of or a.dataset
     set_threads(a.threads)
     methods = [m for m in a.methods.split(",") if m and m != "clean"]
@@ -59,9 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         POISONS.check(m)
     splits = load_splits(a.dataset)
     started = time.perf_counter()
+    out = Path(a.out)
+    partial = out.with_suffix(".partial.jsonl")  # every run as it finishes, so an interrupted sweep keeps its rows
+    partial.unlink(missing_ok=True)
+
     def one(method: str, eps: float | None, seed: int) -> dict:
-        return run_one(splits, a.dataset, method, eps, seed, a.epochs, a.model, defaults_of=defaults_of,
-                       options=options.get(method))
+        row = run_one(splits, a.dataset, method, eps, seed, a.epochs, a.model, defaults_of=defaults_of,
+                      options=options.get(method))
+        with partial.open("a") as fh:
+            fh.write(json.dumps(row, default=str) + "\n")
+        return row
 
     runs = [one("clean", None, s) for s in range(a.seeds)]
     clean_accs = [r["test_acc"] for r in runs]
@@ -71,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:
         norm = POISONS.get(method).norm
         default = build(PoisonSpec(method=method), dataset=defaults_of).eps
-        for eps in sweep_budgets(norm, splits.image_shape):
+        for eps in budgets.get(method) or sweep_budgets(norm, splits.image_shape):
             rs = [one(method, eps, s) for s in range(a.seeds)]
             runs += rs
             accs = [r["test_acc"] for r in rs]
@@ -96,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                          for r in rs)
         hit = next((r["label"] for r in rs if r["drop_points"] >= 40), "none")
         print(f"{method:7s} {rs[0]['norm']:5s} {cells}   {hit}")
-    out = Path(a.out)
     write_jsonl(out.with_suffix(".jsonl"), runs + [dict(r, summary=True) for r in rows]
                 + [{"summary": "run", "wall_seconds": wall, "seeds": a.seeds, "epochs": a.epochs, "model": a.model,
                     "dataset": a.dataset, "defaults_of": defaults_of, "options": a.option}])
+    partial.unlink(missing_ok=True)
     fig = budget_sweep_figure(rows)
     fig.write_html(str(out.with_suffix(".html")), include_plotlyjs="cdn")
     out.with_suffix(".json").write_text(fig.to_json())
