@@ -275,7 +275,7 @@ def test_bad_options_and_dataset() -> None:
     with pytest.raises(SpecError, match="must be of type int"):
         build(PoisonSpec(method="em", options=(("pgd_steps", "many"),)), dataset="digits")
     with pytest.raises(SpecError, match="valid choices: digits, cifar10, cifar100"):
-        build(PoisonSpec(method="em"), dataset="mnist")
+        build(PoisonSpec(method="em"), dataset="svhn")
 
 
 def test_apply_to_other_images_fails(digits100: ImageSet) -> None:
