@@ -472,6 +472,75 @@ class SurfaceSpec(Spec):
         return self.resolution ** self.dims
 
 
+# The Hessian batch keeps the double-backward graph of every image in memory (like PyHessian's single-batch
+# mode), so its size is capped; Lanczos keeps one block-sized vector per step, so its steps are capped too.
+MAX_CURVATURE_DATA = 8192
+MAX_LANCZOS_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class CurvatureSpec(Spec):
+    """How the curvature of the loss is measured per layer (see `landscape.curvature`).
+
+    Every weight layer's Hessian block (and, with `whole_model`, the Hessian over all parameters) is probed
+    with exact Hessian-vector products on a fixed, seeded subset of images, the model in eval mode. One
+    Lanczos run per block gives the top-k eigenvalues and the spectral density (stochastic Lanczos
+    quadrature, as PyHessian's ESD); the trace is Hutchinson's estimator with Rademacher probes, deflated by
+    that run's Krylov basis (Hutch++-style), with its standard error.
+
+    Args:
+        split: the images the loss is taken over: "train" = the model's own (possibly poisoned) training set,
+            the loss SAL measures; "test" = the clean test set.
+        n_data: size of the fixed, seeded subset of the split (None = all, at most `MAX_CURVATURE_DATA`).
+        top_k: how many of the largest eigenvalues to report (the first is lambda_max).
+        tol: a Ritz value counts as converged when its residual ||H y - theta y|| is at most tol * |theta|;
+            Lanczos stops when the top_k have converged (and `min_steps` are done).
+        min_steps: Lanczos steps every run makes at least: the nodes of its spectral density and the size of
+            the Krylov basis that deflates the trace estimate (more = finer density, smaller trace error).
+        max_steps: cap on the Lanczos steps of one run (PyHessian's maxIter); a block of smaller dimension
+            stops at its dimension.
+        probes: Rademacher probes of the deflated Hutchinson estimate (at least 2, for the standard error).
+        esd_runs: Lanczos runs (start vectors) per block averaged in the spectral density; the first also gives
+            the eigenvalues and the deflation basis.
+        whole_model: also measure the Hessian over all parameters (PyHessian's whole-model numbers).
+        every: measure every this many epochs (and always at the last).
+        seed: seed of the data subset, the start vectors and the probes (the same at every epoch).
+    """
+
+    split: Literal["train", "test"] = "train"
+    n_data: int | None = 512
+    top_k: int = 3
+    tol: float = 1e-3
+    min_steps: int = 20
+    max_steps: int = 100
+    probes: int = 8
+    esd_runs: int = 1
+    whole_model: bool = True
+    every: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "min_steps", "max_steps", "probes", "esd_runs", "every", "seed", "n_data"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise SpecError(f"CurvatureSpec.{name} = {value!r} must be an integer")
+        _check_choice("CurvatureSpec", "split", self.split, ("train", "test"))
+        if self.n_data is not None:
+            _check_range("CurvatureSpec", "n_data", self.n_data, 1, MAX_CURVATURE_DATA)
+        _check_range("CurvatureSpec", "top_k", self.top_k, 1, 100)
+        _check_range("CurvatureSpec", "tol", self.tol, 0.0, 1.0, lo_open=True)
+        _check_range("CurvatureSpec", "min_steps", self.min_steps, 1, MAX_LANCZOS_STEPS)
+        _check_range("CurvatureSpec", "max_steps", self.max_steps, 1, MAX_LANCZOS_STEPS)
+        if self.max_steps < max(self.min_steps, self.top_k):
+            raise SpecError(f"CurvatureSpec.max_steps = {self.max_steps} must be at least min_steps "
+                            f"({self.min_steps}) and top_k ({self.top_k})")
+        _check_range("CurvatureSpec", "probes", self.probes, 2, 100_000)
+        _check_range("CurvatureSpec", "esd_runs", self.esd_runs, 1, 256)
+        _check_range("CurvatureSpec", "every", self.every, 1, MAX_EPOCHS)
+        if not isinstance(self.whole_model, bool):
+            raise SpecError(f"CurvatureSpec.whole_model = {self.whole_model!r} must be true or false")
+
+
 def _default_ue() -> PoisonSpec:
     return PoisonSpec(method="em")
 

@@ -1,0 +1,225 @@
+"""Oracles for `landscape.curvature`: closed-form quadratic Hessians, `torch.autograd.functional.hessian` blocks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from landscape.config import CurvatureSpec
+from landscape.curvature import (
+    WHOLE,
+    Curvature,
+    CurvatureTrace,
+    HessianBlocks,
+    _rademacher,
+    block_generator,
+    curvature_subset,
+    curvature_trace,
+    measured_epochs,
+    model_curvature,
+)
+from landscape.errors import ShapeError, SpecError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class HalfSquaredError:
+    """Per-sample 0.5 * ||out - y||^2: the loss of the closed-form oracle."""
+
+    def sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((outputs - targets) ** 2).sum(1)
+
+    def sample_score(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        return None
+
+
+def _quadratic(d: int = 12, n: int = 40) -> tuple[nn.Module, torch.Tensor, torch.Tensor, np.ndarray]:
+    """A linear layer under MSE: L(W) = 1/(2N) sum_n (W x_n + b - y_n)^2, Hessian in W is A = X^T X / N."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(n, d, generator=g) * torch.linspace(0.2, 2.0, d)  # spread spectrum, distinct eigenvalues
+    y = torch.randn(n, 1, generator=g)
+    torch.manual_seed(0)
+    model = nn.Linear(d, 1)
+    a = (x.double().T @ x.double() / n).numpy()
+    return model, x, y, a
+
+
+def test_quadratic_layer_matches_closed_form():
+    model, x, y, a = _quadratic()
+    spec = CurvatureSpec(n_data=None, top_k=4, tol=1e-8, min_steps=13, max_steps=13, probes=4, whole_model=True)
+    c = model_curvature(model, x, y, spec, loss=HalfSquaredError())
+    block = c.layers["weight"]
+    exact = np.sort(np.linalg.eigvalsh(a))[::-1]
+    np.testing.assert_allclose(block.eigenvalues, exact[:4], rtol=1e-4)
+    assert block.lambda_max == pytest.approx(exact[0], rel=1e-4)
+    # a full Krylov space (m = d): the trace is exact and the probes see nothing left
+    assert block.steps == 12 and block.trace == pytest.approx(np.trace(a), rel=1e-4) and block.trace_se < 1e-5
+    # the density's nodes are the spectrum, its weights those of the start vector q1 = z / sqrt(d)
+    np.testing.assert_allclose(np.sort(block.esd_nodes[0]), np.sort(exact), rtol=1e-4, atol=1e-6)
+    q1 = _rademacher(block_generator(spec.seed, "weight"), (1, 12), torch.device("cpu"))[0].double().numpy() / 12 ** .5
+    evals, evecs = np.linalg.eigh(a)
+    order = np.argsort(block.esd_nodes[0])
+    np.testing.assert_allclose(block.esd_weights[0][order], (evecs.T @ q1) ** 2, atol=1e-5)
+    # whole model = [W, b] (d = 13, a full Krylov space too): Hessian [[A, mean x], [mean x^T, 1]]
+    xbar = x.double().mean(0).numpy()[:, None]
+    full = np.block([[a, xbar], [xbar.T, np.ones((1, 1))]])
+    np.testing.assert_allclose(c.whole.eigenvalues, np.sort(np.linalg.eigvalsh(full))[::-1][:4], rtol=1e-4)
+    assert c.whole.trace == pytest.approx(np.trace(full), rel=1e-4)
+
+
+def test_quadratic_density_moments_and_mass():
+    """Gauss quadrature: sum_i w_i theta_i^p = q1^T A^p q1 for p <= 2m - 1; the density integrates to 1."""
+    model, x, y, a = _quadratic()
+    spec = CurvatureSpec(n_data=None, top_k=1, tol=1e-3, min_steps=4, max_steps=4, probes=2, esd_runs=3,
+                         whole_model=False)
+    block = model_curvature(model, x, y, spec, loss=HalfSquaredError()).layers["weight"]
+    assert block.steps == 4 and block.esd_nodes.shape == (3, 4)
+    q = _rademacher(block_generator(spec.seed, "weight"), (3, 12), torch.device("cpu")).double().numpy() / 12 ** .5
+    for r in range(3):
+        for p in (0, 1, 2, 3, 7):
+            exact = q[r] @ np.linalg.matrix_power(a, p) @ q[r]
+            assert (block.esd_weights[r] * block.esd_nodes[r] ** p).sum() == pytest.approx(exact, rel=1e-4)
+    grid, dens = block.density(points=4001)
+    assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=1e-3)
+    assert (dens >= 0).all()
+
+
+def test_density_mean_estimates_the_trace():
+    """d x the ESD mean is a Hutchinson estimate: over many runs it lands within 3 standard errors of tr(A)."""
+    model, x, y, a = _quadratic()
+    runs = 200
+    spec = CurvatureSpec(n_data=None, top_k=1, min_steps=3, max_steps=3, probes=2, esd_runs=runs, whole_model=False)
+    block = model_curvature(model, x, y, spec, loss=HalfSquaredError()).layers["weight"]
+    samples = 12 * (block.esd_weights * block.esd_nodes).sum(1)
+    se = samples.std(ddof=1) / np.sqrt(runs)
+    assert abs(samples.mean() - np.trace(a)) < 3 * se
+
+
+def _tiny_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 4))
+    with torch.no_grad():  # non-trivial running statistics, and the model left in train mode
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+        model[1].weight.uniform_(0.5, 1.5)
+    model.train()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(64, 6, generator=g)
+    y = torch.randint(0, 4, (64,), generator=g)
+    return model, x, y
+
+
+def _exact_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str]) -> np.ndarray:
+    """The Hessian of the eval-mode mean cross-entropy over the flattened parameters `names` (float64)."""
+    from torch.func import functional_call
+
+    net = _eval_double(model)
+    params = {n: p.detach().double() for n, p in net.named_parameters()}
+    buffers = {n: b.double() for n, b in net.named_buffers()}
+    shapes = [params[n].shape for n in names]
+    sizes = [params[n].numel() for n in names]
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        parts = dict(zip(names, (v.reshape(s) for v, s in zip(flat.split(sizes), shapes, strict=True)), strict=True))
+        out = functional_call(net, ({**params, **parts}, buffers), (x.double(),))
+        return torch.nn.functional.cross_entropy(out, y)
+
+    flat = torch.cat([params[n].reshape(-1) for n in names])
+    return torch.autograd.functional.hessian(loss, flat).numpy()
+
+
+def _eval_double(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).double().eval()
+
+
+@pytest.mark.parametrize("name", ["0.weight", "3.weight", WHOLE])
+def test_tiny_mlp_blocks_match_autograd_hessian(name):
+    model, x, y = _tiny_mlp()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = CurvatureSpec(n_data=None, top_k=3, tol=1e-6, min_steps=10, max_steps=40, probes=16, whole_model=True)
+    c = model_curvature(model, x, y, spec)
+    names = [n for n, _ in model.named_parameters()] if name == WHOLE else [name]
+    h = _exact_hessian(model, x, y, names)
+    exact = np.sort(np.linalg.eigvalsh(h))[::-1]
+    block = c.whole if name == WHOLE else c.layers[name]
+    assert block.size == len(h) and block.converged
+    assert block.steps < len(h)  # a partial Krylov space: the probes carry part of the trace
+    np.testing.assert_allclose(block.eigenvalues, exact[:3], rtol=1e-4)
+    assert block.trace_se > 0
+    assert abs(block.trace - np.trace(h)) <= 3 * block.trace_se
+    # BatchNorm ran in eval mode on a private copy: the caller's model, mode and statistics are untouched
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_layers_default_to_sal_layers_and_unknown_names_raise():
+    model, x, y = _tiny_mlp()
+    spec = CurvatureSpec(n_data=None, min_steps=2, max_steps=4, top_k=1, probes=2, whole_model=False)
+    c = model_curvature(model, x, y, spec)
+    assert list(c.layers) == ["0.weight", "3.weight"] and c.whole is None
+    with pytest.raises(ShapeError, match="no parameter"):
+        model_curvature(model, x, y, spec, layers=["nope.weight"])
+
+
+def test_batched_and_looped_products_agree():
+    model, x, y = _tiny_mlp()
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(5, 96, generator=g)
+    batched = HessianBlocks(model, x, y, batched=True)
+    looped = HessianBlocks(model, x, y, batched=False)
+    a, b = batched.hvp(["0.weight"], v), looped.hvp(["0.weight"], v)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert batched.batched and not looped.batched  # the vmap path really ran
+    names = list(looped.params)
+    w = torch.randn(3, looped.size(names), generator=g)
+    torch.testing.assert_close(batched.hvp(names, w), looped.hvp(names, w), rtol=1e-5, atol=1e-7)
+
+
+def test_same_spec_same_numbers_and_subset():
+    model, x, y = _tiny_mlp()
+    spec = CurvatureSpec(n_data=40, min_steps=5, max_steps=10, top_k=2, probes=4)
+    a, b = model_curvature(model, x, y, spec), model_curvature(model, x, y, spec)
+    for name in a.layers:
+        np.testing.assert_array_equal(a.layers[name].eigenvalues, b.layers[name].eigenvalues)
+        assert a.layers[name].trace == b.layers[name].trace
+    assert a.info["images"] == 40
+    idx = curvature_subset(64, spec)
+    assert len(idx) == 40 and torch.equal(idx, curvature_subset(64, spec)) and bool((idx.diff() > 0).all())
+    assert curvature_subset(30, spec) is None
+
+
+def test_trace_over_checkpoints_and_store_round_trip():
+    model, x, y = _tiny_mlp()
+    states = []
+    for i in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1.0 + 0.1 * i)
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    spec = CurvatureSpec(n_data=None, min_steps=3, max_steps=6, top_k=2, probes=3, every=2)
+    assert measured_epochs([0, 1, 2, 3], spec) == [2, 3]
+    trace = curvature_trace(model, states, [0, 1, 2, 3], x, y, spec)
+    assert list(trace.epochs) == [2, 3] and trace.lambda_max.shape == (2, 2) and trace.whole().shape == (2,)
+    meta, arrays = trace.to_store()
+    again = CurvatureTrace.from_store(json.loads(json.dumps(meta)), arrays)
+    np.testing.assert_array_equal(again.lambda_max, trace.lambda_max)
+    np.testing.assert_array_equal(again.trace_se, trace.trace_se)
+    np.testing.assert_array_equal(again.states[1].layers["3.weight"].esd_weights,
+                                  trace.states[1].layers["3.weight"].esd_weights)
+    assert again.spec == spec and isinstance(again.states[0], Curvature)
+
+
+@pytest.mark.parametrize(("field", "value", "match"), [
+    ("probes", 1, "probes"), ("tol", 0.0, "tol"), ("split", "val", "split"), ("n_data", 0, "n_data"),
+    ("max_steps", 2, "max_steps"), ("top_k", 2.5, "integer"), ("whole_model", "yes", "whole_model"),
+])
+def test_spec_validation_names_the_field(field, value, match):
+    with pytest.raises(SpecError, match=match):
+        CurvatureSpec(**{field: value, **({"min_steps": 5} if field == "max_steps" else {})})
