@@ -238,7 +238,7 @@ class Plane:
         center: full float32 state dict of the centre model (parameters and buffers).
         d1: first direction.
         d2: second direction, or None for a line.
-        kind: "random", "pca", "interp" or "custom".
+        kind: "random", "pca", "interp", "layer" or "custom".
         info: JSON-able facts about the directions (policies, seed, norms, cosine before orthogonalisation,
             explained variance, ...).
         anchors: coordinates (a, b) of named models lying on the plane (e.g. "clean": (0, 0)).
@@ -322,6 +322,58 @@ def random_plane(center: State, names: Sequence[str], generator: torch.Generator
     elif dims != 1:
         raise SpecError(f"dims={dims} must be 1 or 2")
     return Plane(center, d1, d2, "random", info, {"center": (0.0, 0.0)})
+
+
+def layer_plane(center: State, layers: Sequence[str], generator: torch.Generator, *, dims: int = 1,
+                norm: Norm = "filter", eps: float = 0.05, seed: int | None = None) -> Plane:
+    """Directions that move only the tensors `layers` (one layer's weight, or a group), for a layer slice.
+
+    Each direction is Gaussian on the chosen tensors, normalised against them (`normalize_direction`; a named
+    tensor with <= 1 dimension, e.g. a bias, is treated as one filter), and absent from every other entry, so the
+    slice moves those tensors and nothing else (Li et al. 2018's filter normalisation, restricted to a layer). The
+    second direction is orthogonalised filter by filter (`orthogonalize`). The draws depend only on the generator
+    and the tensors' shapes, so two models (clean and poisoned) sliced with the same seed get the same raw
+    directions, each normalised to its own weights.
+
+    The SAL ball ||delta||_F <= eps ||theta_l||_F (Ye et al., ICLR 2025) is recorded in the slice's coordinates:
+    at coordinates (a, b) the chosen tensors move by ||a d1 + b d2|| = sqrt(a^2 ||d1||^2 + b^2 ||d2||^2) (the
+    directions are orthogonal), so the ball is the ellipse (a / r1)^2 + (b / r2)^2 <= 1 with
+    r_k = eps ||theta_S|| / ||d_k||, theta_S the chosen tensors together. Filter normalisation makes ||d_k||
+    equal ||theta_S|| (no filter of zero norm), so r_k = eps: the ball is the disc of radius eps. For a group the
+    radius is that of the group's joint norm (SAL measures each layer on its own ball).
+
+    Args:
+        center: state dict of the model at the centre.
+        layers: the state-dict entries to move (e.g. ["features.3.weight"]).
+        generator: source of the Gaussian draws.
+        dims: 1 for a line, 2 for a plane.
+        norm: "filter", "layer" or "none" (see `normalize_direction`).
+        eps: SAL's relative ball radius, recorded as `info["sal_ball"]` = [r1] or [r1, r2].
+        seed: recorded in `info` only.
+
+    Raises:
+        ShapeError: a name is not an entry of `center`.
+        SpecError: `dims` is not 1 or 2, or no layer is given.
+    """
+    if not layers:
+        raise SpecError("a layer slice needs at least one tensor name (e.g. a weight from weight_layers(model))")
+    if dims not in (1, 2):
+        raise SpecError(f"dims={dims} must be 1 or 2")
+    center = float_state(center)
+    params = subset(center, list(dict.fromkeys(layers)))
+    d1 = random_direction(params, generator, norm=norm, bias_bn="random")
+    check_direction(d1, center, label="layer direction 1")
+    theta_norm = norm_of(params)
+    info: dict[str, Any] = {"layers": list(params), "norm": norm, "seed": seed, "eps": eps,
+                            "center_norm": theta_norm, "d1_norm": norm_of(d1)}
+    d2 = None
+    if dims == 2:
+        raw2 = random_direction(params, generator, norm=norm, bias_bn="random")
+        d2, cos_before = orthogonalize(raw2, d1, per_filter=(norm == "filter"))
+        check_direction(d2, center, label="layer direction 2")
+        info.update(cosine_before=cos_before, cosine_after=cosine(d1, d2), d2_norm=norm_of(d2))
+    info["sal_ball"] = [eps * theta_norm / norm_of(d) for d in ([d1] if d2 is None else [d1, d2])]
+    return Plane(center, d1, d2, "layer", info, {"center": (0.0, 0.0)})
 
 
 def line_between(a: State, b: State, names: Sequence[str]) -> Plane:
@@ -454,6 +506,7 @@ def pca_plane(trajectories: Sequence[Sequence[State]], center: State, names: Seq
 
 __all__ = [
     "BIAS_BN", "NORMS", "Direction", "PCAResult", "Plane", "check_direction", "cosine", "dot", "float_state",
-    "line_between", "norm_of", "normalize_direction", "orthogonalize", "parameter_names", "pca_directions",
-    "pca_plane", "plane_through", "project", "random_direction", "random_plane", "buffer_names", "subset",
+    "layer_plane", "line_between", "norm_of", "normalize_direction", "orthogonalize", "parameter_names",
+    "pca_directions", "pca_plane", "plane_through", "project", "random_direction", "random_plane", "buffer_names",
+    "subset",
 ]
