@@ -513,7 +513,21 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
     return CurvatureTrace(np.asarray(chosen, dtype=np.int64), results, spec)
 
 
+def layer_rank_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman's rank correlation across layers, epoch by epoch, of two (T, L) tables (e.g. SAL and lambda_max).
+
+    Returns (T,); NaN at an epoch where either row is constant (no ranking to compare).
+    """
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ShapeError(f"rank agreement needs two (epochs, layers) tables of one shape, got {a.shape} and {b.shape}")
+    return np.array([np.nan if np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y).statistic)
+                     for x, y in zip(a, b, strict=True)])
+
+
 __all__ = [
     "WHOLE", "BlockCurvature", "Curvature", "CurvatureTrace", "HessianBlocks", "block_curvature", "block_generator",
-    "curvature_subset", "curvature_trace", "measured_epochs", "model_curvature",
+    "curvature_subset", "curvature_trace", "layer_rank_agreement", "measured_epochs", "model_curvature",
 ]

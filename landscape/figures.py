@@ -430,15 +430,16 @@ def parameter_paths(epochs: np.ndarray, clean: np.ndarray, poisoned: np.ndarray,
 
 
 def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: np.ndarray, *,
-                 log: bool = False, title: str = "SAL per layer and epoch") -> go.Figure:
-    """Layer x epoch heatmaps, one panel per run, on one shared colour scale.
+                 log: bool = False, title: str = "SAL per layer and epoch", label: str = "SAL") -> go.Figure:
+    """Layer x epoch heatmaps, one panel per run, on one shared colour scale (SAL, or any per-layer value).
 
     Args:
-        runs: run name -> SAL values indexed (epoch, layer), shape (T, L).
+        runs: run name -> values indexed (epoch, layer), shape (T, L).
         layers: layer names (L,), shown top to bottom in forward order.
         epochs: epoch numbers (T,).
-        log: colour by log10 SAL (non-positive values become blank).
+        log: colour by log10 of the value (non-positive values become blank).
         title: figure title.
+        label: the value's name in the colour bar and hover text (e.g. "λ_max" or "trace" for curvature).
     """
     names = list(runs)
     lo, hi = shared_range(*runs.values(), log=log)
@@ -446,11 +447,48 @@ def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: 
     for col, name in enumerate(names, start=1):
         fig.add_trace(go.Heatmap(z=_scale(runs[name], log).T, x=np.asarray(epochs), y=list(layers),
                                  coloraxis="coloraxis", name=name,
-                                 hovertemplate="epoch %{x}<br>%{y}<br>SAL %{z:.4g}<extra></extra>"), row=1, col=col)
-    fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi, colorbar=dict(title=_zlabel("SAL", log))),
+                                 hovertemplate=f"epoch %{{x}}<br>%{{y}}<br>{label} %{{z:.4g}}<extra></extra>"),
+                      row=1, col=col)
+    fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi, colorbar=dict(title=_zlabel(label, log))),
                       title=title, height=140 + 28 * max(len(layers), 4))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def spectral_density(densities: Mapping[str, tuple[np.ndarray, np.ndarray]], *, log: bool = True,
+                     title: str = "Hessian eigenvalue density") -> go.Figure:
+    """Smoothed spectral densities (stochastic Lanczos quadrature, `BlockCurvature.density`), one curve per name.
+
+    Args:
+        densities: name -> (grid (n,), density (n,)).
+        log: log10 density axis (PyHessian's ESD plot); values below 1e-12 are clipped so the tails show.
+        title: figure title.
+    """
+    fig = go.Figure()
+    names = list(densities)
+    for name, (grid, dens) in densities.items():
+        y = np.log10(np.clip(np.asarray(dens, dtype=float), 1e-12, None)) if log else np.asarray(dens)
+        fig.add_trace(go.Scatter(x=np.asarray(grid), y=y, mode="lines", name=name,
+                                 line=dict(color=color_of(name, names))))
+    fig.update_layout(title=title, xaxis_title="eigenvalue", yaxis_title=_zlabel("density", log), height=380)
+    return fig
+
+
+def mark_sal_ball(fig: go.Figure, radii: Sequence[float], *, center: tuple[float, float] = (0.0, 0.0)) -> go.Figure:
+    """Mark SAL's ball on a layer slice (`Plane.info["sal_ball"]`); returns `fig`, changed in place.
+
+    A 1D slice gets two vertical lines at +-r, a 2D contour the ellipse with semi-axes (r1, r2).
+    """
+    style = dict(color="black", dash="dash", width=1)
+    if len(radii) == 1:
+        for x in (center[0] - radii[0], center[0] + radii[0]):
+            fig.add_vline(x=float(x), line=style)
+        fig.add_annotation(x=center[0] + radii[0], y=1, yref="paper", text="SAL ball", showarrow=False,
+                           xanchor="left")
+        return fig
+    (ra, rb), (a, b) = radii, center
+    fig.add_shape(type="circle", xref="x", yref="y", x0=a - ra, x1=a + ra, y0=b - rb, y1=b + rb, line=style)
     return fig
 
 

@@ -19,6 +19,7 @@ from landscape.curvature import (
     block_generator,
     curvature_subset,
     curvature_trace,
+    layer_rank_agreement,
     measured_epochs,
     model_curvature,
 )
@@ -223,3 +224,24 @@ def test_trace_over_checkpoints_and_store_round_trip():
 def test_spec_validation_names_the_field(field, value, match):
     with pytest.raises(SpecError, match=match):
         CurvatureSpec(**{field: value, **({"min_steps": 5} if field == "max_steps" else {})})
+
+
+def test_layer_rank_agreement():
+    a = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    b = np.array([[10.0, 20.0, 30.0], [3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
+    rho = layer_rank_agreement(a, b)
+    assert rho[0] == pytest.approx(1.0) and rho[1] == pytest.approx(-1.0) and np.isnan(rho[2])
+    with pytest.raises(ShapeError):
+        layer_rank_agreement(a, b[:2])
+
+
+def test_whole_model_trace_is_the_sum_of_its_blocks():
+    """tr(H) = sum of the traces of the diagonal blocks of any partition (here: every parameter tensor)."""
+    model, x, y = _tiny_mlp()
+    names = [n for n, _ in model.named_parameters()]
+    spec = CurvatureSpec(n_data=None, min_steps=12, max_steps=12, top_k=1, probes=32, whole_model=True)
+    c = model_curvature(model, x, y, spec, layers=names)
+    total = sum(c.layers[n].trace for n in names)
+    se = np.sqrt(sum(c.layers[n].trace_se ** 2 for n in names) + c.whole.trace_se ** 2)
+    assert abs(c.whole.trace - total) <= 3 * se
+    assert c.whole.lambda_max >= max(c.layers[n].lambda_max for n in names) - 1e-6  # Cauchy interlacing

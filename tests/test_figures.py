@@ -202,3 +202,19 @@ def test_figures_and_demo_bundle_do_not_load_streamlit():
             "landscape.cli.build_parser(); print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_curvature_heatmaps_spectral_density_and_sal_ball():
+    layers, epochs = ["a", "b"], np.array([1, 2, 3])
+    lam = {"clean": np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), "em": np.ones((3, 2))}
+    fig = figures.sal_heatmaps(lam, layers, epochs, log=True, label="λ_max", title="λ_max")
+    assert "λ_max" in fig.data[0].hovertemplate and "λ_max" in fig.layout.coloraxis.colorbar.title.text
+    np.testing.assert_allclose(fig.data[0].z, np.log10(lam["clean"]).T)
+    grid = np.linspace(0, 1, 5)
+    dens = figures.spectral_density({"clean": (grid, np.array([0.0, 1, 2, 1, 0]))})
+    assert dens.data[0].y[0] == pytest.approx(-12) and dens.data[0].y[2] == pytest.approx(np.log10(2))
+    line = figures.mark_sal_ball(figures.slice_1d(grid, {"clean": grid}), [0.05])
+    assert sorted(s.x0 for s in line.layout.shapes) == pytest.approx([-0.05, 0.05])
+    disc = figures.mark_sal_ball(go.Figure(), [0.05, 0.1])
+    (shape,) = disc.layout.shapes
+    assert (shape.type, shape.x0, shape.x1, shape.y0, shape.y1) == ("circle", -0.05, 0.05, -0.1, 0.1)
