@@ -216,7 +216,8 @@ def main() -> None:
         rows = bench_model(name, a.epoch, a.n, store, not a.no_floor)
         with path.open("a") as f:
             for row in rows:
-                f.write(json.dumps(row) + "\n")
+                f.write(json.dumps({k: v if not isinstance(v, float) or math.isfinite(v) else None
+                                    for k, v in row.items()}) + "\n")
         s = rows[-1]
         floor = (f" (loop vs itself {s['max_lambda_rel_diff_floor']:.1e}, z {s['max_trace_z_floor']:.2f})"
                  if "max_trace_z_floor" in s else "")

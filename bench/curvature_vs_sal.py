@@ -13,6 +13,8 @@ Reported, for the clean and the poisoned run:
     above UD's threshold beta in one and not the other, `UDReport.flags_*`); their curvature poisoned vs clean
     (the log10 ratio, mean +- std over the cells, and the fraction of cells with lower curvature when poisoned),
     beside the same numbers over all other (epoch, layer) cells;
+  * the same for the third of the layers with the highest mean clean SAL (a definition that does not depend on
+    the threshold, useful when few cells cross it);
   * per layer: the mean over epochs of log10(poisoned / clean) for lambda_max and the trace.
 
 Nothing is tuned here: the settings are the engine's defaults; the numbers are what they are.
@@ -36,6 +38,17 @@ from landscape.curvature import curvature_trace, layer_rank_agreement
 from landscape.experiment import get_poisoned_train, get_splits, run_experiment
 from landscape.models import build_model
 from landscape.store import Store
+
+
+def strict(obj):
+    """The object with non-finite floats as None, so the JSON lines are strict JSON."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict(v) for v in obj]
+    return obj
 
 
 def mean_std(v: np.ndarray) -> tuple[float, float, int]:
@@ -101,6 +114,9 @@ def main() -> None:
     summary["critical_cells"] = int(critical.sum())
     summary["cells"] = int(critical.size)
     summary["critical_layers_per_epoch"] = [[curv["clean"].layers[j] for j in np.flatnonzero(r)] for r in critical]
+    # second view: the third of the layers with the highest mean clean SAL (the layers SAL calls most learnable)
+    top = np.argsort(sal["clean"].mean(0))[::-1][: max(1, len(curv["clean"].layers) // 3)]
+    summary["top_sal_layers"] = [curv["clean"].layers[j] for j in top]
     for what in ("lambda_max", "trace"):
         clean, pois = getattr(curv["clean"], what), getattr(curv[a.method], what)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -111,12 +127,15 @@ def main() -> None:
                                                      "fraction_lower": float((pois[mask] < clean[mask]).mean())
                                                      if mask.any() else float("nan")}
         summary[f"{what}_log10_ratio_per_layer"] = np.nanmean(log_ratio, axis=0).tolist()
+        m, sd, n = mean_std(log_ratio[:, top])
+        summary[f"{what}_log10_ratio_top_sal_layers"] = {"mean": m, "std": sd, "cells": n,
+                                                         "fraction_lower": float((pois[:, top] < clean[:, top]).mean())}
     summary.update(seconds=round(time.perf_counter() - started, 1), load_avg_start=round(load_start, 2),
                    load_avg_end=round(os.getloadavg()[0], 2))
     with out_path.open("a") as f:
         for row in rows:
-            f.write(json.dumps({"model": a.model, "method": a.method, **row}) + "\n")
-        f.write(json.dumps(summary) + "\n")
+            f.write(json.dumps(strict({"model": a.model, "method": a.method, **row})) + "\n")
+        f.write(json.dumps(strict(summary)) + "\n")
 
     def fmt(d: dict) -> str:
         return f"{d['mean']:.2f} +- {d['std']:.2f}"
