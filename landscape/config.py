@@ -508,37 +508,21 @@ class CurvatureSpec(Spec):
     """
 
     split: Literal["train", "test"] = "train"
-    n_data: int | None = 512
-    top_k: int = 3
-    tol: float = 1e-3
-    min_steps: int = 20
-    max_steps: int = 100
-    probes: int = 8
-    esd_runs: int = 1
+    n_data: int | None = bounded(512, 1, MAX_CURVATURE_DATA)
+    top_k: int = bounded(3, 1, 100)
+    tol: float = bounded(1e-3, 0.0, 1.0, lo_open=True)
+    min_steps: int = bounded(20, 1, MAX_LANCZOS_STEPS)
+    max_steps: int = bounded(100, 1, MAX_LANCZOS_STEPS)
+    probes: int = bounded(8, 2, 100_000)
+    esd_runs: int = bounded(1, 1, 256)
     whole_model: bool = True
-    every: int = 1
+    every: int = bounded(1, 1, MAX_EPOCHS)
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        for name in ("top_k", "min_steps", "max_steps", "probes", "esd_runs", "every", "seed", "n_data"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise SpecError(f"CurvatureSpec.{name} = {value!r} must be an integer")
-        _check_choice("CurvatureSpec", "split", self.split, ("train", "test"))
-        if self.n_data is not None:
-            _check_range("CurvatureSpec", "n_data", self.n_data, 1, MAX_CURVATURE_DATA)
-        _check_range("CurvatureSpec", "top_k", self.top_k, 1, 100)
-        _check_range("CurvatureSpec", "tol", self.tol, 0.0, 1.0, lo_open=True)
-        _check_range("CurvatureSpec", "min_steps", self.min_steps, 1, MAX_LANCZOS_STEPS)
-        _check_range("CurvatureSpec", "max_steps", self.max_steps, 1, MAX_LANCZOS_STEPS)
+    def check(self) -> None:
         if self.max_steps < max(self.min_steps, self.top_k):
             raise SpecError(f"CurvatureSpec.max_steps = {self.max_steps} must be at least min_steps "
                             f"({self.min_steps}) and top_k ({self.top_k})")
-        _check_range("CurvatureSpec", "probes", self.probes, 2, 100_000)
-        _check_range("CurvatureSpec", "esd_runs", self.esd_runs, 1, 256)
-        _check_range("CurvatureSpec", "every", self.every, 1, MAX_EPOCHS)
-        if not isinstance(self.whole_model, bool):
-            raise SpecError(f"CurvatureSpec.whole_model = {self.whole_model!r} must be true or false")
 
 
 def _default_ue() -> PoisonSpec:
