@@ -356,7 +356,7 @@ def block_curvature(matvec: Callable[[torch.Tensor], torch.Tensor], size: int, s
     m_max, m_min, k = min(spec.max_steps, d), min(spec.min_steps, d), min(spec.top_k, d)
     hvps = 0
     q = _rademacher(generator, (runs, d), device) / math.sqrt(d)  # (R, d), unit rows
-    basis: list[torch.Tensor] = []  # Lanczos vectors, each (R, d)
+    basis = torch.empty(m_max, runs, d, device=device)  # the Lanczos vectors, (steps, R, d)
     alphas: list[np.ndarray] = []  # (R,) per step: q_j^T H q_j
     betas: list[np.ndarray] = []  # (R,) per step: the norm of the next residual
     q_prev, beta = None, None
@@ -364,19 +364,19 @@ def block_curvature(matvec: Callable[[torch.Tensor], torch.Tensor], size: int, s
     residuals = np.zeros(k)
     theta = np.zeros(0)
     while True:
-        basis.append(q)
+        m = len(alphas) + 1  # this step's vector is number m
+        basis[m - 1] = q
         w = matvec(q)
         hvps += runs
         alpha = (q * w).sum(1)  # (R,)
         w = w - alpha[:, None] * q
         if q_prev is not None:
             w = w - beta[:, None] * q_prev
-        stacked = torch.stack(basis)  # (j, R, d)
+        stacked = basis[:m]  # (m, R, d)
         for _ in range(2):  # full reorthogonalisation, twice
             w = w - torch.einsum("jr,jrd->rd", torch.einsum("jrd,rd->jr", stacked, w), stacked)
         beta = w.norm(dim=1)
         alphas.append(alpha.double().cpu().numpy())
-        m = len(basis)
         theta, s = np.linalg.eigh(_tridiagonal([a[0] for a in alphas], [b[0] for b in betas]))
         top = np.argsort(theta)[::-1][:k]
         beta0 = float(beta[0])
@@ -396,7 +396,7 @@ def block_curvature(matvec: Callable[[torch.Tensor], torch.Tensor], size: int, s
         nodes[r], weights[r] = t_r, s_r[0] ** 2
     # deflated Hutchinson: tr(Q^T H Q) exactly, plus probes of the complement
     krylov = float(sum(a[0] for a in alphas))
-    basis0 = torch.stack([v[0] for v in basis])  # (m, d)
+    basis0 = basis[:m, 0]  # (m, d): the first run's Krylov basis
     z = _rademacher(generator, (spec.probes, d), device)
     for _ in range(2):
         z = z - (z @ basis0.T) @ basis0
