@@ -76,7 +76,8 @@ def fmt_eps(s: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..seeds-1)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (first-seed..first-seed+seeds-1)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (e.g. 1 to add seeds to a sweep's seed 0)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--methods", default=",".join(POISONS.names()), help="comma-separated methods")
     p.add_argument("--dataset", default="digits")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows = []
     for method in ["clean", *methods]:
-        for seed in range(a.seeds):
+        for seed in range(a.first_seed, a.first_seed + a.seeds):
             row = run_one(splits, a.dataset, method, budgets.get(method), seed, a.epochs, a.model,
                           defaults_of=a.defaults_of, options=options.get(method))
             rows.append(row)
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{s['method']:8s} {fmt_eps(s):>14s} {s['acc_mean']:>9.3f}±{s['acc_std']:.3f} {s['drop_points']:>7.1f} "
               f"{psnr:>6s} {s['craft_seconds']:>8.1f} {s['train_seconds']:>8.1f}  {s['target']}")
     write_jsonl(Path(a.out), rows + summary + [{"summary": "run", "wall_seconds": wall, "seeds": a.seeds,
-                                                "epochs": a.epochs, "threads": a.threads, "model": a.model,
+                                                "first_seed": a.first_seed, "epochs": a.epochs, "threads": a.threads,
+                                                "model": a.model,
                                                 "dataset": a.dataset, "eps": a.eps, "defaults_of": a.defaults_of,
                                                 "options": a.option}])
     print(f"wrote {a.out}")

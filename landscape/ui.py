@@ -113,6 +113,13 @@ def _registry_names(kind: str) -> list[str]:
     raise ValueError(f"unknown registry {kind!r}; valid: dataset, model, method")
 
 
+def _needs_root(dataset: str) -> bool:
+    """Whether the data set reads files from a folder the user names (its registry metadata)."""
+    from landscape.data import DATASETS
+
+    return bool(DATASETS.meta(dataset)["needs_root"])
+
+
 @st.cache_data(show_spinner=False)
 def method_defaults(method: str, dataset: str) -> dict[str, Any]:
     """The method's norm and default budget for `dataset` (from the method class itself)."""
@@ -174,10 +181,11 @@ def sidebar() -> AppSpec:
     with guard():
         datasets, models, methods = (_registry_names(k) for k in ("dataset", "model", "method"))
     dataset = sb.selectbox("Data set", datasets, key=_persisted("dataset", d.dataset), on_change=_keep,
-                           args=("dataset",), help="digits ships with scikit-learn; CIFAR needs its files")
+                           args=("dataset",), help="digits ships with scikit-learn, mnist-5k with the [mnist] extra; "
+                           "MNIST, Fashion-MNIST and CIFAR need their files")
     data_root = n_train = None
-    if dataset != "digits":
-        data_root = sb.text_input("CIFAR folder", key=_persisted("data_root", ""), on_change=_keep,
+    if _needs_root(dataset):
+        data_root = sb.text_input("Data folder", key=_persisted("data_root", ""), on_change=_keep,
                                   args=("data_root",), help="python -m landscape download --dataset ... --root DIR")
         n_train = int(sb.number_input("Training subset (0 = all)", 0, 50_000, step=500,
                                       key=_persisted("n_train", 2000), on_change=_keep, args=("n_train",))) or None
@@ -186,7 +194,7 @@ def sidebar() -> AppSpec:
                           args=("method",), help="the poisoned run; a clean run is always trained beside it")
     eps = None
     with guard():
-        info = method_defaults(method, dataset if dataset in ("digits", "cifar10", "cifar100") else "digits")
+        info = method_defaults(method, dataset)
         custom = sb.toggle(f"Custom budget (default {describe_budget(info['norm'], info['eps'])})",
                            key=_persisted("custom_eps", False), on_change=_keep, args=("custom_eps",))
         if custom:

@@ -217,3 +217,12 @@ def test_sal_page_live_run_with_the_paper_preset():
 
     study = ui.experiment_cached(ui.AppSpec(model="mlp", method="ops", epochs=1, sal="paper"))
     assert all(trace.spec == SALSpec.preset("paper") for trace in study.sal.values())
+
+
+def test_offline_mnist_subset_needs_no_folder_and_shows_its_own_budget():
+    at = open_page("pages/train.py")
+    at.selectbox(key="_w_dataset").set_value("mnist-5k").run()
+    no_exception(at)
+    assert not [t for t in at.text_input if t.key == "_w_data_root"], "mnist-5k ships with a package: no folder"
+    at.selectbox(key="_w_dataset").set_value("mnist").run()
+    assert [t for t in at.text_input if t.key == "_w_data_root"], "MNIST reads its IDX files from a folder"

