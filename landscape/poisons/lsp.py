@@ -35,6 +35,7 @@ class LinearSeparablePatches(PoisonMethod):
         98.1, 96.7, 88.6, 50.0 %; seeds 0-2 at 2.01: 50.0, 46.7, 31.1 % (mean 42.6 %).
         MNIST family: patch 7 (the same 4x4 grid, of 28x28x1), eps = sqrt(784)·32/255 ≈ 3.51 (RMS 32/255): L2
         0.878, 1.76, 3.51, 7.03 gave 96.2, 96.2, 14.6, 10.1 % (sweep²; training accuracy 98-100 %, a learnt shortcut).
+        Seeds 0-2 at 3.51: 14.6, 10.0, 10.0 %, but seeds 1 and 2 were not trained².
 
     ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
     clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
