@@ -263,7 +263,8 @@ class HessianBlocks:
         y: targets (N, ...) on `device`.
         loss: the per-sample loss; L is its mean (default cross-entropy).
         device: where to compute.
-        batched: try vmap (`is_grads_batched`) for several vectors at once; on failure, one at a time from then on.
+        batched: try vmap (`is_grads_batched`) for several vectors at once; a block whose backward vmap cannot run
+            (recorded in `unbatched`) is computed one vector at a time from then on.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: SampleLoss = CROSS_ENTROPY,
@@ -278,6 +279,7 @@ class HessianBlocks:
             grads = torch.autograd.grad(self.loss, list(self.params.values()), create_graph=True, allow_unused=True)
         self.grads = {n: g for n, g in zip(self.params, grads, strict=True)}
         self.batched = batched
+        self.unbatched: set[tuple[str, ...]] = set()  # blocks whose backward has no vmap rule
         self.hvps = 0
 
     def size(self, names: Sequence[str]) -> int:
@@ -300,13 +302,13 @@ class HessianBlocks:
         active = [n for n in names if self.grads[n] is not None and self.grads[n].requires_grad]
         outs, ins = [self.grads[n] for n in active], [self.params[n] for n in active]
         result: Sequence[torch.Tensor | None] | None = None
-        if active and self.batched and b > 1:
+        if active and self.batched and b > 1 and tuple(names) not in self.unbatched:
             try:
                 result = torch.autograd.grad(outs, ins, grad_outputs=[shaped[n] for n in active], retain_graph=True,
                                              is_grads_batched=True, allow_unused=True)
-            except RuntimeError as why:  # a backward op without a vmap rule: one vector at a time from now on
-                log.debug("batched Hessian-vector products unavailable (%s); looping", why)
-                self.batched = False
+            except RuntimeError as why:  # a backward op without a vmap rule: this block loops from now on
+                log.debug("batched Hessian-vector products unavailable for %s (%s); looping", names[:3], why)
+                self.unbatched.add(tuple(names))
         if active and result is None:
             rows = [torch.autograd.grad(outs, ins, grad_outputs=[shaped[n][i] for n in active], retain_graph=True,
                                         allow_unused=True) for i in range(b)]
@@ -470,7 +472,8 @@ def model_curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Cu
             if progress is not None:
                 progress(total, total)
     info = {"images": len(ys), "loss": float(blocks.loss.detach()), "seconds": time.perf_counter() - started,
-            "hvps": blocks.hvps, "vmap": blocks.batched, "device": str(device)}
+            "hvps": blocks.hvps, "device": str(device),
+            "unbatched": sorted(n[0] if len(n) == 1 else WHOLE for n in blocks.unbatched)}
     return Curvature(out, whole, info)
 
 

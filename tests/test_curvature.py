@@ -177,7 +177,7 @@ def test_batched_and_looped_products_agree():
     looped = HessianBlocks(model, x, y, batched=False)
     a, b = batched.hvp(["0.weight"], v), looped.hvp(["0.weight"], v)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
-    assert batched.batched and not looped.batched  # the vmap path really ran
+    assert batched.batched and not batched.unbatched and not looped.batched  # the vmap path really ran
     names = list(looped.params)
     w = torch.randn(3, looped.size(names), generator=g)
     torch.testing.assert_close(batched.hvp(names, w), looped.hvp(names, w), rtol=1e-5, atol=1e-7)
@@ -245,3 +245,25 @@ def test_whole_model_trace_is_the_sum_of_its_blocks():
     se = np.sqrt(sum(c.layers[n].trace_se ** 2 for n in names) + c.whole.trace_se ** 2)
     assert abs(c.whole.trace - total) <= 3 * se
     assert c.whole.lambda_max >= max(c.layers[n].lambda_max for n in names) - 1e-6  # Cauchy interlacing
+
+
+def test_vmap_failure_falls_back_to_the_loop_for_good(monkeypatch):
+    """A backward without a vmap rule (e.g. the digits cnn's first convolutions on CPU) raises inside vmap: the
+    products are then computed one vector at a time, with the same numbers, and vmap is not tried again."""
+    model, x, y = _tiny_mlp()
+    v = torch.randn(4, 96, generator=torch.Generator().manual_seed(0))
+    expected = HessianBlocks(model, x, y, batched=False).hvp(["0.weight"], v)
+    blocks = HessianBlocks(model, x, y, batched=True)
+    real_grad, calls = torch.autograd.grad, []
+
+    def grad(*args, is_grads_batched=False, **kwargs):
+        calls.append(is_grads_batched)
+        if is_grads_batched:
+            raise RuntimeError("NYI: no batching rule")
+        return real_grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", grad)
+    torch.testing.assert_close(blocks.hvp(["0.weight"], v), expected, rtol=1e-6, atol=1e-8)
+    assert blocks.unbatched == {("0.weight",)} and calls[0] and not any(calls[1:])
+    blocks.hvp(["0.weight"], v)
+    assert calls.count(True) == 1
