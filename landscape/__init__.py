@@ -7,4 +7,8 @@ Pure PyTorch/NumPy/scikit-learn/Plotly; this package never imports streamlit (th
 `landscape.ui`, imported only by the pages).
 """
 
+from landscape import reproducible as _reproducible
+
 __version__ = "0.1.0"
+
+_reproducible.apply()  # UE_LANDSCAPE_REPRODUCIBLE=1 pins the CPU kernels' ISA; it must run before torch does

@@ -455,6 +455,8 @@ def machine_description() -> str:
 
 def write_outputs(result: BenchResult, out: str | Path, *, command: str, device: str) -> dict[str, Path]:
     """Write `<out>.csv` (one row per cell), `<out>.json` and `<out>.md`; return their paths."""
+    from landscape.device import numeric_environment_line
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     spec = result.spec
@@ -462,6 +464,7 @@ def write_outputs(result: BenchResult, out: str | Path, *, command: str, device:
     header = {
         "command": f"`{command}`",
         "machine": machine_description(),
+        "numerics": numeric_environment_line(),
         "device": device,
         "executor": f"{result.executor} ({result.workers} worker(s), 1 torch thread per cell)",
         "cells": f"{cells} ({len(spec.methods)} methods × {len(spec.defenses)} defenses × {len(spec.seeds)} seeds); "

@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     for info in pkgutil.iter_modules(commands.__path__):
         importlib.import_module(f"landscape.commands.{info.name}")
     parser = argparse.ArgumentParser(prog="python -m landscape", description=__doc__.splitlines()[0])
+    parser.add_argument("--reproducible", action="store_true",
+                        help="pin the CPU kernels to AVX2 so results match on other x86 CPUs (same as "
+                             "UE_LANDSCAPE_REPRODUCIBLE=1; see the README's Reproducibility section)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands.COMMANDS.names():
         command = commands.COMMANDS.get(name)
@@ -35,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.reproducible:
+            from landscape import reproducible
+
+            reproducible.enable()
         return int(args._run(args) or 0)
     except LandscapeError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,12 +1,19 @@
-"""The compute device, chosen once: cuda > mps > cpu, overridable by name."""
+"""The compute device, chosen once: cuda > mps > cpu, overridable by name; the numeric environment it computes in."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import platform
+import re
+import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from landscape.errors import SpecError
@@ -69,3 +76,107 @@ def with_reproducible_threads(fn: F) -> F:
             return fn(*args, device=device, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------ numeric environment
+# On the CPU the float rounding of a run depends on which kernels compute it, and those are chosen at run time by
+# instruction set: ATen's vectorised kernels (elementwise ops, reductions, softmax, batch norm) by its CPU
+# capability, oneDNN's convolutions by the CPU's ISA, MKL's GEMMs by its code branch. Measured on an AVX-512 CPU
+# (bench/isa_bits.py): capping ATen or oneDNN to AVX2 changes the weights after one epoch; 30 epochs amplify it
+# into a different UD. A result therefore records what computed it.
+
+_ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
+            "UE_LANDSCAPE_REPRODUCIBLE")
+_probe_guard = threading.Lock()
+
+
+def numeric_environment() -> dict[str, Any]:
+    """What determines CPU numerics here: library versions, the kernels' instruction sets, the thread counts.
+
+    Keys: python, torch, numpy, sklearn, mkl, onednn (versions); cpu (model name), cpu_level (the x86-64
+    microarchitecture level the CPU offers: v2, v3 = AVX2, v4 = AVX-512); aten_capability (the level ATen's
+    kernels dispatch to), onednn_isa (the ISA oneDNN actually runs, from its verbose log; "disabled" when torch
+    does not use it), mkl_cbwr (MKL's conditional-numerical-reproducibility branch, if set); env (the variables
+    that choose kernels, as set); reproducible (the pinned mode of `landscape.reproducible` is in force);
+    torch_threads (now) and pinned_threads (`CPU_THREADS`, what training, crafting and SAL use on the CPU).
+    Stored with every store entry and printed in benchmark headers.
+    """
+    from landscape import reproducible
+
+    return {**_static_environment(), "onednn_isa": onednn_isa(), "reproducible": reproducible.active(),
+            "torch_threads": torch.get_num_threads(), "pinned_threads": CPU_THREADS}
+
+
+def numeric_environment_line() -> str:
+    """`numeric_environment()` in one line, for benchmark headers."""
+    e = numeric_environment()
+    env = ", ".join(f"{k}={v}" for k, v in e["env"].items()) or "no kernel variables set"
+    return (f"torch {e['torch']}, NumPy {e['numpy']}, MKL {e['mkl']}, oneDNN {e['onednn']}; CPU {e['cpu']} "
+            f"(x86-64-{e['cpu_level']}); kernels: ATen {e['aten_capability']}, oneDNN {e['onednn_isa']}"
+            f"{', MKL_CBWR ' + e['mkl_cbwr'] if e['mkl_cbwr'] else ''}; {env}; reproducible mode "
+            f"{'on' if e['reproducible'] else 'off'}; {e['pinned_threads']} torch thread(s) for training")
+
+
+@functools.cache
+def _static_environment() -> dict[str, Any]:
+    import sklearn
+
+    config = torch.__config__.show()
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)(?:-Product Build (\d+))?", config)
+    onednn = re.search(r"MKL-DNN v(\S+)", config)
+    mkl_version = (mkl.group(1) + (f" build {mkl.group(2)}" if mkl.group(2) else "")) if mkl else "none"
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "sklearn": sklearn.__version__, "mkl": mkl_version,
+        "onednn": onednn.group(1) if onednn else "none", "cpu": _cpu_model(), "cpu_level": cpu_level(),
+        "aten_capability": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR"),
+        "env": {k: os.environ[k] for k in _ISA_ENV if os.environ.get(k)},
+    }
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_level() -> str:
+    """The x86-64 microarchitecture level of the CPU (v1..v4; v3 has AVX2+FMA, v4 AVX-512), or the machine name."""
+    from landscape.reproducible import cpu_flags
+
+    flags = cpu_flags()
+    if not flags or platform.machine().lower() not in ("x86_64", "amd64"):
+        return platform.machine() or "unknown"
+    levels = [("v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+              ("v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "xsave"}),
+              ("v2", {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"})]
+    return next((name for name, needed in levels if needed <= flags), "v1")
+
+
+@functools.cache
+def onednn_isa() -> str:
+    """The instruction set oneDNN runs with in this process (its verbose log's "isa:" line), or why there is none.
+
+    oneDNN reads its ISA cap once, at its first use; it prints the effective ISA on the first verbose-enabled
+    call, so one tiny convolution is run with stdout (file descriptor 1) captured. Cached per process.
+    """
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        return "disabled"
+    with _probe_guard, tempfile.TemporaryFile() as log:
+        saved = os.dup(1)
+        try:
+            os.dup2(log.fileno(), 1)
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON), torch.no_grad():
+                torch.nn.functional.conv2d(torch.zeros(2, 4, 8, 8), torch.zeros(4, 4, 3, 3), padding=1)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    isa = re.search(r"info,cpu,isa:([^\n]+)", text)
+    kernel = re.search(r"convolution,(jit:[\w]+|[\w:]+),", text)
+    if isa:
+        return isa.group(1).strip() + (f" ({kernel.group(1)} f32 convolution)" if kernel else "")
+    return kernel.group(1) if kernel else "unknown"

@@ -1,37 +1,78 @@
 """Content-addressed on-disk store: one entry per (stage, spec key), JSON metadata + safetensors arrays.
 
-Layout: `<root>/<stage>/<key>/{meta.json, arrays.safetensors}`. An entry is written in a temporary
-folder and renamed into place in one step, so readers never see half an entry; `meta.json` records the
-SHA-256 of the array file, so a truncated or corrupt entry is detected on load, removed and recomputed,
-never served. `get_or_compute` holds a per-key file lock while computing, so two processes (or two app
-sessions) asking for the same entry compute it once and both get the same valid entry. Arrays are
-stored with safetensors: nothing is ever unpickled.
+Layout: `<root>/<stage>/<key>/{meta.json, arrays.safetensors, SHA256SUMS}`.
+
+- **Integrity.** `SHA256SUMS` (the `sha256sum` format, so `sha256sum -c SHA256SUMS` checks an entry by hand)
+  holds the SHA-256 of the exact bytes of `meta.json` and of `arrays.safetensors`; it is the entry's one
+  integrity record. `meta.json` names its stage, key, store format and spec schema. Loading recomputes both
+  digests and requires the record to be byte-identical to what they give, so any changed byte of any of the
+  three files (a flipped bit, a truncation, a hand edit, an entry copied under another key) makes the entry
+  corrupt. A `decode(entry)` hook turns the entry into the caller's result object; any exception there (a
+  missing tensor, a wrong shape or type: an entry that is intact but not what this code can read) is
+  corruption too. A corrupt entry is dropped with a `StoreWarning` naming stage and key, and recomputed by
+  `get_or_compute`: never served, never a crash.
+- **Atomic writes.** An entry is written in a temporary folder, every file fsynced, and renamed into place in
+  one step, so readers never see half an entry; a writer killed mid-write leaves only a `.tmp-*` folder.
+- **One computation per key.** `get_or_compute` (and `save`) hold a per-key lock file (`flock`), so two
+  processes, or two app sessions, asking for the same entry compute it once and both get the same entry.
+- **Garbage.** `gc()` removes what crashed writers leave (temporaries, half-discarded entries, unused lock
+  files), corrupt entries and entries of older formats or spec schemas; the first write of a process sweeps
+  temporaries and locks untouched for an hour (`SWEEP_AGE`).
+- **No pickles.** Arrays are safetensors, metadata JSON: loading never executes anything. Loading does not
+  import torch (the app's demo path reads entries without it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
+import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from landscape.config import SCHEMA_VERSION
 from landscape.errors import StoreError
 
 ENV_VAR = "UE_LANDSCAPE_STORE"
+# 3: SHA256SUMS covers meta.json and the arrays (format 2 checked the arrays only, from inside meta.json).
+FORMAT = 3
+META, ARRAYS, SUMS = "meta.json", "arrays.safetensors", "SHA256SUMS"
+ENTRY_FILES = (META, ARRAYS, SUMS)
+SWEEP_AGE = 3600.0  # seconds: temporaries and locks untouched this long are swept on a process's first write
+
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_TMP = re.compile(r"^\.tmp-(?P<key>.+)-[0-9a-f]{32}$")
+_TRASH = re.compile(r"^\.trash-.+-[0-9a-f]{32}$")
+_LOCK = re.compile(r"^\.(?P<key>.+)\.lock$")
+
+T = TypeVar("T")
+Decode = Callable[["Entry"], T]
+
+
+class StoreWarning(UserWarning):
+    """A store entry was unusable (corrupt, undecodable or of an old format) and has been dropped."""
+
+
+class _Unusable(Exception):
+    """Internal: why an entry cannot be served."""
+
+
+class _OldFormat(_Unusable):
+    """Internal: the entry was written by an older store format."""
 
 
 def default_root() -> Path:
@@ -50,6 +91,39 @@ class Entry:
     arrays: dict[str, np.ndarray]
 
 
+@dataclass
+class GcReport:
+    """What `Store.gc` found and removed (or, with `dry_run`, would remove); sizes in bytes.
+
+    `removed` maps a category (temporaries, trash, locks, old_schema, corrupt) to [count, bytes];
+    `in_use` counts temporaries and locks skipped because a live writer holds their key's lock;
+    `unknown` lists paths that are not the store's and were left alone; `numerics` counts the kept
+    entries per numeric environment (kernels' instruction sets and mode) that computed them.
+    """
+
+    root: str
+    dry_run: bool
+    kept: int = 0
+    kept_bytes: int = 0
+    removed: dict[str, list[int]] = field(default_factory=dict)
+    in_use: int = 0
+    unknown: list[str] = field(default_factory=list)
+    numerics: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(size for _, size in self.removed.values())
+
+    def add(self, category: str, size: int) -> None:
+        count, total = self.removed.get(category, [0, 0])
+        self.removed[category] = [count + 1, total + size]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"root": self.root, "dry_run": self.dry_run, "kept": self.kept, "kept_bytes": self.kept_bytes,
+                "removed": self.removed, "bytes_freed": self.bytes_freed, "in_use": self.in_use,
+                "unknown": self.unknown, "numerics": self.numerics}
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -58,12 +132,39 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    import sklearn
-    import torch
+def _sums(meta_digest: str, arrays_digest: str) -> bytes:
+    """The exact bytes of a SHA256SUMS record (`sha256sum` format: digest, two spaces, file name)."""
+    return f"{meta_digest}  {META}\n{arrays_digest}  {ARRAYS}\n".encode()
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "sklearn": sklearn.__version__}
+
+def _size(path: Path) -> int:
+    """Bytes under `path` (a file or a folder); 0 if it vanished meanwhile."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+        return path.lstat().st_size
+    return 0
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_held = threading.local()  # the lock files this thread holds (the key lock is re-entrant within a thread)
+_swept: set[Path] = set()  # store roots swept by this process
+_swept_guard = threading.Lock()
 
 
 class Store:
@@ -79,104 +180,355 @@ class Store:
     def path(self, stage: str, key: str) -> Path:
         """Folder of the entry (stage, key); both must be plain names."""
         for part in (stage, key):
-            if not _NAME.match(part):
-                raise StoreError(f"store names may use letters, digits, '_', '-', '.' only; got {part!r}")
+            if not _NAME.match(part) or part.startswith("."):
+                raise StoreError(f"store names may use letters, digits, '_', '-', '.' (not first) only; got {part!r}")
         return self.root / stage / key
 
     def exists(self, stage: str, key: str) -> bool:
-        """True if a complete, valid entry is stored."""
+        """True if a complete, valid entry is stored (an unusable one is dropped)."""
         return self.load(stage, key) is not None
 
-    def load(self, stage: str, key: str) -> Entry | None:
-        """The entry, or None if absent; a corrupt entry is removed and None returned."""
+    @overload
+    def load(self, stage: str, key: str, decode: None = None) -> Entry | None: ...
+
+    @overload
+    def load(self, stage: str, key: str, decode: Decode[T]) -> T | None: ...
+
+    def load(self, stage: str, key: str, decode: Decode[T] | None = None) -> Entry | T | None:
+        """The entry (or `decode(entry)`, which must not return None), or None if absent.
+
+        An entry that fails its integrity check, or whose `decode` raises anything, is dropped with a
+        `StoreWarning` naming stage and key, and None is returned.
+        """
         folder = self.path(stage, key)
-        if not folder.exists():
+        try:
+            inode = folder.stat().st_ino
+        except FileNotFoundError:
             return None
         try:
-            record = json.loads((folder / "meta.json").read_text())
-            arrays_path = folder / "arrays.safetensors"
-            if _sha256(arrays_path) != record["arrays_sha256"]:
-                raise StoreError("checksum mismatch")
-            arrays = load_file(str(arrays_path))
-            return Entry(record["meta"], arrays)
-        except Exception:  # noqa: BLE001 - any failure to read means the entry is not usable
-            self._discard(folder)
+            entry = self._read(folder, stage, key)
+            return entry if decode is None else decode(entry)
+        except Exception as err:  # noqa: BLE001 - any failure to read or decode means the entry is not usable
+            reason = str(err) if isinstance(err, _Unusable) else f"cannot be decoded: {type(err).__name__}: {err}"
+            warnings.warn(f"store entry {stage}/{key} in {self.root} is unusable ({reason}); dropped, it will be "
+                          f"recomputed", StoreWarning, stacklevel=2)
+            self._discard(folder, inode)
             return None
 
     def save(self, stage: str, key: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
              *, spec: dict[str, Any] | None = None, seconds: float | None = None) -> Entry:
-        """Write an entry atomically; if a valid one appeared meanwhile, keep that one and return it."""
+        """Write an entry atomically; if a valid one exists already, keep that one and return it."""
+        from landscape.device import numeric_environment
+
         arrays = {k: np.ascontiguousarray(v) for k, v in (arrays or {}).items()}
         final = self.path(stage, key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        try:
-            save_file(arrays, str(tmp / "arrays.safetensors"))
-            record = {
-                "stage": stage, "key": key, "spec": spec, "meta": meta, "seconds": seconds,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _versions(),
-                "arrays_sha256": _sha256(tmp / "arrays.safetensors"),
-            }
-            text = json.dumps(record, indent=1, default=_json_default)
-            with open(tmp / "meta.json", "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
+        record = {
+            "stage": stage, "key": key, "format": FORMAT, "schema": SCHEMA_VERSION, "spec": spec, "meta": meta,
+            "seconds": seconds, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "environment": numeric_environment(),
+        }
+        text = json.dumps(record, indent=1, default=_json_default).encode()  # before any file: a bad value fails here
+        with self._lock(stage, key):
+            existing = self.load(stage, key)
+            if existing is not None:
+                return existing
+            tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex}"
+            tmp.mkdir()
             try:
+                save_file(arrays, str(tmp / ARRAYS))
+                with open(tmp / ARRAYS, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                _fsync_write(tmp / META, text)
+                _fsync_write(tmp / SUMS, _sums(hashlib.sha256(text).hexdigest(), _sha256(tmp / ARRAYS)))
+                _fsync_dir(tmp)
                 os.rename(tmp, final)
-            except OSError:
-                existing = self.load(stage, key)
-                if existing is not None:
-                    return existing
-                os.rename(tmp, final)  # the old entry was corrupt and has been discarded
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+                _fsync_dir(final.parent)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
         loaded = self.load(stage, key)
         if loaded is None:
             raise StoreError(f"store entry {final} could not be read back after writing")
         return loaded
 
+    @overload
+    def get_or_compute(self, stage: str, key: str, compute: Callable[[], tuple[dict[str, Any], dict[str, np.ndarray]]],
+                       *, spec: dict[str, Any] | None = None, decode: None = None) -> Entry: ...
+
+    @overload
+    def get_or_compute(self, stage: str, key: str, compute: Callable[[], tuple[dict[str, Any], dict[str, np.ndarray]]],
+                       *, spec: dict[str, Any] | None = None, decode: Decode[T]) -> T: ...
+
     def get_or_compute(self, stage: str, key: str,
                        compute: Callable[[], tuple[dict[str, Any], dict[str, np.ndarray]]],
-                       *, spec: dict[str, Any] | None = None) -> Entry:
-        """Load (stage, key), or compute it under a per-key lock, store it and return it."""
-        entry = self.load(stage, key)
-        if entry is not None:
-            return entry
+                       *, spec: dict[str, Any] | None = None, decode: Decode[T] | None = None) -> Entry | T:
+        """Load (stage, key) (decoded by `decode` if given), or compute it under the key's lock, store and return it.
+
+        An unusable stored entry (see `load`) is recomputed. If the entry just computed cannot be decoded,
+        that is a bug in `compute` or `decode`, not corruption: `StoreError` is raised.
+        """
+        value = self.load(stage, key, decode)
+        if value is not None:
+            return value
         with self._lock(stage, key):
-            entry = self.load(stage, key)  # another process may have finished it while we waited
-            if entry is not None:
-                return entry
+            value = self.load(stage, key, decode)  # another process may have finished it while we waited
+            if value is not None:
+                return value
             started = time.perf_counter()
             meta, arrays = compute()
-            return self.save(stage, key, meta, arrays, spec=spec, seconds=time.perf_counter() - started)
+            entry = self.save(stage, key, meta, arrays, spec=spec, seconds=time.perf_counter() - started)
+        if decode is None:
+            return entry
+        try:
+            return decode(entry)
+        except Exception as err:
+            raise StoreError(f"store entry {stage}/{key} was just computed but cannot be decoded "
+                             f"({type(err).__name__}: {err}); this is a bug, please report it") from err
 
     def keys(self, stage: str) -> list[str]:
         """Keys of the complete entries of a stage (not validated)."""
         folder = self.root / stage
-        if not folder.exists():
+        if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    @contextlib.contextmanager
-    def _lock(self, stage: str, key: str) -> Iterator[None]:
-        folder = self.path(stage, key).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f".{key}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def gc(self, *, dry_run: bool = False, min_age: float = 0.0, entries: bool = True,
+           progress: Callable[[int, int], None] | None = None) -> GcReport:
+        """Remove what is not a usable entry; return what was kept and removed.
+
+        Removes temporaries of writers that died (`.tmp-*` whose key nobody holds locked), half-discarded
+        entries (`.trash-*`), lock files nobody holds, and with `entries` every entry that is corrupt
+        (integrity check) or of an older store format or spec schema (`landscape.config.SCHEMA_VERSION`).
+        Only the store's own names are touched; anything else is listed in `unknown` and left alone.
+
+        Args:
+            dry_run: report only, remove nothing.
+            min_age: leave temporaries, trash and locks modified less than this many seconds ago.
+            entries: also check every entry (reads all of it); False only sweeps the leftovers.
+            progress: called as `progress(done, total)` over the items looked at.
+        """
+        report = GcReport(str(self.root), dry_run)
+        if not self.root.is_dir():
+            return report
+        now = time.time()
+        stages = []
+        for stage_dir in sorted(self.root.iterdir()):
+            if stage_dir.is_dir() and not stage_dir.is_symlink() and _NAME.match(stage_dir.name):
+                stages.append(stage_dir)
+            else:
+                report.unknown.append(str(stage_dir))
+        items = [item for stage_dir in stages for item in sorted(stage_dir.iterdir())]
+        for done, item in enumerate(items, 1):
+            self._gc_item(item.parent.name, item, report, dry_run=dry_run, min_age=min_age, now=now,
+                          entries=entries)
+            if progress is not None:
+                progress(done, len(items))
+        if not dry_run:
+            for stage_dir in stages:
+                with contextlib.suppress(OSError):
+                    stage_dir.rmdir()  # only if it is now empty
+        return report
+
+    # ------------------------------------------------------------------------------------------------ internals
+
+    def _read(self, folder: Path, stage: str, key: str) -> Entry:
+        """The verified entry in `folder`; raises `_Unusable` (or whatever reading raises) if it is not usable."""
+        return Entry(self._record(folder, stage, key)["meta"], load_file(str(folder / ARRAYS)))
 
     @staticmethod
-    def _discard(folder: Path) -> None:
-        trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex}"
+    def _record(folder: Path, stage: str, key: str) -> dict[str, Any]:
+        """The record (meta.json) of the entry in `folder`, after checking the integrity of the whole entry."""
+        if not (folder / SUMS).exists():
+            if (folder / META).exists():
+                raise _OldFormat("no SHA256SUMS: written by an older store format")
+            raise _Unusable("incomplete entry")
+        sums = (folder / SUMS).read_bytes()
+        meta_bytes = (folder / META).read_bytes()
+        meta_digest, arrays_digest = hashlib.sha256(meta_bytes).hexdigest(), _sha256(folder / ARRAYS)
+        if sums != _sums(meta_digest, arrays_digest):
+            bad = [name for name, digest in ((META, meta_digest), (ARRAYS, arrays_digest))
+                   if f"{digest}  {name}\n".encode() not in sums]
+            raise _Unusable(f"checksum mismatch: {', '.join(bad) or SUMS}")
+        record = json.loads(meta_bytes)
+        found = (record.get("stage"), record.get("key"), record.get("format"))
+        if found != (stage, key, FORMAT):
+            raise _Unusable(f"record is for stage/key/format {found}, expected {(stage, key, FORMAT)}")
+        if not isinstance(record.get("meta"), dict):
+            raise _Unusable("record has no metadata object")
+        return record
+
+    def _gc_item(self, stage: str, item: Path, report: GcReport, *, dry_run: bool, min_age: float, now: float,
+                 entries: bool) -> None:
+        """Classify one child of a stage folder and remove it if it is garbage."""
+        name = item.name
+        try:
+            age = now - item.lstat().st_mtime
+        except FileNotFoundError:
+            return
+        leftover = _TMP.match(name) or _TRASH.match(name) or _LOCK.match(name)
+        if leftover:
+            if age < min_age:
+                return
+            if _TRASH.match(name):
+                category, key = "trash", None
+            else:
+                category, key = ("temporaries", _TMP.match(name)["key"]) if _TMP.match(name) else (  # type: ignore[index]
+                    "locks", _LOCK.match(name)["key"])  # type: ignore[index]
+            size = _size(item)
+            if key is None or not _NAME.match(key):
+                report.add(category, size)
+                if not dry_run:
+                    _remove(item)
+                return
+            with self._try_lock(stage, key, remove=category == "locks" and not dry_run) as free:
+                if not free:
+                    report.in_use += 1
+                    return
+                report.add(category, size)
+                if not dry_run and category == "temporaries":
+                    _remove(item)
+            return
+        if not entries:
+            return
+        if name.startswith(".") or not item.is_dir() or item.is_symlink() or not _NAME.match(name):
+            report.unknown.append(str(item))
+            return
+        present = {p.name for p in item.iterdir()}
+        if not present & set(ENTRY_FILES) or present - set(ENTRY_FILES):
+            report.unknown.append(str(item))  # not (only) an entry of ours: leave it
+            return
+        size = _size(item)
+        try:
+            record = self._record(item, stage, name)
+        except Exception as err:  # noqa: BLE001 - same rule as load: unusable is garbage
+            report.add("old_schema" if isinstance(err, _OldFormat) else "corrupt", size)
+            if not dry_run:
+                self._discard(item)
+            return
+        if record.get("schema") != SCHEMA_VERSION:
+            report.add("old_schema", size)
+            if not dry_run:
+                self._discard(item)
+            return
+        report.kept += 1
+        report.kept_bytes += size
+        label = numerics_label(record.get("environment") or {})
+        report.numerics[label] = report.numerics.get(label, 0) + 1
+
+    def _sweep_once(self) -> None:
+        """On a process's first write to this root: remove temporaries and locks untouched for `SWEEP_AGE`."""
+        root = self.root.resolve()
+        with _swept_guard:
+            if root in _swept:
+                return
+            _swept.add(root)
         with contextlib.suppress(OSError):
+            self.gc(min_age=SWEEP_AGE, entries=False)
+
+    def _lock_path(self, stage: str, key: str) -> Path:
+        return self.path(stage, key).parent / f".{key}.lock"
+
+    @contextlib.contextmanager
+    def _lock(self, stage: str, key: str) -> Iterator[None]:
+        """Hold the key's lock file (re-entrant within a thread; other threads and processes wait)."""
+        path = self._lock_path(stage, key)
+        held: set[Path] = _held.__dict__.setdefault("paths", set())
+        if path in held:
+            yield
+            return
+        self._sweep_once()
+        try:
+            fh = _acquire(path, blocking=True)
+        except OSError as err:
+            raise StoreError(f"cannot write to the store at {self.root}: {err.strerror or err}") from err
+        held.add(path)
+        try:
+            yield
+        finally:
+            held.discard(path)
+            fh.close()  # closing releases the flock
+
+    @contextlib.contextmanager
+    def _try_lock(self, stage: str, key: str, *, remove: bool) -> Iterator[bool]:
+        """Take the key's lock if nobody holds it (yield True), else yield False; `remove` deletes the lock file."""
+        path = self._lock_path(stage, key)
+        if path in _held.__dict__.get("paths", set()):
+            yield False
+            return
+        fh = _acquire(path, blocking=False, create=False)
+        if fh is None:
+            yield not path.exists()
+            return
+        try:
+            yield True
+            if remove:
+                # unlinking while holding it is safe: a waiter that then gets the old inode sees that the path
+                # no longer names it and locks afresh (see `_acquire`)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        finally:
+            fh.close()
+
+    @staticmethod
+    def _discard(folder: Path, inode: int | None = None) -> None:
+        """Move an entry out of the way (atomically) and delete it; skip it if `folder` is no longer `inode`."""
+        with contextlib.suppress(OSError):
+            if inode is not None and folder.stat().st_ino != inode:
+                return  # someone replaced it with a fresh entry meanwhile
+            trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex}"
             os.rename(folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+
+def _acquire(path: Path, *, blocking: bool, create: bool = True) -> Any:
+    """Open and flock `path`; retry until the locked file is still the one at `path` (it may have been removed).
+
+    Returns the open file (closing it releases the lock), or None when not `blocking` and it is held (or
+    absent and not `create`).
+    """
+    while True:
+        try:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)  # (again: gc may remove an empty stage folder)
+            fh = open(path, "a" if create else "r")  # noqa: SIM115 - the caller closes it to release the lock
+        except FileNotFoundError:
+            if create:
+                continue
+            return None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as err:
+            fh.close()
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return None
+            raise
+        try:
+            same = os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fh
+        fh.close()
+        if not create:
+            return None
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+
+
+def numerics_label(environment: dict[str, Any]) -> str:
+    """A short label of the kernels that computed an entry, e.g. "ATen AVX512, oneDNN avx512_core_amx"."""
+    if not environment:
+        return "unrecorded"
+    label = f"ATen {environment.get('aten_capability', '?')}, oneDNN {environment.get('onednn_isa', '?')}"
+    if environment.get("mkl_cbwr"):
+        label += f", MKL_CBWR {environment['mkl_cbwr']}"
+    return label + (" (reproducible mode)" if environment.get("reproducible") else "")
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,12 +1,14 @@
 import json
 import multiprocessing as mp
 import os
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from landscape.errors import StoreError
-from landscape.store import Store
+from landscape.store import Store, StoreWarning
 
 
 def _compute(value=1.0):
@@ -26,7 +28,7 @@ def test_round_trip_and_cache_hit(store):
     assert a.meta == b.meta == {"value": 1.0}
     np.testing.assert_array_equal(b.arrays["x"], np.ones(4, dtype=np.float32))
     record = json.loads((store.path("stage", "k1") / "meta.json").read_text())
-    assert record["spec"] == {"a": 1} and "torch" in record["versions"]
+    assert record["spec"] == {"a": 1} and "torch" in record["environment"]  # (was "versions")
 
 
 def test_corrupt_entry_is_detected_and_recomputed(store):
@@ -35,7 +37,8 @@ def test_corrupt_entry_is_detected_and_recomputed(store):
     data = bytearray(arrays.read_bytes())
     data[-1] ^= 0xFF
     arrays.write_bytes(bytes(data))
-    assert store.load("stage", "k") is None  # never served
+    with pytest.warns(StoreWarning, match="stage/k"):
+        assert store.load("stage", "k") is None  # never served
     assert not store.path("stage", "k").exists()
     entry = store.get_or_compute("stage", "k", lambda: _compute(2.0))
     assert entry.meta == {"value": 2.0}
@@ -45,7 +48,8 @@ def test_truncated_metadata_is_not_served(store):
     store.get_or_compute("stage", "k", _compute)
     meta = store.path("stage", "k") / "meta.json"
     meta.write_text(meta.read_text()[:20])
-    assert store.load("stage", "k") is None
+    with pytest.warns(StoreWarning, match="stage/k"):
+        assert store.load("stage", "k") is None
 
 
 def test_interrupted_write_leaves_no_entry(store):
@@ -99,3 +103,145 @@ def test_save_race_keeps_existing_valid_entry(store):
     first = store.save("stage", "k", {"v": 1}, {"x": np.zeros(1)})
     second = store.save("stage", "k", {"v": 2}, {"x": np.ones(1)})
     assert first.meta == second.meta == {"v": 1}
+
+
+# ------------------------------------------------------------------------------------------ decode hook, gc, sweep
+
+def _sums_for(folder):
+    import hashlib
+
+    from landscape.store import ARRAYS, META
+    digest = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in (META, ARRAYS)}
+    return f"{digest[META]}  {META}\n{digest[ARRAYS]}  {ARRAYS}\n"
+
+
+def test_decode_hook_returns_the_decoded_value_and_a_fresh_undecodable_entry_is_a_bug(store):
+    value = store.get_or_compute("stage", "k", _compute, decode=lambda e: float(e.arrays["x"].sum()))
+    assert value == 4.0
+    assert store.load("stage", "k", lambda e: e.meta["value"]) == 1.0
+    with pytest.raises(StoreError, match="just computed but cannot be decoded"):
+        store.get_or_compute("stage", "k2", _compute, decode=lambda e: e.meta["missing"])
+
+
+def test_old_format_entry_is_dropped_with_a_warning(store):
+    from landscape.store import SUMS, StoreWarning
+
+    store.save("stage", "k", {"v": 1}, {"x": np.zeros(1)})
+    (store.path("stage", "k") / SUMS).unlink()  # what format 2 wrote: meta.json + arrays only
+    with pytest.warns(StoreWarning, match="older store format"):
+        assert store.load("stage", "k") is None
+    assert not store.path("stage", "k").exists()
+
+
+def _garbage_store(store):
+    """Two good entries plus one of each kind of garbage; returns the sizes of what gc must remove."""
+    from landscape.store import META, SUMS
+
+    store.save("train", "good1", {"v": 1}, {"x": np.zeros(1000)})
+    store.save("sal", "good2", {"v": 2}, {"x": np.ones(10)})
+    stage = store.root / "train"
+    tmp = stage / f".tmp-dead-{'a' * 32}"
+    tmp.mkdir()
+    (tmp / "arrays.safetensors").write_bytes(b"x" * 5000)
+    trash = stage / f".trash-gone-{'b' * 32}"
+    trash.mkdir()
+    (trash / META).write_bytes(b"y" * 300)
+    (stage / ".dead.lock").write_text("")
+    store.save("train", "old", {"v": 3}, {"x": np.zeros(3)})
+    (store.path("train", "old") / SUMS).unlink()  # old store format
+    store.save("train", "oldschema", {"v": 4}, {"x": np.zeros(3)})
+    folder = store.path("train", "oldschema")
+    record = json.loads((folder / META).read_text())
+    record["schema"] = 1
+    (folder / META).write_text(json.dumps(record))
+    (folder / SUMS).write_text(_sums_for(folder))
+    store.save("train", "bad", {"v": 5}, {"x": np.zeros(3)})
+    (store.path("train", "bad") / META).write_text("{}")
+    (store.root / "notes.txt").write_text("mine")  # not the store's: left alone
+    (stage / "README").write_text("mine too")
+    return {"temporaries": 5000, "trash": 300}
+
+
+def test_gc_dry_run_then_gc(store):
+    from landscape.store import ENTRY_FILES
+
+    sizes = _garbage_store(store)
+    before = sorted(str(p) for p in store.root.rglob("*"))
+    dry = store.gc(dry_run=True)
+    assert sorted(str(p) for p in store.root.rglob("*")) == before  # a dry run removes nothing
+    report = store.gc()
+    for r in (dry, report):
+        assert r.kept == 2
+        assert r.removed["temporaries"] == [1, sizes["temporaries"]] and r.removed["trash"] == [1, sizes["trash"]]
+        assert r.removed["old_schema"][0] == 2 and r.removed["corrupt"][0] == 1
+        assert r.removed["locks"][0] >= 1
+        assert r.bytes_freed == sum(size for _, size in r.removed.values()) > 5300
+        assert sorted(Path(p).name for p in r.unknown) == ["README", "notes.txt"]
+    left = sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file())
+    assert left == sorted([f"train/good1/{n}" for n in ENTRY_FILES] + [f"sal/good2/{n}" for n in ENTRY_FILES]
+                          + ["notes.txt", "train/README"])
+    assert store.gc().removed == {}  # idempotent
+
+
+def test_gc_leaves_a_live_writer_alone(store):
+    import fcntl
+
+    stage = store.root / "train"
+    stage.mkdir(parents=True)
+    tmp = stage / f".tmp-busy-{'c' * 32}"
+    tmp.mkdir()
+    with open(stage / ".busy.lock", "a") as fh:  # another writer holds the key's lock
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        report = store.gc()
+        assert report.in_use == 2 and tmp.exists() and (stage / ".busy.lock").exists()
+    report = store.gc()
+    assert report.removed["temporaries"][0] == 1 and not tmp.exists() and not (stage / ".busy.lock").exists()
+
+
+def test_first_write_sweeps_only_stale_leftovers(store):
+    from landscape.store import SWEEP_AGE
+
+    stage = store.root / "train"
+    stage.mkdir(parents=True)
+    stale, fresh = stage / f".tmp-a-{'d' * 32}", stage / f".tmp-b-{'e' * 32}"
+    stale.mkdir()
+    fresh.mkdir()
+    (stage / ".a.lock").write_text("")
+    old = time.time() - SWEEP_AGE - 60
+    for p in (stale, stage / ".a.lock"):
+        os.utime(p, (old, old))
+    store.save("train", "k", {"v": 1}, {"x": np.zeros(1)})
+    assert not stale.exists() and not (stage / ".a.lock").exists()
+    assert fresh.exists()  # may belong to a live writer
+
+
+def test_store_command_reports_and_collects(store, capsys):
+    from landscape.cli import main
+
+    _garbage_store(store)
+    assert main(["store", "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out
+    assert "2 entries kept" in out and "would remove" in out and "nothing was removed" in out
+    assert (store.root / "train" / "old").exists()
+    assert main(["store", "--gc", "--store", str(store.root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kept"] == 2 and report["removed"]["corrupt"][0] == 1 and report["bytes_freed"] > 5300
+    assert not (store.root / "train" / "old").exists()
+    assert main(["store", "--gc", "--store", str(store.root)]) == 0
+    assert "removed: nothing" in capsys.readouterr().out
+
+
+def test_store_command_on_a_file_is_a_clear_error(tmp_path, capsys):
+    from landscape.cli import main
+
+    (tmp_path / "f").write_text("")
+    assert main(["store", "--gc", "--store", str(tmp_path / "f")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_every_entry_records_its_numeric_environment(store):
+    store.save("stage", "k", {"v": 1})
+    env = json.loads((store.path("stage", "k") / "meta.json").read_text())["environment"]
+    for key in ("torch", "numpy", "mkl", "onednn", "cpu_level", "aten_capability", "onednn_isa", "reproducible",
+                "torch_threads", "pinned_threads"):
+        assert key in env, key
