@@ -144,15 +144,14 @@ class Stage(ABC, Generic[R]):
         return combined_key(*self.parts(), *data_parts(self.data))
 
     def exists(self, store: Store) -> bool:
-        """True if the store holds a valid entry (nothing is computed)."""
-        return store.exists(self.folder, self.key())
+        """True if the store holds a valid, decodable entry (nothing is computed; an unusable one is dropped)."""
+        return self.load(store) is not None
 
     def load(self, store: Store) -> R | None:
         """The stored result, or None if absent (nothing is computed)."""
-        entry = store.load(self.folder, self.key())
-        return None if entry is None else self.decode(entry)
+        return store.load(self.folder, self.key(), self.decode)  # an undecodable entry is dropped, not raised
 
     def get(self, ctx: Context) -> R:
         """The stored result, or computed (under the store's per-key lock), stored and returned."""
-        entry = ctx.store.get_or_compute(self.folder, self.key(), lambda: self.compute(ctx), spec=self.record())
-        return self.decode(entry)
+        return ctx.store.get_or_compute(self.folder, self.key(), lambda: self.compute(ctx), spec=self.record(),
+                                        decode=self.decode)
