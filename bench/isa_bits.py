@@ -7,14 +7,15 @@ process and a fresh store per setting, on this one machine. Kernel caps stand in
     avx512core   oneDNN capped at AVX512_CORE: an AVX-512 CPU without AMX/FP16 (Skylake-SP .. Ice Lake)
     avx2         ATen, oneDNN, MKL and NumPy capped at AVX2: a CPU without AVX-512 (Haswell .. Alder Lake, Zen 1-3)
 
-each plain and in reproducible mode (`UE_LANDSCAPE_REPRODUCIBLE=1`). It compares every stored checkpoint of the
+each plain and in reproducible mode (`UE_LANDSCAPE_REPRODUCIBLE=1`); and `aten-avx2`, `onednn-avx2`, `mkl-avx2`,
+`numpy-avx2` cap one library at a time (which kernels decide the bits). It compares every stored checkpoint of the
 clean and the poisoned run with the first setting's, bit for bit (and max |Δw| after the first and the last
 epoch), the crafted poison, and the headline numbers (UD, β, accuracies). Caps above this CPU's own level are
 skipped. A cap can only remove instruction sets, so what this shows is whether the ISA decides the bits; other
 differences between real CPUs (cache sizes that change oneDNN's blocking, AMD vs Intel in MKL) are not tested.
 
-Usage: python bench/isa_bits.py [--epochs 30] [--settings native,avx2,...] [--method em]
-Writes bench/results/isa_bits.jsonl (one row per setting) and prints a table and a one-line summary.
+Usage: python bench/isa_bits.py [--epochs 30] [--settings native,avx2,...] [--method em] [--out isa_bits]
+Writes bench/results/<out>.jsonl (one row per setting) and prints a table and a one-line summary.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ CAPS: dict[str, tuple[str, dict[str, str]]] = {
     "avx512core": ("v4", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}),
     "avx2": ("v3", {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
                     "NPY_DISABLE_CPU_FEATURES": NPY_NO_AVX512}),
+    # one library capped at a time: which kernels decide the bits
+    "aten-avx2": ("v3", {"ATEN_CPU_CAPABILITY": "avx2"}),
+    "onednn-avx2": ("v3", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),
+    "mkl-avx2": ("v3", {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    "numpy-avx2": ("v3", {"NPY_DISABLE_CPU_FEATURES": NPY_NO_AVX512}),
 }
 KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
                "NPY_DISABLE_CPU_FEATURES", "UE_LANDSCAPE_REPRODUCIBLE")
@@ -96,6 +102,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--method", default="em")
     p.add_argument("--settings", default=DEFAULT_SETTINGS)
+    p.add_argument("--out", default="isa_bits", help="results file name under bench/results (no suffix)")
     a = p.parse_args()
     level = cpu_level()
     settings = [s for s in a.settings.split(",") if CAPS[s.partition("+")[0]][0] <= level or s.startswith("native")]
@@ -112,7 +119,7 @@ def main() -> None:
             row.update(epochs=a.epochs, method=a.method, load_avg=os.getloadavg()[0])
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = ROOT / "bench" / "results" / "isa_bits.jsonl"
+    out = ROOT / "bench" / "results" / f"{a.out}.jsonl"
     out.parent.mkdir(exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"\n{'setting':<18} {'UD':>6} {'clean acc':>9} {'pois. acc':>9}  bits = {settings[0]}? "

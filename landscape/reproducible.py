@@ -14,6 +14,12 @@ The variables are read once, at each library's first kernel, so they must be set
 `landscape` sets them on import when asked, and `active()` checks afterwards that ATen and oneDNN really run
 AVX2. What it does and does not make equal is stated, with measurements, in the README.
 
+The instruction set is recorded in every stored result (`landscape.device.numeric_environment`) and counted by
+`python -m landscape store`, but it is not part of the cache keys. A key names the question (specs and data);
+keying by ISA would make the shipped demo and any shared store miss on every other CPU class and compute
+everything again, while one key with one answer keeps the app, the CLI and a benchmark grid consistent with each
+other on one store. Mixing is visible instead of silent, and a store written in reproducible mode does not mix.
+
 This module imports nothing heavy (it runs inside `import landscape`, before torch is loaded).
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 import warnings
 from pathlib import Path
 
@@ -71,6 +78,10 @@ def apply() -> bool:
                       stacklevel=2)
         return False
     os.environ.update(PINS)
+    if "torch" in sys.modules:
+        warnings.warn(f"{ENV_VAR}: torch was imported before landscape; the pins take effect only if torch has not "
+                      f"run a CPU kernel yet (every stored result records whether they did)", RuntimeWarning,
+                      stacklevel=2)
     return True
 
 

@@ -74,6 +74,8 @@ def test_interrupted_write_leaves_no_entry(store):
 def test_bad_names_rejected(store):
     with pytest.raises(StoreError, match="letters"):
         store.path("../etc", "k")
+    with pytest.raises(StoreError, match="letters"):
+        store.path("stage", ".tmp-k")  # the store's own leftovers start with a dot
 
 
 def _writer(root, value, barrier):
