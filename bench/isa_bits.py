@@ -135,7 +135,7 @@ def main() -> None:
     plain = "; ".join(f"{r['setting']} {r['ud']:.3f}" for r in rows if "+" not in r["setting"])
     verdict = (f"reproducible mode gives {'identical' if pinned_equal else 'DIFFERENT'} bits under "
                f"{', '.join(pinned)} (UD {rows[settings.index(pinned[0])]['ud']:.3f})" if len(pinned) > 1 else "")
-    print(f"SUMMARY {a.method}, {a.epochs} epochs: plain UD {plain}; {verdict}")
+    print(f"SUMMARY {a.method}, {a.epochs} epochs: plain UD {plain}" + (f"; {verdict}" if verdict else ""))
 
 
 if __name__ == "__main__":
