@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m landscape", description=__doc__.splitlines()[0])
     parser.add_argument("--reproducible", action="store_true",
                         help="pin the CPU kernels to AVX2 so results match on other x86 CPUs (same as "
-                             "UE_LANDSCAPE_REPRODUCIBLE=1; see the README's Reproducibility section)")
+                             "UE_LANDSCAPE_REPRODUCIBLE=1; see the README: Reproducible where, exactly)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands.COMMANDS.names():
         command = commands.COMMANDS.get(name)
@@ -39,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.reproducible:
-            from landscape import reproducible
+            from landscape.device import enable_reproducible
 
-            reproducible.enable()
+            enable_reproducible()
         return int(args._run(args) or 0)
     except LandscapeError as err:
         print(f"error: {err}", file=sys.stderr)

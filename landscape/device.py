@@ -9,6 +9,7 @@ import platform
 import re
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,9 +102,7 @@ def numeric_environment() -> dict[str, Any]:
     torch_threads (now) and pinned_threads (`CPU_THREADS`, what training, crafting and SAL use on the CPU).
     Stored with every store entry and printed in benchmark headers.
     """
-    from landscape import reproducible
-
-    return {**_static_environment(), "onednn_isa": onednn_isa(), "reproducible": reproducible.active(),
+    return {**_static_environment(), "onednn_isa": onednn_isa(), "reproducible": reproducible_active(),
             "torch_threads": torch.get_num_threads(), "pinned_threads": CPU_THREADS}
 
 
@@ -180,3 +179,35 @@ def onednn_isa() -> str:
     if isa:
         return isa.group(1).strip() + (f" ({kernel.group(1)} f32 convolution)" if kernel else "")
     return kernel.group(1) if kernel else "unknown"
+
+
+def reproducible_active() -> bool:
+    """True if reproducible mode is requested, its pins are set, and ATen and oneDNN actually run AVX2 kernels.
+
+    (MKL reads `MKL_CBWR` at its first call and cannot be queried; it is checked as set.)
+    """
+    from landscape import reproducible
+
+    if not reproducible.requested() or any(os.environ.get(k) != v for k, v in reproducible.PINS.items()):
+        return False
+    return torch.backends.cpu.get_cpu_capability() == "AVX2" and onednn_isa().startswith(("Intel AVX2", "disabled"))
+
+
+def enable_reproducible() -> None:
+    """Turn reproducible mode on from inside the process (the CLI's `--reproducible`) and check that it took effect.
+
+    Raises `LandscapeError` if it cannot be applied here, or if torch ran CPU kernels before it was enabled.
+    """
+    from landscape import reproducible
+    from landscape.errors import LandscapeError
+
+    os.environ[reproducible.ENV_VAR] = "1"
+    reason = reproducible.unsupported_reason()
+    if reason is not None:
+        raise LandscapeError(f"reproducible mode is not available: {reason}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "torch was imported first": checked right below
+        reproducible.apply()
+    if not reproducible_active():
+        raise LandscapeError(f"reproducible mode could not take effect: torch had already run CPU kernels; set "
+                             f"{reproducible.ENV_VAR}=1 in the environment before starting Python")

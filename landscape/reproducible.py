@@ -3,7 +3,7 @@
 On the CPU, torch picks its kernels at run time by instruction set: ATen's vectorised kernels by its CPU
 capability (AVX-512, AVX2, ...), oneDNN's convolutions by the CPU's ISA, MKL's GEMMs by its code branch.
 Kernels of different widths sum in different orders, so their float rounding differs, and thousands of SGD
-steps turn that into different weights, SAL and UD (measured: `bench/isa_bits.py`, README "Reproducibility").
+steps turn that into different weights, SAL and UD (measured: `bench/isa_bits.py`, README, "Reproducible where, exactly").
 With `UE_LANDSCAPE_REPRODUCIBLE=1` (or `python -m landscape --reproducible ...`) the engine pins all three to
 AVX2 (x86-64-v3), the level most x86 CPUs of the last decade offer, before torch runs its first kernel:
 
@@ -11,8 +11,9 @@ AVX2 (x86-64-v3), the level most x86 CPUs of the last decade offer, before torch
 
 (training already runs on `landscape.device.CPU_THREADS` threads, which the reduction order also depends on).
 The variables are read once, at each library's first kernel, so they must be set before any tensor work;
-`landscape` sets them on import when asked, and `active()` checks afterwards that ATen and oneDNN really run
-AVX2. What it does and does not make equal is stated, with measurements, in the README.
+`landscape` sets them on import when asked, and `landscape.device.reproducible_active()` checks afterwards that
+ATen and oneDNN really run AVX2 (`landscape.device.enable_reproducible()` turns the mode on from inside a
+process). What it does and does not make equal is stated, with measurements, in the README.
 
 The instruction set is recorded in every stored result (`landscape.device.numeric_environment`) and counted by
 `python -m landscape store`, but it is not part of the cache keys. A key names the question (specs and data);
@@ -83,34 +84,3 @@ def apply() -> bool:
                       f"run a CPU kernel yet (every stored result records whether they did)", RuntimeWarning,
                       stacklevel=2)
     return True
-
-
-def enable() -> None:
-    """Turn the mode on from inside the process (the CLI's `--reproducible`) and check that it took effect.
-
-    Raises `LandscapeError` if it cannot be applied here, or if torch ran CPU kernels before it was enabled.
-    """
-    from landscape.errors import LandscapeError
-
-    os.environ[ENV_VAR] = "1"
-    reason = unsupported_reason()
-    if reason is not None:
-        raise LandscapeError(f"reproducible mode is not available: {reason}")
-    apply()
-    if not active():
-        raise LandscapeError(f"reproducible mode could not take effect: torch had already run CPU kernels; set "
-                             f"{ENV_VAR}=1 in the environment before starting Python")
-
-
-def active() -> bool:
-    """True if the mode is requested, set, and ATen and oneDNN actually run AVX2 kernels in this process.
-
-    (MKL reads `MKL_CBWR` at its first call and cannot be queried; it is checked as set.)
-    """
-    if not requested() or any(os.environ.get(k) != v for k, v in PINS.items()):
-        return False
-    import torch
-
-    from landscape.device import onednn_isa
-
-    return torch.backends.cpu.get_cpu_capability() == "AVX2" and onednn_isa().startswith(("Intel AVX2", "disabled"))

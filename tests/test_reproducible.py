@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from landscape import reproducible
+from landscape.device import enable_reproducible, reproducible_active
 from landscape.errors import LandscapeError
 from landscape.store import Store
 
@@ -101,7 +102,7 @@ def test_mode_is_refused_with_a_reason_where_it_cannot_apply(kernel_env):
         assert not reproducible.apply()
     assert "ATEN_CPU_CAPABILITY" not in os.environ
     with pytest.raises(LandscapeError, match="not available"):
-        reproducible.enable()
+        enable_reproducible()
 
 
 @pytest.mark.skipif(reproducible.unsupported_reason() is not None, reason=str(reproducible.unsupported_reason()))
@@ -113,5 +114,5 @@ def test_enable_after_kernels_ran_is_an_error_not_a_silent_claim(kernel_env):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(LandscapeError, match="already run CPU kernels"):
-            reproducible.enable()
-    assert not reproducible.active()
+            enable_reproducible()
+    assert not reproducible_active()
