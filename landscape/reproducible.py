@@ -3,7 +3,8 @@
 On the CPU, torch picks its kernels at run time by instruction set: ATen's vectorised kernels by its CPU
 capability (AVX-512, AVX2, ...), oneDNN's convolutions by the CPU's ISA, MKL's GEMMs by its code branch.
 Kernels of different widths sum in different orders, so their float rounding differs, and thousands of SGD
-steps turn that into different weights, SAL and UD (measured: `bench/isa_bits.py`, README, "Reproducible where, exactly").
+steps turn that into different weights, SAL and UD (measured: `bench/isa_bits.py`; README, "Reproducible where,
+exactly").
 With `UE_LANDSCAPE_REPRODUCIBLE=1` (or `python -m landscape --reproducible ...`) the engine pins all three to
 AVX2 (x86-64-v3), the level most x86 CPUs of the last decade offer, before torch runs its first kernel:
 
