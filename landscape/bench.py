@@ -442,12 +442,9 @@ def machine_description() -> str:
     """CPU model, core count, OS, Python and torch versions (and the GPU if one is used)."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from landscape.device import cpu_model
+
+    cpu = cpu_model()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return (f"{cpu}, {os.cpu_count()} logical cores{gpu}; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}, torch {torch.__version__}")

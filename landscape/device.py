@@ -127,13 +127,14 @@ def _static_environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
         "sklearn": sklearn.__version__, "mkl": mkl_version,
-        "onednn": onednn.group(1) if onednn else "none", "cpu": _cpu_model(), "cpu_level": cpu_level(),
+        "onednn": onednn.group(1) if onednn else "none", "cpu": cpu_model(), "cpu_level": cpu_level(),
         "aten_capability": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "env": {k: os.environ[k] for k in _ISA_ENV if os.environ.get(k)},
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
