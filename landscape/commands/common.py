@@ -18,15 +18,22 @@ from landscape.models import MODELS
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     with_files = [n for n in DATASETS.names() if DATASETS.meta(n).get("needs_root")]
-    p.add_argument("--dataset", default=DataSpec().name, help=f"data set name ({', '.join(DATASETS.names())})")
+    named = [n for n in DATASETS.names() if not DATASETS.meta(n).get("syntax")]
+    own = [DATASETS.meta(n)["syntax"] for n in DATASETS.names() if DATASETS.meta(n).get("syntax")]
+    p.add_argument("--dataset", default=DataSpec().name,
+                   help=f"data set: a name ({', '.join(named)}), NAME:ROOT, or your own images: {', '.join(own)} "
+                        f"(npz: arrays x, y, optional x_test, y_test; folder: a sub-folder of PNG/JPEG images per "
+                        f"class, ?size=N resizes them to NxN)")
     p.add_argument("--data-root", default=None, help=f"folder with the data set's files ({', '.join(with_files)})")
     p.add_argument("--n-train", type=int, default=None, help="stratified training subset size")
     p.add_argument("--n-test", type=int, default=None, help="stratified test subset size")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=ModelSpec().name, help=f"model name ({', '.join(MODELS.names())})")
-    p.add_argument("--width", type=int, default=1, help="width multiplier")
+    p.add_argument("--model", default=ModelSpec().name,
+                   help=f"model name ({', '.join(MODELS.names())}) or a user model package.module:factory, "
+                        f"imported from this Python environment (factory(image_shape, num_classes) -> nn.Module)")
+    p.add_argument("--width", type=int, default=1, help="width multiplier (registered models)")
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +56,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def data_spec(a: argparse.Namespace) -> DataSpec:
-    return DataSpec(name=a.dataset, root=a.data_root, n_train=a.n_train, n_test=a.n_test)
+    return DataSpec.parse(a.dataset, root=a.data_root, n_train=a.n_train, n_test=a.n_test)
 
 
 def model_spec(a: argparse.Namespace) -> ModelSpec:

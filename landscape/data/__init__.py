@@ -3,10 +3,17 @@
 Each registered loader takes a `DataSpec` and returns `Splits` (train + clean test) of `ImageSet`s. Its
 metadata says what the rest of the engine needs to know about it, so a new data set is one registration:
 
-- `family`: the poison-defaults family ("digits", "cifar", ...), see each poison method's docstring;
-- `channels`: image channels; `needs_root`: whether `DataSpec.root` must name a folder of files;
+- `family`: the poison-defaults family ("digits", "cifar", ...), see each poison method's docstring; for the
+  user data sets a function `DataSpec -> str` that reads it from the images (`landscape.data.user`);
+- `channels`: image channels (None: read from the files); `needs_root`: whether `DataSpec.root` must name the
+  data's folder (or file);
 - `files`: for file-backed sets, `DataSpec -> list[Path]` of the files read, whose contents enter cache keys
-  (`landscape.data.fingerprint`).
+  (`landscape.data.fingerprint`);
+- `resizable`: whether the set resizes its images to `DataSpec.resize` (the image folder);
+- `syntax`: for the user data sets, how a user names one (``npz:FILE.npz``).
+
+The user data sets: "npz" (`npz:PATH`, `landscape.data.npz`) and "folder" (`folder:PATH[?size=N]`,
+`landscape.data.folder`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from landscape.data.imageset import ImageSet, Splits, check_images, stratified_subset
+from landscape.errors import SpecError
 from landscape.registry import Registry
 
 if TYPE_CHECKING:
@@ -89,8 +97,46 @@ def _mnist_subset(spec: DataSpec) -> Splits:
     return mnist_subset.load(spec.split_seed)
 
 
+def _user_family(spec: DataSpec) -> str:
+    from landscape.data import user
+
+    return user.family(spec)
+
+
+def _npz_files(spec: DataSpec) -> list:
+    from landscape.data import npz
+
+    return [npz.data_file(spec)]
+
+
+@DATASETS.register("npz", family=_user_family, channels=None, needs_root=True, files=_npz_files,
+                   syntax="npz:FILE.npz")
+def _npz(spec: DataSpec) -> Splits:
+    from landscape.data import npz
+
+    return npz.load(spec)
+
+
+def _folder_files(spec: DataSpec) -> list:
+    from landscape.data import folder
+
+    return folder.image_files(spec)
+
+
+@DATASETS.register("folder", family=_user_family, channels=None, needs_root=True, files=_folder_files,
+                   resizable=True, syntax="folder:PATH[?size=N]")
+def _folder(spec: DataSpec) -> Splits:
+    from landscape.data import folder
+
+    return folder.load(spec)
+
+
 def load_data(spec: DataSpec) -> Splits:
     """Load the data set named by `spec`, then take the stratified subsets it asks for."""
+    if spec.resize is not None and not DATASETS.meta(spec.name).get("resizable"):
+        resizable = [n for n in DATASETS.names() if DATASETS.meta(n).get("resizable")]
+        raise SpecError(f"DataSpec.resize = {spec.resize} applies to {', '.join(resizable)} only, not to "
+                        f"{spec.name!r}, whose images have one size")
     splits = DATASETS.get(spec.name)(spec)
     train, test = splits.train, splits.test
     if spec.n_train is not None:

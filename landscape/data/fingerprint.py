@@ -39,10 +39,16 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def files_fingerprint(paths: list[Path]) -> str:
-    """16-hex-digit hash of the files' names (not their folder) and contents, in the given order."""
+    """16-hex-digit hash of the files' contents and paths below their common folder, in the given order.
+
+    Files in one folder are identified by their names (the folder itself may move); files in sub-folders by
+    their relative paths, so moving an image from one class folder to another changes the fingerprint.
+    """
     digest = hashlib.sha256()
-    for path in paths:
-        digest.update(f"{Path(path).name}\0{file_sha256(path)}\0".encode())
+    absolute = [os.path.abspath(p) for p in paths]
+    common = os.path.commonpath([os.path.dirname(p) for p in absolute]) if paths else ""
+    for path in absolute:
+        digest.update(f"{Path(os.path.relpath(path, common)).as_posix()}\0{file_sha256(path)}\0".encode())
     return digest.hexdigest()[:16]
 
 

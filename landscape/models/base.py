@@ -1,8 +1,9 @@
 """The model registry `MODELS`, `build_model(name, image_shape, num_classes, seed)` and `weight_layers`.
 
 Every builder takes `(image_shape, num_classes, width)` and returns an `nn.Module` mapping images
-(N, C, H, W) to logits (N, num_classes). Models have no dropout, so eval and train mode differ only
-in BatchNorm.
+(N, C, H, W) to logits (N, num_classes). Registered models have no dropout, so eval and train mode differ
+only in BatchNorm. `build_model` also builds user models named ``package.module:factory``
+(`landscape.models.user`).
 """
 
 from __future__ import annotations
@@ -12,20 +13,33 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from landscape.errors import UnknownNameError
 from landscape.registry import Registry
 
 ModelBuilder = Callable[[tuple[int, int, int], int, int], nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
+def model_builder(name: str) -> ModelBuilder:
+    """The builder of a registered model, or of a user model ``package.module:factory`` (`landscape.models.user`)."""
+    from landscape.models import user
+
+    if user.is_user_model(name):
+        return lambda image_shape, num_classes, width: user.build(name, image_shape, num_classes, width)
+    try:
+        return MODELS.get(name)
+    except UnknownNameError as err:
+        raise UnknownNameError(f"{err}; or a user model package.module:factory") from None
+
+
 def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int, *, width: int = 1,
                 seed: int = 0) -> nn.Module:
-    """Build a registered model with parameters initialised from `seed`.
+    """Build a registered model or a user model (`model_builder`) with parameters initialised from `seed`.
 
     The global RNG is forked, so the caller's random state is untouched and the same seed always gives
     the same initial weights.
     """
-    builder = MODELS.get(name)
+    builder = model_builder(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return builder(tuple(image_shape), int(num_classes), int(width))

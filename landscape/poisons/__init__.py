@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from landscape.config import PoisonSpec, freeze_options
+from landscape.config import DataSpec, PoisonSpec, freeze_options
 from landscape.data.imageset import ImageSet
 from landscape.errors import SpecError
 from landscape.poisons.base import POISONS, Crafted, PoisonMethod, budget_figures, project, within_budget
@@ -24,7 +24,7 @@ for _module in METHOD_MODULES:
     importlib.import_module(f"landscape.poisons.{_module}")
 
 
-def build(spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu") -> PoisonMethod:
+def build(spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu") -> PoisonMethod:
     """The configured method object of `spec` (validates options and the budget's scale)."""
     if spec.is_clean:
         raise SpecError("method 'clean' has nothing to craft; choose one of " + ", ".join(POISONS.names()))
@@ -32,7 +32,7 @@ def build(spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu")
     return cls(spec, dataset=dataset, device=device)
 
 
-def resolve(spec: PoisonSpec, *, dataset: str) -> PoisonSpec:
+def resolve(spec: PoisonSpec, *, dataset: str | DataSpec) -> PoisonSpec:
     """`spec` with eps and every option filled in from the method's defaults for `dataset`.
 
     Cache keys are taken from the resolved spec, so changing a method's documented default never serves
@@ -44,14 +44,15 @@ def resolve(spec: PoisonSpec, *, dataset: str) -> PoisonSpec:
     return spec.replace(eps=method.eps, options=freeze_options(method.options))
 
 
-def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu",
+def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu",
           progress: Callable[[int, int], None] | None = None) -> Crafted:
     """Craft the poison of `spec` for the training set `train` (not modified).
 
     Args:
         train: the clean training images and labels.
         spec: method, eps (None = the method's default for `dataset`), ratio, seed and options.
-        dataset: data set name; selects the defaults ("digits", "cifar10", "cifar100").
+        dataset: data set name or `DataSpec`; selects the defaults ("digits", "cifar10", ...; a user data set's
+            `DataSpec`, whose defaults depend on its images).
         device: where crafting runs; the result is on the CPU.
         progress: called as `progress(done, total)`.
     """

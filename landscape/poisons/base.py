@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.config import CLEAN, PoisonSpec, TrainSpec, options_dict
+from landscape.config import CLEAN, DataSpec, PoisonSpec, TrainSpec, options_dict
 from landscape.data.imageset import ImageSet, check_images
 from landscape.device import reproducible_threads
 from landscape.errors import BudgetError, ShapeError, SpecError
@@ -51,13 +51,23 @@ def child_generator(generator: torch.Generator) -> torch.Generator:
     return torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
 
 
-def dataset_family(dataset: str) -> str:
-    """The poison-defaults family of a data set (its registry metadata); unknown names raise `SpecError`."""
+def dataset_family(dataset: str | DataSpec) -> str:
+    """The poison-defaults family of a data set (its registry metadata); unknown names raise `SpecError`.
+
+    A data set whose family depends on its images (the user data sets "npz" and "folder", whose `family`
+    metadata is a function of the spec) must be given as its `DataSpec`.
+    """
     from landscape.data import DATASETS
 
-    if dataset not in DATASETS:
-        raise SpecError(f"no poison defaults for data set {dataset!r}; valid choices: {', '.join(DATASETS.names())}")
-    return DATASETS.meta(dataset)["family"]
+    name = dataset if isinstance(dataset, str) else dataset.name
+    if name not in DATASETS:
+        raise SpecError(f"no poison defaults for data set {name!r}; valid choices: {', '.join(DATASETS.names())}")
+    family = DATASETS.meta(name)["family"]
+    if not callable(family):
+        return family
+    if isinstance(dataset, str):
+        raise SpecError(f"the poison defaults of data set {name!r} depend on its images; give its DataSpec")
+    return family(dataset)
 
 
 def budget_figures(x_clean: torch.Tensor, x_poisoned: torch.Tensor) -> dict[str, Any]:
@@ -201,7 +211,8 @@ class PoisonMethod(ABC):
 
     Args:
         spec: the method name, eps (None = the default for the data set), ratio, seed and options.
-        dataset: data set name, selects the defaults ("digits", "cifar10", "cifar100").
+        dataset: data set name, selects the defaults ("digits", "cifar10", "cifar100"), or its `DataSpec` (needed
+            for the user data sets, whose defaults depend on their images).
         device: where the crafting computation runs; results are returned on the CPU.
     """
 
@@ -213,13 +224,13 @@ class PoisonMethod(ABC):
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     quick_options: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, spec: PoisonSpec, *, dataset: str, device: torch.device | str = "cpu") -> None:
+    def __init__(self, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu") -> None:
         self.spec = spec
-        self.dataset = dataset
+        self.dataset = dataset if isinstance(dataset, str) else dataset.name
         self.device = torch.device(device)
         self.family = dataset_family(dataset)
         if self.family not in self.defaults:
-            raise SpecError(f"{type(self).__name__} has no defaults for {dataset!r}; "
+            raise SpecError(f"{type(self).__name__} has no defaults for {self.dataset!r} (family {self.family!r}); "
                             f"valid: {', '.join(self.defaults)}")
         base = dict(self.defaults[self.family])
         self.eps = float(spec.eps if spec.eps is not None else base.pop("eps"))

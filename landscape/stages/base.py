@@ -24,7 +24,9 @@ from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, Spec,
 from landscape.data import DATASETS, Splits, load_data
 from landscape.data.fingerprint import data_fingerprint
 from landscape.defenses import resolve_defense as _complete_defense
-from landscape.models import MODELS
+from landscape.errors import SpecError
+from landscape.models.base import model_builder
+from landscape.models.user import fingerprint, is_user_model
 from landscape.poisons import resolve
 from landscape.store import Entry, Store
 
@@ -47,10 +49,22 @@ def resolve_data(data: DataSpec) -> DataSpec:
     return data
 
 
-def resolve_model(model: ModelSpec) -> ModelSpec:
-    """`model` once its architecture is known to be registered."""
-    MODELS.get(model.name)
-    return model
+def resolve_model(model: ModelSpec, data: DataSpec | None = None) -> ModelSpec:
+    """`model` once its architecture is known: registered, or a user model checked on `data` and fingerprinted.
+
+    A user model (``package.module:factory``, `landscape.models.user`) is built for the data's image shape and
+    classes (every check of `build_model` runs) and its code-and-architecture fingerprint is put in
+    `ModelSpec.code`, so every key holding the spec changes when the model does. Registered models keep
+    `code = None` (their keys are those of before user models existed) and need no `data`.
+    """
+    if not is_user_model(model.name):
+        model_builder(model.name)  # an unknown name lists the valid ones
+        return model if model.code is None else model.replace(code=None)
+    if data is None:
+        raise SpecError(f"user model {model.name!r} is resolved for a data set (its image shape and classes); "
+                        f"give the DataSpec")
+    splits = get_splits(data)
+    return model.replace(code=fingerprint(model.name, splits.image_shape, splits.num_classes, model.width))
 
 
 def resolve_poison(poison: PoisonSpec | None, data: DataSpec) -> PoisonSpec:
@@ -61,7 +75,7 @@ def resolve_poison(poison: PoisonSpec | None, data: DataSpec) -> PoisonSpec:
     """
     if poison is None or poison.is_clean:
         return PoisonSpec()
-    return resolve(poison, dataset=data.name)
+    return resolve(poison, dataset=data)
 
 
 def resolve_defense(defense: DefenseSpec | None) -> DefenseSpec | None:

@@ -75,7 +75,8 @@ class BenchCell(Stage[dict[str, Any]]):
 
     @classmethod
     def of(cls, cell: Cell) -> BenchCell:
-        resolved = cell.replace(data=resolve_data(cell.data), model=resolve_model(cell.model),
+        data = resolve_data(cell.data)
+        resolved = cell.replace(data=data, model=resolve_model(cell.model, data),
                                 defense=resolve_defense(cell.defense) or DefenseSpec())
         return cls(resolved)
 

@@ -33,7 +33,7 @@ class PoisonStage(Stage[Crafted]):
         return {"data": self.data.to_dict(), "poison": self.poison.to_dict()}
 
     def compute(self, ctx: Context) -> Computed:
-        crafted = craft(get_splits(self.data).train, self.poison, dataset=self.data.name,
+        crafted = craft(get_splits(self.data).train, self.poison, dataset=self.data,
                         device=resolve_device(str(ctx.device)),
                         progress=lambda done, total: ctx.progress("craft", done, total))
         return crafted.to_store()

@@ -37,7 +37,7 @@ class SurfaceStage(Stage[SurfaceSet]):
         data = resolve_data(data)
         given = [poisons] if isinstance(poisons, PoisonSpec) else list(poisons or [])
         resolved = tuple(resolve_poison(p, data) for p in given if not p.is_clean)
-        return cls(data, resolve_model(model), train, surface, resolved)
+        return cls(data, resolve_model(model, data), train, surface, resolved)
 
     def parts(self) -> tuple[Spec, ...]:
         return (self.data, self.model, self.train, self.surface, *self.poisons)

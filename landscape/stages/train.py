@@ -70,7 +70,7 @@ class TrainStage(Stage[TrainResult]):
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poison: PoisonSpec | None = None, *,
            defense: DefenseSpec | None = None, sal: SALSpec | None = None) -> TrainStage:
         data = resolve_data(data)
-        return cls(data, resolve_model(model), train, resolve_poison(poison, data), resolve_defense(defense), sal)
+        return cls(data, resolve_model(model, data), train, resolve_poison(poison, data), resolve_defense(defense), sal)
 
     def parts(self) -> tuple[Spec | None, ...]:
         # the SAL spec and the defense enter the key only when given, so plain runs keep their keys

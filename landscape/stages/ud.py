@@ -27,7 +27,7 @@ UD_VERSION = "ud-1"  # bump when the UD computation changes, so cached UD entrie
 def resolve_experiment(spec: ExperimentSpec) -> ExperimentSpec:
     """`spec` with its data set and model checked, its poison and defense filled in with their defaults."""
     data = resolve_data(spec.data)
-    return spec.replace(data=data, model=resolve_model(spec.model), poison=resolve_poison(spec.poison, data),
+    return spec.replace(data=data, model=resolve_model(spec.model, data), poison=resolve_poison(spec.poison, data),
                         defense=resolve_defense(spec.defense) or DefenseSpec())
 
 
