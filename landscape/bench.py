@@ -44,6 +44,7 @@ from landscape.defenses import defense_label
 from landscape.device import limited_threads
 from landscape.errors import LandscapeError, SpecError
 from landscape.experiment import get_poisoned_train, get_training
+from landscape.files import atomic_write
 from landscape.stages.base import Context
 from landscape.stages.bench import ROW_FIELDS, BenchCell, Cell
 from landscape.store import Store
@@ -476,11 +477,11 @@ def write_outputs(result: BenchResult, out: str | Path, *, command: str, device:
     writer.writeheader()
     for r in result.rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    _atomic_write(paths["csv"], buf.getvalue())
+    atomic_write(paths["csv"], buf.getvalue())
     payload = {"header": header, "spec": spec.to_dict(), "rows": result.rows, "summary": summarise(result),
                "wall_seconds": result.wall_seconds, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    _atomic_write(paths["json"], json.dumps(payload, indent=1, default=str) + "\n")
-    _atomic_write(paths["md"], markdown_tables(result, header) + "\n")
+    atomic_write(paths["json"], json.dumps(payload, indent=1, default=str) + "\n")
+    atomic_write(paths["md"], markdown_tables(result, header) + "\n")
     return paths
 
 
@@ -511,12 +512,6 @@ def _opts(d: DefenseSpec) -> str:
 def read_summary(path: str | Path) -> dict[str, Any]:
     """Load a benchmark JSON written by `write_outputs` (for the app's UD page)."""
     return json.loads(Path(path).read_text())
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 __all__ = ["BenchResult", "BenchSpec", "Cell", "ProcessExecutor", "RayExecutor", "SerialExecutor", "execute",

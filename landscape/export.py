@@ -24,7 +24,6 @@ import base64
 import csv
 import io
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,20 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from landscape.errors import ShapeError, SpecError
+from landscape.files import atomic_write
 from landscape.surface import ProjectedPath, Surface
 
 FORMATS = (".npz", ".csv", ".vts", ".vtp")
 _VTK_TYPES = {np.dtype(np.float64): "Float64", np.dtype(np.float32): "Float32", np.dtype(np.int64): "Int64",
               np.dtype(np.int32): "Int32", np.dtype(np.uint8): "UInt8"}
 _GRID_FIELDS = ("loss", "acc", "loss_se", "acc_se")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary name beside `path`, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -57,7 +49,7 @@ def write_npz(surface: Surface, path: str | Path) -> Path:
     meta, arrays = surface.to_store()
     buf = io.BytesIO()
     np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
-    _atomic_write(Path(path), buf.getvalue())
+    atomic_write(Path(path), buf.getvalue())
     return Path(path)
 
 
@@ -85,7 +77,7 @@ def write_csv(surface: Surface, path: str | Path) -> Path:
     """One row per grid point: alpha, beta, loss, acc, loss_se, acc_se, finite (1/0); exact float round trip."""
     rows = [[_num(a), _num(b), *(_num(getattr(surface, k)[i, j]) for k in _GRID_FIELDS), int(surface.finite[i, j])]
             for i, a in enumerate(surface.alpha) for j, b in enumerate(surface.beta)]
-    _atomic_write(Path(path), _csv_text(["alpha", "beta", *_GRID_FIELDS, "finite"], rows))
+    atomic_write(Path(path), _csv_text(["alpha", "beta", *_GRID_FIELDS, "finite"], rows))
     return Path(path)
 
 
@@ -93,7 +85,7 @@ def write_paths_csv(paths: Mapping[str, ProjectedPath], path: str | Path) -> Pat
     """One row per checkpoint of every projected path: the model label, then every `ProjectedPath` field."""
     rows = [[label, *(_num(getattr(p, k)[t]) if k != "epochs" else int(p.epochs[t]) for k in ProjectedPath.FIELDS)]
             for label, p in paths.items() for t in range(len(p.epochs))]
-    _atomic_write(Path(path), _csv_text(["model", *ProjectedPath.FIELDS], rows))
+    atomic_write(Path(path), _csv_text(["model", *ProjectedPath.FIELDS], rows))
     return Path(path)
 
 
@@ -127,7 +119,7 @@ def _point_data(piece: ET.Element, fields: Mapping[str, np.ndarray], scalars: st
 
 def _write_xml(root: ET.Element, path: Path) -> Path:
     ET.indent(root)
-    _atomic_write(path, b'<?xml version="1.0"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n")
+    atomic_write(path, b'<?xml version="1.0"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n")
     return path
 
 

@@ -786,6 +786,9 @@ def _center_of(model: nn.Module, center: State | None) -> dict[str, torch.Tensor
             if k not in state:
                 raise ShapeError(f"center entry {k!r} is not in the model's state dict")
             if v.shape != state[k].shape:
+                if state[k].ndim == 0 and v.shape == (1,):  # a scalar stored as one element (as load_state_dict)
+                    c[k] = v.reshape(())
+                    continue
                 raise ShapeError(f"center entry {k!r} has shape {tuple(v.shape)}, the model's {tuple(state[k].shape)}")
         state.update(c)
     return state

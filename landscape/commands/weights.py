@@ -1,0 +1,95 @@
+"""`python -m landscape weights`: export a run's weights as safetensors, or analyse weights trained elsewhere.
+
+Export: ``weights --export run.safetensors [data, model, training flags] [--method M] [--epoch N]`` trains (or
+loads from the store) the run of those specs and writes its weights at an epoch (default: the last) with the
+specs as metadata (`landscape.weights`).
+
+Analyse: ``weights --analyse FILE [--dataset ... --model ...] [SAL flags]`` reads a user's trained weights
+(``.safetensors``, or a state dict read with ``torch.load(weights_only=True)``; a checkpoint that would run code
+is refused), loads them into the model built for the data and prints SAL of every weight layer at that point
+(Ye et al., ICLR 2025; L_0 evaluated at the weights, as there is no training run), cached in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from landscape.commands import COMMANDS, Command
+from landscape.commands.common import (
+    add_data_args,
+    add_model_args,
+    add_run_args,
+    add_train_args,
+    data_spec,
+    model_spec,
+    print_json,
+    tqdm_progress,
+    train_spec,
+)
+from landscape.commands.run import add_sal_args, sal_spec
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--export", metavar="OUT.safetensors", help="write the weights of the run the flags describe")
+    mode.add_argument("--analyse", metavar="FILE", help="SAL per layer of weights trained elsewhere")
+    add_data_args(p)
+    add_model_args(p)
+    add_train_args(p)
+    p.add_argument("--method", default="clean", help="--export: the poison the run trains on ('clean' = none)")
+    p.add_argument("--epoch", type=int, default=None, help="--export: the epoch's weights (default: the last)")
+    add_sal_args(p)
+    add_run_args(p)
+
+
+def export(a: argparse.Namespace) -> dict:
+    from landscape.config import PoisonSpec
+    from landscape.device import resolve_device
+    from landscape.errors import SpecError
+    from landscape.experiment import get_training
+    from landscape.stages.train import TrainStage
+    from landscape.store import Store
+    from landscape.weights import save_weights
+
+    specs = (data_spec(a), model_spec(a), train_spec(a), PoisonSpec(method=a.method))
+    with tqdm_progress(disable=a.json) as progress:
+        run = get_training(*specs, store=Store(a.store), device=resolve_device(a.device), progress=progress)
+    epoch = run.checkpoint_epochs[-1] if a.epoch is None else a.epoch
+    if epoch not in run.checkpoint_epochs:
+        raise SpecError(f"--epoch {epoch} has no checkpoint; the run keeps epochs {run.checkpoint_epochs}")
+    record = {**TrainStage.of(*specs).record(), "epoch": epoch}
+    path = save_weights(run.checkpoints[run.checkpoint_epochs.index(epoch)], a.export, metadata=record)
+    return {"weights": str(path), "epoch": epoch, **record}
+
+
+def analyse(a: argparse.Namespace) -> dict:
+    from landscape.device import resolve_device
+    from landscape.stages.base import Context
+    from landscape.stages.weights import ImportedRun, ImportedSALStage
+    from landscape.store import Store
+
+    stage = ImportedSALStage.of(ImportedRun.of(data_spec(a), model_spec(a), a.analyse), sal_spec(a))
+    with tqdm_progress(disable=a.json) as progress:
+        trace = stage.get(Context(Store(a.store), resolve_device(a.device), progress))
+    return {"weights": a.analyse, "sha256": stage.run.weights.sha256, "layers": list(trace.layers),
+            "sal": trace.sal[0].tolist(), "s_min": trace.s_min[0].tolist(), "s_max": trace.s_max[0].tolist(),
+            "loss": trace.baseline[0].tolist(), "acc_variant": trace.acc_variant[0].tolist(),
+            "sal_spec": trace.spec.to_dict()}
+
+
+def run(a: argparse.Namespace) -> int:
+    out = export(a) if a.export else analyse(a)
+    if a.json:
+        print_json(out)
+    elif a.export:
+        print(f"wrote the weights of epoch {out['epoch']} to {out['weights']} (safetensors, specs in its metadata)")
+    else:
+        print(f"SAL at the weights of {out['weights']} (L_0 = loss at the weights, {out['loss'][0]:.4g}):")
+        print(f"{'layer':<40} {'SAL':>11} {'S_min':>11} {'S_max':>11}")
+        for name, sal, s_min, s_max in zip(out["layers"], out["sal"], out["s_min"], out["s_max"], strict=True):
+            print(f"{name:<40} {sal:>11.4g} {s_min:>11.4g} {s_max:>11.4g}")
+    return 0
+
+
+COMMANDS.register("weights")(Command("export a run's weights as safetensors, or SAL of weights trained elsewhere",
+                                     add_arguments, run))

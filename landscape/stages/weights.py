@@ -1,0 +1,178 @@
+"""Stages of a model trained elsewhere: its imported weights as a run, SAL at that point, surfaces around it.
+
+`ImportedRun` reads a user's weights file safely (`landscape.weights`), loads it into the model (a registered
+one or a user model, built for the data) and keeps it as a one-checkpoint run (`TrainResult` at epoch 0, no
+history), keyed by the data, the resolved model and the file's SHA-256 (not its path: a moved file keeps its
+entries, a changed one gets new ones). `ImportedSALStage` measures SAL of every weight layer at that point
+(Ye et al., ICLR 2025) on the data's training split; an imported model has no running training loss, so L_0 is
+always evaluated fresh (`SALSpec.baseline = "fresh"`, set on resolving). `ImportedSurfaceStage` slices the loss
+landscape around imported models ("random": a filter-normalised plane around each; "interp": the line or plane
+through them, which needs one labelled "clean"); a PCA plane needs a training trajectory and is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from landscape.config import DataSpec, ModelSpec, SALSpec, Spec, SurfaceSpec
+from landscape.data.fingerprint import file_sha256
+from landscape.device import resolve_device
+from landscape.errors import DataError, SpecError
+from landscape.models import build_model, weight_layers
+from landscape.sal import SALTrace, model_sal
+from landscape.stages.base import Computed, Context, Stage, get_splits, resolve_data, resolve_model
+from landscape.store import Entry
+from landscape.surface import SurfaceSet, compute_surfaces
+from landscape.train import HISTORY_KEYS, TrainResult
+from landscape.weights import load_into, read_weights
+
+
+@dataclass(frozen=True)
+class WeightsFile(Spec):
+    """The identity of a weights file in keys: its content hash."""
+
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ImportedRun(Stage[TrainResult]):
+    """A user's trained weights for `model` on `data`, checked and kept as a run with one checkpoint (epoch 0)."""
+
+    folder = "weights"
+    data: DataSpec
+    model: ModelSpec
+    weights: WeightsFile
+    path: str = field(compare=False)  # where the file is; not part of the key
+
+    @classmethod
+    def of(cls, data: DataSpec, model: ModelSpec, path: str | os.PathLike[str]) -> ImportedRun:
+        data = resolve_data(data)
+        path = os.path.abspath(Path(path).expanduser())
+        if not os.path.isfile(path):
+            raise DataError(f"weights file {path} does not exist")
+        return cls(data, resolve_model(model, data), WeightsFile(file_sha256(path)), path)
+
+    def parts(self) -> tuple[Spec, ...]:
+        return (self.data, self.model, self.weights)
+
+    def record(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "weights": self.weights.to_dict(),
+                "path": self.path}
+
+    def net(self) -> torch.nn.Module:
+        """A model of the run's architecture (structure only, seed 0)."""
+        splits = get_splits(self.data)
+        return build_model(self.model.name, splits.image_shape, splits.num_classes, width=self.model.width)
+
+    def compute(self, ctx: Context) -> Computed:
+        net = self.net()
+        load_into(net, read_weights(self.path), label=self.path)
+        state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).clone()
+                 for k, v in net.state_dict().items()}
+        history = {k: np.zeros(0) for k in HISTORY_KEYS}
+        return TrainResult(history, [0], [state], None, {"weights": self.path}).to_store()
+
+    def decode(self, entry: Entry) -> TrainResult:
+        return TrainResult.from_store(entry.meta, entry.arrays)
+
+
+def point_sal(sal: SALSpec) -> SALSpec:
+    """`sal` for a model without a training run: L_0 evaluated at the weights (no running loss exists)."""
+    return sal if sal.baseline == "fresh" else sal.replace(baseline="fresh")
+
+
+@dataclass(frozen=True)
+class ImportedSALStage(Stage[SALTrace]):
+    """SAL of every weight layer of imported weights, on the data's training split (one "epoch": 0)."""
+
+    folder = "weights-sal"
+    run: ImportedRun
+    sal: SALSpec
+
+    @classmethod
+    def of(cls, run: ImportedRun, sal: SALSpec) -> ImportedSALStage:
+        return cls(run, point_sal(sal))
+
+    @property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return self.run.data
+
+    def parts(self) -> tuple[Spec, ...]:
+        return (*self.run.parts(), self.sal)
+
+    def record(self) -> dict[str, Any]:
+        return {**self.run.record(), "sal": self.sal.to_dict()}
+
+    def compute(self, ctx: Context) -> Computed:
+        dev = resolve_device(str(ctx.device))
+        state = self.run.get(ctx).final_state
+        net = self.run.net().to(dev)
+        net.load_state_dict(state)
+        train = get_splits(self.data).train
+        started = time.perf_counter()
+        row = model_sal(net, train.x.to(dev), train.y.to(dev), self.sal,
+                        progress=lambda done, total: ctx.progress("sal-imported", done, total))
+        trace = SALTrace.from_rows(weight_layers(net), [0], [row], [time.perf_counter() - started], self.sal)
+        return {"sal": trace.to_dict()}, {}
+
+    def decode(self, entry: Entry) -> SALTrace:
+        return SALTrace.from_dict(entry.meta["sal"])
+
+
+@dataclass(frozen=True)
+class Labels(Spec):
+    """The labels of the imported models of a surface, in order (part of its key)."""
+
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImportedSurfaceStage(Stage[SurfaceSet]):
+    """Loss/accuracy surfaces around imported models, by label (see the module docstring for the kinds)."""
+
+    folder = "weights-surface"
+    data: DataSpec
+    model: ModelSpec
+    runs: tuple[tuple[str, ImportedRun], ...]
+    surface: SurfaceSpec
+
+    @classmethod
+    def of(cls, data: DataSpec, model: ModelSpec, weights: Mapping[str, str | os.PathLike[str]],
+           surface: SurfaceSpec) -> ImportedSurfaceStage:
+        if surface.kind == "pca":
+            raise SpecError("a PCA plane needs a training trajectory; imported weights have one point each: use "
+                            "SurfaceSpec(kind='random') or, with a 'clean' and another model, kind='interp'")
+        if surface.kind == "interp" and ("clean" not in weights or len(weights) < 2):
+            raise SpecError(f"an 'interp' slice runs from the model labelled 'clean' to another; got labels "
+                            f"{sorted(weights)}")
+        runs = tuple((label, ImportedRun.of(data, model, path)) for label, path in weights.items())
+        first = runs[0][1]
+        return cls(first.data, first.model, runs, surface)
+
+    def parts(self) -> tuple[Spec, ...]:
+        return (self.data, self.model, self.surface, Labels(tuple(k for k, _ in self.runs)),
+                *(run.weights for _, run in self.runs))
+
+    def record(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "surface": self.surface.to_dict(),
+                "weights": {label: run.record()["weights"] | {"path": run.path} for label, run in self.runs}}
+
+    def compute(self, ctx: Context) -> Computed:
+        runs = {label: run.get(ctx) for label, run in self.runs}
+        if self.surface.kind == "interp":  # "clean" first, as compute_surfaces reads it
+            runs = {"clean": runs["clean"], **{k: v for k, v in runs.items() if k != "clean"}}
+        result = compute_surfaces(self.runs[0][1].net(), runs, get_splits(self.data), self.surface,
+                                  device=resolve_device(str(ctx.device)),
+                                  progress=lambda done, total: ctx.progress("surface", done, total))
+        return result.to_store()
+
+    def decode(self, entry: Entry) -> SurfaceSet:
+        return SurfaceSet.from_store(entry.meta, entry.arrays)

@@ -1,0 +1,177 @@
+"""Weights in and out: safe import (safetensors, state dicts via weights_only), export as safetensors, analyses."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from landscape.cli import main
+from landscape.config import DataSpec, ModelSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.errors import DataError, ModelError, SpecError
+from landscape.experiment import get_training
+from landscape.models import build_model
+from landscape.sal import model_sal
+from landscape.stages.base import Context, get_splits
+from landscape.stages.weights import ImportedRun, ImportedSALStage, ImportedSurfaceStage
+from landscape.surface import eval_subset
+from landscape.train import evaluate
+from landscape.weights import load_into, read_weights, save_weights, weights_metadata
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+DATA = DataSpec(n_train=200, n_test=100)
+USER = ModelSpec("tests.fixtures:factory")
+
+
+class Payload:
+    """Unpickling this object opens (creates) a file: proof that a loader executed code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture
+def trained(store):
+    return get_training(DATA, USER, TrainSpec(epochs=2, batch_size=32), store=store)
+
+
+def test_every_accepted_format_reads_the_same_tensors(tmp_path, trained):
+    state = trained.final_state
+    save_weights(state, tmp_path / "w.safetensors")
+    torch.save(state, tmp_path / "w.pt")
+    torch.save({"state_dict": state, "epoch": 2, "note": "lightning style"}, tmp_path / "w.ckpt")
+    for name in ("w.safetensors", "w.pt", "w.ckpt"):
+        read = read_weights(tmp_path / name)
+        assert set(read) == set(state) and all(torch.equal(read[k], state[k]) for k in state), name
+
+
+@pytest.mark.parametrize(("writer", "why"), [("torch.save", r"it names (builtins|io)\.open"),
+                                             ("pickle.dump", r"not plain data \(Unsupported operand")])
+def test_a_pickle_payload_is_refused_and_never_runs(tmp_path, store, writer, why):
+    marker = tmp_path / "payload-ran"
+    pickle.loads(pickle.dumps(Payload(str(tmp_path / "payload-is-live"))))  # the payload does write when unpickled
+    assert (tmp_path / "payload-is-live").exists()
+    evil = {"head.weight": torch.zeros(10, 8), "extra": Payload(str(marker))}
+    path = tmp_path / "evil.pt"
+    if writer == "torch.save":
+        torch.save(evil, path)
+    else:
+        with open(path, "wb") as fh:
+            pickle.dump(evil, fh)
+    with pytest.raises(DataError, match=rf"refused by torch.load\(weights_only=True\): {why}.*nothing in it was run"):
+        read_weights(path)
+    with pytest.raises(DataError, match="refused"):
+        ImportedRun.of(DATA, USER, path).get(Context(store))
+    assert not marker.exists() and not list(store.root.rglob("meta.json"))
+
+
+def test_files_that_are_not_state_dicts(tmp_path):
+    (tmp_path / "junk.pt").write_text("hello")
+    with pytest.raises(DataError, match="cannot be read as a PyTorch state dict"):
+        read_weights(tmp_path / "junk.pt")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(DataError, match="not a readable safetensors file"):
+        read_weights(tmp_path / "junk.safetensors")
+    torch.save([torch.zeros(2)], tmp_path / "list.pt")
+    with pytest.raises(DataError, match="holds a list, not a state dict"):
+        read_weights(tmp_path / "list.pt")
+    torch.save({"a": 3}, tmp_path / "int.pt")
+    with pytest.raises(DataError, match="entry 'a' is not a tensor"):
+        read_weights(tmp_path / "int.pt")
+    with pytest.raises(DataError, match="does not exist"):
+        read_weights(tmp_path / "missing.pt")
+
+
+def test_weights_that_do_not_fit_the_model_say_how(trained):
+    net = build_model(USER.name, (1, 8, 8), 10)
+    state = dict(trained.final_state)
+    with pytest.raises(ModelError, match=r"missing: head.bias"):
+        load_into(net, {k: v for k, v in state.items() if k != "head.bias"}, "w.pt")
+    with pytest.raises(ModelError, match=r"other shape: head.weight \(10, 4\) \(model \(10, 8\)\)"):
+        load_into(net, {**state, "head.weight": torch.zeros(10, 4)}, "w.pt")
+    with pytest.raises(ModelError, match=r"unexpected: module\.stem.*saved from DataParallel"):
+        load_into(net, {f"module.{k}": v for k, v in state.items()}, "w.pt")
+
+
+def test_export_is_safetensors_with_its_spec(tmp_path, trained):
+    path = save_weights(trained.final_state, tmp_path / "out" / "final.safetensors", metadata={"epoch": 2})
+    assert set(load_file(str(path))) == set(trained.final_state)
+    assert weights_metadata(path) == {"epoch": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["final.safetensors"]  # no temporary left behind
+    with pytest.raises(DataError, match=r"must end in .safetensors"):
+        save_weights(trained.final_state, tmp_path / "final.pt")
+
+
+def test_imported_weights_are_the_run_and_sal_at_that_point_matches_a_direct_call(tmp_path, store, trained):
+    path = save_weights(trained.final_state, tmp_path / "w.safetensors")
+    ctx = Context(store)
+    run = ImportedRun.of(DATA, USER, path)
+    imported = run.get(ctx)
+    assert imported.checkpoint_epochs == [0] and imported.epochs_done == 0
+    assert all(torch.equal(imported.final_state[k], v) for k, v in trained.final_state.items())
+
+    moved = tmp_path / "elsewhere.safetensors"
+    path.rename(moved)
+    assert ImportedRun.of(DATA, USER, moved).key() == run.key()  # the content, not the path, is the key
+
+    sal = SALSpec(rounds=1)
+    trace = ImportedSALStage.of(ImportedRun.of(DATA, USER, moved), sal).get(ctx)
+    assert trace.spec.baseline == "fresh" and list(trace.epochs) == [0]
+    net = build_model(USER.name, (1, 8, 8), 10)
+    net.load_state_dict(trained.final_state)
+    train = get_splits(DATA).train
+    direct = model_sal(net, train.x, train.y, sal.replace(baseline="fresh"))
+    np.testing.assert_array_equal(trace.sal[0], [r.sal for r in direct])
+
+    other = tmp_path / "other.safetensors"
+    save_weights({**trained.final_state, "head.bias": torch.ones(10)}, other)
+    assert ImportedRun.of(DATA, USER, other).key() != run.key()
+
+
+def test_surfaces_around_imported_weights(tmp_path, store, trained):
+    clean = save_weights(trained.checkpoints[0], tmp_path / "init.safetensors")
+    final = save_weights(trained.final_state, tmp_path / "final.safetensors")
+    ctx = Context(store)
+    surface = SurfaceSpec(kind="random", resolution=5, n_eval=50)
+    result = ImportedSurfaceStage.of(DATA, USER, {"mine": final}, surface).get(ctx)
+    grid = result.surfaces["mine"]
+    net = build_model(USER.name, (1, 8, 8), 10)
+    net.load_state_dict(trained.final_state)
+    assert grid.loss.shape == (5, 5) and np.isfinite(grid.loss).all()
+    ev = eval_subset(get_splits(DATA).test, 50, 0)  # the surface's evaluation subset
+    assert grid.loss[2, 2] == pytest.approx(evaluate(net, ev.x, ev.y)[0], rel=1e-5)  # the origin: the model itself
+
+    line = ImportedSurfaceStage.of(DATA, USER, {"clean": clean, "final": final},
+                                   SurfaceSpec(kind="interp", dims=1, resolution=5, alpha_range=(0, 1),
+                                               n_eval=50)).get(ctx)
+    interp = line.surfaces["interp"]
+    assert interp.loss.shape == (5, 1) and list(interp.alpha) == [0, 0.25, 0.5, 0.75, 1]
+    init_net = build_model(USER.name, (1, 8, 8), 10)
+    init_net.load_state_dict(trained.checkpoints[0])
+    assert interp.loss[0, 0] == pytest.approx(evaluate(init_net, ev.x, ev.y)[0], rel=1e-5)  # "clean" at 0
+    assert interp.loss[-1, 0] == pytest.approx(evaluate(net, ev.x, ev.y)[0], rel=1e-5)  # the other at 1
+    with pytest.raises(SpecError, match="needs a training trajectory"):
+        ImportedSurfaceStage.of(DATA, USER, {"mine": final}, SurfaceSpec(kind="pca"))
+    with pytest.raises(SpecError, match="labelled 'clean'"):
+        ImportedSurfaceStage.of(DATA, USER, {"a": clean, "b": final}, SurfaceSpec(kind="interp", dims=1))
+
+
+def test_cli_exports_and_analyses_weights(tmp_path, capsys):
+    out = tmp_path / "w.safetensors"
+    common = ["--model", USER.name, "--n-train", "200", "--n-test", "100"]
+    assert main(["weights", "--export", str(out), *common, "--epochs", "2", "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["epoch"] == 2 and out.exists() and weights_metadata(out)["model"]["name"] == USER.name
+    assert main(["weights", "--analyse", str(out), *common, "--sal-rounds", "1", "--json"]) == 0
+    analysed = json.loads(capsys.readouterr().out)
+    assert analysed["layers"][0] == "stem.0.weight" and len(analysed["sal"]) == 5
+    assert main(["weights", "--analyse", str(tmp_path / "nope.pt"), *common]) == 2
+    assert "does not exist" in capsys.readouterr().err
