@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+if TYPE_CHECKING:
+    from landscape.surface import Surface
 
 CLEAN = "clean"
 # One colour per run name, stable across figures: clean is always blue, poisons follow plotly's palette.
@@ -204,6 +208,16 @@ class PathView:
     real_loss: np.ndarray | None = None
     surface_loss: np.ndarray | None = None
     residual: np.ndarray | None = None
+
+
+def path_views(surface: Surface, metric: str = "loss") -> dict[str, PathView]:
+    """The projected paths of a `landscape.surface.Surface` as `PathView`s (surface value = loss or accuracy)."""
+    out = {}
+    for name, p in surface.paths.items():
+        real, plane = (p.real_loss, p.plane_loss) if metric == "loss" else (p.real_acc, p.plane_acc)
+        out[name] = PathView(epochs=p.epochs, a=p.alpha, b=p.beta, real_loss=real, surface_loss=plane,
+                             residual=p.residual)
+    return out
 
 
 def slice_1d(coords: np.ndarray, curves: Mapping[str, np.ndarray], *, xlabel: str = "step along the direction",

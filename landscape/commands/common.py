@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -14,6 +11,10 @@ import numpy as np
 from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
 from landscape.models import MODELS
+from landscape.progress import tqdm_progress
+
+__all__ = ["add_data_args", "add_model_args", "add_run_args", "add_train_args", "data_spec", "model_spec",
+           "print_json", "tqdm_progress", "train_spec"]
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -66,28 +67,6 @@ def model_spec(a: argparse.Namespace) -> ModelSpec:
 def train_spec(a: argparse.Namespace) -> TrainSpec:
     return TrainSpec(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
                      weight_decay=a.weight_decay, schedule=a.schedule, augment=a.augment, seed=a.seed)
-
-
-@contextmanager
-def tqdm_progress(disable: bool = False) -> Iterator[Any]:
-    """A `(stage, done, total)` progress callback drawing one tqdm bar per stage on stderr."""
-    from tqdm import tqdm
-
-    bars: dict[str, Any] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, disable=disable, leave=True)
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        yield progress
-    finally:
-        for bar in bars.values():
-            bar.close()
 
 
 def print_json(obj: Any) -> None:

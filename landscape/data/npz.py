@@ -24,6 +24,8 @@ exceed when decoded).
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -35,6 +37,7 @@ from landscape.data.fingerprint import file_sha256
 from landscape.data.imageset import Splits
 from landscape.data.user import check_labels, labelled_splits
 from landscape.errors import DataError
+from landscape.files import atomic_write
 
 if TYPE_CHECKING:
     from landscape.config import DataSpec
@@ -150,7 +153,39 @@ def _read(path: str, sha256: str, split_seed: int) -> Splits:
     return labelled_splits(f"npz:{source.name}", path, x, y, x_test, y_test, names, split_seed)
 
 
+def read_images(path: str | os.PathLike[str]) -> np.ndarray:
+    """The images ``x`` of an ``.npz`` file holding only them, as float32 (N, C, H, W) in [0, 1] (same rules)."""
+    source = Path(path)
+    headers = _headers(source)
+    if set(headers) != {"x"}:
+        raise DataError(f"{source} holds {', '.join(sorted(headers)) or 'nothing'}; expected one array, x (images)")
+    _check_headers(source, {**headers, "y": ((0,), np.dtype(np.int64))})
+    with np.load(source, allow_pickle=False) as arrays:
+        return to_nchw(arrays["x"], "x", str(source))
+
+
 def load(spec: DataSpec) -> Splits:
     """The training and test split of the ``.npz`` file `spec.root` (cached per file content and split seed)."""
     path = data_file(spec)
     return _read(os.path.abspath(path), file_sha256(path), spec.split_seed)
+
+
+def encode(arrays: dict[str, np.ndarray]) -> bytes:
+    """The ``.npz`` bytes of `arrays` (uncompressed), the same bytes for the same arrays (fixed zip timestamps)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def keep(data: bytes, folder: str | os.PathLike[str]) -> Path:
+    """Save ``.npz`` bytes under `folder` as ``<sha256>.npz`` (atomically, once) and return the path.
+
+    Named by content, so the same data is one file, and its keys are reused, whoever hands it in again.
+    """
+    path = Path(folder).expanduser() / f"{hashlib.sha256(data).hexdigest()[:32]}.npz"
+    if not path.is_file():
+        atomic_write(path, data)
+    return path

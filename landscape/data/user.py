@@ -54,6 +54,21 @@ def check_labels(y: np.ndarray, what: str, source: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def split_indices(y: np.ndarray, names: tuple[str, ...], source: str, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) indices of the seeded, stratified 80/20 split of labels `y` (N,) into len(names) classes."""
+    counts = np.bincount(y, minlength=len(names))
+    if counts.min() < 2:
+        raise DataError(f"{source}: class {names[int(counts.argmin())]!r} has {int(counts.min())} image(s); a "
+                        f"stratified test split needs at least 2 per class (or give a test split)")
+    try:
+        train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, stratify=y,
+                                               random_state=split_seed)
+    except ValueError as err:  # e.g. fewer test images than classes
+        raise DataError(f"{source}: cannot split {len(y)} images of {len(names)} classes into a stratified "
+                        f"{1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split: {err}") from None
+    return np.sort(train_idx), np.sort(test_idx)
+
+
 def labelled_splits(name: str, source: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None,
                     y_test: np.ndarray | None, class_names: tuple[str, ...] | None, split_seed: int) -> Splits:
     """Train and test `ImageSet`s of float32 (N, C, H, W) images in [0, 1] and their labels (see the module doc).
@@ -81,17 +96,8 @@ def labelled_splits(name: str, source: str, x: np.ndarray, y: np.ndarray, x_test
         raise DataError(f"{source}: the training images have no image of class(es) {shown}; every class 0..{k - 1} "
                         f"must appear in them (labels must be 0..K-1 without gaps)")
     if x_test is None:
-        counts = np.bincount(y, minlength=k)
-        if counts.min() < 2:
-            raise DataError(f"{source}: class {names[int(counts.argmin())]!r} has {int(counts.min())} image(s); a "
-                            f"stratified test split needs at least 2 per class (or give a test split)")
-        try:
-            train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, stratify=y,
-                                                   random_state=split_seed)
-        except ValueError as err:  # e.g. fewer test images than classes
-            raise DataError(f"{source}: cannot split {len(y)} images of {k} classes into a stratified "
-                            f"{1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split: {err}") from None
-        x, y, x_test, y_test = x[np.sort(train_idx)], y[np.sort(train_idx)], x[np.sort(test_idx)], y[np.sort(test_idx)]
+        train_idx, test_idx = split_indices(y, names, source, split_seed)
+        x, y, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
     assert x_test is not None and y_test is not None
     return Splits(name, ImageSet(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), names),
                   ImageSet(torch.from_numpy(np.ascontiguousarray(x_test)), torch.from_numpy(y_test), names))

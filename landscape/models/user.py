@@ -40,6 +40,7 @@ or behaviour read from files or environment variables: rename the factory when s
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib
@@ -62,6 +63,8 @@ _NAME = re.compile(rf"^(?P<module>{_IDENT}):(?P<attr>{_IDENT})$")
 # Top-level packages whose code is named, not hashed (see the module docstring).
 _LIBRARIES = frozenset({"torch", "numpy", "landscape", *sys.stdlib_module_names})
 _CHECK_BATCH = 2
+SESSION = "@session:"  # names of factories and modules adopted by the Python API in this process
+_SESSION: dict[str, Callable[..., Any]] = {}
 
 
 def is_user_model(name: str) -> bool:
@@ -69,8 +72,62 @@ def is_user_model(name: str) -> bool:
     return ":" in name
 
 
+def adopt(model: str | Factory | nn.Module) -> str:
+    """The model name of a factory or module handed to the Python API (`landscape.study`).
+
+    A name is returned as is. A factory importable as ``module:qualname`` (a top-level function of a module, or
+    of the notebook's ``__main__``) is named so. Anything else (a lambda, a closure, a class's method, an
+    `nn.Module` instance) is kept in this process under ``@session:<digest>``, the digest hashing its code (a
+    module: its classes' code, architecture and weights, which every build copies); such a name is valid only
+    in the process that adopted it. Adopting the same object twice gives the same name.
+    """
+    if isinstance(model, str):
+        return model
+    if isinstance(model, nn.Module):
+        hasher = _CodeHasher()
+        for module_type in sorted({type(m) for m in model.modules()}, key=lambda t: f"{t.__module__}.{t.__qualname__}"):
+            hasher.obj(module_type)
+        hasher.text("architecture", architecture_digest(model))
+        for key, tensor in model.state_dict().items():
+            hasher.text("tensor", key)
+            hasher.digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        name = f"{SESSION}{hasher.digest.hexdigest()[:16]}"
+        _SESSION[name] = _Copies(model)
+        return name
+    if not callable(model):
+        raise ModelError(f"a model is a registered name, package.module:factory, a factory(image_shape, num_classes) "
+                         f"or an nn.Module; got a {type(model).__name__}")
+    named = f"{getattr(model, '__module__', '')}:{getattr(model, '__qualname__', '')}"
+    if _NAME.match(named):
+        try:
+            if load_factory(named) is model:
+                return named
+        except ModelError:
+            pass
+    hasher = _CodeHasher()
+    hasher.member(model)
+    name = f"{SESSION}{hasher.digest.hexdigest()[:16]}"
+    _SESSION[name] = model
+    return name
+
+
+class _Copies:
+    """A factory that returns a fresh copy of one module (weights included) whatever it is asked for."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = copy.deepcopy(module).cpu()
+
+    def __call__(self, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        return copy.deepcopy(self.module)
+
+
 def load_factory(name: str) -> Callable[..., Any]:
     """The callable `name` (``package.module:factory``) names, imported from the Python environment."""
+    if name.startswith(SESSION):
+        if name not in _SESSION:
+            raise ModelError(f"model {name!r} was handed to the Python API in another process; hand the factory or "
+                             f"module to this one, or name an importable factory package.module:factory")
+        return _SESSION[name]
     match = _NAME.match(name)
     if match is None:
         raise ModelError(f"user model {name!r} must be named package.module:factory (Python identifiers joined by "

@@ -27,7 +27,7 @@ from landscape.defenses import resolve_defense as _complete_defense
 from landscape.errors import SpecError
 from landscape.models.base import model_builder
 from landscape.models.user import fingerprint, is_user_model
-from landscape.poisons import resolve
+from landscape.poisons import provided, resolve
 from landscape.store import Entry, Store
 
 R = TypeVar("R")
@@ -75,6 +75,8 @@ def resolve_poison(poison: PoisonSpec | None, data: DataSpec) -> PoisonSpec:
     """
     if poison is None or poison.is_clean:
         return PoisonSpec()
+    if poison.method == provided.PROVIDED:  # the user's own poisoned images (landscape.poisons.provided)
+        return provided.resolve(poison)
     return resolve(poison, dataset=data)
 
 

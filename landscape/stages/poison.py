@@ -8,7 +8,7 @@ from typing import Any
 from landscape.config import DataSpec, PoisonSpec, Spec
 from landscape.data import ImageSet
 from landscape.device import resolve_device
-from landscape.poisons import Crafted, craft
+from landscape.poisons import Crafted, craft, provided
 from landscape.stages.base import Computed, Context, Stage, get_splits, resolve_data, resolve_poison
 from landscape.store import Entry
 
@@ -33,6 +33,8 @@ class PoisonStage(Stage[Crafted]):
         return {"data": self.data.to_dict(), "poison": self.poison.to_dict()}
 
     def compute(self, ctx: Context) -> Computed:
+        if self.poison.method == provided.PROVIDED:
+            return provided.crafted(get_splits(self.data).train, self.poison, self.data.name).to_store()
         crafted = craft(get_splits(self.data).train, self.poison, dataset=self.data,
                         device=resolve_device(str(ctx.device)),
                         progress=lambda done, total: ctx.progress("craft", done, total))

@@ -1,0 +1,61 @@
+"""`provided`: your own poisoned training images as the poisoned run's training set (nothing is crafted).
+
+Not an unlearnable-example method and not in the `POISONS` registry: it is how poisoned images made elsewhere
+(a published UE release, your own crafting code) enter the same study. ``PoisonSpec(method="provided",
+options=(("images", PATH),))`` names an ``.npz`` file holding one array ``x``: one poisoned image per training
+image of the data set, in the same order, under the layout and value rules of `landscape.data.npz` (read with
+``allow_pickle=False``). The stage layer resolves the spec by adding the file's SHA-256 (option "sha256"), so
+every key follows the file's content, and stores ``delta = x_poisoned - x`` as the poison entry (`Crafted`,
+exact up to float32 rounding of the difference), so every later stage (training, SAL, UD, surfaces) is the
+one a crafted poison goes through. The budget figures are measured; the norm is "none" (no budget was set).
+
+Shape:
+    images (N, C, H, W) in [0, 1], the training split's shape; delta (N, C, H, W).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from landscape.config import PoisonSpec, freeze_options, options_dict
+from landscape.data.fingerprint import file_sha256
+from landscape.data.imageset import ImageSet
+from landscape.errors import DataError, SpecError
+from landscape.poisons.base import Crafted, budget_figures
+
+PROVIDED = "provided"
+
+
+def resolve(spec: PoisonSpec) -> PoisonSpec:
+    """`spec` with the content hash of its images file among its options (refused if the file is missing)."""
+    options = options_dict(spec.options)
+    unknown = sorted(set(options) - {"images", "sha256"})
+    if unknown or "images" not in options:
+        raise SpecError(f"poison 'provided' takes one option, images=PATH (an .npz of the poisoned training "
+                        f"images); got {sorted(options) or 'none'}")
+    path = Path(str(options["images"])).expanduser()
+    if not path.is_file():
+        raise DataError(f"the poisoned images file {path} does not exist; expected an .npz holding x")
+    return spec.replace(eps=None, ratio=1.0, options=freeze_options({"images": str(path), "sha256": file_sha256(path)}))
+
+
+def crafted(train: ImageSet, spec: PoisonSpec, dataset: str) -> Crafted:
+    """The poison entry of the user's poisoned images for the training split `train` (checked to match it)."""
+    from landscape.data import npz
+
+    started = time.perf_counter()
+    path = str(options_dict(spec.options)["images"])
+    poisoned = torch.from_numpy(npz.read_images(path))
+    if tuple(poisoned.shape) != tuple(train.x.shape):
+        raise DataError(f"{path} holds images {tuple(poisoned.shape)} (N, C, H, W) but the training split of "
+                        f"{dataset!r} is {tuple(train.x.shape)}; give one poisoned image per training image, in order")
+    delta = poisoned - train.x
+    mask = (delta != 0).flatten(1).any(dim=1)
+    meta = {"method": PROVIDED, "dataset": dataset, "eps": None, "eps_is_default": False, "norm": "none",
+            "granularity": "sample", "ratio": float(mask.float().mean()), "n_poisoned": int(mask.sum()),
+            "seed": spec.seed, "options": options_dict(spec.options),
+            "budget": budget_figures(train.x[mask], poisoned[mask]), "seconds": time.perf_counter() - started}
+    return Crafted(delta, mask, meta)

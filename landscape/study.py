@@ -1,0 +1,346 @@
+"""The Python API: your model and your data through the same study the CLI and the app run.
+
+For notebooks and scripts::
+
+    from landscape.study import run_study
+    study = run_study(factory, (x_train, y_train), (x_test, y_test), poison="em", epochs=10)
+    study.ud.ud, study.figures()["sal"]
+
+`run_study` takes
+
+- a model: a factory ``factory(image_shape, num_classes) -> nn.Module`` (the contract of
+  `landscape.models.user`), an `nn.Module` (every run starts from a copy of its weights), a registered model
+  name or ``package.module:factory``;
+- data: an (images, labels) pair of torch tensors or NumPy arrays, a `torch.utils.data.Dataset` of (image,
+  label) items, a `DataSpec` or its text (``"digits"``, ``"npz:PATH"``, ``"folder:PATH?size=32"``). Images
+  are (N, H, W), (N, C, H, W) or (N, H, W, C) with C = 1 or 3, uint8 0..255 or float in [0, 1] (the rules of
+  `landscape.data.npz`); labels are class indices 0..K-1. Without a test set a seeded, stratified 80/20 split
+  is made;
+- a poison: a method name or `PoisonSpec` crafted on your training images (its defaults chosen by image size and
+  channels, `landscape.data.user`), or your own poisoned training images (`poisoned=`, aligned with the
+  training images; ``PoisonSpec(method="provided")``).
+
+and returns a `Study`: the clean and poisoned runs, SAL of every layer at every epoch, UD (Ye, Su, Qian, ICLR
+2025), loss surfaces, as the result objects the app shows, with Plotly figures from `landscape.figures` and
+a safetensors export of any run's weights. Everything goes through the stage layer, so it is cached in the
+store: your arrays are written once into the store's ``inputs`` folder as a content-named ``.npz`` (the key
+of every result holds its content and the fingerprint of your model's code and architecture), and the same
+call returns at once the second time. `analyse_weights` does the same for weights trained elsewhere: SAL at
+that point and surfaces around it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.data import npz
+from landscape.data.user import split_indices
+from landscape.device import resolve_device
+from landscape.errors import DataError, SpecError
+from landscape.experiment import ExperimentResult, get_surface, run_experiment
+from landscape.models.user import adopt
+from landscape.progress import tqdm_progress
+from landscape.sal import SALTrace
+from landscape.stages.base import Context, StageProgress
+from landscape.stages.ud import resolve_experiment
+from landscape.stages.weights import ImportedRun, ImportedSALStage, ImportedSurfaceStage
+from landscape.store import Store
+from landscape.surface import SurfaceSet
+from landscape.train import TrainResult
+from landscape.ud import UDReport
+from landscape.weights import save_weights
+
+ModelLike = str | Callable[[tuple[int, int, int], int], nn.Module] | nn.Module
+DataLike = DataSpec | str | tuple[Any, Any] | torch.utils.data.Dataset
+INPUTS = "inputs"  # the store's folder of arrays handed to the API (content-named .npz files)
+DEFAULT_SURFACE = SurfaceSpec(kind="pca", resolution=21)
+DEFAULT_POISON = "em"
+DEFAULT_WEIGHTS_SURFACE = SurfaceSpec(kind="random", resolution=21)
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def _numpy(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype.hasobject:
+        raise DataError(f"{what} are not numbers (a {type(value).__name__} of {type(array.flat[0]).__name__}); give "
+                        f"a tensor or array")
+    return array
+
+
+def _pair(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) arrays of an (images, labels) pair or a Dataset of (image, label) items."""
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return _numpy(data[0], f"the {what} images"), _numpy(data[1], f"the {what} labels")
+    if isinstance(data, torch.utils.data.Dataset):
+        try:
+            items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
+        except TypeError:
+            raise DataError(f"the {what} Dataset has no len() or indexing; give an (images, labels) pair") from None
+        shapes = {np.shape(_numpy(image, f"the {what} images")) for image, _ in items}
+        if len(shapes) > 1:
+            raise DataError(f"the {what} Dataset yields images of {len(shapes)} shapes ({sorted(shapes)[:3]}); "
+                            f"resize them to one")
+        images = np.stack([_numpy(image, f"the {what} images") for image, _ in items])
+        return images, np.asarray([int(label) for _, label in items])
+    raise SpecError(f"the {what} data must be an (images, labels) pair of tensors or arrays, a torch Dataset, a "
+                    f"DataSpec or a data set name like 'digits' or 'npz:PATH'; got a {type(data).__name__}")
+
+
+def _canonical(x: np.ndarray, what: str) -> np.ndarray:
+    """Images checked by the npz rules and laid out (N, C, H, W), kept uint8 when given so."""
+    checked = npz.to_nchw(x, what, "the data handed to the API")
+    if x.dtype == np.uint8:
+        return (checked * 255).round().astype(np.uint8)
+    return checked
+
+
+def as_data(train: DataLike, test: DataLike | None = None, *, poisoned: Any = None,
+            class_names: tuple[str, ...] | None = None, split_seed: int = 0,
+            folder: str | os.PathLike[str] | None = None) -> tuple[DataSpec, Path | None]:
+    """The `DataSpec` of data handed to the API, and the file of poisoned training images if `poisoned` is given.
+
+    A spec or its text is parsed and returned. Arrays are checked, written once as a content-named ``.npz`` in
+    `folder` (default: the store's ``inputs`` folder) and named ``npz:<file>``, so their content enters every key.
+    With `poisoned` and no test set the seeded split is made here, so the poisoned images stay aligned with
+    the clean training images they replace.
+    """
+    if isinstance(train, (DataSpec, str)):
+        if test is not None or poisoned is not None:
+            raise SpecError("a named data set brings its own test split; give test= and poisoned= with arrays only")
+        return (train if isinstance(train, DataSpec) else DataSpec.parse(train)), None
+    folder = Path(folder) if folder is not None else Store().root / INPUTS
+    x, y = _pair(train, "training")
+    arrays: dict[str, np.ndarray] = {"x": _canonical(x, "the training images"), "y": y}
+    x_p = None if poisoned is None else _canonical(_numpy(poisoned, "the poisoned images"), "the poisoned images")
+    if x_p is not None and x_p.shape != arrays["x"].shape:
+        raise DataError(f"the poisoned images have shape {x_p.shape} (N, C, H, W) but the training images "
+                        f"{arrays['x'].shape}; give one poisoned image per training image, in the same order")
+    if test is not None:
+        x_test, y_test = _pair(test, "test")
+        arrays |= {"x_test": _canonical(x_test, "the test images"), "y_test": y_test}
+    elif x_p is not None:
+        labels = arrays["y"].astype(np.int64)
+        names = class_names or tuple(str(c) for c in range(int(labels.max()) + 1))
+        train_idx, test_idx = split_indices(labels, names, "the training set", split_seed)
+        arrays = {"x": arrays["x"][train_idx], "y": labels[train_idx], "x_test": arrays["x"][test_idx],
+                  "y_test": labels[test_idx]}
+        x_p = x_p[train_idx]
+    if class_names is not None:
+        arrays["class_names"] = np.asarray(class_names, dtype=str)
+    spec = DataSpec("npz", root=str(npz.keep(npz.encode(arrays), folder)), split_seed=split_seed)
+    images = None if x_p is None else npz.keep(npz.encode({"x": x_p}), folder)
+    return spec, images
+
+
+def as_poison(poison: str | PoisonSpec | None, images: Path | None) -> PoisonSpec:
+    """The poison spec of `poison` (a method name or spec; None = EM), or of the user's poisoned images file."""
+    if images is not None:
+        if poison not in (None, "provided") and not (isinstance(poison, PoisonSpec) and poison.method == "provided"):
+            raise SpecError(f"give either poison={poison!r} (crafted on your images) or poisoned= (your own poisoned "
+                            f"images), not both")
+        return PoisonSpec(method="provided", options=(("images", str(images)),))
+    if poison is None:
+        return PoisonSpec(method=DEFAULT_POISON)
+    return poison if isinstance(poison, PoisonSpec) else PoisonSpec(method=poison)
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+def _surface_figures(surfaces: SurfaceSet | None, prefix: str = "surface") -> dict[str, Any]:
+    from landscape import figures
+
+    out: dict[str, Any] = {}
+    for label, s in (surfaces.surfaces.items() if surfaces is not None else ()):
+        if s.ndim == 2:
+            out[f"{prefix}-{label}"] = figures.contour(s.alpha, s.beta, s.loss, paths=figures.path_views(s),
+                                                       title=f"loss surface ({s.kind}, {label})")
+        else:
+            out[f"{prefix}-{label}"] = figures.slice_1d(s.alpha, {label: s.loss[:, 0]})
+    return out
+
+
+@dataclass
+class Study:
+    """One clean-vs-poisoned study (what `run_study` returns).
+
+    Attributes:
+        spec: the experiment's resolved spec (`ExperimentSpec`: data, model with its code fingerprint, training,
+            poison with its defaults filled in, SAL), the one every key is taken from.
+        result: the runs, SAL traces and UD (`ExperimentResult`, the object behind the app's pages).
+        surfaces: the loss surfaces (`SurfaceSet`), or None if none were asked for.
+        store: the store the results are cached in.
+    """
+
+    spec: ExperimentSpec
+    result: ExperimentResult
+    surfaces: SurfaceSet | None
+    store: Store
+
+    @property
+    def ud(self) -> UDReport:
+        """β, the learnable-layer counts and UD (`UDReport`)."""
+        return self.result.ud
+
+    @property
+    def clean(self) -> TrainResult:
+        return self.result.clean
+
+    @property
+    def poisoned(self) -> TrainResult:
+        return self.result.poisoned
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers the CLI prints with ``--json``."""
+        return self.result.summary()
+
+    def figures(self) -> dict[str, Any]:
+        """Plotly figures by name (training, sal, sal-distribution, learnable-layers, ud-counts, surface-*)."""
+        from landscape import figures
+
+        r, ud, label = self.result, self.result.ud, self.spec.poison.method
+        return {
+            "training": figures.training_curves({"clean": r.clean.history, label: r.poisoned.history}),
+            "sal": figures.sal_heatmaps({"clean": r.sal_clean.sal, label: r.sal_poisoned.sal}, r.sal_clean.layers,
+                                        r.sal_clean.epochs),
+            "sal-distribution": figures.sal_distributions({"clean": r.sal_clean.sal, label: r.sal_poisoned.sal},
+                                                          ud.beta),
+            "learnable-layers": figures.learnable_layers({"clean": ud.flags_clean, label: ud.flags_poisoned},
+                                                         r.sal_clean.layers, r.sal_clean.epochs),
+            "ud-counts": figures.ud_counts({"clean": (ud.epochs_clean, ud.counts_clean),
+                                            label: (ud.epochs_poisoned, ud.counts_poisoned)},
+                                           n_layers=len(r.sal_clean.layers),
+                                           lp={"clean": ud.lp_clean, label: ud.lp_poisoned}),
+            **_surface_figures(self.surfaces),
+        }
+
+    def export_weights(self, path: str | os.PathLike[str], run: str = "poisoned", epoch: int | None = None) -> Path:
+        """Write the weights of the "clean" or "poisoned" run at `epoch` (default: the last) as safetensors."""
+        if run not in ("clean", "poisoned"):
+            raise SpecError(f"run = {run!r} is not valid; choose clean or poisoned")
+        result = self.result.clean if run == "clean" else self.result.poisoned
+        epoch = result.checkpoint_epochs[-1] if epoch is None else epoch
+        if epoch not in result.checkpoint_epochs:
+            raise SpecError(f"epoch {epoch} has no checkpoint; the run keeps epochs {result.checkpoint_epochs}")
+        spec = self.spec if run == "poisoned" else self.spec.replace(poison=PoisonSpec())
+        return save_weights(result.checkpoints[result.checkpoint_epochs.index(epoch)], path,
+                            metadata={"experiment": spec.to_dict(), "run": run, "epoch": epoch})
+
+
+def _progress(progress: bool | StageProgress) -> Any:
+    from contextlib import nullcontext
+
+    if callable(progress):
+        return nullcontext(progress)
+    return tqdm_progress(disable=not progress, notebook=True)
+
+
+def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *,
+              poison: str | PoisonSpec | None = None, poisoned: Any = None, epochs: int | None = None,
+              training: TrainSpec | None = None, sal: SALSpec | None = None,
+              surface: SurfaceSpec | None = DEFAULT_SURFACE, class_names: tuple[str, ...] | None = None,
+              split_seed: int = 0, store: Store | str | os.PathLike[str] | None = None, device: str = "auto",
+              progress: bool | StageProgress = True) -> Study:
+    """Craft a UE on your data (or take your poisoned images), train clean and poisoned, SAL, UD and surfaces.
+
+    Args:
+        model: a factory(image_shape, num_classes) -> nn.Module, an nn.Module, or a model name (see the module doc).
+        train: the training set: (images, labels), a Dataset, a DataSpec or its text.
+        test: the clean test set (same kinds); None = a seeded stratified 80/20 split of `train`.
+        poison: the UE method crafted on `train` (name or `PoisonSpec`; None = EM, Huang et al. 2021); "clean"
+            for none.
+        poisoned: your own poisoned training images instead (aligned with `train`'s images); then leave `poison`.
+        epochs: training epochs (overrides `training.epochs`).
+        training: the recipe of both runs (default `TrainSpec()`).
+        sal: how SAL is measured (default `SALSpec()`, the fast preset; `SALSpec.preset("paper")` the authors').
+        surface: the loss surface to compute (default a 21x21 PCA plane with both paths); None for none.
+        class_names: names of the classes (arrays only).
+        split_seed: seed of the test split (when `test` is None).
+        store: the store (a `Store` or its folder; default `$UE_LANDSCAPE_STORE` or the user cache).
+        device: "auto", "cpu", "cuda" or "mps".
+        progress: tqdm bars (True), none (False), or a `progress(stage, done, total)` callback.
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    data, images = as_data(train, test, poisoned=poisoned, class_names=class_names, split_seed=split_seed,
+                           folder=store.root / INPUTS)
+    training = training or TrainSpec()
+    if epochs is not None:
+        training = training.replace(epochs=epochs)
+    spec = resolve_experiment(ExperimentSpec(data=data, model=ModelSpec(adopt(model)), train=training,
+                                             poison=as_poison(poison, images), sal=sal or SALSpec()))
+    dev = resolve_device(device)
+    with _progress(progress) as report:
+        result = run_experiment(spec, store=store, device=dev, progress=report)
+        surfaces = None if surface is None else get_surface(data, spec.model, training, spec.poison, surface,
+                                                            store=store, device=dev, progress=report)
+    return Study(spec, result, surfaces, store)
+
+
+@dataclass
+class WeightsStudy:
+    """SAL at imported weights and the surfaces around them (what `analyse_weights` returns).
+
+    Attributes:
+        data, model: the specs the weights were analysed with (the model with its code fingerprint).
+        sal: SAL of every weight layer at the weights (`SALTrace` with one "epoch", 0).
+        surfaces: surfaces around the weights (`SurfaceSet`), or None.
+    """
+
+    data: DataSpec
+    model: ModelSpec
+    sal: SALTrace
+    surfaces: SurfaceSet | None
+
+    def figures(self) -> dict[str, Any]:
+        """Plotly figures by name: SAL per layer, and one per surface."""
+        from landscape import figures
+
+        return {"sal": figures.sal_heatmaps({"imported": self.sal.sal}, self.sal.layers, self.sal.epochs),
+                **_surface_figures(self.surfaces)}
+
+
+def analyse_weights(model: ModelLike, weights: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]],
+                    data: DataLike, test: DataLike | None = None, *, sal: SALSpec | None = None,
+                    surface: SurfaceSpec | None = DEFAULT_WEIGHTS_SURFACE,
+                    store: Store | str | os.PathLike[str] | None = None, device: str = "auto",
+                    progress: bool | StageProgress = True) -> WeightsStudy:
+    """SAL at weights trained elsewhere and the loss surfaces around them, cached like every study.
+
+    Args:
+        model: the architecture the weights belong to (as in `run_study`).
+        weights: a safetensors or state-dict file (`landscape.weights.read_weights`), or files by label (the
+            first is the one SAL is measured at; an "interp" surface runs from "clean" to the next).
+        data: the data the weights were trained on (as `train` in `run_study`); SAL uses its training split.
+        test: its test set (None = the seeded split).
+        sal: how SAL is measured (L_0 is evaluated at the weights: there is no running loss).
+        surface: a "random" or "interp" surface, or None.
+        store: as in `run_study`.
+        device: as in `run_study`.
+        progress: as in `run_study`.
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    spec, _ = as_data(data, test, folder=store.root / INPUTS)
+    files = {"imported": weights} if isinstance(weights, (str, os.PathLike)) else dict(weights)
+    model_spec = ModelSpec(adopt(model))
+    with _progress(progress) as report:
+        ctx = Context(store, resolve_device(device), report)
+        first = ImportedRun.of(spec, model_spec, next(iter(files.values())))
+        trace = ImportedSALStage.of(first, sal or SALSpec()).get(ctx)
+        surfaces = None if surface is None else ImportedSurfaceStage.of(spec, model_spec, files, surface).get(ctx)
+    return WeightsStudy(first.data, first.model, trace, surfaces)
+
+
+__all__ = ["Study", "WeightsStudy", "analyse_weights", "as_data", "as_poison", "run_study"]

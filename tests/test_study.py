@@ -1,0 +1,122 @@
+"""The Python API (landscape.study) end to end on a user model defined outside `landscape` and generated data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from landscape.config import SALSpec, SurfaceSpec, TrainSpec
+from landscape.errors import DataError, SpecError
+from landscape.models.user import SESSION
+from landscape.study import analyse_weights, as_data, run_study
+from landscape.weights import read_weights
+from tests.fixtures import ResidualTwoBranchNet, factory, quadrant_images
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+QUICK = dict(epochs=3, training=TrainSpec(batch_size=32), sal=SALSpec(rounds=1),
+             surface=SurfaceSpec(kind="pca", resolution=5, n_eval=40), progress=False)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return quadrant_images(240)
+
+
+def test_api_end_to_end_on_a_residual_two_branch_model(store, images):
+    x, y = images
+    calls: list[tuple] = []
+    study = run_study(factory, (torch.from_numpy(x), torch.from_numpy(y)), poison="random", store=store,
+                      **{**QUICK, "progress": lambda *a: calls.append(a)})
+    assert study.spec.model.name == "tests.fixtures:factory" and study.spec.model.code is not None
+    assert study.spec.data.name == "npz" and Path(study.spec.data.root).parent == store.root / "inputs"
+    r = study.result
+    assert r.sal_clean.sal.shape == (3, 5) and list(r.sal_clean.layers)[0] == "stem.0.weight"
+    assert np.isfinite(study.ud.ud) and study.ud.ud == pytest.approx(study.ud.lp_poisoned / study.ud.lp_clean)
+    shared = study.surfaces.surfaces["shared"]
+    assert shared.loss.shape == (5, 5) and np.isfinite(shared.loss).all()
+    assert set(shared.paths) == {"clean", "random"}
+    figures = study.figures()
+    assert {"training", "sal", "sal-distribution", "learnable-layers", "ud-counts", "surface-shared"} <= set(figures)
+    assert all(isinstance(f, go.Figure) for f in figures.values())
+    assert {"train-clean", "train-random", "surface"} <= {c[0] for c in calls}
+
+    calls.clear()
+    again = run_study(factory, (x, y), poison="random", store=store,
+                      **{**QUICK, "progress": lambda *a: calls.append(a)})
+    assert again.spec == study.spec  # numpy or torch, the same content: the same file and keys
+    assert not [c for c in calls if c[0].startswith(("train", "sal", "surface"))]  # everything from the store
+    np.testing.assert_array_equal(again.result.sal_poisoned.sal, r.sal_poisoned.sal)
+
+
+def test_a_dataset_and_a_module_instance_are_taken_too(store, images):
+    x, y = images
+    pair = as_data((x, y), folder=store.root / "inputs")[0]
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x.transpose(0, 3, 1, 2)).float() / 255,
+                                             torch.from_numpy(y))
+    assert as_data(dataset, folder=store.root / "inputs")[0].root != pair.root  # floats, not uint8: another file
+    module = ResidualTwoBranchNet(1, 4)
+    study = run_study(module, dataset, poison="clean", store=store, **{**QUICK, "surface": None})
+    assert study.spec.model.name.startswith(SESSION) and study.ud.ud == 1.0
+    start = study.clean.checkpoints[0]
+    assert all(torch.equal(start[k], v) for k, v in module.named_parameters())  # runs start from its weights
+
+
+def test_your_own_poisoned_images(store, images):
+    x, y = images
+    rng = np.random.default_rng(1)
+    poisoned = np.clip(x.astype(np.int16) + rng.integers(-20, 21, size=x.shape), 0, 255).astype(np.uint8)
+    study = run_study(factory, (x, y), poisoned=poisoned, store=store, **{**QUICK, "surface": None})
+    assert study.spec.poison.method == "provided"
+    assert dict(study.spec.poison.options)["sha256"]  # the file's content is in the key
+    with pytest.raises(SpecError, match="either poison='tap'.*or poisoned="):
+        run_study(factory, (x, y), poison="tap", poisoned=poisoned, store=store, **QUICK)
+    with pytest.raises(DataError, match="one poisoned image per training image"):
+        run_study(factory, (x, y), poisoned=poisoned[:10], store=store, **QUICK)
+
+
+def test_weights_out_and_back_in(tmp_path, store, images):
+    x, y = images
+    study = run_study(factory, (x, y), poison="random", store=store, **{**QUICK, "surface": None})
+    path = study.export_weights(tmp_path / "poisoned.safetensors")
+    state = read_weights(path)
+    assert all(torch.equal(state[k], v) for k, v in study.poisoned.final_state.items())
+    analysed = analyse_weights(factory, path, (x, y), sal=SALSpec(rounds=1), store=store, progress=False,
+                               surface=SurfaceSpec(kind="random", resolution=5, n_eval=40))
+    assert analysed.sal.sal.shape == (1, 5) and analysed.sal.spec.baseline == "fresh"
+    assert analysed.surfaces.surfaces["imported"].loss.shape == (5, 5)
+    assert set(analysed.figures()) == {"sal", "surface-imported"}
+    with pytest.raises(SpecError, match="choose clean or poisoned"):
+        study.export_weights(tmp_path / "x.safetensors", run="other")
+
+
+def test_bad_inputs_say_what_is_expected(store, images):
+    x, y = images
+    with pytest.raises(SpecError, match=r"\(images, labels\) pair of tensors or arrays, a torch Dataset"):
+        run_study(factory, x, store=store, **QUICK)
+    with pytest.raises(DataError, match=r"the training images values span .*stored as uint8 or divided by 255"):
+        run_study(factory, (x.astype(np.float32), y), store=store, **QUICK)
+    with pytest.raises(DataError, match="not numbers"):
+        run_study(factory, ([object()] * 3, [0, 1, 2]), store=store, **QUICK)
+
+
+def readme_example() -> str:
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    match = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", text, re.S)
+    assert match, "README.md must hold the API example after <!-- api-example -->"
+    return match[1]
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    code = readme_example()
+    assert len(code.strip().splitlines()) <= 15
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path / "store"))
+    namespace: dict = {"__name__": "readme_example"}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    study = namespace["study"]
+    assert np.isfinite(study.ud.ud) and "sal" in study.figures()
