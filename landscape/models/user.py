@@ -335,10 +335,13 @@ def architecture_digest(model: nn.Module) -> str:
 def _built(name: str, image_shape: tuple[int, int, int], num_classes: int, width: int, factory: Any,
            factory_code: str) -> tuple[str, tuple[str, ...]]:
     """(architecture digest, user modules of its classes) of two checked builds; cached per loaded factory code."""
-    from landscape.models.base import build_model
 
-    first = build_model(name, image_shape, num_classes, width=width, seed=0)
-    second = build_model(name, image_shape, num_classes, width=width, seed=0)
+    def seeded() -> nn.Module:  # as `landscape.models.build_model(..., seed=0)` builds it (not imported: no cycle)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return build(name, image_shape, num_classes, width)
+
+    first, second = seeded(), seeded()
     a, b = first.state_dict(), second.state_dict()
     for key in a:
         if key not in b or a[key].shape != b[key].shape or not torch.equal(a[key], b[key]):
@@ -351,7 +354,7 @@ def _built(name: str, image_shape: tuple[int, int, int], num_classes: int, width
 def fingerprint(name: str, image_shape: tuple[int, int, int], num_classes: int, width: int = 1) -> str:
     """16 hex digits identifying user model `name` on data of this shape: its loaded code and its architecture.
 
-    Builds the model twice with seed 0 (through `landscape.models.build_model`, so every check runs) and refuses
+    Builds the model twice with seed 0 (with every check of `build`, as `landscape.models.build_model` does) and refuses
     a factory whose two builds differ. The builds are cached per process for the same factory object and loaded
     code of its module (a reloaded or edited-and-reloaded module builds again); the code is hashed every time.
     """
