@@ -86,7 +86,9 @@ def test_no_import_cycle_among_landscape_modules():
 
 
 def test_config_imports_only_errors_and_not_torch():
-    assert _imports("landscape.config", MODULES["landscape.config"]) == {"landscape.errors"}
+    """The specs sit on the spec machinery, which sits on the errors: nothing else, so no registry and no torch."""
+    assert _imports("landscape.spec", MODULES["landscape.spec"]) == {"landscape.errors"}
+    assert _imports("landscape.config", MODULES["landscape.config"]) == {"landscape.errors", "landscape.spec"}
     code = "import landscape.config, sys; assert 'torch' not in sys.modules, 'torch'"
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -1,0 +1,148 @@
+"""SAL and UD figures: per-layer heatmaps, distributions, learnable layers, UD counts and bars, spectral density."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from landscape.figures.style import SEQUENTIAL, color_of, scaled, shared_range, zlabel
+
+
+def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: np.ndarray, *,
+                 log: bool = False, title: str = "SAL per layer and epoch", label: str = "SAL") -> go.Figure:
+    """Layer x epoch heatmaps, one panel per run, on one shared colour scale (SAL, or any per-layer value).
+
+    Args:
+        runs: run name -> values indexed (epoch, layer), shape (T, L).
+        layers: layer names (L,), shown top to bottom in forward order.
+        epochs: epoch numbers (T,).
+        log: colour by log10 of the value (non-positive values become blank).
+        title: figure title.
+        label: the value's name in the colour bar and hover text (e.g. "λ_max" or "trace" for curvature).
+    """
+    names = list(runs)
+    lo, hi = shared_range(*runs.values(), log=log)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.04)
+    for col, name in enumerate(names, start=1):
+        fig.add_trace(go.Heatmap(z=scaled(runs[name], log).T, x=np.asarray(epochs), y=list(layers),
+                                 coloraxis="coloraxis", name=name,
+                                 hovertemplate=f"epoch %{{x}}<br>%{{y}}<br>{label} %{{z:.4g}}<extra></extra>"),
+                      row=1, col=col)
+    fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi, colorbar=dict(title=zlabel(label, log))),
+                      title=title, height=140 + 28 * max(len(layers), 4))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def spectral_density(densities: Mapping[str, tuple[np.ndarray, np.ndarray]], *, log: bool = True,
+                     title: str = "Hessian eigenvalue density") -> go.Figure:
+    """Smoothed spectral densities (stochastic Lanczos quadrature, `BlockCurvature.density`), one curve per name.
+
+    Args:
+        densities: name -> (grid (n,), density (n,)).
+        log: log10 density axis (PyHessian's ESD plot); values below 1e-12 are clipped so the tails show.
+        title: figure title.
+    """
+    fig = go.Figure()
+    names = list(densities)
+    for name, (grid, dens) in densities.items():
+        y = np.log10(np.clip(np.asarray(dens, dtype=float), 1e-12, None)) if log else np.asarray(dens)
+        fig.add_trace(go.Scatter(x=np.asarray(grid), y=y, mode="lines", name=name,
+                                 line=dict(color=color_of(name, names))))
+    fig.update_layout(title=title, xaxis_title="eigenvalue", yaxis_title=zlabel("density", log), height=380)
+    return fig
+
+
+def mark_sal_ball(fig: go.Figure, radii: Sequence[float], *, center: tuple[float, float] = (0.0, 0.0)) -> go.Figure:
+    """Mark SAL's ball on a layer slice (`Plane.info["sal_ball"]`); returns `fig`, changed in place.
+
+    A 1D slice gets two vertical lines at +-r, a 2D contour the ellipse with semi-axes (r1, r2).
+    """
+    style = dict(color="black", dash="dash", width=1)
+    if len(radii) == 1:
+        for x in (center[0] - radii[0], center[0] + radii[0]):
+            fig.add_vline(x=float(x), line=style)
+        fig.add_annotation(x=center[0] + radii[0], y=1, yref="paper", text="SAL ball", showarrow=False,
+                           xanchor="left")
+        return fig
+    (ra, rb), (a, b) = radii, center
+    fig.add_shape(type="circle", xref="x", yref="y", x0=a - ra, x1=a + ra, y0=b - rb, y1=b + rb, line=style)
+    return fig
+
+
+def sal_distributions(runs: Mapping[str, np.ndarray], beta: float | None, *, log: bool = False) -> go.Figure:
+    """Histogram of all SAL values (every layer, every epoch) per run, with the learnable threshold β."""
+    fig = go.Figure()
+    names = list(runs)
+    for name, v in runs.items():
+        v = scaled(np.asarray(v, dtype=float).ravel(), log)
+        fig.add_trace(go.Histogram(x=v[np.isfinite(v)], name=name, opacity=0.6, marker_color=color_of(name, names),
+                                   nbinsx=40))
+    if beta is not None and (not log or beta > 0):
+        x = float(np.log10(beta)) if log else float(beta)
+        fig.add_vline(x=x, line=dict(color="black", dash="dash"), annotation_text=f"β = {beta:.4g}",
+                      annotation_position="top right")
+    fig.update_layout(barmode="overlay", title="SAL distribution (right of β = learnable)",
+                      xaxis_title=zlabel("SAL", log), yaxis_title="layer-epochs", height=380)
+    return fig
+
+
+def learnable_layers(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: np.ndarray) -> go.Figure:
+    """Which layers are learnable (SAL > β) at each epoch, one panel per run; masks indexed (epoch, layer)."""
+    names = list(runs)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.04)
+    for col, name in enumerate(names, start=1):
+        mask = np.asarray(runs[name], dtype=float)
+        fig.add_trace(go.Heatmap(z=mask.T, x=np.asarray(epochs), y=list(layers), zmin=0, zmax=1, showscale=False,
+                                 colorscale=[[0, "#eeeeee"], [1, "#2ca02c"]], xgap=1, ygap=1,
+                                 hovertemplate="epoch %{x}<br>%{y}<br>learnable %{z}<extra></extra>"),
+                      row=1, col=col)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(title="Learnable layers per epoch (green: SAL > β)", height=140 + 28 * max(len(layers), 4))
+    return fig
+
+
+def ud_counts(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_layers: int, *,
+              lp: Mapping[str, float] | None = None) -> go.Figure:
+    """#learnable layers per epoch, one line per run; the dotted line is each run's #LP.
+
+    Args:
+        runs: run name -> (epochs (T,), counts (T,)); NaN counts (epochs left out) are gaps.
+        n_layers: the number of layers SAL measures (the y-axis ceiling).
+        lp: run name -> #LP as the engine computed it (default: the mean of the finite counts).
+    """
+    fig = go.Figure()
+    names = list(runs)
+    symbols = ("circle", "square", "diamond", "triangle-up")
+    for i, (name, (epochs, counts)) in enumerate(runs.items()):
+        color = color_of(name, names)
+        counts = np.asarray(counts, dtype=float)
+        mean = float(lp[name]) if lp is not None and name in lp else float(np.nanmean(counts))
+        # Runs often share counts: later runs are dashed with other markers so both stay visible.
+        fig.add_trace(go.Scatter(x=epochs, y=counts, mode="lines+markers", name=name,
+                                 line=dict(color=color, dash="solid" if i == 0 else "dash", width=3 if i == 0 else 2),
+                                 marker=dict(symbol=symbols[i % len(symbols)], size=9 if i == 0 else 7)))
+        fig.add_hline(y=mean, line=dict(color=color, dash="dot"), annotation_text=f"#LP({name}) = {mean:.3g}",
+                      annotation_position="top left" if i % 2 == 0 else "bottom right",
+                      annotation_font_color=color)
+    fig.update_layout(title="Learnable layers per epoch (UD = #LP(poisoned) / #LP(clean))",
+                      xaxis=dict(title="epoch", tickformat="d"),
+                      yaxis=dict(title="# layers with SAL > β", range=[-0.2, n_layers + 0.5]), height=380)
+    return fig
+
+
+def ud_bars(scores: Mapping[str, float]) -> go.Figure:
+    """UD per method as bars, with the clean reference at 1 (lower = more unlearnable)."""
+    names = list(scores)
+    values = [float(scores[n]) for n in names]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=[color_of(n, names) for n in names],
+                           text=[f"{v:.3f}" for v in values], textposition="outside"))
+    fig.add_hline(y=1.0, line=dict(color="black", dash="dash"), annotation_text="clean = 1")
+    fig.update_layout(title="Unlearnable Distance per method (lower = more unlearnable)", yaxis_title="UD",
+                      height=360)
+    return fig

@@ -1,0 +1,59 @@
+"""Shared style of the figures: one colour per run name, shared colour ranges, log scales."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+CLEAN = "clean"
+# One colour per run name, stable across figures: clean is always blue, poisons follow plotly's palette.
+PALETTE = ("#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+_CLEAN_COLOR = "#1f77b4"
+SEQUENTIAL = "Viridis"
+DIVERGING = "RdBu_r"
+
+
+_NEUTRAL = {"shared": "#555555", "interp": "#555555", "init": "#7f7f7f", "center": "#555555"}
+
+
+def color_of(name: str, names: Sequence[str] = ()) -> str:
+    """The colour of run `name`: blue for clean, grey for non-runs, else its palette slot among `names`.
+
+    Non-runs are labels such as a shared plane or the initialisation.
+    """
+    if name == CLEAN:
+        return _CLEAN_COLOR
+    if name in _NEUTRAL:
+        return _NEUTRAL[name]
+    others = [n for n in names if n != CLEAN and n not in _NEUTRAL]
+    index = others.index(name) if name in others else sum(map(ord, name))
+    return PALETTE[index % len(PALETTE)]
+
+
+def shared_range(*arrays: np.ndarray | None, log: bool = False) -> tuple[float, float]:
+    """(min, max) over the finite values of all arrays (after log10 if `log`), for one shared colour scale."""
+    values = [np.asarray(a, dtype=float).ravel() for a in arrays if a is not None]
+    flat = np.concatenate(values) if values else np.zeros(0)
+    if log:
+        flat = np.log10(flat[flat > 0])
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(flat.min()), float(flat.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def scaled(z: np.ndarray, log: bool) -> np.ndarray:
+    """`z` as floats, log10 of it if `log` (non-positive values become NaN: blank cells, not -inf)."""
+    z = np.asarray(z, dtype=float)
+    if not log:
+        return z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(z > 0, np.log10(np.where(z > 0, z, 1.0)), np.nan)
+
+
+def zlabel(label: str, log: bool) -> str:
+    """The axis title of a value shown on a log scale or not."""
+    return f"log10 {label}" if log else label
+
