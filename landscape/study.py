@@ -61,7 +61,6 @@ from landscape.weights import save_weights
 
 ModelLike = str | Callable[[tuple[int, int, int], int], nn.Module] | nn.Module
 DataLike = DataSpec | str | tuple[Any, Any] | torch.utils.data.Dataset
-INPUTS = "inputs"  # the store's folder of arrays handed to the API (content-named .npz files)
 DEFAULT_SURFACE = SurfaceSpec(kind="pca", resolution=21)
 DEFAULT_POISON = "em"
 DEFAULT_WEIGHTS_SURFACE = SurfaceSpec(kind="random", resolution=21)
@@ -121,7 +120,7 @@ def as_data(train: DataLike, test: DataLike | None = None, *, poisoned: Any = No
         if test is not None or poisoned is not None:
             raise SpecError("a named data set brings its own test split; give test= and poisoned= with arrays only")
         return (train if isinstance(train, DataSpec) else DataSpec.parse(train)), None
-    folder = Path(folder) if folder is not None else Store().root / INPUTS
+    folder = Path(folder) if folder is not None else Store().root / npz.INPUTS
     x, y = _pair(train, "training")
     arrays: dict[str, np.ndarray] = {"x": _canonical(x, "the training images"), "y": y}
     x_p = None if poisoned is None else _canonical(_numpy(poisoned, "the poisoned images"), "the poisoned images")
@@ -275,7 +274,7 @@ def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *
     """
     store = store if isinstance(store, Store) else Store(store)
     data, images = as_data(train, test, poisoned=poisoned, class_names=class_names, split_seed=split_seed,
-                           folder=store.root / INPUTS)
+                           folder=store.root / npz.INPUTS)
     training = training or TrainSpec()
     if epochs is not None:
         training = training.replace(epochs=epochs)
@@ -332,7 +331,7 @@ def analyse_weights(model: ModelLike, weights: str | os.PathLike[str] | Mapping[
         progress: as in `run_study`.
     """
     store = store if isinstance(store, Store) else Store(store)
-    spec, _ = as_data(data, test, folder=store.root / INPUTS)
+    spec, _ = as_data(data, test, folder=store.root / npz.INPUTS)
     files = {"imported": weights} if isinstance(weights, (str, os.PathLike)) else dict(weights)
     model_spec = ModelSpec(adopt(model))
     with _progress(progress) as report:

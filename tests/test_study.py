@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from landscape.config import SALSpec, SurfaceSpec, TrainSpec
-from landscape.errors import DataError, SpecError
+from landscape.errors import DataError, ModelError, SpecError
 from landscape.models.user import SESSION
 from landscape.study import analyse_weights, as_data, run_study
 from landscape.weights import read_weights
-from tests.fixtures import ResidualTwoBranchNet, factory, quadrant_images
+from tests.fixtures import ResidualTwoBranchNet, factory, quadrant_images, wrong_width
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -103,6 +103,9 @@ def test_bad_inputs_say_what_is_expected(store, images):
         run_study(factory, (x.astype(np.float32), y), store=store, **QUICK)
     with pytest.raises(DataError, match="not numbers"):
         run_study(factory, ([object()] * 3, [0, 1, 2]), store=store, **QUICK)
+    with pytest.raises(ModelError, match=r"shape \(2, 5\).*expected floating logits of shape \(2, 4\)"):
+        run_study(wrong_width, (x, y), store=store, **QUICK)
+    assert {p.name for p in store.root.iterdir()} == {"inputs"}  # refused before anything ran or was stored
 
 
 def readme_example() -> str:

@@ -257,8 +257,11 @@ def test_two_channel_images_are_refused(tmp_path):
 def test_cli_run_on_user_data_and_a_user_model(tmp_path, capsys, images, kind):
     x, y = images
     spec = save_npz(tmp_path / "d.npz", x=x, y=y) if kind == "npz" else write_folder(tmp_path / "f", x, y)
-    code = main(["run", "--dataset", spec.text(), "--model", "tests.fixtures:factory", "--epochs", "2",
-                 "--method", "random", "--sal-rounds", "1", "--json"])
-    assert code == 0
+    common = ["--dataset", spec.text(), "--model", "tests.fixtures:factory", "--epochs", "2", "--method", "random",
+              "--json"]
+    assert main(["run", *common, "--sal-rounds", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["spec"]["data"]["name"] == kind and out["ud"] is not None and len(out["layers"]) == 5
+    assert main(["surface", *common, "--resolution", "5", "--n-eval", "40", "--out", str(tmp_path / "s.html")]) == 0
+    shared = json.loads(capsys.readouterr().out)["surfaces"]["shared"]
+    assert shared["grid"] == [5, 5] and shared["non_finite"] == 0  # the PCA plane of both runs' trajectories

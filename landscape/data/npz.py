@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 REQUIRED = ("x", "y")
 OPTIONAL = ("x_test", "y_test", "class_names")
 MAX_ARRAY_BYTES = 8 << 30  # 8 GiB decoded per array
+INPUTS = "inputs"  # the store's folder of data sets handed in (the Python API's arrays, the app's uploads), by `keep`
 _FORMAT = ("an .npz file (np.savez) holding x (images) and y (labels), optionally x_test, y_test and class_names; "
            "see landscape.data.npz")
 

@@ -121,6 +121,16 @@ class _Copies:
         return copy.deepcopy(self.module)
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """The module and attribute of a user model name ``package.module:factory`` (`ModelError` if malformed)."""
+    match = _NAME.match(name)
+    if match is None:
+        raise ModelError(f"user model {name!r} must be named package.module:factory (Python identifiers joined by "
+                         f"dots, e.g. mylab.nets:small_resnet); files and paths are not accepted, the module is "
+                         f"imported from the Python environment")
+    return match["module"], match["attr"]
+
+
 def load_factory(name: str) -> Callable[..., Any]:
     """The callable `name` (``package.module:factory``) names, imported from the Python environment."""
     if name.startswith(SESSION):
@@ -128,12 +138,7 @@ def load_factory(name: str) -> Callable[..., Any]:
             raise ModelError(f"model {name!r} was handed to the Python API in another process; hand the factory or "
                              f"module to this one, or name an importable factory package.module:factory")
         return _SESSION[name]
-    match = _NAME.match(name)
-    if match is None:
-        raise ModelError(f"user model {name!r} must be named package.module:factory (Python identifiers joined by "
-                         f"dots, e.g. mylab.nets:small_resnet); files and paths are not accepted, the module is "
-                         f"imported from the Python environment")
-    module_name, attr = match["module"], match["attr"]
+    module_name, attr = split_name(name)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
