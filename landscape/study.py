@@ -32,7 +32,8 @@ that point and surfaces around it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.config import (
+    CurvatureSpec,
+    DataSpec,
+    ExperimentSpec,
+    ModelSpec,
+    PoisonSpec,
+    SALSpec,
+    SurfaceSpec,
+    TrainSpec,
+)
+from landscape.curvature import CurvatureTrace
 from landscape.data import npz
 from landscape.data.user import split_indices
 from landscape.device import resolve_device
@@ -52,7 +63,7 @@ from landscape.progress import tqdm_progress
 from landscape.sal import SALTrace
 from landscape.stages.base import Context, StageProgress
 from landscape.stages.ud import resolve_experiment
-from landscape.stages.weights import ImportedRun, ImportedSALStage, ImportedSurfaceStage
+from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
 from landscape.store import Store
 from landscape.surface import SurfaceSet
 from landscape.train import TrainResult
@@ -172,6 +183,24 @@ def _surface_figures(surfaces: SurfaceSet | None, prefix: str = "surface") -> di
     return out
 
 
+@dataclass(frozen=True)
+class Session:
+    """Where a study's stages compute: the store, the device and how progress is shown."""
+
+    store: Store
+    device: torch.device
+    progress: bool | StageProgress = True
+
+    @contextmanager
+    def context(self) -> Iterator[Context]:
+        """A stage `Context` whose progress is tqdm bars (progress=True), none (False), or the callback."""
+        if callable(self.progress):
+            yield Context(self.store, self.device, self.progress)
+            return
+        with tqdm_progress(disable=not self.progress, notebook=True) as report:
+            yield Context(self.store, self.device, report)
+
+
 @dataclass
 class Study:
     """One clean-vs-poisoned study (what `run_study` returns).
@@ -181,13 +210,17 @@ class Study:
             poison with its defaults filled in, SAL), the one every key is taken from.
         result: the runs, SAL traces and UD (`ExperimentResult`, the object behind the app's pages).
         surfaces: the loss surfaces (`SurfaceSet`), or None if none were asked for.
-        store: the store the results are cached in.
+        session: the store the results are cached in, the device and the progress display (of later calls too).
     """
 
     spec: ExperimentSpec
     result: ExperimentResult
     surfaces: SurfaceSet | None
-    store: Store
+    session: Session
+
+    @property
+    def store(self) -> Store:
+        return self.session.store
 
     @property
     def ud(self) -> UDReport:
@@ -239,12 +272,6 @@ class Study:
                             metadata={"experiment": spec.to_dict(), "run": run, "epoch": epoch})
 
 
-def _progress(progress: bool | StageProgress) -> Any:
-    from contextlib import nullcontext
-
-    if callable(progress):
-        return nullcontext(progress)
-    return tqdm_progress(disable=not progress, notebook=True)
 
 
 def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *,
@@ -272,20 +299,24 @@ def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *
         device: "auto", "cpu", "cuda" or "mps".
         progress: tqdm bars (True), none (False), or a `progress(stage, done, total)` callback.
     """
-    store = store if isinstance(store, Store) else Store(store)
+    session = _session(store, device, progress)
     data, images = as_data(train, test, poisoned=poisoned, class_names=class_names, split_seed=split_seed,
-                           folder=store.root / npz.INPUTS)
+                           folder=session.store.root / npz.INPUTS)
     training = training or TrainSpec()
     if epochs is not None:
         training = training.replace(epochs=epochs)
     spec = resolve_experiment(ExperimentSpec(data=data, model=ModelSpec(adopt(model)), train=training,
                                              poison=as_poison(poison, images), sal=sal or SALSpec()))
-    dev = resolve_device(device)
-    with _progress(progress) as report:
-        result = run_experiment(spec, store=store, device=dev, progress=report)
+    with session.context() as ctx:
+        result = run_experiment(spec, store=ctx.store, device=ctx.device, progress=ctx.progress)
         surfaces = None if surface is None else get_surface(data, spec.model, training, spec.poison, surface,
-                                                            store=store, device=dev, progress=report)
-    return Study(spec, result, surfaces, store)
+                                                            store=ctx.store, device=ctx.device,
+                                                            progress=ctx.progress)
+    return Study(spec, result, surfaces, session)
+
+
+def _session(store: Store | str | os.PathLike[str] | None, device: str, progress: bool | StageProgress) -> Session:
+    return Session(store if isinstance(store, Store) else Store(store), resolve_device(device), progress)
 
 
 @dataclass
@@ -293,15 +324,34 @@ class WeightsStudy:
     """SAL at imported weights and the surfaces around them (what `analyse_weights` returns).
 
     Attributes:
-        data, model: the specs the weights were analysed with (the model with its code fingerprint).
+        run: the imported weights SAL is measured at (`ImportedRun`: data and model specs, the file's hash).
         sal: SAL of every weight layer at the weights (`SALTrace` with one "epoch", 0).
         surfaces: surfaces around the weights (`SurfaceSet`), or None.
+        session: as `Study.session`.
     """
 
-    data: DataSpec
-    model: ModelSpec
+    run: ImportedRun
     sal: SALTrace
     surfaces: SurfaceSet | None
+    session: Session
+
+    @property
+    def data(self) -> DataSpec:
+        return self.run.data
+
+    @property
+    def model(self) -> ModelSpec:
+        """The architecture, with its code fingerprint."""
+        return self.run.model
+
+    def curvature(self, spec: CurvatureSpec | None = None) -> CurvatureTrace:
+        """λ_max, top-k eigenvalues, trace and spectral density of every layer's Hessian block at the weights.
+
+        `landscape.curvature` (Lanczos and deflated Hutchinson; PyHessian's quantities, Yao et al. 2020) on the
+        data's training split (`spec.split = "test"`: the test split); one "epoch", 0. Cached like every stage.
+        """
+        with self.session.context() as ctx:
+            return ImportedCurvatureStage(self.run, spec or CurvatureSpec()).get(ctx)
 
     def figures(self) -> dict[str, Any]:
         """Plotly figures by name: SAL per layer, and one per surface."""
@@ -330,16 +380,15 @@ def analyse_weights(model: ModelLike, weights: str | os.PathLike[str] | Mapping[
         device: as in `run_study`.
         progress: as in `run_study`.
     """
-    store = store if isinstance(store, Store) else Store(store)
-    spec, _ = as_data(data, test, folder=store.root / npz.INPUTS)
+    session = _session(store, device, progress)
+    spec, _ = as_data(data, test, folder=session.store.root / npz.INPUTS)
     files = {"imported": weights} if isinstance(weights, (str, os.PathLike)) else dict(weights)
     model_spec = ModelSpec(adopt(model))
-    with _progress(progress) as report:
-        ctx = Context(store, resolve_device(device), report)
+    with session.context() as ctx:
         first = ImportedRun.of(spec, model_spec, next(iter(files.values())))
         trace = ImportedSALStage.of(first, sal or SALSpec()).get(ctx)
         surfaces = None if surface is None else ImportedSurfaceStage.of(spec, model_spec, files, surface).get(ctx)
-    return WeightsStudy(first.data, first.model, trace, surfaces)
+    return WeightsStudy(first, trace, surfaces, session)
 
 
-__all__ = ["Study", "WeightsStudy", "analyse_weights", "as_data", "as_poison", "run_study"]
+__all__ = ["Session", "Study", "WeightsStudy", "analyse_weights", "as_data", "as_poison", "run_study"]

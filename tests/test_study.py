@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from landscape.config import SALSpec, SurfaceSpec, TrainSpec
+from landscape.config import CurvatureSpec, SALSpec, SurfaceSpec, TrainSpec
 from landscape.errors import DataError, ModelError, SpecError
 from landscape.models.user import SESSION
 from landscape.study import analyse_weights, as_data, run_study
@@ -19,6 +19,7 @@ from tests.fixtures import ResidualTwoBranchNet, factory, quadrant_images, wrong
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+CURVATURE = CurvatureSpec(n_data=64, top_k=1, min_steps=6, max_steps=12, probes=2)
 QUICK = dict(epochs=3, training=TrainSpec(batch_size=32), sal=SALSpec(rounds=1),
              surface=SurfaceSpec(kind="pca", resolution=5, n_eval=40), progress=False)
 
@@ -91,6 +92,9 @@ def test_weights_out_and_back_in(tmp_path, store, images):
     assert analysed.sal.sal.shape == (1, 5) and analysed.sal.spec.baseline == "fresh"
     assert analysed.surfaces.surfaces["imported"].loss.shape == (5, 5)
     assert set(analysed.figures()) == {"sal", "surface-imported"}
+    curvature = analysed.curvature(CURVATURE)
+    assert list(curvature.epochs) == [0] and curvature.layers == list(analysed.sal.layers)
+    assert np.isfinite(curvature.lambda_max).all() and np.isfinite(curvature.whole()).all()
     with pytest.raises(SpecError, match="choose clean or poisoned"):
         study.export_weights(tmp_path / "x.safetensors", run="other")
 

@@ -11,13 +11,14 @@ import torch
 from safetensors.torch import load_file
 
 from landscape.cli import main
-from landscape.config import DataSpec, ModelSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.config import CurvatureSpec, DataSpec, ModelSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.curvature import model_curvature
 from landscape.errors import DataError, ModelError, SpecError
 from landscape.experiment import get_training
 from landscape.models import build_model
 from landscape.sal import model_sal
 from landscape.stages.base import Context, get_splits
-from landscape.stages.weights import ImportedRun, ImportedSALStage, ImportedSurfaceStage
+from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
 from landscape.surface import eval_subset
 from landscape.train import evaluate
 from landscape.weights import load_into, read_weights, save_weights, weights_metadata
@@ -134,6 +135,25 @@ def test_imported_weights_are_the_run_and_sal_at_that_point_matches_a_direct_cal
     other = tmp_path / "other.safetensors"
     save_weights({**trained.final_state, "head.bias": torch.ones(10)}, other)
     assert ImportedRun.of(DATA, USER, other).key() != run.key()
+
+
+def test_curvature_at_imported_weights_matches_a_direct_call(tmp_path, store, trained):
+    path = save_weights(trained.final_state, tmp_path / "w.safetensors")
+    spec = CurvatureSpec(n_data=64, top_k=2, min_steps=6, max_steps=12, probes=2)
+    stage = ImportedCurvatureStage(ImportedRun.of(DATA, USER, path), spec)
+    trace = stage.get(Context(store))
+    net = build_model(USER.name, (1, 8, 8), 10)
+    net.load_state_dict(trained.final_state)
+    train = get_splits(DATA).train
+    direct = model_curvature(net, train.x, train.y, spec)
+    assert list(trace.epochs) == [0] and trace.layers == list(direct.layers) and len(trace.layers) == 5
+    np.testing.assert_array_equal(trace.lambda_max[0], [direct.layers[n].lambda_max for n in trace.layers])
+    np.testing.assert_array_equal(trace.trace[0], [direct.layers[n].trace for n in trace.layers])
+    assert trace.whole()[0] == direct.whole.lambda_max
+    assert stage.get(Context(store)).lambda_max.tolist() == trace.lambda_max.tolist()  # from the store
+    test_side = ImportedCurvatureStage(stage.run, spec.replace(split="test"))
+    assert test_side.key() != stage.key()
+    assert not np.array_equal(test_side.get(Context(store)).lambda_max, trace.lambda_max)
 
 
 def test_surfaces_around_imported_weights(tmp_path, store, trained):

@@ -5,7 +5,9 @@ one or a user model, built for the data) and keeps it as a one-checkpoint run (`
 history), keyed by the data, the resolved model and the file's SHA-256 (not its path: a moved file keeps its
 entries, a changed one gets new ones). `ImportedSALStage` measures SAL of every weight layer at that point
 (Ye et al., ICLR 2025) on the data's training split; an imported model has no running training loss, so L_0 is
-always evaluated fresh (`SALSpec.baseline = "fresh"`, set on resolving). `ImportedSurfaceStage` slices the loss
+always evaluated fresh (`SALSpec.baseline = "fresh"`, set on resolving). `ImportedCurvatureStage` measures the
+curvature of every layer's Hessian block (and the whole model's) at that point (`landscape.curvature`), on the
+training split ("train") or the test split. `ImportedSurfaceStage` slices the loss
 landscape around imported models ("random": a filter-normalised plane around each; "interp": the line or plane
 through them, which needs one labelled "clean"); a PCA plane needs a training trajectory and is refused.
 """
@@ -22,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.config import DataSpec, ModelSpec, SALSpec, Spec, SurfaceSpec
+from landscape.config import CurvatureSpec, DataSpec, ModelSpec, SALSpec, Spec, SurfaceSpec
+from landscape.curvature import CurvatureTrace, model_curvature
 from landscape.data.fingerprint import file_sha256
 from landscape.device import resolve_device
 from landscape.errors import DataError, SpecError
@@ -125,6 +128,37 @@ class ImportedSALStage(Stage[SALTrace]):
 
     def decode(self, entry: Entry) -> SALTrace:
         return SALTrace.from_dict(entry.meta["sal"])
+
+
+@dataclass(frozen=True)
+class ImportedCurvatureStage(Stage[CurvatureTrace]):
+    """Curvature of every weight layer (and the whole model) at imported weights (one "epoch": 0)."""
+
+    folder = "weights-curvature"
+    run: ImportedRun
+    curvature: CurvatureSpec
+
+    @property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return self.run.data
+
+    def parts(self) -> tuple[Spec, ...]:
+        return (*self.run.parts(), self.curvature)
+
+    def record(self) -> dict[str, Any]:
+        return {**self.run.record(), "curvature": self.curvature.to_dict()}
+
+    def compute(self, ctx: Context) -> Computed:
+        net = self.run.net()
+        net.load_state_dict(self.run.get(ctx).final_state)
+        splits = get_splits(self.data)
+        images = splits.train if self.curvature.split == "train" else splits.test
+        point = model_curvature(net, images.x, images.y, self.curvature, device=resolve_device(str(ctx.device)),
+                                progress=lambda done, total: ctx.progress("curvature-imported", done, total))
+        return CurvatureTrace(np.zeros(1, dtype=np.int64), [point], self.curvature).to_store()
+
+    def decode(self, entry: Entry) -> CurvatureTrace:
+        return CurvatureTrace.from_store(entry.meta, entry.arrays)
 
 
 @dataclass(frozen=True)
