@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,11 @@ from landscape.data import npz
 from landscape.data.user import split_indices
 from landscape.device import resolve_device
 from landscape.errors import DataError, SpecError
-from landscape.experiment import ExperimentResult, get_surface, run_experiment
+from landscape.experiment import ExperimentResult, get_surface
 from landscape.models.user import adopt
 from landscape.progress import tqdm_progress
 from landscape.sal import SALTrace
+from landscape.seeds import Spread, run_seeds, seed_summary, spread_over_seeds
 from landscape.stages.base import Context, StageProgress
 from landscape.stages.ud import resolve_experiment
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
@@ -211,12 +212,14 @@ class Study:
         result: the runs, SAL traces and UD (`ExperimentResult`, the object behind the app's pages).
         surfaces: the loss surfaces (`SurfaceSet`), or None if none were asked for.
         session: the store the results are cached in, the device and the progress display (of later calls too).
+        seed_results: the experiment at every seed asked for (`landscape.seeds`; the first is `result`).
     """
 
     spec: ExperimentSpec
     result: ExperimentResult
     surfaces: SurfaceSet | None
     session: Session
+    seed_results: list[ExperimentResult] = field(default_factory=list)
 
     @property
     def store(self) -> Store:
@@ -236,8 +239,12 @@ class Study:
         return self.result.poisoned
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers the CLI prints with ``--json``."""
-        return self.result.summary()
+        """The headline numbers the CLI prints with ``--json``: the first seed's, the seed count and the spreads."""
+        return {**self.result.summary(), **seed_summary(self.seed_results or [self.result])}
+
+    def spread(self) -> dict[str, Spread]:
+        """UD, β, #LP and the threshold-free measures over the seeds (`landscape.seeds.Spread`)."""
+        return spread_over_seeds([r.summary() for r in self.seed_results or [self.result]])
 
     def figures(self) -> dict[str, Any]:
         """Plotly figures by name (training, sal, sal-distribution, learnable-layers, ud-counts, surface-*)."""
@@ -279,7 +286,7 @@ def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *
               training: TrainSpec | None = None, sal: SALSpec | None = None,
               surface: SurfaceSpec | None = DEFAULT_SURFACE, class_names: tuple[str, ...] | None = None,
               split_seed: int = 0, store: Store | str | os.PathLike[str] | None = None, device: str = "auto",
-              progress: bool | StageProgress = True) -> Study:
+              progress: bool | StageProgress = True, seeds: int = 1) -> Study:
     """Craft a UE on your data (or take your poisoned images), train clean and poisoned, SAL, UD and surfaces.
 
     Args:
@@ -298,6 +305,8 @@ def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *
         store: the store (a `Store` or its folder; default `$UE_LANDSCAPE_STORE` or the user cache).
         device: "auto", "cpu", "cuda" or "mps".
         progress: tqdm bars (True), none (False), or a `progress(stage, done, total)` callback.
+        seeds: run the experiment at this many seeds (`landscape.seeds.seed_specs`; surfaces for the first only);
+            `Study.spread()` and `summary()` then give UD's mean ± std over them.
     """
     session = _session(store, device, progress)
     data, images = as_data(train, test, poisoned=poisoned, class_names=class_names, split_seed=split_seed,
@@ -308,11 +317,11 @@ def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *
     spec = resolve_experiment(ExperimentSpec(data=data, model=ModelSpec(adopt(model)), train=training,
                                              poison=as_poison(poison, images), sal=sal or SALSpec()))
     with session.context() as ctx:
-        result = run_experiment(spec, store=ctx.store, device=ctx.device, progress=ctx.progress)
+        results = run_seeds(spec, seeds, store=ctx.store, device=ctx.device, progress=ctx.progress)
         surfaces = None if surface is None else get_surface(data, spec.model, training, spec.poison, surface,
                                                             store=ctx.store, device=ctx.device,
                                                             progress=ctx.progress)
-    return Study(spec, result, surfaces, session)
+    return Study(spec, results[0], surfaces, session, results)
 
 
 def _session(store: Store | str | os.PathLike[str] | None, device: str, progress: bool | StageProgress) -> Session:

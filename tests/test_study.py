@@ -55,6 +55,24 @@ def test_api_end_to_end_on_a_residual_two_branch_model(store, images):
     np.testing.assert_array_equal(again.result.sal_poisoned.sal, r.sal_poisoned.sal)
 
 
+def test_seeds_give_the_spread_of_the_single_seed_studies(store, images):
+    x, y = images
+    quick = {**QUICK, "surface": None}
+    study = run_study(factory, (x, y), poison="random", store=store, seeds=2, **quick)
+    assert len(study.seed_results) == 2 and study.seed_results[0] is study.result
+    assert [r.spec.train.seed for r in study.seed_results] == [0, 1]
+    second = run_study(factory, (x, y), poison="random", store=store,
+                       **{**quick, "training": quick["training"].replace(seed=1)})
+    assert second.spec.poison.seed == 0  # the plain call shifts only the training seed; seeds=2 shifts all three
+    uds = [study.ud.ud, study.seed_results[1].ud.ud]
+    assert study.spread()["ud"].values == pytest.approx(uds)
+    summary = study.summary()
+    assert summary["n_seeds"] == 2 and summary["spread"]["ud"]["values"] == pytest.approx(uds)
+    assert summary["seed_note"] is None and summary["ud"] == study.ud.ud
+    one = run_study(factory, (x, y), poison="random", store=store, **quick).summary()
+    assert one["n_seeds"] == 1 and one["ud"] == study.ud.ud and "unstable" in one["seed_note"]
+
+
 def test_a_dataset_and_a_module_instance_are_taken_too(store, images):
     x, y = images
     pair = as_data((x, y), folder=store.root / "inputs")[0]

@@ -20,7 +20,8 @@ from landscape.commands.common import (
 from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
 from landscape.device import resolve_device
-from landscape.experiment import ExperimentResult, run_experiment
+from landscape.experiment import ExperimentResult
+from landscape.seeds import run_seeds, seed_summary, spread_over_seeds
 from landscape.store import Store
 
 # --sal-* flag -> SALSpec field (None = keep the preset's value)
@@ -55,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_poison_args(p)
     add_sal_args(p)
     add_run_args(p)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="run this many seeds (--seed, --seed + 1, ...; crafting and SAL seeds shifted alike) and "
+                        "report UD, β, #LP and the threshold-free measures as mean ± std over them (default 1)")
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:
@@ -94,19 +98,42 @@ def print_report(result: ExperimentResult) -> None:
             print(f"warning ({label}): {run.diverged}")
 
 
+def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
+    """One line per seed, then every measure as mean ± std over the seeds (the seed count shown)."""
+    print(f"\n{len(results)} seeds (training, crafting and SAL seeds shifted together; the per-epoch report above "
+          f"is seed {results[0].spec.train.seed}'s):")
+    print(f"{'seed':>5} {'UD':>7} {'β':>10} {'#LP c':>6} {'#LP p':>6} {'W1':>9} {'ratio':>6} {'acc c':>6} {'acc p':>6}")
+    for r in results:
+        s = r.summary()
+        print(f"{r.spec.train.seed:>5} {_fmt(s['ud']):>7} {_fmt(s['beta'], '.4g'):>10} {_fmt(s['lp_clean'], '.2f'):>6} "
+              f"{_fmt(s['lp_poisoned'], '.2f'):>6} {_fmt(s['w1_overall'], '.3g'):>9} "
+              f"{_fmt(s['mean_ratio_overall'], '.3f'):>6} {_fmt(s['clean_test_acc'], '.3f'):>6} "
+              f"{_fmt(s['poisoned_test_acc'], '.3f'):>6}")
+    names = {"ud": "UD", "beta": "β", "lp_clean": "#LP clean", "lp_poisoned": "#LP poisoned",
+             "w1_overall": "W1 (ours)", "mean_ratio_overall": "mean SAL ratio (ours)",
+             "clean_test_acc": "test acc clean", "poisoned_test_acc": "test acc poisoned"}
+    for key, label in names.items():
+        print(f"{label:>22}: {spreads[key].text('.4g' if key in ('beta', 'w1_overall') else '.3f')}")
+
+
 def run(a: argparse.Namespace) -> int:
     spec = ExperimentSpec(data=data_spec(a), model=model_spec(a), train=train_spec(a), poison=poison_spec(a),
                           sal=sal_spec(a))
     device = resolve_device(a.device)
     with tqdm_progress(disable=a.json) as progress:
-        result = run_experiment(spec, store=Store(a.store), device=device, progress=progress)
+        results = run_seeds(spec, a.seeds, store=Store(a.store), device=device, progress=progress)
+    result, seeds = results[0], seed_summary(results)
     if a.json:
         print_json({**result.summary(), "device": str(device), "spec": spec.to_dict(),
                     "flags_clean": result.ud.flags_clean.tolist(), "flags_poisoned": result.ud.flags_poisoned.tolist(),
-                    "betas": result.ud.betas.tolist()})
+                    "betas": result.ud.betas.tolist(), **seeds})
     else:
         print_report(result)
-    return 1 if (result.clean.diverged or result.poisoned.diverged) else 0
+        if seeds["seed_note"]:
+            print(f"note: {seeds['seed_note']}")
+        else:
+            print_seed_table(results, spread_over_seeds([r.summary() for r in results]))
+    return 1 if any(r.clean.diverged or r.poisoned.diverged for r in results) else 0
 
 
 COMMANDS.register("run")(Command("train clean and poisoned with SAL every epoch; print β, counts and UD",

@@ -1,0 +1,195 @@
+"""UD with its uncertainty: one experiment over several seeds, its headline numbers as mean ± spread.
+
+A single-seed UD (Ye, Su, Qian, ICLR 2025) is not a stable quantity on small data: the same spec with
+another seed (or the same seed on another CPU) moves it by more than the range between UE methods
+(issue #15; `bench/regime.py` measures by how much). So every place that shows UD shows how many seeds it
+rests on and, with more than one, their spread:
+
+- `seed_specs(spec, n)` / `run_seeds(spec, n, ...)`: the experiment at n seeds. Seed i shifts the training
+  seed (initialisation, shuffling, augmentation), the poison's crafting seed and the SAL seed by i, so seed 0
+  is `spec` itself and `run --seeds 1` is the plain `run`;
+- `Spread`: one measure over the seeds (values, mean, sample standard deviation, range, seed count);
+- `spread_over_seeds(summaries)`: the `Spread` of every headline measure (`SEED_MEASURES`) of
+  `ExperimentResult.summary()` dicts;
+- `seed_summary(results)`: the seed count, the seeds, every spread and the note, as JSON for the CLI and API;
+- `single_seed_note(spec)`: the plain warning shown with one seed, with the seed spread the shipped regime
+  study measured on that setting (or the range over its settings when it did not run this one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from landscape.config import ExperimentSpec
+from landscape.errors import SpecError
+from landscape.experiment import ExperimentResult, run_experiment
+from landscape.stages.base import StageProgress, no_progress
+from landscape.stages.ud import resolve_experiment
+from landscape.store import Store
+
+# The headline numbers of `ExperimentResult.summary()` that are aggregated over seeds (UD, its parts, our
+# threshold-free measures, and the accuracies they stand beside).
+SEED_MEASURES = ("ud", "beta", "lp_clean", "lp_poisoned", "w1_overall", "mean_ratio_overall", "clean_test_acc",
+                 "poisoned_test_acc")
+MAX_SEEDS = 100
+# The shipped regime study (`bench/regime.py`), read for the single-seed note.
+STUDY = Path(__file__).resolve().parent.parent / "assets" / "benchmarks" / "regime.json"
+
+
+def seed_specs(spec: ExperimentSpec, n: int) -> list[ExperimentSpec]:
+    """`spec` at `n` seeds: training, crafting and SAL seeds each shifted by 0, 1, ..., n-1 (the first is `spec`)."""
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SEEDS:
+        raise SpecError(f"the number of seeds = {n!r} is out of range; expected an integer in [1, {MAX_SEEDS}] "
+                        f"(each seed trains a clean and a poisoned model)")
+    return [spec.replace(train=spec.train.replace(seed=spec.train.seed + i),
+                         poison=spec.poison.replace(seed=spec.poison.seed + i),
+                         sal=spec.sal.replace(seed=spec.sal.seed + i)) if i else spec for i in range(n)]
+
+
+def run_seeds(spec: ExperimentSpec, n: int, *, store: Store, device: torch.device | str = "cpu",
+              progress: StageProgress = no_progress) -> list[ExperimentResult]:
+    """`run_experiment` at each of the `n` seeds of `seed_specs(spec, n)`, in seed order (each cached on its own)."""
+    return [run_experiment(s, store=store, device=device, progress=progress) for s in seed_specs(spec, n)]
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One measure over seeds. NaN/None values (e.g. an undefined UD) are kept in `values`, left out of the rest.
+
+    Attributes:
+        values: the per-seed values, in seed order.
+    """
+
+    values: tuple[float | None, ...]
+
+    @property
+    def n(self) -> int:
+        """Seeds with a finite value (what mean and std rest on)."""
+        return len(_finite(self.values))
+
+    @property
+    def mean(self) -> float:
+        finite = _finite(self.values)
+        return statistics.fmean(finite) if finite else float("nan")
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n - 1); NaN with fewer than two finite values (no spread is known)."""
+        finite = _finite(self.values)
+        return statistics.stdev(finite) if len(finite) > 1 else float("nan")
+
+    @property
+    def low(self) -> float:
+        finite = _finite(self.values)
+        return min(finite) if finite else float("nan")
+
+    @property
+    def high(self) -> float:
+        finite = _finite(self.values)
+        return max(finite) if finite else float("nan")
+
+    def text(self, spec: str = ".3f") -> str:
+        """``0.682 ± 0.210 (3 seeds, 0.45–0.90)``; one seed: ``0.682 (1 seed)``; none finite: ``n/a (0 of 3 seeds)``."""
+        if self.n == 0:
+            return f"n/a (0 of {len(self.values)} seeds)"
+        if self.n == 1:
+            return f"{format(self.mean, spec)} (1 seed)"
+        of = "" if self.n == len(self.values) else f" of {len(self.values)}"
+        return (f"{format(self.mean, spec)} ± {format(self.std, spec)} ({self.n}{of} seeds, "
+                f"{format(self.low, spec)}–{format(self.high, spec)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: mean, std (None when undefined), min, max, n (finite seeds), seeds (all) and the values."""
+        def plain(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        return {"mean": plain(self.mean), "std": plain(self.std), "min": plain(self.low), "max": plain(self.high),
+                "n": self.n, "seeds": len(self.values),
+                "values": [None if v is None or not math.isfinite(float(v)) else float(v) for v in self.values]}
+
+
+def spread_over_seeds(summaries: Sequence[Mapping[str, Any]],
+                      measures: Sequence[str] = SEED_MEASURES) -> dict[str, Spread]:
+    """The `Spread` of each measure over the per-seed summaries (`ExperimentResult.summary()` dicts)."""
+    if not summaries:
+        raise ValueError("no seeds to aggregate")
+    missing = sorted({m for m in measures for s in summaries if m not in s})
+    if missing:
+        raise KeyError(f"the summaries lack the measure(s) {missing}; they have {sorted(summaries[0])}")
+    return {m: Spread(tuple(None if s[m] is None else float(s[m]) for s in summaries)) for m in measures}
+
+
+def seed_summary(results: Sequence[ExperimentResult]) -> dict[str, Any]:
+    """What the CLI's ``--json`` and `Study.summary()` add about seeds: count, seeds, spreads, one-seed note."""
+    spreads = spread_over_seeds([r.summary() for r in results])
+    return {"n_seeds": len(results), "seeds": [r.spec.train.seed for r in results],
+            "spread": {k: v.to_dict() for k, v in spreads.items()},
+            "seed_note": single_seed_note(results[0].spec) if len(results) == 1 else None}
+
+
+# ------------------------------------------------------------------------------------------------ study
+
+
+def _setting(spec: Mapping[str, Any]) -> str:
+    """What identifies a setting of the study in an `ExperimentSpec.to_dict()`: everything but the seeds.
+
+    As canonical JSON, so a spec read back from a file (lists for tuples) compares equal.
+    """
+    def unseeded(part: Any) -> Any:
+        return {k: v for k, v in part.items() if k != "seed"} if isinstance(part, Mapping) else part
+
+    return json.dumps({name: unseeded(spec.get(name)) for name in ("data", "model", "train", "poison", "sal",
+                                                                   "defense")}, sort_keys=True, default=list)
+
+
+def study_rows(path: Path = STUDY) -> list[dict[str, Any]]:
+    """The cells of the shipped regime study (each with its `spec` and `ud`), [] if it is not there."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    rows = data.get("rows") if isinstance(data, dict) else None
+    return [r for r in rows or [] if isinstance(r, dict) and isinstance(r.get("spec"), dict)]
+
+
+def study_spread(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]]) -> Spread | None:
+    """UD over the seeds the study ran of `spec`'s setting (same everything but the seeds), None if it did not."""
+    want = _setting(resolve_experiment(spec).to_dict())
+    values = tuple(r.get("ud") for r in rows if _setting(r["spec"]) == want)
+    return Spread(values) if values else None
+
+
+def single_seed_note(spec: ExperimentSpec, path: Path = STUDY) -> str:
+    """The plain note shown beside a one-seed UD: it is unstable, and by how much (from the regime study)."""
+    head = "UD from a single seed is unstable: another seed (or another CPU) can move it a lot."
+    rows = study_rows(path)
+    here = study_spread(spec, rows)
+    if here is not None and here.n > 1:
+        return (f"{head} On this setting the regime study (bench/regime.py) measured UD {here.text()}; "
+                f"run 3 or more seeds (run --seeds 3) to see the spread here.")
+    stds = []
+    for setting in {_setting(r["spec"]) for r in rows}:
+        spread = Spread(tuple(r.get("ud") for r in rows if _setting(r["spec"]) == setting))
+        if spread.n > 1:
+            stds.append(spread.std)
+    if stds:
+        return (f"{head} The regime study did not run this setting; over its {len(stds)} settings the seed-to-seed "
+                f"standard deviation of UD was {min(stds):.2f} to {max(stds):.2f} (median "
+                f"{statistics.median(stds):.2f}). Run 3 or more seeds (run --seeds 3) to see the spread here.")
+    return f"{head} Run 3 or more seeds (run --seeds 3) to see the spread."
+
+
+__all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "single_seed_note",
+           "spread_over_seeds", "study_rows", "study_spread"]
