@@ -142,13 +142,16 @@ def seed_summary(results: Sequence[ExperimentResult]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ study
 
 
-def _setting(spec: Mapping[str, Any]) -> str:
+def _setting(spec: Mapping[str, Any], *, loose: bool = False) -> str:
     """What identifies a setting of the study in an `ExperimentSpec.to_dict()`: everything but the seeds.
 
-    As canonical JSON, so a spec read back from a file (lists for tuples) compares equal.
+    `loose` also ignores how often SAL was measured (`SALSpec.every`). As canonical JSON, so a spec read back
+    from a file (lists for tuples) compares equal.
     """
+    drop = {"seed", "every"} if loose else {"seed"}
+
     def unseeded(part: Any) -> Any:
-        return {k: v for k, v in part.items() if k != "seed"} if isinstance(part, Mapping) else part
+        return {k: v for k, v in part.items() if k not in drop} if isinstance(part, Mapping) else part
 
     return json.dumps({name: unseeded(spec.get(name)) for name in ("data", "model", "train", "poison", "sal",
                                                                    "defense")}, sort_keys=True, default=list)
@@ -164,21 +167,25 @@ def study_rows(path: Path = STUDY) -> list[dict[str, Any]]:
     return [r for r in rows or [] if isinstance(r, dict) and isinstance(r.get("spec"), dict)]
 
 
-def study_spread(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]]) -> Spread | None:
-    """UD over the seeds the study ran of `spec`'s setting (same everything but the seeds), None if it did not."""
-    want = _setting(resolve_experiment(spec).to_dict())
-    values = tuple(r.get("ud") for r in rows if _setting(r["spec"]) == want)
+def study_spread(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]], *, loose: bool = False) -> Spread | None:
+    """UD over the seeds the study ran of `spec`'s setting (same everything but the seeds), None if it did not.
+
+    `loose`: a setting that differs from `spec` in how often SAL was measured counts too.
+    """
+    want = _setting(resolve_experiment(spec).to_dict(), loose=loose)
+    values = tuple(r.get("ud") for r in rows if _setting(r["spec"], loose=loose) == want)
     return Spread(values) if values else None
 
 
 def single_seed_note(spec: ExperimentSpec, path: Path = STUDY) -> str:
     """The plain note shown beside a one-seed UD: it is unstable, and by how much (from the regime study)."""
     head = "UD from a single seed is unstable: another seed (or another CPU) can move it a lot."
+    tail = "Run 3 or more seeds (run --seeds 3) to see the spread here."
     rows = study_rows(path)
-    here = study_spread(spec, rows)
-    if here is not None and here.n > 1:
-        return (f"{head} On this setting the regime study (bench/regime.py) measured UD {here.text()}; "
-                f"run 3 or more seeds (run --seeds 3) to see the spread here.")
+    for loose, how in ((False, ""), (True, " (SAL measured at other epochs)")):
+        here = study_spread(spec, rows, loose=loose)
+        if here is not None and here.n > 1:
+            return f"{head} On this setting{how} the regime study (bench/regime.py) measured UD {here.text()}. {tail}"
     stds = []
     for setting in {_setting(r["spec"]) for r in rows}:
         spread = Spread(tuple(r.get("ud") for r in rows if _setting(r["spec"]) == setting))
@@ -187,8 +194,8 @@ def single_seed_note(spec: ExperimentSpec, path: Path = STUDY) -> str:
     if stds:
         return (f"{head} The regime study did not run this setting; over its {len(stds)} settings the seed-to-seed "
                 f"standard deviation of UD was {min(stds):.2f} to {max(stds):.2f} (median "
-                f"{statistics.median(stds):.2f}). Run 3 or more seeds (run --seeds 3) to see the spread here.")
-    return f"{head} Run 3 or more seeds (run --seeds 3) to see the spread."
+                f"{statistics.median(stds):.2f}). {tail}")
+    return f"{head} {tail}"
 
 
 __all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "single_seed_note",

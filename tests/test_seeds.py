@@ -80,6 +80,8 @@ def test_single_seed_note_reads_the_study(tmp_path):
     assert here is not None and here.values == (0.5, 1.0, 1.5)
     note = single_seed_note(SMALL, path)
     assert "1.000 ± 0.500 (3 seeds, 0.500–1.500)" in note
+    other_epochs = single_seed_note(SMALL.replace(sal=SMALL.sal.replace(every=2)), path)
+    assert "SAL measured at other epochs" in other_epochs and "1.000 ± 0.500" in other_epochs
     unseen = single_seed_note(SMALL.replace(train=SMALL.train.replace(epochs=3)), path)
     assert "did not run this setting" in unseen and "its 2 settings" in unseen and "0.28 to 0.50" in unseen
 
