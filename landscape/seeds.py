@@ -12,6 +12,8 @@ rests on and, with more than one, their spread:
 - `spread_over_seeds(summaries)`: the `Spread` of every headline measure (`SEED_MEASURES`) of
   `ExperimentResult.summary()` dicts;
 - `seed_summary(results)`: the seed count, the seeds, every spread and the note, as JSON for the CLI and API;
+- `study_rows()`, `study_spread(spec, rows)`, `study_methods(spec, rows)`: what the shipped study measured on a
+  setting (the app's UD page shows it beside its point value);
 - `single_seed_note(spec)`: the plain warning shown with one seed, with the seed spread the shipped regime
   study measured on that setting (or the range over its settings when it did not run this one).
 """
@@ -142,19 +144,20 @@ def seed_summary(results: Sequence[ExperimentResult]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ study
 
 
-def _setting(spec: Mapping[str, Any], *, loose: bool = False) -> str:
+def _setting(spec: Mapping[str, Any], *, loose: bool = False, any_poison: bool = False) -> str:
     """What identifies a setting of the study in an `ExperimentSpec.to_dict()`: everything but the seeds.
 
-    `loose` also ignores how often SAL was measured (`SALSpec.every`). As canonical JSON, so a spec read back
-    from a file (lists for tuples) compares equal.
+    `loose` also ignores how often SAL was measured (`SALSpec.every`), `any_poison` the poison. As canonical
+    JSON, so a spec read back from a file (lists for tuples) compares equal.
     """
     drop = {"seed", "every"} if loose else {"seed"}
+    parts = ("data", "model", "train", "sal", "defense") if any_poison else ("data", "model", "train", "poison",
+                                                                               "sal", "defense")
 
     def unseeded(part: Any) -> Any:
         return {k: v for k, v in part.items() if k not in drop} if isinstance(part, Mapping) else part
 
-    return json.dumps({name: unseeded(spec.get(name)) for name in ("data", "model", "train", "poison", "sal",
-                                                                   "defense")}, sort_keys=True, default=list)
+    return json.dumps({name: unseeded(spec.get(name)) for name in parts}, sort_keys=True, default=list)
 
 
 def study_rows(path: Path = STUDY) -> list[dict[str, Any]]:
@@ -175,6 +178,19 @@ def study_spread(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]], *, loo
     want = _setting(resolve_experiment(spec).to_dict(), loose=loose)
     values = tuple(r.get("ud") for r in rows if _setting(r["spec"], loose=loose) == want)
     return Spread(values) if values else None
+
+
+def study_methods(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]]) -> dict[str, Spread]:
+    """UD over seeds of every method the study ran on `spec`'s setting whatever the poison (SAL at any epochs).
+
+    What the app's UD page shows beside its point value; {} when the study did not run the setting.
+    """
+    want = _setting(resolve_experiment(spec).to_dict(), loose=True, any_poison=True)
+    by_method: dict[str, list[float | None]] = {}
+    for r in rows:
+        if _setting(r["spec"], loose=True, any_poison=True) == want:
+            by_method.setdefault(r["spec"]["poison"]["method"], []).append(r.get("ud"))
+    return {m: Spread(tuple(v)) for m, v in by_method.items()}
 
 
 def single_seed_note(spec: ExperimentSpec, path: Path = STUDY) -> str:
@@ -199,4 +215,4 @@ def single_seed_note(spec: ExperimentSpec, path: Path = STUDY) -> str:
 
 
 __all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "single_seed_note",
-           "spread_over_seeds", "study_rows", "study_spread"]
+           "spread_over_seeds", "study_methods", "study_rows", "study_spread"]

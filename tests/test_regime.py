@@ -55,6 +55,10 @@ def test_separation_needs_non_overlapping_one_std_intervals_and_the_drop_is_spli
     em, ops = by[("running", "em")], by[("running", "ops")]
     assert em["separated"] and not ops["separated"] and not by[("running", "random")]["separated"]
     assert em["ud_mean"] == pytest.approx(0.55) and em["ud_std"] == pytest.approx(0.05)
+    from scipy.stats import ttest_ind
+
+    assert em["welch_p"] < 0.001 and ops["welch_p"] == pytest.approx(
+        ttest_ind([0.9, 1.0, 1.1], [1.0, 1.05, 1.1], equal_var=False, alternative="less").pvalue)
     lay = em["layers"]
     # d_l = learnable under random - under em, mean over seeds: [0, 0, 1, 0.9]; sums to the #LP drop
     np.testing.assert_allclose(lay["d_layers"], [0, 0, 1, 0.9])

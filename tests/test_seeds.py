@@ -109,3 +109,30 @@ def test_cli_seeds_json_agrees_with_the_single_seed_runs(capsys, tmp_path):
     assert one["n_seeds"] == 1 and one["spread"]["ud"]["std"] is None and "unstable" in one["seed_note"]
     assert main([*SMALL_FLAGS, "--store", store, "--seeds", "0"]) == 2
     assert "number of seeds" in capsys.readouterr().err
+
+
+def test_study_methods_and_the_seed_spread_figure():
+    from landscape.figures import ud_seed_spread
+    from landscape.seeds import study_methods
+    from landscape.stages.ud import resolve_experiment
+
+    def rows(spec, uds):
+        return [{"spec": resolve_experiment(s).to_dict(), "ud": u}
+                for s, u in zip(seed_specs(spec, len(uds)), uds, strict=True)]
+
+    ops = SMALL.replace(poison=PoisonSpec(method="ops"))
+    study = rows(SMALL, (1.0, 1.2, None)) + rows(ops, (0.3, 0.5, 0.4))
+    study += rows(SMALL.replace(train=SMALL.train.replace(lr=0.01)), (9.0, 9.0))  # another setting: not shown
+    spreads = study_methods(ops.replace(sal=ops.sal.replace(every=3)), study)
+    assert set(spreads) == {"random", "ops"} and spreads["ops"].values == (0.3, 0.5, 0.4)
+    assert spreads["random"].n == 2 and len(spreads["random"].values) == 3
+    assert study_methods(SMALL.replace(train=SMALL.train.replace(epochs=5)), study) == {}
+
+    fig = ud_seed_spread({m: s.values for m, s in spreads.items()}, point={"ops": 0.45})
+    seeds = [t for t in fig.data if t.name.endswith(": seeds")]
+    assert [t.x[0] for t in seeds] == ["random (n=2)", "ops (n=3)"]
+    assert list(seeds[1].y) == [0.3, 0.5, 0.4]
+    mean = next(t for t in fig.data if t.name == "ops: mean ± std")
+    assert mean.y[0] == pytest.approx(0.4) and mean.error_y.array[0] == pytest.approx(0.1)
+    this = next(t for t in fig.data if t.name == "ops: this run")
+    assert this.y[0] == 0.45 and not [t for t in fig.data if t.name == "random: this run"]

@@ -23,6 +23,7 @@ from landscape.figures.sal import (
     ud_bars,
     ud_counts,
 )
+from landscape.figures.seeds import ud_seed_spread
 from landscape.figures.style import CLEAN, DIVERGING, SEQUENTIAL, color_of, shared_range
 from landscape.figures.surfaces import (
     Panel,
@@ -75,4 +76,5 @@ __all__ = [
     "trajectory_matrix",
     "ud_bars",
     "ud_counts",
+    "ud_seed_spread",
 ]
