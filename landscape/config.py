@@ -407,6 +407,60 @@ class CurvatureSpec(Spec):
                             f"({self.min_steps}) and top_k ({self.top_k})")
 
 
+@dataclass(frozen=True)
+class LayerSliceSpec(Spec):
+    """A slice of the loss along directions that move one weight tensor (or a group) only (`landscape.layer_slices`).
+
+    The directions are Gaussian on the chosen tensors, normalised against them (Li et al. 2018's filter
+    normalisation, restricted to the layer) and drawn from `seed`, so the clean and the poisoned model get the
+    same raw directions, each scaled to its own weights, and the same normalised coordinates. SAL's ball
+    ||delta||_F <= eps ||theta_l||_F (Ye et al., ICLR 2025) is marked in those coordinates (radius eps with
+    filter normalisation).
+
+    Args:
+        layers: the state-dict entries to move (one weight, e.g. "net.3.weight", or a group); at least one.
+        epoch: the stored epoch sliced (None = the last one the run stored).
+        dims: 1 for a line, 2 for a plane.
+        resolution: grid points per axis (at most `MAX_GRID_POINTS` in all).
+        alpha_range: (lo, hi) of the first coordinate; None = ten SAL radii either side, (-10 r, 10 r).
+        beta_range: (lo, hi) of the second coordinate (2D only); None = as alpha.
+        norm: normalisation of the directions: "filter", "layer" or "none".
+        eps: SAL's relative ball radius, marked on the slice (SALSpec's default 0.05).
+        split: "train" = the model's own (possibly poisoned) training set, the loss SAL measures; "test" = the
+            clean test set.
+        n_eval: size of the fixed, seeded evaluation subset of the split (None = all of it).
+        batch_size: images per evaluation batch.
+        seed: seed of the directions and of the evaluation subset.
+    """
+
+    layers: tuple[str, ...]
+    epoch: int | None = bounded(None, 0, MAX_EPOCHS)
+    dims: Literal[1, 2] = 1
+    resolution: int = bounded(21, 2)
+    alpha_range: tuple[float, float] | None = None
+    beta_range: tuple[float, float] | None = None
+    norm: Literal["filter", "layer", "none"] = "filter"
+    eps: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    split: Literal["train", "test"] = "train"
+    n_eval: int | None = bounded(1024, 1)
+    batch_size: int = bounded(256, 1, MAX_BATCH)
+    seed: int = 0
+
+    def check(self) -> None:
+        if not self.layers or not all(isinstance(n, str) and n for n in self.layers):
+            raise SpecError(f"LayerSliceSpec.layers = {self.layers!r} must name at least one tensor (e.g. a weight "
+                            f"of `landscape.models.weight_layers(model)`)")
+        try:  # the grid cap and the range rules of every surface
+            SurfaceSpec(kind="random", dims=self.dims, resolution=self.resolution, alpha_range=self.alpha_range,
+                        beta_range=self.beta_range, n_eval=self.n_eval)
+        except SpecError as why:
+            raise SpecError(str(why).replace("SurfaceSpec.", "LayerSliceSpec.")) from None
+        for name in ("alpha_range", "beta_range"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+
+
 def _default_ue() -> PoisonSpec:
     return PoisonSpec(method="em")
 

@@ -61,7 +61,7 @@ from landscape.config import CurvatureSpec
 from landscape.device import reproducible_threads
 from landscape.errors import LandscapeError, ShapeError
 from landscape.models import weight_layers
-from landscape.sal import CROSS_ENTROPY, SampleLoss
+from landscape.sal import CROSS_ENTROPY, SALTrace, SampleLoss
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
         layers: as in `model_curvature`.
         loss: as in `model_curvature`.
         device: as in `model_curvature`.
-        progress: `progress(epochs_done, epochs_total)`.
+        progress: `progress(blocks_done, blocks_total)` over every block of every measured epoch.
     """
     if len(states) != len(epochs):
         raise ShapeError(f"{len(states)} checkpoints but {len(epochs)} epochs")
@@ -510,9 +510,12 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
     results = []
     for i, epoch in enumerate(chosen):
         net.load_state_dict(states[list(epochs).index(epoch)])
-        results.append(model_curvature(net, x, y, spec, layers=layers, loss=loss, device=device))
-        if progress is not None:
-            progress(i + 1, len(chosen))
+
+        def blocks(done: int, total: int, i: int = i) -> None:
+            if progress is not None:
+                progress(i * total + done, len(chosen) * total)
+
+        results.append(model_curvature(net, x, y, spec, layers=layers, loss=loss, device=device, progress=blocks))
     return CurvatureTrace(np.asarray(chosen, dtype=np.int64), results, spec)
 
 
@@ -530,7 +533,31 @@ def layer_rank_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      for x, y in zip(a, b, strict=True)])
 
 
+def sal_agreement(sal: SALTrace, curvature: CurvatureTrace, what: str = "lambda_max") -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch Spearman agreement across layers between SAL and a curvature table ("lambda_max" or "trace").
+
+    Compares the epochs both measured and the layers both measured (in SAL's order).
+
+    Returns:
+        (epochs (T,), rho (T,)); rho is NaN at an epoch where either row is constant.
+    """
+    if what not in ("lambda_max", "trace"):
+        raise LandscapeError(f"sal_agreement compares SAL with 'lambda_max' or 'trace', not {what!r}")
+    layers = [n for n in sal.layers if n in curvature.layers]
+    epochs = [int(e) for e in curvature.epochs if e in set(int(x) for x in sal.epochs)]
+    if not layers or not epochs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    s_rows = [list(int(x) for x in sal.epochs).index(e) for e in epochs]
+    c_rows = [list(int(x) for x in curvature.epochs).index(e) for e in epochs]
+    s_cols = [list(sal.layers).index(n) for n in layers]
+    c_cols = [curvature.layers.index(n) for n in layers]
+    table = getattr(curvature, what)
+    return (np.asarray(epochs, dtype=np.int64),
+            layer_rank_agreement(sal.sal[np.ix_(s_rows, s_cols)], table[np.ix_(c_rows, c_cols)]))
+
+
 __all__ = [
     "WHOLE", "BlockCurvature", "Curvature", "CurvatureTrace", "HessianBlocks", "block_curvature", "block_generator",
     "curvature_subset", "curvature_trace", "layer_rank_agreement", "measured_epochs", "model_curvature",
+    "sal_agreement",
 ]

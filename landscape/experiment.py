@@ -14,20 +14,24 @@ from typing import Any
 import torch
 
 from landscape.config import (
+    CurvatureSpec,
     DataSpec,
     DefenseSpec,
     ExperimentSpec,
+    LayerSliceSpec,
     ModelSpec,
     PoisonSpec,
     SALSpec,
     SurfaceSpec,
     TrainSpec,
 )
+from landscape.curvature import CurvatureTrace
 from landscape.data import ImageSet
 from landscape.sal import SALTrace
 from landscape.stages.base import Context, StageProgress, get_splits, no_progress
+from landscape.stages.curvature import CurvatureStage
 from landscape.stages.poison import poisoned_train
-from landscape.stages.surface import SurfaceStage
+from landscape.stages.surface import LayerSliceStage, SurfaceStage
 from landscape.stages.train import TrainStage, sal_from_checkpoints, sal_stage
 from landscape.stages.ud import UDStage
 from landscape.store import Store
@@ -35,7 +39,8 @@ from landscape.surface import SurfaceSet
 from landscape.train import TrainResult
 from landscape.ud import UDReport
 
-__all__ = ["ExperimentResult", "get_poisoned_train", "get_splits", "get_surface", "get_training", "run_experiment"]
+__all__ = ["ExperimentResult", "get_curvature", "get_layer_slices", "get_poisoned_train", "get_splits", "get_surface",
+           "get_training", "run_experiment"]
 
 
 def get_poisoned_train(data: DataSpec, poison: PoisonSpec, *, store: Store, device: torch.device | str = "cpu",
@@ -78,6 +83,31 @@ def get_surface(data: DataSpec, model: ModelSpec, train_spec: TrainSpec,
     point-batches.
     """
     return SurfaceStage.of(data, model, train_spec, poisons, surface).get(Context(store, device, progress))
+
+
+def get_curvature(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: PoisonSpec | None,
+                  curvature: CurvatureSpec, *, store: Store, device: torch.device | str = "cpu",
+                  progress: StageProgress = no_progress, defense: DefenseSpec | None = None) -> CurvatureTrace:
+    """λ_max, trace and spectral density of every layer (and the whole model) at the run's stored epochs.
+
+    Trains (or loads) the run, then measures its checkpoints (`landscape.stages.curvature.CurvatureStage`).
+    Progress stages: the training stages, then "curvature-<run>" in Hessian blocks.
+    """
+    stage = CurvatureStage.of(data, model, train_spec, poison, curvature, defense=defense)
+    return stage.get(Context(store, device, progress))
+
+
+def get_layer_slices(data: DataSpec, model: ModelSpec, train_spec: TrainSpec,
+                     poisons: PoisonSpec | Sequence[PoisonSpec] | None, layer_slice: LayerSliceSpec, *, store: Store,
+                     device: torch.device | str = "cpu", progress: StageProgress = no_progress,
+                     defense: DefenseSpec | None = None) -> SurfaceSet:
+    """Slices along one layer's directions of the clean run and the poisoned run(s) at one stored epoch.
+
+    One surface per run, labelled "clean" and by poison method, on one grid of normalised coordinates with the SAL
+    ball in `info["sal_ball"]` (`landscape.layer_slices`). Progress stages: the training stages, then "layer-slice".
+    """
+    stage = LayerSliceStage.of(data, model, train_spec, poisons, layer_slice, defense=defense)
+    return stage.get(Context(store, device, progress))
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """Exports of surfaces, slices and paths: NPZ, CSV and VTK XML (`.vts` structured grid, `.vtp` poly lines).
 
+Curvature tables (`landscape.curvature.CurvatureTrace` by run) go to CSV (one row per run, epoch and layer) or NPZ
+(`write_curvature`, `read_curvature`).
+
 * NPZ: every array of `Surface.to_store` and its metadata as a JSON string; `read_npz` gives the `Surface` back
   (loaded with `allow_pickle=False`).
 * CSV: one row per grid point (alpha, beta, loss, acc, loss_se, acc_se, finite); paths: one row per checkpoint.
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape.curvature import WHOLE, CurvatureTrace
 from landscape.errors import ShapeError, SpecError
 from landscape.files import atomic_write
 from landscape.surface import ProjectedPath, Surface
@@ -206,5 +210,60 @@ def export_surface(surface: Surface, path: str | Path) -> Path:
     return writers[path.suffix](surface, path)
 
 
-__all__ = ["FORMATS", "export_surface", "read_npz", "write_csv", "write_npz", "write_paths_csv", "write_paths_vtp",
-           "write_vtp", "write_vts"]
+# --------------------------------------------------------------------------------------------------
+# curvature tables
+
+CURVATURE_FORMATS = (".npz", ".csv")
+
+
+def curvature_rows(traces: Mapping[str, CurvatureTrace]) -> tuple[list[str], list[list[object]]]:
+    """(header, rows): one row per run, measured epoch and block (every layer, then the whole model if measured).
+
+    Columns: run, epoch, layer, size, lambda_max, eig_1..eig_k (the top-k Ritz values; empty past a block's
+    dimension), trace, trace_se, trace_krylov, steps, converged, hvps, seconds.
+    """
+    k = max((len(b.eigenvalues) for t in traces.values() for s in t.states for b in s.layers.values()), default=1)
+    header = ["run", "epoch", "layer", "size", "lambda_max", *(f"eig_{i + 1}" for i in range(k)), "trace",
+              "trace_se", "trace_krylov", "steps", "converged", "hvps", "seconds"]
+    rows: list[list[object]] = []
+    for label, trace in traces.items():
+        for epoch, state in zip(trace.epochs, trace.states, strict=True):
+            blocks = {**state.layers, **({WHOLE: state.whole} if state.whole is not None else {})}
+            for name, b in blocks.items():
+                eig = [_num(v) for v in b.eigenvalues] + [""] * (k - len(b.eigenvalues))
+                rows.append([label, int(epoch), name, b.size, _num(b.lambda_max), *eig, _num(b.trace),
+                             _num(b.trace_se), _num(b.trace_krylov), b.steps, int(b.converged), b.hvps,
+                             _num(b.seconds)])
+    return header, rows
+
+
+def write_curvature(traces: Mapping[str, CurvatureTrace], path: str | Path) -> Path:
+    """Curvature traces by run label as .csv (`curvature_rows`) or .npz (every array, metadata as JSON "meta")."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        atomic_write(path, _csv_text(*curvature_rows(traces)))
+    elif path.suffix == ".npz":
+        meta, arrays = {}, {}
+        for label, trace in traces.items():
+            meta[label], a = trace.to_store()
+            arrays.update({f"{label}/{k}": v for k, v in a.items()})
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        atomic_write(path, buf.getvalue())
+    else:
+        raise SpecError(f"cannot write curvature to {path.name!r}: the suffix must be one of "
+                        f"{', '.join(CURVATURE_FORMATS)}")
+    return path
+
+
+def read_curvature(path: str | Path) -> dict[str, CurvatureTrace]:
+    """The traces written by `write_curvature` to a .npz (no pickles are loaded)."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        arrays = {k: f[k] for k in f.files if k != "meta"}
+    return {label: CurvatureTrace.from_store(m, {k[len(label) + 1:]: v for k, v in arrays.items()
+                                                 if k.startswith(f"{label}/")}) for label, m in meta.items()}
+
+
+__all__ = ["CURVATURE_FORMATS", "FORMATS", "curvature_rows", "export_surface", "read_curvature", "read_npz",
+           "write_csv", "write_curvature", "write_npz", "write_paths_csv", "write_paths_vtp", "write_vtp", "write_vts"]

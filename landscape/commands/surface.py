@@ -4,6 +4,11 @@ Example: `python -m landscape surface --dataset digits --model cnn --kind pca --
 writes `surface.html` (Plotly, self-contained, works offline), `surface.npz` (every array of every surface,
 named `<surface>/<field>` and `<surface>/path/<run>/<field>`) and `surface.json` (specs and metadata).
 The cost of the grid is estimated (and calibrated) before anything runs.
+
+With `--layer NAME` (repeat for a group) the slice moves that layer's tensors only (`landscape.layer_slices`), at
+`--epoch` (default: the last stored), one surface per run on the same normalised coordinates, with SAL's ball
+(`--sal-eps`) marked. An `--out` ending in .npz, .csv, .vts (2D) or .vtp (1D) writes each surface in that format
+(`landscape.export`) as `<stem>-<run><suffix>` instead of the HTML page.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from landscape.commands.common import (
     tqdm_progress,
     train_spec,
 )
-from landscape.config import PoisonSpec, SurfaceSpec, choices
+from landscape.config import LayerSliceSpec, PoisonSpec, SALSpec, SurfaceSpec, choices
+from landscape.errors import SpecError
+from landscape.export import FORMATS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,30 +46,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="poison method to compare with the clean run (repeat for several; default: clean only)")
     d = SurfaceSpec()
     p.add_argument("--kind", default=d.kind, choices=choices(SurfaceSpec, "kind"), help="direction kind")
-    p.add_argument("--dims", type=int, default=d.dims, choices=choices(SurfaceSpec, "dims"),
-                   help="1 = line slice, 2 = plane")
-    p.add_argument("--resolution", type=int, default=31, help="grid points per axis (at most 101 in 2D)")
+    p.add_argument("--dims", type=int, default=None, choices=choices(SurfaceSpec, "dims"),
+                   help="1 = line slice, 2 = plane (default 2; with --layer 1)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="grid points per axis, at most 101 in 2D (default 31; with --layer 21)")
     p.add_argument("--alpha-range", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     p.add_argument("--beta-range", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     p.add_argument("--plane", default=d.plane, choices=choices(SurfaceSpec, "plane"),
                    help="pca: one plane for all trajectories, or each run in its own")
     p.add_argument("--norm", default=d.norm, choices=choices(SurfaceSpec, "norm"), help="random directions")
     p.add_argument("--bias-bn", default=d.bias_bn, choices=choices(SurfaceSpec, "bias_bn"), help="random directions")
-    p.add_argument("--split", default=d.split, choices=choices(SurfaceSpec, "split"), help="evaluation data")
-    p.add_argument("--n-eval", type=int, default=None, help="fixed seeded evaluation subset size (default: all)")
-    p.add_argument("--eval-batch-size", type=int, default=128)
+    p.add_argument("--split", default=None, choices=choices(SurfaceSpec, "split"),
+                   help="evaluation data (default: test; with --layer: train, each run's own training set)")
+    p.add_argument("--n-eval", type=int, default=None,
+                   help="fixed seeded evaluation subset size (default: all; with --layer: 1024)")
+    p.add_argument("--eval-batch-size", type=int, default=None, help="images per evaluation batch (128; --layer 256)")
     p.add_argument("--surface-seed", type=int, default=0, help="seed of random directions and of the subset")
+    g = p.add_argument_group("layer slices", "move one layer's tensors only (the other flags still apply)")
+    g.add_argument("--layer", action="append", default=None, metavar="NAME",
+                   help="weight tensor to move, e.g. net.3.weight (repeat for a group); --kind is then ignored")
+    g.add_argument("--epoch", type=int, default=None, help="stored epoch to slice (default: the last)")
+    g.add_argument("--sal-eps", type=float, default=SALSpec().eps,
+                   help="SAL's relative ball radius marked on the slice (0.05)")
     p.add_argument("--log", action="store_true", help="log10 colour scale in the figures")
-    p.add_argument("--out", default="surface.html", help="HTML file; the .npz and .json go beside it")
+    p.add_argument("--out", default="surface.html",
+                   help=f"HTML file (the .npz and .json go beside it), or a file ending in {', '.join(FORMATS)}: "
+                        f"each surface in that format as <stem>-<run><suffix>")
     add_run_args(p)
 
 
+def _given(a: argparse.Namespace) -> dict[str, object]:
+    """The evaluation flags the user gave (the rest keep the spec's own default)."""
+    flags = {"split": a.split, "n_eval": a.n_eval, "batch_size": a.eval_batch_size, "dims": a.dims,
+             "resolution": a.resolution}
+    return {k: v for k, v in flags.items() if v is not None}
+
+
 def surface_spec(a: argparse.Namespace) -> SurfaceSpec:
-    return SurfaceSpec(kind=a.kind, dims=a.dims, resolution=a.resolution,
-                       alpha_range=tuple(a.alpha_range) if a.alpha_range else None,
+    return SurfaceSpec(kind=a.kind, alpha_range=tuple(a.alpha_range) if a.alpha_range else None,
                        beta_range=tuple(a.beta_range) if a.beta_range else None, plane=a.plane, norm=a.norm,
-                       bias_bn=a.bias_bn, split=a.split, n_eval=a.n_eval, batch_size=a.eval_batch_size,
-                       seed=a.surface_seed)
+                       bias_bn=a.bias_bn, seed=a.surface_seed, **_given(a))
+
+
+def layer_slice_spec(a: argparse.Namespace) -> LayerSliceSpec:
+    return LayerSliceSpec(layers=tuple(a.layer), epoch=a.epoch,
+                          alpha_range=tuple(a.alpha_range) if a.alpha_range else None,
+                          beta_range=tuple(a.beta_range) if a.beta_range else None, norm=a.norm, eps=a.sal_eps,
+                          seed=a.surface_seed, **_given(a))
 
 
 def path_views(surface: Any) -> dict[str, Any]:
@@ -82,24 +112,26 @@ def surface_figures(result: Any, *, log: bool = False) -> list[Any]:
     first = result[labels[0]]
     same_grid = all(np.array_equal(result[k].alpha, first.alpha) and np.array_equal(result[k].beta, first.beta)
                     for k in labels)
+    ball = first.info.get("sal_ball") if first.kind == "layer" else None  # SAL's ball, marked on layer slices
     if first.ndim == 1:
         if same_grid:
-            out.append(fig.slice_1d(first.alpha, {k: result[k].loss[:, 0] for k in labels}, log=log,
-                                    xlabel=_axis_label(first, 0)))
-            out.append(fig.slice_1d(first.alpha, {k: result[k].acc[:, 0] for k in labels}, ylabel="accuracy",
-                                    xlabel=_axis_label(first, 0)))
+            for metric, name in (("loss", "loss"), ("acc", "accuracy")):
+                f = fig.slice_1d(first.alpha, {k: getattr(result[k], metric)[:, 0] for k in labels},
+                                 log=log and metric == "loss", ylabel=name, xlabel=_axis_label(first, 0))
+                out.append(fig.mark_sal_ball(f, ball) if ball else f)
         else:
             out.extend(fig.slice_1d(result[k].alpha, {k: result[k].loss[:, 0]}, log=log,
                                     xlabel=_axis_label(result[k], 0)) for k in labels)
     else:
         if len(labels) > 1 and same_grid:
-            out.append(fig.contours_side_by_side(first.alpha, first.beta, {k: result[k].loss for k in labels},
-                                                 log=log))
+            out.append(fig.contours_side_by_side({k: fig.Panel(first.alpha, first.beta, result[k].loss)
+                                                  for k in labels}, log=log))
         for k in labels:
             s = result[k]
             title = f"{s.kind} surface around {s.center} ({k})"
-            out.append(fig.contour(s.alpha, s.beta, s.loss, paths=path_views(s), markers=s.anchors, log=log,
-                                   title=title, xlabel=_axis_label(s, 0), ylabel=_axis_label(s, 1)))
+            loss = fig.contour(s.alpha, s.beta, s.loss, paths=path_views(s), markers=s.anchors, log=log,
+                               title=title, xlabel=_axis_label(s, 0), ylabel=_axis_label(s, 1))
+            out.append(fig.mark_sal_ball(loss, s.info["sal_ball"]) if ball else loss)
             out.append(fig.surface_3d(s.alpha, s.beta, s.loss, paths=path_views(s), log=log, title=title))
             out.append(fig.contour(s.alpha, s.beta, s.acc, paths=path_views(s), markers=s.anchors, label="accuracy",
                                    title=f"accuracy ({k})", xlabel=_axis_label(s, 0), ylabel=_axis_label(s, 1)))
@@ -119,6 +151,8 @@ def _axis_label(s: Any, axis: int) -> str:
         return f"{name}: PC{axis + 1}" + (f" ({ev[axis]:.1%} of the variance)" if ev.size > axis else "")
     if s.kind == "interp":
         return f"{name} (model-to-model direction {axis + 1})"
+    if s.kind == "layer":
+        return f"{name} (direction {axis + 1} of {', '.join(s.info['layers'])}, {s.info['norm']}-normalised)"
     return f"{name} (filter-normalised direction {axis + 1})"
 
 
@@ -130,44 +164,73 @@ def write_html(figures: Sequence[Any], path: Path, title: str) -> None:
     path.write_text(page, encoding="utf-8")
 
 
-def run(a: argparse.Namespace) -> int:
-    from landscape.device import resolve_device
-    from landscape.experiment import get_splits, get_surface
-    from landscape.models import build_model
-    from landscape.store import Store
+def _estimate(data: Any, model: Any, train: Any, spec: SurfaceSpec | LayerSliceSpec,
+              runs: int, device: Any) -> Any:
+    """The calibrated cost of the grid (and of the paths a whole-model surface projects)."""
+    from landscape.experiment import get_splits
+    from landscape.models import build_model, weight_layers
     from landscape.surface import estimate_cost, eval_subset
 
+    splits = get_splits(data)
+    images = eval_subset(splits.test if spec.split == "test" else splits.train, spec.n_eval, spec.seed)
+    net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=train.seed)
+    if isinstance(spec, LayerSliceSpec):
+        missing = [n for n in spec.layers if n not in net.state_dict()]
+        if missing:  # before any training
+            raise SpecError(f"--layer {', '.join(missing)}: not a tensor of {model.name}; its weight layers: "
+                            f"{', '.join(weight_layers(net))}")
+        points = runs * spec.resolution ** spec.dims
+    else:
+        surfaces = runs if (spec.kind == "random" or (spec.kind == "pca" and spec.plane == "own")) else 1
+        points = surfaces * spec.points + 2 * runs * (train.epochs + 1)  # real and plane loss of every checkpoint
+    return estimate_cost(net, points, images, batch_size=spec.batch_size, device=device)
+
+
+def write_outputs(result: Any, out: Path, record: dict[str, Any], title: str, *, log: bool) -> dict[str, Any]:
+    """Write the surfaces to `out`: an export format per surface, or the HTML page with the .npz and .json."""
+    from landscape.export import export_surface
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix in FORMATS:
+        return {"files": {label: str(export_surface(s, out.with_name(f"{out.stem}-{label}{out.suffix}")))
+                          for label, s in result.surfaces.items()}}
+    meta, arrays = result.to_store()
+    np.savez_compressed(out.with_suffix(".npz"), **arrays)
+    out.with_suffix(".json").write_text(json.dumps({**record, "meta": meta}, indent=1, default=_json_default))
+    write_html(surface_figures(result, log=log), out, title)
+    return {"html": str(out), "arrays": str(out.with_suffix(".npz")), "meta": str(out.with_suffix(".json"))}
+
+
+def run(a: argparse.Namespace) -> int:
+    from landscape.device import resolve_device
+    from landscape.experiment import get_layer_slices, get_surface
+    from landscape.store import Store
+
     data, model, train = data_spec(a), model_spec(a), train_spec(a)
-    sspec = surface_spec(a)
+    spec: SurfaceSpec | LayerSliceSpec = layer_slice_spec(a) if a.layer else surface_spec(a)
     poisons = [PoisonSpec(method=m) for m in (a.method or []) if m != "clean"]
     device = resolve_device(a.device)
-
-    splits = get_splits(data)
-    images = eval_subset(splits.test if sspec.split == "test" else splits.train, sspec.n_eval, sspec.seed)
-    net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=train.seed)
-    runs = 1 + len(poisons)
-    surfaces = runs if (sspec.kind == "random" or (sspec.kind == "pca" and sspec.plane == "own")) else 1
-    path_points = 2 * runs * (train.epochs + 1)  # real loss and plane loss of every checkpoint
-    estimate = estimate_cost(net, surfaces * sspec.points + path_points, images, batch_size=sspec.batch_size,
-                             device=device)
+    out = Path(a.out)
+    if out.suffix not in (".html", *FORMATS):  # before any training
+        raise SpecError(f"--out {a.out!r}: the suffix must be .html or one of {', '.join(FORMATS)}")
+    estimate = _estimate(data, model, train, spec, 1 + len(poisons), device)
     if not a.json:
         print(f"surface cost: {estimate.describe()} (training runs not in the store come first)")
 
     with tqdm_progress(disable=a.json) as progress:
-        result = get_surface(data, model, train, poisons, sspec, store=Store(a.store), device=device,
-                             progress=progress)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta, arrays = result.to_store()
-    np.savez_compressed(out.with_suffix(".npz"), **arrays)
+        if isinstance(spec, LayerSliceSpec):
+            result = get_layer_slices(data, model, train, poisons, spec, store=Store(a.store), device=device,
+                                      progress=progress)
+            title = f"layer slice of {', '.join(spec.layers)}: {data.name} / {model.name}"
+        else:
+            result = get_surface(data, model, train, poisons, spec, store=Store(a.store), device=device,
+                                 progress=progress)
+            title = f"{spec.kind} loss surface: {data.name} / {model.name}"
     record = {"data": data.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
-              "poisons": [p.to_dict() for p in poisons], "surface": sspec.to_dict(), "meta": meta}
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1, default=_json_default))
-    title = f"{sspec.kind} loss surface: {data.name} / {model.name} ({', '.join(result.info['labels'])})"
-    write_html(surface_figures(result, log=a.log), out, title)
+              "poisons": [p.to_dict() for p in poisons], ("slice" if a.layer else "surface"): spec.to_dict()}
+    written = write_outputs(result, out, record, f"{title} ({', '.join(result.info['labels'])})", log=a.log)
 
-    summary = {"html": str(out), "arrays": str(out.with_suffix(".npz")), "meta": str(out.with_suffix(".json")),
-               "surfaces": {}, "estimate": estimate.describe(), "device": str(device)}
+    summary = {**written, "surfaces": {}, "estimate": estimate.describe(), "device": str(device)}
     for label, s in result.surfaces.items():
         finite = s.loss[s.finite]
         summary["surfaces"][label] = {
@@ -175,6 +238,8 @@ def run(a: argparse.Namespace) -> int:
             "max_loss": float(finite.max()) if finite.size else None, "non_finite": int((~s.finite).sum()),
             "explained_variance": s.explained_variance.tolist(), "seconds": s.info.get("seconds"),
             "points_per_second": s.info.get("points_per_second"),
+            **({"epoch": s.info["epoch"], "layers": s.info["layers"], "sal_ball": s.info["sal_ball"],
+                "loss_at_model": s.value_at(0.0)} if s.kind == "layer" else {}),
         }
     if a.json:
         print_json(summary)
@@ -182,9 +247,10 @@ def run(a: argparse.Namespace) -> int:
         for label, row in summary["surfaces"].items():
             ev = f", explained variance {', '.join(f'{v:.1%}' for v in row['explained_variance'])}" \
                 if row["explained_variance"] else ""
-            print(f"{label}: {row['grid'][0]}x{row['grid'][1]} grid around {row['center']}, loss "
+            at = f" at epoch {row['epoch']}, SAL ball r = {row['sal_ball'][0]:.3g}" if "epoch" in row else ""
+            print(f"{label}: {row['grid'][0]}x{row['grid'][1]} grid around {row['center']}{at}, loss "
                   f"{row['min_loss']:.4g}..{row['max_loss']:.4g}, {row['non_finite']} non-finite point(s){ev}")
-        print(f"wrote {out}, {out.with_suffix('.npz')} and {out.with_suffix('.json')}")
+        print(f"wrote {', '.join(written['files'].values()) if 'files' in written else written['html']}")
     return 0
 
 

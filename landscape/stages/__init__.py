@@ -5,7 +5,9 @@ Stages, in the order data flows through them (each reads its inputs from the sta
 - `poison.PoisonStage`: a crafted poison of the training split;
 - `train.TrainStage`: a training run (history and checkpoints); `train.SALStage`: SAL of a run's stored
   checkpoints (`train.sal_stage` picks where a run's SAL lives);
-- `surface.SurfaceStage`: loss/accuracy surfaces of the clean and poisoned runs;
+- `curvature.CurvatureStage`: Hessian curvature per layer (and whole model) of a run's stored checkpoints;
+- `surface.SurfaceStage`: loss/accuracy surfaces of the clean and poisoned runs; `surface.LayerSliceStage`:
+  slices of them along one layer's directions at one stored epoch;
 - `ud.UDStage`: UD of a clean-vs-poisoned experiment;
 - `crosstask.TaskRunStage`: one task model of the cross-task probe;
 - `bench.BenchCell`: one summary row of the UD benchmark.

@@ -1,4 +1,8 @@
-"""The surface stage: loss/accuracy slices around the clean and poisoned runs (`landscape.surface`)."""
+"""The surface stages: loss/accuracy slices around the clean and poisoned runs, whole-model and layer by layer.
+
+`SurfaceStage` slices every parameter (`landscape.surface`); `LayerSliceStage` one layer's tensors
+(`landscape.layer_slices`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from landscape.config import DataSpec, ModelSpec, PoisonSpec, Spec, SurfaceSpec, TrainSpec
+from landscape.config import DataSpec, DefenseSpec, LayerSliceSpec, ModelSpec, PoisonSpec, Spec, SurfaceSpec, TrainSpec
 from landscape.device import resolve_device
+from landscape.layer_slices import layer_slices
 from landscape.models import build_model
-from landscape.stages.base import Computed, Context, Stage, get_splits, resolve_data, resolve_model, resolve_poison
-from landscape.stages.train import TrainStage
+from landscape.stages.base import (
+    Computed,
+    Context,
+    Stage,
+    Version,
+    get_splits,
+    resolve_data,
+    resolve_defense,
+    resolve_model,
+    resolve_poison,
+)
+from landscape.stages.train import TrainStage, training_set
 from landscape.store import Entry
 from landscape.surface import SurfaceSet, compute_surfaces, run_labels
+
+
+def resolve_poisons(poisons: PoisonSpec | Sequence[PoisonSpec] | None, data: DataSpec) -> tuple[PoisonSpec, ...]:
+    """The poisoned runs of a request, resolved (clean entries dropped: the clean run is always there)."""
+    given = [poisons] if isinstance(poisons, PoisonSpec) else list(poisons or [])
+    return tuple(resolve_poison(p, data) for p in given if not p.is_clean)
+
+
+def labelled_runs(data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: Sequence[PoisonSpec],
+                  defense: DefenseSpec | None = None) -> dict[str, TrainStage]:
+    """The clean run and one run per poison, by label ("clean" first, then `run_labels`)."""
+    return {label: TrainStage.of(data, model, train, poison, defense=defense)
+            for label, poison in zip(run_labels(poisons), (PoisonSpec(), *poisons), strict=True)}
 
 
 @dataclass(frozen=True)
@@ -35,9 +63,7 @@ class SurfaceStage(Stage[SurfaceSet]):
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: PoisonSpec | Sequence[PoisonSpec] | None,
            surface: SurfaceSpec) -> SurfaceStage:
         data = resolve_data(data)
-        given = [poisons] if isinstance(poisons, PoisonSpec) else list(poisons or [])
-        resolved = tuple(resolve_poison(p, data) for p in given if not p.is_clean)
-        return cls(data, resolve_model(model, data), train, surface, resolved)
+        return cls(data, resolve_model(model, data), train, surface, resolve_poisons(poisons, data))
 
     def parts(self) -> tuple[Spec, ...]:
         return (self.data, self.model, self.train, self.surface, *self.poisons)
@@ -48,9 +74,7 @@ class SurfaceStage(Stage[SurfaceSet]):
 
     def runs(self) -> dict[str, TrainStage]:
         """The training runs the surfaces are sliced around, by label ("clean" first)."""
-        labels = run_labels(self.poisons)
-        return {label: TrainStage.of(self.data, self.model, self.train, poison)
-                for label, poison in zip(labels, (PoisonSpec(), *self.poisons), strict=True)}
+        return labelled_runs(self.data, self.model, self.train, self.poisons)
 
     def compute(self, ctx: Context) -> Computed:
         runs = {label: stage.get(ctx) for label, stage in self.runs().items()}
@@ -59,6 +83,62 @@ class SurfaceStage(Stage[SurfaceSet]):
                           seed=self.train.seed)
         result = compute_surfaces(net, runs, splits, self.surface, device=resolve_device(str(ctx.device)),
                                   progress=lambda done, total: ctx.progress("surface", done, total))
+        return result.to_store()
+
+    def decode(self, entry: Entry) -> SurfaceSet:
+        return SurfaceSet.from_store(entry.meta, entry.arrays)
+
+
+LAYER_SLICE_VERSION = "layer-slice-1"  # bump when the layer-slice computation changes
+
+
+@dataclass(frozen=True)
+class LayerSliceStage(Stage[SurfaceSet]):
+    """Layer slices of the clean run and the poisoned run(s) at one stored epoch, one surface per run.
+
+    The runs are those of an experiment (the same training recipe and defense); see
+    `landscape.layer_slices.layer_slices`. The "train" split is each run's own training set (the poisoned
+    images for a poisoned run, after the defense's preprocessing), as SAL and curvature take it.
+    """
+
+    folder = "layer-slice"
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+    slice: LayerSliceSpec
+    poisons: tuple[PoisonSpec, ...] = ()
+    defense: DefenseSpec | None = None
+
+    @classmethod
+    def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: PoisonSpec | Sequence[PoisonSpec] | None,
+           slice: LayerSliceSpec, *, defense: DefenseSpec | None = None) -> LayerSliceStage:
+        data = resolve_data(data)
+        return cls(data, resolve_model(model, data), train, slice, resolve_poisons(poisons, data),
+                   resolve_defense(defense))
+
+    def parts(self) -> tuple[Spec | None, ...]:
+        return (self.data, self.model, self.train, self.slice, self.defense, Version(LAYER_SLICE_VERSION),
+                *self.poisons)
+
+    def record(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "poisons": [p.to_dict() for p in self.poisons], "slice": self.slice.to_dict(),
+                **({"defense": self.defense.to_dict()} if self.defense is not None else {})}
+
+    def runs(self) -> dict[str, TrainStage]:
+        """The training runs sliced, by label ("clean" first)."""
+        return labelled_runs(self.data, self.model, self.train, self.poisons, self.defense)
+
+    def compute(self, ctx: Context) -> Computed:
+        stages = self.runs()
+        runs = {label: stage.get(ctx) for label, stage in stages.items()}
+        splits = get_splits(self.data)
+        images = {label: (training_set(self.data, stage.poison, self.defense, ctx)[0] if self.slice.split == "train"
+                          else splits.test) for label, stage in stages.items()}
+        net = build_model(self.model.name, splits.image_shape, splits.num_classes, width=self.model.width,
+                          seed=self.train.seed)
+        result = layer_slices(net, runs, images, self.slice, device=resolve_device(str(ctx.device)),
+                              progress=lambda done, total: ctx.progress("layer-slice", done, total))
         return result.to_store()
 
     def decode(self, entry: Entry) -> SurfaceSet:
