@@ -156,7 +156,10 @@ def test_cli_surface_layer_writes_each_run_and_marks_the_ball(shared, tmp_path, 
     assert len(points) == 25
     assert main([*base, "--out", str(tmp_path / "s.html")]) == 0
     page = (tmp_path / "s.html").read_text()
-    assert "SAL ball" in page and "direction 1 of 3.weight" in page
+    assert "SAL ball" in page and "1D slice along 3.weight at epoch 2" in page
+    assert main([*base, "--dims", "2", "--out", str(tmp_path / "p.html")]) == 0
+    page = (tmp_path / "p.html").read_text()
+    assert page.count('"type":"circle"') == 4 and "accuracy around random at epoch 2: 3.weight" in page
     capsys.readouterr()
     assert main([*base[:-2], "--layer", "nope.weight", "--out", str(tmp_path / "x.vtp")]) == 2
     assert "weight layers: 1.weight, 3.weight, 5.weight" in capsys.readouterr().err

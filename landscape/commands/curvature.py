@@ -65,29 +65,6 @@ def curvature_spec(a: argparse.Namespace) -> CurvatureSpec:
                          whole_model=not a.no_whole_model, every=a.every, seed=a.curvature_seed)
 
 
-def curvature_figures(traces: dict[str, Any], sal: dict[str, Any]) -> list[Any]:
-    """λ_max and trace heatmaps (layers x epochs, runs side by side), SAL beside them, and the last epoch's ESD."""
-    from landscape import figures as fig
-    from landscape.curvature import WHOLE
-
-    first = next(iter(traces.values()))
-    out = [fig.sal_heatmaps({k: t.lambda_max for k, t in traces.items()}, first.layers, first.epochs, log=True,
-                            title="λ_max per layer and epoch", label="λ_max"),
-           fig.sal_heatmaps({k: t.trace for k, t in traces.items()}, first.layers, first.epochs, log=True,
-                            title="Hessian trace per layer and epoch", label="trace")]
-    if sal:
-        s = next(iter(sal.values()))
-        out.append(fig.sal_heatmaps({k: v.sal for k, v in sal.items()}, list(s.layers), s.epochs))
-    densities = {}
-    for label, t in traces.items():
-        state = t.states[-1]
-        block = state.whole if state.whole is not None else next(iter(state.layers.values()))
-        name = WHOLE if state.whole is not None else next(iter(state.layers))
-        densities[f"{label}, {name}"] = block.density()
-    out.append(fig.spectral_density(densities, title=f"Hessian eigenvalue density at epoch {int(first.epochs[-1])}"))
-    return out
-
-
 def _mean_std(values: np.ndarray) -> dict[str, float | int | None]:
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -107,6 +84,7 @@ def run(a: argparse.Namespace) -> int:
     from landscape.device import resolve_device
     from landscape.experiment import get_curvature, get_training
     from landscape.export import write_curvature
+    from landscape.figures import curvature_figures
     from landscape.sal import SALTrace
     from landscape.store import Store
 

@@ -112,13 +112,14 @@ def surface_figures(result: Any, *, log: bool = False) -> list[Any]:
     first = result[labels[0]]
     same_grid = all(np.array_equal(result[k].alpha, first.alpha) and np.array_equal(result[k].beta, first.beta)
                     for k in labels)
-    ball = first.info.get("sal_ball") if first.kind == "layer" else None  # SAL's ball, marked on layer slices
+    if first.kind == "layer":
+        return fig.layer_slice_figures(result)
     if first.ndim == 1:
         if same_grid:
-            for metric, name in (("loss", "loss"), ("acc", "accuracy")):
-                f = fig.slice_1d(first.alpha, {k: getattr(result[k], metric)[:, 0] for k in labels},
-                                 log=log and metric == "loss", ylabel=name, xlabel=_axis_label(first, 0))
-                out.append(fig.mark_sal_ball(f, ball) if ball else f)
+            out.append(fig.slice_1d(first.alpha, {k: result[k].loss[:, 0] for k in labels}, log=log,
+                                    xlabel=_axis_label(first, 0)))
+            out.append(fig.slice_1d(first.alpha, {k: result[k].acc[:, 0] for k in labels}, ylabel="accuracy",
+                                    xlabel=_axis_label(first, 0)))
         else:
             out.extend(fig.slice_1d(result[k].alpha, {k: result[k].loss[:, 0]}, log=log,
                                     xlabel=_axis_label(result[k], 0)) for k in labels)
@@ -129,9 +130,8 @@ def surface_figures(result: Any, *, log: bool = False) -> list[Any]:
         for k in labels:
             s = result[k]
             title = f"{s.kind} surface around {s.center} ({k})"
-            loss = fig.contour(s.alpha, s.beta, s.loss, paths=path_views(s), markers=s.anchors, log=log,
-                               title=title, xlabel=_axis_label(s, 0), ylabel=_axis_label(s, 1))
-            out.append(fig.mark_sal_ball(loss, s.info["sal_ball"]) if ball else loss)
+            out.append(fig.contour(s.alpha, s.beta, s.loss, paths=path_views(s), markers=s.anchors, log=log,
+                                   title=title, xlabel=_axis_label(s, 0), ylabel=_axis_label(s, 1)))
             out.append(fig.surface_3d(s.alpha, s.beta, s.loss, paths=path_views(s), log=log, title=title))
             out.append(fig.contour(s.alpha, s.beta, s.acc, paths=path_views(s), markers=s.anchors, label="accuracy",
                                    title=f"accuracy ({k})", xlabel=_axis_label(s, 0), ylabel=_axis_label(s, 1)))
@@ -151,8 +151,6 @@ def _axis_label(s: Any, axis: int) -> str:
         return f"{name}: PC{axis + 1}" + (f" ({ev[axis]:.1%} of the variance)" if ev.size > axis else "")
     if s.kind == "interp":
         return f"{name} (model-to-model direction {axis + 1})"
-    if s.kind == "layer":
-        return f"{name} (direction {axis + 1} of {', '.join(s.info['layers'])}, {s.info['norm']}-normalised)"
     return f"{name} (filter-normalised direction {axis + 1})"
 
 

@@ -13,6 +13,7 @@ module here, re-exported below.
 """
 
 from landscape.figures.cross_task import cross_task_drops, task_curves, task_similarity
+from landscape.figures.curvature import curvature_figures, layer_slice, layer_slice_figures, rank_agreement
 from landscape.figures.poison import BUDGET_LABELS, budget_figure, image_grid, pick_examples
 from landscape.figures.sal import (
     learnable_layers,
@@ -50,11 +51,14 @@ __all__ = [
     "contour",
     "contours_side_by_side",
     "cross_task_drops",
+    "curvature_figures",
     "difference_contour",
     "DIVERGING",
     "diverging_parameters",
     "explained_variance",
     "image_grid",
+    "layer_slice",
+    "layer_slice_figures",
     "learnable_layers",
     "mark_sal_ball",
     "Panel",
@@ -63,6 +67,7 @@ __all__ = [
     "path_views",
     "PathView",
     "pick_examples",
+    "rank_agreement",
     "sal_distributions",
     "sal_heatmaps",
     "SEQUENTIAL",
