@@ -2,7 +2,7 @@
 
 Issue #13, acceptance 4. On digits (default `ExperimentSpec`: cnn, 30 epochs, EM, the fast SAL default), through the
 engine's public API (`landscape.experiment.run_experiment` trains the clean and the poisoned model and measures SAL
-per layer and epoch; `landscape.curvature.curvature_trace` measures each stored checkpoint): lambda_max and the
+per layer and epoch; `landscape.experiment.get_curvature` measures each stored checkpoint): lambda_max and the
 trace of every layer's Hessian block on the model's own training set (the poisoned images for the poisoned model,
 the loss SAL measures; the default `CurvatureSpec`, 512 images).
 
@@ -20,6 +20,10 @@ Reported, for the clean and the poisoned run:
 Nothing is tuned here: the settings are the engine's defaults; the numbers are what they are.
 
 Usage: python bench/curvature_vs_sal.py [--model cnn] [--method em] [--every 1] [--epochs 30] [--out PATH]
+       python bench/curvature_vs_sal.py --spec SPEC.json [--store DIR]   (an `ExperimentSpec.to_dict()`, e.g. a
+       regime of `bench/regime.py`; --model/--method/--epochs are then ignored)
+The curvature is measured through the stage layer (`landscape.experiment.get_curvature`), so it is cached in the
+store beside the runs and SAL.
 Writes JSON lines to bench/results/curvature_vs_sal.jsonl (one per epoch and run, one summary) and prints a summary.
 """
 
@@ -34,9 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from landscape.config import CurvatureSpec, ExperimentSpec, ModelSpec, PoisonSpec
-from landscape.curvature import curvature_trace, layer_rank_agreement
-from landscape.experiment import get_poisoned_train, get_splits, run_experiment
-from landscape.models import build_model
+from landscape.curvature import layer_rank_agreement
+from landscape.experiment import get_curvature, run_experiment
 from landscape.store import Store
 
 
@@ -64,26 +67,28 @@ def main() -> None:
     p.add_argument("--method", default="em")
     p.add_argument("--every", type=int, default=1, help="measure curvature every this many epochs (and the last)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's 30)")
+    p.add_argument("--spec", default=None, help="ExperimentSpec JSON file (overrides --model/--method/--epochs)")
+    p.add_argument("--store", default=None, help="store folder (default: the user's store)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "curvature_vs_sal.jsonl"))
     a = p.parse_args()
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    store = Store()
-    spec = ExperimentSpec(model=ModelSpec(name=a.model), poison=PoisonSpec(method=a.method))
-    if a.epochs is not None:
-        spec = spec.replace(train=spec.train.replace(epochs=a.epochs))
+    store = Store(a.store)
+    if a.spec:
+        spec = ExperimentSpec.from_dict(json.loads(Path(a.spec).read_text()))
+    else:
+        spec = ExperimentSpec(model=ModelSpec(name=a.model), poison=PoisonSpec(method=a.method))
+        if a.epochs is not None:
+            spec = spec.replace(train=spec.train.replace(epochs=a.epochs))
+    a.model, a.method = spec.model.name, spec.poison.method
     result = run_experiment(spec, store=store)
-    splits = get_splits(spec.data)
-    net = build_model(a.model, splits.image_shape, splits.num_classes, seed=spec.train.seed)
     cspec = CurvatureSpec(whole_model=False, every=a.every)
-    train_sets = {"clean": splits.train,
-                  a.method: get_poisoned_train(spec.data, spec.poison, store=store)}
-    runs = {"clean": (result.clean, result.sal_clean), a.method: (result.poisoned, result.sal_poisoned)}
+    defense = None if spec.defense.is_none else spec.defense
+    runs = {"clean": (PoisonSpec(), result.sal_clean), a.method: (spec.poison, result.sal_poisoned)}
     curv, sal, rows = {}, {}, []
     out_path = Path(a.out)
-    for label, (run, trace) in runs.items():
-        t0 = time.perf_counter()
-        c = curvature_trace(net, run.checkpoints, run.checkpoint_epochs, train_sets[label].x, train_sets[label].y,
-                            cspec, total_epochs=spec.train.epochs)
+    for label, (poison, trace) in runs.items():
+        t0 = time.perf_counter()  # the run's own training set (poisoned for the poisoned run): the loss SAL measures
+        c = get_curvature(spec.data, spec.model, spec.train, poison, cspec, store=store, defense=defense)
         seconds = time.perf_counter() - t0
         assert c.layers == list(trace.layers), (c.layers, trace.layers)
         sal_rows = np.stack([trace.sal[list(trace.epochs).index(e)] for e in c.epochs])  # (T, L) at the same epochs
@@ -93,6 +98,7 @@ def main() -> None:
                          "lambda_max": c.lambda_max[i].tolist(), "trace": c.trace[i].tolist(),
                          "trace_se": c.trace_se[i].tolist(), "seconds": seconds / len(c.epochs)})
     summary: dict = {"summary": True, "dataset": spec.data.name, "model": a.model, "method": a.method,
+                     "spec": spec.to_dict(),
                      "epochs": spec.train.epochs, "every": a.every, "layers": curv["clean"].layers,
                      "ud": float(result.ud.ud), "beta": float(result.ud.beta),
                      "clean_test_acc": float(result.clean.history["test_acc"][-1]),
