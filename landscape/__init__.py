@@ -4,7 +4,7 @@ Crafts unlearnable examples, trains clean vs poisoned models, slices loss landsc
 UD (Ye, Su, Qian, "How Far Are We from True Unlearnability?", ICLR 2025).
 
 Pure PyTorch/NumPy/scikit-learn/Plotly; this package never imports streamlit (the app's glue lives in
-`landscape.ui`, imported only by the pages).
+`landscape.app`, imported only by the pages).
 """
 
 from landscape import reproducible as _reproducible

@@ -194,6 +194,13 @@ class SALTrace:
                    *(arr(name) for name in ARRAY_FIELDS), np.asarray(data["seconds"], dtype=np.float64),
                    SALSpec.from_dict(data["spec"]))
 
+    def table(self, run: str) -> list[dict[str, Any]]:
+        """Rows epoch x layer of SAL, its two sides, the baseline and the accuracy variant, labelled `run`."""
+        return [{"run": run, "epoch": int(epoch), "layer": layer, "sal": float(self.sal[t, j]),
+                 "s_max": float(self.s_max[t, j]), "s_min": float(self.s_min[t, j]),
+                 "baseline_loss": float(self.baseline[t, j]), "acc_variant_pp": float(self.acc_variant[t, j])}
+                for t, epoch in enumerate(self.epochs) for j, layer in enumerate(self.layers)]
+
     @classmethod
     def from_rows(cls, layers: Sequence[str], epochs: Sequence[int], rows: Sequence[Sequence[LayerSAL]],
                   seconds: Sequence[float], spec: SALSpec) -> SALTrace:

@@ -208,6 +208,24 @@ class SurfaceSet:
             arrays.update(a)
         return meta, arrays
 
+    def grid_table(self) -> list[dict[str, Any]]:
+        """Rows of every grid point of every surface: label, kind, alpha, beta, loss, accuracy, standard errors."""
+        rows = []
+        for label, s in self.surfaces.items():
+            aa, bb = np.meshgrid(s.alpha, s.beta, indexing="ij")
+            columns = {"alpha": aa, "beta": bb, "loss": s.loss, "loss_se": s.loss_se, "acc": s.acc, "acc_se": s.acc_se}
+            flat = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in columns.items()}
+            rows += [{"surface": label, "kind": s.kind, **{k: float(v[i]) for k, v in flat.items()}}
+                     for i in range(aa.size)]
+        return rows
+
+    def paths_table(self) -> list[dict[str, Any]]:
+        """Rows of every projected checkpoint: coordinates, off-plane residual, real vs on-plane loss and accuracy."""
+        fields = ("alpha", "beta", "residual", "relative_residual", "real_loss", "plane_loss", "real_acc", "plane_acc")
+        return [{"surface": label, "run": name, "epoch": int(p.epochs[i]),
+                 **{f: float(getattr(p, f)[i]) for f in fields}}
+                for label, s in self.surfaces.items() for name, p in s.paths.items() for i in range(len(p.epochs))]
+
     @classmethod
     def from_store(cls, meta: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> SurfaceSet:
         surfaces = {label: Surface.from_store(meta["surfaces"][label], arrays, prefix=f"{label}/")

@@ -27,6 +27,7 @@ count ratio moves in steps of 1/L per epoch; these measures show how far apart t
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +146,29 @@ class UDReport:
         return {"beta": self.beta, "lp_clean": self.lp_clean, "lp_poisoned": self.lp_poisoned, "ud": self.ud,
                 "ud_defined": self.ud_defined, "message": self.message, "w1_overall": self.w1_overall,
                 "mean_ratio_overall": self.mean_ratio_overall}
+
+
+    def counts_table(self, method: str) -> list[dict[str, Any]]:
+        """Rows run x epoch of the learnable-layer count (the clean run, then the run on `method`)."""
+        runs = (("clean", self.epochs_clean, self.counts_clean), (method, self.epochs_poisoned, self.counts_poisoned))
+        return [{"run": run, "epoch": int(e), "learnable_layers": float(c)}
+                for run, epochs, counts in runs for e, c in zip(_epochs(epochs, counts), counts, strict=True)]
+
+    def layer_table(self, layers: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows per layer: epochs it is learnable in each run, and our threshold-free distances (NaN if absent)."""
+        names = list(self.layers or layers)
+        nan = np.full(len(names), np.nan)
+        w1 = nan if self.w1_layers is None else self.w1_layers
+        ratio = nan if self.mean_ratio_layers is None else self.mean_ratio_layers
+        return [{"layer": name, "learnable_epochs_clean": int(self.flags_clean[:, j].sum()),
+                 "learnable_epochs_poisoned": int(self.flags_poisoned[:, j].sum()),
+                 "w1_distance (ours)": float(w1[j]), "mean_sal_ratio (ours)": float(ratio[j])}
+                for j, name in enumerate(names)]
+
+
+def _epochs(epochs: np.ndarray | None, counts: np.ndarray) -> np.ndarray:
+    """The epoch numbers of per-epoch counts (1-based positions when the report has none)."""
+    return np.arange(1, len(counts) + 1) if epochs is None else epochs
 
 
 def _counts(values: np.ndarray, beta: float, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

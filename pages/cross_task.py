@@ -1,9 +1,9 @@
 """Cross-task: do UEs crafted against classification stop segmentation, edges or reconstruction?"""
 
-import pandas as pd
 import streamlit as st
 
-from landscape import figures, multitask, ui
+from landscape import figures, multitask
+from landscape.app import cost, engine, state, widgets
 from landscape.stages import crosstask
 
 st.title("Cross-task")
@@ -11,8 +11,8 @@ st.caption("The paper's motivating finding (Ye, Su, Qian, ICLR 2025, Fig. 1): on
            "classification barely hurt segmentation or depth. Here every task gets its own model, trained on clean "
            "or poisoned images; the targets always come from the clean images, and every model is scored on the "
            "clean test set. Poisons use their default budget for the data set, on the whole training set.")
-spec = ui.sidebar()
-with ui.guard():
+spec = state.sidebar()
+with widgets.guard():
     from landscape.poisons import POISONS
 
     c1, c2, c3 = st.columns([3, 1, 1])
@@ -25,32 +25,32 @@ with ui.guard():
     ct = multitask.CrossTaskSpec.for_methods(methods, seed=spec.seed, data=spec.data(),
                                              train=multitask.DEFAULT_TRAIN.replace(epochs=epochs),
                                              sal=multitask.DEFAULT_SAL if with_sal else None)
-    result = crosstask.load_cross_task(ct, ui.store())
+    result = crosstask.load_cross_task(ct, engine.store())
     if result is None:
-        todo = crosstask.missing_runs(ct, ui.store())
+        todo = crosstask.missing_runs(ct, engine.store())
         st.info(f"{len(todo)} of {len(ct.tasks) * len(ct.conditions)} task models still to train: about "
-                f"{ui.format_seconds(crosstask.estimate_seconds(ct, len(todo)))} on one CPU core, plus crafting.")
+                f"{cost.format_seconds(crosstask.estimate_seconds(ct, len(todo)))} on one CPU core, plus crafting.")
         if st.button("Run the cross-task probe", key="ct_run", type="primary"):
-            result = ui.run_with_progress("Cross-task probe", lambda progress: crosstask.run_cross_task(
-                ct, store=ui.store(), device=ui.device(), progress=progress))
+            result = widgets.run_with_progress("Cross-task probe", lambda progress: crosstask.run_cross_task(
+                ct, store=engine.store(), device=engine.device(), progress=progress))
 if result is None:
     st.stop()
 
 rows = result.table()
-ui.show_table(pd.DataFrame(rows).drop(columns=["higher_is_better", "diverged"]), "cross-task-table")
+widgets.show_table(widgets.frame(rows).drop(columns=["higher_is_better", "diverged"]), "cross-task-table")
 st.caption("drop = (clean − poisoned) / clean for accuracy, mIoU and PSNR; (poisoned − clean) / clean for MSE: "
            "> 0 means the poisoned-trained model is worse. UD: β from each task's own clean model. SAL ratio (ours): "
            "mean poisoned SAL / mean clean SAL.")
-ui.show_figure(figures.cross_task_drops(rows), "cross-task-drops")
-ui.show_figure(figures.task_curves(result.curves(), result.metric_names()), "cross-task-curves")
+widgets.show_figure(figures.cross_task_drops(rows), "cross-task-drops")
+widgets.show_figure(figures.task_curves(result.curves(), result.metric_names()), "cross-task-curves")
 if result.spec.sal is not None:
     task = st.selectbox("SAL of task", result.spec.tasks, key="ct_task")
     traces = {c: result.run(task, c).sal for c in result.spec.conditions}
-    ui.show_figure(figures.sal_heatmaps({c: t.sal for c, t in traces.items()}, traces["clean"].layers,
+    widgets.show_figure(figures.sal_heatmaps({c: t.sal for c, t in traces.items()}, traces["clean"].layers,
                                         traces["clean"].epochs, title=f"SAL of the {task} models (loss of {task})"),
                    f"cross-task-sal-{task}")
     scope = st.radio("Layers in the SAL vectors", ["all", "encoder"], horizontal=True, key="ct_scope",
                      format_func={"all": "all 6 (by depth)", "encoder": "the 4 shared-architecture conv layers"}.get)
     layers = None if scope == "all" else multitask.ENCODER_LAYERS
-    ui.show_figure(figures.task_similarity(result.similarities(layers=layers), result.spec.tasks),
+    widgets.show_figure(figures.task_similarity(result.similarities(layers=layers), result.spec.tasks),
                    f"cross-task-similarity-{scope}")

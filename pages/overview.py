@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from landscape import figures, ui
+from landscape import figures
+from landscape.app import cost, demo, engine, state, widgets
+from landscape.app.views import study
 
 st.title("UE Landscape")
 st.markdown(
@@ -14,27 +16,25 @@ st.markdown(
     "(SAL above a threshold β set on the clean run) of the poisoned model relative to the clean one: "
     "1 = as learnable as clean, lower = more unlearnable (Ye, Su, Qian, ICLR 2025)."
 )
-demo = ui.demo()
-if demo is not None:
+shipped = demo.demo()
+if shipped is not None:
     st.subheader("The shipped demo")
-    st.caption(f"Precomputed, read from assets/demo: {ui.demo_label()}.")
-    ui.show_figure(figures.training_curves(demo.histories), "demo-training-curves")
-    ui.demo_metrics(demo)
+    st.caption(f"Precomputed, read from assets/demo: {demo.label()}.")
+    widgets.show_figure(figures.training_curves(shipped.histories), "demo-training-curves")
+    study.run_metrics(shipped.histories, shipped.ud)
 else:
     st.warning("The shipped demo is missing (assets/demo); build it with `python -m landscape demo`.")
 
-ui.sidebar()  # after the demo figure: the sidebar imports the engine (torch), the figure does not need it
+state.sidebar()  # after the demo figure: the sidebar imports the engine (torch), the figure does not need it
 st.subheader("Run it yourself")
-quick = ui.quick_spec()
+quick = study.quick_spec()
 st.markdown(f"The quick demo trains a clean and an `{quick.method}`-poisoned `{quick.model}` on {quick.dataset} "
-            f"for {quick.epochs} epochs, measuring SAL at every epoch, and computes UD. "
-            f"{ui.quick_estimate(quick)}")
-clicked = st.button("Run the quick demo", type="primary", key="quick_demo")
-if clicked and ui.run_with_progress("Quick demo", lambda p: ui.quick_demo(quick, p)) is not None:
-    ui.mark_done("experiment", quick)
-if ui.experiment_ready(quick):
-    with ui.guard():
-        study = ui.experiment_cached(quick)
-    ui.show_figure(figures.training_curves(study.histories), "quick-demo-training-curves")
-    ui.quick_metrics(study)
+            f"for {quick.epochs} epochs, measuring SAL at every epoch, and computes UD. {cost.quick_line(quick)}")
+if st.button("Run the quick demo", type="primary", key="quick_demo"):
+    widgets.run_with_progress("Quick demo", lambda p: engine.experiment(quick, p))
+if engine.experiment_ready(quick):
+    with widgets.guard():
+        result = study.live_study(quick)
+    widgets.show_figure(figures.training_curves(result.histories), "quick-demo-training-curves")
+    study.run_metrics(result.histories, result.ud)
     st.caption("Every page can show this run: pick *Live run* there with the same sidebar settings.")

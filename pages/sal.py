@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from landscape import figures, ui
+from landscape import figures
+from landscape.app import state, widgets
+from landscape.app.views import study as views
 
 st.title("SAL: which layers can still learn")
 st.caption("SAL of a layer = the largest change of the training loss inside a ball of radius 5% of the layer's "
            "weight norm, all other layers frozen (Ye, Su, Qian, ICLR 2025). High = the layer can still learn; "
            "≈ 0 = it sits in a flat region. β (from the clean run) splits learnable from unlearnable layers.")
-spec = ui.sidebar()
-study = ui.study_or_stop("sal", spec)
+spec = state.sidebar()
+study = views.study_or_stop("sal", spec)
 method = st.selectbox("Poisoned run", study.methods, key="sal_method") if len(study.methods) > 1 \
     else study.methods[0]
 st.caption(f"Source: {study.label}.")
@@ -22,16 +24,16 @@ values = {r: (t.sal if variant == "loss" else t.acc_variant) for r, t in runs.it
 report = study.ud[method]
 clean = runs["clean"]
 
-ui.show_figure(figures.sal_heatmaps(values, clean.layers, clean.epochs, log=log and variant == "loss",
-                                    title=f"{variant} SAL per layer and epoch (one colour scale)"),
-               f"sal-heatmaps-{method}-{variant}")
+widgets.show_figure(figures.sal_heatmaps(values, clean.layers, clean.epochs, log=log and variant == "loss",
+                                         title=f"{variant} SAL per layer and epoch (one colour scale)"),
+                    f"sal-heatmaps-{method}-{variant}")
 left, right = st.columns(2)
 with left:
-    ui.show_figure(figures.sal_distributions({r: runs[r].sal for r in runs}, report.beta, log=log),
-                   f"sal-distribution-{method}")
+    widgets.show_figure(figures.sal_distributions({r: runs[r].sal for r in runs}, report.beta, log=log),
+                        f"sal-distribution-{method}")
 with right:
-    ui.show_figure(figures.learnable_layers({"clean": report.flags_clean, method: report.flags_poisoned},
-                                            clean.layers, clean.epochs), f"learnable-layers-{method}")
+    widgets.show_figure(figures.learnable_layers({"clean": report.flags_clean, method: report.flags_poisoned},
+                                                 clean.layers, clean.epochs), f"learnable-layers-{method}")
 st.metric("β (learnable threshold, from the clean run)", f"{report.beta:.4g}")
-ui.digits_caveat(study, method)
-ui.show_table(ui.sal_table(study), f"sal-{method}")
+views.digits_caveat(study, method)
+widgets.show_table(study.sal_table(), f"sal-{method}")

@@ -2,31 +2,30 @@
 
 import streamlit as st
 
-from landscape import figures, ui
+from landscape import figures
+from landscape.app import cost, demo, engine, state, widgets
+from landscape.app.views import train
 
 st.title("Train")
 st.caption("Both models start from the same initial weights and see the same batches; only the training images "
            "differ. The test set is always clean.")
-spec = ui.sidebar()
-source = ui.source_picker("train", ui.training_ready(spec))
+spec = state.sidebar()
+source = demo.source_picker("train", engine.training_ready(spec))
 
 if source == "demo":
-    histories = ui.demo().histories
+    histories = demo.demo().histories
 else:
     runs = ("clean", spec.method)
-    if not ui.training_ready(spec):
-        with ui.guard():
-            st.info(f"Cost: {ui.training_estimate(spec)}, after crafting `{spec.method}` if it is not stored yet.")
+    if not engine.training_ready(spec):
+        with widgets.guard():
+            st.info(cost.training_line(spec))
         if not st.button("Train clean and poisoned", type="primary", key="train"):
             st.stop()
-        if ui.run_with_progress("Training", lambda p: [ui.training_result(spec, r, p) for r in runs]) is None:
+        if widgets.run_with_progress("Training", lambda p: [engine.training_result(spec, r, p) for r in runs]) is None:
             st.stop()
-        ui.mark_done("train", spec)
-    with ui.guard():
-        histories = {run: ui.training_history(spec, run) for run in runs}
+    with widgets.guard():
+        histories = {run: engine.training_history(spec, run) for run in runs}
 
-ui.show_figure(figures.training_curves(histories), f"training-{source}")
-for col, (run, h) in zip(st.columns(len(histories)), histories.items(), strict=True):
-    col.metric(f"{run}: clean test accuracy", f"{h['test_acc'][-1]:.1%}",
-               help=f"after epoch {len(h['test_acc'])}; best {h['test_acc'].max():.1%}")
-ui.show_table(ui.dataframe_of_history(histories), f"history-{source}")
+widgets.show_figure(figures.training_curves(histories), f"training-{source}")
+train.accuracy_metrics(histories)
+widgets.show_table(train.history_table(histories), f"history-{source}")

@@ -246,6 +246,10 @@ def test_progress_and_store_roundtrip(cnn, tiny_splits, store):
     np.testing.assert_array_equal(back.loss, s.loss)
     np.testing.assert_array_equal(back.paths["clean"].real_loss, np.arange(3.0))
     assert back.anchors == {"clean": (0.0, 0.0)} and back.info["cosine_before"] == s.info["cosine_before"]
+    grid = S.SurfaceSet({"clean": s}).grid_table()  # the app's table: one row per grid point, the right cell
+    assert len(grid) == 6 and grid[5]["alpha"] == 1.0 and grid[5]["beta"] == 1.0 and grid[5]["loss"] == s.loss[2, 1]
+    paths = S.SurfaceSet({"clean": s}).paths_table()
+    assert [r["epoch"] for r in paths] == [0, 1, 2] and paths[2]["real_loss"] == 2.0
 
 
 def test_compute_surfaces_kinds(tiny_splits):

@@ -44,7 +44,6 @@ DEMO_ENV = "UE_LANDSCAPE_DEMO"  # another bundle folder for the app (e.g. a bigg
 MANIFEST, ARRAYS = "demo.json", "demo.npz"
 FORMAT = 1
 MAX_BYTES = 5_000_000  # the budget of the shipped demo (5 MB)
-SAMPLES_PER_CLASS = 2
 
 Progress = Callable[[str, int, int], None]
 
@@ -133,28 +132,9 @@ class Demo:
         return ["clean", *self.methods]
 
 
-def poison_sample(clean_x: Any, poisoned_x: Any, labels: Any, *, per_class: int = SAMPLES_PER_CLASS,
-                  max_classes: int = 10) -> dict[str, Any]:
-    """A few clean/poisoned pairs per class (perturbed ones first), as numpy arrays.
-
-    Args:
-        clean_x: clean training images (N, C, H, W), tensor or array.
-        poisoned_x: the same images poisoned.
-        labels: (N,) class labels.
-        per_class: images kept per class.
-        max_classes: classes kept (the first ones).
-    """
-    from landscape.figures import pick_examples
-
-    clean, poisoned, y = (np.asarray(a) for a in (clean_x, poisoned_x, labels))
-    changed = (clean != poisoned).reshape(len(clean), -1).any(1)
-    picks = pick_examples(y, changed, per_class=per_class, max_classes=max_classes)
-    return {"clean": clean[picks].astype(np.float32), "poisoned": poisoned[picks].astype(np.float32),
-            "labels": y[picks].astype(np.int64), "n_changed": int(changed.sum()), "n_train": len(clean)}
-
-
 def build(plan: DemoPlan, *, store: Any, device: str = "cpu", progress: Progress | None = None) -> Demo:
     """Run the plan through the engine (every stage cached in `store`) and collect the demo."""
+    from landscape.app.views.poison import poison_sample
     from landscape.experiment import get_poisoned_train, get_splits, get_surface, get_training, run_experiment
     from landscape.figures import trajectory_matrix
     from landscape.poisons import budget_figures

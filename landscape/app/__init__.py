@@ -1,0 +1,16 @@
+"""The Streamlit app's glue: the only part of `landscape` that imports streamlit (pages import it; the engine never).
+
+Map (data flows one way: sidebar spec -> engine calls through the stage layer -> views -> page):
+
+- `pages`: the `PAGES` table (title, file, icon, section, URL) that app.py, the AppTests and the browser test read.
+- `state`: the sidebar's `AppSpec` (kept across page switches) and small per-session records.
+- `engine`: cached engine calls and the "is it stored?" checks, which ask the stage layer only.
+- `cost`: the cost lines shown before a compute button (priced only for what is not stored).
+- `widgets`: engine errors as `st.error`, downloadable figures and tables, progress bars.
+- `demo`: the shipped demo and the demo/live source picker.
+- `views/`: what a page draws per kind of result (`poison`, `train`, `surfaces`, `study` for SAL and UD, `bench`);
+  tables are methods of the engine's result objects (`SALTrace.table`, `UDReport.layer_table`,
+  `SurfaceSet.grid_table`, ...), testable without Streamlit.
+
+This package never imports the CLI package (`landscape.commands`). Importing `landscape.app` imports nothing.
+"""

@@ -1,0 +1,130 @@
+"""Cost lines shown before a button: what a computation will do and roughly how long, from the engine's estimates.
+
+Every line prices only what is not stored: whether a stage is stored is the stage layer's answer
+(`landscape.app.engine.*_ready`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from landscape.app import demo, engine
+from landscape.errors import LandscapeError
+
+if TYPE_CHECKING:
+    from landscape.app.state import AppSpec
+    from landscape.config import SurfaceSpec
+
+# Cost of the paper SAL preset relative to the fast one (digits cnn, bench/sal_speed.py: 499 s vs 41 s).
+PAPER_SAL_COST = 12.0
+
+
+def format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "unknown"
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe_budget(norm: str, eps: float) -> str:
+    """Human form of a budget: L∞ in /255 units, L2 as a radius, L0 in pixels."""
+    if norm == "linf":
+        return f"L∞ {eps * 255:.3g}/255 = {eps:.4g}"
+    if norm == "l2":
+        return f"L2 {eps:.4g}"
+    if norm == "l0":
+        return f"L0 {int(eps)} pixel(s)"
+    return f"strength {eps:.4g} (not norm-bounded)"
+
+
+def crafting_estimate(spec: AppSpec) -> dict[str, Any]:
+    """The method's own cost estimate (gradient evaluations, CPU seconds) for the training set of `spec`."""
+    from landscape.poisons import build
+    from landscape.stages.base import get_splits
+
+    train = get_splits(spec.data()).train
+    method = build(spec.poison(), dataset=spec.dataset, device=engine.device())
+    n = int(round(spec.ratio * len(train)))
+    return method.estimate_cost(n, train.image_shape)
+
+
+def crafting_line(spec: AppSpec) -> str:
+    """The crafting cost of `spec`'s poison, or nothing when it is stored."""
+    if engine.poison_ready(spec):
+        return ""
+    c = crafting_estimate(spec)
+    return (f"crafting `{spec.method}` on {spec.dataset}: about {c['gradient_evals']:,} image-gradient evaluations, "
+            f"roughly {format_seconds(c['cpu_seconds'])} on one CPU thread (an estimate)")
+
+
+def training_estimate(spec: AppSpec, runs: int = 2) -> str:
+    """A cost line for training `runs` models of `spec` (from the demo's measured epoch time, if comparable)."""
+    per_epoch = demo.epoch_seconds(spec.dataset, spec.model)
+    if per_epoch is None:
+        return f"{runs} x {spec.epochs} epochs of `{spec.model}` (no timing reference for this data set and model)"
+    return (f"{runs} x {spec.epochs} epochs of `{spec.model}`, about {format_seconds(runs * spec.epochs * per_epoch)} "
+            f"at the demo machine's {per_epoch:.2f} s per epoch")
+
+
+def sal_estimate(spec: AppSpec, runs: int = 2) -> str:
+    """A cost line for SAL at every epoch of `runs` runs (from the demo's measured SAL time, if comparable)."""
+    per_epoch = demo.sal_seconds(spec.dataset, spec.model)
+    if per_epoch is None:
+        return f"SAL of every layer at every epoch ({spec.sal} preset; no timing reference for this data set and model)"
+    if spec.sal == "paper":
+        per_epoch *= PAPER_SAL_COST  # the demo measures the fast preset
+    return (f"SAL of every layer at every epoch ({spec.sal} preset), about "
+            f"{format_seconds(runs * spec.epochs * per_epoch)} at the demo machine's {per_epoch:.1f} s per epoch")
+
+
+def experiment_line(spec: AppSpec) -> str:
+    """What computing `spec`'s experiment costs: training (unless stored), SAL and UD, crafting (unless stored)."""
+    parts = [] if engine.training_ready(spec) else [training_estimate(spec)]
+    parts.append(sal_estimate(spec))
+    craft = crafting_line(spec)
+    return "Cost: " + ", plus ".join(parts) + (f", after {craft}" if craft else "") + "."
+
+
+def training_line(spec: AppSpec) -> str:
+    craft = crafting_line(spec)
+    return f"Cost: {training_estimate(spec)}" + (f", after {craft}" if craft else "") + "."
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _grid_cost(spec: AppSpec, surface: SurfaceSpec) -> str:
+    from landscape.models import build_model
+    from landscape.stages.base import get_splits
+    from landscape.surface import estimate_cost, eval_subset
+
+    splits = get_splits(spec.data())
+    images = splits.test if surface.split == "test" else splits.train
+    net = build_model(spec.model, splits.image_shape, splits.num_classes, seed=spec.seed)
+    cost = estimate_cost(net, surface.points, eval_subset(images, surface.n_eval, surface.seed),
+                         batch_size=surface.batch_size, device=engine.device())
+    grids = 2 if surface.kind == "random" or (surface.kind == "pca" and surface.plane == "own") else 1
+    return f"{grids} grid(s) of {cost.describe()}"
+
+
+def surface_line(spec: AppSpec, surface: SurfaceSpec) -> str:
+    """The engine's cost estimate of the grid(s) (calibrated on this machine), plus training if not stored."""
+    text = f"Cost: {_grid_cost(spec, surface)}"
+    if not engine.training_ready(spec):
+        text += f"; first {training_estimate(spec)}"
+        craft = crafting_line(spec)
+        text += f", after {craft}" if craft else ""
+    return text + "."
+
+
+def quick_line(spec: AppSpec) -> str:
+    """The Overview's cost line of its quick demo (an engine error becomes part of the line)."""
+    try:
+        return experiment_line(spec)
+    except LandscapeError as err:
+        return f"(no estimate: {err})"
+

@@ -1,0 +1,224 @@
+"""The app's engine calls, cached per session or process: they ask the stage layer only (never build a key).
+
+`st.cache_resource` holds the store and the device; `st.cache_data` holds results that a rerun asks for
+again. Whether something is stored is always the stage layer's answer (`landscape.stages`: resolve -> key ->
+exists), so a new session sees what the CLI or another session computed; a positive answer is remembered
+for the session (entries are never removed while the app runs, except a corrupt one, which is recomputed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import streamlit as st
+
+from landscape.config import PoisonSpec
+from landscape.errors import LandscapeError
+from landscape.store import Store, default_root
+
+if TYPE_CHECKING:
+    from landscape.app.state import AppSpec
+    from landscape.app.widgets import Progress
+    from landscape.config import ExperimentSpec, SurfaceSpec
+    from landscape.stages.base import Stage
+
+
+@st.cache_resource(show_spinner=False)
+def _store_at(root: str) -> Store:
+    return Store(root)
+
+
+def store() -> Store:
+    """The store of `$UE_LANDSCAPE_STORE` (or the default cache folder), one object per root."""
+    return _store_at(str(default_root()))
+
+
+@st.cache_resource(show_spinner=False)
+def device() -> str:
+    """The compute device, chosen once (cuda > mps > cpu)."""
+    from landscape.device import resolve_device
+
+    return str(resolve_device("auto"))
+
+
+def _progress(progress: Progress | None) -> dict[str, Any]:
+    return {"progress": progress} if progress is not None else {}
+
+
+# ------------------------------------------------------------------------------------------------ registries
+
+
+def registry_names(kind: str) -> list[str]:
+    """The registered names of "dataset", "model" or "method"."""
+    if kind == "dataset":
+        from landscape.data import DATASETS
+
+        return DATASETS.names()
+    if kind == "model":
+        from landscape.models import MODELS
+
+        return MODELS.names()
+    if kind == "method":
+        from landscape.poisons import POISONS
+
+        return POISONS.names()
+    raise ValueError(f"unknown registry {kind!r}; valid: dataset, model, method")
+
+
+def needs_root(dataset: str) -> bool:
+    """Whether the data set reads files from a folder the user names (its registry metadata)."""
+    from landscape.data import DATASETS
+
+    return bool(DATASETS.meta(dataset)["needs_root"])
+
+
+@st.cache_data(show_spinner=False)
+def method_defaults(method: str, dataset: str) -> dict[str, Any]:
+    """The method's norm and default budget for `dataset` (from the method class itself)."""
+    from landscape.poisons import build
+
+    m = build(PoisonSpec(method=method), dataset=dataset)
+    return {"norm": m.norm, "eps": float(m.eps), "granularity": m.granularity, "doc": (type(m).__doc__ or "").strip()}
+
+
+# ------------------------------------------------------------------------------------------------ stored?
+
+
+def stored(stage: Stage[Any]) -> bool:
+    """True if the store holds `stage`'s entry (the stage layer's answer; a yes is remembered for the session)."""
+    memo = st.session_state.setdefault("_stored", set())
+    try:
+        key = (stage.folder, stage.key())
+        if key in memo:
+            return True
+        found = stage.exists(store())
+    except LandscapeError:
+        return False
+    if found:
+        memo.add(key)
+    return found
+
+
+def poison_ready(spec: AppSpec) -> bool:
+    from landscape.stages.poison import PoisonStage
+
+    stage = _stage_or_none(lambda: PoisonStage.of(spec.data(), spec.poison()))
+    return stage is not None and stored(stage)
+
+
+def training_ready(spec: AppSpec) -> bool:
+    """Both runs of `spec` (clean and poisoned) are stored."""
+    from landscape.stages.train import TrainStage
+
+    d, m, t = spec.data(), spec.model_spec(), spec.train()
+    stages = [_stage_or_none(lambda p=p: TrainStage.of(d, m, t, p)) for p in (PoisonSpec(), spec.poison())]
+    return all(s is not None and stored(s) for s in stages)
+
+
+def surface_ready(spec: AppSpec, surface: SurfaceSpec) -> bool:
+    from landscape.stages.surface import SurfaceStage
+
+    stage = _stage_or_none(lambda: SurfaceStage.of(spec.data(), spec.model_spec(), spec.train(), spec.poison(),
+                                                   surface))
+    return stage is not None and stored(stage)
+
+
+def experiment_ready(spec: AppSpec) -> bool:
+    """UD of `spec`'s experiment is stored (and with it SAL of both runs)."""
+    from landscape.stages.ud import UDStage
+
+    stage = _stage_or_none(lambda: UDStage.of(experiment_spec(spec)))
+    return stage is not None and stored(stage)
+
+
+def _stage_or_none(make: Any) -> Stage[Any] | None:
+    """The stage `make()` builds, or None when its specs do not resolve (the page then shows the engine's error)."""
+    try:
+        return make()
+    except LandscapeError:
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+def training_result(spec: AppSpec, method: str, progress: Progress | None = None) -> Any:
+    """The engine's `TrainResult` of one run of `spec` ("clean" or its poison), computed or from the store."""
+    from landscape.experiment import get_training
+
+    poison = PoisonSpec() if method == "clean" else spec.poison()
+    return get_training(spec.data(), spec.model_spec(), spec.train(), poison, store=store(), device=device(),
+                        **_progress(progress))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def training_history(spec: AppSpec, method: str) -> dict[str, np.ndarray]:
+    """Per-epoch history arrays of one run (store hit, or computed without progress)."""
+    return {k: np.asarray(v) for k, v in training_result(spec, method).history.items()}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def weight_count(spec: AppSpec) -> int:
+    """Weights of `spec`'s model on its data set (built, not trained)."""
+    from landscape.models import build_model
+    from landscape.stages.base import get_splits
+
+    splits = get_splits(spec.data())
+    net = build_model(spec.model, splits.image_shape, splits.num_classes, seed=spec.seed)
+    return sum(p.numel() for p in net.parameters())
+
+
+def poisoned_train(spec: AppSpec, progress: Progress | None = None) -> Any:
+    """The poisoned training `ImageSet` of `spec` (crafted once, then served by the store)."""
+    from landscape.experiment import get_poisoned_train
+
+    return get_poisoned_train(spec.data(), spec.poison(), store=store(), device=device(), **_progress(progress))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def poison_view(spec: AppSpec) -> dict[str, Any]:
+    """Sample images and budget figures of the crafted poison of `spec` (store hit; computes if absent).
+
+    Returns the keys of `landscape.app.views.poison.poison_sample` (`clean`, `poisoned`, `labels`, `n_changed`,
+    `n_train`) plus `class_names`, `budget` (the engine's budget figures stored with the poison) and `meta`.
+    """
+    from landscape.app.views.poison import poison_sample
+    from landscape.stages.base import Context, get_splits
+    from landscape.stages.poison import PoisonStage
+
+    clean = get_splits(spec.data()).train
+    crafted = PoisonStage.of(spec.data(), spec.poison()).get(Context(store(), device()))
+    meta = dict(crafted.meta)
+    return {**poison_sample(clean.x, crafted.apply(clean).x, clean.y), "class_names": list(clean.class_names),
+            "budget": meta.get("budget", {}), "meta": {k: v for k, v in meta.items() if k != "budget"}}
+
+
+def surfaces(spec: AppSpec, surface: SurfaceSpec, progress: Progress | None = None) -> Any:
+    """The engine's `SurfaceSet` for the clean and the poisoned run of `spec` (trains them if needed)."""
+    from landscape.experiment import get_surface
+
+    return get_surface(spec.data(), spec.model_spec(), spec.train(), spec.poison(), surface, store=store(),
+                       device=device(), **_progress(progress))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def surface_set(spec: AppSpec, surface: SurfaceSpec) -> Any:
+    """`surfaces(spec, surface)` served from the store (computed without progress if absent)."""
+    return surfaces(spec, surface)
+
+
+def experiment_spec(spec: AppSpec) -> ExperimentSpec:
+    """The engine's `ExperimentSpec` of the sidebar spec (SAL with the chosen preset)."""
+    from landscape.config import ExperimentSpec, SALSpec
+
+    return ExperimentSpec(data=spec.data(), model=spec.model_spec(), train=spec.train(), poison=spec.poison(),
+                          sal=SALSpec.preset(spec.sal))
+
+
+def experiment(spec: AppSpec, progress: Progress | None = None) -> Any:
+    """Clean and poisoned training of `spec` with SAL at every epoch, and UD: the engine's `ExperimentResult`."""
+    from landscape.experiment import run_experiment
+
+    return run_experiment(experiment_spec(spec), store=store(), device=device(), **_progress(progress))
+

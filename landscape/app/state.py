@@ -1,0 +1,148 @@
+"""Session state: the sidebar's `AppSpec`, kept across page switches, and small per-session records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from landscape.app import cost, engine
+from landscape.app.widgets import guard
+from landscape.config import SAL_PRESETS, DataSpec, ModelSpec, PoisonSpec, TrainSpec
+
+DEFAULT_EPOCHS = 10  # the live default: seconds on a laptop CPU for digits + cnn
+MAX_LIVE_EPOCHS = 100
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What the sidebar picks; the engine specs are derived from it (so pages never build specs by hand).
+
+    Attributes:
+        dataset: registered data set name.
+        model: registered model name.
+        method: registered poison method (the poisoned run; the clean run always comes with it).
+        eps: budget in the method's own units (None = the method's default for the data set).
+        ratio: fraction of the training set poisoned.
+        epochs: training epochs of both runs.
+        seed: seed of training and crafting.
+        data_root: folder of the data set's files (for data sets that read files).
+        n_train: stratified training subset (None = all), for quick runs on a CPU.
+        sal: SAL procedure, a `SALSpec` preset: "fast" (the engine's default) or "paper" (the authors').
+    """
+
+    dataset: str = "digits"
+    model: str = "cnn"
+    method: str = "em"
+    eps: float | None = None
+    ratio: float = 1.0
+    epochs: int = DEFAULT_EPOCHS
+    seed: int = 0
+    data_root: str | None = None
+    n_train: int | None = None
+    sal: str = "fast"
+
+    def data(self) -> DataSpec:
+        return DataSpec(name=self.dataset, root=self.data_root or None, n_train=self.n_train)
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(name=self.model)
+
+    def train(self) -> TrainSpec:
+        return TrainSpec(epochs=self.epochs, seed=self.seed)
+
+    def poison(self) -> PoisonSpec:
+        return PoisonSpec(method=self.method, eps=self.eps, ratio=self.ratio, seed=self.seed)
+
+    def label(self) -> str:
+        eps = "default budget" if self.eps is None else f"eps {self.eps:g}"
+        sal = "" if self.sal == "fast" else f" / SAL {self.sal} preset"
+        return (f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / {self.epochs} epochs"
+                f"{sal}")
+
+
+def _persisted(key: str, default: Any) -> str:
+    """Widget key backed by a permanent session key, so the value survives switching pages."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+    st.session_state[f"_w_{key}"] = st.session_state[key]
+    return f"_w_{key}"
+
+
+def _keep(key: str) -> None:
+    st.session_state[key] = st.session_state[f"_w_{key}"]
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Make a page opened by URL on a fresh server run inside app.py's `st.navigation`, not on its own.
+
+    Streamlit starts a server in its legacy multipage mode when a `pages/` folder sits next to the main
+    script, and leaves it only once `st.navigation` is called. The first request of a fresh server for
+    `/poison` would then run pages/poison.py without app.py (no page config, the folder's own navigation).
+    Switching the flag and rerunning routes it through app.py, which opens the page that was asked for.
+    This is done once per session: the flag is process-wide, so later runs are routed by app.py anyway
+    (except under `AppTest`, which resets the flag before every run; its runs then stay as they were).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the legacy mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state.get("_routed"):
+        st.session_state["_routed"] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def sidebar() -> AppSpec:
+    """Render the shared sidebar and return the current spec (the same on every page)."""
+    _leave_legacy_pages_mode()
+    d = AppSpec()
+    sb = st.sidebar
+    sb.header("Experiment")
+    with guard():
+        datasets, models, methods = (engine.registry_names(k) for k in ("dataset", "model", "method"))
+
+    def pick(widget: Any, label: str, *args: Any, key: str, default: Any, **kwargs: Any) -> Any:
+        return widget(label, *args, key=_persisted(key, default), on_change=_keep, args=(key,), **kwargs)
+
+    dataset = pick(sb.selectbox, "Data set", datasets, key="dataset", default=d.dataset,
+                   help="digits ships with scikit-learn, mnist-5k with the [mnist] extra; MNIST, Fashion-MNIST and "
+                   "CIFAR need their files")
+    data_root = n_train = None
+    if engine.needs_root(dataset):
+        data_root = pick(sb.text_input, "Data folder", key="data_root", default="",
+                         help="python -m landscape download --dataset ... --root DIR")
+        n_train = int(pick(sb.number_input, "Training subset (0 = all)", 0, 50_000, step=500, key="n_train",
+                           default=2000)) or None
+    model = pick(sb.selectbox, "Model", models, key="model", default=d.model)
+    method = pick(sb.selectbox, "UE method", methods, key="method", default=d.method,
+                  help="the poisoned run; a clean run is always trained beside it")
+    eps = None
+    with guard():
+        info = engine.method_defaults(method, dataset)
+        custom = pick(sb.toggle, f"Custom budget (default {cost.describe_budget(info['norm'], info['eps'])})",
+                      key="custom_eps", default=False)
+        if custom:
+            step = 1.0 if info["norm"] == "l0" else info["eps"] / 8
+            eps = float(pick(sb.number_input, f"Budget ({info['norm']}, pixel scale [0, 1])", min_value=0.0,
+                             step=step, format="%.4f", key=f"eps_{dataset}_{method}", default=info["eps"]))
+            sb.caption(cost.describe_budget(info["norm"], eps))
+    ratio = pick(sb.slider, "Poison ratio", 0.0, 1.0, step=0.05, key="ratio", default=d.ratio,
+                 help="fraction of the training images perturbed")
+    epochs = int(pick(sb.number_input, "Epochs", 1, MAX_LIVE_EPOCHS, key="epochs", default=d.epochs))
+    seed = int(pick(sb.number_input, "Seed", 0, 2**31 - 1, key="seed", default=d.seed))
+    sal = pick(sb.radio, "SAL procedure", SAL_PRESETS, key="sal", default=d.sal, horizontal=True,
+               help="fast: the engine's default, about 12x cheaper on digits and as close to the authors' procedure "
+               "as that procedure is to itself with another seed; paper: the authors' procedure (10 full SGD passes "
+               "per layer and direction), for checking a result")
+    return AppSpec(dataset, model, method, eps, float(ratio), epochs, seed, data_root or None, n_train, sal)
+
+
+def remember(kind: str, name: str, value: Any) -> None:
+    """Keep a small per-session record (e.g. budgets of crafted methods) for comparison figures."""
+    st.session_state.setdefault(f"memo::{kind}", {})[name] = value
+
+
+def remembered(kind: str) -> dict[str, Any]:
+    return dict(st.session_state.get(f"memo::{kind}", {}))

@@ -1,0 +1,37 @@
+"""The benchmark tables shipped in assets/benchmarks, as downloadable tables (CSV, JSON rows) or text (Markdown)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from landscape.app.widgets import frame, json_download, show_table
+
+BENCHMARKS = Path(__file__).resolve().parents[3] / "assets" / "benchmarks"
+
+
+def benchmark_files(folder: Path = BENCHMARKS) -> list[Path]:
+    """Benchmark tables shipped in `folder` (CSV, Markdown or the benchmark's JSON)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".csv", ".md", ".json"))
+
+
+def show_benchmark(path: Path) -> None:
+    """Render one benchmark file: CSV and JSON rows as a downloadable table, Markdown as text."""
+    if path.suffix == ".csv":
+        import pandas
+
+        show_table(frame(pandas.read_csv(path)), path.stem, key=f"bench-{path.name}")
+    elif path.suffix == ".json":
+        from landscape.bench import read_summary
+
+        data = read_summary(path)
+        rows = data.get("rows") if isinstance(data, dict) else None
+        if rows:
+            show_table(rows, path.stem, key=f"bench-{path.name}")
+        else:
+            json_download(data, path.stem, key=f"bench-{path.name}")
+    else:
+        st.markdown(path.read_text())

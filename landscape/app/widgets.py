@@ -1,0 +1,115 @@
+"""Rendering helpers every page uses: engine errors as `st.error`, downloadable figures and tables, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import streamlit as st
+
+from landscape.errors import LandscapeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+T = TypeVar("T")
+Progress = Callable[[str, int, int], None]
+Rows = Sequence[dict[str, Any]]
+
+
+@contextlib.contextmanager
+def guard(stop: bool = True) -> Iterator[None]:
+    """Show an engine error as `st.error` with the engine's message (no stack trace); stop the page."""
+    try:
+        yield
+    except LandscapeError as err:
+        st.error(str(err), icon="⚠️")
+        if stop:
+            st.stop()
+
+
+def slug(text: str) -> str:
+    """A file-name-safe, lower-case form of `text`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "figure"
+
+
+def show_figure(fig: go.Figure, name: str, *, key: str | None = None) -> None:
+    """Render a figure with a download button for a self-contained HTML file (built only on click)."""
+    key = key or slug(name)
+    st.plotly_chart(fig, key=f"fig-{key}", config={"displaylogo": False,
+                                                    "toImageButtonOptions": {"filename": slug(name)}})
+    st.download_button("Download figure (HTML)", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+                       file_name=f"{slug(name)}.html", mime="text/html", key=f"dl-{key}", on_click="ignore",
+                       icon=":material/download:")
+
+
+def frame(rows: Rows | pd.DataFrame) -> pd.DataFrame:
+    """A DataFrame of a result object's table rows (pandas is imported on first use: the first chart need not wait)."""
+    import pandas
+
+    return rows if isinstance(rows, pandas.DataFrame) else pandas.DataFrame(list(rows))
+
+
+def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
+    """The table as CSV or JSON (records) bytes."""
+    if fmt == "csv":
+        return df.to_csv(index=False).encode()
+    if fmt == "json":
+        return df.to_json(orient="records", indent=1).encode()
+    raise ValueError(f"unknown table format {fmt!r}; valid: csv, json")
+
+
+def show_table(rows: Rows | pd.DataFrame, name: str, *, key: str | None = None) -> None:
+    """Render a table (rows of a result object's `table()`, or a DataFrame) with CSV and JSON downloads."""
+    df, key = frame(rows), key or slug(name)
+    st.dataframe(df, hide_index=True, key=f"tbl-{key}")
+    left, right = st.columns(2)
+    left.download_button("Download CSV", data=table_bytes(df, "csv"), file_name=f"{slug(name)}.csv",
+                         mime="text/csv", key=f"csv-{key}", on_click="ignore", icon=":material/download:")
+    right.download_button("Download JSON", data=table_bytes(df, "json"), file_name=f"{slug(name)}.json",
+                          mime="application/json", key=f"json-{key}", on_click="ignore", icon=":material/download:")
+
+
+def json_download(obj: Any, name: str, *, key: str | None = None) -> None:
+    """A JSON download of a plain object (numpy arrays become lists)."""
+    text = json.dumps(obj, indent=1, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))
+    st.download_button(f"Download {name} (JSON)", data=text, file_name=f"{slug(name)}.json",
+                       mime="application/json", key=f"json-{key or slug(name)}", on_click="ignore",
+                       icon=":material/download:")
+
+
+class StatusProgress:
+    """A `(stage, done, total)` callback drawing one progress bar per stage inside an `st.status` box."""
+
+    def __init__(self, box: Any) -> None:
+        self.box = box
+        self.bars: dict[str, Any] = {}
+        self.started = time.perf_counter()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = self.box.progress(0.0, text=stage)
+        fraction = min(max(done / total, 0.0), 1.0) if total else 1.0
+        bar.progress(fraction, text=f"{stage}: {done}/{total}  ({time.perf_counter() - self.started:.0f} s)")
+
+
+def run_with_progress(label: str, work: Callable[[Progress], T]) -> T | None:
+    """Run `work(progress)` inside an `st.status` box with live bars; engine errors become `st.error`."""
+    with st.status(label, expanded=True) as box:
+        progress = StatusProgress(box)
+        try:
+            result = work(progress)
+        except LandscapeError as err:
+            box.update(label=f"{label}: failed", state="error")
+            st.error(str(err), icon="⚠️")
+            return None
+        box.update(label=f"{label}: done in {time.perf_counter() - progress.started:.1f} s", state="complete",
+                   expanded=False)
+    return result
