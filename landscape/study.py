@@ -32,7 +32,7 @@ that point and surfaces around it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,7 @@ from landscape.config import (
     CurvatureSpec,
     DataSpec,
     ExperimentSpec,
+    LayerSliceSpec,
     ModelSpec,
     PoisonSpec,
     SALSpec,
@@ -57,7 +58,7 @@ from landscape.data import npz
 from landscape.data.user import split_indices
 from landscape.device import resolve_device
 from landscape.errors import DataError, SpecError
-from landscape.experiment import ExperimentResult, get_surface
+from landscape.experiment import ExperimentResult, get_curvature, get_layer_slices, get_surface
 from landscape.models.user import adopt
 from landscape.progress import tqdm_progress
 from landscape.sal import SALTrace
@@ -184,6 +185,32 @@ def _surface_figures(surfaces: SurfaceSet | None, prefix: str = "surface") -> di
     return out
 
 
+CURVATURE_FIGURES = ("lambda-max", "trace", "sal", "rank-agreement", "density")  # curvature_figures' order
+
+
+def _analysis_figures(curvature: Mapping[str, CurvatureTrace] | None, sal: Mapping[str, SALTrace],
+                      layer_slice: SurfaceSet | None) -> dict[str, Any]:
+    """Figures of curvature traces (by run, SAL beside them) and of a layer slice, by name."""
+    from landscape import figures
+
+    out: dict[str, Any] = {}
+    if curvature:
+        out |= {f"curvature-{name}": fig for name, fig in
+                zip(CURVATURE_FIGURES, figures.curvature_figures(curvature, sal), strict=True)}
+    if layer_slice is not None:
+        made = figures.layer_slice_figures(layer_slice)
+        names = (["layer-slice"] if len(made) == 1 else
+                 [f"layer-slice-{run}-{what}" for run in layer_slice.surfaces for what in ("loss", "accuracy")])
+        out |= dict(zip(names, made, strict=True))
+    return out
+
+
+def _layer_slice_spec(layers: str | Sequence[str] | LayerSliceSpec, options: Mapping[str, Any]) -> LayerSliceSpec:
+    if isinstance(layers, LayerSliceSpec):
+        return layers.replace(**options) if options else layers
+    return LayerSliceSpec(layers=(layers,) if isinstance(layers, str) else tuple(layers), **options)
+
+
 @dataclass(frozen=True)
 class Session:
     """Where a study's stages compute: the store, the device and how progress is shown."""
@@ -246,11 +273,58 @@ class Study:
         """UD, β, #LP and the threshold-free measures over the seeds (`landscape.seeds.Spread`)."""
         return spread_over_seeds([r.summary() for r in self.seed_results or [self.result]])
 
-    def figures(self) -> dict[str, Any]:
-        """Plotly figures by name (training, sal, sal-distribution, learnable-layers, ud-counts, surface-*)."""
+    def runs(self) -> dict[str, PoisonSpec]:
+        """The study's runs by label: "clean", and the poisoned one by its method (none when it is clean)."""
+        return {"clean": PoisonSpec(), **({} if self.spec.poison.is_clean else {self.spec.poison.method:
+                                                                               self.spec.poison})}
+
+    def curvature(self, spec: CurvatureSpec | None = None) -> dict[str, CurvatureTrace]:
+        """Per-layer curvature of the clean and the poisoned run at their stored epochs, by run label.
+
+        λ_max, the top-k eigenvalues, the trace (with its standard error) and the spectral density of every weight
+        layer's Hessian block and of the whole model (`landscape.curvature`: Lanczos and deflated Hutchinson,
+        PyHessian's quantities, Yao et al. 2020), on each run's own training set (``spec.split = "test"``: the
+        clean test set), at every ``spec.every``-th epoch and the last. The runs come from the store, not
+        retrained; the traces are cached too. Figures: ``study.figures(curvature=...)``.
+        """
+        s, spec = self.spec, spec or CurvatureSpec()
+        with self.session.context() as ctx:
+            return {label: get_curvature(s.data, s.model, s.train, poison, spec, store=ctx.store, device=ctx.device,
+                                         progress=ctx.progress, defense=s.defense)
+                    for label, poison in self.runs().items()}
+
+    def layer_slice(self, layers: str | Sequence[str] | LayerSliceSpec, **options: Any) -> SurfaceSet:
+        """The loss along directions that move one layer's weights (or a group) only, clean beside poisoned.
+
+        Args:
+            layers: a weight layer of the model (one of ``study.result.sal_clean.layers``, e.g.
+                ``"block.branch_a.0.weight"``), several (moved together), or a `LayerSliceSpec`.
+            **options: `LayerSliceSpec` fields: ``epoch`` (a stored epoch; default the last), ``dims`` (1 or 2),
+                ``resolution``, ``alpha_range``, ``n_eval``, ``split``, ``seed``, ...
+
+        Returns:
+            One `Surface` per run on one grid of filter-normalised coordinates (Li et al. 2018, restricted to the
+            layer), SAL's ball (Ye et al., ICLR 2025) in ``info["sal_ball"]`` (`landscape.layer_slices`).
+            Figures: ``study.figures(layer_slice=...)``.
+        """
+        s = self.spec
+        with self.session.context() as ctx:
+            return get_layer_slices(s.data, s.model, s.train, s.poison, _layer_slice_spec(layers, options),
+                                    store=ctx.store, device=ctx.device, progress=ctx.progress, defense=s.defense)
+
+    def figures(self, *, curvature: Mapping[str, CurvatureTrace] | None = None,
+                layer_slice: SurfaceSet | None = None) -> dict[str, Any]:
+        """Plotly figures by name.
+
+        Always: training, sal, sal-distribution, learnable-layers, ud-counts, surface-<label>. With the result of
+        `curvature`: curvature-lambda-max, curvature-trace, curvature-sal, curvature-rank-agreement (per-epoch
+        Spearman agreement of SAL with λ_max and with the trace), curvature-density; with a `layer_slice`:
+        layer-slice (1D) or layer-slice-<run>-loss / -accuracy (2D).
+        """
         from landscape import figures
 
         r, ud, label = self.result, self.result.ud, self.spec.poison.method
+        sal = {"clean": r.sal_clean, **({label: r.sal_poisoned} if label in self.runs() else {})}
         return {
             "training": figures.training_curves({"clean": r.clean.history, label: r.poisoned.history}),
             "sal": figures.sal_heatmaps({"clean": r.sal_clean.sal, label: r.sal_poisoned.sal}, r.sal_clean.layers,
@@ -264,6 +338,7 @@ class Study:
                                            n_layers=len(r.sal_clean.layers),
                                            lp={"clean": ud.lp_clean, label: ud.lp_poisoned}),
             **_surface_figures(self.surfaces),
+            **_analysis_figures(curvature, sal, layer_slice),
         }
 
     def export_weights(self, path: str | os.PathLike[str], run: str = "poisoned", epoch: int | None = None) -> Path:
@@ -362,12 +437,27 @@ class WeightsStudy:
         with self.session.context() as ctx:
             return ImportedCurvatureStage(self.run, spec or CurvatureSpec()).get(ctx)
 
-    def figures(self) -> dict[str, Any]:
-        """Plotly figures by name: SAL per layer, and one per surface."""
+    def layer_slice(self, layers: str | Sequence[str] | LayerSliceSpec, **options: Any) -> SurfaceSet:
+        """The loss along directions that move one layer's weights only, around the weights.
+
+        As `Study.layer_slice`, on the data's training split; the weights' one stored "epoch" is 0.
+        """
+        with self.session.context() as ctx:
+            return ImportedSurfaceStage.of(self.data, self.model, {"imported": self.run.path},
+                                           _layer_slice_spec(layers, options)).get(ctx)
+
+    def figures(self, *, curvature: CurvatureTrace | None = None,
+                layer_slice: SurfaceSet | None = None) -> dict[str, Any]:
+        """Plotly figures by name: sal, surface-<label>, and those of `curvature` and `layer_slice` results.
+
+        The names are those of `Study.figures`; the one run is labelled "imported".
+        """
         from landscape import figures
 
         return {"sal": figures.sal_heatmaps({"imported": self.sal.sal}, self.sal.layers, self.sal.epochs),
-                **_surface_figures(self.surfaces)}
+                **_surface_figures(self.surfaces),
+                **_analysis_figures(None if curvature is None else {"imported": curvature}, {"imported": self.sal},
+                                    layer_slice)}
 
 
 def analyse_weights(model: ModelLike, weights: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]],

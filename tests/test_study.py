@@ -11,9 +11,13 @@ import pytest
 import torch
 
 from landscape.config import CurvatureSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.curvature import model_curvature
 from landscape.errors import DataError, ModelError, SpecError
 from landscape.models.user import SESSION
+from landscape.stages.base import get_splits
 from landscape.study import analyse_weights, as_data, run_study
+from landscape.surface import eval_subset
+from landscape.train import evaluate
 from landscape.weights import read_weights
 from tests.fixtures import ResidualTwoBranchNet, factory, quadrant_images, wrong_width
 
@@ -47,11 +51,42 @@ def test_api_end_to_end_on_a_residual_two_branch_model(store, images):
     assert all(isinstance(f, go.Figure) for f in figures.values())
     assert {"train-clean", "train-random", "surface"} <= {c[0] for c in calls}
 
+    # a layer slice of the residual block's first branch conv, clean beside poisoned, at the last epoch
+    layer = "block.branch_a.0.weight"
+    sliced = study.layer_slice(layer, resolution=7, n_eval=40)
+    assert set(sliced.surfaces) == {"clean", "random"} and sliced.info["layers"] == [layer]
+    clean_slice = sliced.surfaces["clean"]
+    assert clean_slice.loss.shape == (7, 1) and np.isfinite(clean_slice.loss).all()
+    net = factory((1, 8, 8), 4)
+    net.load_state_dict(study.clean.final_state)
+    at_model = eval_subset(get_splits(study.spec.data).train, 40, 0)  # the slice's subset of the clean train split
+    assert clean_slice.loss[3, 0] == pytest.approx(evaluate(net, at_model.x, at_model.y)[0], rel=1e-5)  # α = 0
+    assert clean_slice.loss[0, 0] > clean_slice.loss[3, 0] < clean_slice.loss[-1, 0]  # the model is near a minimum
+
+    # per-layer curvature of both runs at every epoch; the clean run's last epoch equals the engine called directly
+    curvature = study.curvature(CURVATURE)
+    assert set(curvature) == {"clean", "random"} and list(curvature["clean"].epochs) == [1, 2, 3]
+    assert curvature["clean"].layers == list(r.sal_clean.layers)
+    direct = model_curvature(net, get_splits(study.spec.data).train.x, get_splits(study.spec.data).train.y, CURVATURE)
+    np.testing.assert_array_equal(curvature["clean"].lambda_max[-1], [direct.layers[n].lambda_max
+                                                                      for n in r.sal_clean.layers])
+    with_analyses = study.figures(curvature=curvature, layer_slice=sliced)
+    assert {"curvature-lambda-max", "curvature-trace", "curvature-sal", "curvature-rank-agreement",
+            "curvature-density", "layer-slice"} <= set(with_analyses)
+    assert all(isinstance(f, go.Figure) for f in with_analyses.values())
+    plane = study.layer_slice(layer, dims=2, resolution=3, n_eval=20, epoch=1)
+    assert plane.surfaces["random"].loss.shape == (3, 3) and plane.surfaces["random"].info["epoch"] == 1
+    assert {"layer-slice-clean-loss", "layer-slice-random-accuracy"} <= set(study.figures(layer_slice=plane))
+    with pytest.raises(SpecError, match="not a stored epoch"):
+        study.layer_slice(layer, epoch=7)
+
     calls.clear()
     again = run_study(factory, (x, y), poison="random", store=store,
                       **{**QUICK, "progress": lambda *a: calls.append(a)})
     assert again.spec == study.spec  # numpy or torch, the same content: the same file and keys
     assert not [c for c in calls if c[0].startswith(("train", "sal", "surface"))]  # everything from the store
+    assert again.curvature(CURVATURE)["random"].lambda_max.tolist() == curvature["random"].lambda_max.tolist()
+    assert not [c for c in calls if c[0].startswith(("train", "curvature"))]
     np.testing.assert_array_equal(again.result.sal_poisoned.sal, r.sal_poisoned.sal)
 
 
@@ -113,6 +148,13 @@ def test_weights_out_and_back_in(tmp_path, store, images):
     curvature = analysed.curvature(CURVATURE)
     assert list(curvature.epochs) == [0] and curvature.layers == list(analysed.sal.layers)
     assert np.isfinite(curvature.lambda_max).all() and np.isfinite(curvature.whole()).all()
+    sliced = analysed.layer_slice("head.weight", resolution=5, n_eval=40)
+    assert sliced.surfaces["imported"].loss.shape == (5, 1) and sliced.info["epochs"] == {"imported": 0}
+    on_test = dict(resolution=5, n_eval=40, split="test")  # "train" is the poisoned run's own, poisoned, images
+    np.testing.assert_array_equal(analysed.layer_slice("head.weight", **on_test).surfaces["imported"].loss,
+                                  study.layer_slice("head.weight", **on_test).surfaces["random"].loss)
+    assert {"curvature-lambda-max", "curvature-rank-agreement", "layer-slice"} <= set(
+        analysed.figures(curvature=curvature, layer_slice=sliced))
     with pytest.raises(SpecError, match="choose clean or poisoned"):
         study.export_weights(tmp_path / "x.safetensors", run="other")
 

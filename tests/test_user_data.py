@@ -265,3 +265,15 @@ def test_cli_run_on_user_data_and_a_user_model(tmp_path, capsys, images, kind):
     assert main(["surface", *common, "--resolution", "5", "--n-eval", "40", "--out", str(tmp_path / "s.html")]) == 0
     shared = json.loads(capsys.readouterr().out)["surfaces"]["shared"]
     assert shared["grid"] == [5, 5] and shared["non_finite"] == 0  # the PCA plane of both runs' trajectories
+    layer = "block.branch_b.0.weight"  # the 1x1 projection branch of the residual block
+    assert main(["surface", *common, "--layer", layer, "--resolution", "5", "--n-eval", "40",
+                 "--out", str(tmp_path / "layer.html")]) == 0
+    sliced = json.loads(capsys.readouterr().out)["surfaces"]
+    assert set(sliced) == {"clean", "random"}
+    assert all(row["grid"] == [5, 1] and row["layers"] == [layer] and row["epoch"] == 2 for row in sliced.values())
+    assert main(["curvature", *common, "--n-data", "64", "--min-steps", "5", "--max-steps", "10", "--probes", "2",
+                 "--vs-sal"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert set(runs) == {"clean", "random"} and runs["clean"]["layers"] == out["layers"]
+    assert np.isfinite(runs["random"]["lambda_max"]).all() and np.asarray(runs["random"]["lambda_max"]).shape == (2, 5)
+    assert len(runs["clean"]["spearman_sal_lambda_max"]["rho"]) == 2

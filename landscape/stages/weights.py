@@ -9,7 +9,8 @@ always evaluated fresh (`SALSpec.baseline = "fresh"`, set on resolving). `Import
 curvature of every layer's Hessian block (and the whole model's) at that point (`landscape.curvature`), on the
 training split ("train") or the test split. `ImportedSurfaceStage` slices the loss
 landscape around imported models ("random": a filter-normalised plane around each; "interp": the line or plane
-through them, which needs one labelled "clean"); a PCA plane needs a training trajectory and is refused.
+through them, which needs one labelled "clean"; a `LayerSliceSpec`: along one layer's own directions around each,
+`landscape.layer_slices`); a PCA plane needs a training trajectory and is refused.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.config import CurvatureSpec, DataSpec, ModelSpec, SALSpec, Spec, SurfaceSpec
+from landscape.config import CurvatureSpec, DataSpec, LayerSliceSpec, ModelSpec, SALSpec, Spec, SurfaceSpec
 from landscape.curvature import CurvatureTrace, model_curvature
 from landscape.data.fingerprint import file_sha256
 from landscape.device import resolve_device
 from landscape.errors import DataError, SpecError
+from landscape.layer_slices import layer_slices
 from landscape.models import build_model, weight_layers
 from landscape.sal import SALTrace, model_sal
-from landscape.stages.base import Computed, Context, Stage, get_splits, resolve_data, resolve_model
+from landscape.stages.base import Computed, Context, Stage, Version, get_splits, resolve_data, resolve_model
+from landscape.stages.surface import LAYER_SLICE_VERSION
 from landscape.store import Entry
 from landscape.surface import SurfaceSet, compute_surfaces
 from landscape.train import HISTORY_KEYS, TrainResult
@@ -176,15 +179,16 @@ class ImportedSurfaceStage(Stage[SurfaceSet]):
     data: DataSpec
     model: ModelSpec
     runs: tuple[tuple[str, ImportedRun], ...]
-    surface: SurfaceSpec
+    surface: SurfaceSpec | LayerSliceSpec
 
     @classmethod
     def of(cls, data: DataSpec, model: ModelSpec, weights: Mapping[str, str | os.PathLike[str]],
-           surface: SurfaceSpec) -> ImportedSurfaceStage:
-        if surface.kind == "pca":
+           surface: SurfaceSpec | LayerSliceSpec) -> ImportedSurfaceStage:
+        kind = surface.kind if isinstance(surface, SurfaceSpec) else "layer"  # a layer slice takes any weights
+        if kind == "pca":
             raise SpecError("a PCA plane needs a training trajectory; imported weights have one point each: use "
                             "SurfaceSpec(kind='random') or, with a 'clean' and another model, kind='interp'")
-        if surface.kind == "interp" and ("clean" not in weights or len(weights) < 2):
+        if kind == "interp" and ("clean" not in weights or len(weights) < 2):
             raise SpecError(f"an 'interp' slice runs from the model labelled 'clean' to another; got labels "
                             f"{sorted(weights)}")
         runs = tuple((label, ImportedRun.of(data, model, path)) for label, path in weights.items())
@@ -192,7 +196,8 @@ class ImportedSurfaceStage(Stage[SurfaceSet]):
         return cls(first.data, first.model, runs, surface)
 
     def parts(self) -> tuple[Spec, ...]:
-        return (self.data, self.model, self.surface, Labels(tuple(k for k, _ in self.runs)),
+        version = (Version(LAYER_SLICE_VERSION),) if isinstance(self.surface, LayerSliceSpec) else ()
+        return (self.data, self.model, self.surface, *version, Labels(tuple(k for k, _ in self.runs)),
                 *(run.weights for _, run in self.runs))
 
     def record(self) -> dict[str, Any]:
@@ -201,10 +206,15 @@ class ImportedSurfaceStage(Stage[SurfaceSet]):
 
     def compute(self, ctx: Context) -> Computed:
         runs = {label: run.get(ctx) for label, run in self.runs}
+        splits, net, device = get_splits(self.data), self.runs[0][1].net(), resolve_device(str(ctx.device))
+        if isinstance(self.surface, LayerSliceSpec):
+            images = splits.train if self.surface.split == "train" else splits.test
+            result = layer_slices(net, runs, dict.fromkeys(runs, images), self.surface, device=device,
+                                  progress=lambda done, total: ctx.progress("layer-slice", done, total))
+            return result.to_store()
         if self.surface.kind == "interp":  # "clean" first, as compute_surfaces reads it
             runs = {"clean": runs["clean"], **{k: v for k, v in runs.items() if k != "clean"}}
-        result = compute_surfaces(self.runs[0][1].net(), runs, get_splits(self.data), self.surface,
-                                  device=resolve_device(str(ctx.device)),
+        result = compute_surfaces(net, runs, splits, self.surface, device=device,
                                   progress=lambda done, total: ctx.progress("surface", done, total))
         return result.to_store()
 
