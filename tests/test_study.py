@@ -172,8 +172,12 @@ def test_bad_inputs_say_what_is_expected(store, images):
     assert {p.name for p in store.root.iterdir()} == {"inputs"}  # refused before anything ran or was stored
 
 
+def readme_text() -> str:
+    return (Path(__file__).parents[1] / "README.md").read_text()
+
+
 def readme_example() -> str:
-    text = (Path(__file__).parents[1] / "README.md").read_text()
+    text = readme_text()
     match = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", text, re.S)
     assert match, "README.md must hold the API example after <!-- api-example -->"
     return match[1]
@@ -187,3 +191,5 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     study = namespace["study"]
     assert np.isfinite(study.ud.ud) and "sal" in study.figures()
+    named = re.search(r'study\.layer_slice\("([^"]+)"\)', readme_text())[1]  # the layer the prose after it slices
+    assert study.layer_slice(named, resolution=3, n_eval=20).info["layers"] == [named] == ["3.weight"]
