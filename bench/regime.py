@@ -247,10 +247,12 @@ def minority(ue: list[dict], control: list[dict], layers: list[str], baseline: s
         k += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.mean([np.divide(m["mean_sal_poisoned"], r["mean_sal_poisoned"]) for m, r in pairs], 0)
+        vs_clean = np.mean([np.divide(m["mean_sal_poisoned"], m["mean_sal_clean"]) for m, _ in pairs], 0)
         share = np.mean([np.nanmean(np.subtract(m["share_poisoned"], r["share_poisoned"]), 0) for m, r in pairs], 0)
     return {"d_layers": d.tolist(), "drop_lp": float(d.sum()), "k": k, "layers": len(layers),
             "minority": bool(total > 0 and k < len(layers) / 2), "top": [layers[i] for i in order[:k]],
-            "sal_ratio_layers": ratio.tolist(), "share_change_layers": share.tolist()}
+            "sal_ratio_layers": ratio.tolist(), "sal_ratio_clean_layers": vs_clean.tolist(),
+            "share_change_layers": share.tolist()}
 
 
 def settings(cells: list[dict]) -> list[dict[str, Any]]:
@@ -363,18 +365,20 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
     if layer_rows:
         lines += ["", "## Which layers, where UD separates", "",
                   "d_l = fraction of epochs layer l is learnable under random minus under the UE (mean over the "
-                  "paired seeds; sums to #LP_p(random) − #LP_p(UE)). Ours: SAL ratio = mean SAL under the UE / "
-                  "under random; share change = mean over epochs of the layer's share of the epoch's SAL, UE minus "
-                  "random (the epoch trend divided out).", ""]
+                  "paired seeds; sums to #LP_p(random) − #LP_p(UE)). Ours: SAL ratios = the layer's mean SAL under "
+                  "the UE / under random, and / clean (the paper's poisoned/clean view); share change = mean over "
+                  "epochs of the layer's share of the epoch's SAL, UE minus random (the epoch trend divided out).", ""]
         for r in layer_rows:
             lay = r["layers"]
             layers = next(c["layers"] for c in cells if c["block"] == r["block"])
             lines += [f"### {r['block']}, {r['baseline']} baseline, {r['method']}: #LP drop {lay['drop_lp']:.2f}, "
                       f"{lay['k']} of {lay['layers']} layers carry 80 %", "",
-                      "| layer | d_l | SAL ratio UE/random (ours) | share change (ours) |", "|---|---:|---:|---:|"]
-            for name, d, ratio, share in zip(layers, lay["d_layers"], lay["sal_ratio_layers"],
-                                             lay["share_change_layers"], strict=True):
-                lines.append(f"| {name} | {d:+.2f} | {ratio:.3f} | {share:+.3f} |")
+                      "| layer | d_l | SAL ratio UE/random (ours) | SAL ratio UE/clean | share change (ours) |",
+                      "|---|---:|---:|---:|---:|"]
+            for name, d, ratio, clean, share in zip(layers, lay["d_layers"], lay["sal_ratio_layers"],
+                                                    lay["sal_ratio_clean_layers"], lay["share_change_layers"],
+                                                    strict=True):
+                lines.append(f"| {name} | {d:+.2f} | {ratio:.3f} | {clean:.3f} | {share:+.3f} |")
             lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"md": out.with_suffix(".md"), "csv": out.with_suffix(".csv"), "json": out.with_suffix(".json")}
