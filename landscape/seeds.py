@@ -12,8 +12,9 @@ rests on and, with more than one, their spread:
 - `spread_over_seeds(summaries)`: the `Spread` of every headline measure (`SEED_MEASURES`) of
   `ExperimentResult.summary()` dicts;
 - `seed_summary(results)`: the seed count, the seeds, every spread and the note, as JSON for the CLI and API;
-- `study_rows()`, `study_spread(spec, rows)`, `study_methods(spec, rows)`: what the shipped study measured on a
-  setting (the app's UD page shows it beside its point value);
+- `study_rows()`, `study_spread(spec, rows)`, `study_methods(spec, rows)`, `study_settings(rows)`: what the
+  shipped study measured on a setting (the app's UD page shows it beside its point value, and lets a user switch
+  between the settings it covers);
 - `single_seed_note(spec)`: the plain warning shown with one seed, with the seed spread the shipped regime
   study measured on that setting (or the range over its settings when it did not run this one).
 """
@@ -160,10 +161,13 @@ def _setting(spec: Mapping[str, Any], *, loose: bool = False, any_poison: bool =
     return json.dumps({name: unseeded(spec.get(name)) for name in parts}, sort_keys=True, default=list)
 
 
-def study_rows(path: Path = STUDY) -> list[dict[str, Any]]:
-    """The cells of the shipped regime study (each with its `spec` and `ud`), [] if it is not there."""
+def study_rows(path: Path | None = None) -> list[dict[str, Any]]:
+    """The cells of the regime study at `path` (default `STUDY`, the shipped one), each with its `spec` and `ud`.
+
+    [] if it is not there or not readable.
+    """
     try:
-        data = json.loads(path.read_text())
+        data = json.loads((path or STUDY).read_text())
     except (OSError, ValueError):
         return []
     rows = data.get("rows") if isinstance(data, dict) else None
@@ -193,7 +197,26 @@ def study_methods(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]]) -> di
     return {m: Spread(tuple(v)) for m, v in by_method.items()}
 
 
-def single_seed_note(spec: ExperimentSpec, path: Path = STUDY) -> str:
+def setting_label(spec: Mapping[str, Any]) -> str:
+    """A study setting in words, from an `ExperimentSpec.to_dict()`.
+
+    E.g. ``digits / cnn / sgd lr 0.05 / 30 epochs / SAL baseline fresh``.
+    """
+    t, sal = spec["train"], spec["sal"]
+    return (f"{spec['data']['name']} / {spec['model']['name']} / {t['optimizer']} lr {t['lr']:g} / {t['epochs']} "
+            f"epochs / SAL baseline {sal['baseline']}")
+
+
+def study_settings(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Spread]]:
+    """Every setting of the study by `setting_label`, each with UD over seeds per method (in the study's order)."""
+    grouped: dict[str, dict[str, list[float | None]]] = {}
+    for r in rows:
+        methods = grouped.setdefault(setting_label(r["spec"]), {})
+        methods.setdefault(r["spec"]["poison"]["method"], []).append(r.get("ud"))
+    return {label: {m: Spread(tuple(v)) for m, v in methods.items()} for label, methods in grouped.items()}
+
+
+def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
     """The plain note shown beside a one-seed UD: it is unstable, and by how much (from the regime study)."""
     head = "UD from a single seed is unstable: another seed (or another CPU) can move it a lot."
     tail = "Run 3 or more seeds (run --seeds 3) to see the spread here."
@@ -215,4 +238,4 @@ def single_seed_note(spec: ExperimentSpec, path: Path = STUDY) -> str:
 
 
 __all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "single_seed_note",
-           "spread_over_seeds", "study_methods", "study_rows", "study_spread"]
+           "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_settings", "study_spread"]

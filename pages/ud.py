@@ -4,7 +4,7 @@ import streamlit as st
 
 from landscape import figures
 from landscape.app import state, widgets
-from landscape.app.views import bench
+from landscape.app.views import bench, seeds
 from landscape.app.views import study as views
 
 st.title("UD: Unlearnable Distance")
@@ -29,6 +29,7 @@ widgets.show_figure(figures.ud_counts({"clean": (r.epochs_clean, r.counts_clean)
                                       n_layers=r.flags_clean.shape[1], lp={"clean": r.lp_clean, method: r.lp_poisoned}),
                     f"ud-counts-{method}")
 views.digits_caveat(study, method)
+seeds.seed_spread(spec, method, r.ud if r.ud_defined else None)
 st.subheader("Threshold-free views (ours, not the paper's)")
 st.caption("With few layers the count ratio moves in steps; these compare the SAL values directly: the "
            "Wasserstein-1 distance between the clean and poisoned SAL distributions, and the ratio of mean SAL.")

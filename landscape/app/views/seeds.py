@@ -1,0 +1,40 @@
+"""UD's seed distribution from the shipped regime study (`bench/regime.py`), beside the UD value a page shows."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from landscape import figures, seeds
+from landscape.app import engine, widgets
+from landscape.app.state import AppSpec
+
+
+def seed_spread(spec: AppSpec, method: str, point: float | None) -> None:
+    """The study's UD over seeds on the sidebar's setting, with `point` (the page's UD of `method`) marked.
+
+    Below it, a picker over every setting the study covers, so a user can compare how far UD moves between seeds
+    in each (the study's recipes and SAL baselines the sidebar does not offer included).
+    """
+    st.subheader("UD over seeds (the shipped regime study)")
+    rows = seeds.study_rows()
+    if not rows:
+        st.caption("No regime study is shipped (assets/benchmarks/regime.json; `python bench/regime.py`).")
+        return
+    here = seeds.study_methods(engine.experiment_spec(spec), rows)
+    if method in here:
+        fig = figures.ud_seed_spread({m: s.values for m, s in here.items()},
+                                     point=None if point is None else {method: point},
+                                     title=f"UD over seeds: {spec.label()}")
+        widgets.show_figure(fig, f"ud-seeds-{method}", key="ud-seeds-here")
+        shown = "" if point is None else f"; ◇ = the UD on this page, {point:.3f} (one seed)"
+        st.caption(f"{method}: UD {here[method].text()} over the study's seeds{shown}. A single UD is one draw "
+                   f"from this spread.")
+    else:
+        st.info(seeds.single_seed_note(engine.experiment_spec(spec)))
+    settings = seeds.study_settings(rows)
+    label = st.selectbox("Setting of the regime study", list(settings), key="ud_study_setting",
+                         help="every setting bench/regime.py ran (3 seeds each, both SAL baselines)")
+    chosen = settings[label]
+    widgets.show_figure(figures.ud_seed_spread({m: s.values for m, s in chosen.items()}, title=f"UD over seeds: "
+                                               f"{label}"), "ud-seeds-study", key="ud-seeds-study")
+    st.caption(" · ".join(f"{m}: {s.text()}" for m, s in chosen.items()))
