@@ -308,6 +308,26 @@ def verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def per_epoch_shares(cells: list[dict]) -> list[dict[str, Any]]:
+    """(ours) Per (block, baseline, method): each layer's share of the epoch's SAL, (T, L), mean over the seeds.
+
+    The clean reference's shares come with every method (the same clean runs); rounded to 4 decimals.
+    """
+    out = []
+    for block in dict.fromkeys(c["block"] for c in cells):
+        for baseline in BASELINES:
+            for method in METHODS:
+                sel = [c for c in cells if c["block"] == block and c["method"] == method]
+                if not sel:
+                    continue
+                mean = {k: np.round(np.nanmean([c["baselines"][baseline][f"share_{k}"] for c in sel], 0), 4)
+                        for k in ("clean", "poisoned")}
+                out.append({"block": block, "baseline": baseline, "method": method, "seeds": len(sel),
+                            "layers": sel[0]["layers"], "clean": mean["clean"].tolist(),
+                            "poisoned": mean["poisoned"].tolist()})
+    return out
+
+
 def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
     """assets/benchmarks/regime.{md,csv,json} from the finished cells."""
     from landscape.bench import machine_description
@@ -394,10 +414,8 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
                    "machine": machine_description(), "python": platform.python_version(), "commits": commits,
                    "sal": SAL.to_dict(), "recipes": {k: v.to_dict() for k, v in RECIPES.items()}},
         "rows": flat, "settings": rows, "verdict": verdict(rows),
-        "per_epoch_shares": [{"block": c["block"], "method": c["method"], "seed": c["seed"], "baseline": b,
-                              "layers": c["layers"], "clean": c["baselines"][b]["share_clean"],
-                              "poisoned": c["baselines"][b]["share_poisoned"]} for c in cells for b in BASELINES],
-    }), allow_nan=False, indent=1))
+        "per_epoch_shares": per_epoch_shares(cells),
+    }), allow_nan=False, separators=(",", ":")))
     return paths
 
 
