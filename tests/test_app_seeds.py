@@ -41,7 +41,7 @@ def test_ud_page_shows_the_seed_spread_and_count(tmp_path, monkeypatch):
     assert any("UD over seeds: digits / cnn / em" in s for s in _specs(at))
     text = texts(at)
     assert f"{here.method}: UD 0.500 ± 0.100 (3 seeds, 0.400–0.600) over the study's seeds" in text
-    assert f"the UD on this page, {point}" in text
+    assert f"the UD on this page, {point}" in text and "SAL at other epochs" not in text  # the very setting
     fig = next(json.loads(c.proto.spec) for c in charts(at) if "UD over seeds: digits / cnn / em" in
                json.loads(c.proto.spec)["layout"]["title"]["text"])
     marked = next(t for t in fig["data"] if t["name"] == f"{here.method}: this run")

@@ -20,17 +20,21 @@ def seed_spread(spec: AppSpec, method: str, point: float | None) -> None:
     if not rows:
         st.caption("No regime study is shipped (assets/benchmarks/regime.json; `python bench/regime.py`).")
         return
-    here = seeds.study_methods(engine.experiment_spec(spec), rows)
+    experiment = engine.experiment_spec(spec)
+    here = seeds.study_methods(experiment, rows)
     if method in here:
         fig = figures.ud_seed_spread({m: s.values for m, s in here.items()},
                                      point=None if point is None else {method: point},
                                      title=f"UD over seeds: {spec.label()}")
         widgets.show_figure(fig, f"ud-seeds-{method}", key="ud-seeds-here")
         shown = "" if point is None else f"; ◇ = the UD on this page, {point:.3f} (one seed)"
+        other = "" if seeds.study_spread(experiment, rows) is not None else \
+            " The study measured SAL at other epochs than this setting (e.g. every 2nd), so its values are close, " \
+            "not identical, to a run of this setting."
         st.caption(f"{method}: UD {here[method].text()} over the study's seeds{shown}. A single UD is one draw "
-                   f"from this spread.")
+                   f"from this spread.{other}")
     else:
-        st.info(seeds.single_seed_note(engine.experiment_spec(spec)))
+        st.info(seeds.single_seed_note(experiment))
     settings = seeds.study_settings(rows)
     label = st.selectbox("Setting of the regime study", list(settings), key="ud_study_setting",
                          help="every setting bench/regime.py ran (3 seeds each, both SAL baselines)")
