@@ -172,17 +172,22 @@ def read_cells(path: Path = RESULTS) -> list[dict[str, Any]]:
     return list(cells.values())
 
 
-def grid(blocks: tuple[Block, ...]) -> list[tuple[Block, str, int]]:
+def grid(blocks: tuple[Block, ...], seeds: tuple[int, ...] = SEEDS) -> list[tuple[Block, str, int]]:
     """Every cell, block by block, seed-major inside a block (a block's first seed of every method comes first)."""
-    return [(b, m, s) for b in blocks for s in SEEDS for m in METHODS]
+    return [(b, m, s) for b in blocks for s in seeds for m in METHODS]
 
 
-def run_chunk(blocks: tuple[Block, ...], store: Store, budget_s: float, path: Path = RESULTS) -> int:
-    """Run the grid's next cells until `budget_s` would be exceeded; append each to `path` as it finishes."""
+def run_chunk(blocks: tuple[Block, ...], store: Store, budget_s: float, path: Path = RESULTS,
+              seeds: tuple[int, ...] = SEEDS) -> int:
+    """Run the grid's next cells until `budget_s` would be exceeded; append each to `path` as it finishes.
+
+    Two chunks may run at once on disjoint blocks or seeds (the store locks each entry; a cell run twice is
+    written twice with the same numbers, and `read_cells` keeps one).
+    """
     done = {(c["block"], c["method"], c["seed"]) for c in read_cells(path)}
     walls = {c["block"]: c["wall_s"] for c in read_cells(path)}
     started, ran = time.perf_counter(), 0
-    for block, method, seed in grid(blocks):
+    for block, method, seed in grid(blocks, seeds):
         if (block.label, method, seed) in done:
             continue
         elapsed = time.perf_counter() - started
@@ -437,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=540.0, help="run: start no cell that would end after this")
     p.add_argument("--store", default="/tmp/regime-store", help="store of the shared stages between chunks")
     p.add_argument("--results", default=str(RESULTS))
+    p.add_argument("--seeds", default=None, help="run: only these seeds (comma-separated; default 0,1,2)")
     a = p.parse_args(argv)
     blocks = BLOCKS
     if a.blocks:
@@ -447,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         blocks = tuple(by_label[x] for x in a.blocks.split(","))
     path = Path(a.results)
     if a.action == "run":
-        ran = run_chunk(blocks, Store(a.store), a.budget_s, path)
+        seeds = tuple(int(x) for x in a.seeds.split(",")) if a.seeds else SEEDS
+        ran = run_chunk(blocks, Store(a.store), a.budget_s, path, seeds)
         print(f"{ran} cell(s) run; {len(read_cells(path))} of {len(grid(BLOCKS))} in {path}")
     elif a.action == "plan":
         done = {(c["block"], c["method"], c["seed"]): c["wall_s"] for c in read_cells(path)}
