@@ -222,6 +222,8 @@ def _pm(values: list[float | None], digits: int = 3) -> str:
     mean, std, n = _ms(values)
     if n == 0:
         return "n/a"
+    if n == 1:
+        return f"{mean:.{digits}f} (1 seed)"
     return f"{mean:.{digits}f} ± {std:.{digits}f}" + ("" if n == len(values) else f" ({n} of {len(values)})")
 
 
@@ -297,8 +299,12 @@ def verdict(rows: list[dict]) -> list[str]:
     for r in rows:
         if r["method"] not in ("em", "ops", "lsp", "tap"):
             continue
-        control = next(x for x in rows if (x["block"], x["baseline"], x["method"]) == (r["block"], r["baseline"],
-                                                                                          CONTROL))
+        control = next((x for x in rows if (x["block"], x["baseline"], x["method"]) == (r["block"], r["baseline"],
+                                                                                           CONTROL)), None)
+        if control is None:
+            lines.append(f"not comparable yet: {r['block']} ({r['baseline']} baseline), {r['method']}: no random-noise "
+                         f"cells in this block")
+            continue
         what = (f"{r['block']} ({r['baseline']} baseline), {r['method']}: UD {r['ud_mean']:.3f} ± {r['ud_std']:.3f} "
                 f"vs random {control['ud_mean']:.3f} ± {control['ud_std']:.3f} (Welch p = {r['welch_p']:.3f})")
         if r["separated"]:
@@ -380,10 +386,11 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         sep = "—" if r["method"] == CONTROL else ("**yes**" if r["separated"] else "no")
+        p = "" if r["method"] == CONTROL or not np.isfinite(r["welch_p"]) else f"{r['welch_p']:.3f}"
         header.append(f"| {r['block']} | {r['baseline']} | {r['method']} | {_pm(r['clean_acc'])} | "
                       f"{_pm(r['poisoned_acc'])} | {_pm(r['ud'])} | {_pm(r['lp_clean'], 2)} | "
                       f"{_pm(r['lp_poisoned'], 2)} | {_pm(r['w1_overall'], 4)} | {_pm(r['mean_ratio_overall'])} | "
-                      f"{sep} | {'' if r['method'] == CONTROL else format(r['welch_p'], '.3f')} | {r['wall_s']:.0f} |")
+                      f"{sep} | {p} | {r['wall_s']:.0f} |")
     lines = header + ["", "## Verdict (computed from the table with the rule above)", ""]
     lines += [f"- {v}" for v in verdict(rows)]
     layer_rows = [r for r in rows if r["separated"]]
