@@ -39,7 +39,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, TrainSpec, format_value
+from landscape.config import (
+    MAX_SEED,
+    DataSpec,
+    DefenseSpec,
+    ModelSpec,
+    PoisonSpec,
+    SALSpec,
+    TrainSpec,
+    format_value,
+)
 from landscape.defenses import defense_label
 from landscape.device import limited_threads
 from landscape.errors import LandscapeError, SpecError
@@ -73,6 +82,9 @@ class BenchSpec:
 
         if not self.methods or not self.defenses or not self.seeds:
             raise SpecError("a benchmark needs at least one method, one defense and one seed")
+        bad = [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+        if bad:
+            raise SpecError(f"benchmark seeds {bad} are out of range; seeds are integers in [0, {MAX_SEED}]")
         for m in self.methods:
             POISONS.check(m)
         object.__setattr__(self, "defenses", tuple(resolve_defense(d) for d in self.defenses))
@@ -262,6 +274,8 @@ def make_executor(*, workers: int = 1, ray_address: str | None = None, store_roo
     """The executor for `--workers N` / `--ray ADDRESS`."""
     if workers < 1:
         raise SpecError(f"workers = {workers} must be at least 1")
+    if threads < 1:
+        raise SpecError(f"threads = {threads} must be at least 1 (torch threads per cell)")
     if ray_address is not None:
         return RayExecutor(ray_address, store_root, device, threads)
     if workers == 1:

@@ -11,17 +11,26 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import typing
 from collections.abc import Sequence
 
 from landscape import commands
 from landscape.errors import LandscapeError
+from landscape.paths import describe
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the message and where to look), not the usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every registered subcommand."""
     for info in pkgutil.iter_modules(commands.__path__):
         importlib.import_module(f"landscape.commands.{info.name}")
-    parser = argparse.ArgumentParser(prog="python -m landscape", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m landscape", description=__doc__.splitlines()[0])
     parser.add_argument("--reproducible", action="store_true",
                         help="pin the CPU kernels to AVX2 so results match on other x86 CPUs (same as "
                              "UE_LANDSCAPE_REPRODUCIBLE=1; see the README: Reproducible where, exactly)")
@@ -45,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except LandscapeError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder the checks before the work could not foresee (disk full, ...)
+        print(f"error: {describe(err, 'cannot read or write a file')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished stages stay in the store", file=sys.stderr)

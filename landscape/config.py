@@ -20,6 +20,7 @@ from landscape.spec import (  # noqa: F401  (machinery re-exported: the specs' i
     added_field,
     bounded,
     check_choice,
+    checked_options,
     choices,
     format_value,
     freeze_options,
@@ -30,6 +31,8 @@ from landscape.spec import (  # noqa: F401  (machinery re-exported: the specs' i
 # Caps that keep a single request within minutes on a laptop; the error says what it would cost.
 MAX_EPOCHS = 500
 MAX_BATCH = 8192
+# Seeds are non-negative 64-bit signed integers: what torch, NumPy and scikit-learn all accept.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,12 @@ class DataSpec(Spec):
     root: str | None = None
     n_train: int | None = bounded(None, 1)
     n_test: int | None = bounded(None, 1)
-    split_seed: int = 0
+    split_seed: int = bounded(0, 0, MAX_SEED)
     resize: int | None = bounded(None, 1, 4096, omit_default=True)
+
+    def check(self) -> None:
+        if self.root is not None and not self.root.strip():
+            raise SpecError("DataSpec.root is empty; give the data set's folder (or file), or leave it out")
 
     @classmethod
     def parse(cls, text: str, **fields: Any) -> DataSpec:
@@ -130,7 +137,7 @@ class TrainSpec(Spec):
     schedule: Literal["constant", "cosine"] = "constant"
     augment: Literal["none", "crop", "crop_flip"] = "none"
     crop_padding: int = bounded(1, 0, 16)
-    seed: int = 0
+    seed: int = bounded(0, 0, MAX_SEED)
     checkpoint_every: int = bounded(1, 1, MAX_EPOCHS)
     checkpoint_dtype: Literal["float32", "float16"] = "float32"
 
@@ -154,11 +161,11 @@ class PoisonSpec(Spec):
     method: str = CLEAN
     eps: float | None = bounded(None, 0.0, 1e6, lo_open=True)
     ratio: float = bounded(1.0, 0.0, 1.0)
-    seed: int = 0
+    seed: int = bounded(0, 0, MAX_SEED)
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def check(self) -> None:
-        object.__setattr__(self, "options", tuple(sorted(tuple(p) for p in self.options)))
+        object.__setattr__(self, "options", checked_options("PoisonSpec", self.options))
 
     @property
     def is_clean(self) -> bool:
@@ -181,7 +188,7 @@ class DefenseSpec(Spec):
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def check(self) -> None:
-        object.__setattr__(self, "options", freeze_options(dict(tuple(p) for p in self.options)))
+        object.__setattr__(self, "options", checked_options("DefenseSpec", self.options))
 
     @property
     def is_none(self) -> bool:
@@ -261,7 +268,7 @@ class SALSpec(Spec):
     eval_size: int | None = bounded(1024, 1, 10_000_000)
     baseline: Literal["running", "fresh"] = "running"
     every: int = bounded(1, 1, MAX_EPOCHS)
-    seed: int = 0
+    seed: int = bounded(0, 0, MAX_SEED)
 
     @classmethod
     def preset(cls, name: str) -> SALSpec:
@@ -323,7 +330,7 @@ class SurfaceSpec(Spec):
     split: Literal["test", "train"] = "test"
     n_eval: int | None = bounded(None, 1)
     batch_size: int = bounded(128, 1, MAX_BATCH)
-    seed: int = 0
+    seed: int = bounded(0, 0, MAX_SEED)
 
     def check(self) -> None:
         if self.points > MAX_GRID_POINTS:
@@ -399,7 +406,7 @@ class CurvatureSpec(Spec):
     esd_runs: int = bounded(1, 1, 256)
     whole_model: bool = True
     every: int = bounded(1, 1, MAX_EPOCHS)
-    seed: int = 0
+    seed: int = bounded(0, 0, MAX_SEED)
 
     def check(self) -> None:
         if self.max_steps < max(self.min_steps, self.top_k):
@@ -489,20 +496,3 @@ class ExperimentSpec(Spec):
     poison: PoisonSpec = field(default_factory=_default_ue)
     sal: SALSpec = field(default_factory=SALSpec)
     defense: DefenseSpec = added_field(default_factory=DefenseSpec)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExperimentSpec:
-        """Inverse of `to_dict` (nested specs)."""
-        parts = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "poison": PoisonSpec, "sal": SALSpec,
-                 "defense": DefenseSpec}
-        unknown = set(data) - set(parts)
-        if unknown:
-            raise SpecError(f"ExperimentSpec has no field(s) {sorted(unknown)}; valid fields: {sorted(parts)}")
-        kwargs: dict[str, Any] = {}
-        for name, sub in parts.items():
-            if name in data:
-                value = dict(data[name])
-                if name in ("poison", "defense") and "options" in value:
-                    value["options"] = tuple(tuple(p) for p in value["options"])
-                kwargs[name] = sub.from_dict(value)
-        return cls(**kwargs)

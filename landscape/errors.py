@@ -40,3 +40,7 @@ class DivergenceError(LandscapeError):
 
 class StoreError(LandscapeError):
     """A store entry could not be read or written."""
+
+
+class PathError(LandscapeError, ValueError):
+    """A path from the user is empty, cannot be expanded, is a file where a folder is needed, or is not writable."""

@@ -164,9 +164,10 @@ def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device |
         return get_training(spec.data, spec.model, spec.train, poison, store=store, device=device,
                             progress=progress, sal=spec.sal, defense=spec.defense)
 
+    ud = UDStage.of(spec)  # resolves every name and option first: a bad one fails before the clean run trains
     clean = run(PoisonSpec())
     poisoned = clean if spec.poison.is_clean else run(spec.poison)
-    report = UDStage.of(spec).get(Context(store, device, progress))
+    report = ud.get(Context(store, device, progress))
     progress("ud", 1, 1)
     return ExperimentResult(spec, clean, poisoned, SALTrace.from_dict(clean.extras["sal"]),
                             SALTrace.from_dict(poisoned.extras["sal"]), report)

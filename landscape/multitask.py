@@ -95,6 +95,8 @@ class CrossTaskSpec(Spec):
                 raise SpecError(f"task {name!r} is not defined on {self.data.name!r}; valid tasks there: "
                                 f"{', '.join(tasks_for(self.data.name))}")
         methods = [p.method for p in self.poisons]
+        if not methods:
+            raise SpecError("a cross-task probe needs at least one poison method (e.g. em,tap,ar); none was given")
         if CLEAN in methods:
             raise SpecError("clean training is always included; list only poison methods")
         if len(set(methods)) != len(methods):
@@ -112,15 +114,6 @@ class CrossTaskSpec(Spec):
         """
         train_spec = kwargs.pop("train", DEFAULT_TRAIN).replace(seed=seed)
         return cls(poisons=tuple(PoisonSpec(method=m, seed=seed) for m in methods), train=train_spec, **kwargs)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CrossTaskSpec:
-        sal = data.get("sal")
-        return cls(data=DataSpec.from_dict(data["data"]), tasks=tuple(data["tasks"]),
-                   poisons=tuple(PoisonSpec(**{**p, "options": tuple(tuple(o) for o in p["options"])})
-                                 for p in data["poisons"]),
-                   train=TrainSpec.from_dict(data["train"]), sal=None if sal is None else SALSpec.from_dict(sal),
-                   width=data["width"])
 
     @property
     def methods(self) -> tuple[str, ...]:

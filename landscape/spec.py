@@ -67,7 +67,8 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple[Any, ...]) ->
 
 
 def _check_range(owner: str, name: str, value: float, lo: float, hi: float | None, lo_open: bool) -> None:
-    ok = (value > lo if lo_open else value >= lo) and (hi is None or value <= hi) and math.isfinite(value)
+    finite = not isinstance(value, float) or math.isfinite(value)  # an int may be too large to convert to float
+    ok = finite and (value > lo if lo_open else value >= lo) and (hi is None or value <= hi)
     if not ok:
         bracket = "(" if lo_open else "["
         expected = f"a value {'>' if lo_open else '>='} {lo}" if hi is None else f"a value in {bracket}{lo}, {hi}]"
@@ -103,6 +104,14 @@ def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:
         raise SpecError(f"{owner}.{name} = {value!r} must be {what}")
     if isinstance(base, type) and issubclass(base, Spec) and not isinstance(value, base):
         raise SpecError(f"{owner}.{name} must be a {base.__name__}, got {type(value).__name__}")
+    if base is tuple and typing.get_args(hint):  # tuple[X, ...] or tuple[X, Y]: every element too
+        args = typing.get_args(hint)
+        each = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        if len(each) != len(value):
+            raise SpecError(f"{owner}.{name} = {value!r} must hold {len(each)} values, not {len(value)}")
+        for i, (item, item_hint) in enumerate(zip(value, each, strict=True)):
+            if item_hint is not Any:
+                _check_type(owner, f"{name}[{i}]", item, item_hint)
 
 
 @functools.cache
@@ -164,17 +173,53 @@ class Spec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
-        """Inverse of `to_dict` for flat specs; nested specs override this."""
+        """Inverse of `to_dict` (JSON's lists included): nested specs and tuples of specs are rebuilt from dicts."""
+        if not isinstance(data, dict):
+            raise SpecError(f"{cls.__name__} must be given as a mapping of its fields, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = set(data) - names
         if unknown:
-            raise SpecError(f"{cls.__name__} has no field(s) {sorted(unknown)}; valid fields: {sorted(names)}")
-        return cls(**data)
+            raise SpecError(f"{cls.__name__} has no field(s) {sorted(map(str, unknown))}; valid fields: "
+                            f"{sorted(names)}")
+        hints = _hints(cls)
+        return cls(**{name: _from_plain(value, hints[name]) for name, value in data.items()})
+
+
+def _from_plain(value: Any, hint: Any) -> Any:
+    """A field value from plain data: a dict for a nested spec becomes that spec, lists become tuples."""
+    hint, _ = _optional(hint)
+    base = typing.get_origin(hint) or hint
+    if isinstance(base, type) and issubclass(base, Spec) and isinstance(value, dict):
+        return base.from_dict(value)
+    if base is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(hint)
+        each = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        if len(each) != len(value):
+            return tuple(value)  # the type check names the length
+        return tuple(v if h is Any else _from_plain(v, h) for v, h in zip(value, each, strict=True))
+    return value
 
 
 def options_dict(options: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     """The method-specific options of a spec as a dict (specs store them as sorted pairs to stay hashable)."""
     return dict(options)
+
+
+def checked_options(owner: str, options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    """`options` as sorted (name, value) pairs; refused unless the names are distinct and every value is plain.
+
+    The pairs themselves (two items, a string name) are checked by the field's annotation before.
+    """
+    names = [name for name, _ in options]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SpecError(f"{owner}.options names {repeated} more than once; give each option once")
+    for name, value in options:
+        if not isinstance(value, (bool, int, float, str, type(None))) or (isinstance(value, float)
+                                                                         and not math.isfinite(value)):
+            raise SpecError(f"{owner}.options {name} = {value!r} must be a finite number, true/false, a string "
+                            f"or None")
+    return tuple(sorted((name, value) for name, value in options))
 
 
 def freeze_options(options: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:

@@ -45,7 +45,8 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from landscape.config import SCHEMA_VERSION
-from landscape.errors import StoreError
+from landscape.errors import PathError, StoreError
+from landscape.paths import user_path, writable_folder
 
 ENV_VAR = "UE_LANDSCAPE_STORE"
 # 3: SHA256SUMS covers meta.json and the arrays (format 2 checked the arrays only, from inside meta.json).
@@ -76,11 +77,12 @@ class _OldFormat(_Unusable):
 
 
 def default_root() -> Path:
-    """`$UE_LANDSCAPE_STORE`, else `$XDG_CACHE_HOME/ue-landscape`, else `~/.cache/ue-landscape`."""
+    """`$UE_LANDSCAPE_STORE`, else `$XDG_CACHE_HOME/ue-landscape`, else `~/.cache/ue-landscape` (unset = empty)."""
     if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "ue-landscape"
+        return user_path(os.environ[ENV_VAR], f"${ENV_VAR}")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.environ.get("HOME") or "~", ".cache")
+    return user_path(cache, "$XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "the cache folder") \
+        / "ue-landscape"
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,24 @@ class Store:
     """A folder of cached results, keyed by stage name and spec hash.
 
     Args:
-        root: the store folder (created on first write); default `default_root()`.
+        root: the store folder (created on first write); default `default_root()`. Checked by
+            `landscape.paths.user_path` (an empty or unexpandable path is refused).
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root).expanduser() if root is not None else default_root()
+        self.root = user_path(root, "the store") if root is not None else default_root()
+
+    def check_writable(self) -> Store:
+        """Raise `PathError` unless entries can be written (the root is or can become a writable folder)."""
+        writable_folder(self.root, "the store")
+        return self
+
+    def check_readable(self) -> Store:
+        """Raise `PathError` if the root exists and is not a folder (a missing store just holds nothing)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise PathError(f"the store {self.root} is a file, not a folder; give a folder (it is created if "
+                            f"missing)")
+        return self
 
     def path(self, stage: str, key: str) -> Path:
         """Folder of the entry (stage, key); both must be plain names."""
@@ -233,8 +248,8 @@ class Store:
             if existing is not None:
                 return existing
             tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex}"
-            tmp.mkdir()
             try:
+                tmp.mkdir()
                 save_file(arrays, str(tmp / ARRAYS))
                 with open(tmp / ARRAYS, "rb+") as fh:
                     os.fsync(fh.fileno())
@@ -243,6 +258,8 @@ class Store:
                 _fsync_dir(tmp)
                 os.rename(tmp, final)
                 _fsync_dir(final.parent)
+            except OSError as err:  # disk full, quota, permissions changed since the command's check
+                raise StoreError(f"cannot write the store entry {final}: {err.strerror or err}") from err
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -444,6 +461,13 @@ class Store:
         held.add(path)
         try:
             yield
+        except BaseException:
+            # A failed compute (bad data, a user's mistake, Ctrl-C) leaves nothing behind: not its lock file, nor
+            # an empty stage folder. Removing a held lock is safe (see `_try_lock`); `_acquire` recreates both.
+            with contextlib.suppress(OSError):
+                path.unlink()
+                path.parent.rmdir()
+            raise
         finally:
             held.discard(path)
             fh.close()  # closing releases the flock

@@ -32,6 +32,7 @@ from landscape.config import DataSpec
 from landscape.data import npz
 from landscape.errors import DataError, ModelError, SpecError
 from landscape.models.user import split_name
+from landscape.paths import user_path
 from landscape.store import Store
 
 MODELS_VAR = "UE_LANDSCAPE_MODELS"
@@ -67,7 +68,7 @@ def _data(entry: str, source: str, base: Path | None) -> DataSpec:
     else:
         raise SpecError(f"{source}: data set {entry!r} must be npz:PATH, folder:PATH, folder:PATH?size=N or a "
                         f"path (a .npz file or a folder of class folders)")
-    root = Path(spec.root or "").expanduser()
+    root = user_path(spec.root or "", f"{source}: data set {entry!r}")
     if base is not None and not root.is_absolute():
         root = base / root
     return spec.replace(root=str(root))
@@ -99,7 +100,7 @@ def user_config(environ: Mapping[str, str] | None = None) -> UserConfig:
     env = os.environ if environ is None else environ
     models = [_model(e, MODELS_VAR) for e in _entries(env.get(MODELS_VAR, ""), MODELS_VAR)]
     data = [_data(e, DATA_VAR, None) for e in _entries(env.get(DATA_VAR, ""), DATA_VAR)]
-    path = Path(env[CONFIG_VAR]).expanduser() if env.get(CONFIG_VAR) else DEFAULT_CONFIG.expanduser()
+    path = user_path(env[CONFIG_VAR], CONFIG_VAR) if env.get(CONFIG_VAR) else DEFAULT_CONFIG.expanduser()
     if env.get(CONFIG_VAR) and not path.is_file():
         raise SpecError(f"{CONFIG_VAR} = {env[CONFIG_VAR]!r} is not a file")
     if path.is_file():

@@ -27,6 +27,7 @@ from torch import nn
 
 from landscape.errors import DataError, ModelError
 from landscape.files import atomic_write
+from landscape.paths import user_path
 
 SAFETENSORS = ".safetensors"
 _HOW = "save them with safetensors.torch.save_file(model.state_dict(), path) or torch.save(model.state_dict(), path)"
@@ -34,7 +35,7 @@ _HOW = "save them with safetensors.torch.save_file(model.state_dict(), path) or 
 
 def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The state dict in `path` (CPU tensors), read without ever running code from the file."""
-    path = Path(path).expanduser()
+    path = user_path(path, "the weights file")
     if not path.is_file():
         raise DataError(f"weights file {path} does not exist; {_HOW}")
     if path.suffix == SAFETENSORS:
@@ -101,7 +102,7 @@ def save_weights(state: Mapping[str, torch.Tensor], path: str | os.PathLike[str]
     """Write `state` as a safetensors file (atomically); `metadata` is stored as JSON under "ue_landscape"."""
     from safetensors.torch import save
 
-    path = Path(path).expanduser()
+    path = user_path(path, "the weights file")
     if path.suffix != SAFETENSORS:
         raise DataError(f"weights are written as safetensors: the file name must end in {SAFETENSORS}, got {path}")
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}

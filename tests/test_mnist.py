@@ -128,6 +128,26 @@ def test_fingerprint_follows_the_files(root: Path, tmp_path_factory: pytest.Temp
     assert data_fingerprint(DataSpec(name="mnist", root=str(elsewhere))) == before
 
 
+def test_a_changed_mnist_file_invalidates_the_cached_result(root: Path, tmp_path: Path) -> None:
+    """#18: the training run's key follows the IDX files' contents; new pixels mean a new run, not a stale one."""
+    from landscape.config import ModelSpec, TrainSpec
+    from landscape.experiment import get_training
+    from landscape.stages.train import TrainStage
+    from landscape.store import Store
+
+    store, data = Store(tmp_path / "store"), DataSpec(name="mnist", root=str(root))
+    model, train = ModelSpec("linear"), TrainSpec(epochs=1, batch_size=10)
+    before = get_training(data, model, train, store=store)
+    stage = TrainStage.of(data, model, train)
+    old_key = stage.key()
+    assert stage.exists(store)
+    write_idx(root / "mnist" / FILES[0], 0x803, images(N_TRAIN, 99))  # other pixels, same labels and layout
+    assert stage.key() != old_key
+    assert not stage.exists(store) and store.exists(TrainStage.folder, old_key)  # the old run is not served
+    after = get_training(data, model, train, store=store)  # recomputed on the new pixels
+    assert not np.array_equal(after.history["train_loss"], before.history["train_loss"])
+
+
 # ---------------------------------------------------------------------------------------------- refused files
 
 

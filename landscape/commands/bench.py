@@ -13,7 +13,16 @@ import sys
 from pathlib import Path
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import add_data_args, add_model_args, add_train_args, data_spec, model_spec, train_spec
+from landscape.commands.common import (
+    add_data_args,
+    add_model_args,
+    add_train_args,
+    data_spec,
+    model_spec,
+    open_store,
+    output_path,
+    train_spec,
+)
 from landscape.config import SAL_PRESETS, DefenseSpec, SALSpec
 from landscape.errors import SpecError
 
@@ -52,6 +61,14 @@ def parse_defenses(text: str) -> tuple[DefenseSpec, ...]:
     return tuple(out)
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """"0,1,7" -> (0, 1, 7); anything that is not a comma-separated list of integers is refused."""
+    items = [s.strip() for s in text.split(",")]
+    if not all(s.lstrip("-").isdigit() for s in items):
+        raise SpecError(f"--seed-list {text!r} must be comma-separated integers, e.g. 0,1,2")
+    return tuple(int(s) for s in items)
+
+
 def parse_methods(text: str) -> tuple[str, ...]:
     from landscape.poisons import POISONS
 
@@ -63,14 +80,13 @@ def parse_methods(text: str) -> tuple[str, ...]:
 def run(a: argparse.Namespace) -> int:
     from landscape.bench import BenchSpec, make_executor, run_bench, stored_row, write_outputs
     from landscape.device import resolve_device
-    from landscape.store import Store
 
-    seeds = (tuple(int(s) for s in a.seed_list.split(",")) if a.seed_list else tuple(range(a.seeds)))
+    seeds = parse_seeds(a.seed_list) if a.seed_list is not None else tuple(range(a.seeds))
     sal = SALSpec.preset(a.sal).replace(every=a.sal_every)
     train = train_spec(a) if a.crop_padding is None else train_spec(a).replace(crop_padding=a.crop_padding)
     spec = BenchSpec(data_spec(a), model_spec(a), train, sal, parse_methods(a.methods), parse_defenses(a.defenses),
                      seeds)
-    store = Store(a.store)
+    store = open_store(a, write=not a.dry_run)
     # On a Ray cluster the workers resolve the device (the driver may have no GPU).
     device = a.device if a.ray is not None else str(resolve_device(a.device))
     cells = spec.cells()
@@ -79,6 +95,10 @@ def run(a: argparse.Namespace) -> int:
         print(f"{len(cells)} cells ({len(spec.methods)} methods x {len(spec.defenses)} defenses x {len(seeds)} seeds); "
               f"{stored} already stored in {store.root}")
         return 0
+    out = output_path(a.out if a.out is not None else f"assets/benchmarks/ud_{spec.data.name}_{spec.model.name}",
+                      "--out")
+    for suffix in (".csv", ".json", ".md"):
+        output_path(str(out.with_suffix(suffix)), f"--out (its {suffix} file)")
     executor = make_executor(workers=a.workers, ray_address=a.ray, store_root=str(Path(store.root).resolve()),
                              device=device, threads=a.threads)
 
@@ -87,7 +107,6 @@ def run(a: argparse.Namespace) -> int:
 
     result = run_bench(spec, store=store, executor=executor, progress=progress,
                        workers=a.workers if a.ray is None else 0)
-    out = a.out or f"assets/benchmarks/ud_{spec.data.name}_{spec.model.name}"
     command = "python -m landscape bench " + " ".join(shlex.quote(x) for x in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "bench" else "python -m landscape bench (called from Python)"
     paths = write_outputs(result, out, command=command, device=device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,12 @@ import numpy as np
 from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
 from landscape.models import MODELS
+from landscape.paths import user_path, writable_file
 from landscape.progress import tqdm_progress
+from landscape.store import Store
 
 __all__ = ["add_data_args", "add_model_args", "add_run_args", "add_train_args", "data_spec", "model_spec",
-           "print_json", "tqdm_progress", "train_spec"]
+           "open_store", "output_path", "print_json", "tqdm_progress", "train_spec"]
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -54,6 +57,20 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def open_store(a: argparse.Namespace, *, write: bool = True) -> Store:
+    """The store of ``--store`` (else $UE_LANDSCAPE_STORE, else the cache folder), checked before any work starts.
+
+    With `write` it must be, or be creatable as, a writable folder; without, a folder or absent (holding nothing).
+    """
+    store = Store(a.store)
+    return store.check_writable() if write else store.check_readable()
+
+
+def output_path(value: str, flag: str) -> Path:
+    """The file an ``--out`` flag names, checked before any work starts: not a folder, its folder writable."""
+    return writable_file(user_path(value, flag), flag)
 
 
 def data_spec(a: argparse.Namespace) -> DataSpec:

@@ -10,7 +10,6 @@ between SAL and λ_max / trace. `--out` writes a .csv (one row per run, epoch an
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,8 @@ from landscape.commands.common import (
     add_train_args,
     data_spec,
     model_spec,
+    open_store,
+    output_path,
     print_json,
     tqdm_progress,
     train_spec,
@@ -30,6 +31,7 @@ from landscape.commands.common import (
 from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import CurvatureSpec, PoisonSpec, SALSpec, choices
 from landscape.errors import SpecError
+from landscape.paths import reporting
 
 OUT_FORMATS = (".csv", ".npz", ".html")
 
@@ -86,15 +88,14 @@ def run(a: argparse.Namespace) -> int:
     from landscape.export import write_curvature
     from landscape.figures import curvature_figures
     from landscape.sal import SALTrace
-    from landscape.store import Store
 
-    out = Path(a.out) if a.out else None
+    out = output_path(a.out, "--out") if a.out is not None else None
     if out is not None and out.suffix not in OUT_FORMATS:
         raise SpecError(f"--out {a.out!r}: the suffix must be one of {', '.join(OUT_FORMATS)}")
     data, model, train, cspec = data_spec(a), model_spec(a), train_spec(a), curvature_spec(a)
     poison = poison_spec(a)
     runs = {"clean": PoisonSpec(), **({} if poison.is_clean else {poison.method: poison})}
-    device, store = resolve_device(a.device), Store(a.store)
+    device, store = resolve_device(a.device), open_store(a)
     traces, sal = {}, {}
     with tqdm_progress(disable=a.json) as progress:
         for label, p in runs.items():
@@ -117,11 +118,11 @@ def run(a: argparse.Namespace) -> int:
                 row[f"spearman_sal_{what}"] = {"epochs": epochs.tolist(), "rho": rho.tolist(), **_mean_std(rho)}
         summary["runs"][label] = row
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".html":
-            write_html(curvature_figures(traces, sal), out, f"Curvature per layer: {data.name} / {model.name}")
-        else:
-            write_curvature(traces, out)
+        with reporting(f"cannot write --out {out}"):
+            if out.suffix == ".html":
+                write_html(curvature_figures(traces, sal), out, f"Curvature per layer: {data.name} / {model.name}")
+            else:
+                write_curvature(traces, out)
         summary["out"] = str(out)
     if a.json:
         print_json(summary)

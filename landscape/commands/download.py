@@ -28,19 +28,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from landscape.data.fetch import Limits
     from landscape.errors import SpecError
+    from landscape.paths import user_path, writable_folder
 
     limits = Limits(max_bytes=a.max_bytes, max_members=a.max_members)
+    root = writable_folder(user_path(a.root, "--root"), "--root")
     if a.dataset.startswith("cifar"):
         from landscape.data import cifar
 
-        folder = cifar.download(a.dataset, a.root, url=a.url, md5=a.md5, limits=limits)
+        folder = cifar.download(a.dataset, root, url=a.url, md5=a.md5, limits=limits)
     else:
         from landscape.data import mnist
 
         if a.md5 is not None:
             raise SpecError(f"--md5 is for the single CIFAR archive; {a.dataset}'s four files are checked against "
                             "their official MD5s")
-        folder = mnist.download(a.dataset, a.root, url=a.url, limits=limits)
+        folder = mnist.download(a.dataset, root, url=a.url, limits=limits)
     print(f"{a.dataset} ready in {folder}; use --dataset {a.dataset} --data-root {a.root}")
     return 0
 

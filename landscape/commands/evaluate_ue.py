@@ -12,6 +12,7 @@ from landscape.commands.common import (
     add_train_args,
     data_spec,
     model_spec,
+    open_store,
     print_json,
     tqdm_progress,
     train_spec,
@@ -21,7 +22,6 @@ from landscape.config import PoisonSpec
 from landscape.device import resolve_device
 from landscape.errors import SpecError
 from landscape.experiment import get_training
-from landscape.store import Store
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def run(a: argparse.Namespace) -> int:
     data, model, tspec, poison = data_spec(a), model_spec(a), train_spec(a), poison_spec(a)
     if poison.method == "clean":
         raise SpecError("evaluate-ue needs a poison method; use `train --method clean` for clean training")
-    store, device = Store(a.store), resolve_device(a.device)
+    store, device = open_store(a), resolve_device(a.device)
     with tqdm_progress(disable=a.json) as progress:
         crafted, _, _ = craft_cached(data, poison, store=store, device=a.device, progress=progress)
         poisoned = get_training(data, model, tspec, poison, store=store, device=device, progress=progress)

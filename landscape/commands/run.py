@@ -13,6 +13,7 @@ from landscape.commands.common import (
     add_train_args,
     data_spec,
     model_spec,
+    open_store,
     print_json,
     tqdm_progress,
     train_spec,
@@ -22,7 +23,6 @@ from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
 from landscape.device import resolve_device
 from landscape.experiment import ExperimentResult
 from landscape.seeds import run_seeds, seed_summary, spread_over_seeds
-from landscape.store import Store
 
 # --sal-* flag -> SALSpec field (None = keep the preset's value)
 SAL_FLAGS = ("eps", "rounds", "lr", "batch_size", "engine", "eval_size", "baseline", "every", "seed")
@@ -119,9 +119,9 @@ def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
 def run(a: argparse.Namespace) -> int:
     spec = ExperimentSpec(data=data_spec(a), model=model_spec(a), train=train_spec(a), poison=poison_spec(a),
                           sal=sal_spec(a))
-    device = resolve_device(a.device)
+    store, device = open_store(a), resolve_device(a.device)
     with tqdm_progress(disable=a.json) as progress:
-        results = run_seeds(spec, a.seeds, store=Store(a.store), device=device, progress=progress)
+        results = run_seeds(spec, a.seeds, store=store, device=device, progress=progress)
     result, seeds = results[0], seed_summary(results)
     if a.json:
         print_json({**result.summary(), "device": str(device), "spec": spec.to_dict(),

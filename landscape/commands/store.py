@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import print_json, tqdm_progress
-from landscape.errors import StoreError
-from landscape.store import GcReport, Store
+from landscape.commands.common import open_store, print_json, tqdm_progress
+from landscape.store import GcReport
 
 _LABELS = {"temporaries": "temporary folder(s) of interrupted writes", "trash": "half-deleted entry folder(s)",
            "locks": "unused lock file(s)", "old_schema": "entry(ies) of an older format or spec schema",
@@ -27,10 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    store = Store(a.store)
-    if store.root.exists() and not store.root.is_dir():
-        raise StoreError(f"the store {store.root} is not a folder")
     dry_run = a.dry_run or not a.gc
+    store = open_store(a, write=not dry_run)
     with tqdm_progress(disable=a.json) as progress:
         report = store.gc(dry_run=dry_run, progress=lambda done, total: progress("store", done, total))
     if a.json:

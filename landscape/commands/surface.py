@@ -14,6 +14,7 @@ With `--layer NAME` (repeat for a group) the slice moves that layer's tensors on
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from landscape.commands.common import (
     add_train_args,
     data_spec,
     model_spec,
+    open_store,
+    output_path,
     print_json,
     tqdm_progress,
     train_spec,
@@ -36,6 +39,8 @@ from landscape.commands.common import (
 from landscape.config import LayerSliceSpec, PoisonSpec, SALSpec, SurfaceSpec, choices
 from landscape.errors import SpecError
 from landscape.export import FORMATS
+from landscape.files import atomic_write
+from landscape.paths import reporting
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -159,7 +164,7 @@ def write_html(figures: Sequence[Any], path: Path, title: str) -> None:
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
             f"<h2>{title}</h2>" + "\n".join(parts) + "</body></html>")
-    path.write_text(page, encoding="utf-8")
+    atomic_write(path, page)
 
 
 def _estimate(data: Any, model: Any, train: Any, spec: SurfaceSpec | LayerSliceSpec,
@@ -188,40 +193,42 @@ def write_outputs(result: Any, out: Path, record: dict[str, Any], title: str, *,
     """Write the surfaces to `out`: an export format per surface, or the HTML page with the .npz and .json."""
     from landscape.export import export_surface
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix in FORMATS:
-        return {"files": {label: str(export_surface(s, out.with_name(f"{out.stem}-{label}{out.suffix}")))
-                          for label, s in result.surfaces.items()}}
-    meta, arrays = result.to_store()
-    np.savez_compressed(out.with_suffix(".npz"), **arrays)
-    out.with_suffix(".json").write_text(json.dumps({**record, "meta": meta}, indent=1, default=_json_default))
-    write_html(surface_figures(result, log=log), out, title)
+    with reporting(f"cannot write --out {out}"):
+        if out.suffix in FORMATS:
+            return {"files": {label: str(export_surface(s, out.with_name(f"{out.stem}-{label}{out.suffix}")))
+                              for label, s in result.surfaces.items()}}
+        meta, arrays = result.to_store()
+        npz = io.BytesIO()
+        np.savez_compressed(npz, **arrays)
+        atomic_write(out.with_suffix(".npz"), npz.getvalue())
+        atomic_write(out.with_suffix(".json"), json.dumps({**record, "meta": meta}, indent=1, default=_json_default))
+        write_html(surface_figures(result, log=log), out, title)
     return {"html": str(out), "arrays": str(out.with_suffix(".npz")), "meta": str(out.with_suffix(".json"))}
 
 
 def run(a: argparse.Namespace) -> int:
     from landscape.device import resolve_device
     from landscape.experiment import get_layer_slices, get_surface
-    from landscape.store import Store
 
     data, model, train = data_spec(a), model_spec(a), train_spec(a)
     spec: SurfaceSpec | LayerSliceSpec = layer_slice_spec(a) if a.layer else surface_spec(a)
     poisons = [PoisonSpec(method=m) for m in (a.method or []) if m != "clean"]
-    device = resolve_device(a.device)
-    out = Path(a.out)
+    store, device, out = open_store(a), resolve_device(a.device), output_path(a.out, "--out")
     if out.suffix not in (".html", *FORMATS):  # before any training
         raise SpecError(f"--out {a.out!r}: the suffix must be .html or one of {', '.join(FORMATS)}")
+    for side in (out.with_suffix(".npz"), out.with_suffix(".json")) if out.suffix == ".html" else ():
+        output_path(str(side), "--out (the arrays and metadata written beside it)")
     estimate = _estimate(data, model, train, spec, 1 + len(poisons), device)
     if not a.json:
         print(f"surface cost: {estimate.describe()} (training runs not in the store come first)")
 
     with tqdm_progress(disable=a.json) as progress:
         if isinstance(spec, LayerSliceSpec):
-            result = get_layer_slices(data, model, train, poisons, spec, store=Store(a.store), device=device,
+            result = get_layer_slices(data, model, train, poisons, spec, store=store, device=device,
                                       progress=progress)
             title = f"layer slice of {', '.join(spec.layers)}: {data.name} / {model.name}"
         else:
-            result = get_surface(data, model, train, poisons, spec, store=Store(a.store), device=device,
+            result = get_surface(data, model, train, poisons, spec, store=store, device=device,
                                  progress=progress)
             title = f"{spec.kind} loss surface: {data.name} / {model.name}"
     record = {"data": data.to_dict(), "model": model.to_dict(), "train": train.to_dict(),

@@ -12,6 +12,7 @@ from landscape.commands.common import (
     add_train_args,
     data_spec,
     model_spec,
+    open_store,
     print_json,
     tqdm_progress,
     train_spec,
@@ -19,7 +20,6 @@ from landscape.commands.common import (
 from landscape.config import PoisonSpec
 from landscape.device import resolve_device
 from landscape.experiment import get_training
-from landscape.store import Store
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,9 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     specs = (data_spec(a), model_spec(a), train_spec(a), PoisonSpec(method=a.method))
-    device = resolve_device(a.device)
+    store, device = open_store(a), resolve_device(a.device)
     with tqdm_progress(disable=a.json) as progress:
-        result = get_training(*specs, store=Store(a.store), device=device, progress=progress)
+        result = get_training(*specs, store=store, device=device, progress=progress)
     h = result.history
     summary = {
         "dataset": a.dataset, "model": a.model, "method": a.method, "device": str(device),

@@ -22,6 +22,8 @@ from landscape.commands.common import (
     add_train_args,
     data_spec,
     model_spec,
+    open_store,
+    output_path,
     print_json,
     tqdm_progress,
     train_spec,
@@ -48,17 +50,17 @@ def export(a: argparse.Namespace) -> dict:
     from landscape.errors import SpecError
     from landscape.experiment import get_training
     from landscape.stages.train import TrainStage
-    from landscape.store import Store
     from landscape.weights import save_weights
 
     specs = (data_spec(a), model_spec(a), train_spec(a), PoisonSpec(method=a.method))
+    store, out = open_store(a), output_path(a.export, "--export")
     with tqdm_progress(disable=a.json) as progress:
-        run = get_training(*specs, store=Store(a.store), device=resolve_device(a.device), progress=progress)
+        run = get_training(*specs, store=store, device=resolve_device(a.device), progress=progress)
     epoch = run.checkpoint_epochs[-1] if a.epoch is None else a.epoch
     if epoch not in run.checkpoint_epochs:
         raise SpecError(f"--epoch {epoch} has no checkpoint; the run keeps epochs {run.checkpoint_epochs}")
     record = {**TrainStage.of(*specs).record(), "epoch": epoch}
-    path = save_weights(run.checkpoints[run.checkpoint_epochs.index(epoch)], a.export, metadata=record)
+    path = save_weights(run.checkpoints[run.checkpoint_epochs.index(epoch)], out, metadata=record)
     return {"weights": str(path), "epoch": epoch, **record}
 
 
@@ -66,11 +68,11 @@ def analyse(a: argparse.Namespace) -> dict:
     from landscape.device import resolve_device
     from landscape.stages.base import Context
     from landscape.stages.weights import ImportedRun, ImportedSALStage
-    from landscape.store import Store
 
     stage = ImportedSALStage.of(ImportedRun.of(data_spec(a), model_spec(a), a.analyse), sal_spec(a))
+    store = open_store(a)
     with tqdm_progress(disable=a.json) as progress:
-        trace = stage.get(Context(Store(a.store), resolve_device(a.device), progress))
+        trace = stage.get(Context(store, resolve_device(a.device), progress))
     return {"weights": a.analyse, "sha256": stage.run.weights.sha256, "layers": list(trace.layers),
             "sal": trace.sal[0].tolist(), "s_min": trace.s_min[0].tolist(), "s_max": trace.s_max[0].tolist(),
             "loss": trace.baseline[0].tolist(), "acc_variant": trace.acc_variant[0].tolist(),
@@ -78,10 +80,10 @@ def analyse(a: argparse.Namespace) -> dict:
 
 
 def run(a: argparse.Namespace) -> int:
-    out = export(a) if a.export else analyse(a)
+    out = export(a) if a.export is not None else analyse(a)
     if a.json:
         print_json(out)
-    elif a.export:
+    elif a.export is not None:
         print(f"wrote the weights of epoch {out['epoch']} to {out['weights']} (safetensors, specs in its metadata)")
     else:
         print(f"SAL at the weights of {out['weights']} (L_0 = loss at the weights, {out['loss'][0]:.4g}):")

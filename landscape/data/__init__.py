@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import torch
+
 from landscape.data.imageset import ImageSet, Splits, check_images, stratified_subset
-from landscape.errors import SpecError
+from landscape.errors import DataError, SpecError
 from landscape.registry import Registry
 
 if TYPE_CHECKING:
@@ -139,11 +141,25 @@ def load_data(spec: DataSpec) -> Splits:
                         f"{spec.name!r}, whose images have one size")
     splits = DATASETS.get(spec.name)(spec)
     train, test = splits.train, splits.test
+    for split, images in (("train", train), ("test", test)):
+        if len(images) == 0:
+            raise DataError(f"the {split} split of {spec.text()} holds no images")
     if spec.n_train is not None:
-        train = train.subset(stratified_subset(train.y, spec.n_train, spec.split_seed))
+        train = train.subset(stratified_subset(train.y, _subset_size(spec, "n_train", train), spec.split_seed))
     if spec.n_test is not None:
-        test = test.subset(stratified_subset(test.y, spec.n_test, spec.split_seed))
+        test = test.subset(stratified_subset(test.y, _subset_size(spec, "n_test", test), spec.split_seed))
     return Splits(splits.name, train, test)
+
+
+def _subset_size(spec: DataSpec, field: str, images: ImageSet) -> int:
+    """`spec.<field>`, refused unless it keeps at least one image per class and at most the whole split."""
+    n, classes = getattr(spec, field), len(torch.unique(images.y))
+    if not classes <= n <= len(images):
+        split = "training" if field == "n_train" else "test"
+        raise SpecError(f"DataSpec.{field} = {n} is out of range for {spec.text()}: its {split} split has "
+                        f"{len(images)} images in {classes} classes; choose {classes} to {len(images)} "
+                        f"(at least one image per class, at most the whole split)")
+    return n
 
 
 __all__ = ["DATASETS", "ImageSet", "Splits", "check_images", "load_data", "stratified_subset"]

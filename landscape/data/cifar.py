@@ -30,6 +30,7 @@ import torch
 from landscape.data.fetch import DEFAULT_LIMITS, Limits, extract_tar, fetch, verified
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError, UnknownNameError
+from landscape.paths import user_path
 
 _SIDE = 32
 _PIXELS = 3 * _SIDE * _SIDE  # 3072 bytes per image: 1024 R, then 1024 G, then 1024 B, each row-major
@@ -207,7 +208,7 @@ def _find_folder(root: str | os.PathLike[str] | None, layout: _Layout) -> Path:
             f"{layout.title} needs a data folder (DataSpec.root is None); expected {_expected(layout)}. "
             + _how_to_get(layout)
         )
-    base = Path(root).expanduser()
+    base = user_path(root, "the data root")
     if (base / layout.folder).is_dir():
         return base / layout.folder
     if base.is_dir() and (base.name == layout.folder or (base / layout.meta_file).is_file()):
@@ -237,10 +238,10 @@ def _read_batch(path: Path, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"{path}: b'data' must be a uint8 array of shape (N, {_PIXELS}), got {got}")
-    try:
-        labels = np.asarray(batch[layout.labels_key], dtype=np.int64)
-    except (TypeError, ValueError, OverflowError) as err:
-        raise DataError(f"{path}: {layout.labels_key!r} must be a list of integers ({err})") from err
+    if len(data) == 0:
+        raise DataError(f"{path} holds no images; a {layout.title} batch holds {layout.title} images as "
+                        f"b'data' (N, {_PIXELS}) uint8 with N > 0")
+    labels = _integer_labels(batch[layout.labels_key], path, layout)
     if labels.shape != (len(data),):
         raise DataError(f"{path}: {len(data)} images but labels of shape {labels.shape}; they must match")
     if len(labels) and (labels.min() < 0 or labels.max() >= layout.num_classes):
@@ -248,6 +249,25 @@ def _read_batch(path: Path, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: labels span [{labels.min()}, {labels.max()}], outside [0, {layout.num_classes}) of {layout.title}"
         )
     return data, labels
+
+
+def _integer_labels(raw: Any, path: Path, layout: _Layout) -> np.ndarray:
+    """The labels as int64, refused unless every one is an integer (1.7, "3", True are not: no silent coercion)."""
+    array = raw if isinstance(raw, np.ndarray) else None
+    if array is None and isinstance(raw, (list, tuple)):
+        bad = next((v for v in raw if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))), None)
+        if bad is None:
+            try:
+                array = np.asarray(raw, dtype=np.int64)
+            except OverflowError:
+                bad = max(raw, key=abs)
+        if bad is not None:
+            raise DataError(f"{path}: {layout.labels_key!r} must hold integer class indices; found {bad!r} "
+                            f"({type(bad).__name__})")
+    if array is None or array.dtype.kind not in "iu":
+        got = f"an array of {array.dtype}" if array is not None else type(raw).__name__
+        raise DataError(f"{path}: {layout.labels_key!r} must be a list or array of integers, got {got}")
+    return array.astype(np.int64)
 
 
 def _read_names(path: Path, layout: _Layout) -> tuple[str, ...]:
@@ -337,7 +357,7 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None, md
     layout = _LAYOUTS.get(name)
     if layout is None:
         raise UnknownNameError(f"unknown CIFAR data set {name!r}; valid choices: {', '.join(_LAYOUTS)}")
-    base = Path(root).expanduser()
+    base = user_path(root, "the data root")
     final = base / layout.folder
     if _is_complete(final, layout):
         return final

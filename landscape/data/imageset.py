@@ -91,11 +91,22 @@ def check_images(x: torch.Tensor) -> None:
 
 
 def stratified_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """Indices of a class-stratified random subset of size `n` (sorted), reproducible from `seed`."""
+    """Indices of a class-stratified random subset of size `n` (sorted), reproducible from `seed`.
+
+    Where scikit-learn cannot stratify (a class with a single image, or fewer images left out than classes)
+    the subset is one seeded image of every class, then seeded images of the rest: every class is still in it.
+    """
     from sklearn.model_selection import train_test_split
 
     if n >= len(y):
         return torch.arange(len(y))
     index = np.arange(len(y))
-    chosen, _ = train_test_split(index, train_size=n, stratify=y.numpy(), random_state=seed)
+    try:
+        chosen, _ = train_test_split(index, train_size=n, stratify=y.numpy(), random_state=seed)
+    except ValueError:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(y))
+        _, first = np.unique(y.numpy()[order], return_index=True)  # the first image of each class in `order`
+        rest = np.setdiff1d(order, order[first], assume_unique=True)
+        chosen = np.concatenate([order[first], rng.permutation(rest)])[:n]
     return torch.as_tensor(np.sort(chosen), dtype=torch.long)

@@ -35,6 +35,7 @@ import torch
 from landscape.data.fetch import DEFAULT_LIMITS, Limits, fetch, gunzip
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, UnknownNameError
+from landscape.paths import user_path
 
 SIDE = 28
 N_CLASSES = 10
@@ -196,7 +197,7 @@ def data_files(root: str | os.PathLike[str] | None, name: str = "mnist") -> list
     if root is None:
         raise DataError(f"{layout.title} needs a data folder (DataSpec.root is None) holding {', '.join(FILES)} "
                         f"(plain or .gz). " + _how_to_get(layout))
-    base = Path(root).expanduser()
+    base = user_path(root, "the data root")
     best: tuple[Path, list[str]] | None = None
     for folder in _candidates(base, layout):
         found = {name: _file_in(folder, name) for name in FILES}
@@ -271,7 +272,7 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None,
         DataError: a download failed, a checksum differs, a file is over a cap or not a valid IDX file.
     """
     layout = _layout(name)
-    base = Path(root).expanduser()
+    base = user_path(root, "the data root")
     final = base / layout.folder
     if all(_file_in(final, n) for n in FILES):
         return final

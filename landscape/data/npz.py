@@ -38,6 +38,7 @@ from landscape.data.imageset import Splits
 from landscape.data.user import check_labels, labelled_splits
 from landscape.errors import DataError
 from landscape.files import atomic_write
+from landscape.paths import user_path
 
 if TYPE_CHECKING:
     from landscape.config import DataSpec
@@ -54,7 +55,7 @@ def data_file(spec: DataSpec) -> Path:
     """The ``.npz`` file of `spec` (its root), which must exist."""
     if not spec.root:
         raise DataError(f"data set 'npz' needs its file: npz:PATH; expected {_FORMAT}")
-    path = Path(spec.root).expanduser()
+    path = user_path(spec.root, "the npz file")
     if not path.is_file():
         raise DataError(f"{path} is not a file; expected {_FORMAT}")
     return path
@@ -186,7 +187,7 @@ def keep(data: bytes, folder: str | os.PathLike[str]) -> Path:
 
     Named by content, so the same data is one file, and its keys are reused, whoever hands it in again.
     """
-    path = Path(folder).expanduser() / f"{hashlib.sha256(data).hexdigest()[:32]}.npz"
+    path = user_path(folder, "the upload folder") / f"{hashlib.sha256(data).hexdigest()[:32]}.npz"
     if not path.is_file():
         atomic_write(path, data)
     return path

@@ -16,7 +16,6 @@ Shape:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
@@ -24,6 +23,7 @@ from landscape.config import PoisonSpec, freeze_options, options_dict
 from landscape.data.fingerprint import file_sha256
 from landscape.data.imageset import ImageSet
 from landscape.errors import DataError, SpecError
+from landscape.paths import user_path
 from landscape.poisons.base import Crafted, budget_figures
 
 PROVIDED = "provided"
@@ -36,7 +36,7 @@ def resolve(spec: PoisonSpec) -> PoisonSpec:
     if unknown or "images" not in options:
         raise SpecError(f"poison 'provided' takes one option, images=PATH (an .npz of the poisoned training "
                         f"images); got {sorted(options) or 'none'}")
-    path = Path(str(options["images"])).expanduser()
+    path = user_path(str(options["images"]), "option images")
     if not path.is_file():
         raise DataError(f"the poisoned images file {path} does not exist; expected an .npz holding x")
     return spec.replace(eps=None, ratio=1.0, options=freeze_options({"images": str(path), "sha256": file_sha256(path)}))

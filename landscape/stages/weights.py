@@ -19,7 +19,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +31,7 @@ from landscape.device import resolve_device
 from landscape.errors import DataError, SpecError
 from landscape.layer_slices import layer_slices
 from landscape.models import build_model, weight_layers
+from landscape.paths import user_path
 from landscape.sal import SALTrace, model_sal
 from landscape.stages.base import Computed, Context, Stage, Version, get_splits, resolve_data, resolve_model
 from landscape.stages.surface import LAYER_SLICE_VERSION
@@ -61,7 +61,7 @@ class ImportedRun(Stage[TrainResult]):
     @classmethod
     def of(cls, data: DataSpec, model: ModelSpec, path: str | os.PathLike[str]) -> ImportedRun:
         data = resolve_data(data)
-        path = os.path.abspath(Path(path).expanduser())
+        path = os.path.abspath(user_path(path, "the weights file"))
         if not os.path.isfile(path):
             raise DataError(f"weights file {path} does not exist")
         return cls(data, resolve_model(model, data), WeightsFile(file_sha256(path)), path)

@@ -1,0 +1,91 @@
+"""Paths a user gives (flags, environment variables, app fields): read, checked and explained in one place.
+
+Every path option and path variable goes through `user_path` (``~`` and ``~user`` expanded, an empty or
+unexpandable path refused with a message naming it); what a command will write goes through
+`writable_folder` or `writable_file` before any work starts, so a bad store or output folder is reported in
+a second, not after an hour of training; `reporting` turns an `OSError` while writing into a `PathError`
+naming the path. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from landscape.errors import PathError
+
+
+def user_path(value: str | os.PathLike[str], what: str) -> Path:
+    """`value` as a `Path` with ``~``/``~user`` expanded; `what` names it in errors (e.g. "--store").
+
+    Raises:
+        PathError: the path is empty (or blank), holds a NUL byte, or names a home folder that does not exist.
+    """
+    text = os.fspath(value)
+    if not text.strip():
+        raise PathError(f"{what} is empty; give a path (an empty path would mean the current folder)")
+    if "\x00" in text:
+        raise PathError(f"{what} {text!r} contains a NUL byte; give a plain path")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "~nosuchuser/..." or no $HOME
+        user = text[1:].split("/", 1)[0]
+        whose = f"user {user!r} has no home folder on this machine" if user else "$HOME is not set"
+        raise PathError(f"{what} {text!r} cannot be expanded: {whose}; give the path in full") from None
+
+
+def writable_folder(path: Path, what: str) -> Path:
+    """Check that `path` is, or can be created as, a folder this process may write into; return it.
+
+    Nothing is left behind: the check creates and removes one temporary file in `path` or in its nearest
+    existing parent (a real write, so read-only mounts, immutable folders and full quotas show up too).
+
+    Raises:
+        PathError: `path` (or a parent) is a file, or the folder is not writable.
+    """
+    if path.exists() and not path.is_dir():
+        raise PathError(f"{what} {path} is a file, not a folder; give a folder (it is created if missing)")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PathError(f"{what} {path} cannot be created: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ue-landscape-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        where = "" if existing == path else f" (its nearest existing folder {existing})"
+        raise PathError(f"{what} {path}{where} is not writable: {err.strerror}; choose another folder or fix "
+                        f"its permissions") from None
+    return path
+
+
+def writable_file(path: Path, what: str) -> Path:
+    """Check that `path` can be written as a file (its folder is created if missing); return it.
+
+    Raises:
+        PathError: `path` is an existing folder, or its folder cannot be created or written.
+    """
+    if path.is_dir():
+        raise PathError(f"{what} {path} is a folder; give a file name inside it, e.g. {path / 'out.html'}")
+    writable_folder(path.parent, f"the folder of {what}")
+    return path
+
+
+def describe(err: OSError, what: str) -> str:
+    """One line: what failed, on which path, and the system's reason."""
+    paths = " -> ".join(str(p) for p in (err.filename, err.filename2) if p is not None)
+    return f"{what}: {err.strerror or err}" + (f": {paths}" if paths else "")
+
+
+@contextlib.contextmanager
+def reporting(what: str) -> Iterator[None]:
+    """Turn an `OSError` raised inside into a `PathError` whose one-line message names `what` and the path."""
+    try:
+        yield
+    except OSError as err:
+        raise PathError(describe(err, what)) from err
