@@ -48,9 +48,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call
 
 from landscape.config import SALSpec, TrainSpec
+from landscape.copies import Copies, Frozen
 from landscape.errors import ShapeError
 from landscape.models import weight_layers
 from landscape.train import EpochState, random_crop_flip
@@ -213,148 +214,80 @@ class SALTrace:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Layer functions: logits of the evaluation inputs as a function of one weight tensor.
+# The batched engine: stacked copies of one layer's weight through `landscape.copies`
 
 
-class _LayerFn:
-    """`logits(w)` of a model in which only the weight tensor `name` is replaced by `w`.
+def _stats(copies: Copies, name: str, w: torch.Tensor, frozen: Frozen, y: torch.Tensor,
+           objective: SampleLoss) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss (G,) and score (G,) of the G stacked copies `w` (G, ...) over the whole SAL set (no grad).
 
-    For an `nn.Sequential` model the input of the top-level block holding the layer is computed once
-    (`prefix`, no grad) and reused; otherwise the whole model is evaluated through `functional_call`.
+    The set is evaluated in chunks of about `CHUNK` rows (images x copies) to bound memory.
     """
-
-    def __init__(self, model: nn.Module, name: str, prefix_cache: dict[int, torch.Tensor] | None,
-                 x: torch.Tensor) -> None:
-        self.model, self.name = model, name
-        self.block: nn.Module = model
-        self.sub_name = name
-        self.rest: list[nn.Module] = []
-        self.inputs = x
-        if isinstance(model, nn.Sequential) and prefix_cache is not None and "." in name:
-            head, sub = name.split(".", 1)
-            keys = list(model._modules)
-            if head in keys:
-                i = keys.index(head)
-                self.block, self.sub_name = model._modules[head], sub  # type: ignore[assignment]
-                self.rest = [m for m in list(model._modules.values())[i + 1:] if m is not None]
-                self.inputs = prefix_cache[i]
-
-    def __call__(self, w: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        out = functional_call(self.block, {self.sub_name: w}, (inputs,))
-        for module in self.rest:
-            out = module(out)
-        return out
-
-    def stacked(self, w: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Outputs (C, B, ...) of C stacked weight copies `w` (C, ...) on the same inputs (B, ...).
-
-        When the block is the layer itself (a plain `Conv2d` with groups = 1, or a `Linear` on (B, in)
-        inputs), the copies are concatenated along the output channels, evaluated in one call, and moved
-        into the batch dimension, so the rest of the network runs once on C x B rows; otherwise `vmap`.
-        """
-        copies = w.shape[0]
-        block = self.block
-        if self.sub_name == "weight" and (
-                (isinstance(block, nn.Conv2d) and block.groups == 1 and block.padding_mode == "zeros")
-                or (isinstance(block, nn.Linear) and inputs.ndim == 2)):
-            out_dim = w.shape[1]
-            bias = None if block.bias is None else block.bias.repeat(copies)
-            if isinstance(block, nn.Conv2d):
-                out = F.conv2d(inputs, w.reshape(copies * out_dim, *w.shape[2:]), bias, block.stride,
-                               block.padding, block.dilation)  # (B, C*out, H', W')
-            else:
-                out = F.linear(inputs, w.reshape(copies * out_dim, -1), bias)  # (B, C*out)
-            b = out.shape[0]
-            if out.ndim == 4 and out.is_contiguous(memory_format=torch.channels_last) and out_dim > 1:
-                # NHWC storage: (B, H, W, C*out) -> (C, B, H, W, out) -> (C*B, out, H, W) kept channels-last
-                h, w_ = out.shape[2:]
-                out = (out.permute(0, 2, 3, 1).reshape(b, h, w_, copies, out_dim).permute(3, 0, 1, 2, 4)
-                       .reshape(copies * b, h, w_, out_dim).permute(0, 3, 1, 2))
-            else:
-                out = out.reshape(b, copies, out_dim, *out.shape[2:]).transpose(0, 1).reshape(
-                    copies * b, out_dim, *out.shape[2:])
-            for module in self.rest:
-                out = module(out)
-            return out.reshape(copies, b, *out.shape[1:])
-        return vmap(self, in_dims=(0, None))(w, inputs)
-
-
-def _prefix_activations(model: nn.Module, x: torch.Tensor) -> dict[int, torch.Tensor] | None:
-    """Inputs of every top-level block of an `nn.Sequential` (index -> tensor); None for other models."""
-    if not isinstance(model, nn.Sequential):
-        return None
-    acts, h = {}, x
+    g, n = w.shape[0], len(y)
+    step = max(1, CHUNK // g)
+    loss_sum = torch.zeros(g, dtype=torch.float64, device=w.device)
+    correct = torch.zeros(g, dtype=torch.float64, device=w.device)
     with torch.no_grad():
-        for i, module in enumerate(model._modules.values()):
-            acts[i] = h
-            if module is not None:
-                h = module(h)
-    return acts
+        for start in range(0, n, step):
+            idx = torch.arange(start, min(start + step, n), device=y.device)
+            logits = copies({name: w}, frozen.select(idx)).flatten(0, 1)  # (G*B, classes)
+            targets = _tile(y[idx], g)
+            loss_sum += objective.sample_loss(logits, targets).view(g, -1).sum(1).double()
+            correct += _score(objective, logits, targets).view(g, -1).sum(1).double()
+    return loss_sum / n, correct / n
 
 
-def _batched_stats(fn: _LayerFn, w_stack: torch.Tensor, inputs: torch.Tensor, y: torch.Tensor,
-                   *, grad: bool, loss: SampleLoss = CROSS_ENTROPY
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Mean loss (C,), accuracy (C,) and (optionally) d(loss)/dw (C, ...) of the stacked copies.
+def _sgd_rounds(copies: Copies, name: str, theta: torch.Tensor, frozen: Frozen, y: torch.Tensor, *,
+                step: torch.Tensor, radius: torch.Tensor, mask: torch.Tensor | None, start: tuple[float, float],
+                spec: SALSpec, batch_size: int, generator: torch.Generator, objective: SampleLoss
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' SGD rounds for G copies of `theta` at once; the best (loss, score) of each copy, (G,) each.
 
-    The evaluation set is processed in chunks of `CHUNK` rows; gradients are accumulated over chunks.
+    Copy g takes steps `w_g -= step[g] * grad_g` (step > 0 descends: the min problem; < 0 ascends: the max
+    problem), on the entries where `mask` (G, ...) is 1 (None: every entry), and after each round is projected
+    onto the ball of `radius[g]` around theta. "Best" is the lowest loss for a descending copy and the highest
+    for an ascending one, starting from `start` = (L_0, acc_0).
     """
-    n = len(y)
-    copies = w_stack.shape[0]
-    loss_sum = torch.zeros(copies, dtype=torch.float64, device=w_stack.device)
-    correct = torch.zeros(copies, dtype=torch.float64, device=w_stack.device)
-    g_total = torch.zeros_like(w_stack) if grad else None
-    batched = fn.stacked
-    for start in range(0, n, CHUNK):
-        xb, yb = inputs[start:start + CHUNK], y[start:start + CHUNK]
-        with torch.set_grad_enabled(grad):
-            w = w_stack.detach().requires_grad_(grad)
-            logits = batched(w, xb)  # (C, B, classes)
-            losses = loss.sample_loss(logits.flatten(0, 1), _tile(yb, copies)).view(copies, -1)
-            chunk_sum = losses.sum(1)
-            if grad:
-                (g,) = torch.autograd.grad(chunk_sum.sum() / n, w)
-                g_total += g  # type: ignore[operator]
-        loss_sum += chunk_sum.detach().double()
-        correct += _score(loss, logits.detach().flatten(0, 1), _tile(yb, copies)).view(copies, -1).sum(1).double()
-    return loss_sum / n, correct / n, g_total
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Solvers
-
-
-def _batched_layer(fn: _LayerFn, theta: torch.Tensor, y: torch.Tensor, spec: SALSpec, batch_size: int,
-                   running: tuple[float, float] | None, generator: torch.Generator,
-                   objective: SampleLoss = CROSS_ENTROPY) -> LayerSAL:
-    """Fast engine: the authors' SGD rounds with the min copy (descent) and max copy (ascent) stacked."""
-    radius = spec.eps * float(theta.norm())
-    inputs = fn.inputs
-    if running is not None:
-        l0, a0 = running
-    else:
-        loss, acc, _ = _batched_stats(fn, theta[None], inputs, y, grad=False, loss=objective)
-        l0, a0 = float(loss[0]), float(acc[0])
-    best_min, best_max = (l0, a0), (l0, a0)
-    # copy 0 descends (min problem), copy 1 ascends (max problem)
-    step = torch.tensor([spec.lr, -spec.lr], dtype=theta.dtype, device=theta.device).view((-1,) + (1,) * theta.ndim)
-    batched = fn.stacked
-    w = theta.expand(2, *theta.shape).clone()
+    g = step.shape[0]
+    descend = step > 0
+    shape = (-1,) + (1,) * theta.ndim
+    scaled = step.view(shape) if mask is None else step.view(shape) * mask
+    best_loss = torch.full((g,), start[0], dtype=torch.float64)
+    best_acc = torch.full((g,), start[1], dtype=torch.float64)
+    w = theta.expand(g, *theta.shape).clone()
     for _ in range(spec.rounds):
         for idx in _loader(len(y), batch_size, generator, y.device):
             w = w.detach().requires_grad_(True)
-            logits = batched(w, inputs[idx])  # (2, B, classes)
-            losses = objective.sample_loss(logits.flatten(0, 1), _tile(y[idx], 2)).view(2, -1).mean(1)
-            (g,) = torch.autograd.grad(losses.sum(), w)
-            w = w.detach() - step * g
+            logits = copies({name: w}, frozen.select(idx))  # (G, B, classes)
+            losses = objective.sample_loss(logits.flatten(0, 1), _tile(y[idx], g)).view(g, -1).mean(1)
+            (grad,) = torch.autograd.grad(losses.sum(), w)
+            w = w.detach() - scaled * grad
         w = theta + project_to_ball(w - theta, radius, stacked=True)
-        loss, acc, _ = _batched_stats(fn, w, inputs, y, grad=False, loss=objective)
-        lo, hi = float(loss[0]), float(loss[1])
-        if lo < best_min[0]:
-            best_min = (lo, float(acc[0]))
-        if hi > best_max[0]:
-            best_max = (hi, float(acc[1]))
-    return _finish(l0, a0, *best_min, *best_max)
+        loss, acc = (t.cpu() for t in _stats(copies, name, w, frozen, y, objective))
+        better = torch.where(descend.cpu(), loss < best_loss, loss > best_loss)
+        best_loss, best_acc = torch.where(better, loss, best_loss), torch.where(better, acc, best_acc)
+    return best_loss, best_acc
+
+
+def _baseline(copies: Copies, name: str, theta: torch.Tensor, frozen: Frozen, y: torch.Tensor,
+              running: tuple[float, float] | None, objective: SampleLoss) -> tuple[float, float]:
+    """(L_0, acc_0): the running values if given, else the model's own on the SAL set."""
+    if running is not None:
+        return running
+    loss, acc = _stats(copies, name, theta[None], frozen, y, objective)
+    return float(loss[0]), float(acc[0])
+
+
+def _batched_layer(copies: Copies, name: str, theta: torch.Tensor, frozen: Frozen, y: torch.Tensor,
+                   spec: SALSpec, batch_size: int, running: tuple[float, float] | None,
+                   generator: torch.Generator, objective: SampleLoss = CROSS_ENTROPY) -> LayerSAL:
+    """Fast engine: the authors' SGD rounds with the min copy (descent) and max copy (ascent) stacked."""
+    l0, a0 = _baseline(copies, name, theta, frozen, y, running, objective)
+    step = torch.tensor([spec.lr, -spec.lr], dtype=theta.dtype, device=theta.device)
+    radius = torch.full((2,), spec.eps * float(theta.norm()), dtype=theta.dtype, device=theta.device)
+    loss, acc = _sgd_rounds(copies, name, theta, frozen, y, step=step, radius=radius, mask=None, start=(l0, a0),
+                            spec=spec, batch_size=batch_size, generator=generator, objective=objective)
+    return _finish(l0, a0, float(loss[0]), float(acc[0]), float(loss[1]), float(acc[1]))
 
 
 def _pass_batch_size(spec: SALSpec, train_spec: TrainSpec | None) -> int:
@@ -473,12 +406,11 @@ def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
             if xs.ndim == 4 and xs.device.type == "cpu":
                 # oneDNN convolutions run ~1.5x faster on channels-last tensors on the CPU (measured on digits)
                 xs = xs.contiguous(memory_format=torch.channels_last)
-            prefix = _prefix_activations(model, xs)
             for i, name in enumerate(names):
-                fn = _LayerFn(model, name, prefix, xs)
+                copies = Copies(model, [name])
                 gen = torch.Generator().manual_seed(_seed(spec.seed, epoch, i))
-                out.append(_batched_layer(fn, params[name].detach(), ys, spec, batch_size, base, gen,
-                                          loss or CROSS_ENTROPY))
+                out.append(_batched_layer(copies, name, params[name].detach(), copies.prefix(xs), ys, spec,
+                                          batch_size, base, gen, loss or CROSS_ENTROPY))
                 if progress is not None:
                     progress(i + 1, len(names))
         elif spec.engine == "reference":

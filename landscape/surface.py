@@ -4,16 +4,11 @@
 a training trajectory on the plane (coordinates, off-plane residual, the checkpoint's real loss beside
 the surface value at its projection), and `estimate_cost` says what a grid will cost before it runs.
 
-How points are evaluated:
-  * The caller's model is never touched: a private copy in eval mode (BatchNorm uses its running
-    statistics) is called with `torch.func.functional_call`, or a compiled plan of it (below).
-  * "batched" (default): data batches in the outer loop, chunks of grid points inside. A chunk's weights
-    are stacked (G, ...) and the G networks run as one: for an `nn.Sequential` of standard layers a plan
-    with grouped convolutions and batched matmuls (feature maps laid out (N, G*C, H, W), one layout for
-    the whole pass); for any other module `torch.func.vmap` over `functional_call`. The chunk size comes
-    from a memory cap (`memory_cap_mb`).
-  * "sequential": the plain reference, one point at a time, the same arithmetic for the weights; the two
-    agree to float32 rounding (tests hold them to 1e-5).
+How points are evaluated: on a private eval-mode copy of the model (BatchNorm uses its running statistics;
+the caller's model is never touched). "batched" (default): data batches outer, chunks of grid points inner;
+a chunk's varying entries are stacked (G, ...) and `landscape.copies.Copies` runs the G networks as one (the
+layers no point moves once per data batch; the chunk size from a memory cap, `memory_cap_mb`). "sequential":
+the plain reference, one point at a time; the two agree to float32 rounding (tests hold them to 1e-5).
 Values are kept raw: a NaN or infinite loss stays in the arrays and `Surface.finite` marks it. Per-batch
 means are kept (`batch_loss`, `batch_acc`) and the standard errors come from the per-image spread.
 """
@@ -21,7 +16,6 @@ means are kept (`batch_loss`, `batch_acc`) and the standard errors come from the
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,13 +28,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.config import MAX_GRID_POINTS
+from landscape.copies import Copies
 from landscape.data import ImageSet
 from landscape.directions import Plane, State, check_direction, float_state, project
 from landscape.errors import ShapeError, SpecError
-
-log = logging.getLogger(__name__)
+from landscape.points import GridPoints, Points, StatePoints
 
 Evaluator = Literal["batched", "sequential"]
+# surface backends -> `Copies` backends ("plan": the fastest layout the model allows)
+_BACKENDS = {"plan": "auto", "vmap": "vmap", "loop": "loop"}
 Progress = Callable[[int, int], None]
 Data = ImageSet | tuple[torch.Tensor, torch.Tensor]
 
@@ -264,297 +260,6 @@ class CostEstimate:
                 f"({self.gflop:,.1f} GFLOP){secs}")
 
 
-# --------------------------------------------------------------------------------------------------
-# points in weight space
-
-
-class _Points:
-    """A set of P points in weight space; `stack(idx)` gives the varying entries of points idx as (G, ...)."""
-
-    n: int
-    varying: list[str]
-    fixed: dict[str, torch.Tensor]
-
-    def stack(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def varying_numel(self) -> int:
-        """Number of weights that vary from point to point."""
-        raise NotImplementedError
-
-    def to(self, device: torch.device) -> _Points:
-        raise NotImplementedError
-
-
-class GridPoints(_Points):
-    """Points center + sum_k coords[p, k] * directions[k]; entries no direction moves stay fixed.
-
-    The weights of point p are built as ((center + c0 d0) + c1 d1) in float32 whether p is built alone or in
-    a chunk, so the batched and the sequential paths see bit-identical weights.
-    """
-
-    def __init__(self, center: State, directions: Sequence[Mapping[str, torch.Tensor]], coords: np.ndarray) -> None:
-        coords = np.asarray(coords, dtype=np.float64)
-        if coords.ndim != 2 or coords.shape[1] != len(directions):
-            raise ShapeError(f"coords must be (points, {len(directions)}), got {coords.shape}")
-        self.center = {k: v for k, v in center.items()}
-        self.directions = [dict(d) for d in directions]
-        self.coords = torch.as_tensor(coords, dtype=torch.float32)
-        self.n = len(coords)
-        moved = {n for d in self.directions for n, t in d.items() if bool((t != 0).any())}
-        self.varying = [n for n in self.center if n in moved]
-        self.fixed = {n: v for n, v in self.center.items() if n not in moved}
-
-    def stack(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        c = self.coords[idx].to(next(iter(self.center.values())).device)  # (G, k)
-        out = {}
-        for n in self.varying:
-            base = self.center[n]
-            w = base.unsqueeze(0).expand(len(idx), *base.shape)
-            for k, d in enumerate(self.directions):
-                if n in d:
-                    w = w + c[:, k].reshape(-1, *([1] * base.dim())) * d[n].unsqueeze(0)
-            out[n] = w.contiguous()
-        return out
-
-    def varying_numel(self) -> int:
-        return sum(self.center[n].numel() for n in self.varying)
-
-    def to(self, device: torch.device) -> GridPoints:
-        new = copy.copy(self)
-        new.center = {k: v.to(device) for k, v in self.center.items()}
-        new.directions = [{k: v.to(device) for k, v in d.items()} for d in self.directions]
-        new.fixed = {k: v.to(device) for k, v in self.fixed.items()}
-        return new
-
-
-class StatePoints(_Points):
-    """Points given as whole state dicts (e.g. checkpoints); float entries that differ between them vary."""
-
-    def __init__(self, states: Sequence[State]) -> None:
-        if not states:
-            raise ShapeError("no states to evaluate")
-        self.states = [float_state(s) for s in states]
-        first = self.states[0]
-        for s in self.states[1:]:
-            if set(s) != set(first) or any(s[k].shape != first[k].shape for k in first):
-                raise ShapeError("all states must have the same entries and shapes")
-        self.n = len(self.states)
-        self.varying = [k for k, v in first.items() if v.is_floating_point()
-                        and any(not torch.equal(s[k], v) for s in self.states[1:])]
-        if self.n == 1:
-            self.varying = [k for k, v in first.items() if v.is_floating_point()]
-        self.fixed = {k: v for k, v in first.items() if k not in self.varying}
-
-    def stack(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {n: torch.stack([self.states[int(i)][n] for i in idx]) for n in self.varying}
-
-    def varying_numel(self) -> int:
-        return sum(self.states[0][n].numel() for n in self.varying)
-
-    def to(self, device: torch.device) -> StatePoints:
-        new = copy.copy(self)
-        new.states = [{k: v.to(device) for k, v in s.items()} for s in self.states]
-        new.fixed = {k: v.to(device) for k, v in self.fixed.items()}
-        return new
-
-
-# --------------------------------------------------------------------------------------------------
-# forward strategies: (stacked varying entries, fixed entries, x) -> logits (G, N, K)
-
-
-class _Unsupported(Exception):
-    """The plan cannot run this model; fall back to vmap."""
-
-
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Identity,
-                nn.Dropout, nn.Dropout2d, nn.Hardtanh, nn.ReLU6, nn.Mish)
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-
-
-def _leaves(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    if type(module) is not nn.Sequential:
-        raise _Unsupported(f"{type(module).__name__} is not a plain nn.Sequential")
-    out = []
-    for name, child in module.named_children():
-        full = f"{prefix}{name}"
-        if type(child) is nn.Sequential:
-            out.extend(_leaves(child, full + "."))
-        elif isinstance(child, (nn.Conv2d, nn.Linear, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d,
-                                *_ELEMENTWISE, *_POOLS)):
-            if isinstance(child, nn.Conv2d) and child.padding_mode != "zeros":
-                raise _Unsupported("only zero-padded convolutions")
-            if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)) and not child.track_running_stats:
-                raise _Unsupported("BatchNorm without running statistics")
-            if isinstance(child, nn.Flatten) and (child.start_dim != 1 or child.end_dim != -1):
-                raise _Unsupported("only Flatten(1, -1)")
-            out.append((full, child))
-        else:
-            raise _Unsupported(f"layer {type(child).__name__} has no stacked form")
-    return out
-
-
-class SequentialPlan:
-    """Runs G weight sets of an `nn.Sequential` CNN/MLP at once.
-
-    Feature maps are laid out (N, G*C, H, W) from the first layer whose weights vary to the flatten, so
-    every convolution is one grouped convolution (groups = G x the layer's groups), and vectors (G, N, F)
-    after it, so every linear layer is one batched matmul. Layers before the first varying one run once
-    for all points; a convolution or linear layer of the shared input runs once with G x the filters. A
-    ReLU that precedes a max-pooling is applied after it (equal, and 4x less work), an adaptive pooling to
-    the size it already has is skipped, and intermediate tensors are updated in place (the input never
-    is). Measured in CPU time on one core of this project's CPU (digits CNN): about 3.4 ms per grid point
-    for 360 images, 80% of the core's float32 matmul rate; channels-last maps and oneDNN's fused
-    convolution + ReLU were tried and gave no gain at this level, so the plan stays NCHW.
-
-    Args:
-        model: a plain `nn.Sequential` (nested ones are flattened) of Conv2d, Linear, Flatten, BatchNorm1d/2d
-            (eval statistics), pooling and elementwise activation layers; anything else raises `_Unsupported`.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.layers = _leaves(model)
-
-    @staticmethod
-    def _conv(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, mod: nn.Conv2d, groups: int,
-              relu: bool) -> torch.Tensor:
-        out = F.conv2d(h, w, b, mod.stride, mod.padding, mod.dilation, groups)
-        return torch.relu_(out) if relu else out
-
-    def __call__(self, varying: Mapping[str, torch.Tensor], fixed: Mapping[str, torch.Tensor],
-                 x: torch.Tensor, g: int) -> torch.Tensor:
-        h, layout, owned = x, "x", False  # layout "x": unbatched (N, ...); "img": (N, G*C, H, W); "vec": (G, N, F)
-
-        def get(name: str) -> tuple[torch.Tensor | None, bool]:
-            if name in varying:
-                return varying[name], True
-            return fixed.get(name), False
-
-        def stacked(t: torch.Tensor | None, is_var: bool) -> torch.Tensor | None:
-            if t is None:
-                return None
-            return t if is_var else t.unsqueeze(0).expand(g, *t.shape)
-
-        def to_img(h: torch.Tensor) -> torch.Tensor:
-            return h.repeat(1, g, *([1] * (h.dim() - 2)))
-
-        layers = self.layers
-        i = 0
-        while i < len(layers):
-            name, mod = layers[i]
-            nxt = layers[i + 1][1] if i + 1 < len(layers) else None
-            i += 1
-            if isinstance(mod, nn.Conv2d):
-                after = layers[i + 1][1] if i + 1 < len(layers) else None
-                relu = type(nxt) is nn.ReLU and not isinstance(after, nn.MaxPool2d)  # else: pool, then ReLU
-                (w, wv), (b, bv) = get(f"{name}.weight"), get(f"{name}.bias")
-                if layout == "vec":
-                    raise _Unsupported("convolution after a flatten")
-                if layout == "x" and not (wv or bv):
-                    h = self._conv(h, w, b, mod, mod.groups, relu)
-                else:
-                    w, b = stacked(w, wv), stacked(b, bv)
-                    w2 = w.reshape(g * w.shape[1], *w.shape[2:])
-                    b2 = None if b is None else b.reshape(-1)
-                    if layout == "x" and mod.groups == 1:  # shared input: one convolution with G x the filters
-                        h = self._conv(h, w2, b2, mod, 1, relu)
-                    else:
-                        h = self._conv(to_img(h) if layout == "x" else h, w2, b2, mod, mod.groups * g, relu)
-                    layout = "img"
-                owned = True
-                i += int(relu)  # the ReLU ran here, in place
-            elif isinstance(mod, nn.Linear):
-                (w, wv), (b, bv) = get(f"{name}.weight"), get(f"{name}.bias")
-                if layout == "img":
-                    raise _Unsupported("linear layer on a 4-D feature map")
-                if layout == "x":
-                    if h.dim() != 2:
-                        raise _Unsupported("linear layer on a non-flat input")
-                    if not (wv or bv):
-                        h = F.linear(h, w, b)
-                    else:  # shared input: one matmul with G x the outputs
-                        w, b = stacked(w, wv), stacked(b, bv)
-                        out = F.linear(h, w.reshape(-1, w.shape[-1]), None if b is None else b.reshape(-1))
-                        h, layout = out.reshape(h.shape[0], g, -1).transpose(0, 1), "vec"  # (G, N, O)
-                else:
-                    w, b = stacked(w, wv), stacked(b, bv)
-                    wt = w.transpose(1, 2)
-                    h = torch.baddbmm(b.unsqueeze(1), h, wt) if b is not None else torch.bmm(h, wt)
-                owned = True
-            elif isinstance(mod, nn.Flatten):
-                if layout == "img":
-                    h, layout = h.reshape(h.shape[0], g, -1).transpose(0, 1), "vec"
-                elif layout == "x":
-                    h = h.flatten(1)
-            elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                entries = [get(f"{name}.{k}") for k in ("running_mean", "running_var", "weight", "bias")]
-                if layout == "x" and not any(v for _, v in entries):
-                    h = F.batch_norm(h, *(t for t, _ in entries), False, 0.0, mod.eps)
-                else:
-                    if layout == "x":
-                        if isinstance(mod, nn.BatchNorm1d):
-                            if h.dim() != 2:
-                                raise _Unsupported("BatchNorm1d on a sequence")
-                            h, layout = h.unsqueeze(0).expand(g, *h.shape), "vec"
-                        else:
-                            h, layout = to_img(h), "img"
-                    flat = [None if t is None else stacked(t, v).reshape(-1) for t, v in entries]
-                    if layout == "img":
-                        h = F.batch_norm(h, *flat, False, 0.0, mod.eps)
-                    else:  # (G, N, F) -> (N, G*F) and back
-                        n = h.shape[1]
-                        h = F.batch_norm(h.transpose(0, 1).reshape(n, -1), *flat, False, 0.0, mod.eps)
-                        h = h.reshape(n, g, -1).transpose(0, 1)
-                owned = True
-            elif isinstance(mod, _POOLS):
-                if layout == "vec":
-                    raise _Unsupported("pooling after a flatten")
-                if isinstance(mod, nn.AdaptiveAvgPool2d):
-                    size = mod.output_size if isinstance(mod.output_size, tuple) else (mod.output_size,) * 2
-                    if tuple(h.shape[-2:]) == tuple(s if s is not None else h.shape[-2 + k]
-                                                   for k, s in enumerate(size)):
-                        continue  # averaging over one element is the identity
-                h, owned = mod(h), True
-            elif type(mod) is nn.ReLU:
-                if isinstance(nxt, nn.MaxPool2d) and layout != "vec":  # max-pool first: equal, 4x less work
-                    h, owned = nxt(h), True
-                    i += 1
-                h = torch.relu_(h) if owned else torch.relu(h)
-                owned = True
-            else:  # other elementwise layers (identity in eval mode for dropout)
-                h, owned = mod(h), owned or not isinstance(mod, (nn.Identity, nn.Dropout, nn.Dropout2d))
-        if layout == "x":
-            if h.dim() != 2:
-                raise _Unsupported("model output is not (N, classes)")
-            return h.unsqueeze(0).expand(g, *h.shape)
-        if layout == "img":
-            raise _Unsupported("model output is a feature map")
-        return h
-
-
-class _VmapForward:
-    def __init__(self, model: nn.Module) -> None:
-        from torch.func import functional_call, vmap
-
-        self._f = vmap(lambda v, f, x: functional_call(model, (v, f), (x,)), in_dims=(0, None, None))
-
-    def __call__(self, varying: Mapping[str, torch.Tensor], fixed: Mapping[str, torch.Tensor], x: torch.Tensor,
-                 g: int) -> torch.Tensor:
-        return self._f(dict(varying), dict(fixed), x)
-
-
-class _LoopForward:
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __call__(self, varying: Mapping[str, torch.Tensor], fixed: Mapping[str, torch.Tensor], x: torch.Tensor,
-                 g: int) -> torch.Tensor:
-        from torch.func import functional_call
-
-        return torch.stack([functional_call(self.model, ({k: v[i] for k, v in varying.items()}, dict(fixed)), (x,))
-                            for i in range(g)])
-
-
 def _eval_copy(model: nn.Module, device: torch.device) -> nn.Module:
     """A private eval-mode copy of `model` on `device` (the caller's module, mode and weights stay as they are)."""
     twin = copy.deepcopy(model)
@@ -611,18 +316,6 @@ def _auto_chunk(n_points: int, batch: int, act_bytes: int, varying_numel: int, c
     return int(max(1, min(n_points, MAX_CHUNK, (cap_mb * 2 ** 20) // max(per_point, 1))))
 
 
-def _make_forward(twin: nn.Module, kind: str, device: torch.device) -> tuple[Callable, str]:
-    if kind == "plan":
-        try:
-            return SequentialPlan(twin), "plan"
-        except _Unsupported as why:
-            log.debug("stacked plan unavailable (%s); using vmap", why)
-            kind = "vmap"
-    if kind == "vmap":
-        return _VmapForward(twin), "vmap"
-    return _LoopForward(twin), "loop"
-
-
 def _per_sample(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image loss (G, N) and correctness (G, N) from logits (G, N, K)."""
     g, n, k = logits.shape
@@ -630,7 +323,7 @@ def _per_sample(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     return loss, logits.argmax(-1) == y.unsqueeze(0)
 
 
-def evaluate_points(model: nn.Module, points: _Points, data: Data, *, batch_size: int = 128,
+def evaluate_points(model: nn.Module, points: Points, data: Data, *, batch_size: int = 128,
                     evaluator: Evaluator = "batched", chunk: int | None = None, memory_cap_mb: float | None = None,
                     device: torch.device | str | None = None, progress: Progress | None = None,
                     backend: str = "plan") -> PointStats:
@@ -702,28 +395,18 @@ def evaluate_points(model: nn.Module, points: _Points, data: Data, *, batch_size
                 act, _ = _activation_bytes(twin, x[:1])
                 cap = memory_cap_mb if memory_cap_mb is not None else DEFAULT_MEMORY_CAP_MB.get(device.type, 512)
                 chunk = _auto_chunk(p, min(batch_size, n_img), act, varying_numel, cap)
-            forward, used = _make_forward(twin, backend, device)
+            copies = Copies(twin, pts.varying, fixed=fixed, backend=_BACKENDS[backend])
             chunks = [torch.arange(s, min(s + chunk, p)) for s in range(0, p, chunk)]
             done = 0
             for kb, s in enumerate(starts):
                 xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+                frozen = copies.prefix(xb)  # the layers no point moves run once per data batch
                 for idx in chunks:
-                    varying = pts.stack(idx)
-                    while True:
-                        try:
-                            logits = forward(varying, fixed, xb, len(idx))
-                            break
-                        except (_Unsupported, RuntimeError, TypeError, ValueError) as why:
-                            if used == "loop":  # the plain per-point call failed: a real error
-                                raise
-                            fallback = "vmap" if used == "plan" else "loop"
-                            log.debug("%s path failed (%s); using %s from here on", used, why, fallback)
-                            forward, used = _make_forward(twin, fallback, device)
-                    record(kb, idx, logits, yb)
+                    record(kb, idx, copies(pts.stack(idx), frozen), yb)
                     done += len(idx)
                     if progress is not None:
                         progress(done, total)
-            info.update(chunk=int(chunk), backend=used)
+            info.update(chunk=int(chunk), backend=copies.layout)
     sizes = np.array([min(batch_size, n_img - s) for s in starts], dtype=np.int64)
     loss_sum_np, correct_np = loss_sum.numpy(), correct.numpy()
     loss = loss_sum_np.sum(0) / n_img
@@ -935,173 +618,9 @@ def project_path(model: nn.Module, plane: Plane, states: Sequence[State], epochs
                          real.loss, real.acc, on_plane.loss, on_plane.acc)
 
 
-def fit_range(values: Sequence[float] | np.ndarray, *, border: float = 0.2, minimum: float = 1e-3,
-              cover: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
-    """(lo, hi) holding `values` with a `border` (fraction of their extent) on each side, and at least `cover`."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    lo, hi = (float(v.min()), float(v.max())) if v.size else cover
-    extent = max(hi - lo, minimum)
-    return min(lo - border * extent, cover[0]), max(hi + border * extent, cover[1])
-
-
-# --------------------------------------------------------------------------------------------------
-# the experiment stage: surfaces of trained runs
-
-
-def run_labels(poisons: Sequence[Any]) -> list[str]:
-    """Labels of the runs of a surface request: "clean", then each poison's method (deduplicated as "em-2")."""
-    labels = ["clean"]
-    for p in poisons:
-        label, i = p.method, 2
-        while label in labels:
-            label, i = f"{p.method}-{i}", i + 1
-        labels.append(label)
-    return labels
-
-
-class _StageProgress:
-    """Maps the progress of successive evaluations onto one (done, total) count."""
-
-    def __init__(self, total: int, callback: Progress | None) -> None:
-        self.total, self.offset, self.callback = total, 0, callback
-
-    def part(self, units: int) -> Progress:
-        offset = self.offset
-        self.offset += units
-
-        def report(done: int, _total: int) -> None:
-            if self.callback is not None:
-                self.callback(min(offset + done, self.total), self.total)
-
-        return report
-
-
-def compute_surfaces(net: nn.Module, runs: Mapping[str, Any], splits: Any, spec: Any, *,
-                     device: torch.device | str = "cpu", progress: Progress | None = None) -> SurfaceSet:
-    """The surfaces a `SurfaceSpec` asks for, from trained runs (`TrainResult` by label, "clean" first).
-
-    Kinds and planes:
-      * "pca", plane "shared": the top two principal components of all trajectories pooled, taken around the
-        clean final model (not centred, so the plane passes through it); one surface "shared" with every
-        run's path projected on it. Paths of different runs then share axes and can be drawn on one contour.
-      * "pca", plane "own": each run in the PCA plane of its own trajectory around its own final model.
-      * "random": around each run's final model, filter-normalised random directions from the same seed (the
-        same Gaussian draws, scaled to each model), the second orthogonalised; each run's own path projected.
-      * "interp": the line clean (0) -> first poisoned run (1) over parameters and BatchNorm statistics; in
-        2D the plane through clean, the first poisoned run and a third model (a second poisoned run, else the
-        shared initialisation, label "init"). Without a poisoned run the 1D line goes init (0) -> clean (1).
-        Every run's path is projected.
-
-    Args:
-        net: a model of the runs' architecture (supplies structure only; never modified).
-        runs: `TrainResult` by label; "clean" must be present.
-        splits: the data `Splits`; the evaluation set is `spec.split`, subset `spec.n_eval` with `spec.seed`.
-        spec: the `SurfaceSpec`.
-        device: where to evaluate.
-        progress: `progress(done, total)` over all grid and path evaluations, in point-batches.
-    """
-    from landscape import directions as D
-
-    images = splits.test if spec.split == "test" else splits.train
-    eval_set = eval_subset(images, spec.n_eval, spec.seed)
-    params = D.parameter_names(net)
-    states_names = params + D.buffer_names(net)
-    traj = {label: [D.float_state(s) for s in run.checkpoints] for label, run in runs.items()}
-    epochs = {label: list(run.checkpoint_epochs) for label, run in runs.items()}
-    finals = {label: t[-1] for label, t in traj.items()}
-    labels = list(runs)
-    jobs: list[tuple[str, str, Plane, list[str]]] = []  # (surface label, centre label, plane, path labels)
-
-    def line(plane: Plane) -> Plane:
-        return Plane(plane.center, plane.d1, None, plane.kind, plane.info, plane.anchors) if spec.dims == 1 else plane
-
-    if spec.kind == "pca":
-        if spec.plane == "shared":
-            plane = D.pca_plane([traj[k] for k in labels], finals["clean"], params)
-            plane.info["trajectories"] = labels
-            jobs.append(("shared", "clean", line(plane), labels))
-        else:
-            for label in labels:
-                jobs.append((label, label, line(D.pca_plane([traj[label]], finals[label], params)), [label]))
-    elif spec.kind == "random":
-        for label in labels:
-            plane = D.random_plane(finals[label], params, torch.Generator().manual_seed(spec.seed), dims=spec.dims,
-                                   norm=spec.norm, bias_bn=spec.bias_bn, seed=spec.seed)
-            plane.anchors = {label: (0.0, 0.0)}
-            jobs.append((label, label, plane, [label]))
-    elif spec.kind == "interp":
-        if len(labels) == 1:
-            if spec.dims == 2:
-                raise SpecError("an 'interp' plane needs a poisoned run (give a poison spec), or use dims=1 for "
-                                "the line from the initialisation to the clean model")
-            plane = D.line_between(traj["clean"][0], finals["clean"], states_names)
-            plane.anchors = {"init": (0.0, 0.0), "clean": (1.0, 0.0)}
-            jobs.append(("interp", "init", plane, labels))
-        elif spec.dims == 1:
-            plane = D.line_between(finals["clean"], finals[labels[1]], states_names)
-            plane.anchors = {"clean": (0.0, 0.0), labels[1]: (1.0, 0.0)}
-            jobs.append(("interp", "clean", plane, labels))
-        else:
-            third, third_state = (labels[2], finals[labels[2]]) if len(labels) > 2 else ("init", traj["clean"][0])
-            plane = D.plane_through(finals["clean"], finals[labels[1]], third_state, states_names)
-            plane.anchors = {"clean": plane.anchors["a"], labels[1]: plane.anchors["b"], third: plane.anchors["c"]}
-            jobs.append(("interp", "clean", plane, labels))
-    else:
-        raise SpecError(f"SurfaceSpec.kind = {spec.kind!r} is not valid; choose pca, random or interp")
-
-    axes = []
-    for _, _, plane, path_labels in jobs:
-        axes.append(_axes(spec, plane, [traj[k] for k in path_labels]))
-    batches = math.ceil(len(eval_set) / spec.batch_size)
-    units = sum(len(a) * len(b) + 2 * sum(len(traj[k]) for k in paths)
-                for (a, b), (_, _, _, paths) in zip(axes, jobs, strict=True)) * batches
-    tracker = _StageProgress(units, progress)
-    common = {"batch_size": spec.batch_size, "device": device}
-    surfaces: dict[str, Surface] = {}
-    started = time.perf_counter()
-    for (alpha, beta), (label, centre, plane, path_labels) in zip(axes, jobs, strict=True):
-        surf = slice_plane(net, plane, eval_set, alpha, beta if spec.dims == 2 else None,
-                           progress=tracker.part(len(alpha) * len(beta) * batches), **common)
-        surf.center = centre
-        for k in path_labels:
-            surf.paths[k] = project_path(net, plane, traj[k], epochs[k], eval_set,
-                                         progress=tracker.part(2 * len(traj[k]) * batches), **common)
-        if spec.kind == "pca":  # the centre, and every run's final model where it projects
-            surf.anchors = {centre: (0.0, 0.0)}
-            for k in path_labels:
-                surf.anchors.setdefault(k, (float(surf.paths[k].alpha[-1]), float(surf.paths[k].beta[-1])))
-        surfaces[label] = surf
-    info = {"kind": spec.kind, "plane": spec.plane if spec.kind == "pca" else None, "labels": labels,
-            "split": spec.split, "n_eval": len(eval_set), "seconds": time.perf_counter() - started,
-            "test_acc": {k: float(r.history["test_acc"][-1]) for k, r in runs.items() if len(r.history["test_acc"])}}
-    return SurfaceSet(surfaces, info)
-
-
-def _axes(spec: Any, plane: Plane, paths: Sequence[Sequence[State]]) -> tuple[np.ndarray, np.ndarray]:
-    """Grid coordinates of a request: the spec's ranges, else automatic ones for its kind."""
-    coords = np.concatenate([project(p, plane.center, plane.directions)[0] for p in paths]) if paths else None
-    if plane.kind == "pca":  # the paths and the centre, with a 20% border
-        auto_a = fit_range(np.append(coords[:, 0], 0.0))
-        auto_b = fit_range(np.append(coords[:, 1], 0.0)) if plane.d2 is not None else (0.0, 0.0)
-    elif plane.kind == "interp":  # Li et al.'s [-0.5, 1.5] line, widened to hold every anchor
-        xs = [v[0] for v in plane.anchors.values()]
-        ys = [v[1] for v in plane.anchors.values()]
-        auto_a = fit_range(xs, border=0.25, cover=(-0.5, 1.5))
-        auto_b = fit_range(ys, border=0.25, cover=(-0.5, 0.5))
-    else:
-        auto_a = auto_b = (-1.0, 1.0)
-    a_lo, a_hi = spec.alpha_range or auto_a
-    alpha = np.linspace(a_lo, a_hi, spec.resolution)
-    if spec.dims == 1:
-        return alpha, np.zeros(1)
-    b_lo, b_hi = spec.beta_range or auto_b
-    return alpha, np.linspace(b_lo, b_hi, spec.resolution)
-
-
 __all__ = [
-    "DEFAULT_MEMORY_CAP_MB", "CostEstimate", "GridPoints", "PointStats", "ProjectedPath", "SequentialPlan",
-    "StatePoints", "Surface", "SurfaceSet", "check_grid", "compute_surfaces", "estimate_cost", "eval_subset",
-    "evaluate_points", "evaluate_states", "fit_range", "project_path", "run_labels", "slice_1d", "slice_2d",
+    "DEFAULT_MEMORY_CAP_MB", "CostEstimate", "GridPoints", "PointStats", "ProjectedPath",
+    "StatePoints", "Surface", "SurfaceSet", "check_grid", "estimate_cost", "eval_subset",
+    "evaluate_points", "evaluate_states", "project_path", "slice_1d", "slice_2d",
     "slice_plane",
 ]

@@ -243,3 +243,34 @@ def test_presets_and_validation():
             SALSpec(**bad)
     with pytest.raises(SpecError, match="paper"):
         SALSpec.preset("slow")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The batched engine's layouts (landscape.copies): the split/fold gives the numbers of one copy at a time
+
+
+@pytest.mark.parametrize("kind", ["cnn", "residual"])
+def test_batched_engine_layouts_give_the_same_sal(kind, tiny_splits):
+    from test_copies import Residual
+
+    from landscape import sal as S
+    from landscape.copies import Copies
+
+    torch.manual_seed(0)
+    model = (build_model("cnn", tiny_splits.image_shape, 4, seed=0) if kind == "cnn" else Residual()).double().eval()
+    data = tiny_splits.train
+    x, y = data.x.double(), data.y
+    spec = SALSpec(rounds=2, lr=0.5, batch_size=16, baseline="fresh", eval_size=None)
+    params = dict(model.named_parameters())
+    for i, name in enumerate(weight_layers(model)):
+        got = {}
+        for backend in ("auto", "loop"):
+            copies = Copies(model, [name], backend=backend)
+            gen = torch.Generator().manual_seed(i)
+            got[backend] = S._batched_layer(copies, name, params[name].detach(), copies.prefix(x), y, spec, 16, None,
+                                            gen)
+        assert Copies(model, [name]).layout == "fold"
+        for field_name in ("s_min", "s_max", "sal", "baseline", "acc_variant"):
+            assert getattr(got["auto"], field_name) == pytest.approx(getattr(got["loop"], field_name), rel=1e-9,
+                                                                     abs=1e-12), (name, field_name)
+        assert got["auto"].sal != 0

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from landscape import directions as D
+from landscape import run_surfaces as R
 from landscape import surface as S
 from landscape.config import MAX_GRID_POINTS, DataSpec, ModelSpec, SurfaceSpec, TrainSpec
 from landscape.errors import LandscapeError, ShapeError, SpecError
@@ -262,24 +263,24 @@ def test_compute_surfaces_kinds(tiny_splits):
         runs[label] = train(net, tiny_splits.train, tiny_splits.test, spec.replace(seed=seed))
     net = build_model("cnn", tiny_splits.image_shape, tiny_splits.num_classes, seed=0)
     splits = Splits("tiny", tiny_splits.train, tiny_splits.test)
-    shared = S.compute_surfaces(net, runs, splits, SurfaceSpec(kind="pca", resolution=4, n_eval=16))
+    shared = R.compute_surfaces(net, runs, splits, SurfaceSpec(kind="pca", resolution=4, n_eval=16))
     surf = shared["shared"]
     assert set(surf.paths) == {"clean", "em"} and surf.explained_variance.shape == (2,)
     assert surf.paths["clean"].relative_residual[-1] == pytest.approx(0.0, abs=1e-6)  # centre = clean final
     # the grid holds every projected checkpoint
     for p in surf.paths.values():
         assert surf.alpha.min() <= p.alpha.min() and p.alpha.max() <= surf.alpha.max()
-    own = S.compute_surfaces(net, runs, splits, SurfaceSpec(kind="pca", plane="own", resolution=3, n_eval=8))
+    own = R.compute_surfaces(net, runs, splits, SurfaceSpec(kind="pca", plane="own", resolution=3, n_eval=8))
     assert set(own.surfaces) == {"clean", "em"}
-    rnd = S.compute_surfaces(net, runs, splits, SurfaceSpec(kind="random", resolution=3, n_eval=8))
+    rnd = R.compute_surfaces(net, runs, splits, SurfaceSpec(kind="random", resolution=3, n_eval=8))
     assert rnd["clean"].info["seed"] == rnd["em"].info["seed"] == 0  # the same draws, scaled to each model
     assert set(rnd["clean"].paths) == {"clean"} and rnd["clean"].anchors == {"clean": (0.0, 0.0)}
-    interp = S.compute_surfaces(net, runs, splits, SurfaceSpec(kind="interp", resolution=5, n_eval=8))
+    interp = R.compute_surfaces(net, runs, splits, SurfaceSpec(kind="interp", resolution=5, n_eval=8))
     s = interp["interp"]
     assert s.anchors["clean"] == (0.0, 0.0) and s.anchors["em"] == (1.0, 0.0) and "init" in s.anchors
     assert s.alpha.min() <= -0.5 and s.alpha.max() >= 1.5
     np.testing.assert_allclose(s.paths["em"].alpha[-1], 1.0, atol=1e-5)
-    line = S.compute_surfaces(net, runs, splits, SurfaceSpec(kind="interp", dims=1, resolution=5, n_eval=8))
+    line = R.compute_surfaces(net, runs, splits, SurfaceSpec(kind="interp", dims=1, resolution=5, n_eval=8))
     assert line["interp"].loss.shape == (5, 1)
 
 
@@ -291,7 +292,7 @@ def test_get_surface_is_cached(store, monkeypatch):
     first = experiment.get_surface(data, model, tspec, None, sspec, store=store)
     with pytest.raises(SpecError, match="poisoned run"):
         experiment.get_surface(data, model, tspec, None, SurfaceSpec(kind="interp", resolution=3), store=store)
-    monkeypatch.setattr("landscape.surface.compute_surfaces", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr("landscape.stages.surface.compute_surfaces", lambda *a, **k: pytest.fail("recomputed"))
     again = experiment.get_surface(data, model, tspec, None, sspec, store=store)
     np.testing.assert_array_equal(first["shared"].loss, again["shared"].loss)
     assert again["shared"].paths["clean"].epochs.tolist() == list(range(4))

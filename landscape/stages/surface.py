@@ -14,6 +14,7 @@ from landscape.config import DataSpec, DefenseSpec, LayerSliceSpec, ModelSpec, P
 from landscape.device import resolve_device
 from landscape.layer_slices import layer_slices
 from landscape.models import build_model
+from landscape.run_surfaces import compute_surfaces, run_labels
 from landscape.stages.base import (
     Computed,
     Context,
@@ -27,7 +28,7 @@ from landscape.stages.base import (
 )
 from landscape.stages.train import TrainStage, training_set
 from landscape.store import Entry
-from landscape.surface import SurfaceSet, compute_surfaces, run_labels
+from landscape.surface import SurfaceSet
 
 
 def resolve_poisons(poisons: PoisonSpec | Sequence[PoisonSpec] | None, data: DataSpec) -> tuple[PoisonSpec, ...]:
@@ -47,7 +48,7 @@ def labelled_runs(data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: S
 class SurfaceStage(Stage[SurfaceSet]):
     """Surfaces of the clean run and the poisoned run(s) of one training recipe, by `surface.kind`.
 
-    See `landscape.surface.compute_surfaces` for what each kind and plane mode gives: "pca" with
+    See `landscape.run_surfaces.compute_surfaces` for what each kind and plane mode gives: "pca" with
     `plane="shared"` gives one surface {"shared"} with every optimisation path on it; "pca" with `plane="own"`
     and "random" give one surface per run, labelled "clean" and by poison method; "interp" gives {"interp"}.
     """

@@ -32,11 +32,12 @@ from landscape.errors import DataError, SpecError
 from landscape.layer_slices import layer_slices
 from landscape.models import build_model, weight_layers
 from landscape.paths import user_path
+from landscape.run_surfaces import compute_surfaces
 from landscape.sal import SALTrace, model_sal
 from landscape.stages.base import Computed, Context, Stage, Version, get_splits, resolve_data, resolve_model
 from landscape.stages.surface import LAYER_SLICE_VERSION
 from landscape.store import Entry
-from landscape.surface import SurfaceSet, compute_surfaces
+from landscape.surface import SurfaceSet
 from landscape.train import HISTORY_KEYS, TrainResult
 from landscape.weights import load_into, read_weights
 
