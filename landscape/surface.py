@@ -152,11 +152,6 @@ class Surface:
     ARRAYS = ("alpha", "beta", "loss", "acc", "loss_se", "acc_se", "finite", "batch_loss", "batch_acc",
               "batch_sizes", "explained_variance")
 
-    def value_at(self, a: float, b: float = 0.0) -> float:
-        """Loss at the grid point nearest to (a, b)."""
-        i, j = int(np.abs(self.alpha - a).argmin()), int(np.abs(self.beta - b).argmin())
-        return float(self.loss[i, j])
-
     def to_store(self, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(metadata, arrays) for `Store.save`; `from_store` inverts it."""
         arrays = {f"{prefix}{k}": np.asarray(getattr(self, k)) for k in self.ARRAYS}
@@ -340,8 +335,8 @@ def evaluate_points(model: nn.Module, points: Points, data: Data, *, batch_size:
         memory_cap_mb: memory for one chunk's activations and weights; None = `DEFAULT_MEMORY_CAP_MB`.
         device: where to compute (default: the model's device).
         progress: called as `progress(done, total)` in point-batches.
-        backend: batched path to try first: "plan" (stacked nn.Sequential; falls back to "vmap" for other
-            modules), "vmap", or "loop" (per point inside a chunk; the fallback if vmap fails).
+        backend: "plan" (the fastest layout of `landscape.copies.Copies` the model allows), "vmap", or
+            "loop" (one point at a time inside a chunk); `info["backend"]` names the layout that ran.
     """
     if evaluator not in ("batched", "sequential"):
         raise SpecError(f"evaluator={evaluator!r} is not valid; choose 'batched' or 'sequential'")
@@ -358,8 +353,7 @@ def evaluate_points(model: nn.Module, points: Points, data: Data, *, batch_size:
     starts = list(range(0, n_img, batch_size))
     twin = _eval_copy(model, device)
     pts = points.to(device)
-    base = {k: v for k, v in twin.state_dict().items()}
-    fixed = {**{k: v for k, v in base.items() if k not in pts.varying}, **pts.fixed}
+    fixed = {**{k: v for k, v in twin.state_dict().items() if k not in pts.varying}, **pts.fixed}
     p, k_b = pts.n, len(starts)
     loss_sum = torch.zeros(k_b, p, dtype=torch.float64)
     sq_sum = torch.zeros(p, dtype=torch.float64)
@@ -377,15 +371,11 @@ def evaluate_points(model: nn.Module, points: Points, data: Data, *, batch_size:
 
     with torch.no_grad():
         if evaluator == "sequential":
-            from torch.func import functional_call
-
+            one = Copies(twin, pts.varying, fixed=fixed, backend="loop")  # the whole model, one point at a time
             for i in range(p):
                 idx = torch.tensor([i])
-                state = {k: v[0] for k, v in pts.stack(idx).items()}
                 for kb, s in enumerate(starts):
-                    xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-                    logits = functional_call(twin, (state, fixed), (xb,))
-                    record(kb, idx, logits.unsqueeze(0), yb)
+                    record(kb, idx, one.run(pts.stack(idx), x[s:s + batch_size]), y[s:s + batch_size])
                 if progress is not None:
                     progress((i + 1) * k_b, total)
             info["chunk"] = 1
