@@ -364,6 +364,24 @@ def eval_subset(n: int, spec: SALSpec) -> torch.Tensor | None:
     return perm[: spec.eval_size].sort().values
 
 
+def _start(spec: SALSpec, running: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The running (L_0, acc_0) if the spec's baseline uses it, else None (evaluated fresh)."""
+    if spec.baseline == "running" and running is None:
+        raise ValueError("SALSpec.baseline = 'running' needs the epoch's running (loss, accuracy); pass "
+                         "running=... or use baseline='fresh'")
+    return running if spec.baseline == "running" else None
+
+
+def _sal_set(x: torch.Tensor, y: torch.Tensor, spec: SALSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batched engine's SAL data: the fixed subset (`eval_subset`), images channels-last on the CPU."""
+    subset = eval_subset(len(y), spec)
+    xs, ys = (x, y) if subset is None else (x[subset.to(x.device)], y[subset.to(y.device)])
+    if xs.ndim == 4 and xs.device.type == "cpu":
+        # oneDNN convolutions run ~1.5x faster on channels-last tensors on the CPU (measured on digits)
+        xs = xs.contiguous(memory_format=torch.channels_last)
+    return xs, ys
+
+
 def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec, *,
               train_spec: TrainSpec | None = None, running: tuple[float, float] | None = None,
               layers: Sequence[str] | None = None, epoch: int = 0,
@@ -386,10 +404,7 @@ def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
     Returns:
         One `LayerSAL` per layer, in the order of `layers`.
     """
-    if spec.baseline == "running" and running is None:
-        raise ValueError("SALSpec.baseline = 'running' needs the epoch's running (loss, accuracy); pass "
-                         "running=... or use baseline='fresh'")
-    base = running if spec.baseline == "running" else None
+    base = _start(spec, running)
     names = list(layers) if layers is not None else weight_layers(model)
     params = dict(model.named_parameters())
     missing = [n for n in names if n not in params]
@@ -401,11 +416,7 @@ def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
     try:
         batch_size = _pass_batch_size(spec, train_spec)
         if spec.engine == "batched":
-            subset = eval_subset(len(y), spec)
-            xs, ys = (x, y) if subset is None else (x[subset.to(x.device)], y[subset.to(y.device)])
-            if xs.ndim == 4 and xs.device.type == "cpu":
-                # oneDNN convolutions run ~1.5x faster on channels-last tensors on the CPU (measured on digits)
-                xs = xs.contiguous(memory_format=torch.channels_last)
+            xs, ys = _sal_set(x, y, spec)
             for i, name in enumerate(names):
                 copies = Copies(model, [name])
                 gen = torch.Generator().manual_seed(_seed(spec.seed, epoch, i))
@@ -421,6 +432,65 @@ def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
                     progress(i + 1, len(names))
         else:
             raise ValueError(f"unknown SAL engine {spec.engine!r}; valid: reference, batched")
+    finally:
+        model.train(was_training)
+    return out
+
+
+def channel_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec, layer: str, *,
+                train_spec: TrainSpec | None = None, running: tuple[float, float] | None = None, epoch: int = 0,
+                channels_per_pass: int = 32, loss: SampleLoss | None = None) -> list[LayerSAL]:
+    """SAL of each output channel (filter or neuron) of the weight tensor `layer`, one `LayerSAL` per channel.
+
+    Channel c's weights theta_c = weight[c] move alone, within their own relative ball
+    ||delta_c||_F <= eps * ||theta_c||_F, every other weight frozen; otherwise SAL's definition and the batched
+    engine's procedure (Ye et al., ICLR 2025: K rounds of plain SGD, projection, evaluation; the spec's subset,
+    rounds, lr and baseline) apply per channel. The paper speaks of "parameters"; this shows which filters of
+    a layer are flat. The min and max copies of `channels_per_pass` channels run stacked in one pass (2 copies
+    per channel, each stepping only its channel), with the same shuffles for every group of channels, so a
+    channel's value does not depend on the grouping.
+
+    Args:
+        model: the network (left unchanged, mode restored).
+        x: the model's training images (on its device).
+        y: their labels.
+        spec: the SAL settings (engine ignored: always the batched procedure on `spec.eval_size` images).
+        layer: the weight tensor's name (one of `weight_layers(model)`).
+        train_spec: the trainer's spec (its batch size, unless `spec.batch_size` is set).
+        running: (loss, accuracy) of the epoch's training pass, required by `baseline="running"`.
+        epoch: the epoch being measured (seeds the shuffles).
+        channels_per_pass: channels evaluated together (memory: 2 x this many copies of the suffix).
+        loss: the per-sample loss and score (default cross-entropy and accuracy).
+    """
+    start = _start(spec, running)
+    params = dict(model.named_parameters())
+    if layer not in weight_layers(model):
+        raise ShapeError(f"model has no weight layer {layer!r}; valid: {weight_layers(model)}")
+    objective = loss or CROSS_ENTROPY
+    theta = params[layer].detach()
+    norms = theta.reshape(len(theta), -1).norm(dim=1)  # ||theta_c||, (C,)
+    was_training = model.training
+    model.eval()
+    out: list[LayerSAL] = []
+    try:
+        xs, ys = _sal_set(x, y, spec)
+        copies = Copies(model, [layer])
+        frozen = copies.prefix(xs)
+        l0, a0 = _baseline(copies, layer, theta, frozen, ys, start, objective)
+        for first in range(0, len(theta), channels_per_pass):
+            chans = torch.arange(first, min(first + channels_per_pass, len(theta)), device=theta.device)
+            g = 2 * len(chans)
+            mask = torch.zeros(g, *theta.shape, dtype=theta.dtype, device=theta.device)
+            mask[torch.arange(g, device=theta.device), chans.repeat_interleave(2)] = 1.0  # copy 2k, 2k+1: channel k
+            step = torch.tensor([spec.lr, -spec.lr], dtype=theta.dtype, device=theta.device).repeat(len(chans))
+            radius = spec.eps * norms[chans].repeat_interleave(2)
+            gen = torch.Generator().manual_seed(_seed(spec.seed, epoch, 1 << 20))  # the same shuffles per group
+            best, acc = _sgd_rounds(copies, layer, theta, frozen, ys, step=step, radius=radius, mask=mask,
+                                    start=(l0, a0), spec=spec, batch_size=_pass_batch_size(spec, train_spec),
+                                    generator=gen, objective=objective)
+            for k in range(len(chans)):
+                out.append(_finish(l0, a0, float(best[2 * k]), float(acc[2 * k]), float(best[2 * k + 1]),
+                                   float(acc[2 * k + 1])))
     finally:
         model.train(was_training)
     return out
@@ -467,4 +537,4 @@ class SALTracker:
         return SALTrace.from_rows(self.layers or [], self.epochs, self.rows, self.seconds, self.spec)
 
 
-__all__ = ["LayerSAL", "SALTrace", "SALTracker", "eval_subset", "model_sal", "project_to_ball"]
+__all__ = ["LayerSAL", "SALTrace", "SALTracker", "channel_sal", "eval_subset", "model_sal", "project_to_ball"]

@@ -274,3 +274,51 @@ def test_batched_engine_layouts_give_the_same_sal(kind, tiny_splits):
             assert getattr(got["auto"], field_name) == pytest.approx(getattr(got["loop"], field_name), rel=1e-9,
                                                                      abs=1e-12), (name, field_name)
         assert got["auto"].sal != 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-channel SAL (issue #13, "inside a layer")
+
+
+@pytest.mark.parametrize("per_pass", [1, 2, 32])
+def test_channel_sal_of_a_linear_loss_is_eps_norm_theta_c_norm_grad_c(per_pass):
+    from landscape.sal import channel_sal
+
+    torch.manual_seed(0)
+    layer = nn.Linear(5, 3, bias=False).double()
+    with torch.no_grad():
+        layer.weight.mul_(torch.tensor([[0.2], [1.0], [3.0]], dtype=torch.float64))  # channels of unequal norm
+    model = nn.Sequential(nn.Flatten(), layer)
+    row = torch.randn(1, 5, dtype=torch.float64)
+    x, y = row.repeat(40, 1), torch.zeros(40, dtype=torch.long)  # identical rows: every batch has the full gradient
+    eps = 0.05
+    spec = SALSpec(eps=eps, rounds=3, lr=1.0, batch_size=8, baseline="fresh", eval_size=None)
+    out = channel_sal(model, x, y, spec, "1.weight", loss=LinearObjective(), channels_per_pass=per_pass)
+    assert len(out) == 3
+    grad_c = float(row.norm())  # d(sum_k w_k . x)/d w_c = x for every channel c
+    for c, r in enumerate(out):
+        expected = eps * float(layer.weight[c].detach().norm()) * grad_c
+        assert r.s_max == pytest.approx(expected, rel=1e-9), c
+        assert r.s_min == pytest.approx(expected, rel=1e-9), c
+        assert r.baseline == pytest.approx(float(layer(row).detach().sum()), rel=1e-12)
+    # a whole-layer ball would give eps * ||theta|| * ||grad||: larger than any one channel's
+    whole = eps * float(layer.weight.detach().norm()) * grad_c * np.sqrt(3)
+    assert all(r.s_max < whole for r in out)
+
+
+def test_channel_sal_does_not_depend_on_the_grouping_and_leaves_the_model(trained):
+    from landscape.sal import channel_sal
+
+    model, data, running = trained
+    layer = weight_layers(model)[1]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = SALSpec(rounds=2, eval_size=48)
+    one = channel_sal(model, data.x, data.y, spec, layer, running=running, channels_per_pass=1)
+    many = channel_sal(model, data.x, data.y, spec, layer, running=running, channels_per_pass=5)
+    assert len(one) == dict(model.named_parameters())[layer].shape[0]
+    np.testing.assert_allclose([r.sal for r in one], [r.sal for r in many], rtol=1e-4, atol=1e-7)
+    assert len({round(r.sal, 9) for r in one}) > 1  # channels differ
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    with pytest.raises(Exception, match="no weight layer 'nope'"):
+        channel_sal(model, data.x, data.y, spec, "nope", running=running)

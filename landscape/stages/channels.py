@@ -1,0 +1,88 @@
+"""The per-channel SAL stage: SAL of each output channel of one layer, at every measured epoch of a run.
+
+`landscape.sal.channel_sal` on the run's stored checkpoints (each channel's weights moved within its own
+relative ball); the result is a `SALTrace` whose "layers" are the channels, named "<layer>[c]", so a
+channel x epoch heatmap is drawn like the layer x epoch one. Runs that do not keep every epoch's weights
+(`sal_from_checkpoints` false) are measured at the epochs they kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
+from landscape.device import reproducible_threads, resolve_device
+from landscape.errors import ShapeError
+from landscape.models import build_model, weight_layers
+from landscape.sal import SALTrace, channel_sal
+from landscape.stages.base import Computed, Context, Stage, get_splits
+from landscape.stages.train import TrainStage, run_label, training_set
+from landscape.store import Entry
+
+
+@dataclass(frozen=True)
+class ChannelLayer(Spec):
+    """Which weight tensor's output channels the per-channel SAL stage measures (part of its key)."""
+
+    layer: str
+
+
+@dataclass(frozen=True)
+class ChannelSALStage(Stage[SALTrace]):
+    """Per-channel SAL of one layer of one run, every `sal.every`-th stored epoch (and the last)."""
+
+    folder = "sal-channels"
+    run: TrainStage
+    sal: SALSpec
+    layer: ChannelLayer
+
+    @classmethod
+    def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poison: PoisonSpec | None, sal: SALSpec,
+           layer: str, *, defense: DefenseSpec | None = None) -> ChannelSALStage:
+        run = TrainStage.of(data, model, train, poison, defense=defense)
+        splits = get_splits(run.data)
+        layers = weight_layers(build_model(run.model.name, splits.image_shape, splits.num_classes,
+                                           width=run.model.width))
+        if layer not in layers:
+            raise ShapeError(f"model {run.model.name!r} has no weight layer {layer!r}; valid: {layers}")
+        return cls(run, sal, ChannelLayer(layer))
+
+    @property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return self.run.data
+
+    def parts(self) -> tuple[Spec | None, ...]:
+        r = self.run
+        return (r.data, r.model, r.train, r.poison, self.sal, self.layer, r.defense)
+
+    def record(self) -> dict[str, Any]:
+        return {**self.run.record(), "sal": self.sal.to_dict(), "layer": self.layer.layer}
+
+    def compute(self, ctx: Context) -> Computed:
+        r, stage = self.run, f"sal-channels-{run_label(self.run.poison)}"
+        run = r.get(ctx)
+        dev = resolve_device(str(ctx.device))
+        splits = get_splits(r.data)
+        images, _ = training_set(r.data, r.poison, r.defense, ctx)
+        x, y = images.x.to(dev), images.y.to(dev)
+        net = build_model(r.model.name, splits.image_shape, splits.num_classes, width=r.model.width,
+                          seed=r.train.seed).to(dev)
+        h, layer = run.history, self.layer.layer
+        epochs = [e for e in run.checkpoint_epochs[1:]
+                  if e % self.sal.every == 0 or e == run.checkpoint_epochs[-1]]
+        rows, seconds = [], []
+        with reproducible_threads(dev):
+            for i, epoch in enumerate(epochs):
+                net.load_state_dict(run.checkpoints[run.checkpoint_epochs.index(epoch)])
+                started = time.perf_counter()
+                rows.append(channel_sal(net, x, y, self.sal, layer, train_spec=r.train, epoch=epoch,
+                                        running=(float(h["train_loss"][epoch - 1]), float(h["train_acc"][epoch - 1]))))
+                seconds.append(time.perf_counter() - started)
+                ctx.progress(stage, i + 1, len(epochs))
+        names = [f"{layer}[{c}]" for c in range(len(rows[0]) if rows else 0)]
+        return {"sal": SALTrace.from_rows(names, epochs, rows, seconds, self.sal).to_dict()}, {}
+
+    def decode(self, entry: Entry) -> SALTrace:
+        return SALTrace.from_dict(entry.meta["sal"])
