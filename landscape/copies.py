@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +95,7 @@ class _Split:
     Raises `fx.proxy.TraceError` when the model cannot be traced.
     """
 
-    def __init__(self, model: nn.Module, moved: Sequence[str]) -> None:
-        traced = fx.symbolic_trace(model)
+    def __init__(self, traced: fx.GraphModule, moved: Sequence[str]) -> None:
         modules = dict(traced.named_modules())
         moved_set = set(moved)
         owners = {_owner(n, modules) for n in moved}
@@ -127,18 +127,25 @@ class _Split:
         self.prefix_module = fx.GraphModule(traced, pre)
         self.prefix_module.graph.eliminate_dead_code()
         self.prefix_module.recompile()
+        self.root, self.frontier, self.depends, self.graph, self.modules = traced, frontier, depends, graph, modules
+        self.output = output
 
+    def suffix(self, start: fx.Node | None = None) -> tuple[fx.GraphModule, list[int]]:
+        """The moved part as a module, and the positions (in `frontier`) of the frozen values it takes.
+
+        With `start` (a moved node), the module begins after it: its first input is the value of `start`.
+        """
         post = fx.Graph()
-        env = {n: post.placeholder(f"frozen_{i}") for i, n in enumerate(frontier)}
-        for node in graph.nodes:
-            if node in depends and node.op != "output":
+        env: dict[fx.Node, fx.Node] = {} if start is None else {start: post.placeholder("start")}
+        inputs = [i for i, n in enumerate(self.frontier)
+                  if start is None or any(u in self.depends and u is not start for u in n.users)]
+        for i in inputs:
+            env[self.frontier[i]] = post.placeholder(f"frozen_{i}")
+        for node in self.graph.nodes:
+            if node in self.depends and node.op != "output" and node is not start:
                 env[node] = post.node_copy(node, lambda n: env[n])
-        post.output(fx.node.map_arg(output.args[0], lambda n: env[n]))
-        self.suffix_module = fx.GraphModule(traced, post)
-        self.frontier = frontier
-        self.depends = depends
-        self.graph = graph
-        self.modules = modules
+        post.output(fx.node.map_arg(self.output.args[0], lambda n: env[n]))
+        return fx.GraphModule(self.root, post), inputs
 
     def prefix(self, x: torch.Tensor, fixed: Weights) -> Frozen:
         with torch.no_grad():
@@ -192,23 +199,11 @@ class _Fold:
             else:
                 raise _Unsupported(f"{node.op} node {node.target}")
         self.layer, self.layer_name = layer, str(layer_node.target)
-        # the rest of the suffix: the layer's output and the other frozen values in, the model's output out
-        rest = fx.Graph()
-        env: dict[fx.Node, fx.Node] = {layer_node: rest.placeholder("layer_out")}
-        self.rest_inputs: list[int] = []  # positions (in the split's frontier) of the rest's other inputs
-        for i, n in enumerate(split.frontier):
-            if any(u in split.depends and u is not layer_node for u in n.users):
-                env[n] = rest.placeholder(f"frozen_{i}")
-                self.rest_inputs.append(i)
-        self.layer_input = split.frontier.index(layer_node.args[0])  # type: ignore[arg-type]
         if len(layer_node.all_input_nodes) != 1 or layer_node.kwargs:
             raise _Unsupported("the moved layer takes more than one input")
-        output = next(n for n in split.graph.nodes if n.op == "output")
-        for node in split.graph.nodes:
-            if node in split.depends and node is not layer_node and node.op != "output":
-                env[node] = rest.node_copy(node, lambda n: env[n])
-        rest.output(fx.node.map_arg(output.args[0], lambda n: env[n]))
-        self.rest = fx.GraphModule(split.suffix_module, rest)
+        self.layer_input = split.frontier.index(layer_node.args[0])  # type: ignore[arg-type]
+        # the rest of the suffix: the layer's output and the other frozen values in, the model's output out
+        self.rest, self.rest_inputs = split.suffix(start=layer_node)
         self.fixed, self.rest_fixed = fixed, _own(self.rest, fixed)
 
     def __call__(self, weights: Weights, frozen: Frozen) -> torch.Tensor:
@@ -236,7 +231,8 @@ class _Fold:
         else:
             raise _Unsupported(f"layer output of {out.ndim} dimensions")
         others = [_tile(frozen.values[i], g) if frozen.batched[i] else frozen.values[i] for i in self.rest_inputs]
-        result = functional_call(self.rest, self.rest_fixed, (out, *others))
+        args = (out, *others)
+        result = functional_call(self.rest, self.rest_fixed, args) if self.rest_fixed else self.rest(*args)
         return result.reshape(g, n, *result.shape[1:])
 
 
@@ -448,12 +444,9 @@ class Copies:
         self.layout = "loop" if backend == "loop" else "vmap"
         self._fold: _Fold | None = None
         self._plan: SequentialPlan | None = None
-        if backend != "loop":
-            try:
-                self.split = _Split(model, self.moved)
-            except fx.proxy.TraceError as why:
-                _notice(model, f"torch.fx cannot trace it ({str(why).splitlines()[0]}); the whole model runs "
-                        "for every copy")
+        traced = None if backend == "loop" else trace(model)
+        if traced is not None:
+            self.split = _Split(traced, self.moved)
         if backend == "auto" and self.split is not None:
             try:
                 self._fold, self.layout = _Fold(self.split, self.moved, self.fixed), "fold"
@@ -464,7 +457,9 @@ class Copies:
             self.split = None
             self._suffix, self._own = model, self.fixed
         else:
-            self._suffix, self._own = self.split.suffix_module, _own(self.split.suffix_module, self.fixed)
+            if self._fold is None:
+                self._suffix = self.split.suffix()[0]
+                self._own = _own(self._suffix, self.fixed)
         if self._plan is not None:
             state = {**dict(model.named_parameters()), **dict(model.named_buffers()), **self.fixed}
             self._plan_fixed = {k: v for k, v in state.items() if k not in self.moved}
@@ -501,6 +496,26 @@ class Copies:
     def run(self, weights: Weights, x: torch.Tensor) -> torch.Tensor:
         """`self(weights, self.prefix(x))`: one data batch, one stack."""
         return self(weights, self.prefix(x))
+
+
+_TRACED: weakref.WeakKeyDictionary[nn.Module, dict[bool, fx.GraphModule | None]] = weakref.WeakKeyDictionary()
+
+
+def trace(model: nn.Module) -> fx.GraphModule | None:
+    """`torch.fx.symbolic_trace(model)`, kept per model and train/eval mode; None (with a notice) if untraceable.
+
+    The traced module shares the model's submodules and parameters, so it follows later weight updates; it is
+    kept per mode because tracing bakes in Python branches on `self.training`.
+    """
+    by_mode = _TRACED.setdefault(model, {})
+    if model.training not in by_mode:
+        try:
+            by_mode[model.training] = fx.symbolic_trace(model)
+        except fx.proxy.TraceError as why:
+            by_mode[model.training] = None
+            _notice(model, f"torch.fx cannot trace it ({str(why).splitlines()[0]}); the whole model runs for "
+                    "every copy")
+    return by_mode[model.training]
 
 
 def _copies(weights: Weights) -> int:
