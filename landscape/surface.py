@@ -152,6 +152,11 @@ class Surface:
     ARRAYS = ("alpha", "beta", "loss", "acc", "loss_se", "acc_se", "finite", "batch_loss", "batch_acc",
               "batch_sizes", "explained_variance")
 
+    def value_at(self, a: float, b: float = 0.0) -> float:
+        """Loss at the grid point nearest to (a, b)."""
+        i, j = int(np.abs(self.alpha - a).argmin()), int(np.abs(self.beta - b).argmin())
+        return float(self.loss[i, j])
+
     def to_store(self, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(metadata, arrays) for `Store.save`; `from_store` inverts it."""
         arrays = {f"{prefix}{k}": np.asarray(getattr(self, k)) for k in self.ARRAYS}
@@ -263,12 +268,6 @@ def _eval_copy(model: nn.Module, device: torch.device) -> nn.Module:
     return twin.to(device).eval()
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    return torch.device("cpu")
-
-
 def _as_xy(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(data, ImageSet):
         return data.x, data.y
@@ -346,7 +345,7 @@ def evaluate_points(model: nn.Module, points: Points, data: Data, *, batch_size:
         raise SpecError(f"batch_size={batch_size!r} must be a positive integer")
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
         raise SpecError(f"chunk={chunk!r} must be a positive integer or None (automatic)")
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
     x, y = _as_xy(data)
     x, y = x.to(device), y.to(device)
     n_img = len(y)
@@ -437,7 +436,7 @@ def estimate_cost(model: nn.Module, points: int, data: Data, *, batch_size: int 
     The calibration evaluates one chunk on one batch twice (the first run warms up) and scales the second
     run's time to the whole grid; it costs about two chunks of the real run.
     """
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
     x, y = _as_xy(data)
     twin = _eval_copy(model, device)
     act, flop = _activation_bytes(twin, x[:1].to(device))
