@@ -13,7 +13,13 @@ module here, re-exported below.
 """
 
 from landscape.figures.cross_task import cross_task_drops, task_curves, task_similarity
-from landscape.figures.curvature import curvature_figures, layer_slice, layer_slice_figures, rank_agreement
+from landscape.figures.curvature import (
+    curvature_figures,
+    layer_slice,
+    layer_slice_figures,
+    rank_agreement,
+    selectable_cells,
+)
 from landscape.figures.poison import BUDGET_LABELS, budget_figure, image_grid, pick_examples
 from landscape.figures.sal import (
     learnable_layers,
@@ -70,6 +76,7 @@ __all__ = [
     "rank_agreement",
     "sal_distributions",
     "sal_heatmaps",
+    "selectable_cells",
     "SEQUENTIAL",
     "shared_range",
     "slice_1d",

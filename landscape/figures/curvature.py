@@ -46,6 +46,30 @@ def rank_agreement(series: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
     return fig
 
 
+def selectable_cells(fig: go.Figure, runs: Sequence[str], layers: Sequence[str], epochs: np.ndarray) -> go.Figure:
+    """Make every cell of layer x epoch heatmap panels (`sal_heatmaps`, one panel per run) clickable.
+
+    Plotly's selection events carry no data for heatmap traces (streamlit#8760, plotly.js#7920), so each panel gets
+    a transparent marker on every cell centre, whose `customdata` is [run, layer, epoch]; a click selects that
+    marker and the app reads the cell from it. Returns `fig`, changed in place.
+
+    Args:
+        fig: the heatmap figure, panel i (1-based column) showing run `runs[i - 1]`.
+        runs: the panels' run names, in column order.
+        layers: the y values (L,).
+        epochs: the x values (T,).
+    """
+    ee, ll = np.meshgrid(np.asarray(epochs), np.arange(len(layers)), indexing="ij")  # (T, L)
+    names = [layers[j] for j in ll.ravel()]
+    for col, run in enumerate(runs, start=1):
+        custom = [[run, name, int(e)] for name, e in zip(names, ee.ravel(), strict=True)]
+        fig.add_trace(go.Scatter(x=ee.ravel(), y=names, mode="markers", customdata=custom, name=f"{run} cells",
+                                 marker=dict(size=14, symbol="square", color="rgba(0,0,0,0)"), showlegend=False,
+                                 hoverinfo="skip"), row=1, col=col)
+    fig.update_layout(clickmode="event+select")
+    return fig
+
+
 def layer_slice(alpha: np.ndarray, loss: Mapping[str, np.ndarray], acc: Mapping[str, np.ndarray],
                 radii: Sequence[float], *, layer: str = "layer", epoch: int | None = None) -> go.Figure:
     """A layer's 1D slice, loss beside accuracy, one curve per run, SAL's ball |α| <= r shaded on both.
@@ -133,4 +157,4 @@ def layer_slice_figures(result: SurfaceSet) -> list[go.Figure]:
     return out
 
 
-__all__ = ["curvature_figures", "layer_slice", "layer_slice_figures", "rank_agreement"]
+__all__ = ["curvature_figures", "layer_slice", "layer_slice_figures", "rank_agreement", "selectable_cells"]
