@@ -219,8 +219,8 @@ CURVATURE_FORMATS = (".npz", ".csv")
 def curvature_rows(traces: Mapping[str, CurvatureTrace]) -> tuple[list[str], list[list[object]]]:
     """(header, rows): one row per run, measured epoch and block (every layer, then the whole model if measured).
 
-    Columns: run, epoch, layer, size, lambda_max, eig_1..eig_k (the top-k Ritz values; empty past a block's
-    dimension), trace, trace_se, trace_krylov, steps, converged, hvps, seconds.
+    Columns: run, epoch, layer, size, lambda_max, eig_1..eig_k (the top-k Ritz values; None past a block's
+    dimension), trace, trace_se, trace_krylov, steps, converged, hvps, seconds; numbers as Python numbers.
     """
     k = max((len(b.eigenvalues) for t in traces.values() for s in t.states for b in s.layers.values()), default=1)
     header = ["run", "epoch", "layer", "size", "lambda_max", *(f"eig_{i + 1}" for i in range(k)), "trace",
@@ -230,10 +230,9 @@ def curvature_rows(traces: Mapping[str, CurvatureTrace]) -> tuple[list[str], lis
         for epoch, state in zip(trace.epochs, trace.states, strict=True):
             blocks = {**state.layers, **({WHOLE: state.whole} if state.whole is not None else {})}
             for name, b in blocks.items():
-                eig = [_num(v) for v in b.eigenvalues] + [""] * (k - len(b.eigenvalues))
-                rows.append([label, int(epoch), name, b.size, _num(b.lambda_max), *eig, _num(b.trace),
-                             _num(b.trace_se), _num(b.trace_krylov), b.steps, int(b.converged), b.hvps,
-                             _num(b.seconds)])
+                eig = [float(v) for v in b.eigenvalues] + [None] * (k - len(b.eigenvalues))
+                rows.append([label, int(epoch), name, b.size, b.lambda_max, *eig, b.trace, b.trace_se, b.trace_krylov,
+                             b.steps, int(b.converged), b.hvps, b.seconds])
     return header, rows
 
 
@@ -241,7 +240,9 @@ def write_curvature(traces: Mapping[str, CurvatureTrace], path: str | Path) -> P
     """Curvature traces by run label as .csv (`curvature_rows`) or .npz (every array, metadata as JSON "meta")."""
     path = Path(path)
     if path.suffix == ".csv":
-        atomic_write(path, _csv_text(*curvature_rows(traces)))
+        header, rows = curvature_rows(traces)
+        cells = [["" if v is None else _num(v) if isinstance(v, float) else v for v in row] for row in rows]
+        atomic_write(path, _csv_text(header, cells))
     elif path.suffix == ".npz":
         meta, arrays = {}, {}
         for label, trace in traces.items():

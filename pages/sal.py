@@ -1,9 +1,12 @@
 """SAL: per-layer, per-epoch Sharpness-Aware Learnability, clean vs poisoned, with the learnable threshold β."""
 
+import dataclasses
+
 import streamlit as st
 
 from landscape import figures
 from landscape.app import state, widgets
+from landscape.app.views import curvature
 from landscape.app.views import study as views
 
 st.title("SAL: which layers can still learn")
@@ -24,9 +27,15 @@ values = {r: (t.sal if variant == "loss" else t.acc_variant) for r, t in runs.it
 report = study.ud[method]
 clean = runs["clean"]
 
-widgets.show_figure(figures.sal_heatmaps(values, clean.layers, clean.epochs, log=log and variant == "loss",
-                                         title=f"{variant} SAL per layer and epoch (one colour scale)"),
-                    f"sal-heatmaps-{method}-{variant}")
+heatmaps = figures.sal_heatmaps(values, clean.layers, clean.epochs, log=log and variant == "loss",
+                                title=f"{variant} SAL per layer and epoch (one colour scale; click a cell)")
+event = widgets.show_figure(figures.selectable_cells(heatmaps, values, clean.layers, clean.epochs,
+                                                     label=f"{variant} SAL"),
+                            f"sal-heatmaps-{method}-{variant}", select=True)
+st.caption("Click a cell (or pick it here) to open that layer's 1D slice at that epoch, clean beside poisoned.")
+cell = curvature.choose_cell(study, method, event)
+curvature.cell_panel(dataclasses.replace(spec, method=method), study, method, cell)
+st.divider()
 left, right = st.columns(2)
 with left:
     widgets.show_figure(figures.sal_distributions({r: runs[r].sal for r in runs}, report.beta, log=log),

@@ -62,11 +62,13 @@ def test_curvature_figures_from_traces_with_sal():
 
 def test_selectable_cells_put_one_marker_per_cell_on_each_panel():
     layers, epochs = ["a.weight", "b.weight"], np.array([1, 2, 3])
-    f = fig.sal_heatmaps({"clean": np.zeros((3, 2)), "em": np.ones((3, 2))}, layers, epochs)
-    fig.selectable_cells(f, ["clean", "em"], layers, epochs)
+    runs = {"clean": np.zeros((3, 2)), "em": np.arange(6.0).reshape(3, 2)}
+    f = fig.selectable_cells(fig.sal_heatmaps(runs, layers, epochs), runs, layers, epochs)
     cells = [t for t in f.data if t.type == "scatter"]
     assert [(t.xaxis, t.yaxis) for t in cells] == [("x", "y"), ("x2", "y2")]  # on its run's panel
     em = cells[1]
     assert len(em.x) == 6 and [list(c) for c in em.customdata[:3]] == [["em", "a.weight", 1], ["em", "b.weight", 1],
                                                                         ["em", "a.weight", 2]]
     assert list(em.y[:2]) == layers and list(em.x[:3]) == [1, 1, 2] and f.layout.clickmode == "event+select"
+    assert list(em.text[:3]) == ["0", "1", "2"]  # the value of each cell, (epoch, layer) row-major
+    assert all(t.hoverinfo == "skip" for t in f.data if t.type == "heatmap")  # the markers carry the hover

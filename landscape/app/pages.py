@@ -38,6 +38,7 @@ PAGES: tuple[Page, ...] = (
     Page("Landscape", "pages/loss_landscape.py", ":material/terrain:", "Analysis", "landscape"),
     Page("SAL", "pages/sal.py", ":material/grid_on:", "Analysis", "sal"),
     Page("UD", "pages/ud.py", ":material/speed:", "Analysis", "ud"),
+    Page("Curvature", "pages/curvature.py", ":material/ssid_chart:", "Analysis", "curvature"),
     Page("Cross-task", "pages/cross_task.py", ":material/call_split:", "Analysis", "cross-task"),
 )
 

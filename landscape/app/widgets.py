@@ -39,14 +39,20 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "figure"
 
 
-def show_figure(fig: go.Figure, name: str, *, key: str | None = None) -> None:
-    """Render a figure with a download button for a self-contained HTML file (built only on click)."""
+def show_figure(fig: go.Figure, name: str, *, key: str | None = None, select: bool = False) -> Any:
+    """Render a figure with a download button for a self-contained HTML file (built only on click).
+
+    With `select`, a click selects a point and the page reruns: the Plotly selection event is returned (else None).
+    """
     key = key or slug(name)
-    st.plotly_chart(fig, key=f"fig-{key}", config={"displaylogo": False,
-                                                    "toImageButtonOptions": {"filename": slug(name)}})
+    selecting = {"on_select": "rerun", "selection_mode": "points"} if select else {}
+    event = st.plotly_chart(fig, key=f"fig-{key}", config={"displaylogo": False,
+                                                            "toImageButtonOptions": {"filename": slug(name)}},
+                            **selecting)
     st.download_button("Download figure (HTML)", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                        file_name=f"{slug(name)}.html", mime="text/html", key=f"dl-{key}", on_click="ignore",
                        icon=":material/download:")
+    return event if select else None
 
 
 def frame(rows: Rows | pd.DataFrame) -> pd.DataFrame:

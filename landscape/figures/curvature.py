@@ -46,27 +46,34 @@ def rank_agreement(series: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
     return fig
 
 
-def selectable_cells(fig: go.Figure, runs: Sequence[str], layers: Sequence[str], epochs: np.ndarray) -> go.Figure:
+def selectable_cells(fig: go.Figure, runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: np.ndarray, *,
+                     label: str = "SAL") -> go.Figure:
     """Make every cell of layer x epoch heatmap panels (`sal_heatmaps`, one panel per run) clickable.
 
     Plotly's selection events carry no data for heatmap traces (streamlit#8760, plotly.js#7920), so each panel gets
     a transparent marker on every cell centre, whose `customdata` is [run, layer, epoch]; a click selects that
-    marker and the app reads the cell from it. Returns `fig`, changed in place.
+    marker and the app reads the cell from it. The markers carry the hover text (the value, as the heatmap's).
+    Returns `fig`, changed in place.
 
     Args:
-        fig: the heatmap figure, panel i (1-based column) showing run `runs[i - 1]`.
-        runs: the panels' run names, in column order.
+        fig: the heatmap figure, panel i (1-based column) showing the i-th run of `runs`.
+        runs: run name -> its values (T, L), in column order.
         layers: the y values (L,).
         epochs: the x values (T,).
+        label: the value's name in the hover text.
     """
     ee, ll = np.meshgrid(np.asarray(epochs), np.arange(len(layers)), indexing="ij")  # (T, L)
     names = [layers[j] for j in ll.ravel()]
-    for col, run in enumerate(runs, start=1):
+    for col, (run, values) in enumerate(runs.items(), start=1):
         custom = [[run, name, int(e)] for name, e in zip(names, ee.ravel(), strict=True)]
-        fig.add_trace(go.Scatter(x=ee.ravel(), y=names, mode="markers", customdata=custom, name=f"{run} cells",
-                                 marker=dict(size=14, symbol="square", color="rgba(0,0,0,0)"), showlegend=False,
-                                 hoverinfo="skip"), row=1, col=col)
-    fig.update_layout(clickmode="event+select")
+        text = [f"{v:.4g}" for v in np.asarray(values, dtype=float).ravel()]  # (T, L) row-major, as the markers
+        fig.add_trace(go.Scatter(x=ee.ravel(), y=names, mode="markers", customdata=custom, text=text,
+                                 name=f"{run} cells", showlegend=False,
+                                 marker=dict(size=14, symbol="square", color="rgba(0,0,0,0)"),
+                                 hovertemplate=f"{run}, epoch %{{x}}<br>%{{y}}<br>{label} %{{text}}<extra></extra>"),
+                      row=1, col=col)
+    fig.update_traces(hoverinfo="skip", hovertemplate=None, selector=dict(type="heatmap"))
+    fig.update_layout(clickmode="event+select", hovermode="closest")
     return fig
 
 

@@ -1,0 +1,94 @@
+"""AppTest of the layer views (#13): a SAL cell opens that layer's slice and values; the Curvature page renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from landscape.app.views.curvature import Cell, selected_cell
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 300
+
+
+def live_tiny(page: str, key: str) -> AppTest:
+    """The page on a tiny live run (digits, mlp, OPS, two epochs), its experiment computed through the page."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page(page).run()
+    at.selectbox(key="_w_model").set_value("mlp").run()
+    at.selectbox(key="_w_method").set_value("ops").run()
+    at.number_input(key="_w_epochs").set_value(2).run()
+    at.radio(key=f"source_{key}").set_value("live").run()
+    at.button(key=f"{key}_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    import json
+
+    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+
+
+def test_selected_cell_reads_the_marker_of_a_selection_event():
+    event = {"selection": {"points": [{"curve_number": 0, "x": 3, "y": "a.weight"},  # the heatmap: no customdata
+                                      {"curve_number": 2, "customdata": ["em", "net.3.weight", 7]}]}}
+    assert selected_cell(event) == Cell("em", "net.3.weight", 7)
+    assert selected_cell({"selection": {"points": []}}) is None and selected_cell(None) is None
+
+
+def test_sal_cell_opens_the_layers_slice_with_its_sal_lambda_max_and_trace():
+    at = live_tiny("pages/sal.py", "sal")
+    at.selectbox(key="_w_sal_cell_layer").set_value("3.weight").run()
+    at.selectbox(key="_w_sal_cell_epoch").set_value(1).run()
+    assert not any("1D slice along" in t for t in chart_titles(at))  # nothing computed before the button
+    at.button(key="sal_slice_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "1D slice along 3.weight at epoch 1" in chart_titles(at)
+    from landscape.app.state import AppSpec
+    from landscape.app.views.study import live_study
+
+    study = live_study(AppSpec(model="mlp", method="ops", epochs=2))
+    metrics = {m.label: m.value for m in at.metric}
+    for run in ("clean", "ops"):
+        trace = study.sal[run]
+        expected = trace.sal[list(trace.epochs).index(1), list(trace.layers).index("3.weight")]
+        assert metrics[f"SAL ({run})"] == f"{expected:.4g}"
+        assert metrics[f"λ_max ({run})"] == "not measured"  # curvature not computed yet
+    at.switch_page("pages/curvature.py").run()  # compute the curvature there, then come back: λ_max appears
+    at.radio(key="source_curvature").set_value("live").run()
+    at.button(key="curvature_compute").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("pages/sal.py").run()
+    metrics = {m.label: m.value for m in at.metric}
+    from landscape.app.views.curvature import stored_curvature
+
+    curv = stored_curvature(AppSpec(model="mlp", method="ops", epochs=2))
+    lam = curv["ops"].lambda_max[0, curv["ops"].layers.index("3.weight")]
+    assert metrics["λ_max (ops)"] == f"{lam:.4g}"
+    assert "1D slice along 3.weight at epoch 1" in chart_titles(at)  # the selected cell stays open
+
+
+def test_curvature_page_renders_heatmaps_agreement_and_density():
+    at = live_tiny("pages/curvature.py", "curvature")
+    assert not any("λ_max per layer" in t for t in chart_titles(at))
+    at.button(key="curvature_compute").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    titles = chart_titles(at)
+    for title in ("λ_max per layer and epoch", "Hessian trace per layer and epoch", "SAL per layer and epoch",
+                  "Spearman rank agreement across layers, per epoch", "Hessian eigenvalue density at epoch 2"):
+        assert title in titles, titles
+    labels = [m.label for m in at.metric]
+    assert "Spearman(SAL, λ_max), clean" in labels and "Spearman(SAL, λ_max), ops" in labels
+    assert len(at.dataframe) >= 1 and np.isfinite(at.dataframe[0].value["lambda_max"]).all()
+
+
+@pytest.mark.parametrize("page", ["pages/curvature.py"])
+def test_curvature_page_opens_on_the_demo_without_computing(page):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
