@@ -93,9 +93,15 @@ def test_config_imports_only_errors_and_not_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-SPEC_MODULES = ("landscape.config", "landscape.multitask", "landscape.stages.bench")
+def _defines_a_spec(path: Path) -> bool:
+    return any(isinstance(node, ast.ClassDef) and any(ast.unparse(b).endswith("Spec") for b in node.bases)
+               for node in ast.walk(ast.parse(path.read_text())))
+
+
+SPEC_MODULES = tuple(sorted(name for name, path in MODULES.items() if _defines_a_spec(path)))
 IMPORT_ORDERS = (("landscape.config",), ("landscape.poisons.em", "landscape.config"),
-                 ("landscape.models.cnn", "landscape.experiment"), ("landscape.stages.bench", "landscape.multitask"))
+                 ("landscape.models.cnn", "landscape.experiment"), ("landscape.stages.bench", "landscape.multitask"),
+                 ("landscape.figures", "landscape.data", "landscape.stages"))
 CONSTRUCT_SPECS = """
 import dataclasses, importlib
 from landscape.config import DataSpec, DefenseSpec, ExperimentSpec, ModelSpec, PoisonSpec, Spec, TrainSpec
@@ -110,6 +116,11 @@ made += [PoisonSpec(method="rem"), DataSpec(name="cifar10"), ModelSpec(name="res
          ExperimentSpec(poison=PoisonSpec(method="tap"), train=TrainSpec(epochs=2))]
 print(len(made))
 """
+
+
+def test_the_spec_modules_are_found():
+    assert {"landscape.config", "landscape.multitask", "landscape.stages.bench", "landscape.stages.base",
+            "landscape.stages.weights"} <= set(SPEC_MODULES)
 
 
 @pytest.mark.parametrize("order", IMPORT_ORDERS)
@@ -133,6 +144,28 @@ def test_no_engine_module_imports_streamlit():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert len(engine) > 40
+
+
+MAX_LINES = 600  # any file of landscape/
+MAX_APP_LINES = 350  # a file of the app glue, landscape/app/
+# Files still over the cap, each with the helper whose work brings it down; an entry under the cap fails the
+# test, so the list only shrinks.
+OVER_THE_CAP = {
+    "landscape/surface.py": "sal (#14: the forward engine moves to landscape/copies.py)",
+}
+
+
+def test_no_file_of_landscape_is_over_the_line_cap():
+    sizes = {str(path.relative_to(ROOT.parent)): len(path.read_text().splitlines()) for path in ROOT.rglob("*.py")}
+    assert sizes["landscape/config.py"] > 100  # the count reads real files
+    over = {}
+    for path, lines in sizes.items():
+        cap = MAX_APP_LINES if path.startswith("landscape/app/") else MAX_LINES
+        if lines > cap and path not in OVER_THE_CAP:
+            over[path] = f"{lines} lines > {cap}"
+    assert not over, f"files over the line cap: {over}"
+    stale = {p: owner for p, owner in OVER_THE_CAP.items() if sizes.get(p, 0) <= MAX_LINES}
+    assert not stale, f"now within the cap (or gone): remove from OVER_THE_CAP: {stale}"
 
 
 def test_the_module_walk_sees_every_module():
