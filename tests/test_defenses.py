@@ -269,8 +269,10 @@ def test_mixup_mixes_images_and_labels_consistently(grey, tiny_model):
 def test_mixup_target_trains_with_cross_entropy(grey, tiny_model):
     y = torch.arange(16) % 4
     out, target = _batch("mixup", tiny_model, grey, y)
-    loss = F.cross_entropy(tiny_model(out), target)
-    assert torch.isfinite(loss)
+    logits = tiny_model(out)
+    loss = F.cross_entropy(logits, target)
+    assert target.shape == (16, 4) and torch.allclose(target.sum(1), torch.ones(16))  # soft labels, one per image
+    assert torch.isfinite(loss) and torch.allclose(loss, -(target * F.log_softmax(logits, 1)).sum(1).mean())
 
 
 def test_pgd_stays_in_budget_and_raises_the_loss(tiny_splits):

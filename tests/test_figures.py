@@ -148,7 +148,8 @@ def test_image_grid_rows_and_amplified_perturbation():
 def test_image_grid_rgb_uses_image_traces():
     x = np.full((2, 3, 4, 4), 0.5)
     fig = figures.image_grid(x, x, np.array([0, 1]), ["a", "b"])
-    assert all(isinstance(t, go.Image) for t in fig.data)
+    assert len(fig.data) == 6 and all(isinstance(t, go.Image) for t in fig.data)  # 3 rows x 2 images
+    assert np.asarray(fig.data[0].z).shape == (4, 4, 3) and int(np.asarray(fig.data[0].z)[0, 0, 0]) == 127
 
 
 def test_pick_examples_prefers_changed_images():
