@@ -70,17 +70,15 @@ class Frozen:
     Attributes:
         values: one value per suffix input (tensors (B, ...) where `batched`, else as computed).
         batched: True where the value comes from the data (its first dimension is the batch).
-        size: B, the rows of the data batch.
     """
 
     values: tuple[Any, ...]
     batched: tuple[bool, ...]
-    size: int
 
     def select(self, idx: torch.Tensor) -> Frozen:
         """The rows `idx` of every batched value (a mini-batch of a prefix computed once for a whole set)."""
         return Frozen(tuple(v[idx] if b else v for v, b in zip(self.values, self.batched, strict=True)),
-                      self.batched, len(idx))
+                      self.batched)
 
 
 def _owner(name: str, modules: Mapping[str, nn.Module]) -> str:
@@ -150,7 +148,7 @@ class _Split:
     def prefix(self, x: torch.Tensor, fixed: Weights) -> Frozen:
         with torch.no_grad():
             values = functional_call(self.prefix_module, _own(self.prefix_module, fixed), (x,))
-        return Frozen(tuple(values), self.batched, len(x))
+        return Frozen(tuple(values), self.batched)
 
 
 def _own(module: nn.Module, entries: Weights) -> dict[str, torch.Tensor]:
@@ -467,7 +465,7 @@ class Copies:
     def prefix(self, x: torch.Tensor) -> Frozen:
         """What the suffix needs from the frozen part, for the data batch `x` (no grad; reuse it for any stack)."""
         if self.split is None:
-            return Frozen((x,), (True,), len(x))
+            return Frozen((x,), (True,))
         return self.split.prefix(x, self.fixed)
 
     def __call__(self, weights: Weights, frozen: Frozen) -> torch.Tensor:

@@ -18,10 +18,11 @@ mode, weights changing), as in their code; `baseline="fresh"` evaluates it at th
   batch dropped as in their loader), evaluation over the same loader.
 - "batched" (the fast default: K = 2 rounds, lr 0.2, a fixed 1024-image subset): the same SGD rounds with
   the min and max copies stacked and run in one pass (concatenated along the layer's output channels and
-  moved into the batch, or `torch.func.vmap` for other layers), on a fixed seeded subset of the training set
-  kept on the device, and, for `nn.Sequential` models, the input of the layer's block computed once per
-  epoch and reused (the layers before it do not change when only this layer moves). `bench/sal_speed.py`
-  measures its speed and agreement with the reference.
+  moved into the batch, or `torch.func.vmap` where that layout does not apply), on a fixed seeded subset of
+  the training set kept on the device; for any architecture torch.fx can trace, what the rest of the network
+  needs from the layers before the layer is computed once per epoch and reused, and the backward stops at the
+  layer (`landscape.copies`). `bench/sal_fidelity.py` measures its agreement with the reference and the
+  reference's own seed-to-seed floor, `bench/sal_engine.py` its speed against the previous engine.
 
 What the running baseline means in practice (measured on digits, see the bench): SAL is then dominated by
 L_0 - L_min while the loss still falls fast within an epoch, and by L_max - L_0 later; once the model has
