@@ -102,6 +102,8 @@ BLOCKS = (
 )
 # Measured not to fit this session's CPU budget (one slot of a 2-core machine shared by 8 people, ~60-70 min):
 LEFT_OUT = ("mnist-5k/cnn (both recipes)", "mnist-5k/resnet18s (both recipes)",
+            "digits/resnet18s runs last: on the SAL engine of this session's main its SAL costs ~200 s per run and "
+            "baseline (measured: 389 s for a clean + random pair, 20 epochs, SAL every 2nd), ~2 h for the block",
             "other epoch counts and budgets (each block runs one epoch count, every method at its default budget)",
             "the paper SAL preset (the fast default only, checked against it in bench/sal_speed.py)")
 
@@ -319,6 +321,15 @@ def verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def unfinished(cells: list[dict]) -> str:
+    """The planned blocks with fewer cells than the grid's, e.g. ``digits/resnet18s/adam (0 of 15 cells)``."""
+    have = {b.label: 0 for b in BLOCKS}
+    for c in cells:
+        have[c["block"]] = have.get(c["block"], 0) + 1
+    full = len(SEEDS) * len(METHODS)
+    return "; ".join(f"{b} ({n} of {full} cells)" for b, n in have.items() if n < full)
+
+
 def per_epoch_shares(cells: list[dict]) -> list[dict[str, Any]]:
     """(ours) Per (block, baseline, method): each layer's share of the epoch's SAL, (T, L), mean over the seeds.
 
@@ -333,8 +344,10 @@ def per_epoch_shares(cells: list[dict]) -> list[dict[str, Any]]:
                     continue
                 mean = {k: np.round(np.nanmean([c["baselines"][baseline][f"share_{k}"] for c in sel], 0), 4)
                         for k in ("clean", "poisoned")}
+                epochs = sel[0]["epochs"]
+                measured = [*range(SAL.every, epochs + 1, SAL.every)] + ([epochs] if epochs % SAL.every else [])
                 out.append({"block": block, "baseline": baseline, "method": method, "seeds": len(sel),
-                            "layers": sel[0]["layers"], "clean": mean["clean"].tolist(),
+                            "layers": sel[0]["layers"], "epochs": measured, "clean": mean["clean"].tolist(),
                             "poisoned": mean["poisoned"].tolist()})
     return out
 
@@ -377,6 +390,7 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
         "the cell's seed",
         f"- **blocks run**: {', '.join(blocks)}",
         f"- **left out** (did not fit the CPU budget): {'; '.join(LEFT_OUT)}",
+        f"- **planned, not finished this session** (the shared CPU queue): {unfinished(cells) or 'none'}",
         "", "Separates = mean UD(m) + std < mean UD(random) − std (sample std over the 3 seeds; the one-std intervals "
         "do not overlap), the rule fixed before the grid ran. With 3 seeds that is a weak test: the one-sided Welch "
         "t-test p-value of UD(m) < UD(random) is shown beside it. W1 and the SAL ratio are ours (threshold-free), "
@@ -425,7 +439,7 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
         "header": {"cells": len(cells), "wall_s": wall, "blocks": blocks, "left_out": list(LEFT_OUT),
                    "machine": machine_description(), "python": platform.python_version(), "commits": commits,
                    "sal": SAL.to_dict(), "recipes": {k: v.to_dict() for k, v in RECIPES.items()}},
-        "rows": flat, "settings": rows, "verdict": verdict(rows),
+        "cells": flat, "settings": rows, "verdict": verdict(rows),
         "per_epoch_shares": per_epoch_shares(cells),
     }), allow_nan=False, separators=(",", ":")))
     return paths

@@ -170,7 +170,7 @@ def study_rows(path: Path | None = None) -> list[dict[str, Any]]:
         data = json.loads((path or STUDY).read_text())
     except (OSError, ValueError):
         return []
-    rows = data.get("rows") if isinstance(data, dict) else None
+    rows = data.get("cells") if isinstance(data, dict) else None
     return [r for r in rows or [] if isinstance(r, dict) and isinstance(r.get("spec"), dict)]
 
 
@@ -216,6 +216,21 @@ def study_settings(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Spr
     return {label: {m: Spread(tuple(v)) for m, v in methods.items()} for label, methods in grouped.items()}
 
 
+def study_shares(label: str, path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """(ours) The study's per-epoch layer shares on the setting `label` (`setting_label`), by method.
+
+    Each: {"layers", "epochs", "clean", "poisoned"}, the (T, L) share of each layer in its epoch's SAL, mean over
+    the seeds (`bench/regime.py`); {} when the file has none for that setting.
+    """
+    try:
+        data = json.loads((path or STUDY).read_text())
+    except (OSError, ValueError):
+        return {}
+    labels = {(r.get("block"), r.get("baseline")): setting_label(r["spec"]) for r in study_rows(path)}
+    return {e["method"]: e for e in data.get("per_epoch_shares", [])
+            if labels.get((e.get("block"), e.get("baseline"))) == label}
+
+
 def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
     """The plain note shown beside a one-seed UD: it is unstable, and by how much (from the regime study)."""
     head = "UD from a single seed is unstable: another seed (or another CPU) can move it a lot."
@@ -238,4 +253,5 @@ def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
 
 
 __all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "single_seed_note",
-           "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_settings", "study_spread"]
+           "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_settings", "study_shares",
+           "study_spread"]

@@ -18,7 +18,7 @@ def _study(path, settings):
     rows = [{"spec": resolve_experiment(s).to_dict(), "ud": ud}
             for app_spec, uds in settings
             for s, ud in zip(seed_specs(engine.experiment_spec(app_spec), len(uds)), uds, strict=True)]
-    path.write_text(json.dumps({"rows": rows}))
+    path.write_text(json.dumps({"cells": rows}))
 
 
 def _specs(at) -> list[str]:
@@ -69,3 +69,17 @@ def test_ud_page_without_the_setting_or_the_study_says_so(tmp_path, monkeypatch,
         assert "did not run this setting" in texts(at) and "0.10 to 0.10" in texts(at)
     else:
         assert "No regime study is shipped" in texts(at)
+
+
+def test_ud_page_shows_the_shipped_study_and_its_layer_shares():
+    """The shipped assets/benchmarks/regime.json: every setting pickable, with the per-epoch layer shares (ours)."""
+    from landscape import seeds
+
+    settings = seeds.study_settings(seeds.study_rows())
+    assert settings, "assets/benchmarks/regime.json is shipped"
+    at = open_page("pages/ud.py")
+    no_exception(at)
+    assert at.selectbox(key="ud_study_setting").options == list(settings)
+    assert "Each layer's share of its epoch's SAL (ours; mean over seeds)" in _specs(at)
+    at.selectbox(key="ud_study_layers").set_value("ops").run()
+    no_exception(at)

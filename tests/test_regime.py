@@ -84,7 +84,14 @@ def test_report_files_and_the_single_seed_note_read_them(regime, tmp_path):
     md = paths["md"].read_text()
     assert "wall time 6 s" in md and "| digits/cnn/sgd | running | em |" in md and "SEPARATES" in md
     data = json.loads(paths["json"].read_text())  # strict JSON (NaN written as null)
-    assert len(data["rows"]) == len(cells) * 2 and data["header"]["cells"] == len(cells)
+    assert len(data["cells"]) == len(cells) * 2 and data["header"]["cells"] == len(cells)
     assert paths["csv"].read_text().count("\n") == len(cells) * 2 + 1
     spec = regime.BLOCKS[0].spec("em", 0, "running")
     assert "0.400 ± 0.100 (3 seeds, 0.300–0.500)" in single_seed_note(spec, paths["json"])
+    from landscape.seeds import setting_label, study_settings, study_shares
+
+    label = setting_label(data["cells"][0]["spec"])
+    assert label in study_settings(data["cells"])
+    shares = study_shares(label, paths["json"])
+    assert set(shares) == {"em", "random"} and shares["em"]["epochs"] == list(range(2, 31, 2))
+    np.testing.assert_allclose(shares["em"]["poisoned"], [[0.25] * 4] * 2)

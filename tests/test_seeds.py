@@ -75,7 +75,7 @@ def test_single_seed_note_reads_the_study(tmp_path):
 
     rows = cells(SMALL, (0.5, 1.0, 1.5)) + cells(SMALL.replace(poison=PoisonSpec(method="ops")), (0.2, 0.6))
     path = tmp_path / "regime.json"
-    path.write_text(json.dumps({"rows": rows}))
+    path.write_text(json.dumps({"cells": rows}))
     here = study_spread(SMALL, rows)
     assert here is not None and here.values == (0.5, 1.0, 1.5)
     note = single_seed_note(SMALL, path)

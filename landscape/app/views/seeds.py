@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from landscape import figures, seeds
@@ -42,3 +43,15 @@ def seed_spread(spec: AppSpec, method: str, point: float | None) -> None:
     widgets.show_figure(figures.ud_seed_spread({m: s.values for m, s in chosen.items()}, title=f"UD over seeds: "
                                                f"{label}"), "ud-seeds-study", key="ud-seeds-study")
     st.caption(" · ".join(f"{m}: {s.text()}" for m, s in chosen.items()))
+    shares = seeds.study_shares(label)
+    ues = [m for m in shares if m != "random"]
+    if ues and "random" in shares:
+        ue = st.selectbox("Which layers (UE against random noise)", ues, key="ud_study_layers")
+        a, r = shares[ue], shares["random"]
+        widgets.show_figure(figures.sal_heatmaps(
+            {"clean": np.asarray(a["clean"]), "random": np.asarray(r["poisoned"]), ue: np.asarray(a["poisoned"])},
+            a["layers"], np.asarray(a["epochs"]), title="Each layer's share of its epoch's SAL (ours; mean over "
+            "seeds)", label="share"), "ud-study-shares", key="ud-study-shares")
+        st.caption("Ours, not the paper's: SAL_l(t) / Σ_l SAL_l(t), so the epoch's overall trend is divided out and "
+                   "a layer that flattens under the UE shows as a darker cell than under random noise at the same "
+                   "epoch. The per-layer numbers are in assets/benchmarks/regime.md.")
