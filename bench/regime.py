@@ -187,18 +187,22 @@ def run_chunk(blocks: tuple[Block, ...], store: Store, budget_s: float, path: Pa
     written twice with the same numbers, and `read_cells` keeps one).
     """
     done = {(c["block"], c["method"], c["seed"]) for c in read_cells(path)}
-    walls = {c["block"]: c["wall_s"] for c in read_cells(path)}
+    walls: dict[tuple[str, str], float] = {}  # the longest cell of (block, method) seen (crafting included)
+    for c in read_cells(path):
+        walls[c["block"], c["method"]] = max(walls.get((c["block"], c["method"]), 0.0), c["wall_s"])
     started, ran = time.perf_counter(), 0
     for block, method, seed in grid(blocks, seeds):
         if (block.label, method, seed) in done:
             continue
         elapsed = time.perf_counter() - started
-        if ran and elapsed + walls.get(block.label, 0.0) > budget_s:
+        guess = walls.get((block.label, method), max((w for (b, _), w in walls.items() if b == block.label),
+                                                     default=0.0))
+        if ran and elapsed + guess > budget_s:
             print(f"budget: {elapsed:.0f} s used of {budget_s:.0f} s; next cell {block.label} {method} seed {seed} "
-                  f"(~{walls.get(block.label, 0):.0f} s) left for the next chunk", flush=True)
-            break
+                  f"(~{guess:.0f} s) left for the next chunk", flush=True)
+            continue  # a cheaper cell later in the grid may still fit
         row = run_cell(block, method, seed, store)
-        walls[block.label] = max(walls.get(block.label, 0.0), row["wall_s"])
+        walls[block.label, method] = max(walls.get((block.label, method), 0.0), row["wall_s"])
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(json.dumps(row, allow_nan=True) + "\n")
