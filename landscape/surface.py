@@ -152,6 +152,11 @@ class Surface:
     ARRAYS = ("alpha", "beta", "loss", "acc", "loss_se", "acc_se", "finite", "batch_loss", "batch_acc",
               "batch_sizes", "explained_variance")
 
+    def value_at(self, a: float, b: float = 0.0) -> float:
+        """Loss at the grid point nearest to (a, b)."""
+        i, j = int(np.abs(self.alpha - a).argmin()), int(np.abs(self.beta - b).argmin())
+        return float(self.loss[i, j])
+
     def to_store(self, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(metadata, arrays) for `Store.save`; `from_store` inverts it."""
         arrays = {f"{prefix}{k}": np.asarray(getattr(self, k)) for k in self.ARRAYS}
