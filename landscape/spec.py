@@ -182,7 +182,7 @@ class Spec:
         if unknown:
             raise SpecError(f"{cls.__name__} has no field(s) {sorted(map(str, unknown))}; valid fields: "
                             f"{sorted(names)}")
-        hints = _hints(cls)
+        hints = field_hints(cls)
         return cls(**{name: _from_plain(value, hints[name]) for name, value in data.items()})
 
 
