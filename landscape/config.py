@@ -28,6 +28,9 @@ from landscape.spec import (  # noqa: F401  (machinery re-exported: the specs' i
     parse_value,
 )
 
+# The training-time augmentations (the trainer's, and the surrogates' of the poison methods).
+Augment = Literal["none", "crop", "crop_flip"]
+
 # Caps that keep a single request within minutes on a laptop; the error says what it would cost.
 MAX_EPOCHS = 500
 MAX_BATCH = 8192
@@ -135,7 +138,7 @@ class TrainSpec(Spec):
     momentum: float = bounded(0.9, 0.0, 0.999)
     weight_decay: float = bounded(5e-4, 0.0, 1.0)
     schedule: Literal["constant", "cosine"] = "constant"
-    augment: Literal["none", "crop", "crop_flip"] = "none"
+    augment: Augment = "none"
     crop_padding: int = bounded(1, 0, 16)
     seed: int = bounded(0, 0, MAX_SEED)
     checkpoint_every: int = bounded(1, 1, MAX_EPOCHS)

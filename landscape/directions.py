@@ -255,10 +255,6 @@ class Plane:
     def directions(self) -> list[Direction]:
         return [self.d1] if self.d2 is None else [self.d1, self.d2]
 
-    def coordinates(self, states: Sequence[State]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Least-squares coordinates of `states` on the plane; see `project`."""
-        return project(states, self.center, self.directions)
-
 
 def project(states: Sequence[State], center: State, directions: Sequence[Mapping[str, torch.Tensor]]
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

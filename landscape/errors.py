@@ -34,10 +34,6 @@ class BudgetError(LandscapeError, ValueError):
     """A perturbation budget is on the wrong scale or a perturbation exceeds it."""
 
 
-class DivergenceError(LandscapeError):
-    """Training produced a NaN or infinite loss; the epochs done before are kept by the caller."""
-
-
 class StoreError(LandscapeError):
     """A store entry could not be read or written."""
 

@@ -173,10 +173,6 @@ class SALTrace:
             if np.shape(getattr(self, name)) != (t, n):
                 raise ShapeError(f"SALTrace.{name} has shape {np.shape(getattr(self, name))}, expected {(t, n)}")
 
-    @property
-    def num_epochs(self) -> int:
-        return len(self.epochs)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists of floats); `from_dict` inverts it exactly."""
         out: dict[str, Any] = {"layers": list(self.layers), "epochs": [int(e) for e in self.epochs],

@@ -115,13 +115,14 @@ def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def field_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a dataclass's fields (cached per class)."""
     return typing.get_type_hints(cls)
 
 
 def choices(cls: type, name: str) -> tuple[Any, ...]:
     """The valid values of a spec field annotated `Literal[...]` (the one place a choice list is written)."""
-    hint, _ = _optional(_hints(cls)[name])
+    hint, _ = _optional(field_hints(cls)[name])
     if typing.get_origin(hint) is not Literal:
         raise TypeError(f"{cls.__name__}.{name} is not a Literal field")
     return typing.get_args(hint)
@@ -138,7 +139,7 @@ class Spec:
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        hints = _hints(type(self))
+        hints = field_hints(type(self))
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             if isinstance(value, list):  # specs hold tuples (hashable); JSON gives lists back
@@ -181,7 +182,7 @@ class Spec:
         if unknown:
             raise SpecError(f"{cls.__name__} has no field(s) {sorted(map(str, unknown))}; valid fields: "
                             f"{sorted(names)}")
-        hints = _hints(cls)
+        hints = field_hints(cls)
         return cls(**{name: _from_plain(value, hints[name]) for name, value in data.items()})
 
 

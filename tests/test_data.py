@@ -68,7 +68,7 @@ def test_every_poison_method_has_defaults_for_the_family(name: str) -> None:
         from landscape.data.user import family_of_shape
 
         families = {family_of_shape(shape) for shape in ((1, 8, 8), (1, 28, 28), (3, 32, 32))}
-        assert all(f in POISONS.get(m).defaults for m in POISONS.names() for f in families)
+        assert all(f in POISONS.get(m).budgets for m in POISONS.names() for f in families)
         return
     for method in POISONS.names():
         if method == "clean":

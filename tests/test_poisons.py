@@ -17,7 +17,7 @@ from landscape.data import ImageSet, load_data, stratified_subset
 from landscape.errors import BudgetError, LandscapeError, ShapeError, SpecError, UnknownNameError
 from landscape.poisons import POISONS, Crafted, budget_figures, build, craft
 
-CASES = [(name, mode) for name in POISONS.names() for mode in POISONS.get(name).modes]
+CASES = [(name, mode) for name in POISONS.names() for mode in POISONS.get(name).granularities()]
 TOL = 1e-5
 
 
@@ -33,7 +33,7 @@ def digits100() -> ImageSet:
 def quick_spec(name: str, mode: str | None = None, **changes: object) -> PoisonSpec:
     cls = POISONS.get(name)
     options = dict(cls.quick_options)
-    if mode is not None and len(cls.modes) > 1:
+    if mode is not None and len(cls.granularities()) > 1:
         options["mode"] = mode
     options.update(changes.pop("options", {}))  # type: ignore[arg-type]
     return PoisonSpec(method=name, options=tuple(options.items()), **changes)  # type: ignore[arg-type]
@@ -117,7 +117,9 @@ def test_file_stem_is_registry_key(name: str) -> None:
     cls = POISONS.get(name)
     assert cls.__module__ == f"landscape.poisons.{name}"
     assert cls.__doc__ and "arXiv" in cls.__doc__ and "Shape:" in cls.__doc__
-    assert cls.norm in ("linf", "l2", "l0", "none") and {"digits", "cifar"} <= set(cls.defaults)
+    assert cls.norm in ("linf", "l2", "l0", "none") and {"digits", "mnist", "cifar"} <= set(cls.budgets)
+    assert set(cls.family_options) <= set(cls.budgets)
+    assert all(type(o) is cls.Options for o in cls.family_options.values())  # a family's options are the method's
 
 
 def test_ratio_zero_is_clean(digits100: ImageSet) -> None:
@@ -140,7 +142,7 @@ def test_store_round_trip_is_exact(tmp_path, digits100: ImageSet) -> None:
 def test_default_eps_per_dataset() -> None:
     em = POISONS.get("em")
     assert build(PoisonSpec(method="em"), dataset="cifar10").eps == pytest.approx(8 / 255)
-    assert build(PoisonSpec(method="em"), dataset="digits").eps == em.defaults["digits"]["eps"]
+    assert build(PoisonSpec(method="em"), dataset="digits").eps == em.budgets["digits"] == 64 / 255
     assert build(PoisonSpec(method="em", eps=0.1), dataset="digits").eps == 0.1
     assert build(PoisonSpec(method="ar"), dataset="cifar100").eps == 1.0
     assert build(PoisonSpec(method="ops"), dataset="cifar10").eps == 1
@@ -272,8 +274,10 @@ def test_bad_options_and_dataset() -> None:
         build(PoisonSpec(method="em", options=(("pgd_step", 3),)), dataset="digits")
     with pytest.raises(SpecError, match="choose one of sample, class"):
         build(PoisonSpec(method="em", options=(("mode", "pixel"),)), dataset="digits")
-    with pytest.raises(SpecError, match="must be of type int"):
+    with pytest.raises(SpecError, match="EMOptions.pgd_steps = 'many' must be an integer"):
         build(PoisonSpec(method="em", options=(("pgd_steps", "many"),)), dataset="digits")
+    with pytest.raises(SpecError, match="TAPOptions.augment = 'rotate' is not valid; choose one of none, crop"):
+        build(PoisonSpec(method="tap", options=(("augment", "rotate"),)), dataset="digits")
     with pytest.raises(SpecError, match="valid choices: digits, cifar10, cifar100"):
         build(PoisonSpec(method="em"), dataset="svhn")
 

@@ -41,7 +41,7 @@ def resolve(spec: PoisonSpec, *, dataset: str | DataSpec) -> PoisonSpec:
     if spec.is_clean:
         return spec
     method = build(spec, dataset=dataset)
-    return spec.replace(eps=method.eps, options=freeze_options(method.options))
+    return spec.replace(eps=method.eps, options=freeze_options(method.options.to_dict()))
 
 
 def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu",

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from landscape.poisons.base import POISONS, PoisonMethod
+from landscape.poisons.base import POISONS, MethodOptions, Perturbation, PoisonMethod
+
+
+@dataclass(frozen=True)
+class AROptions(MethodOptions):
+    """AR's options: the border cropped off the generated canvas, and the std of the per-pixel innovation noise."""
+
+    crop: int = 4
+    innovation: float = 0.0
 
 
 @POISONS.register("ar")
@@ -59,12 +68,12 @@ class Autoregressive(PoisonMethod):
     """
 
     norm = "l2"
-    defaults = {"digits": {"eps": math.sqrt(64) * 64 / 255, "crop": 4, "innovation": 0.0},
-                "mnist": {"eps": math.sqrt(784) * 64 / 255, "crop": 4, "innovation": 0.0},
-                "cifar": {"eps": 1.0, "crop": 4, "innovation": 0.0}}
+    budgets = {"digits": math.sqrt(64) * 64 / 255, "mnist": math.sqrt(784) * 64 / 255, "cifar": 1.0}
+    Options = AROptions
+    options: AROptions
 
     def filters(self, num_classes: int, channels: int, size: tuple[int, int],
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         """(K, C, C, 3, 3) causal coefficients; per (class, output channel) they sum to 1.
 
         A draw is kept only if the process it defines neither explodes nor dies out on a test canvas
@@ -81,7 +90,7 @@ class Autoregressive(PoisonMethod):
                 continue
             coef = coef / total
             start = torch.randn((16, channels, *size), generator=generator)
-            probe = self._generate(coef.expand(16, *coef.shape), start, self.options["crop"])
+            probe = self._generate(coef.expand(16, *coef.shape), start, self.options.crop)
             spread = float(probe.std()) if bool(torch.isfinite(probe).all()) else float("inf")
             if 0.2 <= spread <= 5.0:
                 chosen.append(coef)
@@ -104,13 +113,13 @@ class Autoregressive(PoisonMethod):
         return canvas[:, :, crop:, crop:]
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         n, c, h, w = x.shape
-        crop = self.options["crop"]
+        crop = self.options.crop
         filters = self.filters(num_classes, c, (h + crop, w + crop), generator)  # (K, C, C, 3, 3)
         canvas = torch.randn((n, c, h + crop, w + crop), generator=generator)
-        innovation = torch.randn(canvas.shape, generator=generator) * self.options["innovation"]
-        noise = self._generate(filters[y.cpu()], canvas, crop, innovation if self.options["innovation"] else None)
+        innovation = torch.randn(canvas.shape, generator=generator) * self.options.innovation
+        noise = self._generate(filters[y.cpu()], canvas, crop, innovation if self.options.innovation else None)
         norms = noise.flatten(1).norm(dim=1).clamp_min(1e-12)
-        self.meta_extra["filters"] = filters.tolist()
-        return (noise * (self.eps / norms)[:, None, None, None]).to(x.device)
+        delta = (noise * (self.eps / norms)[:, None, None, None]).to(x.device)
+        return Perturbation(delta, {"filters": filters.tolist()})

@@ -1,19 +1,20 @@
 """The poison template: `PoisonMethod` owns everything but the algorithm; `Crafted` is its replayable result.
 
-A method subclass implements only `perturb(x, y, ...) -> delta`. The base class validates the images,
-labels and budget (with errors that name the scale), resolves the per-data-set defaults and options,
+A method subclass declares its typed options (a frozen `MethodOptions` dataclass), its budget per data-set
+family, and implements only `perturb(x, y, ...) -> Perturbation`. The base class validates the images,
+labels and budget (with errors that name the scale), resolves the per-family defaults and options,
 moves tensors to the device, seeds every random draw from `PoisonSpec.seed` through `torch.Generator`s
 (never the global RNG), projects `delta` onto the budget under the method's norm, clamps the poisoned
 images to [0, 1], keeps only the `ratio` of images chosen to be poisoned, and measures the budget
 figures. Crafting (stateful, random, possibly training a surrogate) is separate from applying
 (`Crafted.apply`, pure), so a stored perturbation is re-applied exactly.
 
-`SurrogateMethod` adds what the surrogate-based methods (EM, REM, TAP, HYPO) share: building the
-surrogate with `landscape.models.build_model`, a few SGD steps, and signed-gradient (PGD) steps.
+What the surrogate-based methods share is in `landscape.poisons.surrogate`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from abc import ABC, abstractmethod
@@ -23,14 +24,13 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from landscape.config import CLEAN, DataSpec, PoisonSpec, TrainSpec, options_dict
+from landscape.config import CLEAN, DataSpec, PoisonSpec, options_dict
 from landscape.data.imageset import ImageSet, check_images
 from landscape.device import reproducible_threads
 from landscape.errors import BudgetError, ShapeError, SpecError
 from landscape.registry import Registry
+from landscape.spec import Spec, choices, field_hints
 
 POISONS: Registry[type[PoisonMethod]] = Registry("poison method", also_valid=(CLEAN,))
 
@@ -195,18 +195,50 @@ class Crafted:
         return cls(delta, mask, dict(meta))
 
 
+@dataclass(frozen=True)
+class MethodOptions(Spec):
+    """Base of a method's typed options: a frozen dataclass whose fields are checked like a spec's.
+
+    A method declares a subclass; its field defaults are the method's settings for the digits family
+    (`PoisonMethod.family_options` overrides them for the others). Types and `Literal` choices are checked
+    on construction; an integer given for a float field is stored as a float, so equal settings give equal keys.
+    """
+
+    def check(self) -> None:
+        hints = field_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if hints[f.name] is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """What `perturb` returns: the raw perturbation and what the method reports about crafting it.
+
+    Attributes:
+        delta: (N, C, H, W) raw perturbation (projected onto the budget by the base class afterwards).
+        extras: JSON-plain facts for `Crafted.meta` (surrogate histories, chosen pixels or filters, ...).
+    """
+
+    delta: torch.Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
 class PoisonMethod(ABC):
     """Template for one unlearnable-example method; subclasses implement `perturb` only.
 
     Class data a subclass declares:
         norm: the threat model, "linf", "l2", "l0" or "none" (not norm-bounded; `eps` is then the
             method's own strength parameter, documented by the method).
-        modes: the granularities it supports; the first is the default; the option "mode" picks one
-            when there are several ("sample" = one perturbation per image, "class" = one per class).
+        budgets: the default eps per data-set family ("digits", "mnist", "cifar"); its keys are the families
+            the method supports.
+        Options: its typed options (a `MethodOptions` dataclass, defaults = the digits family's); an option
+            "mode" ("sample" = one perturbation per image, "class" = one per class) picks the granularity.
+        family_options: the options of the families whose defaults differ from `Options()`.
+        granularity_without_mode: the granularity of a method that has no "mode" option.
         additive: True if the method adds a pattern (so class-wise means the same pattern per class);
             False if it transforms the image (OPS sets a pixel, CUDA convolves).
-        defaults: per data-set family ("digits", "mnist", "cifar"), "eps" and every option with its default.
-        choices: the closed set of valid values of string options.
         quick_options: cheap settings (few steps) for tests and smoke runs; not a faithful setting.
 
     Args:
@@ -217,11 +249,11 @@ class PoisonMethod(ABC):
     """
 
     norm: ClassVar[Norm] = "linf"
-    modes: ClassVar[tuple[str, ...]] = ("sample",)
+    budgets: ClassVar[dict[str, float]] = {}
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+    family_options: ClassVar[dict[str, MethodOptions]] = {}
+    granularity_without_mode: ClassVar[str] = "sample"
     additive: ClassVar[bool] = True
-    uses_surrogate: ClassVar[bool] = False
-    defaults: ClassVar[dict[str, dict[str, Any]]] = {}
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     quick_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu") -> None:
@@ -229,48 +261,36 @@ class PoisonMethod(ABC):
         self.dataset = dataset if isinstance(dataset, str) else dataset.name
         self.device = torch.device(device)
         self.family = dataset_family(dataset)
-        if self.family not in self.defaults:
+        if self.family not in self.budgets:
             raise SpecError(f"{type(self).__name__} has no defaults for {self.dataset!r} (family {self.family!r}); "
-                            f"valid: {', '.join(self.defaults)}")
-        base = dict(self.defaults[self.family])
-        self.eps = float(spec.eps if spec.eps is not None else base.pop("eps"))
-        base.pop("eps", None)
-        if len(self.modes) > 1:
-            base.setdefault("mode", self.modes[0])
-        self.options = self._resolve_options(base, options_dict(spec.options))
+                            f"valid: {', '.join(self.budgets)}")
+        self.eps = float(spec.eps if spec.eps is not None else self.budgets[self.family])
+        self.options = self._resolve_options(options_dict(spec.options))
         self._check_eps_scale()
         self._progress: Progress | None = None
         self._last_progress: tuple[int, int] | None = None
-        self.meta_extra: dict[str, Any] = {}  # what a subclass adds to `Crafted.meta` (histories, choices)
+
+    @classmethod
+    def granularities(cls) -> tuple[str, ...]:
+        """The granularities the method supports, its default first: the choices of its "mode" option, if any."""
+        if "mode" in field_hints(cls.Options):
+            return choices(cls.Options, "mode")
+        return (cls.granularity_without_mode,)
+
+    def default_options(self, family: str) -> MethodOptions:
+        """The method's options for a data-set family before any is given: `family_options`, else `Options()`."""
+        return self.family_options.get(family) or self.Options()
 
     # ----------------------------------------------------------------------------------------- validation
-    def _resolve_options(self, base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-        name = self.spec.method
-        unknown = sorted(set(given) - set(base))
+    def _resolve_options(self, given: dict[str, Any]) -> MethodOptions:
+        """The family's default options with the given ones replaced (each checked by the options dataclass)."""
+        base = self.default_options(self.family)
+        names = [f.name for f in dataclasses.fields(base)]
+        unknown = sorted(set(given) - set(names))
         if unknown:
-            valid = ", ".join(sorted(base)) or "none"
-            raise SpecError(f"poison method {name!r} has no option(s) {unknown}; valid options: {valid}")
-        out = dict(base)
-        for key, value in given.items():
-            default = base[key]
-            if isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(default, int):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            elif isinstance(default, float):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                value = float(value) if ok else value
-            else:
-                ok = isinstance(value, type(default))
-            if not ok:
-                raise SpecError(f"option {key}={value!r} of {name!r} must be of type {type(default).__name__} "
-                                f"(default {default!r})")
-            out[key] = value
-        for key, valid in {"mode": self.modes, **self.choices}.items():
-            if key in out and out[key] not in valid:
-                raise SpecError(f"option {key}={out[key]!r} of {name!r} is not valid; choose one of "
-                                f"{', '.join(valid)}")
-        return out
+            raise SpecError(f"poison method {self.spec.method!r} has no option(s) {unknown}; valid options: "
+                            f"{', '.join(sorted(names)) or 'none'}")
+        return dataclasses.replace(base, **given)
 
     def _check_eps_scale(self) -> None:
         eps, name = self.eps, self.spec.method
@@ -302,7 +322,7 @@ class PoisonMethod(ABC):
     @property
     def granularity(self) -> str:
         """"sample" or "class"."""
-        return str(self.options.get("mode", self.modes[0]))
+        return str(getattr(self.options, "mode", self.granularity_without_mode))
 
     def report(self, done: int, total: int) -> None:
         """Forward progress to the caller's callback (subclasses call it as they go)."""
@@ -316,7 +336,7 @@ class PoisonMethod(ABC):
         The seconds are an order-of-magnitude guide (one CPU thread), not a promise.
         """
         ige = int(self.gradient_evals(n))
-        surrogate = str(self.options.get("surrogate", "cnn"))
+        surrogate = str(getattr(self.options, "surrogate", "cnn"))
         values = max(1, int(np.prod(image_shape)))
         rate = _IGE_PER_S_PER_KVALUE.get(surrogate, 100.0) * 1000.0 / values
         return {"gradient_evals": ige, "cpu_seconds": ige / rate if ige else 0.1}
@@ -327,8 +347,8 @@ class PoisonMethod(ABC):
 
     @abstractmethod
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
-        """Return the raw perturbation `delta` (N, C, H, W) for clean images `x` in [0, 1] and labels `y`.
+                generator: torch.Generator) -> Perturbation:
+        """The raw perturbation `delta` (N, C, H, W) for clean images `x` in [0, 1] and labels `y`, and its extras.
 
         `x` and `y` are on `self.device` and may not be modified. The base class then projects `delta` onto
         the budget, clamps `x + delta` to [0, 1] and masks it to the poison ratio; the subclass may already
@@ -360,12 +380,13 @@ class PoisonMethod(ABC):
         n_poison = int(round(self.spec.ratio * n))
         mask = torch.zeros(n, dtype=torch.bool)
         mask[torch.randperm(n, generator=mask_gen)[:n_poison]] = True
-        self.meta_extra = {}
+        extras: dict[str, Any] = {}
         x_dev = x.detach().to(self.device).clone()
         y_dev = y.detach().to(self.device).clone()
         if n_poison:
             with reproducible_threads(self.device):  # surrogate training: see landscape.device.CPU_THREADS
-                raw = self.perturb(x_dev, y_dev, num_classes=num_classes, generator=craft_gen)
+                perturbation = self.perturb(x_dev, y_dev, num_classes=num_classes, generator=craft_gen)
+            raw, extras = perturbation.delta, perturbation.extras
             if tuple(raw.shape) != tuple(x.shape):
                 raise ShapeError(f"{self.spec.method} returned delta {tuple(raw.shape)} for images {tuple(x.shape)}")
             raw = raw.detach().to(torch.float32)
@@ -390,96 +411,13 @@ class PoisonMethod(ABC):
             "ratio": self.spec.ratio,
             "n_poisoned": n_poison,
             "seed": self.spec.seed,
-            "options": dict(self.options),
+            "options": self.options.to_dict(),
             "budget": budget_figures(x[mask], poisoned[mask]),
             "seconds": seconds,
             "device": str(self.device),
-            **self.meta_extra,
+            **extras,
         }
         total = self._last_progress[1] if self._last_progress else 1
         self.report(total, total)  # a stop before the step cap still completes the bar
         self._progress = None
         return Crafted(delta.contiguous(), mask, meta)
-
-
-class SurrogateMethod(PoisonMethod):
-    """Base of the surrogate-based methods: a model from `build_model`, SGD steps and signed-gradient steps.
-
-    The surrogate runs on `self.device`; its initialisation and data order are seeded from the crafting
-    generator. Options shared by all of them: `surrogate` (registered model name).
-    """
-
-    uses_surrogate = True
-
-    def build_surrogate(self, image_shape: tuple[int, int, int], num_classes: int,
-                        generator: torch.Generator) -> nn.Module:
-        from landscape.models import MODELS, build_model
-
-        name = str(self.options["surrogate"])
-        MODELS.check(name)
-        seed = int(torch.randint(2**31, (1,), generator=generator))
-        return build_model(name, image_shape, num_classes, seed=seed).to(self.device)
-
-    def train_surrogate(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator,
-                        *, epochs: int, lr: float, batch_size: int,
-                        augment: str = "none") -> tuple[nn.Module, list[float]]:
-        """A surrogate trained normally on the clean data with `landscape.train.train`; returns (model, train acc)."""
-        from landscape.train import train
-
-        model = self.build_surrogate(tuple(x.shape[1:]), num_classes, generator)
-        names = tuple(str(i) for i in range(num_classes))
-        data = ImageSet(x.cpu(), y.cpu(), names)
-        held = data.subset(torch.randperm(len(y), generator=generator)[: min(len(y), 1000)])
-        spec = TrainSpec(epochs=epochs, lr=lr, batch_size=batch_size, augment=augment,  # type: ignore[arg-type]
-                         seed=int(torch.randint(2**31, (1,), generator=generator)), checkpoint_every=epochs)
-        result = train(model, data, held, spec, device=self.device,
-                       progress=lambda done, total: self.report(done, total + 1))
-        model.eval()
-        return model, [float(a) for a in result.history["train_acc"]]
-
-    @staticmethod
-    def sgd(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-
-    @staticmethod
-    def signed_steps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, delta: torch.Tensor, *,
-                     eps: float, step: float, steps: int, minimise: bool = True,
-                     extra: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """`steps` signed-gradient steps on the cross-entropy w.r.t. `delta`, projected to the L∞ ball and [0, 1].
-
-        Args:
-            model: fixed network (its mode is the caller's choice; parameters receive no gradient update).
-            x: clean batch (B, C, H, W).
-            target: labels (B,) the loss is measured against.
-            delta: start (B, C, H, W); not modified.
-            eps: L∞ radius.
-            step: step size.
-            steps: number of steps.
-            minimise: descend (error-minimising / targeted) or ascend (error-maximising).
-            extra: optional function of the perturbed batch returning an additive offset (REM's inner
-                adversarial noise), evaluated without gradient at every step.
-        """
-        d = delta.detach().clone()
-        sign = -1.0 if minimise else 1.0
-        for _ in range(steps):
-            d.requires_grad_(True)
-            xp = (x + d).clamp(0.0, 1.0)
-            if extra is not None:
-                xp = (xp + extra(xp.detach())).clamp(0.0, 1.0)
-            loss = F.cross_entropy(model(xp), target)
-            (grad,) = torch.autograd.grad(loss, d)
-            with torch.no_grad():
-                d = (d + sign * step * grad.sign()).clamp(-eps, eps)
-                d = (x + d).clamp(0.0, 1.0) - x
-        return d.detach()
-
-    @staticmethod
-    @torch.no_grad()
-    def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-        was = model.training
-        model.eval()
-        correct = 0
-        for s in range(0, len(y), batch_size):
-            correct += int((model(x[s:s + batch_size]).argmax(1) == y[s:s + batch_size]).sum())
-        model.train(was)
-        return correct / max(1, len(y))

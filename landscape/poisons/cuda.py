@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons.base import POISONS, PoisonMethod
+from landscape.poisons.base import POISONS, MethodOptions, Perturbation, PoisonMethod
+
+
+@dataclass(frozen=True)
+class CUDAOptions(MethodOptions):
+    """CUDA's option: the side of the class filters (odd; 3 in the paper, for every data set)."""
+
+    kernel: int = 3
 
 
 @POISONS.register("cuda")
@@ -52,10 +61,11 @@ class ConvolutionBased(PoisonMethod):
     """
 
     norm = "none"
-    modes = ("class",)
+    granularity_without_mode = "class"
     additive = False
-    defaults = {"digits": {"eps": 0.1, "kernel": 3}, "mnist": {"eps": 0.3, "kernel": 3},
-                "cifar": {"eps": 0.3, "kernel": 3}}
+    budgets = {"digits": 0.1, "mnist": 0.3, "cifar": 0.3}
+    Options = CUDAOptions
+    options: CUDAOptions
 
     def _check_eps_scale(self) -> None:
         super()._check_eps_scale()
@@ -65,9 +75,9 @@ class ConvolutionBased(PoisonMethod):
             raise BudgetError(f"eps={self.eps:g} for 'cuda' is the blur strength (upper end of the filter "
                               f"weights) and must lie in (0, 1]; the paper uses 0.3")
 
-    def filters(self, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    def filters(self, num_classes: int, generator: torch.Generator) -> Perturbation:
         """(K, k, k) class filters."""
-        k = self.options["kernel"]
+        k = self.options.kernel
         if k < 1 or k % 2 == 0:
             from landscape.errors import SpecError
 
@@ -78,7 +88,7 @@ class ConvolutionBased(PoisonMethod):
         return filt.view(num_classes, k, k)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         n, c, h, w = x.shape
         filt = self.filters(num_classes, generator).to(x.device)
         k = filt.shape[-1]
@@ -91,5 +101,4 @@ class ConvolutionBased(PoisonMethod):
             out[rows] = F.conv2d(x[rows], weight, padding=k // 2, groups=c)
         peak = out.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
         out = torch.where(peak > 1e-12, out / peak, out)
-        self.meta_extra["filters"] = filt.cpu().tolist()
-        return out - x
+        return Perturbation(out - x, {"filters": filt.cpu().tolist()})

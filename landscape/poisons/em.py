@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons.base import POISONS, SurrogateMethod
+from landscape.poisons.base import POISONS, Perturbation
+from landscape.poisons.surrogate import AlternatingOptions, SurrogateMethod
+
+
+@dataclass(frozen=True)
+class EMOptions(AlternatingOptions):
+    """EM's options (digits defaults); see `ErrorMinimizing`."""
+
+    mode: Literal["sample", "class"] = "sample"
+    class_pgd_steps: int = 1
 
 
 @POISONS.register("em")
@@ -56,7 +66,7 @@ class ErrorMinimizing(SurrogateMethod):
     Args (options):
         mode: "sample" or "class".
         surrogate: registered model name ("cnn" for digits, "resnet18" for CIFAR).
-        pgd_steps: signed-gradient steps per sweep (class mode: per batch, default 1).
+        pgd_steps: signed-gradient steps per sweep; class_pgd_steps: per batch in class mode.
         step_frac: PGD step as a fraction of eps.
         train_steps: surrogate SGD steps between sweeps.
         lr: surrogate learning rate; batch_size: surrogate batch; noise_batch: PGD batch.
@@ -68,70 +78,48 @@ class ErrorMinimizing(SurrogateMethod):
     """
 
     norm = "linf"
-    modes = ("sample", "class")
-    _common: dict[str, Any] = {"train_steps": 10, "stop_acc": 0.99, "batch_size": 128, "noise_batch": 512,
-                               "step_frac": 0.1, "class_pgd_steps": 1}
-    defaults = {
-        "digits": {"eps": 64 / 255, "surrogate": "cnn", "lr": 0.05, "pgd_steps": 10, "max_loops": 30, **_common},
-        "mnist": {"eps": 64 / 255, "surrogate": "lenet5", "lr": 0.05, "pgd_steps": 10, "max_loops": 30, **_common},
-        "cifar": {"eps": 8 / 255, "surrogate": "resnet18", "lr": 0.1, "pgd_steps": 20, "max_loops": 30, **_common},
-    }
+    Options = EMOptions
+    family_options = {"cifar": EMOptions(surrogate="resnet18", lr=0.1, pgd_steps=20)}
     quick_options = {"pgd_steps": 2, "max_loops": 2, "train_steps": 2, "class_pgd_steps": 1}
+    options: EMOptions
 
     def gradient_evals(self, n: int) -> int:
         o = self.options
-        per_loop = o["train_steps"] * o["batch_size"] + n * (o["class_pgd_steps"] if self.granularity == "class"
-                                                              else o["pgd_steps"]) + n
-        return int(o["max_loops"] * per_loop)
+        steps = o.class_pgd_steps if self.granularity == "class" else o.pgd_steps
+        return int(o.max_loops * (o.train_steps * o.batch_size + n * steps + n))
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         o = self.options
         model = self.build_surrogate(tuple(x.shape[1:]), num_classes, generator)
-        opt = self.sgd(model, o["lr"])
-        step = o["step_frac"] * self.eps
+        step = o.step_frac * self.eps
         classwise = self.granularity == "class"
         delta = torch.zeros((num_classes, *x.shape[1:]) if classwise else x.shape, device=x.device)
-        n, history = len(y), []
-        order, cursor = torch.randperm(n, generator=generator).to(x.device), 0
-        for loop in range(o["max_loops"]):
-            model.train()
-            for _ in range(o["train_steps"]):
-                if cursor + o["batch_size"] > n:
-                    order, cursor = torch.randperm(n, generator=generator).to(x.device), 0
-                idx = order[cursor:cursor + o["batch_size"]]
-                cursor += o["batch_size"]
-                d = delta[y[idx]] if classwise else delta[idx]
-                loss = F.cross_entropy(model((x[idx] + d).clamp(0, 1)), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-            model.eval()
-            for p in model.parameters():
-                p.requires_grad_(False)
-            for s in range(0, n, o["noise_batch"]):
-                xb, yb = x[s:s + o["noise_batch"]], y[s:s + o["noise_batch"]]
+
+        def noise(idx: torch.Tensor | slice) -> torch.Tensor:  # (B, C, H, W): each image's current delta
+            return delta[y[idx]] if classwise else delta[idx]
+
+        def train_loss(idx: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(model((x[idx] + noise(idx)).clamp(0, 1)), y[idx])
+
+        def sweep() -> None:
+            for s in range(0, len(y), o.noise_batch):
+                xb, yb = x[s:s + o.noise_batch], y[s:s + o.noise_batch]
                 if classwise:
                     self._class_update(model, xb, yb, delta, step, num_classes)
                 else:
                     delta[s:s + len(yb)] = self.signed_steps(model, xb, yb, delta[s:s + len(yb)], eps=self.eps,
-                                                             step=step, steps=o["pgd_steps"])
-            for p in model.parameters():
-                p.requires_grad_(True)
-            acc = self.accuracy(model, (x + (delta[y] if classwise else delta)).clamp(0, 1), y)
-            history.append(acc)
-            self.report(loop + 1, o["max_loops"])
-            if acc >= o["stop_acc"]:
-                break
-        self.meta_extra.update({"surrogate_acc": history, "loops": len(history),
-                                "stopped_early": bool(history and history[-1] >= o["stop_acc"])})
-        return delta[y] if classwise else delta
+                                                             step=step, steps=o.pgd_steps)
+
+        history = self.alternate(model, x, y, generator, train_loss=train_loss, sweep=sweep,
+                                 score=lambda: self.accuracy(model, (x + noise(slice(None))).clamp(0, 1), y))
+        return Perturbation(noise(slice(None)), {"surrogate_acc": history, "loops": len(history),
+                                                 "stopped_early": bool(history and history[-1] >= o.stop_acc)})
 
     def _class_update(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, delta: torch.Tensor,
                       step: float, num_classes: int) -> None:
         """Class-wise step(s): every sample proposes a signed step; δ_c moves by its class's mean proposal."""
-        for _ in range(self.options["class_pgd_steps"]):
+        for _ in range(self.options.class_pgd_steps):
             d = delta[yb].clone().requires_grad_(True)
             loss = F.cross_entropy(model((xb + d).clamp(0, 1)), yb)
             (grad,) = torch.autograd.grad(loss, d)

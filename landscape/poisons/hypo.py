@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from landscape.poisons.base import POISONS, SurrogateMethod
+from landscape.poisons.base import POISONS, Perturbation
+from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateMethod, SurrogateTrainingOptions
+
+
+@dataclass(frozen=True)
+class HypoOptions(SurrogateTrainingOptions):
+    """HYPO's options (digits defaults); see `Hypocritical`."""
+
+    surrogate_epochs: int = 20
+    steps: int = 50
+    step_frac: float = 0.1
 
 
 @POISONS.register("hypo")
@@ -48,34 +60,27 @@ class Hypocritical(SurrogateMethod):
     """
 
     norm = "linf"
-    choices = {"augment": ("none", "crop", "crop_flip")}
-    defaults = {
-        "digits": {"eps": 64 / 255, "surrogate": "cnn", "surrogate_epochs": 20, "lr": 0.05, "batch_size": 64,
-                   "augment": "none", "steps": 50, "step_frac": 0.1, "noise_batch": 512},
-        "mnist": {"eps": 64 / 255, "surrogate": "lenet5", "surrogate_epochs": 20, "lr": 0.05, "batch_size": 64,
-                  "augment": "none", "steps": 50, "step_frac": 0.1, "noise_batch": 512},
-        "cifar": {"eps": 8 / 255, "surrogate": "resnet18", "surrogate_epochs": 40, "lr": 0.1, "batch_size": 128,
-                  "augment": "crop_flip", "steps": 100, "step_frac": 0.1, "noise_batch": 512},
-    }
+    Options = HypoOptions
+    family_options = {"cifar": HypoOptions(**CIFAR_SURROGATE_TRAINING, steps=100)}
     quick_options = {"surrogate_epochs": 1, "steps": 2}
+    options: HypoOptions
 
     def gradient_evals(self, n: int) -> int:
         o = self.options
-        return int(o["surrogate_epochs"] * n + o["steps"] * n)
+        return int(o.surrogate_epochs * n + o.steps * n)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         o = self.options
-        model, history = self.train_surrogate(x, y, num_classes, generator, epochs=o["surrogate_epochs"],
-                                              lr=o["lr"], batch_size=o["batch_size"], augment=o["augment"])
+        model, history = self.train_surrogate(x, y, num_classes, generator, epochs=o.surrogate_epochs,
+                                              lr=o.lr, batch_size=o.batch_size, augment=o.augment)
         for p in model.parameters():
             p.requires_grad_(False)
         delta = torch.zeros_like(x)
-        step = o["step_frac"] * self.eps
-        for s in range(0, len(y), o["noise_batch"]):
-            sl = slice(s, s + o["noise_batch"])
-            delta[sl] = self.signed_steps(model, x[sl], y[sl], delta[sl], eps=self.eps, step=step, steps=o["steps"])
-        self.report(o["surrogate_epochs"] + 1, o["surrogate_epochs"] + 1)
-        self.meta_extra.update({"surrogate_train_acc": history, "surrogate_clean_acc": self.accuracy(model, x, y),
-                                "surrogate_poisoned_acc": self.accuracy(model, (x + delta).clamp(0, 1), y)})
-        return delta
+        step = o.step_frac * self.eps
+        for s in range(0, len(y), o.noise_batch):
+            sl = slice(s, s + o.noise_batch)
+            delta[sl] = self.signed_steps(model, x[sl], y[sl], delta[sl], eps=self.eps, step=step, steps=o.steps)
+        self.report(o.surrogate_epochs + 1, o.surrogate_epochs + 1)
+        return Perturbation(delta, {"surrogate_train_acc": history, "surrogate_clean_acc": self.accuracy(model, x, y),
+                                    "surrogate_poisoned_acc": self.accuracy(model, (x + delta).clamp(0, 1), y)})

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons.base import POISONS, PoisonMethod
+from landscape.poisons.base import POISONS, MethodOptions, Perturbation, PoisonMethod
+
+
+@dataclass(frozen=True)
+class LSPOptions(MethodOptions):
+    """LSP's options (digits defaults): the side of a patch in pixels, and the separation of the class centres."""
+
+    patch: int = 2
+    class_sep: float = 10.0
 
 
 @POISONS.register("lsp")
@@ -54,31 +63,33 @@ class LinearSeparablePatches(PoisonMethod):
     """
 
     norm = "l2"
-    defaults = {"digits": {"eps": math.sqrt(64) * 64 / 255, "patch": 2, "class_sep": 10.0},
-                "mnist": {"eps": math.sqrt(784) * 32 / 255, "patch": 7, "class_sep": 10.0},
-                "cifar": {"eps": math.sqrt(3072) * 6 / 255, "patch": 8, "class_sep": 10.0}}
+    budgets = {"digits": math.sqrt(64) * 64 / 255, "mnist": math.sqrt(784) * 32 / 255,
+               "cifar": math.sqrt(3072) * 6 / 255}
+    Options = LSPOptions
+    family_options = {"mnist": LSPOptions(patch=7), "cifar": LSPOptions(patch=8)}
+    options: LSPOptions
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         from landscape.errors import SpecError
 
         n, c, h, w = x.shape
-        patch = self.options["patch"]
+        patch = self.options.patch
         if patch < 1 or h % patch or w % patch:
             raise SpecError(f"option patch={patch} must divide the image size {h}x{w}")
         gh, gw = h // patch, w // patch
         d = c * gh * gw
         if d < 63 and num_classes > 2**d:
             raise SpecError(f"{num_classes} classes need more than {d} dimensions; use a smaller patch")
-        centres = self._vertices(num_classes, d, generator) * self.options["class_sep"]  # (K, d)
+        centres = self._vertices(num_classes, d, generator) * self.options.class_sep  # (K, d)
         points = centres[y.cpu()] + torch.randn((n, d), generator=generator)  # (N, d)
         grid = points.view(n, c, gh, gw)
         pattern = F.interpolate(grid, scale_factor=patch, mode="nearest")  # (N, C, H, W)
         norms = pattern.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return (pattern * (self.eps / norms)[:, None, None, None]).to(x.device)
+        return Perturbation((pattern * (self.eps / norms)[:, None, None, None]).to(x.device))
 
     @staticmethod
-    def _vertices(k: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    def _vertices(k: int, d: int, generator: torch.Generator) -> Perturbation:
         """`k` distinct random vertices of {-1, +1}^d."""
         chosen: list[tuple[int, ...]] = []
         seen: set[tuple[int, ...]] = set()

@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from landscape.poisons.base import POISONS, PoisonMethod
+from landscape.poisons.base import POISONS, Perturbation, PoisonMethod
 
 
 @POISONS.register("ops")
@@ -50,9 +50,9 @@ class OnePixelShortcut(PoisonMethod):
     """
 
     norm = "l0"
-    modes = ("class",)
+    granularity_without_mode = "class"
     additive = False
-    defaults = {"digits": {"eps": 4}, "mnist": {"eps": 2}, "cifar": {"eps": 1}}
+    budgets = {"digits": 4, "mnist": 2, "cifar": 1}
 
     def search(self, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[list[tuple[int, tuple]]]:
         """Per class, the chosen [(flat position, colour tuple), ...]."""
@@ -86,7 +86,7 @@ class OnePixelShortcut(PoisonMethod):
         return chosen
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         n, c, h, w = x.shape
         chosen = self.search(x, y, num_classes)
         poisoned = x.clone().flatten(2)  # (N, C, H*W)
@@ -94,5 +94,5 @@ class OnePixelShortcut(PoisonMethod):
             rows = y == cls
             for pos, colour in picks:
                 poisoned[rows, :, pos] = torch.tensor(colour, dtype=x.dtype, device=x.device)
-        self.meta_extra["pixels"] = [[[pos // w, pos % w, list(colour)] for pos, colour in picks] for picks in chosen]
-        return poisoned.view_as(x) - x
+        pixels = [[[pos // w, pos % w, list(colour)] for pos, colour in picks] for picks in chosen]
+        return Perturbation(poisoned.view_as(x) - x, {"pixels": pixels})

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
-from landscape.poisons.base import POISONS, PoisonMethod
+from landscape.poisons.base import POISONS, MethodOptions, Perturbation, PoisonMethod
+
+
+@dataclass(frozen=True)
+class RandomOptions(MethodOptions):
+    """The baseline's one option: "sample" (a pattern per image) or "class" (a pattern per class)."""
+
+    mode: Literal["sample", "class"] = "sample"
 
 
 @POISONS.register("random")
@@ -42,12 +52,13 @@ class RandomNoise(PoisonMethod):
     """
 
     norm = "linf"
-    modes = ("sample", "class")
-    defaults = {"digits": {"eps": 64 / 255}, "mnist": {"eps": 64 / 255}, "cifar": {"eps": 8 / 255}}
+    budgets = {"digits": 64 / 255, "mnist": 64 / 255, "cifar": 8 / 255}
+    Options = RandomOptions
+    options: RandomOptions
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         if self.granularity == "class":
             patterns = (torch.rand((num_classes, *x.shape[1:]), generator=generator) * 2 - 1) * self.eps
-            return patterns.to(x.device)[y]
-        return ((torch.rand(x.shape, generator=generator) * 2 - 1) * self.eps).to(x.device)
+            return Perturbation(patterns.to(x.device)[y])
+        return Perturbation(((torch.rand(x.shape, generator=generator) * 2 - 1) * self.eps).to(x.device))

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons.base import POISONS, SurrogateMethod
+from landscape.poisons.base import POISONS, Perturbation
+from landscape.poisons.surrogate import AlternatingOptions, SurrogateMethod
+
+
+@dataclass(frozen=True)
+class REMOptions(AlternatingOptions):
+    """REM's options (digits defaults); see `RobustErrorMinimizing`."""
+
+    max_loops: int = 12
+    pgd_steps: int = 4
+    step_frac: float = 0.2
+    adv_eps_frac: float = 0.5
+    adv_steps: int = 2
+    adv_step_frac: float = 0.5
+    eot: int = 1
 
 
 @POISONS.register("rem")
@@ -68,26 +82,20 @@ class RobustErrorMinimizing(SurrogateMethod):
     """
 
     norm = "linf"
-    _common: dict[str, Any] = {"train_steps": 10, "stop_acc": 0.99, "batch_size": 128, "noise_batch": 512,
-                               "adv_eps_frac": 0.5, "step_frac": 0.2, "eot": 1}
-    defaults = {
-        "digits": {"eps": 64 / 255, "surrogate": "cnn", "lr": 0.05, "pgd_steps": 4, "adv_steps": 2,
-                   "adv_step_frac": 0.5, "max_loops": 12, **_common},
-        "mnist": {"eps": 64 / 255, "surrogate": "lenet5", "lr": 0.05, "pgd_steps": 4, "adv_steps": 2,
-                  "adv_step_frac": 0.5, "max_loops": 12, **_common},
-        "cifar": {"eps": 8 / 255, "surrogate": "resnet18", "lr": 0.1, "pgd_steps": 10, "adv_steps": 10,
-                  "adv_step_frac": 0.2, "max_loops": 30, **_common},
-    }
+    Options = REMOptions
+    family_options = {"cifar": REMOptions(surrogate="resnet18", lr=0.1, pgd_steps=10, adv_steps=10,
+                                          adv_step_frac=0.2, max_loops=30)}
     quick_options = {"pgd_steps": 1, "adv_steps": 1, "max_loops": 2, "train_steps": 2}
+    options: REMOptions
 
     def gradient_evals(self, n: int) -> int:
         o = self.options
-        train = o["train_steps"] * o["batch_size"] * (o["adv_steps"] + 1)
-        sweep = n * o["pgd_steps"] * (o["adv_steps"] + 1) * o["eot"] + min(n, o["noise_batch"]) * (o["adv_steps"] + 1)
-        return int(o["max_loops"] * (train + sweep))
+        train = o.train_steps * o.batch_size * (o.adv_steps + 1)
+        sweep = n * o.pgd_steps * (o.adv_steps + 1) * o.eot + min(n, o.noise_batch) * (o.adv_steps + 1)
+        return int(o.max_loops * (train + sweep))
 
     def _augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if self.options["eot"] <= 1:
+        if self.options.eot <= 1:
             return x
         from landscape.train import random_crop_flip
 
@@ -96,60 +104,45 @@ class RobustErrorMinimizing(SurrogateMethod):
     def _adversary(self, model: torch.nn.Module, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Worst-case δa (radius ρ_a) for the already perturbed batch `xp` (error-maximising PGD)."""
         o = self.options
-        rho = o["adv_eps_frac"] * self.eps
-        return self.signed_steps(model, xp, y, torch.zeros_like(xp), eps=rho, step=o["adv_step_frac"] * rho,
-                                 steps=o["adv_steps"], minimise=False)
+        rho = o.adv_eps_frac * self.eps
+        return self.signed_steps(model, xp, y, torch.zeros_like(xp), eps=rho, step=o.adv_step_frac * rho,
+                                 steps=o.adv_steps, minimise=False)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         o = self.options
         model = self.build_surrogate(tuple(x.shape[1:]), num_classes, generator)
-        opt = self.sgd(model, o["lr"])
-        step = o["step_frac"] * self.eps
+        step = o.step_frac * self.eps
         delta = torch.zeros_like(x)
-        n, history = len(y), []
-        order, cursor = torch.randperm(n, generator=generator).to(x.device), 0
-        for loop in range(o["max_loops"]):
-            for _ in range(o["train_steps"]):
-                if cursor + o["batch_size"] > n:
-                    order, cursor = torch.randperm(n, generator=generator).to(x.device), 0
-                idx = order[cursor:cursor + o["batch_size"]]
-                cursor += o["batch_size"]
-                xp = self._augment((x[idx] + delta[idx]).clamp(0, 1), generator)
-                model.eval()
-                xa = (xp + self._adversary(model, xp, y[idx])).clamp(0, 1)
-                model.train()
-                loss = F.cross_entropy(model(xa), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
+        n = len(y)
+
+        def train_loss(idx: torch.Tensor) -> torch.Tensor:  # adversarial training on x + δu
+            xp = self._augment((x[idx] + delta[idx]).clamp(0, 1), generator)
             model.eval()
-            for p in model.parameters():
-                p.requires_grad_(False)
-            for s in range(0, n, o["noise_batch"]):
-                xb, yb = x[s:s + o["noise_batch"]], y[s:s + o["noise_batch"]]
+            xa = (xp + self._adversary(model, xp, y[idx])).clamp(0, 1)
+            model.train()
+            return F.cross_entropy(model(xa), y[idx])
+
+        def sweep() -> None:
+            for s in range(0, n, o.noise_batch):
+                xb, yb = x[s:s + o.noise_batch], y[s:s + o.noise_batch]
                 delta[s:s + len(yb)] = self._min_max(model, xb, yb, delta[s:s + len(yb)], step, generator)
-            probe = torch.randperm(n, generator=generator)[: min(n, o["noise_batch"])].to(x.device)
-            adv_acc = self._adversarial_accuracy(model, (x[probe] + delta[probe]).clamp(0, 1), y[probe],
-                                                 o["noise_batch"])
-            for p in model.parameters():
-                p.requires_grad_(True)
-            history.append(adv_acc)
-            self.report(loop + 1, o["max_loops"])
-            if adv_acc >= o["stop_acc"]:
-                break
-        self.meta_extra.update({"surrogate_adv_acc": history, "loops": len(history),
-                                "adv_eps": o["adv_eps_frac"] * self.eps,
-                                "stopped_early": bool(history and history[-1] >= o["stop_acc"])})
-        return delta
+
+        def score() -> float:  # adversarial accuracy on a random probe of the poisoned images
+            probe = torch.randperm(n, generator=generator)[: min(n, o.noise_batch)].to(x.device)
+            return self._adversarial_accuracy(model, (x[probe] + delta[probe]).clamp(0, 1), y[probe], o.noise_batch)
+
+        history = self.alternate(model, x, y, generator, train_loss=train_loss, sweep=sweep, score=score)
+        return Perturbation(delta, {"surrogate_adv_acc": history, "loops": len(history),
+                                    "adv_eps": o.adv_eps_frac * self.eps,
+                                    "stopped_early": bool(history and history[-1] >= o.stop_acc)})
 
     def _min_max(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, d: torch.Tensor,
                  step: float, generator: torch.Generator) -> torch.Tensor:
         """Defensive steps: descend on the loss at the worst-case δa of the current δu (averaged over EOT draws)."""
-        for _ in range(self.options["pgd_steps"]):
+        for _ in range(self.options.pgd_steps):
             grad = torch.zeros_like(d)
-            for _ in range(self.options["eot"]):
+            for _ in range(self.options.eot):
                 d_var = d.clone().requires_grad_(True)
                 xp = self._augment((xb + d_var).clamp(0, 1), generator)
                 xa = (xp + self._adversary(model, xp.detach(), yb)).clamp(0, 1)

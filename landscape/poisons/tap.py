@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from landscape.poisons.base import POISONS, SurrogateMethod
+from landscape.poisons.base import POISONS, Perturbation
+from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateMethod, SurrogateTrainingOptions
+
+
+@dataclass(frozen=True)
+class TAPOptions(SurrogateTrainingOptions):
+    """TAP's options (digits defaults); see `TargetedAdversarialPoisoning`."""
+
+    restarts: int = 1
+    shift: int = 1
 
 
 @POISONS.register("tap")
@@ -57,26 +68,17 @@ class TargetedAdversarialPoisoning(SurrogateMethod):
     """
 
     norm = "linf"
-    choices = {"augment": ("none", "crop", "crop_flip")}
-    defaults = {
-        "digits": {"eps": 64 / 255, "surrogate": "cnn", "surrogate_epochs": 10, "lr": 0.05, "batch_size": 64,
-                   "augment": "none", "steps": 100, "step_frac": 0.05, "restarts": 1, "shift": 1,
-                   "noise_batch": 512},
-        "mnist": {"eps": 64 / 255, "surrogate": "lenet5", "surrogate_epochs": 10, "lr": 0.05, "batch_size": 64,
-                  "augment": "none", "steps": 100, "step_frac": 0.05, "restarts": 1, "shift": 1,
-                  "noise_batch": 512},
-        "cifar": {"eps": 8 / 255, "surrogate": "resnet18", "surrogate_epochs": 40, "lr": 0.1, "batch_size": 128,
-                  "augment": "crop_flip", "steps": 250, "step_frac": 0.05, "restarts": 1, "shift": 1,
-                  "noise_batch": 512},
-    }
+    Options = TAPOptions
+    family_options = {"cifar": TAPOptions(**CIFAR_SURROGATE_TRAINING, steps=250)}
     quick_options = {"surrogate_epochs": 1, "steps": 2}
+    options: TAPOptions
 
     def gradient_evals(self, n: int) -> int:
         o = self.options
-        return int(o["surrogate_epochs"] * n + o["steps"] * o["restarts"] * n)
+        return int(o.surrogate_epochs * n + o.steps * o.restarts * n)
 
     def targets(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-        shift = self.options["shift"]
+        shift = self.options.shift
         if shift % num_classes == 0:
             from landscape.errors import SpecError
 
@@ -84,32 +86,31 @@ class TargetedAdversarialPoisoning(SurrogateMethod):
         return (y + shift) % num_classes
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator) -> Perturbation:
         o = self.options
         target = self.targets(y, num_classes)
-        model, history = self.train_surrogate(x, y, num_classes, generator, epochs=o["surrogate_epochs"],
-                                              lr=o["lr"], batch_size=o["batch_size"], augment=o["augment"])
+        model, history = self.train_surrogate(x, y, num_classes, generator, epochs=o.surrogate_epochs,
+                                              lr=o.lr, batch_size=o.batch_size, augment=o.augment)
         for p in model.parameters():
             p.requires_grad_(False)
         best = torch.zeros_like(x)
         best_loss = torch.full((len(y),), float("inf"), device=x.device)
-        step = o["step_frac"] * self.eps
-        for restart in range(o["restarts"]):
+        step = o.step_frac * self.eps
+        for restart in range(o.restarts):
             start = torch.zeros_like(x) if restart == 0 else \
                 ((torch.rand(x.shape, generator=generator) * 2 - 1) * self.eps).to(x.device)
-            for s in range(0, len(y), o["noise_batch"]):
-                sl = slice(s, s + o["noise_batch"])
-                d = self.signed_steps(model, x[sl], target[sl], start[sl], eps=self.eps, step=step, steps=o["steps"])
+            for s in range(0, len(y), o.noise_batch):
+                sl = slice(s, s + o.noise_batch)
+                d = self.signed_steps(model, x[sl], target[sl], start[sl], eps=self.eps, step=step, steps=o.steps)
                 with torch.no_grad():
                     loss = F.cross_entropy(model((x[sl] + d).clamp(0, 1)), target[sl], reduction="none")
                 better = loss < best_loss[sl]
                 best[sl][better] = d[better]
                 best_loss[sl] = torch.where(better, loss, best_loss[sl])
-            self.report(o["surrogate_epochs"] + restart + 1, o["surrogate_epochs"] + o["restarts"])
+            self.report(o.surrogate_epochs + restart + 1, o.surrogate_epochs + o.restarts)
         poisoned = (x + best).clamp(0, 1)
-        self.meta_extra.update({
+        return Perturbation(best, {
             "surrogate_train_acc": history,
             "surrogate_clean_acc": self.accuracy(model, x, y),
             "surrogate_target_acc": self.accuracy(model, poisoned, target),
         })
-        return best
