@@ -28,11 +28,12 @@ report = study.ud[method]
 clean = runs["clean"]
 
 heatmaps = figures.sal_heatmaps(values, clean.layers, clean.epochs, log=log and variant == "loss",
-                                title=f"{variant} SAL per layer and epoch (one colour scale; click a cell)")
+                                title=f"{variant} SAL per layer and epoch (one colour scale)")
 event = widgets.show_figure(figures.selectable_cells(heatmaps, values, clean.layers, clean.epochs,
                                                      label=f"{variant} SAL"),
                             f"sal-heatmaps-{method}-{variant}", select=True)
-st.caption("Click a cell (or pick it here) to open that layer's 1D slice at that epoch, clean beside poisoned.")
+st.caption("Pick a layer and an epoch (a cell of the heatmap) to open that layer's 1D slice at that epoch, clean "
+           "beside poisoned, with its SAL, λ_max and trace.")
 cell = curvature.choose_cell(study, method, event)
 curvature.cell_panel(dataclasses.replace(spec, method=method), study, method, cell)
 st.divider()
