@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
-from landscape.device import reproducible_threads, resolve_device
+from landscape.device import reproducible_threads
 from landscape.errors import ShapeError
 from landscape.models import build_model, weight_layers
 from landscape.sal import SALTrace, channel_sal
 from landscape.stages.base import Computed, Context, Stage, get_splits
-from landscape.stages.train import TrainStage, run_label, training_set
+from landscape.stages.train import Replay, TrainStage, run_label
 from landscape.store import Entry
 
 
@@ -61,24 +61,15 @@ class ChannelSALStage(Stage[SALTrace]):
         return {**self.run.record(), "sal": self.sal.to_dict(), "layer": self.layer.layer}
 
     def compute(self, ctx: Context) -> Computed:
-        r, stage = self.run, f"sal-channels-{run_label(self.run.poison)}"
-        run = r.get(ctx)
-        dev = resolve_device(str(ctx.device))
-        splits = get_splits(r.data)
-        images, _ = training_set(r.data, r.poison, r.defense, ctx)
-        x, y = images.x.to(dev), images.y.to(dev)
-        net = build_model(r.model.name, splits.image_shape, splits.num_classes, width=r.model.width,
-                          seed=r.train.seed).to(dev)
-        h, layer = run.history, self.layer.layer
-        epochs = [e for e in run.checkpoint_epochs[1:]
-                  if e % self.sal.every == 0 or e == run.checkpoint_epochs[-1]]
+        r, stage, layer = self.run, f"sal-channels-{run_label(self.run.poison)}", self.layer.layer
+        replay = Replay.of(r, ctx)
+        epochs = replay.measured_epochs(self.sal, r.train.epochs)  # the layer SAL's epochs, so rows line up
         rows, seconds = [], []
-        with reproducible_threads(dev):
+        with reproducible_threads(replay.device):
             for i, epoch in enumerate(epochs):
-                net.load_state_dict(run.checkpoints[run.checkpoint_epochs.index(epoch)])
                 started = time.perf_counter()
-                rows.append(channel_sal(net, x, y, self.sal, layer, train_spec=r.train, epoch=epoch,
-                                        running=(float(h["train_loss"][epoch - 1]), float(h["train_acc"][epoch - 1]))))
+                rows.append(channel_sal(replay.at(epoch), replay.x, replay.y, self.sal, layer, train_spec=r.train,
+                                        epoch=epoch, running=replay.running(epoch)))
                 seconds.append(time.perf_counter() - started)
                 ctx.progress(stage, i + 1, len(epochs))
         names = [f"{layer}[{c}]" for c in range(len(rows[0]) if rows else 0)]

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from torch import nn
+
 from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
 from landscape.data import ImageSet
 from landscape.defenses import BatchTransform, prepare_defense
@@ -101,6 +104,46 @@ class TrainStage(Stage[TrainResult]):
 
 
 @dataclass(frozen=True)
+class Replay:
+    """What a stage measuring a run's stored checkpoints needs, on the context's device.
+
+    Attributes:
+        run: the stored run (history and checkpoints).
+        x, y: the run's own training images (N, C, H, W) (poisoned, then the defense's preprocessing) and labels (N,).
+        net: a model of the run's architecture; `at(epoch)` loads that epoch's checkpoint into it.
+    """
+
+    run: TrainResult
+    x: torch.Tensor
+    y: torch.Tensor
+    net: nn.Module
+    device: torch.device
+
+    @classmethod
+    def of(cls, stage: TrainStage, ctx: Context) -> Replay:
+        run, device, splits = stage.get(ctx), resolve_device(str(ctx.device)), get_splits(stage.data)
+        images, _ = training_set(stage.data, stage.poison, stage.defense, ctx)
+        net = build_model(stage.model.name, splits.image_shape, splits.num_classes, width=stage.model.width,
+                          seed=stage.train.seed).to(device)
+        return cls(run, images.x.to(device), images.y.to(device), net, device)
+
+    def measured_epochs(self, sal: SALSpec, epochs: int) -> list[int]:
+        """The finished epochs (a diverged run stops early) at which SAL is measured: every `sal.every`-th, the last."""
+        tracker = SALTracker(sal)
+        return [e for e in self.run.checkpoint_epochs[1:] if tracker.measures(e, epochs)]
+
+    def at(self, epoch: int) -> nn.Module:
+        """`net` holding the checkpoint of `epoch`."""
+        self.net.load_state_dict(self.run.checkpoints[self.run.checkpoint_epochs.index(epoch)])
+        return self.net
+
+    def running(self, epoch: int) -> tuple[float, float]:
+        """The running training loss and accuracy the trainer logged for `epoch`."""
+        h = self.run.history
+        return float(h["train_loss"][epoch - 1]), float(h["train_acc"][epoch - 1])
+
+
+@dataclass(frozen=True)
 class SALStage(Stage[SALTrace]):
     """SAL of a run's stored checkpoints: the trainer's `SALTracker` replayed on the stored epochs.
 
@@ -125,22 +168,12 @@ class SALStage(Stage[SALTrace]):
 
     def compute(self, ctx: Context) -> Computed:
         r, stage = self.run, f"sal-{run_label(self.run.poison)}"
-        run = r.get(ctx)
-        dev = resolve_device(str(ctx.device))
-        splits = get_splits(r.data)
-        images, _ = training_set(r.data, r.poison, r.defense, ctx)
-        x, y = images.x.to(dev), images.y.to(dev)
-        net = build_model(r.model.name, splits.image_shape, splits.num_classes, width=r.model.width,
-                          seed=r.train.seed).to(dev)
-        tracker, h = SALTracker(self.sal), run.history
-        # the epochs the run finished (a diverged run stops early) at which the tracker measures
-        epochs = [e for e in run.checkpoint_epochs[1:] if tracker.measures(e, r.train.epochs)]
-        with reproducible_threads(dev):
+        replay, tracker = Replay.of(r, ctx), SALTracker(self.sal)
+        h, epochs = replay.run.history, replay.measured_epochs(self.sal, r.train.epochs)
+        with reproducible_threads(replay.device):
             for i, epoch in enumerate(epochs):
-                net.load_state_dict(run.checkpoints[run.checkpoint_epochs.index(epoch)])
-                tracker(EpochState(epoch, net, x, y, float(h["train_loss"][epoch - 1]),
-                                   float(h["train_acc"][epoch - 1]), float(h["test_loss"][epoch - 1]),
-                                   float(h["test_acc"][epoch - 1]), r.train))
+                tracker(EpochState(epoch, replay.at(epoch), replay.x, replay.y, *replay.running(epoch),
+                                   float(h["test_loss"][epoch - 1]), float(h["test_acc"][epoch - 1]), r.train))
                 ctx.progress(stage, i + 1, len(epochs))
         return {"sal": tracker.trace().to_dict()}, {}
 
