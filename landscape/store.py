@@ -18,6 +18,8 @@ Layout: `<root>/<stage>/<key>/{meta.json, arrays.safetensors, SHA256SUMS}`.
 - **Garbage.** `gc()` removes what crashed writers leave (temporaries, half-discarded entries, unused lock
   files), corrupt entries and entries of older formats or spec schemas; the first write of a process sweeps
   temporaries and locks untouched for an hour (`SWEEP_AGE`).
+- **Layers.** A store may read from read-only snapshots first (folders of entries exactly as a store writes
+  them, e.g. the app's shipped demo); it never writes or deletes there.
 - **No pickles.** Arrays are safetensors, metadata JSON: loading never executes anything. Loading does not
   import torch (the app's demo path reads entries without it).
 """
@@ -36,7 +38,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -175,10 +177,14 @@ class Store:
     Args:
         root: the store folder (created on first write); default `default_root()`. Checked by
             `landscape.paths.user_path` (an empty or unexpandable path is refused).
+        snapshots: read-only store folders asked before `root` (e.g. the app's shipped demo, `landscape.demo`):
+            an entry found there is served as is; everything computed is written to `root` only; `keys`, `gc`
+            and dropping corrupt entries concern `root` only.
     """
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, *, snapshots: Sequence[str | Path] = ()) -> None:
         self.root = user_path(root, "the store") if root is not None else default_root()
+        self.snapshots = tuple(user_path(p, "a store snapshot") for p in snapshots)
 
     def check_writable(self) -> Store:
         """Raise `PathError` unless entries can be written (the root is or can become a writable folder)."""
@@ -192,12 +198,12 @@ class Store:
                             f"missing)")
         return self
 
-    def path(self, stage: str, key: str) -> Path:
-        """Folder of the entry (stage, key); both must be plain names."""
+    def path(self, stage: str, key: str, root: Path | None = None) -> Path:
+        """Folder of the entry (stage, key) in `root` (default: the store's own folder); both must be plain names."""
         for part in (stage, key):
             if not _NAME.match(part) or part.startswith("."):
                 raise StoreError(f"store names may use letters, digits, '_', '-', '.' (not first) only; got {part!r}")
-        return self.root / stage / key
+        return (self.root if root is None else root) / stage / key
 
     def exists(self, stage: str, key: str) -> bool:
         """True if a complete, valid entry is stored (an unusable one is dropped)."""
@@ -212,23 +218,37 @@ class Store:
     def load(self, stage: str, key: str, decode: Decode[T] | None = None) -> Entry | T | None:
         """The entry (or `decode(entry)`, which must not return None), or None if absent.
 
-        An entry that fails its integrity check, or whose `decode` raises anything, is dropped with a
-        `StoreWarning` naming stage and key, and None is returned.
+        The read-only snapshots are asked first, then the store's own folder. An entry that fails its integrity
+        check, or whose `decode` raises anything, is skipped with a `StoreWarning` naming stage and key (and,
+        in the store's own folder, dropped); None is returned when no layer has a usable entry.
         """
-        folder = self.path(stage, key)
-        try:
-            inode = folder.stat().st_ino
-        except FileNotFoundError:
-            return None
-        try:
-            entry = self._read(folder, stage, key)
-            return entry if decode is None else decode(entry)
-        except Exception as err:  # noqa: BLE001 - any failure to read or decode means the entry is not usable
-            reason = str(err) if isinstance(err, _Unusable) else f"cannot be decoded: {type(err).__name__}: {err}"
-            warnings.warn(f"store entry {stage}/{key} in {self.root} is unusable ({reason}); dropped, it will be "
-                          f"recomputed", StoreWarning, stacklevel=2)
-            self._discard(folder, inode)
-            return None
+        found = self._find(stage, key, decode)
+        return None if found is None else found[1]
+
+    def origin(self, stage: str, key: str) -> Path | None:
+        """The folder (a snapshot's or the store's own root) that serves (stage, key), or None if none does."""
+        found = self._find(stage, key, None)
+        return None if found is None else found[0]
+
+    def _find(self, stage: str, key: str, decode: Decode[T] | None) -> tuple[Path, Entry | T] | None:
+        for root in (*self.snapshots, self.root):
+            folder = self.path(stage, key, root)
+            try:
+                inode = folder.stat().st_ino
+            except FileNotFoundError:
+                continue
+            try:
+                entry = self._read(folder, stage, key)
+                return root, entry if decode is None else decode(entry)
+            except Exception as err:  # noqa: BLE001 - any failure to read or decode means the entry is not usable
+                reason = str(err) if isinstance(err, _Unusable) else f"cannot be decoded: {type(err).__name__}: {err}"
+                writable = root == self.root
+                warnings.warn(f"store entry {stage}/{key} in {root} is unusable ({reason}); "
+                              f"{'dropped, it will be recomputed' if writable else 'skipped (read-only snapshot)'}",
+                              StoreWarning, stacklevel=3)
+                if writable:
+                    self._discard(folder, inode)
+        return None
 
     def save(self, stage: str, key: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
              *, spec: dict[str, Any] | None = None, seconds: float | None = None) -> Entry:

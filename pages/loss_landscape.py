@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from landscape.app import cost, demo, engine, state, widgets
+from landscape.app import cost, engine, state, widgets
 from landscape.app.views import surfaces
 
 st.title("Loss landscape")
@@ -16,31 +16,22 @@ kind = c1.radio("Directions", list(surfaces.SURFACE_KINDS), format_func=surfaces
 dims = c2.radio("Slice", [2, 1], format_func=lambda d: f"{d}D", key="ls_dims", horizontal=True)
 metric = c3.radio("Show", ["loss", "accuracy"], key="ls_metric", horizontal=True)
 log = c3.toggle("log10 scale", value=True, key="ls_log", disabled=metric != "loss")
-source = demo.source_picker("landscape")
-
-if source == "demo":
-    sset, poisoned = demo.surfaces(kind, dims)
-    if sset is None:
-        st.info(f"The shipped demo has no {dims}D `{kind}` slice; switch to a live run.")
+resolution = st.select_slider("Grid points per axis", [11, 21, 31, 41, 51], value=21, key="ls_res")
+with widgets.guard():
+    request = surfaces.surface_request(kind, dims, resolution)
+if not engine.surface_ready(spec, request):
+    with widgets.guard():
+        st.info(cost.surface_line(spec, request))
+    if not st.button("Compute the landscape", type="primary", key="surface"):
         st.stop()
-    paths = demo.parameter_paths(poisoned)
-else:
-    resolution = st.select_slider("Grid points per axis", [11, 21, 31, 41, 51], value=21, key="ls_res")
-    with widgets.guard():
-        request = surfaces.surface_request(kind, dims, resolution)
-    poisoned = spec.method
-    if not engine.surface_ready(spec, request):
-        with widgets.guard():
-            st.info(cost.surface_line(spec, request))
-        if not st.button("Compute the landscape", type="primary", key="surface"):
-            st.stop()
-        if widgets.run_with_progress("Landscape", lambda p: engine.surfaces(spec, request, p)) is None:
-            st.stop()
-    with widgets.guard():
-        sset = engine.surface_set(spec, request)
-    paths = surfaces.live_parameter_paths(spec)
+    if widgets.run_with_progress("Landscape", lambda p: engine.surfaces(spec, request, p)) is None:
+        st.stop()
+with widgets.guard():
+    sset = engine.surface_set(spec, request)
+    st.caption(f"Source: {engine.origin(engine.surface_stage(spec, request))}.")
 
-surfaces.render_surfaces(sset, metric=metric, log=log and metric == "loss", poisoned=poisoned,
-                         name=f"{source}-{kind}-{dims}d")
+surfaces.render_surfaces(sset, metric=metric, log=log and metric == "loss", poisoned=spec.method,
+                         name=f"{kind}-{dims}d")
+paths = surfaces.live_parameter_paths(spec)
 if paths is not None:
-    surfaces.show_parameter_paths(paths, f"{source}-{paths['model']}")
+    surfaces.show_parameter_paths(paths, paths["model"])

@@ -1,9 +1,9 @@
-"""Overview: what UEs, SAL and UD are, the shipped demo result, and one button that runs a quick demo live."""
+"""Overview: what UEs, SAL and UD are, and the sidebar's experiment (the shipped demo by default) or its button."""
 
 import streamlit as st
 
 from landscape import figures
-from landscape.app import cost, demo, engine, state, widgets
+from landscape.app import cost, engine, state, widgets
 from landscape.app.views import study
 
 st.title("UE Landscape")
@@ -16,25 +16,19 @@ st.markdown(
     "(SAL above a threshold β set on the clean run) of the poisoned model relative to the clean one: "
     "1 = as learnable as clean, lower = more unlearnable (Ye, Su, Qian, ICLR 2025)."
 )
-shipped = demo.demo()
-if shipped is not None:
-    st.subheader("The shipped demo")
-    st.caption(f"Precomputed, read from assets/demo: {demo.label()}.")
-    widgets.show_figure(figures.training_curves(shipped.histories), "demo-training-curves")
-    study.run_metrics(shipped.histories, shipped.ud)
-else:
-    st.warning("The shipped demo is missing (assets/demo); build it with `python -m landscape demo`.")
-
-state.sidebar()  # after the demo figure: the sidebar imports the engine (torch), the figure does not need it
-st.subheader("Run it yourself")
-quick = study.quick_spec()
-st.markdown(f"The quick demo trains a clean and an `{quick.method}`-poisoned `{quick.model}` on {quick.dataset} "
-            f"for {quick.epochs} epochs, measuring SAL at every epoch, and computes UD. {cost.quick_line(quick)}")
-if st.button("Run the quick demo", type="primary", key="quick_demo"):
-    widgets.run_with_progress("Quick demo", lambda p: engine.experiment(quick, p))
-if engine.experiment_ready(quick):
+spec = state.sidebar()
+st.subheader("The experiment of the sidebar")
+st.markdown(f"A clean and an `{spec.method}`-poisoned `{spec.model}` on {spec.dataset}, {spec.epochs} epochs, SAL "
+            f"at every epoch, then UD. The app opens on the shipped demo; change the sidebar to run your own.")
+if not engine.experiment_ready(spec):
     with widgets.guard():
-        result = study.live_study(quick)
-    widgets.show_figure(figures.training_curves(result.histories), "quick-demo-training-curves")
-    study.run_metrics(result.histories, result.ud)
-    st.caption("Every page can show this run: pick *Live run* there with the same sidebar settings.")
+        st.info(cost.experiment_line(spec))
+    if not st.button("Run this experiment", type="primary", key="overview_run"):
+        st.stop()
+    if widgets.run_with_progress("Experiment", lambda p: engine.experiment(spec, p)) is None:
+        st.stop()
+with widgets.guard():
+    result = study.live_study(spec)
+st.caption(f"Source: {result.label}. Every page shows this run.")
+widgets.show_figure(figures.training_curves(result.histories), "overview-training-curves")
+study.run_metrics(result.histories, result.ud)

@@ -15,8 +15,7 @@ st.caption("SAL of a layer = the largest change of the training loss inside a ba
            "≈ 0 = it sits in a flat region. β (from the clean run) splits learnable from unlearnable layers.")
 spec = state.sidebar()
 study = views.study_or_stop("sal", spec)
-method = st.selectbox("Poisoned run", study.methods, key="sal_method") if len(study.methods) > 1 \
-    else study.methods[0]
+method = spec.method
 st.caption(f"Source: {study.label}.")
 c1, c2 = st.columns(2)
 variant = c1.radio("Variant", ["loss", "accuracy"], horizontal=True, key="sal_variant",

@@ -3,29 +3,25 @@
 import streamlit as st
 
 from landscape import figures
-from landscape.app import cost, demo, engine, state, widgets
+from landscape.app import cost, engine, state, widgets
 from landscape.app.views import train
 
 st.title("Train")
 st.caption("Both models start from the same initial weights and see the same batches; only the training images "
            "differ. The test set is always clean.")
 spec = state.sidebar()
-source = demo.source_picker("train", engine.training_ready(spec))
-
-if source == "demo":
-    histories = demo.demo().histories
-else:
-    runs = ("clean", spec.method)
-    if not engine.training_ready(spec):
-        with widgets.guard():
-            st.info(cost.training_line(spec))
-        if not st.button("Train clean and poisoned", type="primary", key="train"):
-            st.stop()
-        if widgets.run_with_progress("Training", lambda p: [engine.training_result(spec, r, p) for r in runs]) is None:
-            st.stop()
+runs = ("clean", spec.method)
+if not engine.training_ready(spec):
     with widgets.guard():
-        histories = {run: engine.training_history(spec, run) for run in runs}
+        st.info(cost.training_line(spec))
+    if not st.button("Train clean and poisoned", type="primary", key="train"):
+        st.stop()
+    if widgets.run_with_progress("Training", lambda p: [engine.training_result(spec, r, p) for r in runs]) is None:
+        st.stop()
+with widgets.guard():
+    histories = {run: engine.training_history(spec, run) for run in runs}
+    st.caption(f"Source: {engine.origin(engine.train_stage(spec, spec.method))}.")
 
-widgets.show_figure(figures.training_curves(histories), f"training-{source}")
+widgets.show_figure(figures.training_curves(histories), "training")
 train.accuracy_metrics(histories)
-widgets.show_table(train.history_table(histories), f"history-{source}")
+widgets.show_table(train.history_table(histories), "history")

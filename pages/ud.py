@@ -13,8 +13,7 @@ st.caption("UD = #LP(poisoned) / #LP(clean), #LP = the mean number of layers wit
            "(something) more, as with adversarial poisons such as TAP.")
 spec = state.sidebar()
 study = views.study_or_stop("ud", spec)
-method = st.selectbox("Poisoned run", study.methods, key="ud_method") if len(study.methods) > 1 \
-    else study.methods[0]
+method = spec.method
 st.caption(f"Source: {study.label}.")
 r = study.ud[method]
 cols = st.columns(4)
@@ -38,8 +37,6 @@ c1.metric("W1 distance, all layers", f"{r.w1_overall:.4g}")
 c2.metric("mean SAL ratio (poisoned / clean)", f"{r.mean_ratio_overall:.3g}")
 widgets.show_table(r.layer_table(study.sal["clean"].layers), f"ud-layers-{method}")
 widgets.show_table(r.counts_table(method), f"ud-counts-{method}")
-if len(study.ud) > 1:
-    widgets.show_figure(figures.ud_bars({m: rep.ud for m, rep in study.ud.items()}), "ud-per-method")
 widgets.show_table(study.ud_table(), "ud-summary")
 if r.notes:
     with st.expander(f"{len(r.notes)} note(s) from the engine"):

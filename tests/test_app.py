@@ -1,13 +1,17 @@
-"""AppTest smoke tests: start from app.py, switch to each page, no exception, the page's key element present.
+"""AppTests: start from app.py, open each page of the PAGES table, no exception, the page's key element present.
 
-Heavy work is kept out: pages read the shipped demo bundle, and the few computations run on tiny specs
-(model-free poisons, one or two epochs, a training subset). Streamlit caches are cleared around every test
-(streamlit/streamlit#9139: caches persist across AppTest instances in one process) by the autouse
-fixture `_fresh_streamlit_caches` in conftest.py.
+Every test starts with an empty user store (conftest) over the shipped demo snapshot, so a fresh session
+opens on the demo with nothing to compute; the few computations run on tiny specs (model-free poisons, one
+or two epochs, a training subset). Streamlit caches are cleared around every test (streamlit/streamlit#9139:
+caches persist across AppTest instances in one process) by the autouse fixture `_fresh_streamlit_caches`.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from landscape.app.pages import PAGES
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 300  # seconds per script run; the 2-core CI box can be slow while others compute
+COMPUTE_BUTTONS = ("overview_run", "craft", "train", "surface", "sal_run", "ud_run", "ct_run")
+NO_DEMO_YET = {"Cross-task"}  # no cross-task result in the snapshot yet: the page opens on its button
 
 
 def open_page(page: str | None = None) -> AppTest:
@@ -39,91 +45,103 @@ def charts(at: AppTest) -> list:
     return list(at.get("plotly_chart"))
 
 
+def buttons(at: AppTest) -> list[str]:
+    return [b.key for b in at.button if b.key in COMPUTE_BUTTONS]
+
+
 def no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def tiny(at: AppTest, page: str, *, method: str = "random", epochs: int = 1) -> AppTest:
-    """Set the sidebar to a tiny live computation and the page to show live results."""
+def tiny(at: AppTest, *, method: str = "random", epochs: int = 1, model: str | None = None) -> AppTest:
+    """Set the sidebar to a tiny computation (not in the demo snapshot)."""
+    if model is not None:
+        at.selectbox(key="_w_model").set_value(model).run()
     at.selectbox(key="_w_method").set_value(method).run()
     at.number_input(key="_w_epochs").set_value(epochs).run()
-    at.radio(key=f"source_{page}").set_value("live").run()
     return at
 
 
+def stored_ud(**sidebar) -> str:
+    """UD of the sidebar spec as the pages format it, read through the app's store (snapshot, then user's)."""
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
+    from landscape.app.views.study import ud_value
+
+    report = engine.ud_stage(AppSpec(**sidebar)).load(engine.store())
+    assert report is not None, f"UD of {sidebar} is stored"
+    return ud_value(report)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.title)
-def test_every_page_of_the_table_opens(page):
-    """Every row of the one PAGES table is a page of app.py that opens without an exception, with its title."""
+def test_every_page_opens_on_the_demo_in_a_fresh_session(page):
+    """A fresh session with an empty store: every page of the table opens with its title, and (but the pages with
+    no demo result yet) shows the shipped demo's figures without a compute button."""
     at = open_page(page.file)
     no_exception(at)
     heading = "UE Landscape" if page.default else page.title  # the default page opens on the app's name
     assert at.title and heading.lower() in at.title[0].value.lower()
+    if page.title in NO_DEMO_YET:
+        return
+    assert charts(at), f"{page.title} shows the demo"
+    assert not buttons(at), f"{page.title} offers to compute what the demo holds: {buttons(at)}"
+    assert "shipped demo snapshot" in texts(at), "and says where the result comes from"
+    assert len(at.get("download_button")) >= len(charts(at)), "every figure (and table) is downloadable"
 
 
-def test_app_opens_on_overview_with_demo_figure():
-    at = open_page()
-    no_exception(at)
-    assert at.title[0].value == "UE Landscape"
-    assert charts(at), "the overview shows the shipped demo figure"
-    assert any(m.label.startswith("UD (") for m in at.metric), "and the demo's UD"
-    assert at.button(key="quick_demo") is not None
-
-
-def test_overview_quick_demo_runs_live(monkeypatch):
+def test_the_app_defaults_are_the_demo_requests():
+    from landscape import demo
     from landscape.app.state import AppSpec
-    from landscape.app.views import study
+    from landscape.config import SALSpec
 
-    monkeypatch.setattr(study, "quick_spec", lambda: AppSpec(model="mlp", method="ops", epochs=1))  # tiny
-    # Switch explicitly: under AppTest a click on the entry page is lost in its nested navigation run.
+    d = AppSpec()
+    assert (d.data(), d.model_spec(), d.train(), d.poison()) == (demo.DEMO_DATA, demo.DEMO_MODEL, demo.DEMO_TRAIN,
+                                                                 demo.DEMO_POISON)
+    assert SALSpec.preset(d.sal) == demo.DEMO_SAL
+    at = open_page("pages/loss_landscape.py")
+    assert at.select_slider(key="ls_res").value == demo.DEMO_RESOLUTION
+
+
+def test_overview_runs_the_sidebar_experiment():
     at = open_page("pages/overview.py")
-    n_charts, n_ud = len(charts(at)), sum(m.label == "UD (ops)" for m in at.metric)
-    at.button(key="quick_demo").click().run()
+    tiny(at, method="ops", model="mlp")
+    assert at.button(key="overview_run") is not None and not charts(at)  # nothing computed before the button
+    at.button(key="overview_run").click().run()
     no_exception(at)
-    assert len(charts(at)) == n_charts + 1
-    assert sum(m.label == "UD (ops)" for m in at.metric) == n_ud + 1
+    assert charts(at) and not buttons(at)
+    ud = next(m for m in at.metric if m.label == "UD (ops)")
+    assert ud.value == stored_ud(model="mlp", method="ops", epochs=1)
 
 
-def test_shipped_demo_bundle_is_complete_and_small():
-    from landscape.commands.demo import MAX_BYTES, bundle_size, demo_dir, load_bundle
+def test_poison_page_crafts_and_shows_grid_and_stored_budget():
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
 
-    demo = load_bundle()
-    assert demo is not None, "assets/demo is missing: python -m landscape demo"
-    assert demo.manifest["plan"]["data"]["name"] == "digits" and demo.manifest["plan"]["model"]["name"] == "cnn"
-    assert {"em", "ops"} <= set(demo.methods)
-    assert set(demo.sal) == set(demo.runs) and set(demo.ud) == set(demo.methods)
-    assert {"pca-2d", "random-2d", "interp-1d"} <= set(demo.surfaces)
-    assert all(np.isfinite(demo.histories[r]["test_acc"]).all() for r in demo.runs)
-    assert bundle_size(demo_dir()) <= MAX_BYTES
-
-
-def test_poison_page_crafts_and_shows_grid_and_budget():
     at = open_page("pages/poison.py")
-    no_exception(at)
-    assert at.title[0].value == "Poison"
-    assert len(charts(at)) == 2  # the shipped demo's images and budgets
-    tiny(at, "poison", method="ops")
+    tiny(at, method="ops")
     assert at.button(key="craft") is not None and not charts(at)  # nothing computed before the button
     at.button(key="craft").click().run()
     no_exception(at)
     assert len(charts(at)) == 2  # image grid + budget figure
-    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value
+    assert set(table["method"]) == {"em", "ops"}  # the demo's em (seen first) and the crafted ops
+    crafted = engine.poison_stage(AppSpec(method="ops", epochs=1)).load(engine.store())
+    assert table.set_index("method").loc["ops", "linf"] == crafted.meta["budget"]["linf"]
     # the spec survives a page switch and back, and the result is then served without a button
     at.switch_page("pages/train.py").run()
     at.switch_page("pages/poison.py").run()
     no_exception(at)
     assert at.selectbox(key="_w_method").value == "ops"
-    assert len(charts(at)) == 2
+    assert len(charts(at)) == 2 and not buttons(at)
 
 
 def test_train_page_trains_clean_and_poisoned():
     at = open_page("pages/train.py")
-    no_exception(at)
-    assert at.title[0].value == "Train"
-    assert charts(at) and len(at.metric) == 3  # the shipped demo: clean, em, ops
-    tiny(at, "train", method="random", epochs=2)
+    assert [m.label for m in at.metric] == ["clean: clean test accuracy", "em: clean test accuracy"]  # the demo
+    tiny(at, method="random", epochs=2)
     at.button(key="train").click().run()
     no_exception(at)
-    assert charts(at) and len(at.metric) == 2
+    assert charts(at) and [m.label for m in at.metric] == ["clean: clean test accuracy", "random: clean test accuracy"]
     assert all(m.value.endswith("%") for m in at.metric)
 
 
@@ -131,19 +149,10 @@ def test_engine_error_becomes_st_error_not_exception(tmp_path):
     at = open_page("pages/train.py")
     at.selectbox(key="_w_dataset").set_value("cifar10").run()
     at.text_input(key="_w_data_root").set_value(str(tmp_path / "missing")).run()
-    at.radio(key="source_train").set_value("live").run()
     no_exception(at)
     assert at.error, "a missing CIFAR folder is reported with the engine's message (the cost line reads the data)"
-    assert not [b for b in at.button if b.key == "train"], "and nothing is offered to compute"
-    assert "Traceback" not in at.error[0].value
-
-
-@pytest.mark.parametrize("page", ["pages/loss_landscape.py", "pages/sal.py", "pages/ud.py"])
-def test_analysis_pages_show_the_demo(page):
-    at = open_page(page)
-    no_exception(at)
-    assert charts(at), f"{page} shows the shipped demo's figures"
-    assert len(at.get("download_button")) >= len(charts(at)), "every figure (and table) is downloadable"
+    assert str(tmp_path / "missing") in at.error[0].value and "Traceback" not in at.error[0].value
+    assert not buttons(at), "and nothing is offered to compute"
 
 
 def test_landscape_page_every_demo_slice():
@@ -153,42 +162,66 @@ def test_landscape_page_every_demo_slice():
             at.radio(key="ls_kind").set_value(kind).run()
             at.radio(key="ls_dims").set_value(dims).run()
             no_exception(at)
-            assert charts(at), f"{kind} {dims}D"
+            assert charts(at) and not buttons(at), f"{kind} {dims}D is in the demo"
     at.radio(key="ls_metric").set_value("accuracy").run()
     no_exception(at)
     assert charts(at)
+    at.select_slider(key="ls_res").set_value(11).run()  # another grid: not stored, so its cost and button
+    assert buttons(at) == ["surface"] and "grid(s) of" in texts(at)
 
 
-def test_sal_and_ud_pages_show_the_demo_numbers():
+def test_sal_and_ud_pages_show_the_stored_demo_numbers():
     at = open_page("pages/sal.py")
     assert any(m.label.startswith("β") for m in at.metric)
     at.radio(key="sal_variant").set_value("accuracy").run()
     no_exception(at)
     at.switch_page("pages/ud.py").run()
     no_exception(at)
-    labels = [m.label for m in at.metric]
-    assert any(label.startswith("UD (") for label in labels) and "β" in labels
+    ud = next(m for m in at.metric if m.label == "UD (em)")
+    assert ud.value == stored_ud()
     assert "Reading UD on 8x8 digits" in texts(at)
 
 
 def test_ud_page_live_tiny_run():
     at = open_page("pages/ud.py")
-    at.selectbox(key="_w_model").set_value("mlp").run()  # 3 weight layers: SAL in seconds
-    tiny(at, "ud", method="ops", epochs=1)
+    tiny(at, method="ops", model="mlp")  # 3 weight layers: SAL in seconds
     assert not any(m.label.startswith("UD (") for m in at.metric)  # nothing computed before the button
     at.button(key="ud_run").click().run()
     no_exception(at)
     ud = next(m for m in at.metric if m.label == "UD (ops)")
+    assert ud.value == stored_ud(model="mlp", method="ops", epochs=1)  # the engine's stored number
+    at.switch_page("pages/sal.py").run()  # the same run is served on the SAL page
+    no_exception(at)
+    assert charts(at) and not buttons(at)
+
+
+def test_a_run_stored_by_the_cli_opens_in_a_fresh_session_without_a_button():
+    """#12 acceptance 1: the CLI fills the store; a new app session over it shows the run, nothing to compute, with
+    the poison's budget figures as the engine stored them."""
     from landscape.app import engine
     from landscape.app.state import AppSpec
-    from landscape.app.views.study import ud_value
-    from landscape.stages.ud import UDStage
 
-    report = UDStage.of(engine.experiment_spec(AppSpec(model="mlp", method="ops", epochs=1))).load(engine.store())
-    assert ud.value == ud_value(report)  # the engine's stored number, as the page formats it
-    at.switch_page("pages/sal.py").run()  # the same session's live run is served on the SAL page
-    no_exception(at)
-    assert at.radio(key="source_sal").value == "live" and charts(at)
+    cli = [sys.executable, "-m", "landscape", "run", "--model", "mlp", "--method", "ops", "--epochs", "1", "--json",
+           "--store", os.environ["UE_LANDSCAPE_STORE"]]
+    done = subprocess.run(cli, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    at = open_page()
+    tiny(at, method="ops", model="mlp")
+    for page in PAGES:
+        if page.title in NO_DEMO_YET or page.title == "Landscape":  # the CLI run computes no surface
+            continue
+        at.switch_page(page.file).run()
+        no_exception(at)
+        assert charts(at) and not buttons(at), f"{page.title} shows the stored run"
+        assert "your store" in texts(at)
+        if page.title == "UD":
+            ud = next(m for m in at.metric if m.label == "UD (ops)")
+            assert ud.value == (f"{summary['ud']:.3f}" if summary["ud_defined"] else "undefined")
+        if page.title == "Poison":
+            stored = engine.poison_stage(AppSpec(model="mlp", method="ops", epochs=1)).load(engine.store())
+            row = at.dataframe[0].value.set_index("method").loc["ops"]
+            assert row["l2_mean"] == stored.meta["budget"]["l2_mean"] and row["n_changed"] > 0
 
 
 def test_concurrent_requests_compute_once_and_store_one_entry():
@@ -213,7 +246,7 @@ def test_concurrent_requests_compute_once_and_store_one_entry():
         t.join(timeout=TIMEOUT)
     assert not errors and set(results) == {"a", "b"}
     np.testing.assert_array_equal(results["a"].history["test_loss"], results["b"].history["test_loss"])
-    store = Store(default_root())
+    store = Store(default_root())  # the user's store alone: what the app wrote
     for stage in ("poison", "train"):
         keys = store.keys(stage)
         assert len(keys) == 1 and store.load(stage, keys[0]) is not None
@@ -221,19 +254,17 @@ def test_concurrent_requests_compute_once_and_store_one_entry():
 
 def test_sal_page_live_run_with_the_paper_preset():
     """The sidebar's SAL procedure reaches the engine: a live run with the authors' procedure (paper preset)."""
+    from landscape.app.state import AppSpec
+    from landscape.app.views.study import live_study
     from landscape.config import SALSpec
 
     at = open_page("pages/sal.py")
-    at.selectbox(key="_w_model").set_value("mlp").run()
     at.radio(key="_w_sal").set_value("paper").run()
-    tiny(at, "sal", method="ops", epochs=1)
+    tiny(at, method="ops", model="mlp")
     assert "paper preset" in texts(at)  # the cost line names the procedure it prices
     at.button(key="sal_run").click().run()
     no_exception(at)
     assert charts(at)
-    from landscape.app.state import AppSpec
-    from landscape.app.views.study import live_study
-
     study = live_study(AppSpec(model="mlp", method="ops", epochs=1, sal="paper"))
     assert all(trace.spec == SALSpec.preset("paper") for trace in study.sal.values())
 

@@ -85,6 +85,13 @@ def test_no_import_cycle_among_landscape_modules():
             visit(name, [name])
 
 
+def test_the_app_glue_never_imports_the_cli():
+    graph = {name: _imports(name, path) for name, path in MODULES.items() if name.startswith(f"{APP_GLUE}.")}
+    assert "landscape.app.engine" in graph and graph["landscape.app.engine"], "the walk finds the app's imports"
+    bad = {name: sorted(t for t in targets if t.startswith("landscape.commands")) for name, targets in graph.items()}
+    assert not {name: t for name, t in bad.items() if t}
+
+
 def test_config_imports_only_errors_and_not_torch():
     """The specs sit on the spec machinery, which sits on the errors: nothing else, so no registry and no torch."""
     assert _imports("landscape.spec", MODULES["landscape.spec"]) == {"landscape.errors"}

@@ -4,13 +4,13 @@ Map (data flows one way: sidebar spec -> engine calls through the stage layer ->
 
 - `pages`: the `PAGES` table (title, file, icon, section, URL) that app.py, the AppTests and the browser test read.
 - `state`: the sidebar's `AppSpec` (kept across page switches) and small per-session records.
-- `engine`: cached engine calls and the "is it stored?" checks, which ask the stage layer only.
+- `engine`: cached engine calls and the "is it stored?" checks, which ask the stage layer only, over the store
+  layered on the shipped demo snapshot (`landscape.demo`): the demo and a live run are the same calls.
 - `cost`: the cost lines shown before a compute button (priced only for what is not stored).
 - `widgets`: engine errors as `st.error`, downloadable figures and tables, progress bars.
-- `demo`: the shipped demo and the demo/live source picker.
 - `views/`: what a page draws per kind of result (`poison`, `train`, `surfaces`, `study` for SAL and UD, `bench`);
   tables are methods of the engine's result objects (`SALTrace.table`, `UDReport.layer_table`,
   `SurfaceSet.grid_table`, ...), testable without Streamlit.
 
-This package never imports the CLI package (`landscape.commands`). Importing `landscape.app` imports nothing.
+This package never imports the CLI package (`landscape.commands`); importing `landscape.app` imports nothing.
 """

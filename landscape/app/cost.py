@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from landscape.app import demo, engine
-from landscape.errors import LandscapeError
+from landscape.app import engine
 
 if TYPE_CHECKING:
     from landscape.app.state import AppSpec
@@ -64,23 +63,24 @@ def crafting_line(spec: AppSpec) -> str:
 
 
 def training_estimate(spec: AppSpec, runs: int = 2) -> str:
-    """A cost line for training `runs` models of `spec` (from the demo's measured epoch time, if comparable)."""
-    per_epoch = demo.epoch_seconds(spec.dataset, spec.model)
+    """A cost line for training `runs` models of `spec` (from a stored run's measured epoch time, if there is one)."""
+    per_epoch = engine.timing(spec)["epoch"]
     if per_epoch is None:
         return f"{runs} x {spec.epochs} epochs of `{spec.model}` (no timing reference for this data set and model)"
     return (f"{runs} x {spec.epochs} epochs of `{spec.model}`, about {format_seconds(runs * spec.epochs * per_epoch)} "
-            f"at the demo machine's {per_epoch:.2f} s per epoch")
+            f"at the {per_epoch:.2f} s per epoch measured for the stored reference run")
 
 
 def sal_estimate(spec: AppSpec, runs: int = 2) -> str:
-    """A cost line for SAL at every epoch of `runs` runs (from the demo's measured SAL time, if comparable)."""
-    per_epoch = demo.sal_seconds(spec.dataset, spec.model)
+    """A cost line for SAL at every epoch of `runs` runs (from a stored run's measured SAL time, if there is one)."""
+    per_epoch = engine.timing(spec)["sal"]
     if per_epoch is None:
         return f"SAL of every layer at every epoch ({spec.sal} preset; no timing reference for this data set and model)"
     if spec.sal == "paper":
-        per_epoch *= PAPER_SAL_COST  # the demo measures the fast preset
+        per_epoch *= PAPER_SAL_COST  # the reference is measured with the fast preset
     return (f"SAL of every layer at every epoch ({spec.sal} preset), about "
-            f"{format_seconds(runs * spec.epochs * per_epoch)} at the demo machine's {per_epoch:.1f} s per epoch")
+            f"{format_seconds(runs * spec.epochs * per_epoch)} at the {per_epoch:.1f} s per epoch measured for the "
+            f"stored reference run")
 
 
 def experiment_line(spec: AppSpec) -> str:
@@ -119,12 +119,4 @@ def surface_line(spec: AppSpec, surface: SurfaceSpec) -> str:
         craft = crafting_line(spec)
         text += f", after {craft}" if craft else ""
     return text + "."
-
-
-def quick_line(spec: AppSpec) -> str:
-    """The Overview's cost line of its quick demo (an engine error becomes part of the line)."""
-    try:
-        return experiment_line(spec)
-    except LandscapeError as err:
-        return f"(no estimate: {err})"
 

@@ -8,6 +8,7 @@ for the session (entries are never removed while the app runs, except a corrupt 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,13 +26,21 @@ if TYPE_CHECKING:
 
 
 @st.cache_resource(show_spinner=False)
-def _store_at(root: str) -> Store:
-    return Store(root)
+def _store_at(root: str, snapshot: str | None) -> Store:
+    from landscape.demo import snapshot_store
+
+    return snapshot_store(root)
 
 
 def store() -> Store:
-    """The store of `$UE_LANDSCAPE_STORE` (or the default cache folder), one object per root."""
-    return _store_at(str(default_root()))
+    """The user's store (`$UE_LANDSCAPE_STORE` or the default cache folder) over the shipped demo snapshot.
+
+    Reads ask the snapshot first, then the user's store; everything computed goes to the user's store.
+    """
+    from landscape.demo import demo_dir
+
+    snapshot = demo_dir()
+    return _store_at(str(default_root()), None if snapshot is None else str(snapshot))
 
 
 @st.cache_resource(show_spinner=False)
@@ -100,44 +109,67 @@ def stored(stage: Stage[Any]) -> bool:
     return found
 
 
-def poison_ready(spec: AppSpec) -> bool:
+def origin(stage: Stage[Any]) -> str:
+    """Where a stored result comes from, for a caption: the shipped demo snapshot or the user's store."""
+    folder = stage.origin(store())
+    if folder is None:
+        return "not stored"
+    if folder in store().snapshots:
+        return "the shipped demo snapshot (assets/demo), read-only"
+    return f"your store ({folder})"
+
+
+def poison_stage(spec: AppSpec) -> Stage[Any]:
     from landscape.stages.poison import PoisonStage
 
-    stage = _stage_or_none(lambda: PoisonStage.of(spec.data(), spec.poison()))
-    return stage is not None and stored(stage)
+    return PoisonStage.of(spec.data(), spec.poison())
+
+
+def train_stage(spec: AppSpec, method: str) -> Stage[Any]:
+    """The stage of one run of `spec`: "clean" or its poison."""
+    from landscape.stages.train import TrainStage
+
+    poison = PoisonSpec() if method == "clean" else spec.poison()
+    return TrainStage.of(spec.data(), spec.model_spec(), spec.train(), poison)
+
+
+def surface_stage(spec: AppSpec, surface: SurfaceSpec) -> Stage[Any]:
+    from landscape.stages.surface import SurfaceStage
+
+    return SurfaceStage.of(spec.data(), spec.model_spec(), spec.train(), spec.poison(), surface)
+
+
+def ud_stage(spec: AppSpec) -> Stage[Any]:
+    """UD of `spec`'s experiment (stored together with SAL of both runs)."""
+    from landscape.stages.ud import UDStage
+
+    return UDStage.of(experiment_spec(spec))
+
+
+def ready(make: Callable[[], Stage[Any]]) -> bool:
+    """True if the stage `make()` builds is stored (False when its specs do not resolve: the page shows why)."""
+    try:
+        stage = make()
+    except LandscapeError:
+        return False
+    return stored(stage)
+
+
+def poison_ready(spec: AppSpec) -> bool:
+    return ready(lambda: poison_stage(spec))
 
 
 def training_ready(spec: AppSpec) -> bool:
     """Both runs of `spec` (clean and poisoned) are stored."""
-    from landscape.stages.train import TrainStage
-
-    d, m, t = spec.data(), spec.model_spec(), spec.train()
-    stages = [_stage_or_none(lambda p=p: TrainStage.of(d, m, t, p)) for p in (PoisonSpec(), spec.poison())]
-    return all(s is not None and stored(s) for s in stages)
+    return all(ready(lambda m=m: train_stage(spec, m)) for m in ("clean", spec.method))
 
 
 def surface_ready(spec: AppSpec, surface: SurfaceSpec) -> bool:
-    from landscape.stages.surface import SurfaceStage
-
-    stage = _stage_or_none(lambda: SurfaceStage.of(spec.data(), spec.model_spec(), spec.train(), spec.poison(),
-                                                   surface))
-    return stage is not None and stored(stage)
+    return ready(lambda: surface_stage(spec, surface))
 
 
 def experiment_ready(spec: AppSpec) -> bool:
-    """UD of `spec`'s experiment is stored (and with it SAL of both runs)."""
-    from landscape.stages.ud import UDStage
-
-    stage = _stage_or_none(lambda: UDStage.of(experiment_spec(spec)))
-    return stage is not None and stored(stage)
-
-
-def _stage_or_none(make: Any) -> Stage[Any] | None:
-    """The stage `make()` builds, or None when its specs do not resolve (the page then shows the engine's error)."""
-    try:
-        return make()
-    except LandscapeError:
-        return None
+    return ready(lambda: ud_stage(spec))
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -185,10 +217,9 @@ def poison_view(spec: AppSpec) -> dict[str, Any]:
     """
     from landscape.app.views.poison import poison_sample
     from landscape.stages.base import Context, get_splits
-    from landscape.stages.poison import PoisonStage
 
     clean = get_splits(spec.data()).train
-    crafted = PoisonStage.of(spec.data(), spec.poison()).get(Context(store(), device()))
+    crafted = poison_stage(spec).get(Context(store(), device()))
     meta = dict(crafted.meta)
     return {**poison_sample(clean.x, crafted.apply(clean).x, clean.y), "class_names": list(clean.class_names),
             "budget": meta.get("budget", {}), "meta": {k: v for k, v in meta.items() if k != "budget"}}
@@ -222,3 +253,26 @@ def experiment(spec: AppSpec, progress: Progress | None = None) -> Any:
 
     return run_experiment(experiment_spec(spec), store=store(), device=device(), **_progress(progress))
 
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def timing(spec: AppSpec) -> dict[str, float | None]:
+    """Median seconds per training epoch ("epoch") and per fast-preset SAL epoch ("sal"), or None.
+
+    Measured on the stored clean run of `spec`'s data set and model at the app's default recipe, if stored.
+    """
+    from landscape.config import SALSpec
+    from landscape.stages.train import sal_stage
+
+    # the default recipe on the same data and model (type(spec): the AppSpec class, without importing the sidebar)
+    ref = type(spec)(dataset=spec.dataset, model=spec.model, data_root=spec.data_root, n_train=spec.n_train)
+    out: dict[str, float | None] = {"epoch": None, "sal": None}
+    try:
+        if ready(lambda: train_stage(ref, "clean")):
+            out["epoch"] = float(np.median(training_history(ref, "clean")["seconds"]))
+        trace = sal_stage(ref.data(), ref.model_spec(), ref.train(), PoisonSpec(), SALSpec.preset("fast")).load(store())
+    except LandscapeError:
+        return out
+    if trace is not None and len(trace.seconds):
+        out["sal"] = float(np.median(trace.seconds))
+    return out

@@ -15,6 +15,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -166,6 +167,10 @@ class Stage(ABC, Generic[R]):
     def load(self, store: Store) -> R | None:
         """The stored result, or None if absent (nothing is computed)."""
         return store.load(self.folder, self.key(), self.decode)  # an undecodable entry is dropped, not raised
+
+    def origin(self, store: Store) -> Path | None:
+        """The folder that serves the stored result (a read-only snapshot of the store, or its own), or None."""
+        return store.origin(self.folder, self.key())
 
     def get(self, ctx: Context) -> R:
         """The stored result, or computed (under the store's per-key lock), stored and returned."""

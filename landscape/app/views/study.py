@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from landscape.app import cost, demo, engine, widgets
+from landscape.app import cost, engine, widgets
 from landscape.app.state import AppSpec
 
 
 @dataclass
 class Study:
-    """SAL per run, UD per poisoned run, from the demo or a live run.
+    """SAL per run and UD per poisoned run of a stored (or just computed) experiment.
 
     Attributes:
         sal: run label ("clean", method...) -> the engine's `SALTrace`.
@@ -57,29 +57,17 @@ def study_of(result: Any, label: str) -> Study:
                  result.spec.data.name, label)
 
 
-def demo_study() -> Study | None:
-    d = demo.demo()
-    if d is None or not d.sal:
-        return None
-    return Study(dict(d.sal), dict(d.ud), d.histories, d.manifest["plan"]["data"]["name"],
-                 f"shipped demo: {demo.label()}")
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def live_study(spec: AppSpec) -> Study:
     """The stored (or computed) experiment of `spec` as a `Study` (kept without the runs' checkpoints)."""
-    return study_of(engine.experiment(spec), f"live run: {spec.label()}")
+    return study_of(engine.experiment(spec), f"{spec.label()}, from {engine.origin(engine.ud_stage(spec))}")
 
 
 def study_or_stop(page: str, spec: AppSpec) -> Study:
-    """The Study the page shows: the demo, or the live run of `spec` (behind a button with a cost estimate)."""
-    source = demo.source_picker(page, engine.experiment_ready(spec))
-    if source == "demo":
-        study = demo_study()
-        if study is None:
-            st.info("The shipped demo has no SAL/UD results; rebuild it with `python -m landscape demo`, or run live.")
-            st.stop()
-        return study
+    """The experiment of `spec` as a Study: stored, or computed behind a button with its cost line (else stop).
+
+    Stored means in the shipped demo snapshot or the user's store (the same lookup).
+    """
     if not engine.experiment_ready(spec):
         with widgets.guard():
             st.info(cost.experiment_line(spec))
@@ -131,10 +119,3 @@ def digits_caveat(study: Study, method: str) -> None:
             "tuned to reproduce the paper." + numbers,
             icon=":material/info:")
 
-
-QUICK_EPOCHS = 8
-
-
-def quick_spec() -> AppSpec:
-    """The Overview's live demo: digits, the cnn, clean vs EM at its digits default, a few epochs."""
-    return AppSpec(dataset="digits", model="cnn", method="em", epochs=QUICK_EPOCHS, seed=0)

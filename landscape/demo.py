@@ -1,0 +1,144 @@
+"""The shipped demo: a read-only store snapshot in assets/demo that the app reads before the user's store.
+
+The snapshot is a store folder (`landscape.store`: `<stage>/<key>/{meta.json, arrays.safetensors,
+SHA256SUMS}`), filled by computing the stage requests of `requests()` into an empty store, so every entry
+is exactly what the store writes, with its checksums. The app opens a `Store` with the snapshot as a
+read-only layer (`Store(root, snapshots=(demo_dir(),))`): a request of the demo is served from it, anything
+else is computed into the user's store. So the demo and a live run go through the same calls, and the
+app's default sidebar (`DEMO_*` below; a test checks they agree) opens on the demo.
+
+Add an entry: append the stage of your request to `requests()` (its inputs come with it), rebuild with
+`python -m landscape demo` (heavy) and check `python -m landscape demo --check` (every request stored, every
+entry intact, under `MAX_BYTES`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.store import ENTRY_FILES, Store
+
+if TYPE_CHECKING:
+    from landscape.stages.base import Stage
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
+DEMO_ENV = "UE_LANDSCAPE_DEMO"  # another snapshot folder for the app (e.g. a bigger demo of your own); "" = none
+MAX_BYTES = 5_000_000  # the budget of the shipped demo (5 MB)
+
+# The app's default sidebar spec: digits, the cnn, clean vs EM at its digits default, the fast SAL preset.
+DEMO_DATA = DataSpec()
+DEMO_MODEL = ModelSpec(name="cnn")
+DEMO_TRAIN = TrainSpec(epochs=10)
+DEMO_POISON = PoisonSpec(method="em")
+DEMO_SAL = SALSpec.preset("fast")
+DEMO_RESOLUTION = 21  # the Landscape page's default grid
+SURFACE_KINDS = ("pca", "random", "interp")
+
+
+def demo_dir() -> Path | None:
+    """The snapshot the app reads: `$UE_LANDSCAPE_DEMO` ("" = none), else assets/demo of the repository."""
+    if DEMO_ENV in os.environ:
+        return Path(os.environ[DEMO_ENV]).expanduser() if os.environ[DEMO_ENV] else None
+    return DEMO_DIR
+
+
+def experiment() -> ExperimentSpec:
+    """The demo's clean-vs-EM experiment (what the SAL and UD pages ask for by default)."""
+    return ExperimentSpec(data=DEMO_DATA, model=DEMO_MODEL, train=DEMO_TRAIN, poison=DEMO_POISON, sal=DEMO_SAL)
+
+
+def requests() -> list[Stage[Any]]:
+    """Every stage the demo holds (each brings its inputs: the poison, both runs, their SAL). One place: add yours."""
+    from landscape.stages.surface import SurfaceStage
+    from landscape.stages.ud import UDStage
+
+    surfaces = [SurfaceStage.of(DEMO_DATA, DEMO_MODEL, DEMO_TRAIN, DEMO_POISON,
+                                SurfaceSpec(kind=kind, dims=dims, resolution=DEMO_RESOLUTION))
+                for kind in SURFACE_KINDS for dims in (2, 1)]
+    return [UDStage.of(experiment()), *surfaces]
+
+
+def snapshot_store(root: str | Path | None = None) -> Store:
+    """The store the app uses: the user's store (`root`, default `$UE_LANDSCAPE_STORE`) over the demo snapshot."""
+    folder = demo_dir()
+    return Store(root, snapshots=(folder,) if folder is not None else ())
+
+
+def _entries(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*/*") if p.is_dir() and not p.name.startswith("."))
+
+
+def snapshot_bytes(folder: Path) -> int:
+    """Bytes of the snapshot's entries."""
+    return sum(f.stat().st_size for entry in _entries(folder) for f in entry.iterdir() if f.is_file())
+
+
+@dataclass
+class CheckReport:
+    """What `check` found: requests not stored, entries that are not intact, the size."""
+
+    folder: str
+    entries: int
+    bytes: int
+    missing: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.broken and self.entries > 0 and self.bytes <= MAX_BYTES
+
+    def describe(self) -> str:
+        lines = [f"demo snapshot {self.folder}: {self.entries} entries, {self.bytes / 1e6:.2f} MB "
+                 f"({'within' if self.bytes <= MAX_BYTES else 'OVER'} the {MAX_BYTES / 1e6:.0f} MB budget)"]
+        lines += [f"missing (rebuild: python -m landscape demo): {m}" for m in self.missing]
+        lines += [f"not intact: {b}" for b in self.broken]
+        return "\n".join(lines)
+
+
+def check(folder: str | Path = DEMO_DIR) -> CheckReport:
+    """Verify a snapshot without changing it: every request stored (same keys), every entry intact, the size."""
+    import warnings
+
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory() as empty:
+        store = Store(empty, snapshots=(folder,))  # read-only: a broken entry is reported, never removed
+        report = CheckReport(str(folder), len(_entries(folder)), snapshot_bytes(folder))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for entry in _entries(folder):
+                if {p.name for p in entry.iterdir()} != set(ENTRY_FILES) or \
+                        store.origin(entry.parent.name, entry.name) is None:
+                    report.broken.append(f"{entry.parent.name}/{entry.name}")
+            for stage in requests():
+                if stage.load(store) is None:
+                    report.missing.append(f"{stage.folder} {stage.record()}")
+    return report
+
+
+def build(out: str | Path = DEMO_DIR, *, device: str = "cpu",
+          progress: Callable[[str, int, int], None] | None = None) -> CheckReport:
+    """Compute every request into an empty store and put that store in place of `out` (then `check` it)."""
+    from landscape.stages.base import Context, no_progress
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".demo-build-") as tmp:
+        store = Store(Path(tmp) / "store")
+        ctx = Context(store, device, progress or no_progress)
+        for stage in requests():
+            stage.get(ctx)
+        store.gc()  # lock files and temporaries are not part of a snapshot
+        old = out.parent / f".demo-old-{uuid.uuid4().hex}"
+        if out.exists():
+            out.rename(old)
+        (Path(tmp) / "store").rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    return check(out)
