@@ -22,7 +22,6 @@ def live_tiny(page: str, key: str) -> AppTest:
     at.selectbox(key="_w_model").set_value("mlp").run()
     at.selectbox(key="_w_method").set_value("ops").run()
     at.number_input(key="_w_epochs").set_value(2).run()
-    at.radio(key=f"source_{key}").set_value("live").run()
     at.button(key=f"{key}_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -60,7 +59,6 @@ def test_sal_cell_opens_the_layers_slice_with_its_sal_lambda_max_and_trace():
         assert metrics[f"SAL ({run})"] == f"{expected:.4g}"
         assert metrics[f"λ_max ({run})"] == "not measured"  # curvature not computed yet
     at.switch_page("pages/curvature.py").run()  # compute the curvature there, then come back: λ_max appears
-    at.radio(key="source_curvature").set_value("live").run()
     at.button(key="curvature_compute").click().run()
     assert not at.exception, [e.value for e in at.exception]
     at.switch_page("pages/sal.py").run()
