@@ -35,7 +35,7 @@ from landscape.stages.surface import LayerSliceStage, SurfaceStage
 from landscape.stages.train import TrainStage, sal_from_checkpoints, sal_stage
 from landscape.stages.ud import UDStage
 from landscape.store import Store
-from landscape.surface import SurfaceSet
+from landscape.surface_results import SurfaceSet
 from landscape.train import TrainResult
 from landscape.ud import UDReport
 

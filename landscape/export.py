@@ -36,7 +36,7 @@ import numpy as np
 from landscape.curvature import WHOLE, CurvatureTrace
 from landscape.errors import ShapeError, SpecError
 from landscape.files import atomic_write
-from landscape.surface import ProjectedPath, Surface
+from landscape.surface_results import ProjectedPath, Surface
 
 FORMATS = (".npz", ".csv", ".vts", ".vtp")
 _VTK_TYPES = {np.dtype(np.float64): "Float64", np.dtype(np.float32): "Float32", np.dtype(np.int64): "Int64",

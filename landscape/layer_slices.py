@@ -23,7 +23,8 @@ from landscape import directions as D
 from landscape.config import LayerSliceSpec
 from landscape.data import ImageSet
 from landscape.errors import SpecError
-from landscape.surface import Surface, SurfaceSet, eval_subset, slice_plane
+from landscape.surface import eval_subset, slice_plane
+from landscape.surface_results import Surface, SurfaceSet
 from landscape.train import TrainResult
 
 Progress = Callable[[int, int], None]

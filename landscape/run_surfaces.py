@@ -18,7 +18,8 @@ from torch import nn
 
 from landscape.directions import Plane, State, project
 from landscape.errors import SpecError
-from landscape.surface import Progress, Surface, SurfaceSet, eval_subset, project_path, slice_plane
+from landscape.surface import Progress, eval_subset, project_path, slice_plane
+from landscape.surface_results import Surface, SurfaceSet
 
 
 def run_labels(poisons: Sequence[Any]) -> list[str]:

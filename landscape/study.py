@@ -67,7 +67,7 @@ from landscape.stages.base import Context, StageProgress
 from landscape.stages.ud import resolve_experiment
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
 from landscape.store import Store
-from landscape.surface import SurfaceSet
+from landscape.surface_results import SurfaceSet
 from landscape.train import TrainResult
 from landscape.ud import UDReport
 from landscape.weights import save_weights

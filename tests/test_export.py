@@ -20,6 +20,7 @@ from landscape.export import (
     write_paths_vtp,
 )
 from landscape.models import build_model, weight_layers
+from landscape.surface_results import Surface
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -133,7 +134,7 @@ def test_vtp_line_and_paths_follow_the_spec(surfaces, tmp_path):
 def test_npz_round_trip_keeps_every_array_and_the_paths(surfaces, tmp_path):
     s2, _ = surfaces
     back = read_npz(export_surface(s2, tmp_path / "surface.npz"))
-    for name in S.Surface.ARRAYS:
+    for name in Surface.ARRAYS:
         np.testing.assert_array_equal(getattr(back, name), getattr(s2, name))
     assert back.kind == "layer" and back.info["sal_ball"] == s2.info["sal_ball"] and list(back.paths) == ["clean", "em"]
     np.testing.assert_array_equal(back.paths["em"].plane_loss, s2.paths["em"].plane_loss)

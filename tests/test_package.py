@@ -155,11 +155,6 @@ def test_no_engine_module_imports_streamlit():
 
 MAX_LINES = 600  # any file of landscape/
 MAX_APP_LINES = 350  # a file of the app glue, landscape/app/
-# Files still over the cap, each with the helper whose work brings it down; an entry under the cap fails the
-# test, so the list only shrinks.
-OVER_THE_CAP = {
-    "landscape/surface.py": "sal (#14: the forward engine moves to landscape/copies.py)",
-}
 
 
 def test_no_file_of_landscape_is_over_the_line_cap():
@@ -168,11 +163,9 @@ def test_no_file_of_landscape_is_over_the_line_cap():
     over = {}
     for path, lines in sizes.items():
         cap = MAX_APP_LINES if path.startswith("landscape/app/") else MAX_LINES
-        if lines > cap and path not in OVER_THE_CAP:
+        if lines > cap:
             over[path] = f"{lines} lines > {cap}"
     assert not over, f"files over the line cap: {over}"
-    stale = {p: owner for p, owner in OVER_THE_CAP.items() if sizes.get(p, 0) <= MAX_LINES}
-    assert not stale, f"now within the cap (or gone): remove from OVER_THE_CAP: {stale}"
 
 
 def test_the_module_walk_sees_every_module():

@@ -13,6 +13,7 @@ from landscape import surface as S
 from landscape.config import MAX_GRID_POINTS, DataSpec, ModelSpec, SurfaceSpec, TrainSpec
 from landscape.errors import LandscapeError, ShapeError, SpecError
 from landscape.models import build_model
+from landscape.surface_results import ProjectedPath, Surface, SurfaceSet
 from landscape.train import evaluate, train
 
 TOL = 1e-5  # batched vs sequential, float32
@@ -182,7 +183,7 @@ def test_nan_regions_are_kept_and_masked(tiny_splits):
         np.testing.assert_array_equal(s.finite, np.isfinite(s.loss))
         assert np.isnan(s.loss_se[:2]).all() and np.isnan(s.batch_loss[:, :2]).all()
     meta, arrays = s.to_store()
-    back = S.Surface.from_store(meta, arrays)
+    back = Surface.from_store(meta, arrays)
     assert np.isnan(back.loss[:2]).all() and back.finite.dtype == bool
 
 
@@ -239,17 +240,17 @@ def test_progress_and_store_roundtrip(cnn, tiny_splits, store):
     s = S.slice_plane(cnn, plane, tiny_splits.test, [-1, 0, 1], [0, 1], batch_size=16, chunk=4,
                       progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (12, 12) and all(b >= a for (a, _), (b, _) in zip(calls, calls[1:], strict=False))
-    s.paths["clean"] = S.ProjectedPath(*(np.arange(3.0) for _ in S.ProjectedPath.FIELDS))
+    s.paths["clean"] = ProjectedPath(*(np.arange(3.0) for _ in ProjectedPath.FIELDS))
     s.anchors = {"clean": (0.0, 0.0)}
-    meta, arrays = S.SurfaceSet({"clean": s}, {"kind": "random"}).to_store()
+    meta, arrays = SurfaceSet({"clean": s}, {"kind": "random"}).to_store()
     entry = store.save("surface-test", "k1", meta, arrays)
-    back = S.SurfaceSet.from_store(entry.meta, entry.arrays)["clean"]
+    back = SurfaceSet.from_store(entry.meta, entry.arrays)["clean"]
     np.testing.assert_array_equal(back.loss, s.loss)
     np.testing.assert_array_equal(back.paths["clean"].real_loss, np.arange(3.0))
     assert back.anchors == {"clean": (0.0, 0.0)} and back.info["cosine_before"] == s.info["cosine_before"]
-    grid = S.SurfaceSet({"clean": s}).grid_table()  # the app's table: one row per grid point, the right cell
+    grid = SurfaceSet({"clean": s}).grid_table()  # the app's table: one row per grid point, the right cell
     assert len(grid) == 6 and grid[5]["alpha"] == 1.0 and grid[5]["beta"] == 1.0 and grid[5]["loss"] == s.loss[2, 1]
-    paths = S.SurfaceSet({"clean": s}).paths_table()
+    paths = SurfaceSet({"clean": s}).paths_table()
     assert [r["epoch"] for r in paths] == [0, 1, 2] and paths[2]["real_loss"] == 2.0
 
 

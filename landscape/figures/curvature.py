@@ -21,7 +21,7 @@ from landscape.figures.surfaces import contour
 if TYPE_CHECKING:
     from landscape.curvature import CurvatureTrace
     from landscape.sal import SALTrace
-    from landscape.surface import SurfaceSet
+    from landscape.surface_results import SurfaceSet
 
 
 def rank_agreement(series: Mapping[str, tuple[np.ndarray, np.ndarray]], *,

@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 from landscape.figures.style import CLEAN, DIVERGING, PALETTE, SEQUENTIAL, color_of, scaled, shared_range, zlabel
 
 if TYPE_CHECKING:
-    from landscape.surface import Surface
+    from landscape.surface_results import Surface
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class PathView:
 
 
 def path_views(surface: Surface, metric: str = "loss") -> dict[str, PathView]:
-    """The projected paths of a `landscape.surface.Surface` as `PathView`s (surface value = loss or accuracy)."""
+    """The projected paths of a `Surface` as `PathView`s (surface value = loss or accuracy)."""
     out = {}
     for name, p in surface.paths.items():
         real, plane = (p.real_loss, p.plane_loss) if metric == "loss" else (p.real_acc, p.plane_acc)

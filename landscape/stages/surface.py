@@ -28,7 +28,7 @@ from landscape.stages.base import (
 )
 from landscape.stages.train import TrainStage, training_set
 from landscape.store import Entry
-from landscape.surface import SurfaceSet
+from landscape.surface_results import SurfaceSet
 
 
 def resolve_poisons(poisons: PoisonSpec | Sequence[PoisonSpec] | None, data: DataSpec) -> tuple[PoisonSpec, ...]:

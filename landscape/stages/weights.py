@@ -37,7 +37,7 @@ from landscape.sal import SALTrace, model_sal
 from landscape.stages.base import Computed, Context, Stage, Version, get_splits, resolve_data, resolve_model
 from landscape.stages.surface import LAYER_SLICE_VERSION
 from landscape.store import Entry
-from landscape.surface import SurfaceSet
+from landscape.surface_results import SurfaceSet
 from landscape.train import HISTORY_KEYS, TrainResult
 from landscape.weights import load_into, read_weights
 

@@ -14,7 +14,7 @@ from landscape.app.widgets import guard, show_figure, show_table
 if TYPE_CHECKING:
     from landscape.app.state import AppSpec
     from landscape.config import SurfaceSpec
-    from landscape.surface import Surface, SurfaceSet
+    from landscape.surface_results import Surface, SurfaceSet
 
 MAX_TRACKED_WEIGHTS = 100_000  # models up to this size get the parameter-paths view (every checkpoint is read)
 SURFACE_KINDS = {
