@@ -17,18 +17,16 @@ from landscape.commands.common import (
     add_data_args,
     add_model_args,
     add_train_args,
-    data_spec,
-    model_spec,
+    experiment_specs,
     open_store,
     output_path,
-    train_spec,
 )
 from landscape.config import SAL_PRESETS, DefenseSpec, SALSpec
 from landscape.errors import SpecError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_args(p)
+    add_data_args(p)  # not add_experiment_args: the benchmark's own --device and --store, no --json
     add_model_args(p)
     add_train_args(p)
     p.add_argument("--crop-padding", type=int, default=None,
@@ -83,9 +81,10 @@ def run(a: argparse.Namespace) -> int:
 
     seeds = parse_seeds(a.seed_list) if a.seed_list is not None else tuple(range(a.seeds))
     sal = SALSpec.preset(a.sal).replace(every=a.sal_every)
-    train = train_spec(a) if a.crop_padding is None else train_spec(a).replace(crop_padding=a.crop_padding)
-    spec = BenchSpec(data_spec(a), model_spec(a), train, sal, parse_methods(a.methods), parse_defenses(a.defenses),
-                     seeds)
+    data, model, train = experiment_specs(a)
+    if a.crop_padding is not None:
+        train = train.replace(crop_padding=a.crop_padding)
+    spec = BenchSpec(data, model, train, sal, parse_methods(a.methods), parse_defenses(a.defenses), seeds)
     store = open_store(a, write=not a.dry_run)
     # On a Ray cluster the workers resolve the device (the driver may have no GPU).
     device = a.device if a.ray is not None else str(resolve_device(a.device))

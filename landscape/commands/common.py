@@ -1,23 +1,33 @@
-"""Argument groups and output helpers shared by the subcommands (specs from flags, tqdm progress, JSON)."""
+"""Argument groups and output helpers shared by the subcommands (specs from flags, tqdm progress, JSON).
+
+A command that trains (or loads) a run takes `add_experiment_args` (data set, model, training recipe, and
+`add_run_args`: device, store, --json), reads the specs back with `experiment_specs`, and computes inside
+`working(args)` (the checked store, the device, a tqdm progress callback).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
+from landscape.device import resolve_device
 from landscape.models import MODELS
 from landscape.paths import user_path, writable_file
 from landscape.progress import tqdm_progress
 from landscape.store import Store
 
-__all__ = ["add_data_args", "add_model_args", "add_run_args", "add_train_args", "data_spec", "model_spec",
-           "open_store", "output_path", "print_json", "tqdm_progress", "train_spec"]
+__all__ = ["add_data_args", "add_experiment_args", "add_model_args", "add_run_args", "add_train_args", "data_spec",
+           "experiment_specs", "model_spec", "open_store", "output_path", "print_json", "tqdm_progress", "train_spec",
+           "working"]
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -54,9 +64,19 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    """Where a command runs and how it reports: --device, --store, --json (listed last in --help)."""
+    g = p.add_argument_group("where it runs")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    g.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
+    g.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def add_experiment_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that trains or loads a run: data set, model, training recipe, `add_run_args`."""
+    add_data_args(p)
+    add_model_args(p)
+    add_train_args(p)
+    add_run_args(p)
 
 
 def open_store(a: argparse.Namespace, *, write: bool = True) -> Store:
@@ -84,6 +104,23 @@ def model_spec(a: argparse.Namespace) -> ModelSpec:
 def train_spec(a: argparse.Namespace) -> TrainSpec:
     return TrainSpec(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
                      weight_decay=a.weight_decay, schedule=a.schedule, augment=a.augment, seed=a.seed)
+
+
+def experiment_specs(a: argparse.Namespace) -> tuple[DataSpec, ModelSpec, TrainSpec]:
+    """The specs of `add_experiment_args`' flags."""
+    return data_spec(a), model_spec(a), train_spec(a)
+
+
+@contextmanager
+def working(a: argparse.Namespace) -> Iterator[tuple[Store, torch.device, Callable[[str, int, int], None]]]:
+    """(store, device, progress) of a command's run.
+
+    The ``--store`` is checked writable and ``--device`` resolved before any work starts; the progress callback
+    draws tqdm bars (none with ``--json``) that close when the block ends.
+    """
+    store, device = open_store(a), resolve_device(a.device)
+    with tqdm_progress(disable=a.json) as progress:
+        yield store, device, progress
 
 
 def print_json(obj: Any) -> None:

@@ -7,14 +7,7 @@ import sys
 from typing import Any
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_run_args,
-    data_spec,
-    open_store,
-    print_json,
-    tqdm_progress,
-)
+from landscape.commands.common import add_data_args, add_run_args, data_spec, print_json, working
 from landscape.config import DataSpec, PoisonSpec
 from landscape.device import resolve_device
 from landscape.errors import SpecError
@@ -91,15 +84,13 @@ def run(a: argparse.Namespace) -> int:
     data, poison = data_spec(a), poison_spec(a)
     if poison.method == "clean":
         raise SpecError("craft needs a poison method, not 'clean'")
-    store = open_store(a)
-    splits = get_splits(data)
-    method = build(poison, dataset=data.name, device=resolve_device(a.device))
-    cost = method.estimate_cost(len(splits.train), splits.image_shape)
-    if not a.json:
-        what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on one "
-                f"CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
-        print(f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
-    with tqdm_progress(disable=a.json) as progress:
+    with working(a) as (store, device, progress):
+        splits = get_splits(data)
+        cost = build(poison, dataset=data.name, device=device).estimate_cost(len(splits.train), splits.image_shape)
+        if not a.json:
+            what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
+                    f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
+            print(f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
         crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
     m, b = crafted.meta, crafted.meta["budget"]
     summary = {

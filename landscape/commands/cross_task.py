@@ -11,15 +11,7 @@ import math
 import time
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_run_args,
-    data_spec,
-    open_store,
-    print_json,
-    tqdm_progress,
-)
-from landscape.device import resolve_device
+from landscape.commands.common import add_data_args, add_run_args, data_spec, print_json, working
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,9 +53,8 @@ def run(a: argparse.Namespace) -> int:
     sal = None if a.no_sal else DEFAULT_SAL.replace(every=a.sal_every)
     spec = CrossTaskSpec.for_methods(_split(a.methods), seed=a.seed, data=data_spec(a), tasks=_split(a.tasks),
                                      train=DEFAULT_TRAIN.replace(epochs=a.epochs), sal=sal)
-    store, device = open_store(a), resolve_device(a.device)
     started = time.perf_counter()
-    with tqdm_progress(disable=a.json) as progress:
+    with working(a) as (store, device, progress):
         result = run_cross_task(spec, store=store, device=device, progress=progress)
     wall = time.perf_counter() - started
     rows = result.table()

@@ -15,19 +15,7 @@ from typing import Any
 import numpy as np
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_model_args,
-    add_run_args,
-    add_train_args,
-    data_spec,
-    model_spec,
-    open_store,
-    output_path,
-    print_json,
-    tqdm_progress,
-    train_spec,
-)
+from landscape.commands.common import add_experiment_args, experiment_specs, output_path, print_json, working
 from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import CurvatureSpec, PoisonSpec, SALSpec, choices
 from landscape.errors import SpecError
@@ -37,9 +25,7 @@ OUT_FORMATS = (".csv", ".npz", ".html")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_args(p)
-    add_model_args(p)
-    add_train_args(p)
+    add_experiment_args(p)
     add_poison_args(p)
     d = CurvatureSpec()
     g = p.add_argument_group("curvature", "how each layer's Hessian block is probed (landscape.curvature)")
@@ -58,7 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vs-sal", action="store_true",
                    help="also measure SAL (the fast default) and report its per-epoch Spearman agreement")
     p.add_argument("--out", default=None, help=f"write the results: a file ending in {', '.join(OUT_FORMATS)}")
-    add_run_args(p)
 
 
 def curvature_spec(a: argparse.Namespace) -> CurvatureSpec:
@@ -83,7 +68,6 @@ def _fmt(d: dict[str, Any]) -> str:
 def run(a: argparse.Namespace) -> int:
     from landscape.commands.surface import write_html
     from landscape.curvature import sal_agreement
-    from landscape.device import resolve_device
     from landscape.experiment import get_curvature, get_training
     from landscape.export import write_curvature
     from landscape.figures import curvature_figures
@@ -92,12 +76,11 @@ def run(a: argparse.Namespace) -> int:
     out = output_path(a.out, "--out") if a.out is not None else None
     if out is not None and out.suffix not in OUT_FORMATS:
         raise SpecError(f"--out {a.out!r}: the suffix must be one of {', '.join(OUT_FORMATS)}")
-    data, model, train, cspec = data_spec(a), model_spec(a), train_spec(a), curvature_spec(a)
+    (data, model, train), cspec = experiment_specs(a), curvature_spec(a)
     poison = poison_spec(a)
     runs = {"clean": PoisonSpec(), **({} if poison.is_clean else {poison.method: poison})}
-    device, store = resolve_device(a.device), open_store(a)
     traces, sal = {}, {}
-    with tqdm_progress(disable=a.json) as progress:
+    with working(a) as (store, device, progress):
         for label, p in runs.items():
             traces[label] = get_curvature(data, model, train, p, cspec, store=store, device=device,
                                           progress=progress)

@@ -5,40 +5,24 @@ from __future__ import annotations
 import argparse
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_model_args,
-    add_run_args,
-    add_train_args,
-    data_spec,
-    model_spec,
-    open_store,
-    print_json,
-    tqdm_progress,
-    train_spec,
-)
+from landscape.commands.common import add_experiment_args, experiment_specs, print_json, working
 from landscape.commands.craft import add_poison_args, craft_cached, poison_spec
 from landscape.config import PoisonSpec
-from landscape.device import resolve_device
 from landscape.errors import SpecError
 from landscape.experiment import get_training
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_args(p)
-    add_model_args(p)
-    add_train_args(p)
+    add_experiment_args(p)
     add_poison_args(p)
     p.add_argument("--no-clean", action="store_true", help="skip the clean reference training")
-    add_run_args(p)
 
 
 def run(a: argparse.Namespace) -> int:
-    data, model, tspec, poison = data_spec(a), model_spec(a), train_spec(a), poison_spec(a)
+    (data, model, tspec), poison = experiment_specs(a), poison_spec(a)
     if poison.method == "clean":
         raise SpecError("evaluate-ue needs a poison method; use `train --method clean` for clean training")
-    store, device = open_store(a), resolve_device(a.device)
-    with tqdm_progress(disable=a.json) as progress:
+    with working(a) as (store, device, progress):
         crafted, _, _ = craft_cached(data, poison, store=store, device=a.device, progress=progress)
         poisoned = get_training(data, model, tspec, poison, store=store, device=device, progress=progress)
         clean = None if a.no_clean else get_training(data, model, tspec, PoisonSpec(), store=store, device=device,

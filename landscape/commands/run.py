@@ -6,21 +6,9 @@ import argparse
 import math
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_model_args,
-    add_run_args,
-    add_train_args,
-    data_spec,
-    model_spec,
-    open_store,
-    print_json,
-    tqdm_progress,
-    train_spec,
-)
+from landscape.commands.common import add_experiment_args, experiment_specs, print_json, working
 from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
-from landscape.device import resolve_device
 from landscape.experiment import ExperimentResult
 from landscape.seeds import run_seeds, seed_summary, spread_over_seeds
 
@@ -50,12 +38,9 @@ def sal_spec(a: argparse.Namespace) -> SALSpec:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_args(p)
-    add_model_args(p)
-    add_train_args(p)
+    add_experiment_args(p)
     add_poison_args(p)
     add_sal_args(p)
-    add_run_args(p)
     p.add_argument("--seeds", type=int, default=1,
                    help="run this many seeds (--seed, --seed + 1, ...; crafting and SAL seeds shifted alike) and "
                         "report UD, β, #LP and the threshold-free measures as mean ± std over them (default 1)")
@@ -117,10 +102,9 @@ def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    spec = ExperimentSpec(data=data_spec(a), model=model_spec(a), train=train_spec(a), poison=poison_spec(a),
-                          sal=sal_spec(a))
-    store, device = open_store(a), resolve_device(a.device)
-    with tqdm_progress(disable=a.json) as progress:
+    data, model, train = experiment_specs(a)
+    spec = ExperimentSpec(data=data, model=model, train=train, poison=poison_spec(a), sal=sal_spec(a))
+    with working(a) as (store, device, progress):
         results = run_seeds(spec, a.seeds, store=store, device=device, progress=progress)
     result, seeds = results[0], seed_summary(results)
     if a.json:

@@ -23,19 +23,7 @@ from typing import Any
 import numpy as np
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_model_args,
-    add_run_args,
-    add_train_args,
-    data_spec,
-    model_spec,
-    open_store,
-    output_path,
-    print_json,
-    tqdm_progress,
-    train_spec,
-)
+from landscape.commands.common import add_experiment_args, experiment_specs, output_path, print_json, working
 from landscape.config import LayerSliceSpec, PoisonSpec, SALSpec, SurfaceSpec, choices
 from landscape.errors import SpecError
 from landscape.export import FORMATS
@@ -44,9 +32,7 @@ from landscape.paths import reporting
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_args(p)
-    add_model_args(p)
-    add_train_args(p)
+    add_experiment_args(p)
     p.add_argument("--method", action="append", default=None,
                    help="poison method to compare with the clean run (repeat for several; default: clean only)")
     d = SurfaceSpec()
@@ -77,7 +63,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="surface.html",
                    help=f"HTML file (the .npz and .json go beside it), or a file ending in {', '.join(FORMATS)}: "
                         f"each surface in that format as <stem>-<run><suffix>")
-    add_run_args(p)
 
 
 def _given(a: argparse.Namespace) -> dict[str, object]:
@@ -207,22 +192,20 @@ def write_outputs(result: Any, out: Path, record: dict[str, Any], title: str, *,
 
 
 def run(a: argparse.Namespace) -> int:
-    from landscape.device import resolve_device
     from landscape.experiment import get_layer_slices, get_surface
 
-    data, model, train = data_spec(a), model_spec(a), train_spec(a)
+    data, model, train = experiment_specs(a)
     spec: SurfaceSpec | LayerSliceSpec = layer_slice_spec(a) if a.layer else surface_spec(a)
     poisons = [PoisonSpec(method=m) for m in (a.method or []) if m != "clean"]
-    store, device, out = open_store(a), resolve_device(a.device), output_path(a.out, "--out")
+    out = output_path(a.out, "--out")
     if out.suffix not in (".html", *FORMATS):  # before any training
         raise SpecError(f"--out {a.out!r}: the suffix must be .html or one of {', '.join(FORMATS)}")
     for side in (out.with_suffix(".npz"), out.with_suffix(".json")) if out.suffix == ".html" else ():
         output_path(str(side), "--out (the arrays and metadata written beside it)")
-    estimate = _estimate(data, model, train, spec, 1 + len(poisons), device)
-    if not a.json:
-        print(f"surface cost: {estimate.describe()} (training runs not in the store come first)")
-
-    with tqdm_progress(disable=a.json) as progress:
+    with working(a) as (store, device, progress):
+        estimate = _estimate(data, model, train, spec, 1 + len(poisons), device)
+        if not a.json:
+            print(f"surface cost: {estimate.describe()} (training runs not in the store come first)")
         if isinstance(spec, LayerSliceSpec):
             result = get_layer_slices(data, model, train, poisons, spec, store=store, device=device,
                                       progress=progress)

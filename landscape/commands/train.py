@@ -5,35 +5,19 @@ from __future__ import annotations
 import argparse
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_model_args,
-    add_run_args,
-    add_train_args,
-    data_spec,
-    model_spec,
-    open_store,
-    print_json,
-    tqdm_progress,
-    train_spec,
-)
+from landscape.commands.common import add_experiment_args, experiment_specs, print_json, working
 from landscape.config import PoisonSpec
-from landscape.device import resolve_device
 from landscape.experiment import get_training
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_args(p)
-    add_model_args(p)
-    add_train_args(p)
+    add_experiment_args(p)
     p.add_argument("--method", default="clean", help="poison method to train on ('clean' = no poison)")
-    add_run_args(p)
 
 
 def run(a: argparse.Namespace) -> int:
-    specs = (data_spec(a), model_spec(a), train_spec(a), PoisonSpec(method=a.method))
-    store, device = open_store(a), resolve_device(a.device)
-    with tqdm_progress(disable=a.json) as progress:
+    specs = (*experiment_specs(a), PoisonSpec(method=a.method))
+    with working(a) as (store, device, progress):
         result = get_training(*specs, store=store, device=device, progress=progress)
     h = result.history
     summary = {

@@ -15,19 +15,7 @@ from __future__ import annotations
 import argparse
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import (
-    add_data_args,
-    add_model_args,
-    add_run_args,
-    add_train_args,
-    data_spec,
-    model_spec,
-    open_store,
-    output_path,
-    print_json,
-    tqdm_progress,
-    train_spec,
-)
+from landscape.commands.common import add_experiment_args, experiment_specs, output_path, print_json, working
 from landscape.commands.run import add_sal_args, sal_spec
 
 
@@ -35,27 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--export", metavar="OUT.safetensors", help="write the weights of the run the flags describe")
     mode.add_argument("--analyse", metavar="FILE", help="SAL per layer of weights trained elsewhere")
-    add_data_args(p)
-    add_model_args(p)
-    add_train_args(p)
+    add_experiment_args(p)
     p.add_argument("--method", default="clean", help="--export: the poison the run trains on ('clean' = none)")
     p.add_argument("--epoch", type=int, default=None, help="--export: the epoch's weights (default: the last)")
     add_sal_args(p)
-    add_run_args(p)
 
 
 def export(a: argparse.Namespace) -> dict:
     from landscape.config import PoisonSpec
-    from landscape.device import resolve_device
     from landscape.errors import SpecError
     from landscape.experiment import get_training
     from landscape.stages.train import TrainStage
     from landscape.weights import save_weights
 
-    specs = (data_spec(a), model_spec(a), train_spec(a), PoisonSpec(method=a.method))
-    store, out = open_store(a), output_path(a.export, "--export")
-    with tqdm_progress(disable=a.json) as progress:
-        run = get_training(*specs, store=store, device=resolve_device(a.device), progress=progress)
+    specs = (*experiment_specs(a), PoisonSpec(method=a.method))
+    out = output_path(a.export, "--export")
+    with working(a) as (store, device, progress):
+        run = get_training(*specs, store=store, device=device, progress=progress)
     epoch = run.checkpoint_epochs[-1] if a.epoch is None else a.epoch
     if epoch not in run.checkpoint_epochs:
         raise SpecError(f"--epoch {epoch} has no checkpoint; the run keeps epochs {run.checkpoint_epochs}")
@@ -65,14 +49,13 @@ def export(a: argparse.Namespace) -> dict:
 
 
 def analyse(a: argparse.Namespace) -> dict:
-    from landscape.device import resolve_device
     from landscape.stages.base import Context
     from landscape.stages.weights import ImportedRun, ImportedSALStage
 
-    stage = ImportedSALStage.of(ImportedRun.of(data_spec(a), model_spec(a), a.analyse), sal_spec(a))
-    store = open_store(a)
-    with tqdm_progress(disable=a.json) as progress:
-        trace = stage.get(Context(store, resolve_device(a.device), progress))
+    data, model, _ = experiment_specs(a)  # the training flags do not apply: the weights were trained elsewhere
+    stage = ImportedSALStage.of(ImportedRun.of(data, model, a.analyse), sal_spec(a))
+    with working(a) as (store, device, progress):
+        trace = stage.get(Context(store, device, progress))
     return {"weights": a.analyse, "sha256": stage.run.weights.sha256, "layers": list(trace.layers),
             "sal": trace.sal[0].tolist(), "s_min": trace.s_min[0].tolist(), "s_max": trace.s_max[0].tolist(),
             "loss": trace.baseline[0].tolist(), "acc_variant": trace.acc_variant[0].tolist(),
