@@ -20,13 +20,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, Spec, combined_key
 from landscape.data import DATASETS, Splits, load_data
 from landscape.data.fingerprint import data_fingerprint
 from landscape.defenses import resolve_defense as _complete_defense
+from landscape.device import resolve_device
 from landscape.errors import SpecError
-from landscape.models.base import model_builder
+from landscape.models.base import build_model, model_builder
 from landscape.models.user import fingerprint, is_user_model
 from landscape.poisons import provided, resolve
 from landscape.store import Entry, Store
@@ -118,6 +120,12 @@ def get_splits(data: DataSpec) -> Splits:
     return _splits(resolve_data(data), data_fingerprint(data))
 
 
+def build_net(model: ModelSpec, data: DataSpec, seed: int = 0) -> nn.Module:
+    """A fresh network of `model` for `data`'s image shape and classes, its parameters initialised from `seed`."""
+    splits = get_splits(data)
+    return build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=seed)
+
+
 # ------------------------------------------------------------------------------------------------ stages
 
 
@@ -128,6 +136,14 @@ class Context:
     store: Store
     device: torch.device | str = "cpu"
     progress: StageProgress = no_progress
+
+    def torch_device(self) -> torch.device:
+        """`device` as a torch device ("auto" and names resolved, `landscape.device.resolve_device`)."""
+        return resolve_device(str(self.device))
+
+    def reporter(self, stage: str) -> Callable[[int, int], None]:
+        """A `(done, total)` callback reporting to `progress` under the name `stage`."""
+        return lambda done, total: self.progress(stage, done, total)
 
 
 class Stage(ABC, Generic[R]):
@@ -176,3 +192,13 @@ class Stage(ABC, Generic[R]):
         """The stored result, or computed (under the store's per-key lock), stored and returned."""
         return ctx.store.get_or_compute(self.folder, self.key(), lambda: self.compute(ctx), spec=self.record(),
                                         decode=self.decode)
+
+
+class OnRun(Stage[R]):
+    """A stage computed from another stage's result, `run` (a training run, imported weights): the run's data."""
+
+    run: Stage[Any]
+
+    @property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return self.run.data

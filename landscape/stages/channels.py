@@ -15,9 +15,9 @@ from typing import Any
 from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
 from landscape.device import reproducible_threads
 from landscape.errors import ShapeError
-from landscape.models import build_model, weight_layers
+from landscape.models import weight_layers
 from landscape.sal import SALTrace, channel_sal
-from landscape.stages.base import Computed, Context, Stage, get_splits
+from landscape.stages.base import Computed, Context, OnRun, build_net
 from landscape.stages.train import Replay, TrainStage, run_label
 from landscape.store import Entry
 
@@ -30,7 +30,7 @@ class ChannelLayer(Spec):
 
 
 @dataclass(frozen=True)
-class ChannelSALStage(Stage[SALTrace]):
+class ChannelSALStage(OnRun[SALTrace]):
     """Per-channel SAL of one layer of one run, every `sal.every`-th stored epoch (and the last)."""
 
     folder = "sal-channels"
@@ -42,16 +42,10 @@ class ChannelSALStage(Stage[SALTrace]):
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poison: PoisonSpec | None, sal: SALSpec,
            layer: str, *, defense: DefenseSpec | None = None) -> ChannelSALStage:
         run = TrainStage.of(data, model, train, poison, defense=defense)
-        splits = get_splits(run.data)
-        layers = weight_layers(build_model(run.model.name, splits.image_shape, splits.num_classes,
-                                           width=run.model.width))
+        layers = weight_layers(build_net(run.model, run.data))
         if layer not in layers:
             raise ShapeError(f"model {run.model.name!r} has no weight layer {layer!r}; valid: {layers}")
         return cls(run, sal, ChannelLayer(layer))
-
-    @property
-    def data(self) -> DataSpec:  # type: ignore[override]
-        return self.run.data
 
     def parts(self) -> tuple[Spec | None, ...]:
         r = self.run

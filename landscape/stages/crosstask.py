@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from landscape.config import DataSpec, PoisonSpec, SALSpec, Spec, TrainSpec
-from landscape.device import resolve_device
 from landscape.multitask import CLEAN, CrossTaskResult, CrossTaskSpec, TaskRun, TaskSpec, training_pair
 from landscape.sal import SALTracker
 from landscape.stages.base import (
@@ -71,9 +70,9 @@ class TaskRunStage(Stage[TaskRun]):
         model = task.build(splits.image_shape, splits.num_classes, width=self.task.width, seed=self.train.seed)
         tracker = SALTracker(self.sal, loss=task) if self.sal is not None else None
         started = time.perf_counter()
-        result = train(model, images, splits.test, self.train, device=resolve_device(str(ctx.device)),
+        result = train(model, images, splits.test, self.train, device=ctx.torch_device(),
                        callbacks=[tracker] if tracker else [],
-                       progress=lambda done, total: ctx.progress(stage, done, total),
+                       progress=ctx.reporter(stage),
                        task=task, train_targets=train_targets, test_targets=test_targets)
         loss, stats = evaluate_task(model, splits.test.x, test_targets, task)
         run = TaskRun(task.name, condition, result.history, {**task.metrics(stats), "loss": loss},

@@ -12,9 +12,7 @@ from typing import Any
 
 from landscape.config import CurvatureSpec, DataSpec, DefenseSpec, ModelSpec, PoisonSpec, Spec, TrainSpec
 from landscape.curvature import CurvatureTrace, curvature_trace
-from landscape.device import resolve_device
-from landscape.models import build_model
-from landscape.stages.base import Computed, Context, Stage, Version, get_splits
+from landscape.stages.base import Computed, Context, OnRun, Version, build_net, get_splits
 from landscape.stages.train import TrainStage, run_label, training_set
 from landscape.store import Entry
 
@@ -22,7 +20,7 @@ CURVATURE_VERSION = "curvature-1"  # bump when the curvature computation changes
 
 
 @dataclass(frozen=True)
-class CurvatureStage(Stage[CurvatureTrace]):
+class CurvatureStage(OnRun[CurvatureTrace]):
     """λ_max, top-k eigenvalues, trace and spectral density per layer and epoch of one run (`CurvatureTrace`)."""
 
     folder = "curvature"
@@ -33,10 +31,6 @@ class CurvatureStage(Stage[CurvatureTrace]):
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poison: PoisonSpec | None,
            curvature: CurvatureSpec, *, defense: DefenseSpec | None = None) -> CurvatureStage:
         return cls(TrainStage.of(data, model, train, poison, defense=defense), curvature)
-
-    @property
-    def data(self) -> DataSpec:  # type: ignore[override]
-        return self.run.data
 
     def parts(self) -> tuple[Spec | None, ...]:
         r = self.run
@@ -50,11 +44,9 @@ class CurvatureStage(Stage[CurvatureTrace]):
         run = r.get(ctx)
         splits = get_splits(r.data)
         images = training_set(r.data, r.poison, r.defense, ctx)[0] if self.curvature.split == "train" else splits.test
-        net = build_model(r.model.name, splits.image_shape, splits.num_classes, width=r.model.width,
-                          seed=r.train.seed)
-        trace = curvature_trace(net, run.checkpoints, run.checkpoint_epochs, images.x, images.y, self.curvature,
-                                total_epochs=r.train.epochs, device=resolve_device(str(ctx.device)),
-                                progress=lambda done, total: ctx.progress(stage, done, total))
+        trace = curvature_trace(build_net(r.model, r.data, r.train.seed), run.checkpoints, run.checkpoint_epochs,
+                                images.x, images.y, self.curvature, total_epochs=r.train.epochs,
+                                device=ctx.torch_device(), progress=ctx.reporter(stage))
         return trace.to_store()
 
     def decode(self, entry: Entry) -> CurvatureTrace:

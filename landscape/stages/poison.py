@@ -7,7 +7,6 @@ from typing import Any
 
 from landscape.config import DataSpec, PoisonSpec, Spec
 from landscape.data import ImageSet
-from landscape.device import resolve_device
 from landscape.poisons import Crafted, craft, provided
 from landscape.stages.base import Computed, Context, Stage, get_splits, resolve_data, resolve_poison
 from landscape.store import Entry
@@ -36,8 +35,7 @@ class PoisonStage(Stage[Crafted]):
         if self.poison.method == provided.PROVIDED:
             return provided.crafted(get_splits(self.data).train, self.poison, self.data.name).to_store()
         crafted = craft(get_splits(self.data).train, self.poison, dataset=self.data,
-                        device=resolve_device(str(ctx.device)),
-                        progress=lambda done, total: ctx.progress("craft", done, total))
+                        device=ctx.torch_device(), progress=ctx.reporter("craft"))
         return crafted.to_store()
 
     def decode(self, entry: Entry) -> Crafted:

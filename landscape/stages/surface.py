@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from landscape.config import DataSpec, DefenseSpec, LayerSliceSpec, ModelSpec, PoisonSpec, Spec, SurfaceSpec, TrainSpec
-from landscape.device import resolve_device
 from landscape.layer_slices import layer_slices
-from landscape.models import build_model
 from landscape.run_surfaces import compute_surfaces, run_labels
 from landscape.stages.base import (
     Computed,
     Context,
     Stage,
     Version,
+    build_net,
     get_splits,
     resolve_data,
     resolve_defense,
@@ -80,10 +79,8 @@ class SurfaceStage(Stage[SurfaceSet]):
     def compute(self, ctx: Context) -> Computed:
         runs = {label: stage.get(ctx) for label, stage in self.runs().items()}
         splits = get_splits(self.data)
-        net = build_model(self.model.name, splits.image_shape, splits.num_classes, width=self.model.width,
-                          seed=self.train.seed)
-        result = compute_surfaces(net, runs, splits, self.surface, device=resolve_device(str(ctx.device)),
-                                  progress=lambda done, total: ctx.progress("surface", done, total))
+        result = compute_surfaces(build_net(self.model, self.data, self.train.seed), runs, splits, self.surface,
+                                  device=ctx.torch_device(), progress=ctx.reporter("surface"))
         return result.to_store()
 
     def decode(self, entry: Entry) -> SurfaceSet:
@@ -136,10 +133,8 @@ class LayerSliceStage(Stage[SurfaceSet]):
         splits = get_splits(self.data)
         images = {label: (training_set(self.data, stage.poison, self.defense, ctx)[0] if self.slice.split == "train"
                           else splits.test) for label, stage in stages.items()}
-        net = build_model(self.model.name, splits.image_shape, splits.num_classes, width=self.model.width,
-                          seed=self.train.seed)
-        result = layer_slices(net, runs, images, self.slice, device=resolve_device(str(ctx.device)),
-                              progress=lambda done, total: ctx.progress("layer-slice", done, total))
+        result = layer_slices(build_net(self.model, self.data, self.train.seed), runs, images, self.slice,
+                              device=ctx.torch_device(), progress=ctx.reporter("layer-slice"))
         return result.to_store()
 
     def decode(self, entry: Entry) -> SurfaceSet:

@@ -19,13 +19,14 @@ from torch import nn
 from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
 from landscape.data import ImageSet
 from landscape.defenses import BatchTransform, prepare_defense
-from landscape.device import reproducible_threads, resolve_device
-from landscape.models import build_model
+from landscape.device import reproducible_threads
 from landscape.sal import SALTrace, SALTracker
 from landscape.stages.base import (
     Computed,
     Context,
+    OnRun,
     Stage,
+    build_net,
     get_splits,
     resolve_data,
     resolve_defense,
@@ -87,14 +88,11 @@ class TrainStage(Stage[TrainResult]):
 
     def compute(self, ctx: Context) -> Computed:
         stage = f"train-{run_label(self.poison)}"
-        splits = get_splits(self.data)
         images, batch_transform = training_set(self.data, self.poison, self.defense, ctx)
-        net = build_model(self.model.name, splits.image_shape, splits.num_classes, width=self.model.width,
-                          seed=self.train.seed)
         tracker = SALTracker(self.sal) if self.sal is not None else None
-        result = train(net, images, splits.test, self.train, device=resolve_device(str(ctx.device)),
-                       callbacks=[tracker] if tracker else [],
-                       progress=lambda done, total: ctx.progress(stage, done, total), batch_transform=batch_transform)
+        result = train(build_net(self.model, self.data, self.train.seed), images, get_splits(self.data).test,
+                       self.train, device=ctx.torch_device(), callbacks=[tracker] if tracker else [],
+                       progress=ctx.reporter(stage), batch_transform=batch_transform)
         if tracker is not None:
             result.extras["sal"] = tracker.trace().to_dict()
         return result.to_store()
@@ -121,10 +119,9 @@ class Replay:
 
     @classmethod
     def of(cls, stage: TrainStage, ctx: Context) -> Replay:
-        run, device, splits = stage.get(ctx), resolve_device(str(ctx.device)), get_splits(stage.data)
+        run, device = stage.get(ctx), ctx.torch_device()
         images, _ = training_set(stage.data, stage.poison, stage.defense, ctx)
-        net = build_model(stage.model.name, splits.image_shape, splits.num_classes, width=stage.model.width,
-                          seed=stage.train.seed).to(device)
+        net = build_net(stage.model, stage.data, stage.train.seed).to(device)
         return cls(run, images.x.to(device), images.y.to(device), net, device)
 
     def measured_epochs(self, sal: SALSpec, epochs: int) -> list[int]:
@@ -144,7 +141,7 @@ class Replay:
 
 
 @dataclass(frozen=True)
-class SALStage(Stage[SALTrace]):
+class SALStage(OnRun[SALTrace]):
     """SAL of a run's stored checkpoints: the trainer's `SALTracker` replayed on the stored epochs.
 
     The tracker sees what it would have seen inside the trainer (the epoch's weights, training images, running
@@ -154,10 +151,6 @@ class SALStage(Stage[SALTrace]):
     folder = "sal"
     run: TrainStage
     sal: SALSpec
-
-    @property
-    def data(self) -> DataSpec:  # type: ignore[override]
-        return self.run.data
 
     def parts(self) -> tuple[Spec | None, ...]:
         r = self.run
@@ -182,15 +175,11 @@ class SALStage(Stage[SALTrace]):
 
 
 @dataclass(frozen=True)
-class TrainerSALStage(Stage[SALTrace]):
+class TrainerSALStage(OnRun[SALTrace]):
     """SAL measured by the trainer during a run: the run's own entry (keyed with the SAL spec), its SAL part."""
 
     folder = "train"
     run: TrainStage
-
-    @property
-    def data(self) -> DataSpec:  # type: ignore[override]
-        return self.run.data
 
     def parts(self) -> tuple[Spec | None, ...]:
         return self.run.parts()

@@ -27,14 +27,23 @@ import torch
 from landscape.config import CurvatureSpec, DataSpec, LayerSliceSpec, ModelSpec, SALSpec, Spec, SurfaceSpec
 from landscape.curvature import CurvatureTrace, model_curvature
 from landscape.data.fingerprint import file_sha256
-from landscape.device import resolve_device
 from landscape.errors import DataError, SpecError
 from landscape.layer_slices import layer_slices
-from landscape.models import build_model, weight_layers
+from landscape.models import weight_layers
 from landscape.paths import user_path
 from landscape.run_surfaces import compute_surfaces
 from landscape.sal import SALTrace, model_sal
-from landscape.stages.base import Computed, Context, Stage, Version, get_splits, resolve_data, resolve_model
+from landscape.stages.base import (
+    Computed,
+    Context,
+    OnRun,
+    Stage,
+    Version,
+    build_net,
+    get_splits,
+    resolve_data,
+    resolve_model,
+)
 from landscape.stages.surface import LAYER_SLICE_VERSION
 from landscape.store import Entry
 from landscape.surface_results import SurfaceSet
@@ -76,8 +85,7 @@ class ImportedRun(Stage[TrainResult]):
 
     def net(self) -> torch.nn.Module:
         """A model of the run's architecture (structure only, seed 0)."""
-        splits = get_splits(self.data)
-        return build_model(self.model.name, splits.image_shape, splits.num_classes, width=self.model.width)
+        return build_net(self.model, self.data)
 
     def compute(self, ctx: Context) -> Computed:
         net = self.net()
@@ -97,7 +105,7 @@ def point_sal(sal: SALSpec) -> SALSpec:
 
 
 @dataclass(frozen=True)
-class ImportedSALStage(Stage[SALTrace]):
+class ImportedSALStage(OnRun[SALTrace]):
     """SAL of every weight layer of imported weights, on the data's training split (one "epoch": 0)."""
 
     folder = "weights-sal"
@@ -108,10 +116,6 @@ class ImportedSALStage(Stage[SALTrace]):
     def of(cls, run: ImportedRun, sal: SALSpec) -> ImportedSALStage:
         return cls(run, point_sal(sal))
 
-    @property
-    def data(self) -> DataSpec:  # type: ignore[override]
-        return self.run.data
-
     def parts(self) -> tuple[Spec, ...]:
         return (*self.run.parts(), self.sal)
 
@@ -119,14 +123,14 @@ class ImportedSALStage(Stage[SALTrace]):
         return {**self.run.record(), "sal": self.sal.to_dict()}
 
     def compute(self, ctx: Context) -> Computed:
-        dev = resolve_device(str(ctx.device))
+        dev = ctx.torch_device()
         state = self.run.get(ctx).final_state
         net = self.run.net().to(dev)
         net.load_state_dict(state)
         train = get_splits(self.data).train
         started = time.perf_counter()
         row = model_sal(net, train.x.to(dev), train.y.to(dev), self.sal,
-                        progress=lambda done, total: ctx.progress("sal-imported", done, total))
+                        progress=ctx.reporter("sal-imported"))
         trace = SALTrace.from_rows(weight_layers(net), [0], [row], [time.perf_counter() - started], self.sal)
         return {"sal": trace.to_dict()}, {}
 
@@ -135,16 +139,12 @@ class ImportedSALStage(Stage[SALTrace]):
 
 
 @dataclass(frozen=True)
-class ImportedCurvatureStage(Stage[CurvatureTrace]):
+class ImportedCurvatureStage(OnRun[CurvatureTrace]):
     """Curvature of every weight layer (and the whole model) at imported weights (one "epoch": 0)."""
 
     folder = "weights-curvature"
     run: ImportedRun
     curvature: CurvatureSpec
-
-    @property
-    def data(self) -> DataSpec:  # type: ignore[override]
-        return self.run.data
 
     def parts(self) -> tuple[Spec, ...]:
         return (*self.run.parts(), self.curvature)
@@ -157,8 +157,8 @@ class ImportedCurvatureStage(Stage[CurvatureTrace]):
         net.load_state_dict(self.run.get(ctx).final_state)
         splits = get_splits(self.data)
         images = splits.train if self.curvature.split == "train" else splits.test
-        point = model_curvature(net, images.x, images.y, self.curvature, device=resolve_device(str(ctx.device)),
-                                progress=lambda done, total: ctx.progress("curvature-imported", done, total))
+        point = model_curvature(net, images.x, images.y, self.curvature, device=ctx.torch_device(),
+                                progress=ctx.reporter("curvature-imported"))
         return CurvatureTrace(np.zeros(1, dtype=np.int64), [point], self.curvature).to_store()
 
     def decode(self, entry: Entry) -> CurvatureTrace:
@@ -207,16 +207,16 @@ class ImportedSurfaceStage(Stage[SurfaceSet]):
 
     def compute(self, ctx: Context) -> Computed:
         runs = {label: run.get(ctx) for label, run in self.runs}
-        splits, net, device = get_splits(self.data), self.runs[0][1].net(), resolve_device(str(ctx.device))
+        splits, net, device = get_splits(self.data), self.runs[0][1].net(), ctx.torch_device()
         if isinstance(self.surface, LayerSliceSpec):
             images = splits.train if self.surface.split == "train" else splits.test
             result = layer_slices(net, runs, dict.fromkeys(runs, images), self.surface, device=device,
-                                  progress=lambda done, total: ctx.progress("layer-slice", done, total))
+                                  progress=ctx.reporter("layer-slice"))
             return result.to_store()
         if self.surface.kind == "interp":  # "clean" first, as compute_surfaces reads it
             runs = {"clean": runs["clean"], **{k: v for k, v in runs.items() if k != "clean"}}
         result = compute_surfaces(net, runs, splits, self.surface, device=device,
-                                  progress=lambda done, total: ctx.progress("surface", done, total))
+                                  progress=ctx.reporter("surface"))
         return result.to_store()
 
     def decode(self, entry: Entry) -> SurfaceSet:
