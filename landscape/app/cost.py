@@ -62,25 +62,25 @@ def crafting_line(spec: AppSpec) -> str:
             f"roughly {format_seconds(c['cpu_seconds'])} on one CPU thread (an estimate)")
 
 
-def training_estimate(spec: AppSpec, runs: int = 2) -> str:
-    """A cost line for training `runs` models of `spec` (from a stored run's measured epoch time, if there is one)."""
-    per_epoch = engine.timing(spec)["epoch"]
+def _measured(spec: AppSpec, what: str, timing: str, runs: int, scale: float = 1.0) -> str:
+    """A cost line for `what`, timed by a stored reference run's measured seconds per epoch (`timing`), if any."""
+    per_epoch = engine.timing(spec)[timing]
     if per_epoch is None:
-        return f"{runs} x {spec.epochs} epochs of `{spec.model}` (no timing reference for this data set and model)"
-    return (f"{runs} x {spec.epochs} epochs of `{spec.model}`, about {format_seconds(runs * spec.epochs * per_epoch)} "
-            f"at the {per_epoch:.2f} s per epoch measured for the stored reference run")
+        return f"{what} (no timing reference for this data set and model)"
+    per_epoch *= scale
+    return (f"{what}, about {format_seconds(runs * spec.epochs * per_epoch)} at the {per_epoch:.2f} s per epoch "
+            f"measured for the stored reference run")
+
+
+def training_estimate(spec: AppSpec, runs: int = 2) -> str:
+    """A cost line for training `runs` models of `spec`."""
+    return _measured(spec, f"{runs} x {spec.epochs} epochs of `{spec.model}`", "epoch", runs)
 
 
 def sal_estimate(spec: AppSpec, runs: int = 2) -> str:
-    """A cost line for SAL at every epoch of `runs` runs (from a stored run's measured SAL time, if there is one)."""
-    per_epoch = engine.timing(spec)["sal"]
-    if per_epoch is None:
-        return f"SAL of every layer at every epoch ({spec.sal} preset; no timing reference for this data set and model)"
-    if spec.sal == "paper":
-        per_epoch *= PAPER_SAL_COST  # the reference is measured with the fast preset
-    return (f"SAL of every layer at every epoch ({spec.sal} preset), about "
-            f"{format_seconds(runs * spec.epochs * per_epoch)} at the {per_epoch:.1f} s per epoch measured for the "
-            f"stored reference run")
+    """A cost line for SAL at every epoch of `runs` runs (the reference is measured with the fast preset)."""
+    return _measured(spec, f"SAL of every layer at every epoch ({spec.sal} preset)", "sal", runs,
+                     PAPER_SAL_COST if spec.sal == "paper" else 1.0)
 
 
 def experiment_line(spec: AppSpec) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -81,6 +81,12 @@ def resolve_poison(poison: PoisonSpec | None, data: DataSpec) -> PoisonSpec:
     if poison.method == provided.PROVIDED:  # the user's own poisoned images (landscape.poisons.provided)
         return provided.resolve(poison)
     return resolve(poison, dataset=data)
+
+
+def resolve_poisons(poisons: PoisonSpec | Sequence[PoisonSpec] | None, data: DataSpec) -> tuple[PoisonSpec, ...]:
+    """The poisoned runs of a request, resolved (clean entries dropped: the clean run is always there)."""
+    given = [poisons] if isinstance(poisons, PoisonSpec) else list(poisons or [])
+    return tuple(resolve_poison(p, data) for p in given if not p.is_clean)
 
 
 def resolve_defense(defense: DefenseSpec | None) -> DefenseSpec | None:

@@ -23,17 +23,11 @@ from landscape.stages.base import (
     resolve_data,
     resolve_defense,
     resolve_model,
-    resolve_poison,
+    resolve_poisons,
 )
 from landscape.stages.train import TrainStage, training_set
 from landscape.store import Entry
 from landscape.surface_results import SurfaceSet
-
-
-def resolve_poisons(poisons: PoisonSpec | Sequence[PoisonSpec] | None, data: DataSpec) -> tuple[PoisonSpec, ...]:
-    """The poisoned runs of a request, resolved (clean entries dropped: the clean run is always there)."""
-    given = [poisons] if isinstance(poisons, PoisonSpec) else list(poisons or [])
-    return tuple(resolve_poison(p, data) for p in given if not p.is_clean)
 
 
 def labelled_runs(data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: Sequence[PoisonSpec],
