@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.paths import user_path
 from landscape.store import ENTRY_FILES, Store
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ SURFACE_KINDS = ("pca", "random", "interp")
 def demo_dir() -> Path | None:
     """The snapshot the app reads: `$UE_LANDSCAPE_DEMO` ("" = none), else assets/demo of the repository."""
     if DEMO_ENV in os.environ:
-        return Path(os.environ[DEMO_ENV]).expanduser() if os.environ[DEMO_ENV] else None
+        return user_path(os.environ[DEMO_ENV], f"${DEMO_ENV}") if os.environ[DEMO_ENV] else None
     return DEMO_DIR
 
 
@@ -64,12 +65,6 @@ def requests() -> list[Stage[Any]]:
                                 SurfaceSpec(kind=kind, dims=dims, resolution=DEMO_RESOLUTION))
                 for kind in SURFACE_KINDS for dims in (2, 1)]
     return [UDStage.of(experiment()), *surfaces]
-
-
-def snapshot_store(root: str | Path | None = None) -> Store:
-    """The store the app uses: the user's store (`root`, default `$UE_LANDSCAPE_STORE`) over the demo snapshot."""
-    folder = demo_dir()
-    return Store(root, snapshots=(folder,) if folder is not None else ())
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -103,23 +98,49 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def _broken(folder: Path) -> list[str]:
+    """The entries of the snapshot `folder` that are incomplete or fail their integrity check ("stage/key")."""
+    import warnings
+
+    with tempfile.TemporaryDirectory() as empty, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store = Store(empty, snapshots=(folder,))  # read-only: a broken entry is reported, never removed
+        return [f"{e.parent.name}/{e.name}" for e in _entries(folder)
+                if {p.name for p in e.iterdir()} != set(ENTRY_FILES) or store.origin(e.parent.name, e.name) is None]
+
+
+def problems(folder: Path) -> list[str]:
+    """What makes the snapshot `folder` unusable or damaged, one line each with what to do (empty: it is fine).
+
+    Reads every entry's checksums (a few MB); changes nothing. The app shows these lines on every page.
+    """
+    fix = (f"rebuild it with `python -m landscape demo --out {folder}`" if folder != DEMO_DIR else
+           "restore it with `git checkout assets/demo` or rebuild it with `python -m landscape demo`")
+    other = f"or set {DEMO_ENV} to another snapshot folder (\"\" = no demo)"
+    if not folder.exists():
+        return [f"the demo snapshot {folder} does not exist: {fix}, {other}"]
+    if not folder.is_dir():
+        return [f"the demo snapshot {folder} is a file, not a snapshot folder: {fix}, {other}"]
+    entries = _entries(folder)
+    if not entries:
+        return [f"the demo snapshot {folder} holds no store entries: {fix}, {other}"]
+    broken = _broken(folder)
+    if broken:
+        return [f"the demo snapshot {folder} is damaged: {len(broken)} of {len(entries)} entries fail their "
+                f"integrity check (e.g. {broken[0]}) and are not shown; {fix}, {other}"]
+    return []
+
+
 def check(folder: str | Path = DEMO_DIR) -> CheckReport:
     """Verify a snapshot without changing it: every request stored (same keys), every entry intact, the size."""
     import warnings
 
     folder = Path(folder)
-    with tempfile.TemporaryDirectory() as empty:
-        store = Store(empty, snapshots=(folder,))  # read-only: a broken entry is reported, never removed
-        report = CheckReport(str(folder), len(_entries(folder)), snapshot_bytes(folder))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for entry in _entries(folder):
-                if {p.name for p in entry.iterdir()} != set(ENTRY_FILES) or \
-                        store.origin(entry.parent.name, entry.name) is None:
-                    report.broken.append(f"{entry.parent.name}/{entry.name}")
-            for stage in requests():
-                if stage.load(store) is None:
-                    report.missing.append(f"{stage.folder} {stage.record()}")
+    report = CheckReport(str(folder), len(_entries(folder)), snapshot_bytes(folder), broken=_broken(folder))
+    with tempfile.TemporaryDirectory() as empty, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store = Store(empty, snapshots=(folder,))
+        report.missing = [f"{stage.folder} {stage.record()}" for stage in requests() if stage.load(store) is None]
     return report
 
 

@@ -11,7 +11,7 @@ st.caption("Pick a data set, method, budget and poison ratio in the sidebar; cra
            "button, and is then served from the store.")
 spec = state.sidebar()
 with widgets.guard():
-    info = engine.method_defaults(spec.method, spec.dataset)
+    info = engine.method_defaults(spec.method, spec.data())
     line = cost.crafting_line(spec)
 with st.expander(f"About `{spec.method}` ({cost.describe_budget(info['norm'], spec.eps or info['eps'])}, "
                  f"{info['granularity']}-wise)"):
@@ -26,7 +26,7 @@ with widgets.guard():
     view = engine.poison_view(spec)
     st.caption(f"Source: {engine.origin(engine.poison_stage(spec))}.")
 state.remember("budget", f"{spec.dataset}:{spec.method}", view["budget"])
-budgets = {k.split(":", 1)[1]: v for k, v in state.remembered("budget").items() if k.startswith(f"{spec.dataset}:")}
+budgets = {k.rpartition(":")[2]: v for k, v in state.remembered("budget").items() if k.startswith(f"{spec.dataset}:")}
 
 st.subheader(f"{spec.method}: {view['n_changed']} of {view['n_train']} training images changed")
 widgets.show_figure(figures.image_grid(view["clean"], view["poisoned"], view["labels"], view["class_names"]),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 from landscape import cli
 from landscape.commands import COMMANDS
+from tests.readonly import read_only
 from tests.test_cifar import _dump, write_cifar
 from tests.test_mnist import FILES as MNIST_FILES
 from tests.test_mnist import write_mnist
@@ -36,23 +36,6 @@ HUGE = "1" + "0" * 400  # an integer far beyond any float
 
 
 # ---------------------------------------------------------------------------------------------- the world
-
-
-def _read_only(path: Path) -> None:
-    """Make `path` a folder nobody can write into (root included)."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode != 0:
-            pytest.skip("running as root without chattr +i: no way to make a read-only folder")
-    else:
-        path.chmod(0o555)
-
-
-def _writable_again(path: Path) -> None:
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "-i", str(path)], check=False)
-    else:
-        path.chmod(0o755)
 
 
 def _cifar_with(world: Path, name: str, batch: str, **changes: object) -> None:
@@ -86,10 +69,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     (mnist / MNIST_FILES[0]).write_bytes(raw[: len(raw) // 2])
     (w / "images" / "a").mkdir(parents=True)
     (w / "images" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
-    ro = w / "ro"
-    _read_only(ro)
-    yield w
-    _writable_again(ro)
+    with read_only(w / "ro"):
+        yield w
 
 
 def _tree(root: Path) -> set[str]:
@@ -284,6 +265,12 @@ for flags, needle in [(["--store", "{w}/afile"], "afile"), (["--store", ""], "em
                       (["--gc", "--store", "{w}/ro"], "not writable")]:
     case(f"store{''.join(flags)}"[:40], ["store", *flags], needle)
 
+# demo (the snapshot folder is checked before the build's minutes of work; an existing file is never replaced)
+for flags, needle in [(["--out", "{w}/afile"], "afile"), (["--out", "{w}/ro/demo"], "not writable"),
+                      (["--out", ""], "empty"), (["--out", f"{NOBODY}/demo"], "nosuchuser"),
+                      (["--check", "--out", "{w}/afile"], "afile"), (["--check", "--out", "{w}/missing"], "missing")]:
+    case(f"demo{''.join(flags)}"[:40], ["demo", *flags], needle)
+
 # weights
 for flags, needle in [([], "--export"), (["--export", "a.safetensors", "--analyse", "b"], "not allowed"),
                       (["--export", "{w}/adir"], "is a folder"), (["--export", "{w}/ro/w.safetensors"], "not writable"),
@@ -304,7 +291,7 @@ def test_the_table_is_big_enough():
 
 def test_every_command_is_fuzzed():
     fuzzed = {argv[0] for _, argv, _, _ in CASES if argv}
-    missing = set(COMMANDS.names()) - fuzzed - {"demo"}  # demo: tests/test_fuzz_cli.py::test_demo_*
+    missing = set(COMMANDS.names()) - fuzzed
     assert not missing, f"commands with no bad-input case: {sorted(missing)}"
 
 

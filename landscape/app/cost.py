@@ -48,7 +48,7 @@ def crafting_estimate(spec: AppSpec) -> dict[str, Any]:
     from landscape.stages.base import get_splits
 
     train = get_splits(spec.data()).train
-    method = build(spec.poison(), dataset=spec.dataset, device=engine.device())
+    method = build(spec.poison(), dataset=spec.data(), device=engine.device())
     n = int(round(spec.ratio * len(train)))
     return method.estimate_cost(n, train.image_shape)
 

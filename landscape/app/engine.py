@@ -9,14 +9,16 @@ for the session (entries are never removed while the app runs, except a corrupt 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
 
-from landscape.config import PoisonSpec
-from landscape.errors import LandscapeError
-from landscape.store import Store, default_root
+from landscape.config import DataSpec, PoisonSpec
+from landscape.errors import LandscapeError, PathError
+from landscape.store import ENV_VAR, Store, default_root
 
 if TYPE_CHECKING:
     from landscape.app.state import AppSpec
@@ -27,9 +29,64 @@ if TYPE_CHECKING:
 
 @st.cache_resource(show_spinner=False)
 def _store_at(root: str, snapshot: str | None) -> Store:
-    from landscape.demo import snapshot_store
+    return Store(root, snapshots=(snapshot,) if snapshot is not None and Path(snapshot).is_dir() else ())
 
-    return snapshot_store(root)
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with where the app reads or writes results, as one line naming the path and what to do.
+
+    `fatal`: the page cannot go on (no store to read from); else the page goes on (e.g. read-only: the demo
+    and stored results are still shown, and a computation reports that it cannot be saved).
+    """
+
+    message: str
+    fatal: bool
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _snapshot_problems(folder: str, signature: tuple[tuple[str, int, int], ...]) -> list[str]:
+    from landscape.demo import problems
+
+    return problems(Path(folder))
+
+
+def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the snapshot's files: a changed file is checked again."""
+    if not folder.is_dir():
+        return ()
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(folder.glob("*/*/*")))
+
+
+def problems() -> list[Problem]:
+    """What is wrong with the user's store (`$UE_LANDSCAPE_STORE`) and the demo snapshot, checked on every run.
+
+    A store that cannot be named (``~nosuchuser``, empty) or is a file is fatal; a read-only store and a missing,
+    misplaced or damaged demo snapshot are not (the snapshot's integrity check is cached until a file changes).
+    """
+    from landscape.demo import DEMO_ENV, demo_dir
+
+    fix = f"set {ENV_VAR} to a folder you can write (it is created if missing) and restart the app"
+    try:
+        root = default_root()
+        Store(root).check_readable()
+    except PathError as err:
+        return [Problem(f"The store cannot be used: {err}. To fix it, {fix}.", fatal=True)]
+    found = []
+    try:
+        Store(root).check_writable()
+    except PathError as err:
+        found.append(Problem(f"Results cannot be saved: {err}. The shipped demo and stored results are shown; "
+                             f"to compute, {fix}.", fatal=False))
+    try:
+        snapshot = demo_dir()
+    except PathError as err:
+        return [*found, Problem(f"The demo cannot be shown: {err} (set {DEMO_ENV} to a snapshot folder, or \"\" "
+                                f"for none).", fatal=False)]
+    if snapshot is not None:
+        found += [Problem(f"The demo cannot be shown in full: {line}.", fatal=False)
+                  for line in _snapshot_problems(str(snapshot), _signature(snapshot))]
+    return found
 
 
 def store() -> Store:
@@ -39,7 +96,10 @@ def store() -> Store:
     """
     from landscape.demo import demo_dir
 
-    snapshot = demo_dir()
+    try:
+        snapshot = demo_dir()
+    except PathError:  # `problems` tells the user; the app goes on without the demo
+        snapshot = None
     return _store_at(str(default_root()), None if snapshot is None else str(snapshot))
 
 
@@ -59,11 +119,14 @@ def _progress(progress: Progress | None) -> dict[str, Any]:
 
 
 def registry_names(kind: str) -> list[str]:
-    """The registered names of "dataset", "model" or "method"."""
+    """The registered names of "dataset", "model" or "method".
+
+    Data sets: those picked by name alone (not npz/folder, whose name carries a path: the user's configured ones).
+    """
     if kind == "dataset":
         from landscape.data import DATASETS
 
-        return DATASETS.names()
+        return [n for n in DATASETS.names() if "syntax" not in DATASETS.meta(n)]
     if kind == "model":
         from landscape.models import MODELS
 
@@ -76,15 +139,18 @@ def registry_names(kind: str) -> list[str]:
 
 
 def needs_root(dataset: str) -> bool:
-    """Whether the data set reads files from a folder the user names (its registry metadata)."""
+    """Whether the data set reads files from a folder the user names in the sidebar (its registry metadata).
+
+    A user data set (``npz:PATH``, ``folder:PATH``) carries its path in its name: no folder to ask for.
+    """
     from landscape.data import DATASETS
 
-    return bool(DATASETS.meta(dataset)["needs_root"])
+    return ":" not in dataset and bool(DATASETS.meta(dataset)["needs_root"])
 
 
 @st.cache_data(show_spinner=False)
-def method_defaults(method: str, dataset: str) -> dict[str, Any]:
-    """The method's norm and default budget for `dataset` (from the method class itself)."""
+def method_defaults(method: str, dataset: DataSpec) -> dict[str, Any]:
+    """The method's norm and default budget for the data set `dataset` (from the method class itself)."""
     from landscape.poisons import build
 
     m = build(PoisonSpec(method=method), dataset=dataset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -20,8 +21,8 @@ class AppSpec:
     """What the sidebar picks; the engine specs are derived from it (so pages never build specs by hand).
 
     Attributes:
-        dataset: registered data set name.
-        model: registered model name.
+        dataset: registered data set name, or a user data set as ``npz:PATH`` / ``folder:PATH[?size=N]``.
+        model: registered model name, or a user model ``package.module:factory``.
         method: registered poison method (the poisoned run; the clean run always comes with it).
         eps: budget in the method's own units (None = the method's default for the data set).
         ratio: fraction of the training set poisoned.
@@ -44,6 +45,9 @@ class AppSpec:
     sal: str = "fast"
 
     def data(self) -> DataSpec:
+        """The data set's spec; a user data set's name carries its path (``npz:PATH``, ``folder:PATH?size=N``)."""
+        if ":" in self.dataset:
+            return DataSpec.parse(self.dataset, n_train=self.n_train)
         return DataSpec(name=self.dataset, root=self.data_root or None, n_train=self.n_train)
 
     def model_spec(self) -> ModelSpec:
@@ -94,33 +98,78 @@ def _leave_legacy_pages_mode() -> None:
         st.rerun()
 
 
+def show_problems() -> None:
+    """Say on the page what is wrong with the store or the demo (`engine.problems`); stop if nothing can be read."""
+    for problem in engine.problems():
+        st.error(problem.message, icon="⚠️")
+        if problem.fatal:
+            st.stop()
+
+
+def _upload(sb: Any) -> str | None:
+    """The uploader of a `.npz` data set: the uploaded set's name (``npz:PATH`` in the store), once per upload."""
+    from landscape import userconfig
+
+    file = sb.file_uploader(f"Your data set (.npz, up to {userconfig.MAX_UPLOAD_BYTES >> 20} MiB)", type=["npz"],
+                            key="upload_npz", help="arrays x, y (and x_test, y_test); read without pickle, kept "
+                            "in the store by content")
+    if file is None:
+        return None
+    kept: dict[str, str] = st.session_state.setdefault("_uploads", {})
+    if file.file_id not in kept:
+        with guard(stop=False):  # a refused upload is explained; the page goes on with the other data sets
+            kept[file.file_id] = userconfig.keep_upload(file.getvalue(), engine.store(), name=file.name).text()
+            st.session_state["dataset"] = kept[file.file_id]  # a new upload is selected
+    return kept.get(file.file_id)
+
+
+def _label(name: str) -> str:
+    """A data set's name as the sidebar shows it: user data by kind and file name, the full path in the store."""
+    kind, sep, path = name.partition(":")
+    return f"{kind}: {Path(path.split('?', 1)[0]).name} (yours)" if sep else name
+
+
 def sidebar() -> AppSpec:
-    """Render the shared sidebar and return the current spec (the same on every page)."""
+    """Render the shared sidebar (after any store or demo problem) and return the current spec (same on every page).
+
+    It offers the registered data sets and models, the user's configured ones (`landscape.userconfig`) and an
+    uploaded `.npz`.
+    """
     _leave_legacy_pages_mode()
+    show_problems()
     d = AppSpec()
     sb = st.sidebar
     sb.header("Experiment")
     with guard():
         datasets, models, methods = (engine.registry_names(k) for k in ("dataset", "model", "method"))
+    from landscape import userconfig
+
+    with guard(stop=False):
+        mine = userconfig.user_config()
+        datasets = datasets + [spec.text() for spec in mine.data]
+        models = models + list(mine.models)
+    uploaded = _upload(sb)
+    datasets += [n for n in (uploaded, *st.session_state.get("_uploads", {}).values()) if n and n not in datasets]
 
     def pick(widget: Any, label: str, *args: Any, key: str, default: Any, **kwargs: Any) -> Any:
         return widget(label, *args, key=_persisted(key, default), on_change=_keep, args=(key,), **kwargs)
 
-    dataset = pick(sb.selectbox, "Data set", datasets, key="dataset", default=d.dataset,
+    dataset = pick(sb.selectbox, "Data set", datasets, key="dataset", default=d.dataset, format_func=_label,
                    help="digits ships with scikit-learn, mnist-5k with the [mnist] extra; MNIST, Fashion-MNIST and "
-                   "CIFAR need their files")
+                   f"CIFAR need their files; your own: {userconfig.DATA_VAR}, {userconfig.CONFIG_VAR} or an upload")
     data_root = n_train = None
     if engine.needs_root(dataset):
         data_root = pick(sb.text_input, "Data folder", key="data_root", default="",
                          help="python -m landscape download --dataset ... --root DIR")
         n_train = int(pick(sb.number_input, "Training subset (0 = all)", 0, 50_000, step=500, key="n_train",
                            default=2000)) or None
-    model = pick(sb.selectbox, "Model", models, key="model", default=d.model)
+    model = pick(sb.selectbox, "Model", models, key="model", default=d.model,
+                 help=f"your own: package.module:factory in {userconfig.MODELS_VAR} or {userconfig.CONFIG_VAR}")
     method = pick(sb.selectbox, "UE method", methods, key="method", default=d.method,
                   help="the poisoned run; a clean run is always trained beside it")
     eps = None
     with guard():
-        info = engine.method_defaults(method, dataset)
+        info = engine.method_defaults(method, AppSpec(dataset=dataset, data_root=data_root or None).data())
         custom = pick(sb.toggle, f"Custom budget (default {cost.describe_budget(info['norm'], info['eps'])})",
                       key="custom_eps", default=False)
         if custom:

@@ -10,6 +10,7 @@ import time
 
 from landscape.commands import COMMANDS, Command
 from landscape.demo import DEMO_DIR, build, check
+from landscape.errors import PathError
 from landscape.paths import user_path, writable_folder
 
 
@@ -23,12 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     out = user_path(a.out, "--out")
     if a.check:
+        if not out.is_dir():
+            raise PathError(f"--out {out} is {'a file' if out.exists() else 'missing'}, not a demo snapshot folder; "
+                            f"build one with python -m landscape demo --out {out}")
         report = check(out)
     else:
         from landscape.commands.common import tqdm_progress
         from landscape.device import resolve_device
 
-        writable_folder(out.parent, "the folder of --out")  # before any work
+        writable_folder(out, "--out")  # before any work: a file there (or a read-only folder) is refused now
         started, device = time.perf_counter(), str(resolve_device(a.device))
         with tqdm_progress() as progress:
             report = build(out, device=device, progress=progress)

@@ -1,0 +1,114 @@
+"""AppTests of a broken setup (#18): the store is a file, unexpandable or read-only; the demo snapshot is damaged,
+a file or missing. Every page says so in an `st.error` naming the path and what to do, never with an exception;
+a read-only store still shows the demo, and a computation started there fails with the store's message and
+writes nothing. Bad sidebar values are probed on every page."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from landscape.app.pages import PAGES
+from tests.readonly import read_only
+from tests.test_app import APP, COMPUTE_BUTTONS, TIMEOUT, charts, no_exception, tiny
+
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = "~nosuchuser-ue-landscape"
+
+
+def pages_of_one_session():
+    """Yield (page, AppTest after opening it) for every page, in one session (as a user clicks through)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    for page in PAGES:
+        if not page.default:
+            at.switch_page(page.file).run()
+        yield page, at
+
+
+def damaged_demo(tmp_path: Path) -> Path:
+    """A copy of the shipped demo whose arrays files are cut in half (a truncated download or copy)."""
+    demo = tmp_path / "demo"
+    shutil.copytree(ROOT / "assets" / "demo", demo)
+    for arrays in demo.glob("*/*/arrays.safetensors"):
+        data = arrays.read_bytes()
+        arrays.write_bytes(data[: len(data) // 2])
+    return demo
+
+
+SETUPS = {  # name: (environment given the test's tmp_path, words the first error must hold)
+    "store-is-a-file": (lambda t: {"UE_LANDSCAPE_STORE": str(t / "afile")}, ["afile", "is a file"]),
+    "store-no-such-user": (lambda t: {"UE_LANDSCAPE_STORE": f"{NOBODY}/store"}, [NOBODY, "UE_LANDSCAPE_STORE"]),
+    "demo-truncated": (lambda t: {"UE_LANDSCAPE_DEMO": str(damaged_demo(t))}, ["demo", "damaged", "rebuild"]),
+    "demo-is-a-file": (lambda t: {"UE_LANDSCAPE_DEMO": str(t / "afile")}, ["afile", "is a file"]),
+    "demo-missing": (lambda t: {"UE_LANDSCAPE_DEMO": str(t / "missing")}, ["missing", "does not exist"]),
+    "demo-no-such-user": (lambda t: {"UE_LANDSCAPE_DEMO": f"{NOBODY}/demo"}, [NOBODY, "UE_LANDSCAPE_DEMO"]),
+}
+
+
+@pytest.mark.parametrize("setup", list(SETUPS))
+def test_every_page_names_the_broken_path(setup, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("not a folder\n")
+    env, words = SETUPS[setup]
+    for name, value in env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    for page, at in pages_of_one_session():
+        no_exception(at)
+        errors = [e.value for e in at.error]
+        assert errors, f"{page.title}: no error shown for {setup}"
+        assert all(w.lower() in errors[0].lower() for w in words), f"{page.title}: {errors[0]!r} lacks {words}"
+        assert "Traceback" not in errors[0]
+
+
+def test_a_read_only_store_shows_the_demo_and_refuses_to_compute(tmp_path, monkeypatch):
+    with read_only(tmp_path / "ro") as store:
+        monkeypatch.setenv("UE_LANDSCAPE_STORE", str(store))
+        for page, at in pages_of_one_session():
+            no_exception(at)
+            assert at.error and "cannot be saved" in at.error[0].value and str(store) in at.error[0].value, page.title
+            if page.title not in ("Cross-task", "Curvature"):  # the pages with no demo result yet
+                assert charts(at), f"{page.title} still shows the demo"
+        tried = []
+        for page in PAGES:  # a computation started anyway is refused with the store's message, before any work
+            at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+            if not page.default:
+                at.switch_page(page.file).run()
+            tiny(at, method="ops", model="mlp")
+            pressed = [b.key for b in at.button if b.key in COMPUTE_BUTTONS or (b.key or "").endswith("_run")]
+            tried += pressed
+            for key in pressed:
+                at.button(key=key).click().run()
+                no_exception(at)
+                assert any(str(store) in e.value and "write" in e.value for e in at.error[1:]), (page.title, key)
+        assert len(tried) >= len(PAGES) - 1, f"compute buttons pressed: {tried}"
+        assert not list(store.iterdir()), f"written into a read-only store: {list(store.iterdir())}"
+
+
+SIDEBAR_PROBES = [  # (widget kind, key, value): values at the edges of what the widgets accept
+    ("selectbox", "_w_dataset", "cifar10"), ("selectbox", "_w_dataset", "mnist"),
+    ("selectbox", "_w_dataset", "mnist-5k"),
+    ("toggle", "_w_custom_eps", True), ("slider", "_w_ratio", 0.0), ("number_input", "_w_epochs", 100),
+    ("number_input", "_w_seed", 2**31 - 1), ("radio", "_w_sal", "paper"), ("selectbox", "_w_method", "cuda"),
+    ("selectbox", "_w_model", "resnet18"),
+]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.title)
+def test_bad_or_edge_sidebar_values_never_raise(page, tmp_path):
+    """Every sidebar widget at an edge value, and a data folder that does not exist: an error or a cost line."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if not page.default:
+        at.switch_page(page.file).run()
+    for kind, key, value in SIDEBAR_PROBES:
+        getattr(at, kind)(key=key).set_value(value).run()
+        no_exception(at)
+        if key == "_w_custom_eps":  # a zero budget
+            budget = next(n.key for n in at.number_input if n.key.startswith("_w_eps_"))
+            at.number_input(key=budget).set_value(0.0).run()
+            no_exception(at)
+    at.selectbox(key="_w_dataset").set_value("cifar10").run()
+    at.text_input(key="_w_data_root").set_value(str(tmp_path / "no-such-folder")).run()
+    no_exception(at)
+    assert any(str(tmp_path / "no-such-folder") in e.value for e in at.error), page.title
