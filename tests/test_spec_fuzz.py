@@ -22,7 +22,8 @@ from landscape.errors import SpecError
 from landscape.spec import Spec
 
 # the modules that define specs (importing them registers their classes as subclasses of Spec)
-SPEC_MODULES = ("landscape.config", "landscape.multitask", "landscape.stages.base", "landscape.stages.weights")
+SPEC_MODULES = ("landscape.config", "landscape.multitask", "landscape.stages.base", "landscape.stages.weights",
+                "landscape.poisons")  # the last: every UE method's typed options (`MethodOptions`)
 
 
 def _spec_classes() -> list[type[Spec]]:
@@ -118,8 +119,24 @@ def test_from_dict_validates_or_raises_spec_error(cls, data):
     _check_valid(spec)
 
 
+def _defaults_only(cls: type) -> bool:
+    return all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+               for f in dataclasses.fields(cls))
+
+
+WITH_FLOATS = [c for c in CLASSES if _defaults_only(c) and float in typing.get_type_hints(c).values()]
+
+
+@pytest.mark.parametrize("cls", WITH_FLOATS, ids=lambda c: c.__name__)
+def test_an_integer_beyond_the_float_range_is_a_spec_error(cls):
+    """Found by Hypothesis (seed 19): an int given for a float option overflowed in the int -> float conversion."""
+    name = next(n for n, h in typing.get_type_hints(cls).items() if h is float)
+    with pytest.raises(SpecError, match=name):
+        cls(**{name: 10**400})
+
+
 def test_every_spec_class_is_covered():
     names = {c.__name__ for c in CLASSES}
     assert {"DataSpec", "ModelSpec", "TrainSpec", "PoisonSpec", "DefenseSpec", "SALSpec", "SurfaceSpec",
-            "CurvatureSpec", "ExperimentSpec", "CrossTaskSpec"} <= names, names
+            "CurvatureSpec", "ExperimentSpec", "CrossTaskSpec", "EMOptions"} <= names, names
     assert math.isfinite(len(names))

@@ -209,7 +209,11 @@ class MethodOptions(Spec):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if hints[f.name] is float and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
+                try:
+                    object.__setattr__(self, f.name, float(value))
+                except OverflowError:
+                    raise SpecError(f"{type(self).__name__}.{f.name} is an integer of {value.bit_length()} bits, "
+                                    f"beyond the float range (about ±1.8e308)") from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""AppTests of the user's own model and data in the app (#16 item 4): a model named in `UE_LANDSCAPE_MODELS`
+(the residual two-branch BatchNorm net of tests/fixtures.py, defined outside `landscape`) and a `.npz` data set
+uploaded through the sidebar reach a UD value; a refused upload is explained and changes nothing."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from landscape.app.state import AppSpec
+from tests.fixtures import quadrant_images
+from tests.test_app import APP, TIMEOUT, no_exception
+
+MODEL = "tests.fixtures:factory"
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def upload(at: AppTest, content: bytes, name: str = "patches.npz") -> AppTest:
+    at.file_uploader(key="upload_npz").set_value((name, content, "application/octet-stream")).run()
+    return at
+
+
+def test_a_user_model_and_an_uploaded_npz_reach_a_ud_value(monkeypatch):
+    monkeypatch.setenv("UE_LANDSCAPE_MODELS", MODEL)
+    x, y = quadrant_images(96, classes=4)
+    x_test, y_test = quadrant_images(48, classes=4, seed=1)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/ud.py").run()
+    assert MODEL in at.selectbox(key="_w_model").options, "the configured model is offered"
+    upload(at, npz_bytes(x=x, y=y, x_test=x_test, y_test=y_test))
+    no_exception(at)
+    dataset = at.selectbox(key="_w_dataset").value
+    assert dataset.startswith("npz:"), f"the upload is selected: {dataset}"
+    at.selectbox(key="_w_model").set_value(MODEL).run()
+    at.selectbox(key="_w_method").set_value("random").run()
+    at.number_input(key="_w_epochs").set_value(2).run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    at.button(key="ud_run").click().run()
+    no_exception(at)
+    at.run()  # the next script run reads the stored result
+    no_exception(at)
+    ud = next(m for m in at.metric if m.label == "UD (random)")
+    from landscape.app import engine
+    from landscape.app.views.study import ud_value
+
+    report = engine.ud_stage(AppSpec(dataset=dataset, model=MODEL, method="random", epochs=2)).load(engine.store())
+    assert report is not None and ud.value == ud_value(report), "the page shows the stored UD of the user's study"
+    assert "(yours)" in at.selectbox(key="_w_dataset").format_func(dataset)
+
+
+class Payload:
+    """Unpickling this object creates a file: proof that a loader executed code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_refused_upload_is_explained_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    objects = np.array([Payload(str(marker))], dtype=object)
+    buffer = io.BytesIO()
+    np.save(buffer, objects, allow_pickle=True)  # an .npz member holding a pickled object array
+    _, y = quadrant_images(8)
+
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("x.npy", buffer.getvalue())
+        z.writestr("y.npy", pickle.dumps(y))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    upload(at, archive.getvalue(), "hostile.npz")
+    no_exception(at)
+    assert any("hostile.npz" in e.value for e in at.error), [e.value for e in at.error]
+    assert not marker.exists(), "nothing in the upload ran"
+    assert at.selectbox(key="_w_dataset").value == "digits", "the sidebar keeps its data set"
+    assert at.get("plotly_chart"), "and the page goes on (the demo)"
