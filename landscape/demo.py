@@ -7,7 +7,8 @@ read-only layer (`Store(root, snapshots=(demo_dir(),))`): a request of the demo 
 else is computed into the user's store. So the demo and a live run go through the same calls, and the
 app's default sidebar (`DEMO_*` below; a test checks they agree) opens on the demo.
 
-Add an entry: append the stage of your request to `requests()` (its inputs come with it), rebuild with
+`problems(folder)` says what makes a snapshot unusable or damaged (the app shows it on every page, and
+shows what is intact). Add an entry: append the stage of your request to `requests()` (its inputs come with it), rebuild with
 `python -m landscape demo` (heavy) and check `python -m landscape demo --check` (every request stored, every
 entry intact, under `MAX_BYTES`).
 """

@@ -87,3 +87,18 @@ def test_a_refused_upload_is_explained_and_runs_nothing(tmp_path):
     assert not marker.exists(), "nothing in the upload ran"
     assert at.selectbox(key="_w_dataset").value == "digits", "the sidebar keeps its data set"
     assert at.get("plotly_chart"), "and the page goes on (the demo)"
+
+
+def test_configured_data_sets_are_offered_and_a_bad_entry_is_explained(tmp_path, monkeypatch):
+    x, y = quadrant_images(40)
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    monkeypatch.setenv("UE_LANDSCAPE_DATA", f"npz:{tmp_path / 'mine.npz'}")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    options = at.selectbox(key="_w_dataset").options
+    assert "npz: mine.npz (yours)" in options, options
+    monkeypatch.setenv("UE_LANDSCAPE_DATA", "hdf5:/data/x.h5")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert any("UE_LANDSCAPE_DATA" in e.value and "hdf5" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.get("plotly_chart"), "the page goes on with the registered data sets (the demo)"
