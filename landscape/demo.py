@@ -8,7 +8,9 @@ else is computed into the user's store. So the demo and a live run go through th
 app's default sidebar (`DEMO_*` below; a test checks they agree) opens on the demo.
 
 `problems(folder)` says what makes a snapshot unusable or damaged (the app shows it on every page, and
-shows what is intact). Add an entry: append the stage of your request to `requests()` (its inputs come with it), rebuild with
+shows what is intact).
+
+Add an entry: append the stage of your request to `requests()` (its inputs come with it), rebuild with
 `python -m landscape demo` (heavy) and check `python -m landscape demo --check` (every request stored, every
 entry intact, under `MAX_BYTES`).
 """
