@@ -151,8 +151,10 @@ def test_weights_out_and_back_in(tmp_path, store, images):
     sliced = analysed.layer_slice("head.weight", resolution=5, n_eval=40)
     assert sliced.surfaces["imported"].loss.shape == (5, 1) and sliced.info["epochs"] == {"imported": 0}
     on_test = dict(resolution=5, n_eval=40, split="test")  # "train" is the poisoned run's own, poisoned, images
-    np.testing.assert_array_equal(analysed.layer_slice("head.weight", **on_test).surfaces["imported"].loss,
-                                  study.layer_slice("head.weight", **on_test).surfaces["random"].loss)
+    # the same weights and images through two stages (imported vs trained run): equal to float32 rounding (on an
+    # Intel AVX-512 machine the last bit differs at 3 of 5 points, 6e-9 of 1.29; bit-equal on the AMD machines)
+    np.testing.assert_allclose(analysed.layer_slice("head.weight", **on_test).surfaces["imported"].loss,
+                               study.layer_slice("head.weight", **on_test).surfaces["random"].loss, rtol=1e-6, atol=0)
     assert {"curvature-lambda-max", "curvature-rank-agreement", "layer-slice"} <= set(
         analysed.figures(curvature=curvature, layer_slice=sliced))
     with pytest.raises(SpecError, match="choose clean or poisoned"):
