@@ -30,13 +30,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from landscape.app.pages import PAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# Sidebar navigation link (href suffix) -> page name; the Overview is the landing page.
-SWITCHES = {"poison": "poison", "train": "train", "landscape": "landscape", "sal": "sal", "ud": "ud",
-            "overview": ""}
+# Page name -> its sidebar navigation link (href suffix): every page of the table, then back to the landing page.
+SWITCHES = {**{p.url_path: p.url_path for p in PAGES if not p.default}, "overview": ""}
 TARGET_FIRST_CHART_S = 5.0
 TARGET_SWITCH_S = 2.0
 CHART_DRAWN = '[data-testid="stMain"] .stPlotlyChart .main-svg'

@@ -11,8 +11,8 @@ app's default sidebar (`DEMO_*` below; a test checks they agree) opens on the de
 shows what is intact).
 
 Add an entry: append the stage of your request to `requests()` (its inputs come with it), rebuild with
-`python -m landscape demo` (heavy) and check `python -m landscape demo --check` (every request stored, every
-entry intact, under `MAX_BYTES`).
+`python -m landscape demo` (heavy; an interrupted build resumes from `assets/.demo-build`, see `build`) and
+check `python -m landscape demo --check` (every request stored, every entry intact, under `MAX_BYTES`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.config import (
+    CurvatureSpec,
+    DataSpec,
+    ExperimentSpec,
+    LayerSliceSpec,
+    ModelSpec,
+    PoisonSpec,
+    SALSpec,
+    SurfaceSpec,
+    TrainSpec,
+)
 from landscape.paths import user_path
 from landscape.store import ENTRY_FILES, Store
 
 if TYPE_CHECKING:
+    from landscape.multitask import CrossTaskSpec
     from landscape.stages.base import Stage
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
@@ -44,6 +55,7 @@ DEMO_TRAIN = TrainSpec(epochs=10)
 DEMO_POISON = PoisonSpec(method="em")
 DEMO_SAL = SALSpec.preset("fast")
 DEMO_RESOLUTION = 21  # the Landscape page's default grid
+DEMO_CURVATURE = CurvatureSpec()  # the Curvature page's settings (the engine's defaults, every epoch)
 SURFACE_KINDS = ("pca", "random", "interp")
 
 
@@ -59,15 +71,42 @@ def experiment() -> ExperimentSpec:
     return ExperimentSpec(data=DEMO_DATA, model=DEMO_MODEL, train=DEMO_TRAIN, poison=DEMO_POISON, sal=DEMO_SAL)
 
 
+def cross_task() -> CrossTaskSpec:
+    """The demo's cross-task probe: what the Cross-task page asks for by default (em, ops, ar; 30 epochs; SAL)."""
+    from landscape import multitask
+
+    return multitask.CrossTaskSpec.for_methods(multitask.DEFAULT_METHODS, seed=DEMO_TRAIN.seed, data=DEMO_DATA,
+                                               train=multitask.DEFAULT_TRAIN, sal=multitask.DEFAULT_SAL)
+
+
+def demo_layers() -> list[str]:
+    """The weight layers of the demo's model (the rows of its SAL heatmaps), in depth order."""
+    from landscape.models import weight_layers
+    from landscape.stages.base import build_net
+
+    return weight_layers(build_net(DEMO_MODEL, DEMO_DATA))
+
+
 def requests() -> list[Stage[Any]]:
-    """Every stage the demo holds (each brings its inputs: the poison, both runs, their SAL). One place: add yours."""
-    from landscape.stages.surface import SurfaceStage
+    """Every stage the demo holds (each brings its inputs: the poison, both runs, their SAL). One place: add yours.
+
+    What each page opens on: the UD experiment (Overview, Poison, Train, SAL, UD), the surfaces (Landscape), the
+    curvature of both runs (Curvature; λ_max and trace of a SAL cell), the 1D slice of every layer at the last
+    epoch (the SAL page's cell panel, whose default cell is the first layer there) and the cross-task probe's 16
+    task models (Cross-task). tests/test_demo.py checks that each page's default request is among these keys.
+    """
+    from landscape.stages.crosstask import run_stages
+    from landscape.stages.curvature import CurvatureStage
+    from landscape.stages.surface import LayerSliceStage, SurfaceStage
     from landscape.stages.ud import UDStage
 
-    surfaces = [SurfaceStage.of(DEMO_DATA, DEMO_MODEL, DEMO_TRAIN, DEMO_POISON,
-                                SurfaceSpec(kind=kind, dims=dims, resolution=DEMO_RESOLUTION))
+    runs = (DEMO_DATA, DEMO_MODEL, DEMO_TRAIN)
+    surfaces = [SurfaceStage.of(*runs, DEMO_POISON, SurfaceSpec(kind=kind, dims=dims, resolution=DEMO_RESOLUTION))
                 for kind in SURFACE_KINDS for dims in (2, 1)]
-    return [UDStage.of(experiment()), *surfaces]
+    curvature = [CurvatureStage.of(*runs, poison, DEMO_CURVATURE) for poison in (PoisonSpec(), DEMO_POISON)]
+    slices = [LayerSliceStage.of(*runs, DEMO_POISON, LayerSliceSpec(layers=(layer,), epoch=DEMO_TRAIN.epochs))
+              for layer in demo_layers()]
+    return [UDStage.of(experiment()), *surfaces, *curvature, *slices, *run_stages(cross_task()).values()]
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -147,22 +186,34 @@ def check(folder: str | Path = DEMO_DIR) -> CheckReport:
     return report
 
 
+def build_dir(out: str | Path = DEMO_DIR) -> Path:
+    """The build store of the snapshot `out`: `.<name>-build` beside it, kept when a build stops, reused by the next."""
+    out = Path(out)
+    return out.parent / f".{out.name}-build"
+
+
 def build(out: str | Path = DEMO_DIR, *, device: str = "cpu",
           progress: Callable[[str, int, int], None] | None = None) -> CheckReport:
-    """Compute every request into an empty store and put that store in place of `out` (then `check` it)."""
+    """Compute every request into the build store, then put that store in place of `out` (and `check` it).
+
+    Resumable: the requests are computed into `build_dir(out)`, a store like any other, so a build that stops
+    (an error, Ctrl-C, a killed process) keeps every entry it finished there and the next build only computes
+    the rest. Only a finished build replaces `out`, by renames (the old snapshot is moved aside first, then
+    removed), so `out` is never half a snapshot. Delete the build folder to start from nothing; an entry a
+    request no longer asks for stays in it (and would ship) until then.
+    """
     from landscape.stages.base import Context, no_progress
 
-    out = Path(out)
+    out, work = Path(out), build_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".demo-build-") as tmp:
-        store = Store(Path(tmp) / "store")
-        ctx = Context(store, device, progress or no_progress)
-        for stage in requests():
-            stage.get(ctx)
-        store.gc()  # lock files and temporaries are not part of a snapshot
-        old = out.parent / f".demo-old-{uuid.uuid4().hex}"
-        if out.exists():
-            out.rename(old)
-        (Path(tmp) / "store").rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+    store = Store(work)
+    ctx = Context(store, device, progress or no_progress)
+    for stage in requests():
+        stage.get(ctx)
+    store.gc()  # lock files and temporaries are not part of a snapshot
+    old = out.parent / f".{out.name}-old-{uuid.uuid4().hex}"
+    if out.exists():
+        out.rename(old)
+    work.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
     return check(out)

@@ -36,6 +36,7 @@ with widgets.guard():
 if result is None:
     st.stop()
 
+st.caption(f"Source: {engine.origin(next(iter(crosstask.run_stages(result.spec).values())))}.")
 rows = result.table()
 widgets.show_table(widgets.frame(rows).drop(columns=["higher_is_better", "diverged"]), "cross-task-table")
 st.caption("drop = (clean − poisoned) / clean for accuracy, mIoU and PSNR; (poisoned − clean) / clean for MSE: "

@@ -1,5 +1,7 @@
 """AppTest for the Cross-task page: nothing runs before the button; table, curves, SAL heatmaps, similarity after.
 
+(The page's default probe is in the shipped demo, so a fresh session opens on it: tests/test_app.py.)
+
 The engine's heavy call is replaced by a small real result (digits subset, 2 epochs, one model-free poison)
 computed once for the module, so the page renders real data without training 16 models.
 """
@@ -49,11 +51,12 @@ def test_nothing_runs_before_the_button_then_everything_renders(monkeypatch, sma
     monkeypatch.setattr(crosstask, "run_cross_task", fake_run)
     at = _open()
     assert at.title[0].value == "Cross-task"
+    at.number_input(key="ct_epochs").set_value(2).run()  # not the default probe, which the demo ships
     assert not at.get("plotly_chart") and not calls
     assert any("task models still to train" in i.value for i in at.info)
     at.button(key="ct_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(calls) == 1 and calls[0].methods == ("em", "ops", "ar")  # the page's default spec was asked for
+    assert len(calls) == 1 and calls[0].methods == ("em", "ops", "ar") and calls[0].train.epochs == 2
     assert len(at.dataframe) == 1
     table = at.dataframe[0].value
     assert list(table["task"]) == list(small_result.spec.tasks) and {"clean", "poisoned", "drop", "ud"} <= set(table)

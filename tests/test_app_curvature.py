@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from landscape.app.views.curvature import Cell, selected_cell
@@ -85,8 +84,21 @@ def test_curvature_page_renders_heatmaps_agreement_and_density():
     assert len(at.dataframe) >= 1 and np.isfinite(at.dataframe[0].value["lambda_max"]).all()
 
 
-@pytest.mark.parametrize("page", ["pages/curvature.py"])
-def test_curvature_page_opens_on_the_demo_without_computing(page):
+def test_the_demo_opens_on_curvature_and_on_the_default_cells_slice_without_computing():
+    """The demo ships curvature and layer slices (#13): the Curvature page opens on its figures, and the SAL page's
+    default cell (the first layer, the last epoch) on its slice, with the demo's λ_max, and no button."""
+    from landscape import demo
+
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("pages/curvature.py").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert "λ_max per layer and epoch" in chart_titles(at) and not at.button
+    assert np.isfinite(at.dataframe[0].value["lambda_max"]).all()
+    at.switch_page("pages/sal.py").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    layer, epoch = demo.demo_layers()[0], demo.DEMO_TRAIN.epochs
+    assert (at.selectbox(key="_w_sal_cell_layer").value, at.selectbox(key="_w_sal_cell_epoch").value) == (layer, epoch)
+    assert f"1D slice along {layer} at epoch {epoch}" in chart_titles(at)
+    assert not [b for b in at.button if b.key == "sal_slice_run"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["λ_max (em)"] != "not measured" and metrics["λ_max (clean)"] != "not measured"

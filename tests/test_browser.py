@@ -1,9 +1,10 @@
 """One real-browser test: `streamlit run app.py` driven by the system Chromium through Playwright.
 
-It visits every page, runs a tiny computation through the UI (digits, the mlp, a model-free poison, two
-epochs, SAL and UD) until a UD value appears, asserts that no page shows an exception, and saves a screenshot
-of every page to test-artifacts/. It never downloads a browser: without /usr/bin/chromium it is skipped
-(with the reason), except under CI (env CI set), where that is a failure.
+It visits every page (each opens on a chart of the shipped demo, in a fresh session with an empty store), runs
+a tiny computation through the UI (digits, the mlp, a model-free poison, two epochs, SAL and UD) until a UD value
+appears, asserts that no page shows an exception, and saves a screenshot of every page to test-artifacts/. It
+never downloads a browser: without /usr/bin/chromium it is skipped (with the reason), except under CI (env CI
+set), where that is a failure.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# open on their cost line and button: no shipped cross-task result or curvature yet
-CHARTLESS = {"Cross-task", "Curvature"}
 PAGE_TIMEOUT_MS = 120_000
 COMPUTE_TIMEOUT_MS = 600_000
 
@@ -144,9 +143,9 @@ def test_every_page_in_chromium_and_a_tiny_live_ud(tmp_path):
             for p in PAGES:
                 page.goto(f"{url}/{p.url_path}")
                 wait_idle(page)
-                if p.title not in CHARTLESS:  # a fresh session opens on the shipped demo, nothing to compute
-                    page.wait_for_selector(".stPlotlyChart", timeout=PAGE_TIMEOUT_MS)
-                    assert page.get_by_text("shipped demo snapshot").count() > 0, p.title
+                # a fresh session opens every page on the shipped demo, nothing to compute
+                page.wait_for_selector(".stPlotlyChart", timeout=PAGE_TIMEOUT_MS)
+                assert page.get_by_text("shipped demo snapshot").count() > 0, p.title
                 assert_no_exception(page, p.title)
                 page.screenshot(path=str(ARTIFACTS / f"page-{p.url_path or 'overview'}.png"), full_page=True)
             # A tiny computation through the UI, in one session: digits, a model-free poison, 2 epochs.

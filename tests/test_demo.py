@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from landscape import demo
-from landscape.store import ARRAYS, Store, StoreWarning
+from landscape.config import DataSpec, PoisonSpec
+from landscape.stages.base import Stage
+from landscape.store import ARRAYS, Entry, Store, StoreWarning
 
 
 def compute(value: float):
@@ -68,3 +72,83 @@ def test_demo_check_command():
                           cwd=Path(demo.__file__).resolve().parents[1])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "within the 5 MB budget" in done.stdout
+
+
+def test_every_pages_default_request_is_a_demo_request():
+    """Each page's default request, built by the page's own functions (or as the page builds it), is in the demo:
+    a drift between a page and `demo.requests()` fails here, before any rebuild."""
+    from landscape import multitask
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
+    from landscape.app.views import curvature
+    from landscape.stages.crosstask import run_stages
+
+    spec = AppSpec()
+    held = {(s.folder, s.key()) for s in demo.requests()}
+    ct = multitask.CrossTaskSpec.for_methods(  # pages/cross_task.py with its widgets' defaults
+        list(multitask.DEFAULT_METHODS), seed=spec.seed, data=spec.data(),
+        train=multitask.DEFAULT_TRAIN.replace(epochs=multitask.DEFAULT_TRAIN.epochs), sal=multitask.DEFAULT_SAL)
+    slices = [curvature.slice_stage(spec, layer, spec.epochs) for layer in demo.demo_layers()]
+    wanted = {"UD": [engine.ud_stage(spec)], "curvature": list(curvature.curvature_stages(spec).values()),
+              "layer slices": slices, "cross-task": list(run_stages(ct).values())}
+    for view, stages in wanted.items():
+        assert stages and all(s is not None for s in stages), view
+        missing = [s.record() for s in stages if (s.folder, s.key()) not in held]
+        assert not missing, f"the demo lacks the {view} request(s) {missing}"
+    assert len(demo.demo_layers()) == 6 and len(ct.tasks) * len(ct.conditions) == 16
+
+
+
+def test_the_demos_sal_layers_are_the_layers_it_slices():
+    """The SAL page's cell pickers offer the layers and epochs of the demo's clean SAL (default: the first layer,
+    the last epoch): those are the layers `requests()` slices, at the epoch it slices them."""
+    from landscape.stages.ud import UDStage
+
+    with tempfile.TemporaryDirectory() as empty:
+        clean = UDStage.of(demo.experiment()).sal(PoisonSpec()).load(Store(empty, snapshots=(demo.DEMO_DIR,)))
+    assert clean is not None, "the shipped demo holds the clean run's SAL"
+    assert list(clean.layers) == demo.demo_layers() and int(clean.epochs[-1]) == demo.DEMO_TRAIN.epochs
+
+
+@dataclass(frozen=True)
+class Interrupted(Stage[Entry]):
+    """A request whose computation is interrupted (Ctrl-C), as a long build's last request may be."""
+
+    folder = "interrupted"
+    data: DataSpec = DataSpec()
+
+    def parts(self) -> tuple[DataSpec, ...]:
+        return (self.data,)
+
+    def record(self) -> dict:
+        return {}
+
+    def compute(self, ctx):
+        raise KeyboardInterrupt
+
+    def decode(self, entry: Entry) -> Entry:
+        return entry
+
+
+def test_an_interrupted_build_resumes_from_what_it_finished_and_only_then_replaces_the_snapshot(tmp_path,
+                                                                                                  monkeypatch):
+    from landscape.stages.poison import PoisonStage
+
+    finished = [PoisonStage.of(DataSpec(n_train=100), PoisonSpec(method=m)) for m in ("random", "ops")]
+    out = tmp_path / "demo"
+    Store(out).get_or_compute("train", "old", compute(1.0))  # the snapshot in place before the build
+    monkeypatch.setattr(demo, "requests", lambda: [*finished, Interrupted()])
+    with pytest.raises(KeyboardInterrupt):
+        demo.build(out)
+    work = demo.build_dir(out)
+    assert Store(out).keys("train") == ["old"] and not (out / "poison").exists(), "out is left as it was"
+    assert all(s.exists(Store(work)) for s in finished), "the finished requests are kept in the build store"
+    inodes = {s.key(): (work / s.folder / s.key() / "meta.json").stat().st_ino for s in finished}
+
+    monkeypatch.setattr(demo, "requests", lambda: finished)
+    report = demo.build(out)
+    assert report.ok and report.entries == 2, report.describe()
+    assert {s.key(): (out / s.folder / s.key() / "meta.json").stat().st_ino for s in finished} == inodes, \
+        "resumed: the finished entries were moved into place, not computed again"
+    assert not work.exists() and not (out / "train").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], "no build or old folder is left beside out"

@@ -83,19 +83,20 @@ class TaskRunStage(Stage[TaskRun]):
         return TaskRun.from_store(entry.meta, entry.arrays)
 
 
-def _stages(spec: CrossTaskSpec) -> dict[tuple[str, str], TaskRunStage]:
+def run_stages(spec: CrossTaskSpec) -> dict[tuple[str, str], TaskRunStage]:
+    """The stage of every (task, condition) run of `spec`, by (task, condition) (nothing is computed)."""
     return {(t, c): TaskRunStage.of(spec, t, c) for t in spec.tasks for c in spec.conditions}
 
 
 def missing_runs(spec: CrossTaskSpec, store: Store) -> list[tuple[str, str]]:
     """The (task, condition) runs of `spec` not yet in the store (nothing is computed)."""
-    return [run for run, stage in _stages(spec).items() if not stage.exists(store)]
+    return [run for run, stage in run_stages(spec).items() if not stage.exists(store)]
 
 
 def load_cross_task(spec: CrossTaskSpec, store: Store) -> CrossTaskResult | None:
     """The stored result of `spec`, or None if any run is missing (nothing is computed)."""
     runs = {}
-    for run, stage in _stages(spec).items():
+    for run, stage in run_stages(spec).items():
         loaded = stage.load(store)
         if loaded is None:
             return None
@@ -110,7 +111,7 @@ def run_cross_task(spec: CrossTaskSpec, *, store: Store, device: torch.device | 
     Progress is reported per run as `progress("<task> · <condition>", epoch, epochs)`, plus the crafting
     stages of the poisons, and `progress("cross-task", runs_done, runs_total)`.
     """
-    ctx, stages = Context(store, device, progress), _stages(spec)
+    ctx, stages = Context(store, device, progress), run_stages(spec)
     runs: dict[tuple[str, str], TaskRun] = {}
     for run, stage in stages.items():
         runs[run] = stage.get(ctx)

@@ -95,11 +95,16 @@ def slice_spec(layer: str, epoch: int) -> LayerSliceSpec:
     return LayerSliceSpec(layers=(layer,), epoch=epoch)
 
 
-def slice_ready(spec: AppSpec, layer: str, epoch: int) -> bool:
+def slice_stage(spec: AppSpec, layer: str, epoch: int) -> Any:
+    """The stage of `layer_slices(spec, layer, epoch)` (None when its specs do not resolve)."""
     from landscape.stages.surface import LayerSliceStage
 
-    stage = _stage(lambda: LayerSliceStage.of(spec.data(), spec.model_spec(), spec.train(), spec.poison(),
-                                              slice_spec(layer, epoch)))
+    return _stage(lambda: LayerSliceStage.of(spec.data(), spec.model_spec(), spec.train(), spec.poison(),
+                                             slice_spec(layer, epoch)))
+
+
+def slice_ready(spec: AppSpec, layer: str, epoch: int) -> bool:
+    stage = slice_stage(spec, layer, epoch)
     return stage is not None and engine.stored(stage)
 
 
