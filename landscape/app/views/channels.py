@@ -56,8 +56,9 @@ def stored_channels(spec: AppSpec, layer: str) -> dict[str, Any]:
 
 def channel_table(traces: Mapping[str, Any], layer: str) -> list[dict[str, Any]]:
     """Rows run x epoch x channel of per-channel SAL (`SALTrace.table`), with the layer and the channel index."""
-    return [{**row, "layer": layer, "channel": list(t.layers).index(row["layer"])}
-            for run, t in traces.items() for row in t.table(run)]
+    channel = {name: c for t in traces.values() for c, name in enumerate(t.layers)}  # "<layer>[c]" -> c
+    return [{**row, "layer": layer, "channel": channel[row["layer"]]} for run, t in traces.items()
+            for row in t.table(run)]
 
 
 def channel_view(spec: AppSpec, study: Any, layer: str, *, variant: str, log: bool) -> None:
