@@ -1,4 +1,5 @@
-"""SAL: per-layer, per-epoch Sharpness-Aware Learnability, clean vs poisoned, with the learnable threshold β."""
+"""SAL: per-layer, per-epoch Sharpness-Aware Learnability, clean vs poisoned, with the learnable threshold β; a
+selected cell opens its layer (slice, SAL, λ_max, trace) and that layer's SAL per output channel."""
 
 import dataclasses
 
