@@ -1,4 +1,5 @@
-"""SAL: per-layer, per-epoch Sharpness-Aware Learnability, clean vs poisoned, with the learnable threshold β."""
+"""SAL: per-layer, per-epoch Sharpness-Aware Learnability, clean vs poisoned, with the learnable threshold β; a
+selected cell opens its layer (slice, SAL, λ_max, trace) and that layer's SAL per output channel."""
 
 import dataclasses
 
@@ -6,7 +7,7 @@ import streamlit as st
 
 from landscape import figures
 from landscape.app import state, widgets
-from landscape.app.views import curvature
+from landscape.app.views import channels, curvature
 from landscape.app.views import study as views
 
 st.title("SAL: which layers can still learn")
@@ -35,6 +36,8 @@ st.caption("Pick a layer and an epoch (a cell of the heatmap) to open that layer
            "beside poisoned, with its SAL, λ_max and trace.")
 cell = curvature.choose_cell(study, method, event)
 curvature.cell_panel(dataclasses.replace(spec, method=method), study, method, cell)
+st.divider()
+channels.channel_view(spec, study, cell.layer, variant=variant, log=log and variant == "loss")
 st.divider()
 left, right = st.columns(2)
 with left:

@@ -17,11 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 300  # seconds per script run (the 2-core CI box is shared)
 # every button that starts a computation, on any page (a page shows one at a time)
-COMPUTE = ("overview_run", "craft", "train", "surface", "sal_run", "sal_slice_run", "ud_run", "curvature_run",
-           "curvature_compute", "ct_run")
+COMPUTE = ("overview_run", "craft", "train", "surface", "sal_run", "sal_slice_run", "sal_channels_run", "ud_run",
+           "curvature_run", "curvature_compute", "ct_run")
 SIDEBAR = {"dataset": "rgb16", "model": "twobranch", "method": "ops", "epochs": 2}
-EXPECTED_PRESSES = {"Overview": ["overview_run"], "Landscape": ["surface"], "SAL": ["sal_slice_run"],
-                    "Curvature": ["curvature_compute"], "Cross-task": ["ct_run"]}
+EXPECTED_PRESSES = {"Overview": ["overview_run"], "Landscape": ["surface"],
+                    "SAL": ["sal_slice_run", "sal_channels_run"], "Curvature": ["curvature_compute"],
+                    "Cross-task": ["ct_run"]}
 WEIGHT_LAYERS = ["stem.0.weight", "block.branch_a.0.weight", "block.branch_a.3.weight", "block.branch_b.0.weight",
                  "head.weight"]  # the five Conv2d/Linear layers of tests.fixtures.ResidualTwoBranchNet
 
@@ -60,7 +61,7 @@ def visit_every_page() -> None:
         if page.title == "Cross-task":  # one cheap poison and one epoch per task model
             at.multiselect(key="ct_methods").set_value(["ops"]).run()
             at.number_input(key="ct_epochs").set_value(1).run()
-        for _ in range(4):  # a page may offer a second computation once the first is done (SAL's layer slice)
+        for _ in range(4):  # a page may offer more computations once the first is done (SAL's slice and channels)
             todo = _compute_buttons(at)
             if not todo:
                 break

@@ -93,6 +93,24 @@ def test_sal_heatmaps_orientation_and_shared_scale():
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 11.0)
 
 
+def test_channel_heatmaps_put_channels_as_rows_on_one_scale():
+    epochs = np.array([2, 4])
+    clean = np.array([[1.0, 10.0, 100.0], [2.0, 20.0, 200.0]])  # (epoch, channel)
+    poisoned = clean / 1000
+    fig = figures.channel_heatmaps({"clean": clean, "em": poisoned}, "net.3.weight", epochs, log=True)
+    heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    np.testing.assert_allclose(np.asarray(heat[0].z), np.log10(clean.T))  # rows = channels, columns = epochs
+    np.testing.assert_allclose(np.asarray(heat[1].z), np.log10(poisoned.T))
+    assert list(heat[1].y) == [0, 1, 2] and list(heat[1].x) == [2, 4] and heat[1].xaxis == "x2"
+    np.testing.assert_allclose((fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax), (-3.0, np.log10(200.0)))
+    assert "net.3.weight" in fig.layout.title.text and fig.layout.yaxis.title.text == "output channel of net.3.weight"
+    assert "channel %{y}" in heat[0].hovertemplate
+    wide = figures.channel_heatmaps({"clean": np.ones((2, 512))}, "fc", epochs)
+    assert wide.layout.height <= 700  # a 512-channel layer stays on screen
+    with pytest.raises(ValueError, match=r"same channels per run.*\(2, 3\).*\(2, 4\)"):
+        figures.channel_heatmaps({"clean": clean, "em": np.ones((2, 4))}, "fc", epochs)
+
+
 def test_learnable_layers_mask_orientation():
     mask = np.array([[1, 0], [1, 1], [0, 0]], dtype=bool)  # (3 epochs, 2 layers)
     fig = figures.learnable_layers({"clean": mask}, ["a", "b"], np.array([1, 2, 3]))

@@ -120,3 +120,30 @@ def surface_line(spec: AppSpec, surface: SurfaceSpec) -> str:
         text += f", after {craft}" if craft else ""
     return text + "."
 
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _channel_factor(spec: AppSpec, layer: str) -> tuple[int, float]:
+    """(output channels of `layer`, its per-channel SAL's cost / the layer SAL's of every layer, in FLOPs)."""
+    from landscape.sal_cost import channel_sal_factor
+    from landscape.stages.base import build_net, get_splits
+
+    net = build_net(spec.model_spec(), spec.data(), spec.seed)
+    x1 = get_splits(spec.data()).train.x[:1]
+    return int(dict(net.named_parameters())[layer].shape[0]), channel_sal_factor(net, x1, layer)
+
+
+def channel_sal_line(spec: AppSpec, layer: str, study: Any) -> str:
+    """A cost line for per-channel SAL of `layer` on both runs: the study's measured layer SAL seconds, scaled.
+
+    The scale is `landscape.sal_cost.channel_sal_factor` (channels x the forward FLOPs from the layer on, over
+    the layer SAL's); training is priced too when the runs are not stored.
+    """
+    channels, factor = _channel_factor(spec, layer)
+    traces = [study.sal[run] for run in ("clean", spec.method) if run in study.sal]
+    seconds = float(sum(t.seconds.sum() for t in traces))
+    text = (f"Cost: SAL of each of the {channels} output channels of {layer} at the {len(traces[0].epochs)} measured "
+            f"epochs of both runs, roughly {format_seconds(factor * seconds)}: the {format_seconds(seconds)} the "
+            f"layer SAL of every layer took on these runs x {factor:.2g}, the ratio of their forward FLOPs "
+            f"(an estimate).")
+    return text if engine.training_ready(spec) else f"{text} First {training_estimate(spec)}."

@@ -22,6 +22,7 @@ from landscape.figures.curvature import (
 )
 from landscape.figures.poison import BUDGET_LABELS, budget_figure, image_grid, pick_examples
 from landscape.figures.sal import (
+    channel_heatmaps,
     learnable_layers,
     mark_sal_ball,
     sal_distributions,
@@ -52,6 +53,7 @@ from landscape.figures.training import training_curves
 __all__ = [
     "budget_figure",
     "BUDGET_LABELS",
+    "channel_heatmaps",
     "CLEAN",
     "color_of",
     "contour",

@@ -38,6 +38,32 @@ def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: 
     return fig
 
 
+def channel_heatmaps(runs: Mapping[str, np.ndarray], layer: str, epochs: np.ndarray, *, log: bool = False,
+                     label: str = "SAL") -> go.Figure:
+    """Channel x epoch heatmaps of one layer, one panel per run, on one shared colour scale (per-channel SAL).
+
+    Row c is output channel c of `layer` (a filter or a neuron), channel 0 on top; the panels are `sal_heatmaps`
+    with the channels as rows, their height bounded so a wide layer stays on screen.
+
+    Args:
+        runs: run name -> values indexed (epoch, channel), shape (T, C), the same C for every run.
+        layer: the layer's name, for the title and the channel axis.
+        epochs: epoch numbers (T,).
+        log: colour by log10 of the value (non-positive values become blank).
+        label: the value's name in the title, colour bar and hover text.
+    """
+    shapes = {name: np.shape(v) for name, v in runs.items()}
+    if not runs or len({s[1:] for s in shapes.values()}) != 1 or len(next(iter(shapes.values()))) != 2:
+        raise ValueError(f"channel_heatmaps needs (epoch, channel) arrays with the same channels per run; got {shapes}")
+    n = next(iter(shapes.values()))[1]
+    fig = sal_heatmaps(runs, list(range(n)), epochs, log=log, label=label,
+                       title=f"{label} per output channel of {layer} and epoch (one colour scale)")
+    fig.update_traces(hovertemplate=f"epoch %{{x}}<br>channel %{{y}}<br>{label} %{{z:.4g}}<extra></extra>")
+    fig.update_yaxes(title_text=f"output channel of {layer}", col=1)
+    fig.update_layout(height=140 + min(28 * max(n, 4), 560))
+    return fig
+
+
 def spectral_density(densities: Mapping[str, tuple[np.ndarray, np.ndarray]], *, log: bool = True,
                      title: str = "Hessian eigenvalue density") -> go.Figure:
     """Smoothed spectral densities (stochastic Lanczos quadrature, `BlockCurvature.density`), one curve per name.

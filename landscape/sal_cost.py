@@ -1,0 +1,58 @@
+"""What per-channel SAL costs before it runs, relative to the layer SAL of every layer (a FLOP count, no timing).
+
+The batched layer SAL (`landscape.sal.model_sal`) runs, for each weight layer l, 2 copies of the network from l on
+(the frozen prefix is computed once); per-channel SAL of l (`landscape.sal.channel_sal`) runs 2 copies per output
+channel of the same suffix. So with F(l) the forward FLOPs of one image from l's module on, per-channel SAL of l
+costs about C_l * F(l) / sum_l' F(l') times the layer SAL of all layers, on the same images, rounds and epochs.
+The app scales the layer SAL's measured seconds by this factor for its cost line; `bench/channel_sal_cost.py`
+compares the estimate with measured times.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from landscape.errors import ShapeError
+from landscape.models import weight_layers
+
+
+def suffix_flops(model: nn.Module, x1: torch.Tensor) -> dict[str, float]:
+    """Forward FLOPs of the images `x1` from each weight layer's module on (that module's first call and after).
+
+    Counted by `torch.utils.flop_counter` on one forward in eval mode (the model's mode is restored), in the
+    order of `weight_layers(model)`.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layers = weight_layers(model)
+    owners = {name.rpartition(".")[0]: name for name in layers}
+    first: dict[str, float] = {}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        def mark(name: str) -> None:
+            first.setdefault(owners[name], float(counter.get_total_flops()))
+
+        hooks = [m.register_forward_pre_hook(lambda m, i, name=name: mark(name))
+                 for name, m in model.named_modules() if name in owners]
+        try:
+            model(x1)
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was_training)
+    total = float(counter.get_total_flops())
+    return {layer: total - first.get(layer, total) for layer in layers}
+
+
+def channel_sal_factor(model: nn.Module, x1: torch.Tensor, layer: str) -> float:
+    """Per-channel SAL of `layer` / layer SAL of every weight layer, in forward FLOPs (C_l F(l) / sum F)."""
+    flops = suffix_flops(model, x1)
+    if layer not in flops:
+        raise ShapeError(f"model has no weight layer {layer!r}; valid: {list(flops)}")
+    channels = dict(model.named_parameters())[layer].shape[0]
+    return channels * flops[layer] / max(sum(flops.values()), 1.0)
+
+
+__all__ = ["channel_sal_factor", "suffix_flops"]
