@@ -1,21 +1,30 @@
 """Concurrent stages: independent stages computed side by side in forked worker processes, results in the store.
 
-`compute_concurrently(stages, ctx, workers)` makes sure every stage of `stages` is stored. Each stage is got
-(`Stage.get`) in a process of its own, forked from this one, with one torch thread (`landscape.device.CPU_THREADS`,
-which training, crafting and SAL use anyway, so a result does not depend on the worker count) and the same store;
-the inputs a stage needs (the training run under its SAL, the poison under that run) are computed in that process,
-through the same stage code and keys as in this one. Nothing comes back but progress, completion and errors: the
-caller then loads the results from the store, as it would after computing them itself.
+`compute_concurrently(stages, ctx, workers)` makes sure every stage of `stages` is stored, with up to `workers`
+processes forked from this one, each with one torch thread (`landscape.device.CPU_THREADS`, which training,
+crafting and SAL use anyway, so no number depends on the worker count) and the same store. The work is cut into
+tasks:
 
-- **Progress.** A worker's `(stage, done, total)` reports travel over a queue to `ctx.progress` in this process
-  (one bar per stage: the CLI's tqdm bars, the app's status box).
+- a stage is got (`Stage.get`) in a worker, its inputs (the training run's poison, ...) computed there through
+  the same stage code and keys as in this process; nothing comes back but completion, the result is in the store;
+- SAL of a run's stored checkpoints (`SALStage`) is split by epochs (every epoch is measured on its own
+  checkpoint with its own seeds): its run is got first, as a task of its own, then its epoch ranges are measured
+  by whichever workers are free, their traces come back over the queue, and this process concatenates them and
+  stores the stage's entry (`Stage.put`): the same entry, bit for bit, as computing it in one piece.
+
+So the two chains of an experiment (the clean run and its SAL; crafting, the poisoned run and its SAL) run side
+by side, and the longer one's SAL is shared out instead of running alone at the end. The caller then loads every
+result from the store, as it would after computing it itself.
+
+- **Progress.** Workers' `(stage, done, total)` reports travel over a queue to `ctx.progress` here (one bar per
+  stage: the CLI's tqdm bars, the app's status box); a split stage's parts add up to one bar.
 - **Errors.** An exception in a worker is raised here, the same type with the same message (a `LandscapeError`
-  reads as if the stage had run here); a worker that dies without a word is a `StageWorkerError` naming it.
+  reads as if the stage had run here); a worker that dies without a word is a `StageWorkerError` naming its task.
 - **Cancel.** Anything raised here while waiting (Ctrl-C, Streamlit's stop or rerun raised from the progress
-  callback) terminates the workers before it propagates. A terminated worker unwinds (its temporary store
+  callback) terminates the workers before it propagates. A terminated worker unwinds (the store's temporary
   folder is removed); store writes are atomic (`landscape.store`), so no half-written entry is ever served.
-- **Signals.** Workers are forked with SIGINT and SIGTERM blocked and restore their own handlers first: they
-  must not run the handlers of their parent (the Streamlit server's, which would wait on its event loop).
+- **Signals.** Workers are forked with SIGINT and SIGTERM blocked and install their own handlers first: they
+  must not run their parent's (the Streamlit server's, which wait on an event loop the child does not have).
 
 Workers only run on the CPU and where the "fork" start method exists; otherwise (an accelerator: one device,
 and CUDA does not survive a fork) the stages are got one after the other in this process.
@@ -23,6 +32,7 @@ and CUDA does not survive a fork) the stages are got one after the other in this
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import pickle
@@ -30,18 +40,22 @@ import queue
 import signal
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from landscape.device import CPU_THREADS
 from landscape.errors import LandscapeError, SpecError
+from landscape.sal import SALTrace, SALTracker
 from landscape.stages.base import Context, Stage
+from landscape.stages.train import Replay, SALStage, run_label
 
 __all__ = ["StageWorkerError", "compute_concurrently", "default_workers", "parse_workers"]
 
-POLL = 0.1  # seconds between checks that the workers are still alive while no message arrives
+POLL = 0.1  # seconds between checks that the workers are alive while no message arrives
 GRACE = 10.0  # seconds a terminated worker has to unwind before it is killed
+PARTS_PER_WORKER = 8  # a split stage is cut into about this many epoch ranges per worker (balance vs. messages)
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -59,136 +73,235 @@ def parse_workers(value: int | str) -> int:
     """`value` as a worker count: an integer >= 1, or "auto" (`default_workers()`); anything else is a SpecError."""
     if value == "auto":
         return default_workers()
-    try:
-        workers = int(value)
-    except (TypeError, ValueError):
-        workers = 0
-    if isinstance(value, bool) or workers < 1 or str(workers) != str(value).strip():
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
         raise SpecError(f"workers = {value!r} is not valid; give an integer >= 1 (1 = one stage after the other in "
                         f"this process) or 'auto' ({default_workers()} here)")
-    return workers
+    return int(text)
 
 
-def _forkable(ctx: Context) -> bool:
-    return ctx.torch_device().type == "cpu" and "fork" in multiprocessing.get_all_start_methods()
+def compute_concurrently(stages: Sequence[Stage[Any]], ctx: Context, workers: int | str) -> None:
+    """Store every stage of `stages` with up to `workers` forked processes (see the module).
 
-
-def compute_concurrently(stages: Sequence[Stage[Any]], ctx: Context, workers: int) -> None:
-    """Store every stage of `stages`, up to `workers` of them at a time, each in a forked process (see the module).
-
-    Stages already stored are skipped. With `workers == 1`, one stage left, or no fork on this device, they are
-    got in this process, in order. The stages must not depend on each other (shared inputs are fine: the store's
-    key lock computes each once).
+    Stages already stored are skipped. With `workers == 1`, a single stage left, or no fork on this device, they
+    are got in this process, in order. The stages must not depend on each other (shared inputs are fine: the
+    store's key lock computes each once).
     """
-    workers = parse_workers(workers)
+    count = parse_workers(workers)
     todo = [s for s in dict.fromkeys(stages) if not s.exists(ctx.store)]
-    if workers == 1 or len(todo) < 2 or not _forkable(ctx):
+    forkable = ctx.torch_device().type == "cpu" and "fork" in multiprocessing.get_all_start_methods()
+    if count == 1 or len(todo) < 2 or not forkable:
         for stage in todo:
             stage.get(ctx)
         return
-    _Pool(ctx, workers).run(todo)
+    _Pool(ctx, count).run(_plan(todo, ctx, count))
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+
+
+@dataclass(eq=False)
+class _Task:
+    """One unit of work: get `stage`, or (`within` given) measure the SAL stage `stage` at the epochs `within`.
+
+    `after`: the task that must finish first (a SAL part waits for its run); `split`: the split stage a part
+    belongs to.
+    """
+
+    stage: Stage[Any]
+    within: range | None = None
+    after: _Task | None = None
+    split: _Split | None = None
+
+
+@dataclass(eq=False)
+class _Split:
+    """A SAL stage computed in parts: their traces, gathered until every part is in."""
+
+    stage: SALStage
+    parts: int
+    epochs: int  # measured epochs of the run (for one progress bar over the parts)
+    traces: dict[int, SALTrace] = field(default_factory=dict)
+    done: dict[int, int] = field(default_factory=dict)  # per part: epochs measured so far
+
+
+def _plan(stages: Sequence[Stage[Any]], ctx: Context, workers: int) -> list[_Task]:
+    """The tasks of `stages`, in the order they are handed out: each stage's first task, then the SAL parts."""
+    first: list[_Task] = []
+    parts: list[_Task] = []
+    for stage in stages:
+        if not isinstance(stage, SALStage):
+            first.append(_Task(stage))
+            continue
+        run = None if stage.run.exists(ctx.store) else _Task(stage.run)
+        epochs = stage.run.train.epochs
+        size = max(1, math.ceil(epochs / (PARTS_PER_WORKER * workers)))
+        ranges = [range(lo, min(lo + size, epochs + 1)) for lo in range(1, epochs + 1, size)]
+        tracker = SALTracker(stage.sal)
+        split = _Split(stage, len(ranges), sum(tracker.measures(e, epochs) for e in range(1, epochs + 1)))
+        first.extend([run] if run is not None else [])
+        parts.extend(_Task(stage, r, run, split) for r in ranges)
+    return first + parts
+
+
+# ------------------------------------------------------------------------------------------------ parent
 
 
 class _Pool:
-    """Forks a worker per stage (at most `workers` alive), relays their messages, and cleans up whatever happens."""
+    """Forks the workers, hands out tasks whose inputs are done, relays messages, cleans up whatever happens."""
 
     def __init__(self, ctx: Context, workers: int) -> None:
         self.ctx, self.workers = ctx, workers
         self.mp = multiprocessing.get_context("fork")
         self.messages: Any = self.mp.Queue()
-        self.running: dict[int, tuple[Stage[Any], Any]] = {}
+        self.processes: list[Any] = []
+        self.inboxes: list[Any] = []
+        self.busy: dict[int, tuple[int, _Task]] = {}  # worker -> (task id, task)
 
-    def run(self, stages: Sequence[Stage[Any]]) -> None:
-        pending = list(enumerate(stages))
+    def run(self, tasks: list[_Task]) -> None:
+        pending, finished = list(enumerate(tasks)), set()
         try:
-            while pending or self.running:
-                while pending and len(self.running) < self.workers:
-                    self._start(*pending.pop(0))
-                self._relay()
+            for w in range(min(self.workers, len(tasks))):
+                self._fork(w)
+            while pending or self.busy:
+                for w in range(len(self.processes)):
+                    ready = next((i for i, (_, t) in enumerate(pending) if t.after is None or id(t.after) in
+                                  finished), None)
+                    if w not in self.busy and ready is not None:
+                        self.busy[w] = pending.pop(ready)
+                        task = self.busy[w][1]
+                        self.inboxes[w].put((task.stage, task.within))
+                finished.update(self._next())
+            for inbox in self.inboxes:
+                inbox.put(None)
+            for process in self.processes:
+                process.join()
         finally:
             self._stop()
-            self.messages.close()
 
-    def _start(self, index: int, stage: Stage[Any]) -> None:
+    def _fork(self, w: int) -> None:
+        inbox = self.mp.SimpleQueue()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # no parent handler may run in the child
         try:
-            process = self.mp.Process(target=_work, args=(stage, self.ctx, index, self.messages, blocked),
-                                      name=f"landscape-stage-{index}", daemon=True)
+            process = self.mp.Process(target=_serve, args=(w, self.ctx, inbox, self.messages, blocked),
+                                      name=f"landscape-stage-worker-{w}", daemon=True)
             process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        self.running[index] = (stage, process)
+        self.processes.append(process)
+        self.inboxes.append(inbox)
 
-    def _relay(self) -> None:
-        """Handle the next message; when none comes within `POLL`, check that every running worker is alive."""
+    def _next(self) -> list[int]:
+        """Handle the messages that arrive within `POLL` (checking that busy workers are alive): the finished tasks."""
         try:
             message = self.messages.get(timeout=POLL)
         except queue.Empty:
-            self._check_alive()
-        else:
-            self._handle(message)
+            return self._check_alive()
+        return self._handle(message) + self._drain()
 
-    def _check_alive(self) -> None:
-        for index, (stage, process) in list(self.running.items()):
-            if process.exitcode is not None and index in self.running:
-                self._drain()  # its last messages may have arrived after the get timed out
-                if index in self.running:
-                    raise StageWorkerError(f"the worker computing {type(stage).__name__} {stage.key()[:12]} "
-                                           f"ended with exit code {process.exitcode} and no result")
+    def _check_alive(self) -> list[int]:
+        finished = self._drain()  # a worker's last messages may arrive after the get timed out
+        for w, (_, task) in self.busy.items():
+            if self.processes[w].exitcode is not None:
+                raise StageWorkerError(f"the worker computing {_describe(task)} ended with exit code "
+                                       f"{self.processes[w].exitcode} and no result")
+        return finished
 
-    def _drain(self) -> None:
+    def _drain(self) -> list[int]:
+        finished: list[int] = []
         while True:
             try:
-                self._handle(self.messages.get_nowait())
+                finished += self._handle(self.messages.get_nowait())
             except queue.Empty:
-                return
+                return finished
 
-    def _handle(self, message: tuple[Any, ...]) -> None:
-        kind, index, *rest = message
+    def _handle(self, message: tuple[Any, ...]) -> list[int]:
+        kind, w, *rest = message
+        task_id, task = self.busy[w]
         if kind == "progress":
-            self.ctx.progress(*rest)
-        elif kind == "done":
-            self.running.pop(index)[1].join()
-        else:  # "error": the pickled exception and the worker's traceback
+            self._progress(task, *rest)
+            return []
+        if kind == "error":
             error, trace = pickle.loads(rest[0]), rest[1]
-            self.running.pop(index)[1].join()
             if not isinstance(error, LandscapeError):
-                error.add_note(f"raised in the stage worker:\n{trace}")
+                error.add_note(f"raised in the stage worker computing {_describe(task)}:\n{trace}")
             raise error
+        del self.busy[w]
+        if task.split is not None:
+            self._gather(task, rest[0])
+        return [id(task)]
+
+    def _progress(self, task: _Task, name: str, done: int, total: int) -> None:
+        split = task.split
+        if split is None:
+            self.ctx.progress(name, done, total)
+            return
+        split.done[id(task)] = done
+        self.ctx.progress(name, sum(split.done.values()), split.epochs)
+
+    def _gather(self, task: _Task, trace: SALTrace) -> None:
+        """Keep a part's trace; with every part in, store the split stage's entry (its parts in epoch order)."""
+        split = task.split
+        assert split is not None and task.within is not None
+        split.traces[task.within.start] = trace
+        if len(split.traces) == split.parts:
+            whole = SALTrace.concat([split.traces[k] for k in sorted(split.traces)], split.stage.sal)
+            split.stage.put(self.ctx, ({"sal": whole.to_dict()}, {}))
+            self.ctx.progress(f"sal-{run_label(split.stage.run.poison)}", len(whole.epochs), len(whole.epochs))
 
     def _stop(self) -> None:
-        """Terminate the workers still running and wait for them (killed if they do not unwind in `GRACE`)."""
-        for _, process in self.running.values():
+        """Terminate the workers still alive and wait for them (killed if they do not unwind within `GRACE`)."""
+        for process in self.processes:
             if process.is_alive():
                 process.terminate()
-        for _, process in self.running.values():
+        for process in self.processes:
             process.join(GRACE)
             if process.is_alive():
                 process.kill()
                 process.join()
-        self.running.clear()
+        for inbox in self.inboxes:
+            inbox.close()
+        self.messages.close()
+        self.processes, self.inboxes, self.busy = [], [], {}
+
+
+def _describe(task: _Task) -> str:
+    what = f"{type(task.stage).__name__} {task.stage.key()[:12]}"
+    return what if task.within is None else f"{what} at epochs {task.within.start}-{task.within.stop - 1}"
+
+
+# ------------------------------------------------------------------------------------------------ workers
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds: `finally` blocks remove the store's temporary folder
 
 
-def _work(stage: Stage[Any], ctx: Context, index: int, messages: Any, mask: set[signal.Signals]) -> None:
-    """A worker: its own signal handlers and one torch thread, then `stage.get` reporting over `messages`."""
+def _serve(w: int, ctx: Context, inbox: Any, messages: Any, mask: Any) -> None:
+    """A worker: its own signal handlers and one torch thread, then tasks from `inbox` until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     torch.set_num_threads(CPU_THREADS)
 
     def report(name: str, done: int, total: int) -> None:
-        messages.put(("progress", index, name, done, total))
+        messages.put(("progress", w, name, done, total))
 
-    try:
-        stage.get(Context(ctx.store, ctx.device, report))
-    except Exception as err:  # noqa: BLE001 - every failure is sent to the parent, which raises it
-        messages.put(("error", index, _portable(err), traceback.format_exc()))
-    else:
-        messages.put(("done", index))
+    here = Context(ctx.store, ctx.device, report)
+    replays: dict[Stage[Any], Replay] = {}  # a split stage's run, loaded once per worker
+    while (task := inbox.get()) is not None:
+        stage, within = task
+        try:
+            if within is None:
+                stage.get(here)
+                result = None
+            else:
+                replay = replays.get(stage) or replays.setdefault(stage, Replay.of(stage.run, here))
+                result = stage.measure(replay, here, within)
+        except Exception as err:  # noqa: BLE001 - every failure is sent to the parent, which raises it
+            messages.put(("error", w, _portable(err), traceback.format_exc()))
+            break
+        messages.put(("done", w, result))
     messages.close()
     messages.join_thread()  # every message is in the pipe before the process ends
 
