@@ -211,3 +211,47 @@ def test_workers_never_run_the_parents_signal_handlers(store):
     assert not multiprocessing.active_children()
     assert not list(marks.iterdir()) and not ran_in
     assert_intact(store)
+
+
+# ------------------------------------------------------------------------------------------------ the app
+
+
+def test_the_app_stops_a_live_run_midway_without_a_partial_entry_and_a_rerun_completes(monkeypatch, tmp_path):
+    """#17 acceptance 3: a live experiment in the app (its chains in workers) is stopped midway, as Streamlit stops
+    a script (a stop request, raised as StopException from the next st call: here the progress bar's); the
+    store then holds only intact entries, no UD, no worker is left, and clicking again completes the run with the
+    numbers of a one-worker run of the same spec."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    from landscape.app import engine, widgets
+    from landscape.app.state import AppSpec
+    from tests.test_app import open_page, stored_ud, tiny
+
+    sidebar = {"model": "mlp", "method": "ops", "epochs": 3}
+    draw, seen = widgets.StatusProgress.__call__, []
+
+    def stop_at_sal(self: widgets.StatusProgress, stage: str, done: int, total: int) -> None:
+        seen.append((stage, done))
+        if stage.startswith("sal-") and done >= 1:
+            get_script_run_ctx().script_requests.request_stop()  # what the app's Stop (or a rerun) does
+        draw(self, stage, done, total)
+
+    monkeypatch.setattr(widgets.StatusProgress, "__call__", stop_at_sal)
+    at = tiny(open_page("pages/overview.py"), **sidebar)
+    at.button(key="overview_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(s.startswith("sal-") for s, _ in seen) and not any(s == "ud" for s, _ in seen), "stopped midway"
+    assert not multiprocessing.active_children(), "the workers are stopped"
+    user = Store(os.environ["UE_LANDSCAPE_STORE"])
+    assert_intact(user)
+    assert user.keys("train") and not user.keys("ud"), "the runs were stored, UD was not"
+
+    monkeypatch.setattr(widgets.StatusProgress, "__call__", draw)
+    at.button(key="overview_run").click().run()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert_intact(user)
+    ud = next(m for m in at.metric if m.label == "UD (ops)")
+    assert ud.value == stored_ud(**sidebar)
+    one = run_experiment(engine.experiment_spec(AppSpec(**sidebar)), store=Store(tmp_path / "one"), workers=1)
+    assert_same_numbers(one, engine.experiment(AppSpec(**sidebar)))
