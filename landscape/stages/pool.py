@@ -48,7 +48,7 @@ import torch
 from landscape.device import CPU_THREADS
 from landscape.errors import LandscapeError, SpecError
 from landscape.sal import SALTrace, SALTracker
-from landscape.stages.base import Context, Stage
+from landscape.stages.base import Context, Stage, get_splits
 from landscape.stages.train import Replay, SALStage, run_label
 
 __all__ = ["StageWorkerError", "compute_concurrently", "default_workers", "parse_workers"]
@@ -94,7 +94,19 @@ def compute_concurrently(stages: Sequence[Stage[Any]], ctx: Context, workers: in
         for stage in todo:
             stage.get(ctx)
         return
+    _warm(todo)
     _Pool(ctx, count).run(_plan(todo, ctx, count))
+
+
+def _warm(stages: Sequence[Stage[Any]]) -> None:
+    """Load here, once, what every worker would load for itself, so the fork shares it: the data, the optimizer code.
+
+    (torch.optim imports torch._dynamo, with sympy, on the first optimizer: ~1 s of CPU per process.)
+    """
+    import torch._dynamo  # noqa: F401
+
+    for stage in stages:
+        get_splits(stage.data)
 
 
 # ------------------------------------------------------------------------------------------------ tasks
