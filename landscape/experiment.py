@@ -38,7 +38,7 @@ from landscape.stages.ud import UDStage
 from landscape.store import Store
 from landscape.surface_results import SurfaceSet
 from landscape.train import TrainResult
-from landscape.ud import UDReport
+from landscape.ud import UDReport, import_dependencies
 
 __all__ = ["ExperimentResult", "get_curvature", "get_layer_slices", "get_poisoned_train", "get_splits", "get_surface",
            "get_training", "run_experiment"]
@@ -172,7 +172,7 @@ def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device |
     ud = UDStage.of(spec)  # resolves every name and option first: a bad one fails before the clean run trains
     if parse_workers(workers) > 1:
         chains = [ud.sal(ud.spec.poison), ud.sal(PoisonSpec())]  # the longer chain (crafting first) starts first
-        compute_concurrently(chains, Context(store, device, progress), workers)
+        compute_concurrently(chains, Context(store, device, progress), workers, meanwhile=import_dependencies)
     clean = run(PoisonSpec())
     poisoned = clean if spec.poison.is_clean else run(spec.poison)
     report = ud.get(Context(store, device, progress))

@@ -39,7 +39,7 @@ import pickle
 import queue
 import signal
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,12 +80,14 @@ def parse_workers(value: int | str) -> int:
     return int(text)
 
 
-def compute_concurrently(stages: Sequence[Stage[Any]], ctx: Context, workers: int | str) -> None:
+def compute_concurrently(stages: Sequence[Stage[Any]], ctx: Context, workers: int | str,
+                         meanwhile: Callable[[], None] | None = None) -> None:
     """Store every stage of `stages` with up to `workers` forked processes (see the module).
 
     Stages already stored are skipped. With `workers == 1`, a single stage left, or no fork on this device, they
     are got in this process, in order. The stages must not depend on each other (shared inputs are fine: the
-    store's key lock computes each once).
+    store's key lock computes each once). `meanwhile` is called here once the workers have their first tasks (the
+    caller's own preparation, e.g. imports, overlapping theirs); it is not called when nothing is forked.
     """
     count = parse_workers(workers)
     todo = [s for s in dict.fromkeys(stages) if not s.exists(ctx.store)]
@@ -95,7 +97,7 @@ def compute_concurrently(stages: Sequence[Stage[Any]], ctx: Context, workers: in
             stage.get(ctx)
         return
     _warm(todo)
-    _Pool(ctx, count).run(_plan(todo, ctx, count))
+    _Pool(ctx, count).run(_plan(todo, ctx, count), meanwhile)
 
 
 def _warm(stages: Sequence[Stage[Any]]) -> None:
@@ -170,26 +172,32 @@ class _Pool:
         self.inboxes: list[Any] = []
         self.busy: dict[int, tuple[int, _Task]] = {}  # worker -> (task id, task)
 
-    def run(self, tasks: list[_Task]) -> None:
+    def run(self, tasks: list[_Task], meanwhile: Callable[[], None] | None = None) -> None:
         pending, finished = list(enumerate(tasks)), set()
         try:
             for w in range(min(self.workers, len(tasks))):
                 self._fork(w)
+            self._assign(pending, finished)
+            if meanwhile is not None:
+                meanwhile()
             while pending or self.busy:
-                for w in range(len(self.processes)):
-                    ready = next((i for i, (_, t) in enumerate(pending) if t.after is None or id(t.after) in
-                                  finished), None)
-                    if w not in self.busy and ready is not None:
-                        self.busy[w] = pending.pop(ready)
-                        task = self.busy[w][1]
-                        self.inboxes[w].put((task.stage, task.within))
                 finished.update(self._next())
+                self._assign(pending, finished)
             for inbox in self.inboxes:
                 inbox.put(None)
             for process in self.processes:
                 process.join()
         finally:
             self._stop()
+
+    def _assign(self, pending: list[tuple[int, _Task]], finished: set[int]) -> None:
+        """Hand each idle worker the first pending task whose input is done."""
+        for w in range(len(self.processes)):
+            ready = next((i for i, (_, t) in enumerate(pending) if t.after is None or id(t.after) in finished), None)
+            if w not in self.busy and ready is not None:
+                self.busy[w] = pending.pop(ready)
+                task = self.busy[w][1]
+                self.inboxes[w].put((task.stage, task.within))
 
     def _fork(self, w: int) -> None:
         inbox = self.mp.SimpleQueue()
