@@ -31,13 +31,14 @@ from landscape.sal import SALTrace
 from landscape.stages.base import Context, StageProgress, get_splits, no_progress
 from landscape.stages.curvature import CurvatureStage
 from landscape.stages.poison import poisoned_train
+from landscape.stages.pool import compute_concurrently, parse_workers
 from landscape.stages.surface import LayerSliceStage, SurfaceStage
 from landscape.stages.train import TrainStage, sal_from_checkpoints, sal_stage
 from landscape.stages.ud import UDStage
 from landscape.store import Store
 from landscape.surface_results import SurfaceSet
 from landscape.train import TrainResult
-from landscape.ud import UDReport
+from landscape.ud import UDReport, import_dependencies
 
 __all__ = ["ExperimentResult", "get_curvature", "get_layer_slices", "get_poisoned_train", "get_splits", "get_surface",
            "get_training", "run_experiment"]
@@ -153,18 +154,25 @@ class ExperimentResult:
 
 
 def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device | str = "cpu",
-                   progress: StageProgress = no_progress) -> ExperimentResult:
+                   progress: StageProgress = no_progress, workers: int = 1) -> ExperimentResult:
     """Data -> (craft the UE) -> train clean and poisoned with SAL every epoch -> UD, every stage cached.
 
     Progress stages: "craft" (if the poison is not cached), "train-clean", "train-<method>" (one step per
     epoch), "sal-clean", "sal-<method>" (one step per measured epoch; inside the training stages when the
     runs do not keep every epoch's weights), "ud".
+
+    With `workers` > 1 the two independent chains, the clean run with its SAL and (crafting the poison, then)
+    the poisoned run with its SAL, are computed side by side in worker processes on the CPU
+    (`landscape.stages.pool`), then loaded here; the numbers are those of `workers=1`, bit for bit (tested).
     """
     def run(poison: PoisonSpec) -> TrainResult:
         return get_training(spec.data, spec.model, spec.train, poison, store=store, device=device,
                             progress=progress, sal=spec.sal, defense=spec.defense)
 
     ud = UDStage.of(spec)  # resolves every name and option first: a bad one fails before the clean run trains
+    if parse_workers(workers) > 1:
+        chains = [ud.sal(ud.spec.poison), ud.sal(PoisonSpec())]  # the longer chain (crafting first) starts first
+        compute_concurrently(chains, Context(store, device, progress), workers, meanwhile=import_dependencies)
     clean = run(PoisonSpec())
     poisoned = clean if spec.poison.is_clean else run(spec.poison)
     report = ud.get(Context(store, device, progress))

@@ -209,6 +209,16 @@ class SALTrace:
         return cls(tuple(layers), np.asarray(epochs, dtype=np.int64), **arrays,
                    seconds=np.asarray(seconds, dtype=np.float64), spec=spec)
 
+    @classmethod
+    def concat(cls, traces: Sequence[SALTrace], spec: SALSpec) -> SALTrace:
+        """The traces of consecutive epoch ranges of one run as one trace (exactly what one tracker would give)."""
+        measured = [t for t in traces if len(t.epochs)]
+        if not measured:
+            return cls.from_rows([], [], [], [], spec)
+        return cls(measured[0].layers, np.concatenate([t.epochs for t in measured]),
+                   *(np.concatenate([getattr(t, name) for t in measured]) for name in ARRAY_FIELDS),
+                   np.concatenate([t.seconds for t in measured]), spec)
+
 
 # ----------------------------------------------------------------------------------------------------------
 # The batched engine: stacked copies of one layer's weight through `landscape.copies`

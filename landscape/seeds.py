@@ -58,9 +58,13 @@ def seed_specs(spec: ExperimentSpec, n: int) -> list[ExperimentSpec]:
 
 
 def run_seeds(spec: ExperimentSpec, n: int, *, store: Store, device: torch.device | str = "cpu",
-              progress: StageProgress = no_progress) -> list[ExperimentResult]:
-    """`run_experiment` at each of the `n` seeds of `seed_specs(spec, n)`, in seed order (each cached on its own)."""
-    return [run_experiment(s, store=store, device=device, progress=progress) for s in seed_specs(spec, n)]
+              progress: StageProgress = no_progress, workers: int = 1) -> list[ExperimentResult]:
+    """`run_experiment` at each of the `n` seeds of `seed_specs(spec, n)`, in seed order (each cached on its own).
+
+    `workers`: as in `run_experiment` (the chains of one seed side by side; the numbers do not depend on it).
+    """
+    return [run_experiment(s, store=store, device=device, progress=progress, workers=workers)
+            for s in seed_specs(spec, n)]
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:

@@ -198,7 +198,8 @@ for flag, value, needle in [("--sal-eps", "0", "eps"), ("--sal-rounds", "0", "ro
     case(f"run/sal{flag}={value}", ["run", *FAST, "--method", "random", flag, value], needle)
 
 for flags, needle in [(["--seeds", "0"], "seeds"), (["--seeds", "-2"], "seeds"), (["--seeds", "1000"], "seeds"),
-                      (["--seed", str(2**63 - 1), "--seeds", "2"], "seed")]:
+                      (["--seed", str(2**63 - 1), "--seeds", "2"], "seed"), (["--workers", "0"], "workers = '0'"),
+                      (["--workers", "two"], "workers = 'two'"), (["--workers", "-1"], "workers")]:
     case(f"run{''.join(flags)}"[:40], ["run", *FAST, "--method", "random", *flags], needle)
 
 # curvature

@@ -314,10 +314,16 @@ def experiment_spec(spec: AppSpec) -> ExperimentSpec:
 
 
 def experiment(spec: AppSpec, progress: Progress | None = None) -> Any:
-    """Clean and poisoned training of `spec` with SAL at every epoch, and UD: the engine's `ExperimentResult`."""
-    from landscape.experiment import run_experiment
+    """Clean and poisoned training of `spec` with SAL at every epoch, and UD: the engine's `ExperimentResult`.
 
-    return run_experiment(experiment_spec(spec), store=store(), device=device(), **_progress(progress))
+    The two chains (clean; crafting, then poisoned) run side by side in worker processes, as `run` does by
+    default (`landscape.stages.pool`); a rerun or stop of the page terminates them, leaving no partial entry.
+    """
+    from landscape.experiment import run_experiment
+    from landscape.stages.pool import default_workers
+
+    return run_experiment(experiment_spec(spec), store=store(), device=device(), workers=default_workers(),
+                          **_progress(progress))
 
 
 

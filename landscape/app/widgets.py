@@ -90,20 +90,37 @@ def json_download(obj: Any, name: str, *, key: str | None = None) -> None:
                        icon=":material/download:")
 
 
+def eta(first: tuple[float, int], now: float, done: int, total: int) -> float | None:
+    """Seconds left at the rate since the stage's `first` report (time, done), or None before it has a rate."""
+    if done >= total:
+        return 0.0
+    (t0, d0) = first
+    return None if done <= d0 or now <= t0 else (now - t0) / (done - d0) * (total - done)
+
+
 class StatusProgress:
-    """A `(stage, done, total)` callback drawing one progress bar per stage inside an `st.status` box."""
+    """A `(stage, done, total)` callback drawing one progress bar per stage inside an `st.status` box.
+
+    Each bar shows its steps, the seconds since the run started and its stage's ETA (`eta`: the stage's rate
+    since its first report; stages of concurrent chains, `landscape.stages.pool`, have bars and ETAs of their own).
+    """
 
     def __init__(self, box: Any) -> None:
         self.box = box
         self.bars: dict[str, Any] = {}
+        self.first: dict[str, tuple[float, int]] = {}
         self.started = time.perf_counter()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
         bar = self.bars.get(stage)
         if bar is None:
             bar = self.bars[stage] = self.box.progress(0.0, text=stage)
+            self.first[stage] = (now, done)
         fraction = min(max(done / total, 0.0), 1.0) if total else 1.0
-        bar.progress(fraction, text=f"{stage}: {done}/{total}  ({time.perf_counter() - self.started:.0f} s)")
+        left = eta(self.first[stage], now, done, total)
+        bar.progress(fraction, text=f"{stage}: {done}/{total}  ({now - self.started:.0f} s"
+                                    f"{'' if left is None else f', ETA {left:.0f} s'})")
 
 
 def run_with_progress(label: str, work: Callable[[Progress], T]) -> T | None:

@@ -11,6 +11,7 @@ from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
 from landscape.experiment import ExperimentResult
 from landscape.seeds import run_seeds, seed_summary, spread_over_seeds
+from landscape.stages.pool import default_workers, parse_workers
 
 # --sal-* flag -> SALSpec field (None = keep the preset's value)
 SAL_FLAGS = ("eps", "rounds", "lr", "batch_size", "engine", "eval_size", "baseline", "every", "seed")
@@ -44,6 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=1,
                    help="run this many seeds (--seed, --seed + 1, ...; crafting and SAL seeds shifted alike) and "
                         "report UD, β, #LP and the threshold-free measures as mean ± std over them (default 1)")
+    p.add_argument("--workers", default="auto",
+                   help="processes computing the two independent chains side by side (the clean run with its SAL; "
+                        "crafting, then the poisoned run with its SAL), one torch thread each, on the CPU: 'auto' "
+                        f"(default: 2, or 1 on a one-CPU machine; {default_workers()} here) or N; 1 = one after the "
+                        "other in this process. The numbers are the same bit for bit whatever the count")
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:
@@ -104,8 +110,9 @@ def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
 def run(a: argparse.Namespace) -> int:
     data, model, train = experiment_specs(a)
     spec = ExperimentSpec(data=data, model=model, train=train, poison=poison_spec(a), sal=sal_spec(a))
+    workers = parse_workers(a.workers)
     with working(a) as (store, device, progress):
-        results = run_seeds(spec, a.seeds, store=store, device=device, progress=progress)
+        results = run_seeds(spec, a.seeds, store=store, device=device, progress=progress, workers=workers)
     result, seeds = results[0], seed_summary(results)
     if a.json:
         print_json({**result.summary(), "device": str(device), "spec": spec.to_dict(),

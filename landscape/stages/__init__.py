@@ -12,5 +12,8 @@ Stages, in the order data flows through them (each reads its inputs from the sta
 - `crosstask.TaskRunStage`: one task model of the cross-task probe;
 - `bench.BenchCell`: one summary row of the UD benchmark.
 
+`pool.compute_concurrently` computes independent stages side by side in worker processes (an experiment's clean
+and poisoned chains), through these same stages and keys.
+
 This package imports nothing itself, so importing one stage never imports the others.
 """

@@ -199,6 +199,14 @@ class Stage(ABC, Generic[R]):
         return ctx.store.get_or_compute(self.folder, self.key(), lambda: self.compute(ctx), spec=self.record(),
                                         decode=self.decode)
 
+    def put(self, ctx: Context, computed: Computed) -> R:
+        """Store `computed` as this stage's entry (computed elsewhere: in parts, by `landscape.stages.pool`).
+
+        An entry already stored is kept and returned, as `get` would.
+        """
+        return ctx.store.get_or_compute(self.folder, self.key(), lambda: computed, spec=self.record(),
+                                        decode=self.decode)
+
 
 class OnRun(Stage[R]):
     """A stage computed from another stage's result, `run` (a training run, imported weights): the run's data."""

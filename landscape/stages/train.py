@@ -160,15 +160,23 @@ class SALStage(OnRun[SALTrace]):
         return {**self.run.record(), "sal": self.sal.to_dict()}
 
     def compute(self, ctx: Context) -> Computed:
-        r, stage = self.run, f"sal-{run_label(self.run.poison)}"
-        replay, tracker = Replay.of(r, ctx), SALTracker(self.sal)
+        return {"sal": self.measure(Replay.of(self.run, ctx), ctx).to_dict()}, {}
+
+    def measure(self, replay: Replay, ctx: Context, within: range | None = None) -> SALTrace:
+        """SAL at the run's measured epochs (those `within`, if given: a part of the stage, `landscape.stages.pool`).
+
+        Every epoch is measured on its own checkpoint with its own seeds, so the parts of a split stage,
+        concatenated (`SALTrace.concat`), are the whole stage's trace bit for bit.
+        """
+        r, stage, tracker = self.run, f"sal-{run_label(self.run.poison)}", SALTracker(self.sal)
         h, epochs = replay.run.history, replay.measured_epochs(self.sal, r.train.epochs)
+        epochs = [e for e in epochs if within is None or e in within]
         with reproducible_threads(replay.device):
             for i, epoch in enumerate(epochs):
                 tracker(EpochState(epoch, replay.at(epoch), replay.x, replay.y, *replay.running(epoch),
                                    float(h["test_loss"][epoch - 1]), float(h["test_acc"][epoch - 1]), r.train))
                 ctx.progress(stage, i + 1, len(epochs))
-        return {"sal": tracker.trace().to_dict()}, {}
+        return tracker.trace()
 
     def decode(self, entry: Entry) -> SALTrace:
         return SALTrace.from_dict(entry.meta["sal"])
