@@ -26,17 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from landscape.config import (
-    CurvatureSpec,
-    DataSpec,
-    ExperimentSpec,
-    LayerSliceSpec,
-    ModelSpec,
-    PoisonSpec,
-    SALSpec,
-    SurfaceSpec,
-    TrainSpec,
-)
+from landscape import config
+from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
 from landscape.paths import user_path
 from landscape.store import ENTRY_FILES, Store
 
@@ -55,7 +46,7 @@ DEMO_TRAIN = TrainSpec(epochs=10)
 DEMO_POISON = PoisonSpec(method="em")
 DEMO_SAL = SALSpec.preset("fast")
 DEMO_RESOLUTION = 21  # the Landscape page's default grid
-DEMO_CURVATURE = CurvatureSpec()  # the Curvature page's settings (the engine's defaults, every epoch)
+DEMO_CURVATURE = config.CurvatureSpec()  # the Curvature page's settings (the engine's defaults, every epoch)
 SURFACE_KINDS = ("pca", "random", "interp")
 
 
@@ -104,7 +95,7 @@ def requests() -> list[Stage[Any]]:
     surfaces = [SurfaceStage.of(*runs, DEMO_POISON, SurfaceSpec(kind=kind, dims=dims, resolution=DEMO_RESOLUTION))
                 for kind in SURFACE_KINDS for dims in (2, 1)]
     curvature = [CurvatureStage.of(*runs, poison, DEMO_CURVATURE) for poison in (PoisonSpec(), DEMO_POISON)]
-    slices = [LayerSliceStage.of(*runs, DEMO_POISON, LayerSliceSpec(layers=(layer,), epoch=DEMO_TRAIN.epochs))
+    slices = [LayerSliceStage.of(*runs, DEMO_POISON, config.LayerSliceSpec(layers=(layer,), epoch=DEMO_TRAIN.epochs))
               for layer in demo_layers()]
     return [UDStage.of(experiment()), *surfaces, *curvature, *slices, *run_stages(cross_task()).values()]
 

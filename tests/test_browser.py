@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,39 +132,45 @@ def stored_ud(store: Path, method: str, *, epochs: int) -> str:
     return ud_value(report)
 
 
-def test_every_page_in_chromium_and_a_tiny_live_ud(tmp_path):
+@contextlib.contextmanager
+def chromium_page(store: Path, log_name: str) -> Iterator[tuple[str, Any]]:
+    """A Streamlit server on `store` and a Chromium page (1400x1000) driven by Playwright: yields (URL, page)."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with streamlit_server(tmp_path / "store", ARTIFACTS / "streamlit.log") as url, sync_playwright() as pw:
+    with streamlit_server(store, ARTIFACTS / log_name) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for p in PAGES:
-                page.goto(f"{url}/{p.url_path}")
-                wait_idle(page)
-                # a fresh session opens every page on the shipped demo, nothing to compute
-                page.wait_for_selector(".stPlotlyChart", timeout=PAGE_TIMEOUT_MS)
-                assert page.get_by_text("shipped demo snapshot").count() > 0, p.title
-                assert_no_exception(page, p.title)
-                page.screenshot(path=str(ARTIFACTS / f"page-{p.url_path or 'overview'}.png"), full_page=True)
-            # A tiny computation through the UI, in one session: digits, a model-free poison, 2 epochs.
-            page.goto(f"{url}/ud")
-            wait_idle(page)
-            set_selectbox(page, "_w_model", "mlp")  # 3 weight layers: SAL in seconds on a CPU
-            set_selectbox(page, "_w_method", "ops")
-            set_number(page, "_w_epochs", 2)
-            page.locator(".st-key-ud_run button").click()
-            page.wait_for_selector('[data-testid="stMetric"]:has-text("UD")', timeout=COMPUTE_TIMEOUT_MS)
-            wait_idle(page, COMPUTE_TIMEOUT_MS)
-            assert_no_exception(page, "ud (live)")
-            value = page.locator('[data-testid="stMetric"]:has-text("UD") [data-testid="stMetricValue"]').first
-            assert value.inner_text().strip() == stored_ud(tmp_path / "store", "ops", epochs=2)
-            page.screenshot(path=str(ARTIFACTS / "page-ud-live.png"), full_page=True)
-            # the live result is now served on the other pages of the same session
-            page.locator('[data-testid="stSidebarNav"] a[href$="/sal"]').click()
-            wait_idle(page)
-            assert_no_exception(page, "sal (after the live run)")
+            yield url, browser.new_page(viewport={"width": 1400, "height": 1000})
         finally:
             browser.close()
+
+
+def test_every_page_in_chromium_and_a_tiny_live_ud(tmp_path):
+    with chromium_page(tmp_path / "store", "streamlit.log") as (url, page):
+        for p in PAGES:
+            page.goto(f"{url}/{p.url_path}")
+            wait_idle(page)
+            # a fresh session opens every page on the shipped demo, nothing to compute
+            page.wait_for_selector(".stPlotlyChart", timeout=PAGE_TIMEOUT_MS)
+            assert page.get_by_text("shipped demo snapshot").count() > 0, p.title
+            assert_no_exception(page, p.title)
+            page.screenshot(path=str(ARTIFACTS / f"page-{p.url_path or 'overview'}.png"), full_page=True)
+        # A tiny computation through the UI, in one session: digits, a model-free poison, 2 epochs.
+        page.goto(f"{url}/ud")
+        wait_idle(page)
+        set_selectbox(page, "_w_model", "mlp")  # 3 weight layers: SAL in seconds on a CPU
+        set_selectbox(page, "_w_method", "ops")
+        set_number(page, "_w_epochs", 2)
+        page.locator(".st-key-ud_run button").click()
+        page.wait_for_selector('[data-testid="stMetric"]:has-text("UD")', timeout=COMPUTE_TIMEOUT_MS)
+        wait_idle(page, COMPUTE_TIMEOUT_MS)
+        assert_no_exception(page, "ud (live)")
+        value = page.locator('[data-testid="stMetric"]:has-text("UD") [data-testid="stMetricValue"]').first
+        assert value.inner_text().strip() == stored_ud(tmp_path / "store", "ops", epochs=2)
+        page.screenshot(path=str(ARTIFACTS / "page-ud-live.png"), full_page=True)
+        # the live result is now served on the other pages of the same session
+        page.locator('[data-testid="stSidebarNav"] a[href$="/sal"]').click()
+        wait_idle(page)
+        assert_no_exception(page, "sal (after the live run)")

@@ -13,12 +13,9 @@ import pytest
 
 from tests.test_browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PAGE_TIMEOUT_MS,
-    _require_chromium,
     assert_no_exception,
-    streamlit_server,
+    chromium_page,
     wait_idle,
 )
 
@@ -84,24 +81,15 @@ def open_slice(page, layer: str, epoch: int) -> list[str]:
 
 
 def test_clicking_a_sal_cell_opens_that_layers_slice_clean_beside_poisoned(tmp_path):
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with streamlit_server(tmp_path / "store", ARTIFACTS / "streamlit-cells.log") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/sal")
-            wait_idle(page)
-            page.wait_for_selector(f".stPlotlyChart:has-text('{HEATMAP}')", timeout=PAGE_TIMEOUT_MS)
-            assert_no_exception(page, "sal")
-            # the pickers open on the first layer at the last epoch: each click moves them elsewhere
-            for run, layer, epoch in (("em", "5.weight", 10), ("clean", "12.weight", 3)):
-                click_cell(page, run, layer, epoch)
-                names = open_slice(page, layer, epoch)
-                assert sorted(set(names)) == ["clean", "em"], names  # clean beside poisoned
-                page.get_by_role("heading", name=f"Inside {layer}: SAL per output channel").wait_for()
-                page.screenshot(path=str(ARTIFACTS / f"sal-cell-{layer}-epoch{epoch}.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page(tmp_path / "store", "streamlit-cells.log") as (url, page):
+        page.goto(f"{url}/sal")
+        wait_idle(page)
+        page.wait_for_selector(f".stPlotlyChart:has-text('{HEATMAP}')", timeout=PAGE_TIMEOUT_MS)
+        assert_no_exception(page, "sal")
+        # the pickers open on the first layer at the last epoch: each click moves them elsewhere
+        for run, layer, epoch in (("em", "5.weight", 10), ("clean", "12.weight", 3)):
+            click_cell(page, run, layer, epoch)
+            names = open_slice(page, layer, epoch)
+            assert sorted(set(names)) == ["clean", "em"], names  # clean beside poisoned
+            page.get_by_role("heading", name=f"Inside {layer}: SAL per output channel").wait_for()
+            page.screenshot(path=str(ARTIFACTS / f"sal-cell-{layer}-epoch{epoch}.png"), full_page=True)
