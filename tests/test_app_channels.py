@@ -46,8 +46,8 @@ def heatmap_z(fig: go.Figure) -> list[np.ndarray]:
 
 
 def test_sal_page_draws_the_selected_layers_channels_clean_beside_poisoned():
+    from landscape.app import engine
     from landscape.app.views.channels import channel_stages
-    from landscape.demo import snapshot_store
 
     at = sal_page()
     at.selectbox(key="_w_sal_cell_layer").set_value("12.weight").run()
@@ -58,7 +58,7 @@ def test_sal_page_draws_the_selected_layers_channels_clean_beside_poisoned():
     at.button(key="sal_channels_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     fig = charts(at)[title]
-    store = snapshot_store()
+    store = engine.store()  # the user's store over the demo snapshot, as the page reads it
     traces = {run: stage.load(store) for run, stage in channel_stages(SPEC, "12.weight").items()}
     assert list(traces) == ["clean", "em"] and all(t is not None for t in traces.values())  # the page stored both
     for z, trace in zip(heatmap_z(fig), traces.values(), strict=True):  # clean beside poisoned, log10 by default
