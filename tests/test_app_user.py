@@ -40,6 +40,8 @@ def test_a_user_model_and_an_uploaded_npz_reach_a_ud_value(monkeypatch):
     no_exception(at)
     dataset = at.selectbox(key="_w_dataset").value
     assert dataset.startswith("npz:"), f"the upload is selected: {dataset}"
+    options = at.selectbox(key="_w_dataset").options
+    assert options.count("npz: patches.npz (yours)") == 1, f"offered once, under its own name: {options}"
     at.selectbox(key="_w_model").set_value(MODEL).run()
     at.selectbox(key="_w_method").set_value("random").run()
     at.number_input(key="_w_epochs").set_value(2).run()

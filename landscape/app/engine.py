@@ -55,7 +55,8 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of the snapshot's files: a changed file is checked again."""
     if not folder.is_dir():
         return ()
-    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(folder.glob("*/*/*")))
+    stats = ((str(f), f.stat()) for f in sorted(folder.glob("*/*/*")))
+    return tuple((name, s.st_size, s.st_mtime_ns) for name, s in stats)
 
 
 def problems() -> list[Problem]:
@@ -68,13 +69,12 @@ def problems() -> list[Problem]:
 
     fix = f"set {ENV_VAR} to a folder you can write (it is created if missing) and restart the app"
     try:
-        root = default_root()
-        Store(root).check_readable()
+        store = Store(default_root()).check_readable()
     except PathError as err:
         return [Problem(f"The store cannot be used: {err}. To fix it, {fix}.", fatal=True)]
     found = []
     try:
-        Store(root).check_writable()
+        store.check_writable()
     except PathError as err:
         found.append(Problem(f"Results cannot be saved: {err}. The shipped demo and stored results are shown; "
                              f"to compute, {fix}.", fatal=False))

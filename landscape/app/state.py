@@ -106,27 +106,31 @@ def show_problems() -> None:
             st.stop()
 
 
-def _upload(sb: Any) -> str | None:
-    """The uploader of a `.npz` data set: the uploaded set's name (``npz:PATH`` in the store), once per upload."""
+def _upload(sb: Any) -> dict[str, str]:
+    """The uploader of a `.npz` data set: the session's uploads, data set name (``npz:PATH``) -> the file's name.
+
+    A new upload is checked and kept in the store once, then selected; a refused one is explained and the page
+    goes on with the other data sets.
+    """
     from landscape import userconfig
 
     file = sb.file_uploader(f"Your data set (.npz, up to {userconfig.MAX_UPLOAD_BYTES >> 20} MiB)", type=["npz"],
                             key="upload_npz", help="arrays x, y (and x_test, y_test); read without pickle, kept "
                             "in the store by content")
-    if file is None:
-        return None
-    kept: dict[str, str] = st.session_state.setdefault("_uploads", {})
-    if file.file_id not in kept:
-        with guard(stop=False):  # a refused upload is explained; the page goes on with the other data sets
-            kept[file.file_id] = userconfig.keep_upload(file.getvalue(), engine.store(), name=file.name).text()
-            st.session_state["dataset"] = kept[file.file_id]  # a new upload is selected
-    return kept.get(file.file_id)
+    uploads: dict[str, str] = st.session_state.setdefault("_uploads", {})
+    kept: set[str] = st.session_state.setdefault("_upload_ids", set())  # file ids already kept (hashed once)
+    if file is not None and file.file_id not in kept:
+        with guard(stop=False):
+            name = userconfig.keep_upload(file.getvalue(), engine.store(), name=file.name).text()
+            uploads[name], st.session_state["dataset"] = file.name, name
+            kept.add(file.file_id)
+    return uploads
 
 
-def _label(name: str) -> str:
-    """A data set's name as the sidebar shows it: user data by kind and file name, the full path in the store."""
+def _label(name: str, uploads: dict[str, str]) -> str:
+    """A data set's name as the sidebar shows it: user data by kind and file name (an upload by its own name)."""
     kind, sep, path = name.partition(":")
-    return f"{kind}: {Path(path.split('?', 1)[0]).name} (yours)" if sep else name
+    return f"{kind}: {uploads.get(name) or Path(path.split('?', 1)[0]).name} (yours)" if sep else name
 
 
 def sidebar() -> AppSpec:
@@ -148,13 +152,14 @@ def sidebar() -> AppSpec:
         mine = userconfig.user_config()
         datasets = datasets + [spec.text() for spec in mine.data]
         models = models + list(mine.models)
-    uploaded = _upload(sb)
-    datasets += [n for n in (uploaded, *st.session_state.get("_uploads", {}).values()) if n and n not in datasets]
+    uploads = _upload(sb)
+    datasets += [n for n in uploads if n not in datasets]
+    labels = {n: _label(n, uploads) for n in datasets}
 
     def pick(widget: Any, label: str, *args: Any, key: str, default: Any, **kwargs: Any) -> Any:
         return widget(label, *args, key=_persisted(key, default), on_change=_keep, args=(key,), **kwargs)
 
-    dataset = pick(sb.selectbox, "Data set", datasets, key="dataset", default=d.dataset, format_func=_label,
+    dataset = pick(sb.selectbox, "Data set", datasets, key="dataset", default=d.dataset, format_func=labels.get,
                    help="digits ships with scikit-learn, mnist-5k with the [mnist] extra; MNIST, Fashion-MNIST and "
                    f"CIFAR need their files; your own: {userconfig.DATA_VAR}, {userconfig.CONFIG_VAR} or an upload")
     data_root = n_train = None

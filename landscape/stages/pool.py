@@ -316,8 +316,9 @@ def _serve(w: int, ctx: Context, inbox: Any, messages: Any, mask: Any) -> None:
                 stage.get(here)
                 result = None
             else:
-                replay = replays.get(stage) or replays.setdefault(stage, Replay.of(stage.run, here))
-                result = stage.measure(replay, here, within)
+                if stage not in replays:
+                    replays[stage] = Replay.of(stage.run, here)
+                result = stage.measure(replays[stage], here, within)
         except Exception as err:  # noqa: BLE001 - every failure is sent to the parent, which raises it
             messages.put(("error", w, _portable(err), traceback.format_exc()))
             break
