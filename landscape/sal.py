@@ -389,10 +389,23 @@ def _sal_set(x: torch.Tensor, y: torch.Tensor, spec: SALSpec) -> tuple[torch.Ten
     return xs, ys
 
 
+Kept = dict[tuple[int, str], Copies]
+
+
+def _copies(model: nn.Module, name: str, kept: Kept | None) -> Copies:
+    """`Copies(model, [name])`, from `kept` if it holds one for this very network (the entry keeps it alive)."""
+    if kept is None:
+        return Copies(model, [name])
+    if (id(model), name) not in kept:
+        kept[id(model), name] = Copies(model, [name])
+    return kept[id(model), name]
+
+
 def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec, *,
               train_spec: TrainSpec | None = None, running: tuple[float, float] | None = None,
               layers: Sequence[str] | None = None, epoch: int = 0,
-              progress: LayerProgress | None = None, loss: SampleLoss | None = None) -> list[LayerSAL]:
+              progress: LayerProgress | None = None, loss: SampleLoss | None = None,
+              kept: Kept | None = None) -> list[LayerSAL]:
     """SAL of each weight layer of `model` on its training data `x` (N, C, H, W), `y` (N,).
 
     Args:
@@ -407,6 +420,8 @@ def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
         progress: called as `progress(layers_done, layers_total)`.
         loss: the per-sample loss and score (default: cross-entropy and accuracy; `y` then holds labels). With
             another objective (e.g. a `landscape.tasks.Task`), `y` holds its targets.
+        kept: the batched engine's per-layer `Copies` of `model`, kept by the caller across calls on the same
+            network (its graphs follow the weights: every epoch of one run); None builds them for this call.
 
     Returns:
         One `LayerSAL` per layer, in the order of `layers`.
@@ -425,7 +440,7 @@ def model_sal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: SALSpec,
         if spec.engine == "batched":
             xs, ys = _sal_set(x, y, spec)
             for i, name in enumerate(names):
-                copies = Copies(model, [name])
+                copies = _copies(model, name, kept)
                 gen = torch.Generator().manual_seed(_seed(spec.seed, epoch, i))
                 out.append(_batched_layer(copies, name, params[name].detach(), copies.prefix(xs), ys, spec,
                                           batch_size, base, gen, loss or CROSS_ENTROPY))
@@ -515,8 +530,10 @@ class SALTracker:
             and another objective the accuracy variant is NaN (the trainer's running metric is not a score).
     """
 
-    def __init__(self, spec: SALSpec, *, progress: LayerProgress | None = None, loss: SampleLoss | None = None) -> None:
+    def __init__(self, spec: SALSpec, *, progress: LayerProgress | None = None, loss: SampleLoss | None = None,
+                 kept: Kept | None = None) -> None:
         self.spec, self.progress, self.loss = spec, progress, loss
+        self.kept: Kept = {} if kept is None else kept  # the network's split graphs, built once per layer
         self.layers: list[str] | None = None
         self.epochs: list[int] = []
         self.rows: list[list[LayerSAL]] = []
@@ -534,7 +551,8 @@ class SALTracker:
         started = time.perf_counter()
         row = model_sal(state.model, state.x_train, state.y_train, self.spec, train_spec=state.spec,
                         running=(state.train_loss, state.train_acc if self.loss is None else float("nan")),
-                        layers=self.layers, epoch=state.epoch, progress=self.progress, loss=self.loss)
+                        layers=self.layers, epoch=state.epoch, progress=self.progress, loss=self.loss,
+                        kept=self.kept)
         self.seconds.append(time.perf_counter() - started)
         self.epochs.append(state.epoch)
         self.rows.append(row)
@@ -544,4 +562,4 @@ class SALTracker:
         return SALTrace.from_rows(self.layers or [], self.epochs, self.rows, self.seconds, self.spec)
 
 
-__all__ = ["LayerSAL", "SALTrace", "SALTracker", "channel_sal", "eval_subset", "model_sal", "project_to_ball"]
+__all__ = ["Kept", "LayerSAL", "SALTrace", "SALTracker", "channel_sal", "eval_subset", "model_sal", "project_to_ball"]

@@ -10,7 +10,7 @@ bit for bit (tested).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,7 +20,7 @@ from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSp
 from landscape.data import ImageSet
 from landscape.defenses import BatchTransform, prepare_defense
 from landscape.device import reproducible_threads
-from landscape.sal import SALTrace, SALTracker
+from landscape.sal import Kept, SALTrace, SALTracker
 from landscape.stages.base import (
     Computed,
     Context,
@@ -109,6 +109,7 @@ class Replay:
         run: the stored run (history and checkpoints).
         x, y: the run's own training images (N, C, H, W) (poisoned, then the defense's preprocessing) and labels (N,).
         net: a model of the run's architecture; `at(epoch)` loads that epoch's checkpoint into it.
+        kept: SAL's split graphs of `net` (`landscape.sal.model_sal`), shared by every epoch measured on it.
     """
 
     run: TrainResult
@@ -116,6 +117,7 @@ class Replay:
     y: torch.Tensor
     net: nn.Module
     device: torch.device
+    kept: Kept = field(default_factory=dict)
 
     @classmethod
     def of(cls, stage: TrainStage, ctx: Context) -> Replay:
@@ -168,7 +170,7 @@ class SALStage(OnRun[SALTrace]):
         Every epoch is measured on its own checkpoint with its own seeds, so the parts of a split stage,
         concatenated (`SALTrace.concat`), are the whole stage's trace bit for bit.
         """
-        r, stage, tracker = self.run, f"sal-{run_label(self.run.poison)}", SALTracker(self.sal)
+        r, stage, tracker = self.run, f"sal-{run_label(self.run.poison)}", SALTracker(self.sal, kept=replay.kept)
         h, epochs = replay.run.history, replay.measured_epochs(self.sal, r.train.epochs)
         epochs = [e for e in epochs if within is None or e in within]
         with reproducible_threads(replay.device):
