@@ -63,6 +63,46 @@ def timed(engine: ModuleType, model: torch.nn.Module, x: torch.Tensor, y: torch.
     return np.array([r.sal for r in out]), time.perf_counter() - wall, time.process_time() - cpu
 
 
+def flop_ceiling(net: torch.nn.Module, x1: torch.Tensor, copies: int = 2) -> dict[str, float]:
+    """The most any engine that skips the frozen prefix can gain over one that runs it, counted in FLOPs.
+
+    Per weight layer l (forward order), P_l = multiply-adds of the weight layers before l, S_l = those from l on,
+    per image (hooks on one image `x1` (1, C, H, W)). The old engine runs, per SGD step of layer l, the prefix
+    once (vmap leaves it unbatched: it does not depend on the copies) and the suffix for each of the `copies`
+    stacked copies, forward and backward (~3x forward); the new engine the suffix only. So the ceilings:
+    SGD steps sum(P + 3 G S) / sum(3 G S), evaluation passes sum(P + G S) / sum(G S), and for a baseline
+    that ran the whole network forward and backward for every copy, sum(3 G (P + S)) / sum(3 G S).
+    """
+    macs: dict[str, int] = {}
+
+    def hook(name: str) -> Any:
+        def count(module: torch.nn.Module, inputs: Any, out: torch.Tensor) -> None:
+            if isinstance(module, torch.nn.Conv2d):
+                k = module.kernel_size[0] * module.kernel_size[1]
+                macs[name] = out.numel() * module.in_channels // module.groups * k
+            else:
+                macs[name] = out.numel() * module.in_features
+
+        return count
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in net.named_modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    try:
+        with torch.no_grad():
+            net.eval()(x1)
+    finally:
+        for h in handles:
+            h.remove()
+    total, done, prefix, suffix = sum(macs.values()), 0, [], []
+    for value in macs.values():  # execution order
+        prefix.append(done)
+        suffix.append(total - done)
+        done += value
+    g, ps, ss = copies, sum(prefix), sum(suffix)
+    return {"sgd_steps": (ps + 3 * g * ss) / (3 * g * ss), "evaluation": (ps + g * ss) / (g * ss),
+            "whole_network": (ps + ss) / ss}
+
+
 def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
@@ -118,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "max_rel_diff_float32": max(r["rel_diff_float32"] for r in rows),
                "max_rel_diff_float64": max((r["rel_diff_float64"] for r in rows if "rel_diff_float64" in r),
                                            default=None),
-               "machine": machine_description()}
+               "flop_ceiling": flop_ceiling(net, x[:1]), "machine": machine_description()}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as fh:
@@ -126,7 +166,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fh.write(json.dumps(row) + "\n")
     print(f"SUMMARY sal_engine {a.model}: x{summary['ratio_wall']:.2f} wall (x{summary['ratio_cpu']:.2f} CPU; old "
           f"{secs['old']['wall']:.0f}s, new {secs['new']['wall']:.0f}s), max rel |dSAL| float64 "
-          f"{summary['max_rel_diff_float64']}, float32 {summary['max_rel_diff_float32']:.1e}")
+          f"{summary['max_rel_diff_float64']}, float32 {summary['max_rel_diff_float32']:.1e}; FLOP ceiling of "
+          f"skipping the prefix: SGD steps x{summary['flop_ceiling']['sgd_steps']:.2f}, evaluation "
+          f"x{summary['flop_ceiling']['evaluation']:.2f}, whole network per copy "
+          f"x{summary['flop_ceiling']['whole_network']:.2f}")
     return summary
 
 
