@@ -2,9 +2,10 @@
 
 For one model (`--model`, e.g. `cnn` or `resnet18s`), a clean and a poisoned digits run (trained or loaded from
 the store, no SAL), and each chosen epoch's checkpoint, measures SAL with the paper preset (seed 0), the paper
-preset with seeds 1 and 2 (its noise floor, and a held-out copy of it) and the fast default (plus any `--candidate` settings), one after the
-other on the same state and running baseline. Long studies run in resumable chunks: each call measures the
-epochs of `--at` for the runs of `--runs` and APPENDS one JSON line per (run, epoch) to `--out`;
+preset with seeds 1 and 2 (its noise floor, and a held-out copy of it) and the fast default (plus any
+`--candidate` settings), one after the other on the same state and running baseline. Long studies run in
+resumable chunks: each call measures the epochs of `--at` for the runs of `--runs` and APPENDS one JSON line
+per (run, epoch) to `--out`;
 `--summarize` then reads every row of that model/method/training length and reports:
 
 - per run and epoch: the floor (Spearman of the paper preset's per-layer SAL, seed 0 vs seed 1) and each fast
