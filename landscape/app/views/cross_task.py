@@ -36,9 +36,9 @@ def stored(ct: CrossTaskSpec) -> CrossTaskResult | None:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def table(ct: CrossTaskSpec, root: str) -> list[dict[str, Any]]:
-    """`CrossTaskResult.table()` of the stored probe `ct` in the store at `root`."""
-    return _stored(ct, root).table()
+def table(ct: CrossTaskSpec, root: str, _result: CrossTaskResult) -> list[dict[str, Any]]:
+    """`_result.table()` (the probe's result, stored or just computed; not hashed), once per probe and store."""
+    return _result.table()
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
