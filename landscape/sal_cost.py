@@ -10,6 +10,8 @@ compares the estimate with measured times.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -17,33 +19,52 @@ from landscape.errors import ShapeError
 from landscape.models import weight_layers
 
 
+def _flops(module: nn.Module, out: torch.Tensor) -> float:
+    """Multiply-add FLOPs (2 per multiply-add) of one call of a weight layer that returned `out`.
+
+    As `torch.utils.flop_counter` counts them (`nn.Linear`: 2 x in_features per output value; `nn.Conv2d`: 2 x
+    in_channels / groups x kernel area per output value; biases not counted), without its 1-2 s first call.
+    """
+    if isinstance(module, nn.Conv2d):
+        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+    else:
+        per_output = module.in_features
+    return 2.0 * out.numel() * per_output
+
+
 def suffix_flops(model: nn.Module, x1: torch.Tensor) -> dict[str, float]:
     """Forward FLOPs of the images `x1` from each weight layer's module on (that module's first call and after).
 
-    Counted by `torch.utils.flop_counter` on one forward in eval mode (the model's mode is restored), in the
-    order of `weight_layers(model)`.
+    Counted on one forward in eval mode (the model's mode is restored), in the order of `weight_layers(model)`:
+    the FLOPs of the weight layers (`nn.Conv2d`, `nn.Linear`, `landscape.models.is_weight_layer`), where nearly all
+    of a network's FLOPs are; what runs outside them (activations, norms, a functional matmul) is not counted.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     layers = weight_layers(model)
     owners = {name.rpartition(".")[0]: name for name in layers}
     first: dict[str, float] = {}
+    total = [0.0]
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        def mark(name: str) -> None:
-            first.setdefault(owners[name], float(counter.get_total_flops()))
 
-        hooks = [m.register_forward_pre_hook(lambda m, i, name=name: mark(name))
-                 for name, m in model.named_modules() if name in owners]
-        try:
+    def mark(name: str) -> None:  # a pre-hook's return value would replace the module's input
+        first.setdefault(name, total[0])
+
+    def count(module: nn.Module, out: torch.Tensor) -> None:
+        total[0] += _flops(module, out)
+
+    hooks = []
+    for name, m in model.named_modules():
+        if name in owners:
+            hooks.append(m.register_forward_pre_hook(lambda m, i, name=name: mark(name)))
+            hooks.append(m.register_forward_hook(lambda m, i, out: count(m, out)))
+    try:
+        with torch.no_grad():
             model(x1)
-        finally:
-            for h in hooks:
-                h.remove()
-            model.train(was_training)
-    total = float(counter.get_total_flops())
-    return {layer: total - first.get(layer, total) for layer in layers}
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return {layer: total[0] - first.get(layer.rpartition(".")[0], total[0]) for layer in layers}
 
 
 def channel_sal_factor(model: nn.Module, x1: torch.Tensor, layer: str) -> float:

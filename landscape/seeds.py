@@ -244,11 +244,10 @@ def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
         here = study_spread(spec, rows, loose=loose)
         if here is not None and here.n > 1:
             return f"{head} On this setting{how} the regime study (bench/regime.py) measured UD {here.text()}. {tail}"
-    stds = []
-    for setting in {_setting(r["spec"]) for r in rows}:
-        spread = Spread(tuple(r.get("ud") for r in rows if _setting(r["spec"]) == setting))
-        if spread.n > 1:
-            stds.append(spread.std)
+    by_setting: dict[str, list[float | None]] = {}
+    for r in rows:  # each row's setting once: thousands of rows
+        by_setting.setdefault(_setting(r["spec"]), []).append(r.get("ud"))
+    stds = [spread.std for spread in (Spread(tuple(v)) for v in by_setting.values()) if spread.n > 1]
     if stds:
         return (f"{head} The regime study did not run this setting; over its {len(stds)} settings the seed-to-seed "
                 f"standard deviation of UD was {min(stds):.2f} to {max(stds):.2f} (median "

@@ -4,6 +4,7 @@ import streamlit as st
 
 from landscape import figures, multitask
 from landscape.app import cost, engine, state, widgets
+from landscape.app.views import cross_task as view
 from landscape.stages import crosstask
 
 st.title("Cross-task")
@@ -25,7 +26,7 @@ with widgets.guard():
     ct = multitask.CrossTaskSpec.for_methods(methods, seed=spec.seed, data=spec.data(),
                                              train=multitask.DEFAULT_TRAIN.replace(epochs=epochs),
                                              sal=multitask.DEFAULT_SAL if with_sal else None)
-    result = crosstask.load_cross_task(ct, engine.store())
+    result = view.stored(ct)
     if result is None:
         todo = crosstask.missing_runs(ct, engine.store())
         st.info(f"{len(todo)} of {len(ct.tasks) * len(ct.conditions)} task models still to train: about "
@@ -36,22 +37,24 @@ with widgets.guard():
 if result is None:
     st.stop()
 
-st.caption(f"Source: {engine.origin(next(iter(crosstask.run_stages(result.spec).values())))}.")
-rows = result.table()
+ct, root = result.spec, str(engine.store().root)  # the spec of what is shown
+st.caption(f"Source: {view.source(ct, root)}.")
+rows = view.table(ct, root, result)
 widgets.show_table(widgets.frame(rows).drop(columns=["higher_is_better", "diverged"]), "cross-task-table")
 st.caption("drop = (clean − poisoned) / clean for accuracy, mIoU and PSNR; (poisoned − clean) / clean for MSE: "
            "> 0 means the poisoned-trained model is worse. UD: β from each task's own clean model. SAL ratio (ours): "
            "mean poisoned SAL / mean clean SAL.")
-widgets.show_figure(figures.cross_task_drops(rows), "cross-task-drops")
-widgets.show_figure(figures.task_curves(result.curves(), result.metric_names()), "cross-task-curves")
-if result.spec.sal is not None:
-    task = st.selectbox("SAL of task", result.spec.tasks, key="ct_task")
-    traces = {c: result.run(task, c).sal for c in result.spec.conditions}
-    widgets.show_figure(figures.sal_heatmaps({c: t.sal for c, t in traces.items()}, traces["clean"].layers,
-                                        traces["clean"].epochs, title=f"SAL of the {task} models (loss of {task})"),
-                   f"cross-task-sal-{task}")
+widgets.show_figure(widgets.figure(("ct-drops", ct), lambda: figures.cross_task_drops(rows)), "cross-task-drops")
+curves = widgets.figure(("ct-curves", ct), lambda: figures.task_curves(result.curves(), result.metric_names()))
+widgets.show_figure(curves, "cross-task-curves")
+if ct.sal is not None:
+    task = st.selectbox("SAL of task", ct.tasks, key="ct_task")
+    traces = {c: result.run(task, c).sal for c in ct.conditions}
+    widgets.show_figure(widgets.figure(("ct-sal", ct, task), lambda: figures.sal_heatmaps(
+        {c: t.sal for c, t in traces.items()}, traces["clean"].layers, traces["clean"].epochs,
+        title=f"SAL of the {task} models (loss of {task})")), f"cross-task-sal-{task}")
     scope = st.radio("Layers in the SAL vectors", ["all", "encoder"], horizontal=True, key="ct_scope",
                      format_func={"all": "all 6 (by depth)", "encoder": "the 4 shared-architecture conv layers"}.get)
     layers = None if scope == "all" else multitask.ENCODER_LAYERS
-    widgets.show_figure(figures.task_similarity(result.similarities(layers=layers), result.spec.tasks),
-                   f"cross-task-similarity-{scope}")
+    widgets.show_figure(widgets.figure(("ct-similarity", ct, scope), lambda: figures.task_similarity(
+        result.similarities(layers=layers), ct.tasks)), f"cross-task-similarity-{scope}")

@@ -30,5 +30,6 @@ if not engine.experiment_ready(spec):
 with widgets.guard():
     result = study.live_study(spec)
 st.caption(f"Source: {result.label}. Every page shows this run.")
-widgets.show_figure(figures.training_curves(result.histories), "overview-training-curves")
+widgets.show_figure(widgets.figure(("overview-training", spec), lambda: figures.training_curves(result.histories)),
+                    "overview-training-curves")
 study.run_metrics(result.histories, result.ud)

@@ -29,8 +29,8 @@ state.remember("budget", f"{spec.dataset}:{spec.method}", view["budget"])
 budgets = {k.rpartition(":")[2]: v for k, v in state.remembered("budget").items() if k.startswith(f"{spec.dataset}:")}
 
 st.subheader(f"{spec.method}: {view['n_changed']} of {view['n_train']} training images changed")
-widgets.show_figure(figures.image_grid(view["clean"], view["poisoned"], view["labels"], view["class_names"]),
-                    f"poison-images-{spec.method}")
+widgets.show_figure(widgets.figure(("poison-images", spec), lambda: figures.image_grid(
+    view["clean"], view["poisoned"], view["labels"], view["class_names"])), f"poison-images-{spec.method}")
 st.subheader("Budget figures")
 st.caption("Measured by the engine on the poisoned images when it crafted them (stored with the poison): L∞ and L2 "
            "on the [0, 1] pixel scale, L0 = changed pixel positions per image, PSNR in dB (higher = less visible). "

@@ -27,11 +27,11 @@ values = {r: (t.sal if variant == "loss" else t.acc_variant) for r, t in runs.it
 report = study.ud[method]
 clean = runs["clean"]
 
-heatmaps = figures.sal_heatmaps(values, clean.layers, clean.epochs, log=log and variant == "loss",
-                                title=f"{variant} SAL per layer and epoch (one colour scale)")
-event = widgets.show_figure(figures.selectable_cells(heatmaps, values, clean.layers, clean.epochs,
-                                                     label=f"{variant} SAL"),
-                            f"sal-heatmaps-{method}-{variant}", select=True)
+cells = widgets.figure(("sal-cells", spec, variant, log), lambda: figures.selectable_cells(figures.sal_heatmaps(
+    values, clean.layers, clean.epochs, log=log and variant == "loss",
+    title=f"{variant} SAL per layer and epoch (one colour scale)"), values, clean.layers, clean.epochs,
+    label=f"{variant} SAL"))
+event = widgets.show_figure(cells, f"sal-heatmaps-{method}-{variant}", select=True)
 st.caption("Pick a layer and an epoch (a cell of the heatmap) to open that layer's 1D slice at that epoch, clean "
            "beside poisoned, with its SAL, λ_max and trace.")
 cell = curvature.choose_cell(study, method, event)
@@ -41,11 +41,12 @@ channels.channel_view(spec, study, cell.layer, variant=variant, log=log and vari
 st.divider()
 left, right = st.columns(2)
 with left:
-    widgets.show_figure(figures.sal_distributions({r: runs[r].sal for r in runs}, report.beta, log=log),
-                        f"sal-distribution-{method}")
+    widgets.show_figure(widgets.figure(("sal-distribution", spec, log), lambda: figures.sal_distributions(
+        {r: runs[r].sal for r in runs}, report.beta, log=log)), f"sal-distribution-{method}")
 with right:
-    widgets.show_figure(figures.learnable_layers({"clean": report.flags_clean, method: report.flags_poisoned},
-                                                 clean.layers, clean.epochs), f"learnable-layers-{method}")
+    widgets.show_figure(widgets.figure(("learnable-layers", spec), lambda: figures.learnable_layers(
+        {"clean": report.flags_clean, method: report.flags_poisoned}, clean.layers, clean.epochs)),
+        f"learnable-layers-{method}")
 st.metric("β (learnable threshold, from the clean run)", f"{report.beta:.4g}")
 views.digits_caveat(study, method)
 widgets.show_table(study.sal_table(), f"sal-{method}")

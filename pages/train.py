@@ -22,6 +22,6 @@ with widgets.guard():
     histories = {run: engine.training_history(spec, run) for run in runs}
     st.caption(f"Source: {engine.origin(engine.train_stage(spec, spec.method))}.")
 
-widgets.show_figure(figures.training_curves(histories), "training")
+widgets.show_figure(widgets.figure(("training", spec), lambda: figures.training_curves(histories)), "training")
 train.accuracy_metrics(histories)
 widgets.show_table(train.history_table(histories), "history")

@@ -23,10 +23,9 @@ cols[2].metric(f"#LP {method}", f"{r.lp_poisoned:.2f}")
 cols[3].metric("β", f"{r.beta:.4g}")
 if r.message:
     st.warning(r.message)
-widgets.show_figure(figures.ud_counts({"clean": (r.epochs_clean, r.counts_clean),
-                                       method: (r.epochs_poisoned, r.counts_poisoned)},
-                                      n_layers=r.flags_clean.shape[1], lp={"clean": r.lp_clean, method: r.lp_poisoned}),
-                    f"ud-counts-{method}")
+widgets.show_figure(widgets.figure(("ud-counts", spec), lambda: figures.ud_counts(
+    {"clean": (r.epochs_clean, r.counts_clean), method: (r.epochs_poisoned, r.counts_poisoned)},
+    n_layers=r.flags_clean.shape[1], lp={"clean": r.lp_clean, method: r.lp_poisoned})), f"ud-counts-{method}")
 views.digits_caveat(study, method)
 seeds.seed_spread(spec, method, r.ud if r.ud_defined else None)
 st.subheader("Threshold-free views (ours, not the paper's)")

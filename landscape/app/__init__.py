@@ -8,7 +8,8 @@ Map (data flows one way: sidebar spec -> engine calls through the stage layer ->
   layered on the shipped demo snapshot (`landscape.demo`): the demo and a live run are the same calls.
 - `cost`: the cost lines shown before a compute button (priced only for what is not stored).
 - `widgets`: engine errors as `st.error`, downloadable figures and tables, progress bars.
-- `views/`: what a page draws per kind of result (`poison`, `train`, `surfaces`, `study` for SAL and UD, `bench`);
+- `views/`: what a page draws per kind of result (`poison`, `train`, `surfaces`, `study` for SAL and UD, `bench`,
+  `cross_task`, ...);
   tables are methods of the engine's result objects (`SALTrace.table`, `UDReport.layer_table`,
   `SurfaceSet.grid_table`, ...), testable without Streamlit.
 

@@ -39,6 +39,22 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "figure"
 
 
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _built(key: tuple[Any, ...], _build: Callable[[], go.Figure]) -> go.Figure:
+    return _build()
+
+
+def figure(key: tuple[Any, ...], build: Callable[[], go.Figure]) -> go.Figure:
+    """`build()`, once per `key` in the app's process (a plotly figure takes 0.05-0.5 s to build).
+
+    So a page switch or rerun draws the same figure without building it again.
+
+    `key` must name everything the figure shows (the sidebar's `AppSpec`, the page's options, the figure's name);
+    the figure is shared, so nothing may change it after `build` returns.
+    """
+    return _built(key, build)
+
+
 def show_figure(fig: go.Figure, name: str, *, key: str | None = None, select: bool = False) -> Any:
     """Render a figure with a download button for a self-contained HTML file (built only on click).
 
@@ -72,19 +88,21 @@ def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
 
 
 def show_table(rows: Rows | pd.DataFrame, name: str, *, key: str | None = None) -> None:
-    """Render a table (rows of a result object's `table()`, or a DataFrame) with CSV and JSON downloads."""
+    """Render a table (rows of a result object's `table()`, or a DataFrame) with CSV and JSON downloads (on click)."""
     df, key = frame(rows), key or slug(name)
     st.dataframe(df, hide_index=True, key=f"tbl-{key}")
     left, right = st.columns(2)
-    left.download_button("Download CSV", data=table_bytes(df, "csv"), file_name=f"{slug(name)}.csv",
+    left.download_button("Download CSV", data=lambda: table_bytes(df, "csv"), file_name=f"{slug(name)}.csv",
                          mime="text/csv", key=f"csv-{key}", on_click="ignore", icon=":material/download:")
-    right.download_button("Download JSON", data=table_bytes(df, "json"), file_name=f"{slug(name)}.json",
+    right.download_button("Download JSON", data=lambda: table_bytes(df, "json"), file_name=f"{slug(name)}.json",
                           mime="application/json", key=f"json-{key}", on_click="ignore", icon=":material/download:")
 
 
 def json_download(obj: Any, name: str, *, key: str | None = None) -> None:
-    """A JSON download of a plain object (numpy arrays become lists)."""
-    text = json.dumps(obj, indent=1, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))
+    """A JSON download of a plain object (numpy arrays become lists), written only on click."""
+    def text() -> str:
+        return json.dumps(obj, indent=1, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))
+
     st.download_button(f"Download {name} (JSON)", data=text, file_name=f"{slug(name)}.json",
                        mime="application/json", key=f"json-{key or slug(name)}", on_click="ignore",
                        icon=":material/download:")

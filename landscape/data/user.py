@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError
@@ -60,6 +59,8 @@ def split_indices(y: np.ndarray, names: tuple[str, ...], source: str, split_seed
     if counts.min() < 2:
         raise DataError(f"{source}: class {names[int(counts.argmin())]!r} has {int(counts.min())} image(s); a "
                         f"stratified test split needs at least 2 per class (or give a test split)")
+    from sklearn.model_selection import train_test_split  # on use: the app's sidebar imports this module
+
     try:
         train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, stratify=y,
                                                random_state=split_seed)

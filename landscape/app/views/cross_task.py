@@ -1,0 +1,47 @@
+"""What the Cross-task page reads of a stored probe, once per probe and store: the result and its table.
+
+Reading the probe's 16 task runs and computing its table (UD of every task: KMeans per epoch) takes about a
+second; a page switch or a widget change reruns the page, so both are kept (a stored result never changes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from landscape.app import engine
+from landscape.multitask import CrossTaskResult, CrossTaskSpec
+from landscape.stages import crosstask
+
+
+class _NotStored(Exception):
+    """Internal: the probe is not (all) stored; nothing is cached then."""
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _stored(ct: CrossTaskSpec, root: str) -> CrossTaskResult:
+    result = crosstask.load_cross_task(ct, engine.store())
+    if result is None:
+        raise _NotStored
+    return result
+
+
+def stored(ct: CrossTaskSpec) -> CrossTaskResult | None:
+    """The stored result of the probe `ct` (the shipped demo or the user's store), or None if a run is missing."""
+    try:
+        return _stored(ct, str(engine.store().root))
+    except _NotStored:
+        return None
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def table(ct: CrossTaskSpec, root: str, _result: CrossTaskResult) -> list[dict[str, Any]]:
+    """`_result.table()` (the probe's result, stored or just computed; not hashed), once per probe and store."""
+    return _result.table()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def source(ct: CrossTaskSpec, root: str) -> str:
+    """Where the stored probe comes from, for the caption."""
+    return engine.origin(next(iter(crosstask.run_stages(ct).values())))
