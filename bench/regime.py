@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, TrainSpec
-from landscape.device import limited_threads
+from landscape.device import cpu_model, limited_threads
 from landscape.experiment import ExperimentResult, run_experiment
 from landscape.files import atomic_write
 from landscape.multitask import DEFAULT_TRAIN
@@ -66,6 +66,7 @@ METHODS = ("em", "ops", "lsp", "tap", "random")
 CONTROL = "random"
 SEEDS = (0, 1, 2)
 UD_FIELDS = ("ud", "ud_defined", "beta", "lp_clean", "lp_poisoned", "w1_overall", "mean_ratio_overall")
+EARLY_CPU = "an earlier session's machine (not recorded per cell; its report named an AMD EPYC)"
 MINORITY_SHARE = 0.8  # "accounts for it": carries 80 % of the positive per-layer drop
 
 
@@ -102,8 +103,6 @@ BLOCKS = (
 )
 # Measured not to fit this session's CPU budget (one slot of a 2-core machine shared by 8 people, ~60-70 min):
 LEFT_OUT = ("mnist-5k/cnn (both recipes)", "mnist-5k/resnet18s (both recipes)",
-            "digits/resnet18s runs last: on the SAL engine of this session's main its SAL costs ~200 s per run and "
-            "baseline (measured: 389 s for a clean + random pair, 20 epochs, SAL every 2nd), ~2 h for the block",
             "other epoch counts and budgets (each block runs one epoch count, every method at its default budget)",
             "the paper SAL preset (the fast default only, checked against it in bench/sal_speed.py)")
 
@@ -158,7 +157,7 @@ def run_cell(block: Block, method: str, seed: int, store: Store) -> dict[str, An
             "clean_acc": s["clean_test_acc"], "poisoned_acc": s["poisoned_test_acc"],
             "poisoned_train_acc": s["poisoned_train_acc"], "diverged": s["diverged"],
             "layers": s["layers"], "baselines": per_baseline, "wall_s": time.perf_counter() - started,
-            "load_start": load, "load_end": os.getloadavg()[0], "commit": _git_commit()}
+            "load_start": load, "load_end": os.getloadavg()[0], "commit": _git_commit(), "cpu": cpu_model()}
 
 
 def read_cells(path: Path = RESULTS) -> list[dict[str, Any]]:
@@ -366,6 +365,10 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
     blocks = list(dict.fromkeys(f"{c['block']} ({c['epochs']} epochs)" for c in cells))
     loads = [c["load_start"] for c in cells]
     commits = sorted({c["commit"] for c in cells})
+    # the cells of earlier sessions did not record their CPU (their report was written on an AMD EPYC)
+    cpus = [c.get("cpu", EARLY_CPU) for c in cells]
+    machines = "; ".join(f"{n} cells on {cpu}" for cpu, n in sorted(
+        ((cpu, cpus.count(cpu)) for cpu in set(cpus)), key=lambda kv: -kv[1]))
     flat = []  # one row per (cell, baseline): what `landscape.seeds` reads
     for c in cells:
         for baseline in BASELINES:
@@ -380,8 +383,10 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
         f"{', '.join(str(s) for s in sorted({c['seed'] for c in cells}))}, "
         f"wall time {wall:.0f} s = {wall / 60:.1f} min of one CPU slot)", "",
         "- **command**: `python bench/regime.py run` in chunks of <= 10 min, then `python bench/regime.py report`",
-        f"- **machine**: {machine_description()}; 1 torch thread per cell; shared 2-core machine, load average "
-        f"{min(loads):.1f} to {max(loads):.1f} at the cells' starts (timings are not comparable between cells)",
+        f"- **machines**: {machines} (2 logical cores each; float rounding differs between them, so a cell rerun "
+        f"on another CPU may not reproduce bit for bit); report written on {machine_description()}; 1 torch thread "
+        f"per cell; shared machines, load average {min(loads):.1f} to {max(loads):.1f} at the cells' starts "
+        f"(timings are not comparable between cells)",
         f"- **numerics**: {numeric_environment_line()}",
         f"- **code**: commit(s) {', '.join(commits)}",
         "- **recipes**: sgd = `TrainSpec()` (SGD lr 0.05, momentum 0.9, wd 5e-4, batch 64); adam = the cross-task "
