@@ -36,6 +36,7 @@ from landscape.bench import machine_description
 from landscape.config import DataSpec, ModelSpec, SALSpec, TrainSpec
 from landscape.experiment import get_splits, get_training
 from landscape.models import build_model
+from landscape.sal_cost import suffix_flops
 from landscape.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -66,39 +67,16 @@ def timed(engine: ModuleType, model: torch.nn.Module, x: torch.Tensor, y: torch.
 def flop_ceiling(net: torch.nn.Module, x1: torch.Tensor, copies: int = 2) -> dict[str, float]:
     """The most any engine that skips the frozen prefix can gain over one that runs it, counted in FLOPs.
 
-    Per weight layer l (forward order), P_l = multiply-adds of the weight layers before l, S_l = those from l on,
-    per image (hooks on one image `x1` (1, C, H, W)). The old engine runs, per SGD step of layer l, the prefix
-    once (vmap leaves it unbatched: it does not depend on the copies) and the suffix for each of the `copies`
-    stacked copies, forward and backward (~3x forward); the new engine the suffix only. So the ceilings:
+    Per weight layer l, S_l = the forward FLOPs of one image `x1` (1, C, H, W) from l on
+    (`landscape.sal_cost.suffix_flops`) and P_l = the FLOPs before l. The old engine runs, per SGD step of layer l,
+    the prefix once (vmap leaves it unbatched: it does not depend on the copies) and the suffix for each of the
+    `copies` stacked copies, forward and backward (~3x forward); the new engine the suffix only. So the ceilings:
     SGD steps sum(P + 3 G S) / sum(3 G S), evaluation passes sum(P + G S) / sum(G S), and for a baseline
     that ran the whole network forward and backward for every copy, sum(3 G (P + S)) / sum(3 G S).
     """
-    macs: dict[str, int] = {}
-
-    def hook(name: str) -> Any:
-        def count(module: torch.nn.Module, inputs: Any, out: torch.Tensor) -> None:
-            if isinstance(module, torch.nn.Conv2d):
-                k = module.kernel_size[0] * module.kernel_size[1]
-                macs[name] = out.numel() * module.in_channels // module.groups * k
-            else:
-                macs[name] = out.numel() * module.in_features
-
-        return count
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in net.named_modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    try:
-        with torch.no_grad():
-            net.eval()(x1)
-    finally:
-        for h in handles:
-            h.remove()
-    total, done, prefix, suffix = sum(macs.values()), 0, [], []
-    for value in macs.values():  # execution order
-        prefix.append(done)
-        suffix.append(total - done)
-        done += value
-    g, ps, ss = copies, sum(prefix), sum(suffix)
+    suffix = list(suffix_flops(net, x1).values())
+    total = max(suffix)  # the first layer's suffix is the whole network
+    g, ps, ss = copies, sum(total - s for s in suffix), sum(suffix)
     return {"sgd_steps": (ps + 3 * g * ss) / (3 * g * ss), "evaluation": (ps + g * ss) / (g * ss),
             "whole_network": (ps + ss) / ss}
 
