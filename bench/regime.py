@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -367,8 +368,7 @@ def write_report(cells: list[dict], out: Path = ASSETS) -> dict[str, Path]:
     commits = sorted({c["commit"] for c in cells})
     # the cells of earlier sessions did not record their CPU (their report was written on an AMD EPYC)
     cpus = [c.get("cpu", EARLY_CPU) for c in cells]
-    machines = "; ".join(f"{n} cells on {cpu}" for cpu, n in sorted(
-        ((cpu, cpus.count(cpu)) for cpu in set(cpus)), key=lambda kv: -kv[1]))
+    machines = "; ".join(f"{n} cells on {cpu}" for cpu, n in Counter(cpus).most_common())
     flat = []  # one row per (cell, baseline): what `landscape.seeds` reads
     for c in cells:
         for baseline in BASELINES:
