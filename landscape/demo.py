@@ -12,7 +12,8 @@ shows what is intact).
 
 Add an entry: append the stage of your request to `requests()` (its inputs come with it), rebuild with
 `python -m landscape demo` (heavy; an interrupted build resumes from `assets/.demo-build`, see `build`) and
-check `python -m landscape demo --check` (every request stored, every entry intact, under `MAX_BYTES`).
+check `python -m landscape demo --check` (every request stored, nothing else, every entry intact, under
+`MAX_BYTES`).
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ def _entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*/*") if p.is_dir() and not p.name.startswith("."))
 
 
+def _unread(folder: Path) -> list[tuple[str, str]]:
+    """The (stage, key) entries of `folder` that no request reads (`landscape.stages.base.closure`)."""
+    from landscape.stages.base import closure
+
+    needed = closure(requests())
+    return [(e.parent.name, e.name) for e in _entries(folder) if (e.parent.name, e.name) not in needed]
+
+
 def snapshot_bytes(folder: Path) -> int:
     """Bytes of the snapshot's entries."""
     return sum(f.stat().st_size for entry in _entries(folder) for f in entry.iterdir() if f.is_file())
@@ -111,22 +120,25 @@ def snapshot_bytes(folder: Path) -> int:
 
 @dataclass
 class CheckReport:
-    """What `check` found: requests not stored, entries that are not intact, the size."""
+    """What `check` found: requests not stored, entries no request reads, entries that are not intact, the size."""
 
     folder: str
     entries: int
     bytes: int
     missing: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.broken and self.entries > 0 and self.bytes <= MAX_BYTES
+        return (not self.missing and not self.unread and not self.broken and self.entries > 0
+                and self.bytes <= MAX_BYTES)
 
     def describe(self) -> str:
         lines = [f"demo snapshot {self.folder}: {self.entries} entries, {self.bytes / 1e6:.2f} MB "
                  f"({'within' if self.bytes <= MAX_BYTES else 'OVER'} the {MAX_BYTES / 1e6:.0f} MB budget)"]
         lines += [f"missing (rebuild: python -m landscape demo): {m}" for m in self.missing]
+        lines += [f"read by no request (a rebuild drops it): {u}" for u in self.unread]
         lines += [f"not intact: {b}" for b in self.broken]
         return "\n".join(lines)
 
@@ -165,11 +177,12 @@ def problems(folder: Path) -> list[str]:
 
 
 def check(folder: str | Path = DEMO_DIR) -> CheckReport:
-    """Verify a snapshot without changing it: every request stored (same keys), every entry intact, the size."""
+    """Verify a snapshot without changing it: every request stored (same keys), nothing else, intact, the size."""
     import warnings
 
     folder = Path(folder)
-    report = CheckReport(str(folder), len(_entries(folder)), snapshot_bytes(folder), broken=_broken(folder))
+    report = CheckReport(str(folder), len(_entries(folder)), snapshot_bytes(folder), broken=_broken(folder),
+                         unread=[f"{stage}/{key}" for stage, key in _unread(folder)])
     with tempfile.TemporaryDirectory() as empty, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         store = Store(empty, snapshots=(folder,))
@@ -190,8 +203,8 @@ def build(out: str | Path = DEMO_DIR, *, device: str = "cpu",
     Resumable: the requests are computed into `build_dir(out)`, a store like any other, so a build that stops
     (an error, Ctrl-C, a killed process) keeps every entry it finished there and the next build only computes
     the rest. Only a finished build replaces `out`, by renames (the old snapshot is moved aside first, then
-    removed), so `out` is never half a snapshot. Delete the build folder to start from nothing; an entry a
-    request no longer asks for stays in it (and would ship) until then.
+    removed), so `out` is never half a snapshot. Entries of the build store that no request reads any more (a
+    request changed since an earlier build) are dropped before it ships (`landscape.stages.base.closure`).
     """
     from landscape.stages.base import Context, no_progress
 
@@ -201,6 +214,8 @@ def build(out: str | Path = DEMO_DIR, *, device: str = "cpu",
     ctx = Context(store, device, progress or no_progress)
     for stage in requests():
         stage.get(ctx)
+    for stage_name, key in _unread(work):
+        store.discard(stage_name, key)
     store.gc()  # lock files and temporaries are not part of a snapshot
     old = out.parent / f".{out.name}-old-{uuid.uuid4().hex}"
     if out.exists():

@@ -322,6 +322,11 @@ class Store:
             raise StoreError(f"store entry {stage}/{key} was just computed but cannot be decoded "
                              f"({type(err).__name__}: {err}); this is a bug, please report it") from err
 
+    def discard(self, stage: str, key: str) -> None:
+        """Remove the entry (stage, key) from this store's own folder (snapshots are read-only); absent: nothing."""
+        with self._lock(stage, key):
+            self._discard(self.path(stage, key))
+
     def keys(self, stage: str) -> list[str]:
         """Keys of the complete entries of a stage (not validated)."""
         folder = self.root / stage

@@ -129,6 +129,9 @@ class Probe(Stage[dict]):
     def decode(self, entry: Entry) -> dict:
         return entry.meta
 
+    def inputs(self) -> tuple:
+        return ()
+
 
 def probes(*actions: str, seconds: float = 0.0) -> list[Probe]:
     return [Probe(DataSpec(), a, seconds) for a in actions]

@@ -129,6 +129,9 @@ class Interrupted(Stage[Entry]):
     def decode(self, entry: Entry) -> Entry:
         return entry
 
+    def inputs(self) -> tuple:
+        return ()
+
 
 def test_an_interrupted_build_resumes_from_what_it_finished_and_only_then_replaces_the_snapshot(tmp_path,
                                                                                                   monkeypatch):

@@ -4,7 +4,9 @@ A stage is a frozen dataclass holding *resolved* specs (`resolve_*` below fill i
 and check every registered name through `Registry.get`), built by its `of(...)` constructor. From those
 specs alone it derives its store key (`key()`, which also hashes the content of the data files,
 `landscape.data.fingerprint`), the spec record written beside the entry (`record()`), how to compute the
-entry (`compute(ctx)`) and how to turn an entry back into the result object (`decode(entry)`). So "is this
+entry (`compute(ctx)`), which stages' entries that reads (`inputs()`; `closure` follows them, e.g. to ship the demo
+snapshot with nothing missing and nothing stale) and how to turn an entry back into the result object
+(`decode(entry)`). So "is this
 computed?" (`exists`), "load it" (`load`) and "compute it" (`get`) can never disagree: they all go
 through the same key. Nothing outside `landscape.stages` builds a key or talks to the store with one.
 """
@@ -178,6 +180,10 @@ class Stage(ABC, Generic[R]):
     def decode(self, entry: Entry) -> R:
         """The result object of a stored entry."""
 
+    @abstractmethod
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        """The stages whose entries `compute` reads (their own inputs are theirs to list; see `closure`)."""
+
     def key(self) -> str:
         """The store key: the specs of `parts()` and the content of the data files."""
         return combined_key(*self.parts(), *data_parts(self.data))
@@ -216,3 +222,22 @@ class OnRun(Stage[R]):
     @property
     def data(self) -> DataSpec:  # type: ignore[override]
         return self.run.data
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return (self.run,)
+
+
+def closure(stages: Sequence[Stage[Any]]) -> dict[tuple[str, str], Stage[Any]]:
+    """`stages` and every stage they read, transitively, by (folder, key): what must be stored to serve them.
+
+    A store holding these entries serves every stage of `stages` and can compute any of them again without
+    crafting or training anew (e.g. the demo snapshot, `landscape.demo`, ships exactly these).
+    """
+    found: dict[tuple[str, str], Stage[Any]] = {}
+    todo = list(stages)
+    while todo:
+        stage = todo.pop()
+        if (stage.folder, stage.key()) not in found:
+            found[stage.folder, stage.key()] = stage
+            todo.extend(stage.inputs())
+    return found

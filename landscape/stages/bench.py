@@ -15,7 +15,7 @@ from landscape.config import DataSpec, DefenseSpec, ExperimentSpec, ModelSpec, P
 from landscape.defenses import defense_label
 from landscape.experiment import ExperimentResult, run_experiment
 from landscape.stages.base import Computed, Context, Stage, Version, resolve_data, resolve_defense, resolve_model
-from landscape.stages.ud import UD_VERSION
+from landscape.stages.ud import UD_VERSION, UDStage
 from landscape.store import Entry
 
 CELL_VERSION = 2  # bump when the row's fields change
@@ -97,3 +97,6 @@ class BenchCell(Stage[dict[str, Any]]):
 
     def decode(self, entry: Entry) -> dict[str, Any]:
         return dict(entry.meta["row"])
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return (UDStage.of(self.cell.experiment()),)

@@ -28,7 +28,7 @@ from landscape.stages.base import (
     resolve_data,
     resolve_poison,
 )
-from landscape.stages.poison import poisoned_train
+from landscape.stages.poison import poison_stages, poisoned_train
 from landscape.store import Entry, Store
 from landscape.tasks import get_task
 from landscape.train import evaluate_task, train
@@ -81,6 +81,9 @@ class TaskRunStage(Stage[TaskRun]):
 
     def decode(self, entry: Entry) -> TaskRun:
         return TaskRun.from_store(entry.meta, entry.arrays)
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return poison_stages(self.data, self.poison)
 
 
 def run_stages(spec: CrossTaskSpec) -> dict[tuple[str, str], TaskRunStage]:

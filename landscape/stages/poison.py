@@ -41,10 +41,18 @@ class PoisonStage(Stage[Crafted]):
     def decode(self, entry: Entry) -> Crafted:
         return Crafted.from_store(entry.meta, entry.arrays)
 
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return ()
+
+
+def poison_stages(data: DataSpec, poison: PoisonSpec | None) -> tuple[PoisonStage, ...]:
+    """The poison stage `poisoned_train` reads: none for no poison / "clean"."""
+    return () if poison is None or poison.is_clean else (PoisonStage.of(data, poison),)
+
 
 def poisoned_train(data: DataSpec, poison: PoisonSpec | None, ctx: Context) -> ImageSet:
     """The training split of `data` with the poison applied (the clean split for no poison / "clean")."""
     train = get_splits(data).train
-    if poison is None or poison.is_clean:
-        return train
-    return PoisonStage.of(data, poison).get(ctx).apply(train)
+    for stage in poison_stages(data, poison):
+        train = stage.get(ctx).apply(train)
+    return train

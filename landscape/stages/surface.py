@@ -80,6 +80,9 @@ class SurfaceStage(Stage[SurfaceSet]):
     def decode(self, entry: Entry) -> SurfaceSet:
         return SurfaceSet.from_store(entry.meta, entry.arrays)
 
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return tuple(self.runs().values())
+
 
 LAYER_SLICE_VERSION = "layer-slice-1"  # bump when the layer-slice computation changes
 
@@ -133,3 +136,6 @@ class LayerSliceStage(Stage[SurfaceSet]):
 
     def decode(self, entry: Entry) -> SurfaceSet:
         return SurfaceSet.from_store(entry.meta, entry.arrays)
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return tuple(self.runs().values())

@@ -33,7 +33,7 @@ from landscape.stages.base import (
     resolve_model,
     resolve_poison,
 )
-from landscape.stages.poison import poisoned_train
+from landscape.stages.poison import poison_stages, poisoned_train
 from landscape.store import Entry
 from landscape.train import EpochState, TrainResult, train
 
@@ -99,6 +99,9 @@ class TrainStage(Stage[TrainResult]):
 
     def decode(self, entry: Entry) -> TrainResult:
         return TrainResult.from_store(entry.meta, entry.arrays)
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return poison_stages(self.data, self.poison)
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,9 @@ class TrainerSALStage(OnRun[SALTrace]):
 
     def compute(self, ctx: Context) -> Computed:
         return self.run.compute(ctx)
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return self.run.inputs()  # the run's own entry is this one
 
     def decode(self, entry: Entry) -> SALTrace:
         return SALTrace.from_dict(entry.meta["extras"]["sal"])

@@ -69,3 +69,6 @@ class UDStage(Stage[UDReport]):
 
     def decode(self, entry: Entry) -> UDReport:
         return UDReport.from_dict(entry.meta["ud"])
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return (self.sal(PoisonSpec()), self.sal(self.spec.poison))

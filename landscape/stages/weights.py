@@ -98,6 +98,9 @@ class ImportedRun(Stage[TrainResult]):
     def decode(self, entry: Entry) -> TrainResult:
         return TrainResult.from_store(entry.meta, entry.arrays)
 
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return ()  # the user's file, not a stage
+
 
 def point_sal(sal: SALSpec) -> SALSpec:
     """`sal` for a model without a training run: L_0 evaluated at the weights (no running loss exists)."""
@@ -221,3 +224,6 @@ class ImportedSurfaceStage(Stage[SurfaceSet]):
 
     def decode(self, entry: Entry) -> SurfaceSet:
         return SurfaceSet.from_store(entry.meta, entry.arrays)
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return tuple(run for _, run in self.runs)
