@@ -15,18 +15,7 @@ import pytest
 
 import landscape.stages
 from landscape import demo
-from landscape.config import (
-    CurvatureSpec,
-    DataSpec,
-    DefenseSpec,
-    ExperimentSpec,
-    LayerSliceSpec,
-    ModelSpec,
-    PoisonSpec,
-    SALSpec,
-    SurfaceSpec,
-    TrainSpec,
-)
+from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, TrainSpec
 from landscape.multitask import CrossTaskSpec
 from landscape.stages.base import Context, Stage, closure
 from landscape.store import Store
@@ -60,6 +49,7 @@ def _imported(folder: Path) -> Any:
 
 def _stages() -> dict[str, Callable[[Path], Stage[Any]]]:
     """One small instance of every kind of stage, by name, each built by a function of a scratch folder."""
+    from landscape.config import CurvatureSpec, DefenseSpec, LayerSliceSpec, SurfaceSpec
     from landscape.stages.bench import BenchCell, Cell
     from landscape.stages.channels import ChannelSALStage
     from landscape.stages.crosstask import TaskRunStage
