@@ -184,7 +184,8 @@ for cmd in ("craft", "run", "evaluate-ue"):
                           (["--eps", "x"], "x"), (["--eps", "1/0"], "1/0"), (["--ratio", "1.5"], "ratio"),
                           (["--ratio", "-0.1"], "ratio"), (["--poison-seed", "-1"], "seed"),
                           (["--poison-seed", BIG], "seed"), (["--option", "steps"], "steps"),
-                          (["--method", "em", "--option", "no_such_option=1"], "no_such_option")]:
+                          (["--method", "em", "--option", "no_such_option=1"], "no_such_option"),
+                          (["--method", "em", "--option", "pgd_steps=-3"], "pgd_steps = -3")]:
         args = base + (["--method", "random"] if "--method" not in flags else []) + flags
         case(f"{cmd}/poison{''.join(flags)}"[:48], args, needle)
 case("craft/clean", ["craft", "--method", "clean"], "clean")

@@ -282,6 +282,27 @@ def test_bad_options_and_dataset() -> None:
         build(PoisonSpec(method="em"), dataset="svhn")
 
 
+
+# counts and sizes whose meaningless values an option's own check (or the method) already names
+_CHECKED_ELSEWHERE = {("tap", "shift"), ("cuda", "kernel")}
+
+
+def test_every_numeric_option_has_a_range() -> None:
+    """A steps, batch, rate or size option out of range is refused when the spec is built: a negative step count
+    used to craft a zero poison (and store it), a zero batch size a surrogate that never trained."""
+    import dataclasses
+
+    for name in POISONS.names():
+        for f in dataclasses.fields(POISONS.get(name).Options):
+            if f.type in ("int", "float") and (name, f.name) not in _CHECKED_ELSEWHERE:
+                assert "range" in f.metadata, f"{name} option {f.name} has no range"
+    for method, option, value in [("em", "pgd_steps", -3), ("em", "batch_size", 0), ("em", "stop_acc", 5.0),
+                                  ("rem", "eot", 0), ("hypo", "steps", 0), ("tap", "surrogate_epochs", 0),
+                                  ("lsp", "class_sep", 0.0), ("ar", "crop", -1)]:
+        with pytest.raises(SpecError, match=f"{option} = {value} is out of range"):
+            build(PoisonSpec(method=method, options=((option, value),)), dataset="digits")
+    build(PoisonSpec(method="rem", options=(("adv_steps", 0),)), dataset="digits")  # 0 = no adversarial steps
+
 def test_apply_to_other_images_fails(digits100: ImageSet) -> None:
     crafted = craft(digits100, quick_spec("random"), dataset="digits")
     with pytest.raises(ShapeError, match="crafted for images"):

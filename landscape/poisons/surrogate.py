@@ -19,6 +19,7 @@ from torch import nn
 from landscape.config import Augment, TrainSpec
 from landscape.data.imageset import ImageSet
 from landscape.poisons.base import MethodOptions, PoisonMethod
+from landscape.spec import bounded
 
 
 @contextlib.contextmanager
@@ -69,14 +70,14 @@ class AlternatingOptions(MethodOptions):
     """
 
     surrogate: str = "cnn"
-    lr: float = 0.05
-    batch_size: int = 128
-    noise_batch: int = 512
-    train_steps: int = 10
-    stop_acc: float = 0.99
-    max_loops: int = 30
-    pgd_steps: int = 10
-    step_frac: float = 0.1
+    lr: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    batch_size: int = bounded(128, 1)
+    noise_batch: int = bounded(512, 1)
+    train_steps: int = bounded(10, 1)
+    stop_acc: float = bounded(0.99, 0.0, 1.0)
+    max_loops: int = bounded(30, 1)
+    pgd_steps: int = bounded(10, 1)
+    step_frac: float = bounded(0.1, 0.0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,13 @@ class SurrogateTrainingOptions(MethodOptions):
     """
 
     surrogate: str = "cnn"
-    surrogate_epochs: int = 10
-    lr: float = 0.05
-    batch_size: int = 64
+    surrogate_epochs: int = bounded(10, 1)
+    lr: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    batch_size: int = bounded(64, 1)
     augment: Augment = "none"
-    steps: int = 100
-    step_frac: float = 0.05
-    noise_batch: int = 512
+    steps: int = bounded(100, 1)
+    step_frac: float = bounded(0.05, 0.0, lo_open=True)
+    noise_batch: int = bounded(512, 1)
 
 
 # How TAP and HYPO train their CIFAR surrogate (APBench): ResNet-18, 40 epochs, lr 0.1, batch 128, crop+flip.
