@@ -339,9 +339,14 @@ def test_cli_craft_and_evaluate(tmp_path, capsys) -> None:
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["eps"] == pytest.approx(16 / 255) and out["budget"]["linf"] <= 16 / 255 + TOL
-    assert out["cached"] is False
+    assert out["cached"] is False and out["eps_is_default"] is False
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["cached"] is True
+    default = ["craft", "--n-train", "100", "--method", "random", "--store", store]  # no --eps: the default budget
+    assert main([*default, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["eps_is_default"] is True
+    assert main(default) == 0
+    assert "eps 64.0/255 default)" in capsys.readouterr().out  # the text says so too (from the store)
     assert main(["craft", "--method", "em", "--eps", "8", "--store", store]) == 2
     assert "8/255" in capsys.readouterr().err
     argv = ["evaluate-ue", "--dataset", "digits", "--n-train", "100", "--n-test", "50", "--method", "ops",
