@@ -276,6 +276,24 @@ def test_sal_page_live_run_with_the_paper_preset():
     assert all(trace.spec == SALSpec.preset("paper") for trace in study.sal.values())
 
 
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/train.py", "pages/sal.py", "pages/loss_landscape.py"])
+def test_cost_lines_price_only_the_runs_not_stored(page):
+    """Another poison on the demo's setting: the clean run (and its SAL) are in the demo snapshot, so the cost line
+    prices one training run (and one run's SAL), not two."""
+    from landscape.app import cost, engine
+    from landscape.app.state import AppSpec
+
+    at = open_page(page)
+    at.selectbox(key="_w_method").set_value("ops").run()
+    no_exception(at)
+    shown = "\n".join(str(e.value) for e in at.info)
+    assert "1 x 10 epochs of `cnn`" in shown and "2 x 10 epochs" not in shown, shown
+    spec = AppSpec(method="ops")
+    assert engine.runs_to_train(spec) == 1 and engine.sal_runs_to_measure(spec) == 1
+    if page in ("pages/overview.py", "pages/sal.py"):
+        assert cost.sal_estimate(spec, 1) in shown and cost.sal_estimate(spec, 2) not in shown, shown
+
+
 def test_offline_mnist_subset_needs_no_folder_and_shows_its_own_budget():
     at = open_page("pages/train.py")
     at.selectbox(key="_w_dataset").set_value("mnist-5k").run()

@@ -72,8 +72,9 @@ def _measured(spec: AppSpec, what: str, timing: str, runs: int, scale: float = 1
             f"measured for the stored reference run")
 
 
-def training_estimate(spec: AppSpec, runs: int = 2) -> str:
-    """A cost line for training `runs` models of `spec`."""
+def training_estimate(spec: AppSpec, runs: int | None = None) -> str:
+    """A cost line for training `runs` models of `spec` (default: those of its two runs not stored)."""
+    runs = engine.runs_to_train(spec) if runs is None else runs
     return _measured(spec, f"{runs} x {spec.epochs} epochs of `{spec.model}`", "epoch", runs)
 
 
@@ -84,9 +85,10 @@ def sal_estimate(spec: AppSpec, runs: int = 2) -> str:
 
 
 def experiment_line(spec: AppSpec) -> str:
-    """What computing `spec`'s experiment costs: training (unless stored), SAL and UD, crafting (unless stored)."""
-    parts = [] if engine.training_ready(spec) else [training_estimate(spec)]
-    parts.append(sal_estimate(spec))
+    """What computing `spec`'s experiment costs: the runs, their SAL and the poison not stored, then UD."""
+    runs, sal_runs = engine.runs_to_train(spec), engine.sal_runs_to_measure(spec)
+    parts = [training_estimate(spec, runs)] if runs else []
+    parts.append(sal_estimate(spec, sal_runs) if sal_runs else "UD from the stored SAL, seconds")
     craft = crafting_line(spec)
     return "Cost: " + ", plus ".join(parts) + (f", after {craft}" if craft else "") + "."
 
