@@ -34,8 +34,9 @@ def run(a: argparse.Namespace) -> int:
         for i in range(result.epochs_done):
             print(f"{i + 1:>5} {h['train_loss'][i]:>10.4f} {h['train_acc'][i]:>9.3f} "
                   f"{h['test_loss'][i]:>9.4f} {h['test_acc'][i]:>8.3f}")
-        print(f"clean test accuracy {summary['final']['test_acc']:.3f} after {result.epochs_done} epochs "
-              f"({summary['seconds']:.1f} s training on {device})")
+        if result.epochs_done:  # a run that diverged in its first epoch has no accuracy to report
+            print(f"clean test accuracy {summary['final']['test_acc']:.3f} after {result.epochs_done} epochs "
+                  f"({summary['seconds']:.1f} s training on {device})")
         if result.diverged:
             print(f"warning: {result.diverged}")
     return 1 if result.diverged else 0
