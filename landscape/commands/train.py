@@ -9,6 +9,8 @@ from landscape.commands.common import add_experiment_args, experiment_specs, pri
 from landscape.config import PoisonSpec
 from landscape.experiment import get_training
 
+COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc")  # the per-epoch table, printed and in --json
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_experiment_args(p)
@@ -26,6 +28,7 @@ def run(a: argparse.Namespace) -> int:
         "final": {k: float(v[-1]) for k, v in h.items() if len(v)},
         "best_test_acc": float(h["test_acc"].max()) if len(h["test_acc"]) else None,
         "seconds": float(h["seconds"].sum()),
+        "epochs": [{"epoch": i + 1, **{k: float(h[k][i]) for k in COLUMNS}} for i in range(result.epochs_done)],
     }
     if a.json:
         print_json(summary)
