@@ -75,6 +75,8 @@ def _measured(spec: AppSpec, what: str, timing: str, runs: int, scale: float = 1
 def training_estimate(spec: AppSpec, runs: int | None = None) -> str:
     """A cost line for training `runs` models of `spec` (default: those of its two runs not stored)."""
     runs = engine.runs_to_train(spec) if runs is None else runs
+    if runs:
+        engine.weight_count(spec)  # builds the model: one that cannot be built is named here, before the button
     return _measured(spec, f"{runs} x {spec.epochs} epochs of `{spec.model}`", "epoch", runs)
 
 
