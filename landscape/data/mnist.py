@@ -291,7 +291,7 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None,
             for prefix in bases:
                 try:
                     fetch(f"{prefix.rstrip('/')}/{file}.gz", scratch / f"{file}.gz", md5=layout.md5[file],
-                          what=what, limits=limits)
+                          what=what, limits=limits, manual_folder=final)
                     break
                 except DataError as err:
                     errors.append(str(err))
