@@ -158,6 +158,16 @@ def test_engine_error_becomes_st_error_not_exception(tmp_path):
     assert not buttons(at), "and nothing is offered to compute"
 
 
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist"])
+def test_a_data_set_without_its_folder_says_where_to_type_it(dataset):
+    """Picked with the Data folder still empty: the message points at the sidebar's field, in the app's words."""
+    at = open_page("pages/train.py")
+    at.selectbox(key="_w_dataset").set_value(dataset).run()
+    no_exception(at)
+    message = at.error[0].value
+    assert "Data folder" in message and "DataSpec.root is None" not in message, message
+
+
 def test_landscape_page_every_demo_slice():
     at = open_page("pages/loss_landscape.py")
     for kind in ("pca", "random", "interp"):

@@ -57,6 +57,10 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# How a user names a folder of downloaded files, in each front end (the end of every "how to get them" hint).
+GIVE_ROOT = ("then give DIR as the data folder: --data-root DIR on the command line, the sidebar's Data folder in "
+             "the app, DataSpec(root=DIR) in Python.")
+
 
 def file_digests(path: Path) -> tuple[str, str]:
     """(MD5, SHA-256) hex digests of a file's bytes."""
