@@ -172,6 +172,11 @@ def test_cost_estimate() -> None:
     cost = em.estimate_cost(1437, (1, 8, 8))
     assert cost["gradient_evals"] > 0 and cost["cpu_seconds"] > 0
     assert build(PoisonSpec(method="ops"), dataset="digits").estimate_cost(1437, (1, 8, 8))["gradient_evals"] == 0
+    # a budget the images cannot hold is refused by the estimate, before anything is offered or crafted
+    with pytest.raises(BudgetError, match="only 64"):
+        build(PoisonSpec(method="ops", eps=100), dataset="digits").estimate_cost(1437, (1, 8, 8))
+    with pytest.raises(BudgetError, match="sqrt"):
+        build(PoisonSpec(method="ar", eps=8.0), dataset="digits").estimate_cost(1437, (1, 8, 8))
 
 
 # ------------------------------------------------------------------------------------- method oracles
