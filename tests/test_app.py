@@ -311,3 +311,16 @@ def test_offline_mnist_subset_needs_no_folder_and_shows_its_own_budget():
     assert not [t for t in at.text_input if t.key == "_w_data_root"], "mnist-5k ships with a package: no folder"
     at.selectbox(key="_w_dataset").set_value("mnist").run()
     assert [t for t in at.text_input if t.key == "_w_data_root"], "MNIST reads its IDX files from a folder"
+
+
+def test_a_custom_budget_names_its_unit_and_one_the_images_cannot_hold_is_refused_before_crafting():
+    """OPS's L0 budget counts pixels (not the [0, 1] pixel scale); 200 pixels on 8x8 digits is refused at once."""
+    at = open_page("pages/poison.py")
+    at.selectbox(key="_w_method").set_value("ops").run()
+    at.toggle(key="_w_custom_eps").set_value(True).run()
+    (field,) = [n for n in at.sidebar.number_input if n.key.startswith("_w_eps")]
+    assert field.label == "Budget (L0, pixels per image)", field.label
+    field.set_value(200.0).run()
+    no_exception(at)
+    assert any("only 64" in e.value for e in at.error), [e.value for e in at.error]
+    assert "craft" not in buttons(at)
