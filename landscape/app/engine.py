@@ -230,19 +230,6 @@ def training_ready(spec: AppSpec) -> bool:
     return all(ready(lambda m=m: train_stage(spec, m)) for m in ("clean", spec.method))
 
 
-def runs_to_train(spec: AppSpec) -> int:
-    """How many of `spec`'s two runs (clean and poisoned) are not stored (0, 1 or 2)."""
-    return sum(not ready(lambda m=m: train_stage(spec, m)) for m in ("clean", spec.method))
-
-
-def sal_runs_to_measure(spec: AppSpec) -> int:
-    """How many of `spec`'s two runs have no stored SAL at the sidebar's SAL spec (0, 1 or 2)."""
-    def sal_of(method: str) -> Callable[[], Stage[Any]]:
-        return lambda: ud_stage(spec).sal(PoisonSpec() if method == "clean" else spec.poison())
-
-    return sum(not ready(sal_of(m)) for m in ("clean", spec.method))
-
-
 def surface_ready(spec: AppSpec, surface: SurfaceSpec) -> bool:
     return ready(lambda: surface_stage(spec, surface))
 
