@@ -324,3 +324,11 @@ def test_a_custom_budget_names_its_unit_and_one_the_images_cannot_hold_is_refuse
     no_exception(at)
     assert any("only 64" in e.value for e in at.error), [e.value for e in at.error]
     assert "craft" not in buttons(at)
+
+
+@pytest.mark.parametrize("method", ["random", "hypo", "em"])
+def test_overview_names_the_experiment_in_plain_words(method):
+    """The sentence reads for every method (it used to say "an `random`-poisoned")."""
+    at = open_page()
+    at.selectbox(key="_w_method").set_value(method).run()
+    assert f"A clean `cnn` and one trained on `{method}`-poisoned images, on digits, 10 epochs" in texts(at)
