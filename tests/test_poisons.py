@@ -351,7 +351,9 @@ def test_cli_craft_and_evaluate(tmp_path, capsys) -> None:
     assert main([*default, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["eps_is_default"] is True
     assert main(default) == 0
-    assert "eps 64.0/255 default)" in capsys.readouterr().out  # the text says so too (from the store)
+    captured = capsys.readouterr()
+    assert "eps 64.0/255 default)" in captured.out  # the text says so too (from the store)
+    assert "nothing to craft" in captured.err and "crafting random" not in captured.err  # and no cost is announced
     assert main(["craft", "--method", "em", "--eps", "8", "--store", store]) == 2
     assert "8/255" in capsys.readouterr().err
     argv = ["evaluate-ue", "--dataset", "digits", "--n-train", "100", "--n-test", "50", "--method", "ops",

@@ -80,6 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from landscape.experiment import get_splits
     from landscape.poisons import build
+    from landscape.stages.poison import PoisonStage
 
     data, poison = data_spec(a), poison_spec(a)
     if poison.method == "clean":
@@ -90,7 +91,9 @@ def run(a: argparse.Namespace) -> int:
         if not a.json:
             what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
                     f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
-            print(f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
+            stored = PoisonStage.of(data, poison).exists(store)  # a rerun: no cost to announce
+            print(f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft" if stored else
+                  f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
         crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
     m, b = crafted.meta, crafted.meta["budget"]  # m["eps_is_default"] is the resolved spec's: always False
     summary = {
