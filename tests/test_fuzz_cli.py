@@ -248,6 +248,7 @@ for flags, needle in [(["--seed-list", "a,b"], "a,b"), (["--seed-list", ""], "--
                       (["--methods", ""], "method"), (["--methods", "nosuch"], "nosuch"), (["--defenses", ""], "empty"),
                       (["--defenses", "nosuch"], "nosuch"), (["--defenses", "jpeg:quality"], "quality"),
                       (["--defenses", "at:eps=1/0"], "1/0"), (["--defenses", "at:eps=x/255"], "x/255"),
+                      (["--defenses", "none,jpeg:quality=30,none"], "repeat an entry: none, jpeg(quality=30), none"),
                       (["--sal", "slow"], "slow"), (["--sal-every", "0"], "every"), (["--crop-padding", "-1"], "crop"),
                       (["--store", "{w}/afile", "--dry-run"], "afile"), (["--out", "{w}/adir"], "is a folder"),
                       (["--out", "{w}/ro/b"], "not writable"), (["--out", ""], "empty")]:
