@@ -291,3 +291,18 @@ def test_images_too_small_for_a_registered_model_are_refused_before_training(tmp
     assert "model 'cnn' cannot take the data's 1x2x2 images" in err and "Traceback" not in err
     assert not any(p.is_file() and not p.name.startswith(".") for p in store.rglob("*"))
     assert main([*args, "--model", "mlp"]) == 0
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_craft_on_user_data(tmp_path, capsys, json_flag):
+    """craft on an npz data set (its cost estimate takes the poison defaults from the images, as crafting does)."""
+    x, y = quadrant_images(40)
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    code = main(["craft", "--dataset", f"npz:{tmp_path / 'mine.npz'}", "--method", "random", "--store",
+                 str(tmp_path / "store"), *json_flag])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    if json_flag:
+        assert json.loads(captured.out)["n_poisoned"] == 32  # 40 images, a stratified 80 % for training
+    else:
+        assert "32 of 32 images poisoned" in captured.out

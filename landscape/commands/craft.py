@@ -87,7 +87,7 @@ def run(a: argparse.Namespace) -> int:
         raise SpecError("craft needs a poison method, not 'clean'")
     with working(a) as (store, device, progress):
         splits = get_splits(data)
-        cost = build(poison, dataset=data.name, device=device).estimate_cost(len(splits.train), splits.image_shape)
+        cost = build(poison, dataset=data, device=device).estimate_cost(len(splits.train), splits.image_shape)
         if not a.json:
             what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
                     f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
