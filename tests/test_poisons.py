@@ -285,6 +285,10 @@ def test_bad_options_and_dataset() -> None:
         build(PoisonSpec(method="tap", options=(("augment", "rotate"),)), dataset="digits")
     with pytest.raises(SpecError, match="valid choices: digits, cifar10, cifar100"):
         build(PoisonSpec(method="em"), dataset="svhn")
+    for method in ("em", "rem", "tap", "hypo"):  # refused with the method, before a cost is estimated or a step run
+        with pytest.raises(UnknownNameError, match=f"{method} option surrogate = 'vgg' is not a registered model; "
+                                                   f"valid choices: cnn, "):
+            build(PoisonSpec(method=method, options=(("surrogate", "vgg"),)), dataset="digits")
 
 
 

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,7 @@ from torch import nn
 
 from landscape.config import Augment, TrainSpec
 from landscape.data.imageset import ImageSet
+from landscape.errors import UnknownNameError
 from landscape.poisons.base import MethodOptions, PoisonMethod
 from landscape.spec import bounded
 
@@ -120,6 +122,17 @@ class SurrogateMethod(PoisonMethod):
         if family in self.family_options or family not in self.family_surrogates:
             return super().default_options(family)
         return dataclasses.replace(self.Options(), surrogate=self.family_surrogates[family])
+
+    def _resolve_options(self, given: dict[str, Any]) -> MethodOptions:
+        """The options, with `surrogate` checked to name a registered model (before any cost or crafting)."""
+        from landscape.models import MODELS
+
+        options = super()._resolve_options(given)
+        name = str(options.surrogate)
+        if name not in MODELS:
+            raise UnknownNameError(f"{self.spec.method} option surrogate = {name!r} is not a registered model; "
+                                   f"valid choices: {', '.join(MODELS.names())}")
+        return options
 
     def build_surrogate(self, image_shape: tuple[int, int, int], num_classes: int,
                         generator: torch.Generator) -> nn.Module:
