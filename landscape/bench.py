@@ -90,7 +90,8 @@ class BenchSpec:
         object.__setattr__(self, "defenses", tuple(resolve_defense(d) for d in self.defenses))
         for name, values in (("methods", self.methods), ("defenses", self.defenses), ("seeds", self.seeds)):
             if len(set(values)) != len(values):
-                raise SpecError(f"benchmark {name} repeat an entry: {list(values)}")
+                shown = [defense_label(v) if isinstance(v, DefenseSpec) else v for v in values]
+                raise SpecError(f"benchmark {name} repeat an entry: {', '.join(map(str, shown))}")
 
     def cells(self) -> list[Cell]:
         """Every cell, ordered seed-major (so the first seed of every method finishes first)."""

@@ -85,6 +85,10 @@ class DataSpec(Spec):
             if key != "size" or not eq or not value.isdigit():
                 raise SpecError(f"data set option {item!r} in {text!r} is not valid; the one option is size=N "
                                 f"(a side in pixels, e.g. folder:PATH?size=32)")
+            lo, hi, _ = cls.__dataclass_fields__["resize"].metadata["range"]
+            if not lo <= int(value) <= hi:
+                raise SpecError(f"data set option {item!r} in {text!r} is out of range; size is a side in pixels "
+                                f"from {lo} to {hi}")
             fields["resize"] = int(value)
         return cls(name=name, **fields)
 

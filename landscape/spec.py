@@ -254,5 +254,6 @@ def parse_value(text: str) -> Any:
             num, den = text.split("/", 1)
             return float(num) / float(den)
         return float(text)
-    except ValueError:
-        raise SpecError(f"defense option value {text!r} is not a number, true/false or none") from None
+    except (ValueError, ZeroDivisionError):
+        raise SpecError(f"defense option value {text!r} is not a number, a fraction like 8/255, true/false or "
+                        f"none") from None

@@ -18,8 +18,9 @@ st.markdown(
 )
 spec = state.sidebar()
 st.subheader("The experiment of the sidebar")
-st.markdown(f"A clean and an `{spec.method}`-poisoned `{spec.model}` on {spec.dataset}, {spec.epochs} epochs, SAL "
-            f"at every epoch, then UD. The app opens on the shipped demo; change the sidebar to run your own.")
+st.markdown(f"A clean `{spec.model}` and one trained on `{spec.method}`-poisoned images, on {spec.dataset}, "
+            f"{spec.epochs} epochs, SAL at every epoch, then UD. The app opens on the shipped demo; change the "
+            f"sidebar to run your own.")
 if not engine.experiment_ready(spec):
     with widgets.guard():
         st.info(cost.experiment_line(spec))

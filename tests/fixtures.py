@@ -79,6 +79,22 @@ def unseeded(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     return model
 
 
+class NaNLogits(nn.Module):
+    """Well-shaped logits that are all NaN: training diverges in its first batch."""
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(image_shape[0] * image_shape[1] * image_shape[2], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.flatten(1)) * float("nan")
+
+
+def nan_logits(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """A model whose training diverges before its first epoch ends."""
+    return NaNLogits(image_shape, num_classes)
+
+
 NOT_CALLABLE = 3
 
 

@@ -158,6 +158,16 @@ def test_engine_error_becomes_st_error_not_exception(tmp_path):
     assert not buttons(at), "and nothing is offered to compute"
 
 
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist"])
+def test_a_data_set_without_its_folder_says_where_to_type_it(dataset):
+    """Picked with the Data folder still empty: the message points at the sidebar's field, in the app's words."""
+    at = open_page("pages/train.py")
+    at.selectbox(key="_w_dataset").set_value(dataset).run()
+    no_exception(at)
+    message = at.error[0].value
+    assert "Data folder" in message and "DataSpec.root is None" not in message, message
+
+
 def test_landscape_page_every_demo_slice():
     at = open_page("pages/loss_landscape.py")
     for kind in ("pca", "random", "interp"):
@@ -276,6 +286,24 @@ def test_sal_page_live_run_with_the_paper_preset():
     assert all(trace.spec == SALSpec.preset("paper") for trace in study.sal.values())
 
 
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/train.py", "pages/sal.py", "pages/loss_landscape.py"])
+def test_cost_lines_price_only_the_runs_not_stored(page):
+    """Another poison on the demo's setting: the clean run (and its SAL) are in the demo snapshot, so the cost line
+    prices one training run (and one run's SAL), not two."""
+    from landscape.app import cost
+    from landscape.app.state import AppSpec
+
+    at = open_page(page)
+    at.selectbox(key="_w_method").set_value("ops").run()
+    no_exception(at)
+    shown = "\n".join(str(e.value) for e in at.info)
+    assert "1 x 10 epochs of `cnn`" in shown and "2 x 10 epochs" not in shown, shown
+    spec = AppSpec(method="ops")
+    assert cost.runs_to_train(spec) == 1 and cost.sal_runs_to_measure(spec) == 1
+    if page in ("pages/overview.py", "pages/sal.py"):
+        assert cost.sal_estimate(spec, 1) in shown and cost.sal_estimate(spec, 2) not in shown, shown
+
+
 def test_offline_mnist_subset_needs_no_folder_and_shows_its_own_budget():
     at = open_page("pages/train.py")
     at.selectbox(key="_w_dataset").set_value("mnist-5k").run()
@@ -283,3 +311,24 @@ def test_offline_mnist_subset_needs_no_folder_and_shows_its_own_budget():
     assert not [t for t in at.text_input if t.key == "_w_data_root"], "mnist-5k ships with a package: no folder"
     at.selectbox(key="_w_dataset").set_value("mnist").run()
     assert [t for t in at.text_input if t.key == "_w_data_root"], "MNIST reads its IDX files from a folder"
+
+
+def test_a_custom_budget_names_its_unit_and_one_the_images_cannot_hold_is_refused_before_crafting():
+    """OPS's L0 budget counts pixels (not the [0, 1] pixel scale); 200 pixels on 8x8 digits is refused at once."""
+    at = open_page("pages/poison.py")
+    at.selectbox(key="_w_method").set_value("ops").run()
+    at.toggle(key="_w_custom_eps").set_value(True).run()
+    (field,) = [n for n in at.sidebar.number_input if n.key.startswith("_w_eps")]
+    assert field.label == "Budget (L0, pixels per image)", field.label
+    field.set_value(200.0).run()
+    no_exception(at)
+    assert any("only 64" in e.value for e in at.error), [e.value for e in at.error]
+    assert "craft" not in buttons(at)
+
+
+@pytest.mark.parametrize("method", ["random", "hypo", "em"])
+def test_overview_names_the_experiment_in_plain_words(method):
+    """The sentence reads for every method (it used to say "an `random`-poisoned")."""
+    at = open_page()
+    at.selectbox(key="_w_method").set_value(method).run()
+    assert f"A clean `cnn` and one trained on `{method}`-poisoned images, on digits, 10 epochs" in texts(at)

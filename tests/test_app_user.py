@@ -104,3 +104,17 @@ def test_configured_data_sets_are_offered_and_a_bad_entry_is_explained(tmp_path,
     no_exception(at)
     assert any("UE_LANDSCAPE_DATA" in e.value and "hdf5" in e.value for e in at.error), [e.value for e in at.error]
     assert at.get("plotly_chart"), "the page goes on with the registered data sets (the demo)"
+
+
+def test_a_user_model_that_cannot_be_built_is_named_before_any_button(monkeypatch):
+    """A configured model with the wrong number of logits: every page that would train it shows the engine's
+    message at once (as a bad data set does), with no cost line and no button to press first."""
+    monkeypatch.setenv("UE_LANDSCAPE_MODELS", "tests.fixtures:wrong_width")
+    for page, button in [("pages/overview.py", "overview_run"), ("pages/train.py", "train"),
+                         ("pages/sal.py", "sal_run"), ("pages/ud.py", "ud_run")]:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        at.switch_page(page).run()
+        at.selectbox(key="_w_model").set_value("tests.fixtures:wrong_width").run()
+        no_exception(at)
+        assert any("logits of shape" in e.value for e in at.error), (page, [e.value for e in at.error])
+        assert button not in [b.key for b in at.button], page

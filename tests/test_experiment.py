@@ -72,6 +72,19 @@ def test_cli_run_json(capsys, tmp_path):
     assert code == 0 and "UD =" in text and "β" in text and "#LP clean" in text
 
 
+def test_cli_train_json_holds_the_per_epoch_table_the_text_prints(capsys, tmp_path):
+    args = ["train", "--n-train", "200", "--n-test", "100", "--epochs", "3", "--store", str(tmp_path / "s")]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:4]]
+    assert [r["epoch"] for r in out["epochs"]] == [1, 2, 3]
+    for row, shown in zip(out["epochs"], rows, strict=True):
+        assert [f"{row['train_loss']:.4f}", f"{row['train_acc']:.3f}", f"{row['test_loss']:.4f}",
+                f"{row['test_acc']:.3f}"] == shown[1:]
+    assert out["epochs"][-1]["test_acc"] == out["final"]["test_acc"]
+
+
 def test_sal_from_stored_checkpoints_equals_sal_measured_inside_the_trainer(store):
     """The fast path (SAL on the stored run, its own stage) against the reference (SALTracker in the trainer).
 

@@ -144,6 +144,7 @@ for flag, value, needle in [
 # data sets and subsets
 for value, needle in [("nosuch", "nosuch"), ("", "data set"), (":", "data set"), ("cifar10:", "cifar10"),
                       ("digits?size=3", "digits?size=3"), ("folder:{w}/images?size=x", "size"),
+                      ("folder:{w}/images?size=0", "'size=0'"),
                       ("folder:{w}/images?colour=1", "colour"), ("npz:{w}/missing.npz", "missing.npz"),
                       ("npz:{w}/notes.npz", "notes.npz"), ("npz:{w}/floaty.npz", "floaty.npz"),
                       ("npz:{w}/afile", "afile"), ("folder:{w}/afile", "afile"), ("folder:{w}/images", "images"),
@@ -184,7 +185,8 @@ for cmd in ("craft", "run", "evaluate-ue"):
                           (["--eps", "x"], "x"), (["--eps", "1/0"], "1/0"), (["--ratio", "1.5"], "ratio"),
                           (["--ratio", "-0.1"], "ratio"), (["--poison-seed", "-1"], "seed"),
                           (["--poison-seed", BIG], "seed"), (["--option", "steps"], "steps"),
-                          (["--method", "em", "--option", "no_such_option=1"], "no_such_option")]:
+                          (["--method", "em", "--option", "no_such_option=1"], "no_such_option"),
+                          (["--method", "em", "--option", "pgd_steps=-3"], "pgd_steps = -3")]:
         args = base + (["--method", "random"] if "--method" not in flags else []) + flags
         case(f"{cmd}/poison{''.join(flags)}"[:48], args, needle)
 case("craft/clean", ["craft", "--method", "clean"], "clean")
@@ -246,6 +248,8 @@ for flags, needle in [(["--seed-list", "a,b"], "a,b"), (["--seed-list", ""], "--
                       (["--workers", "0"], "workers"),
                       (["--methods", ""], "method"), (["--methods", "nosuch"], "nosuch"), (["--defenses", ""], "empty"),
                       (["--defenses", "nosuch"], "nosuch"), (["--defenses", "jpeg:quality"], "quality"),
+                      (["--defenses", "at:eps=1/0"], "1/0"), (["--defenses", "at:eps=x/255"], "x/255"),
+                      (["--defenses", "none,jpeg:quality=30,none"], "repeat an entry: none, jpeg(quality=30), none"),
                       (["--sal", "slow"], "slow"), (["--sal-every", "0"], "every"), (["--crop-padding", "-1"], "crop"),
                       (["--store", "{w}/afile", "--dry-run"], "afile"), (["--out", "{w}/adir"], "is a folder"),
                       (["--out", "{w}/ro/b"], "not writable"), (["--out", ""], "empty")]:

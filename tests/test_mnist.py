@@ -293,9 +293,11 @@ def test_download_of_files_that_are_not_idx_leaves_nothing(tmp_path: Path, monke
 
 
 def test_download_unreachable_url(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="could not download"):
+    with pytest.raises(DataError, match="could not download") as caught:
         mnist.download("fashion-mnist", tmp_path / "data", url=(tmp_path / "nowhere").as_uri())
     assert list((tmp_path / "data").iterdir()) == []
+    # the folder to put a hand-downloaded file in is the data folder, not the removed scratch folder
+    assert str(caught.value).endswith(f"put it in {tmp_path / 'data' / 'fashion-mnist'}."), caught.value
 
 
 def test_download_command(tmp_path: Path, mirror: Path, capsys: pytest.CaptureFixture[str]) -> None:

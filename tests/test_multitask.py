@@ -1,5 +1,6 @@
 """The cross-task probe: spec validation, the end-to-end digits pipeline on a small subset, caching, CLI."""
 
+import json
 import math
 
 import numpy as np
@@ -127,6 +128,13 @@ def test_cli_prints_the_table(small_result, capsys, tmp_path):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "classify" in out and "edges" in out and "random" in out and "UD" in out and "n/a" in out
+    assert main([*args, "--json"]) == 0  # what the text says n/a is null: standard JSON, no NaN token
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"--json printed {token}, which is not JSON")
+
+    rows = json.loads(capsys.readouterr().out, parse_constant=refuse)["rows"]
+    assert rows and all(r["ud"] is None and r["sal_ratio"] is None for r in rows)
     assert main(["cross-task", "--tasks", "segment", "--dataset", "cifar10", "--data-root", str(tmp_path)]) == 2
 
 

@@ -172,6 +172,11 @@ def test_cost_estimate() -> None:
     cost = em.estimate_cost(1437, (1, 8, 8))
     assert cost["gradient_evals"] > 0 and cost["cpu_seconds"] > 0
     assert build(PoisonSpec(method="ops"), dataset="digits").estimate_cost(1437, (1, 8, 8))["gradient_evals"] == 0
+    # a budget the images cannot hold is refused by the estimate, before anything is offered or crafted
+    with pytest.raises(BudgetError, match="only 64"):
+        build(PoisonSpec(method="ops", eps=100), dataset="digits").estimate_cost(1437, (1, 8, 8))
+    with pytest.raises(BudgetError, match="sqrt"):
+        build(PoisonSpec(method="ar", eps=8.0), dataset="digits").estimate_cost(1437, (1, 8, 8))
 
 
 # ------------------------------------------------------------------------------------- method oracles
@@ -280,7 +285,32 @@ def test_bad_options_and_dataset() -> None:
         build(PoisonSpec(method="tap", options=(("augment", "rotate"),)), dataset="digits")
     with pytest.raises(SpecError, match="valid choices: digits, cifar10, cifar100"):
         build(PoisonSpec(method="em"), dataset="svhn")
+    for method in ("em", "rem", "tap", "hypo"):  # refused with the method, before a cost is estimated or a step run
+        with pytest.raises(UnknownNameError, match=f"{method} option surrogate = 'vgg' is not a registered model; "
+                                                   f"valid choices: cnn, "):
+            build(PoisonSpec(method=method, options=(("surrogate", "vgg"),)), dataset="digits")
 
+
+
+# counts and sizes whose meaningless values an option's own check (or the method) already names
+_CHECKED_ELSEWHERE = {("tap", "shift"), ("cuda", "kernel")}
+
+
+def test_every_numeric_option_has_a_range() -> None:
+    """A steps, batch, rate or size option out of range is refused when the spec is built: a negative step count
+    used to craft a zero poison (and store it), a zero batch size a surrogate that never trained."""
+    import dataclasses
+
+    for name in POISONS.names():
+        for f in dataclasses.fields(POISONS.get(name).Options):
+            if f.type in ("int", "float") and (name, f.name) not in _CHECKED_ELSEWHERE:
+                assert "range" in f.metadata, f"{name} option {f.name} has no range"
+    for method, option, value in [("em", "pgd_steps", -3), ("em", "batch_size", 0), ("em", "stop_acc", 5.0),
+                                  ("rem", "eot", 0), ("hypo", "steps", 0), ("tap", "surrogate_epochs", 0),
+                                  ("lsp", "class_sep", 0.0), ("ar", "crop", -1)]:
+        with pytest.raises(SpecError, match=f"{option} = {value} is out of range"):
+            build(PoisonSpec(method=method, options=((option, value),)), dataset="digits")
+    build(PoisonSpec(method="rem", options=(("adv_steps", 0),)), dataset="digits")  # 0 = no adversarial steps
 
 def test_apply_to_other_images_fails(digits100: ImageSet) -> None:
     crafted = craft(digits100, quick_spec("random"), dataset="digits")
@@ -318,9 +348,16 @@ def test_cli_craft_and_evaluate(tmp_path, capsys) -> None:
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["eps"] == pytest.approx(16 / 255) and out["budget"]["linf"] <= 16 / 255 + TOL
-    assert out["cached"] is False
+    assert out["cached"] is False and out["eps_is_default"] is False
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["cached"] is True
+    default = ["craft", "--n-train", "100", "--method", "random", "--store", store]  # no --eps: the default budget
+    assert main([*default, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["eps_is_default"] is True
+    assert main(default) == 0
+    captured = capsys.readouterr()
+    assert "eps 64.0/255 default)" in captured.out  # the text says so too (from the store)
+    assert "nothing to craft" in captured.err and "crafting random" not in captured.err  # and no cost is announced
     assert main(["craft", "--method", "em", "--eps", "8", "--store", store]) == 2
     assert "8/255" in capsys.readouterr().err
     argv = ["evaluate-ue", "--dataset", "digits", "--n-train", "100", "--n-test", "50", "--method", "ops",

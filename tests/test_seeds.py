@@ -86,6 +86,19 @@ def test_single_seed_note_reads_the_study(tmp_path):
     assert "did not run this setting" in unseen and "its 2 settings" in unseen and "0.28 to 0.50" in unseen
 
 
+def test_readme_quotes_the_shipped_study_spread():
+    """The README's range of UD's seed standard deviation is the one a one-seed run prints (the shipped study)."""
+    import re
+    from pathlib import Path
+
+    note = single_seed_note(SMALL.replace(train=SMALL.train.replace(epochs=3)))  # a setting the study did not run
+    found = re.search(r"over its (\d+) settings .* was ([\d.]+) to ([\d.]+) \(median ([\d.]+)\)", note)
+    assert found, note
+    n, lo, hi, median = found.groups()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"ranges from {lo} to {hi} over the study's {n} settings, median {median}" in readme
+
+
 def test_cli_seeds_json_agrees_with_the_single_seed_runs(capsys, tmp_path):
     store = str(tmp_path / "s")
     assert main([*SMALL_FLAGS, "--store", store, "--seeds", "2", "--json"]) == 0

@@ -232,6 +232,9 @@ def test_store_command_reports_and_collects(store, capsys):
     assert not (store.root / "train" / "old").exists()
     assert main(["store", "--gc", "--store", str(store.root)]) == 0
     assert "removed: nothing" in capsys.readouterr().out
+    assert main(["store", "--store", str(store.root)]) == 0  # a clean store: nothing to point --gc at
+    out = capsys.readouterr().out
+    assert "would remove: nothing" in out and "run with --gc" not in out
 
 
 def test_store_command_on_a_file_is_a_clear_error(tmp_path, capsys):

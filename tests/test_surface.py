@@ -323,6 +323,9 @@ def test_cli_writes_html_and_arrays(tmp_path, capsys):
     assert main(args) == 0
     assert "surface cost:" in capsys.readouterr().out
     assert "plotly" in out.read_text()[:20000].lower()
+    assert main(args) == 0  # the rerun is served from the store and says so instead of announcing a cost
+    again = capsys.readouterr().out
+    assert "nothing to compute" in again and "surface cost:" not in again
     arrays = np.load(out.with_suffix(".npz"))
     assert arrays["shared/loss"].shape == (3, 3) and "shared/path/clean/real_loss" in arrays.files
     assert main(args[:-2] + ["--kind", "interp", "--dims", "1", "--json", "--out", str(tmp_path / "line.html")]) == 0

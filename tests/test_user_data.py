@@ -277,3 +277,32 @@ def test_cli_run_on_user_data_and_a_user_model(tmp_path, capsys, images, kind):
     assert set(runs) == {"clean", "random"} and runs["clean"]["layers"] == out["layers"]
     assert np.isfinite(runs["random"]["lambda_max"]).all() and np.asarray(runs["random"]["lambda_max"]).shape == (2, 5)
     assert len(runs["clean"]["spearman_sal_lambda_max"]["rho"]) == 2
+
+
+def test_images_too_small_for_a_registered_model_are_refused_before_training(tmp_path, capsys):
+    """2x2 images: the cnn's pooling cannot take them. One line naming the model and the size, exit 2, nothing
+    stored; a model that takes any size trains on them."""
+    x, y = quadrant_images(40, side=2)
+    np.savez(tmp_path / "tiny.npz", x=x, y=y)
+    store = tmp_path / "store"
+    args = ["train", "--dataset", f"npz:{tmp_path / 'tiny.npz'}", "--epochs", "1", "--store", str(store)]
+    assert main([*args, "--model", "cnn"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'cnn' cannot take the data's 1x2x2 images" in err and "Traceback" not in err
+    assert not any(p.is_file() and not p.name.startswith(".") for p in store.rglob("*"))
+    assert main([*args, "--model", "mlp"]) == 0
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_craft_on_user_data(tmp_path, capsys, json_flag):
+    """craft on an npz data set (its cost estimate takes the poison defaults from the images, as crafting does)."""
+    x, y = quadrant_images(40)
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    code = main(["craft", "--dataset", f"npz:{tmp_path / 'mine.npz'}", "--method", "random", "--store",
+                 str(tmp_path / "store"), *json_flag])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    if json_flag:
+        assert json.loads(captured.out)["n_poisoned"] == 32  # 40 images, a stratified 80 % for training
+    else:
+        assert "32 of 32 images poisoned" in captured.out

@@ -157,3 +157,24 @@ def test_cli_run_with_a_user_model(capsys):
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model"] == USER and out["layers"][0] == "stem.0.weight" and out["ud"] is not None
+
+
+@pytest.mark.parametrize("command", [["train"], ["train", "--json"], ["evaluate-ue", "--method", "random"],
+                                     ["evaluate-ue", "--method", "random", "--json"], ["run", "--method", "random"],
+                                     ["run", "--method", "random", "--json", "--workers", "1"]])
+def test_a_run_that_diverges_in_its_first_epoch_is_reported_not_a_traceback(command, capsys):
+    """No finished epoch: train and evaluate-ue warn and exit 1 (with --json too), run names why SAL cannot be
+    measured; none of them fails on the empty history."""
+    code = main([*command, "--model", "tests.fixtures:nan_logits", "--n-train", "100", "--n-test", "50",
+                 "--epochs", "2"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    if command[0] == "run":
+        assert code == 2 and "no finished epoch" in captured.err and "diverged at epoch 1" in captured.err
+        return
+    assert code == 1
+    if "--json" in command:
+        out = json.loads(captured.out)
+        assert "diverged at epoch 1" in out["diverged"]
+    else:
+        assert "warning:" in captured.out and "diverged at epoch 1" in captured.out

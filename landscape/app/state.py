@@ -14,6 +14,9 @@ from landscape.config import SAL_PRESETS, DataSpec, ModelSpec, PoisonSpec, Train
 
 DEFAULT_EPOCHS = 10  # the live default: seconds on a laptop CPU for digits + cnn
 MAX_LIVE_EPOCHS = 100
+# The unit of the custom budget field, by the method's norm (L0 counts pixels; "none" is a strength, not a norm).
+BUDGET_UNITS = {"linf": "L∞, pixel scale [0, 1]", "l2": "L2, pixel scale [0, 1]", "l0": "L0, pixels per image",
+                "none": "strength, not norm-bounded"}
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def sidebar() -> AppSpec:
                       key="custom_eps", default=False)
         if custom:
             step = 1.0 if info["norm"] == "l0" else info["eps"] / 8
-            eps = float(pick(sb.number_input, f"Budget ({info['norm']}, pixel scale [0, 1])", min_value=0.0,
+            eps = float(pick(sb.number_input, f"Budget ({BUDGET_UNITS.get(info['norm'], info['norm'])})", min_value=0.0,
                              step=step, format="%.4f", key=f"eps_{dataset}_{method}", default=info["eps"]))
             sb.caption(cost.describe_budget(info["norm"], eps))
     ratio = pick(sb.slider, "Poison ratio", 0.0, 1.0, step=0.05, key="ratio", default=d.ratio,

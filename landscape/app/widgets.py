@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 import streamlit as st
 
+from landscape import jsontext
 from landscape.errors import LandscapeError
 
 if TYPE_CHECKING:
@@ -101,7 +100,7 @@ def show_table(rows: Rows | pd.DataFrame, name: str, *, key: str | None = None) 
 def json_download(obj: Any, name: str, *, key: str | None = None) -> None:
     """A JSON download of a plain object (numpy arrays become lists), written only on click."""
     def text() -> str:
-        return json.dumps(obj, indent=1, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))
+        return jsontext.dumps(obj, indent=1)
 
     st.download_button(f"Download {name} (JSON)", data=text, file_name=f"{slug(name)}.json",
                        mime="application/json", key=f"json-{key or slug(name)}", on_click="ignore",

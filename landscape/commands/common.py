@@ -8,15 +8,14 @@ A command that trains (or loads) a run takes `add_experiment_args` (data set, mo
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from landscape import jsontext
 from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
 from landscape.device import resolve_device
@@ -124,4 +123,4 @@ def working(a: argparse.Namespace) -> Iterator[tuple[Store, torch.device, Callab
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))
+    print(jsontext.dumps(obj))

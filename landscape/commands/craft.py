@@ -80,21 +80,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from landscape.experiment import get_splits
     from landscape.poisons import build
+    from landscape.stages.poison import PoisonStage
 
     data, poison = data_spec(a), poison_spec(a)
     if poison.method == "clean":
         raise SpecError("craft needs a poison method, not 'clean'")
     with working(a) as (store, device, progress):
         splits = get_splits(data)
-        cost = build(poison, dataset=data.name, device=device).estimate_cost(len(splits.train), splits.image_shape)
+        cost = build(poison, dataset=data, device=device).estimate_cost(len(splits.train), splits.image_shape)
         if not a.json:
             what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
                     f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
-            print(f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
+            stored = PoisonStage.of(data, poison).exists(store)  # a rerun: no cost to announce
+            print(f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft" if stored else
+                  f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
         crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
-    m, b = crafted.meta, crafted.meta["budget"]
+    m, b = crafted.meta, crafted.meta["budget"]  # m["eps_is_default"] is the resolved spec's: always False
     summary = {
-        "dataset": data.name, "method": m["method"], "eps": m["eps"], "eps_is_default": m["eps_is_default"],
+        "dataset": data.name, "method": m["method"], "eps": m["eps"], "eps_is_default": poison.eps is None,
         "norm": m["norm"], "granularity": m["granularity"], "ratio": m["ratio"], "n_poisoned": m["n_poisoned"],
         "budget": b, "seconds": m["seconds"], "options": m["options"], "cached": cached,
         "store_key": key,
@@ -105,7 +108,7 @@ def run(a: argparse.Namespace) -> int:
         return 0
     eps = f"{m['eps'] * 255:.1f}/255" if m["norm"] == "linf" else f"{m['eps']:g}"
     print(f"method {m['method']} ({m['granularity']}-wise, {m['norm']} eps {eps}"
-          f"{' default' if m['eps_is_default'] else ''}), {m['n_poisoned']} of {len(crafted.mask)} images poisoned")
+          f"{' default' if poison.eps is None else ''}), {m['n_poisoned']} of {len(crafted.mask)} images poisoned")
     psnr = "n/a" if b["psnr"] is None else f"{b['psnr']:.1f} dB"
     print(f"  L∞ {b['linf']:.4f} ({b['linf'] * 255:.1f}/255)   L2 mean {b['l2_mean']:.3f} max {b['l2_max']:.3f}   "
           f"L0 mean {b['l0_mean']:.1f} px   PSNR {psnr}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_experiment_args, experiment_specs, print_json, working
@@ -28,30 +29,41 @@ def run(a: argparse.Namespace) -> int:
         clean = None if a.no_clean else get_training(data, model, tspec, PoisonSpec(), store=store, device=device,
                                                      progress=progress)
     hp = poisoned.history
+    diverged = [f"{label} run: {r.diverged}" for label, r in (("poisoned", poisoned), ("clean", clean))
+                if r is not None and r.diverged]
     summary = {
         "dataset": data.name, "model": model.name, "method": poison.method, "eps": crafted.meta["eps"],
         "norm": crafted.meta["norm"], "ratio": poison.ratio, "epochs": poisoned.epochs_done,
         "budget": crafted.meta["budget"], "craft_seconds": crafted.meta["seconds"],
-        "poisoned_test_acc": float(hp["test_acc"][-1]), "poisoned_best_test_acc": float(hp["test_acc"].max()),
-        "poisoned_train_acc": float(hp["train_acc"][-1]), "train_seconds": float(hp["seconds"].sum()),
-        "clean_test_acc": None if clean is None else float(clean.history["test_acc"][-1]),
+        "poisoned_test_acc": _last(hp["test_acc"]),
+        "poisoned_best_test_acc": float(hp["test_acc"].max()) if len(hp["test_acc"]) else None,
+        "poisoned_train_acc": _last(hp["train_acc"]), "train_seconds": float(hp["seconds"].sum()),
+        "clean_test_acc": None if clean is None else _last(clean.history["test_acc"]),
         "diverged": poisoned.diverged,
     }
     if clean is not None:
-        summary["drop_points"] = 100 * (summary["clean_test_acc"] - summary["poisoned_test_acc"])
+        summary["clean_diverged"] = clean.diverged
+        both = summary["clean_test_acc"] is not None and summary["poisoned_test_acc"] is not None
+        summary["drop_points"] = 100 * (summary["clean_test_acc"] - summary["poisoned_test_acc"]) if both else None
     if a.json:
         print_json(summary)
-        return 0
+        return 1 if diverged else 0
     print(f"{poison.method} on {data.name} ({crafted.meta['norm']} eps {crafted.meta['eps']:.4g}, "
           f"ratio {poison.ratio}),"
           f" victim {model.name}, {poisoned.epochs_done} epochs")
-    print(f"  clean test accuracy of the poisoned model: {summary['poisoned_test_acc']:.3f} "
-          f"(best epoch {summary['poisoned_best_test_acc']:.3f}; train accuracy {summary['poisoned_train_acc']:.3f})")
-    if clean is not None:
+    if poisoned.epochs_done:
+        print(f"  clean test accuracy of the poisoned model: {summary['poisoned_test_acc']:.3f} (best epoch "
+              f"{summary['poisoned_best_test_acc']:.3f}; train accuracy {summary['poisoned_train_acc']:.3f})")
+    if summary.get("drop_points") is not None:
         print(f"  clean model: {summary['clean_test_acc']:.3f}  ->  drop {summary['drop_points']:.1f} points")
-    if poisoned.diverged:
-        print(f"warning: {poisoned.diverged}")
-    return 1 if poisoned.diverged else 0
+    for message in diverged:
+        print(f"warning: {message}")
+    return 1 if diverged else 0
+
+
+def _last(values: Any) -> float | None:
+    """The last epoch's value of a history array, None when no epoch finished (a run diverged in its first)."""
+    return float(values[-1]) if len(values) else None
 
 
 COMMANDS.register("evaluate-ue")(Command("train on a poisoned set and report the victim's clean test accuracy",

@@ -34,7 +34,7 @@ def run(a: argparse.Namespace) -> int:
         print_json(report.to_dict())
     else:
         print(summary(report))
-        if not a.gc:
+        if not a.gc and report.removed:
             print("nothing was removed; run with --gc to remove it")
     return 0
 

@@ -193,6 +193,7 @@ def write_outputs(result: Any, out: Path, record: dict[str, Any], title: str, *,
 
 def run(a: argparse.Namespace) -> int:
     from landscape.experiment import get_layer_slices, get_surface
+    from landscape.stages.surface import LayerSliceStage, SurfaceStage
 
     data, model, train = experiment_specs(a)
     spec: SurfaceSpec | LayerSliceSpec = layer_slice_spec(a) if a.layer else surface_spec(a)
@@ -204,8 +205,11 @@ def run(a: argparse.Namespace) -> int:
         output_path(str(side), "--out (the arrays and metadata written beside it)")
     with working(a) as (store, device, progress):
         estimate = _estimate(data, model, train, spec, 1 + len(poisons), device)
-        if not a.json:
-            print(f"surface cost: {estimate.describe()} (training runs not in the store come first)")
+        stage = (LayerSliceStage if isinstance(spec, LayerSliceSpec) else SurfaceStage).of(data, model, train,
+                                                                                          poisons, spec)
+        if not a.json:  # a rerun is served from the store: no cost to announce
+            print(f"surface: stored in {store.root}, nothing to compute" if stage.exists(store) else
+                  f"surface cost: {estimate.describe()} (training runs not in the store come first)")
         if isinstance(spec, LayerSliceSpec):
             result = get_layer_slices(data, model, train, poisons, spec, store=store, device=device,
                                       progress=progress)

@@ -9,6 +9,8 @@ from landscape.commands.common import add_experiment_args, experiment_specs, pri
 from landscape.config import PoisonSpec
 from landscape.experiment import get_training
 
+COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc")  # the per-epoch table, printed and in --json
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_experiment_args(p)
@@ -26,6 +28,7 @@ def run(a: argparse.Namespace) -> int:
         "final": {k: float(v[-1]) for k, v in h.items() if len(v)},
         "best_test_acc": float(h["test_acc"].max()) if len(h["test_acc"]) else None,
         "seconds": float(h["seconds"].sum()),
+        "epochs": [{"epoch": i + 1, **{k: float(h[k][i]) for k in COLUMNS}} for i in range(result.epochs_done)],
     }
     if a.json:
         print_json(summary)
@@ -34,8 +37,9 @@ def run(a: argparse.Namespace) -> int:
         for i in range(result.epochs_done):
             print(f"{i + 1:>5} {h['train_loss'][i]:>10.4f} {h['train_acc'][i]:>9.3f} "
                   f"{h['test_loss'][i]:>9.4f} {h['test_acc'][i]:>8.3f}")
-        print(f"clean test accuracy {summary['final']['test_acc']:.3f} after {result.epochs_done} epochs "
-              f"({summary['seconds']:.1f} s training on {device})")
+        if result.epochs_done:  # a run that diverged in its first epoch has no accuracy to report
+            print(f"clean test accuracy {summary['final']['test_acc']:.3f} after {result.epochs_done} epochs "
+                  f"({summary['seconds']:.1f} s training on {device})")
         if result.diverged:
             print(f"warning: {result.diverged}")
     return 1 if result.diverged else 0

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.data.fetch import DEFAULT_LIMITS, Limits, extract_tar, fetch, verified
+from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, extract_tar, fetch, verified
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError, UnknownNameError
 from landscape.paths import user_path
@@ -102,7 +102,7 @@ def _how_to_get(layout: _Layout) -> str:
     return (
         f"Get them with `python -m landscape download --dataset {layout.name} --root DIR`, or download the "
         f'official "{layout.title} python version" archive ({layout.url}, from '
-        f"https://www.cs.toronto.edu/~kriz/cifar.html) and extract it under DIR, then pass root=DIR."
+        f"https://www.cs.toronto.edu/~kriz/cifar.html) and extract it under DIR, " + GIVE_ROOT
     )
 
 
@@ -205,7 +205,7 @@ def _find_folder(root: str | os.PathLike[str] | None, layout: _Layout) -> Path:
     """The folder holding the files: `root` itself or ``root/<folder>``."""
     if root is None:
         raise DataError(
-            f"{layout.title} needs a data folder (DataSpec.root is None); expected {_expected(layout)}. "
+            f"{layout.title} needs a data folder (none was given); expected {_expected(layout)}. "
             + _how_to_get(layout)
         )
     base = user_path(root, "the data root")

@@ -57,6 +57,10 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# How a user names a folder of downloaded files, in each front end (the end of every "how to get them" hint).
+GIVE_ROOT = ("then give DIR as the data folder: --data-root DIR on the command line, the sidebar's Data folder in "
+             "the app, DataSpec(root=DIR) in Python.")
+
 
 def file_digests(path: Path) -> tuple[str, str]:
     """(MD5, SHA-256) hex digests of a file's bytes."""
@@ -94,7 +98,7 @@ def _temporary(folder: Path, name: str, suffix: str) -> Iterator[Path]:
 
 
 def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None, what: str,
-          limits: Limits = DEFAULT_LIMITS) -> Path:
+          limits: Limits = DEFAULT_LIMITS, manual_folder: Path | None = None) -> Path:
     """Download `url` to `target`, renamed into place only after its checksums match.
 
     Args:
@@ -104,6 +108,8 @@ def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None,
         sha256: expected SHA-256 hex digest, or None where none is published.
         what: what the file is, for messages ("the CIFAR-10 python-version archive").
         limits: `max_bytes` caps the download's size.
+        manual_folder: where a failed download tells the user to put the file by hand (default: `target`'s
+            folder; give it when `target` lies in a scratch folder that is removed afterwards).
 
     Raises:
         DataError: the URL cannot be read, the download exceeds the cap, or a checksum differs (nothing is left).
@@ -125,7 +131,7 @@ def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None,
                     out.write(chunk)
         except (urllib.error.URLError, OSError, ValueError) as err:
             raise DataError(f"could not download {url}: {err}. Download {what} by hand and put it in "
-                            f"{target.parent}.") from err
+                            f"{manual_folder or target.parent}.") from err
         problem = _mismatch(md5, sha256, (md5_hash.hexdigest(), sha_hash.hexdigest()))
         if problem:
             raise DataError(f"{url}: {problem}; the download is damaged or not {what} and was removed")

@@ -32,7 +32,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from landscape.data.fetch import DEFAULT_LIMITS, Limits, fetch, gunzip
+from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, fetch, gunzip
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, UnknownNameError
 from landscape.paths import user_path
@@ -96,7 +96,7 @@ def _layout(name: str) -> _Layout:
 
 def _how_to_get(layout: _Layout) -> str:
     return (f"Get them with `python -m landscape download --dataset {layout.name} --root DIR` or download the four "
-            f"{layout.title} files ({layout.urls[0]}) into DIR, plain or .gz, then pass root=DIR.")
+            f"{layout.title} files ({layout.urls[0]}) into DIR, plain or .gz, " + GIVE_ROOT)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def data_files(root: str | os.PathLike[str] | None, name: str = "mnist") -> list
     """
     layout = _layout(name)
     if root is None:
-        raise DataError(f"{layout.title} needs a data folder (DataSpec.root is None) holding {', '.join(FILES)} "
+        raise DataError(f"{layout.title} needs a data folder (none was given) holding {', '.join(FILES)} "
                         f"(plain or .gz). " + _how_to_get(layout))
     base = user_path(root, "the data root")
     best: tuple[Path, list[str]] | None = None
@@ -291,7 +291,7 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None,
             for prefix in bases:
                 try:
                     fetch(f"{prefix.rstrip('/')}/{file}.gz", scratch / f"{file}.gz", md5=layout.md5[file],
-                          what=what, limits=limits)
+                          what=what, limits=limits, manual_folder=final)
                     break
                 except DataError as err:
                     errors.append(str(err))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from landscape.errors import UnknownNameError
+from landscape.errors import ModelError, UnknownNameError
 from landscape.registry import Registry
 
 ModelBuilder = Callable[[tuple[int, int, int], int, int], nn.Module]
@@ -42,7 +42,33 @@ def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int, 
     builder = model_builder(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return builder(tuple(image_shape), int(num_classes), int(width))
+        model = builder(tuple(image_shape), int(num_classes), int(width))
+    _check_once(name, int(width), tuple(image_shape), int(num_classes), model)
+    return model
+
+
+_CHECKED: set[tuple[str, int, tuple[int, ...], int]] = set()  # (name, width, image shape, classes) that fit
+
+
+def _check_once(name: str, width: int, image_shape: tuple[int, ...], num_classes: int, model: nn.Module) -> None:
+    """Raise `ModelError` if a registered model cannot take the images (too small for its pooling), once per shape.
+
+    One forward pass in eval mode without gradients (`landscape.models.user.check_model`): no RNG draw and no
+    BatchNorm statistic changes, so the model is exactly as built. User models are checked by their builder.
+    """
+    from landscape.models import user
+
+    key = (name, width, image_shape, num_classes)
+    if key in _CHECKED or user.is_user_model(name):
+        return
+    try:
+        user.check_model(name, model, image_shape, num_classes)  # type: ignore[arg-type]
+    except ModelError as err:
+        c, h, w = image_shape
+        raise ModelError(f"model {name!r} cannot take the data's {c}x{h}x{w} images ({err.__cause__ or err}); "
+                         f"choose a model that takes any size (mlp, linear) or larger images (folder:PATH?size=N)"
+                         ) from err
+    _CHECKED.add(key)
 
 
 def is_weight_layer(module: nn.Module) -> bool:

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 import torch
 
 from landscape.poisons.base import POISONS, MethodOptions, Perturbation, PoisonMethod
+from landscape.spec import bounded
 
 
 @dataclass(frozen=True)
 class AROptions(MethodOptions):
     """AR's options: the border cropped off the generated canvas, and the std of the per-pixel innovation noise."""
 
-    crop: int = 4
-    innovation: float = 0.0
+    crop: int = bounded(4, 0)
+    innovation: float = bounded(0.0, 0.0)
 
 
 @POISONS.register("ar")

@@ -337,8 +337,10 @@ class PoisonMethod(ABC):
     def estimate_cost(self, n: int, image_shape: tuple[int, int, int]) -> dict[str, Any]:
         """Rough crafting cost: image-gradient evaluations (forward+backward of one image) and CPU seconds.
 
-        The seconds are an order-of-magnitude guide (one CPU thread), not a promise.
+        The seconds are an order-of-magnitude guide (one CPU thread), not a promise. A budget the images cannot
+        hold (`BudgetError`) is refused here already, so a front end says so before it offers to craft.
         """
+        self._check_eps_for_images(tuple(image_shape))
         ige = int(self.gradient_evals(n))
         surrogate = str(getattr(self.options, "surrogate", "cnn"))
         values = max(1, int(np.prod(image_shape)))

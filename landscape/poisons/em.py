@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from landscape.poisons.base import POISONS, Perturbation
 from landscape.poisons.surrogate import AlternatingOptions, SurrogateMethod
+from landscape.spec import bounded
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class EMOptions(AlternatingOptions):
     """EM's options (digits defaults); see `ErrorMinimizing`."""
 
     mode: Literal["sample", "class"] = "sample"
-    class_pgd_steps: int = 1
+    class_pgd_steps: int = bounded(1, 1)
 
 
 @POISONS.register("em")

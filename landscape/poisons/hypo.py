@@ -8,15 +8,16 @@ import torch
 
 from landscape.poisons.base import POISONS, Perturbation
 from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateMethod, SurrogateTrainingOptions
+from landscape.spec import bounded
 
 
 @dataclass(frozen=True)
 class HypoOptions(SurrogateTrainingOptions):
     """HYPO's options (digits defaults); see `Hypocritical`."""
 
-    surrogate_epochs: int = 20
-    steps: int = 50
-    step_frac: float = 0.1
+    surrogate_epochs: int = bounded(20, 1)
+    steps: int = bounded(50, 1)
+    step_frac: float = bounded(0.1, 0.0, lo_open=True)
 
 
 @POISONS.register("hypo")

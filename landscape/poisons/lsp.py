@@ -9,14 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from landscape.poisons.base import POISONS, MethodOptions, Perturbation, PoisonMethod
+from landscape.spec import bounded
 
 
 @dataclass(frozen=True)
 class LSPOptions(MethodOptions):
     """LSP's options (digits defaults): the side of a patch in pixels, and the separation of the class centres."""
 
-    patch: int = 2
-    class_sep: float = 10.0
+    patch: int = bounded(2, 1)
+    class_sep: float = bounded(10.0, 0.0, lo_open=True)
 
 
 @POISONS.register("lsp")

@@ -9,19 +9,20 @@ import torch.nn.functional as F
 
 from landscape.poisons.base import POISONS, Perturbation
 from landscape.poisons.surrogate import AlternatingOptions, SurrogateMethod
+from landscape.spec import bounded
 
 
 @dataclass(frozen=True)
 class REMOptions(AlternatingOptions):
     """REM's options (digits defaults); see `RobustErrorMinimizing`."""
 
-    max_loops: int = 12
-    pgd_steps: int = 4
-    step_frac: float = 0.2
-    adv_eps_frac: float = 0.5
-    adv_steps: int = 2
-    adv_step_frac: float = 0.5
-    eot: int = 1
+    max_loops: int = bounded(12, 1)
+    pgd_steps: int = bounded(4, 1)
+    step_frac: float = bounded(0.2, 0.0, lo_open=True)
+    adv_eps_frac: float = bounded(0.5, 0.0, 1.0)
+    adv_steps: int = bounded(2, 0)
+    adv_step_frac: float = bounded(0.5, 0.0, lo_open=True)
+    eot: int = bounded(1, 1)
 
 
 @POISONS.register("rem")

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,9 @@ from torch import nn
 
 from landscape.config import Augment, TrainSpec
 from landscape.data.imageset import ImageSet
+from landscape.errors import UnknownNameError
 from landscape.poisons.base import MethodOptions, PoisonMethod
+from landscape.spec import bounded
 
 
 @contextlib.contextmanager
@@ -69,14 +72,14 @@ class AlternatingOptions(MethodOptions):
     """
 
     surrogate: str = "cnn"
-    lr: float = 0.05
-    batch_size: int = 128
-    noise_batch: int = 512
-    train_steps: int = 10
-    stop_acc: float = 0.99
-    max_loops: int = 30
-    pgd_steps: int = 10
-    step_frac: float = 0.1
+    lr: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    batch_size: int = bounded(128, 1)
+    noise_batch: int = bounded(512, 1)
+    train_steps: int = bounded(10, 1)
+    stop_acc: float = bounded(0.99, 0.0, 1.0)
+    max_loops: int = bounded(30, 1)
+    pgd_steps: int = bounded(10, 1)
+    step_frac: float = bounded(0.1, 0.0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,13 @@ class SurrogateTrainingOptions(MethodOptions):
     """
 
     surrogate: str = "cnn"
-    surrogate_epochs: int = 10
-    lr: float = 0.05
-    batch_size: int = 64
+    surrogate_epochs: int = bounded(10, 1)
+    lr: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    batch_size: int = bounded(64, 1)
     augment: Augment = "none"
-    steps: int = 100
-    step_frac: float = 0.05
-    noise_batch: int = 512
+    steps: int = bounded(100, 1)
+    step_frac: float = bounded(0.05, 0.0, lo_open=True)
+    noise_batch: int = bounded(512, 1)
 
 
 # How TAP and HYPO train their CIFAR surrogate (APBench): ResNet-18, 40 epochs, lr 0.1, batch 128, crop+flip.
@@ -119,6 +122,17 @@ class SurrogateMethod(PoisonMethod):
         if family in self.family_options or family not in self.family_surrogates:
             return super().default_options(family)
         return dataclasses.replace(self.Options(), surrogate=self.family_surrogates[family])
+
+    def _resolve_options(self, given: dict[str, Any]) -> MethodOptions:
+        """The options, with `surrogate` checked to name a registered model (before any cost or crafting)."""
+        from landscape.models import MODELS
+
+        options = super()._resolve_options(given)
+        name = str(options.surrogate)
+        if name not in MODELS:
+            raise UnknownNameError(f"{self.spec.method} option surrogate = {name!r} is not a registered model; "
+                                   f"valid choices: {', '.join(MODELS.names())}")
+        return options
 
     def build_surrogate(self, image_shape: tuple[int, int, int], num_classes: int,
                         generator: torch.Generator) -> nn.Module:

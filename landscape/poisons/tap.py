@@ -9,13 +9,14 @@ import torch.nn.functional as F
 
 from landscape.poisons.base import POISONS, Perturbation
 from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateMethod, SurrogateTrainingOptions
+from landscape.spec import bounded
 
 
 @dataclass(frozen=True)
 class TAPOptions(SurrogateTrainingOptions):
     """TAP's options (digits defaults); see `TargetedAdversarialPoisoning`."""
 
-    restarts: int = 1
+    restarts: int = bounded(1, 1)
     shift: int = 1
 
 

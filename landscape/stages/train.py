@@ -20,6 +20,7 @@ from landscape.config import DataSpec, DefenseSpec, ModelSpec, PoisonSpec, SALSp
 from landscape.data import ImageSet
 from landscape.defenses import BatchTransform, prepare_defense
 from landscape.device import reproducible_threads
+from landscape.errors import ModelError
 from landscape.sal import Kept, SALTrace, SALTracker
 from landscape.stages.base import (
     Computed,
@@ -173,6 +174,9 @@ class SALStage(OnRun[SALTrace]):
         Every epoch is measured on its own checkpoint with its own seeds, so the parts of a split stage,
         concatenated (`SALTrace.concat`), are the whole stage's trace bit for bit.
         """
+        if replay.run.epochs_done == 0:  # nothing to measure: say why instead of building an empty trace
+            raise ModelError(f"no SAL for the {run_label(self.run.poison)} run: it has no finished epoch "
+                             f"({replay.run.diverged or 'it stopped before the first'})")
         r, stage, tracker = self.run, f"sal-{run_label(self.run.poison)}", SALTracker(self.sal, kept=replay.kept)
         h, epochs = replay.run.history, replay.measured_epochs(self.sal, r.train.epochs)
         epochs = [e for e in epochs if within is None or e in within]
