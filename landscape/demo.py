@@ -105,11 +105,11 @@ def _entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*/*") if p.is_dir() and not p.name.startswith("."))
 
 
-def _unread(folder: Path) -> list[tuple[str, str]]:
-    """The (stage, key) entries of `folder` that no request reads (`landscape.stages.base.closure`)."""
+def _unread(folder: Path, stages: list[Stage[Any]]) -> list[tuple[str, str]]:
+    """The (stage, key) entries of `folder` that none of `stages` reads (`landscape.stages.base.closure`)."""
     from landscape.stages.base import closure
 
-    needed = closure(requests())
+    needed = closure(stages)
     return [(e.parent.name, e.name) for e in _entries(folder) if (e.parent.name, e.name) not in needed]
 
 
@@ -181,12 +181,13 @@ def check(folder: str | Path = DEMO_DIR) -> CheckReport:
     import warnings
 
     folder = Path(folder)
+    stages = requests()
     report = CheckReport(str(folder), len(_entries(folder)), snapshot_bytes(folder), broken=_broken(folder),
-                         unread=[f"{stage}/{key}" for stage, key in _unread(folder)])
+                         unread=[f"{stage}/{key}" for stage, key in _unread(folder, stages)])
     with tempfile.TemporaryDirectory() as empty, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         store = Store(empty, snapshots=(folder,))
-        report.missing = [f"{stage.folder} {stage.record()}" for stage in requests() if stage.load(store) is None]
+        report.missing = [f"{stage.folder} {stage.record()}" for stage in stages if stage.load(store) is None]
     return report
 
 
@@ -212,9 +213,10 @@ def build(out: str | Path = DEMO_DIR, *, device: str = "cpu",
     out.parent.mkdir(parents=True, exist_ok=True)
     store = Store(work)
     ctx = Context(store, device, progress or no_progress)
-    for stage in requests():
+    stages = requests()
+    for stage in stages:
         stage.get(ctx)
-    for stage_name, key in _unread(work):
+    for stage_name, key in _unread(work, stages):
         store.discard(stage_name, key)
     store.gc()  # lock files and temporaries are not part of a snapshot
     old = out.parent / f".{out.name}-old-{uuid.uuid4().hex}"

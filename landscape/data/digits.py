@@ -50,22 +50,24 @@ def _images() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
 
 
-def split_indices(y: np.ndarray, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) indices of the seeded stratified 80/20 split, as `train_test_split` returns them."""
-    if split_seed == KEPT_SEED and SPLIT_FILE.is_file():
-        with np.load(SPLIT_FILE, allow_pickle=False) as kept:
-            return kept["train"].astype(np.int64), kept["test"].astype(np.int64)
+def _computed_split(y: np.ndarray, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices of the seeded stratified 80/20 split, computed by scikit-learn's `train_test_split`."""
     from sklearn.model_selection import train_test_split
 
     return train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, stratify=y, random_state=split_seed)
 
 
+def _split(y: np.ndarray, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_computed_split`, read from `SPLIT_FILE` for the kept seed."""
+    if split_seed == KEPT_SEED and SPLIT_FILE.is_file():
+        with np.load(SPLIT_FILE, allow_pickle=False) as kept:
+            return kept["train"].astype(np.int64), kept["test"].astype(np.int64)
+    return _computed_split(y, split_seed)
+
+
 def write_split(path: Path = SPLIT_FILE) -> Path:
     """Write the split of `KEPT_SEED`, computed by scikit-learn, to `path` (a maintainer's step)."""
-    from sklearn.model_selection import train_test_split
-
-    y = _images()[1]
-    train, test = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, stratify=y, random_state=KEPT_SEED)
+    train, test = _computed_split(_images()[1], KEPT_SEED)
     np.savez(path, train=train.astype(np.int16), test=test.astype(np.int16))
     return path
 
@@ -74,7 +76,7 @@ def load(split_seed: int = 0) -> Splits:
     """The digits split by a seeded stratified 80/20 split; images scaled from 0..16 to [0, 1]."""
     images, y = _images()
     x = (images.astype(np.float32) / 16.0)[:, None]  # (1797, 1, 8, 8)
-    idx_train, idx_test = split_indices(y, split_seed)
+    idx_train, idx_test = _split(y, split_seed)
     names = tuple(str(c) for c in range(10))
 
     def part(idx: np.ndarray) -> ImageSet:
