@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from landscape.app import warmup
 from landscape.app.pages import PAGES
 
 st.set_page_config(page_title="UE Landscape", page_icon=":material/landscape:", layout="wide")
@@ -10,3 +11,4 @@ for p in PAGES:
     sections.setdefault(p.section, []).append(st.Page(p.file, title=p.title, icon=p.icon, default=p.default,
                                                       url_path=p.url_path or None))
 st.navigation(sections).run()
+warmup.start()  # after the page is drawn: later pages' imports in the background

@@ -1,5 +1,6 @@
 """What opening the app costs in imports: the first page of a fresh session (the shipped demo, an empty store) must
-not import scikit-learn, SciPy or pandas (about 1.1 s of the first script run; issue #17).
+not import scikit-learn, SciPy or pandas (about 1.1 s of the first script run; issue #17); the router then
+imports them in the background (`landscape.app.warmup`), so the later pages' first visits do not wait for them.
 
 Run in a subprocess, so the modules this test session has already imported do not count. torch is still imported
 on this path (the stage layer resolves the demo's keys with the engine); that is measured by bench/app_latency.py.
@@ -16,19 +17,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("sklearn", "scipy", "pandas")
 SCRIPT = """
-import json, sys
+import json, sys, threading
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file(sys.argv[1], default_timeout=300).run()
+imported = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2].split(","))
+warmups = [t for t in threading.enumerate() if t.name == "ue-landscape-warmup"]
+for t in warmups:
+    t.join(timeout=300)
 print(json.dumps({"exceptions": [str(e.value) for e in at.exception], "charts": len(at.get("plotly_chart")),
-                  "modules": sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2].split(","))}))
+                  "modules": imported, "warmups": len(warmups),
+                  "after_warmup": sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2].split(",")))}))
 """
 
 
-def test_the_first_page_of_a_fresh_session_imports_no_sklearn_scipy_or_pandas(tmp_path):
-    env = {**os.environ, "UE_LANDSCAPE_STORE": str(tmp_path / "store")}
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / "app.py"), ",".join(HEAVY)], env=env, cwd=ROOT,
+def first_run(page: str, store: Path) -> dict:
+    """AppTest's first run of `page` in a fresh interpreter: what it drew and imported (see SCRIPT)."""
+    env = {**os.environ, "UE_LANDSCAPE_STORE": str(store)}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / page), ",".join(HEAVY)], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600, check=True)
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_first_page_of_a_fresh_session_imports_no_sklearn_scipy_or_pandas(tmp_path):
+    report = first_run("pages/overview.py", tmp_path / "store")  # the page alone: no router, no warm-up
+    assert report["warmups"] == 0
     assert not report["exceptions"], report["exceptions"]
     assert report["charts"] >= 1, "the Overview draws the demo's training curves"  # the page really ran
     assert not {m.split(".")[0] for m in report["modules"]}, f"imported on opening the app: {report['modules'][:10]}"
+
+
+def test_the_router_imports_them_in_the_background_after_the_first_page(tmp_path):
+    report = first_run("app.py", tmp_path / "store")
+    assert not report["exceptions"], report["exceptions"]
+    assert report["charts"] >= 1
+    assert report["warmups"] == 1, "app.py starts one warm-up thread after the page has run"
+    assert report["after_warmup"] == sorted(HEAVY), report["after_warmup"]
