@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,6 +212,46 @@ def test_lsp_patterns_are_linearly_separable_patches() -> None:
     means = torch.stack([flat[y == c].mean(0) for c in range(10)])
     assert bool(((flat @ means.T).argmax(1) == y).all())  # a linear rule on delta alone is perfect
     torch.testing.assert_close(flat.norm(dim=1), torch.ones(len(y)))
+
+
+def test_lsp_clusters_have_make_classifications_covariance() -> None:
+    """The class clusters are `make_classification`'s: within-class variance d/3 per dimension (closed form for
+    z·A, A = 2U - 1), and the same spread of same-class patterns as scikit-learn's own clusters."""
+    from sklearn.datasets import make_classification
+
+    from landscape.poisons.lsp import class_points
+
+    k, d, n = 10, 48, 20_000
+    g = torch.Generator().manual_seed(0)
+    centres = (torch.randint(0, 2, (k, d), generator=g) * 2 - 1).float() * 10.0
+    y = torch.arange(n) % k
+    points = class_points(centres, y, "random", g)
+    within = torch.stack([points[y == c].var(0) for c in range(k)])  # (K, d)
+    assert abs(float(within.mean()) - d / 3) < 1.0, float(within.mean())
+
+    def same_class_cosine(x: np.ndarray, labels: np.ndarray) -> float:
+        cos = []
+        for c in range(k):
+            u = x[labels == c][:300]
+            u = u / np.linalg.norm(u, axis=1, keepdims=True)
+            cos.append(float((u @ u.T)[np.triu_indices(len(u), 1)].mean()))
+        return float(np.mean(cos))
+
+    xs, ys = make_classification(n_samples=n, n_features=d, n_informative=d, n_redundant=0, n_repeated=0,
+                                 n_classes=k, n_clusters_per_class=1, class_sep=10.0, flip_y=0.0, random_state=0)
+    ours, reference = same_class_cosine(points.numpy(), y.numpy()), same_class_cosine(xs, ys)
+    assert abs(ours - reference) < 0.05, (ours, reference)
+    identity = same_class_cosine(class_points(centres, y, "identity", g).numpy(), y.numpy())
+    assert identity - reference > 0.05, (identity, reference)  # the isotropic clusters are visibly tighter
+
+
+def test_lsp_identity_covariance_reproduces_the_isotropic_clusters() -> None:
+    from landscape.poisons.lsp import class_points
+
+    centres, y = torch.eye(3) * 10, torch.tensor([0, 1, 2, 2, 1])
+    got = class_points(centres, y, "identity", torch.Generator().manual_seed(5))
+    torch.testing.assert_close(got, centres[y] + torch.randn((5, 3), generator=torch.Generator().manual_seed(5)),
+                               rtol=0, atol=0)
 
 
 def test_ops_sets_the_class_pixels_and_cuda_filters() -> None:

@@ -140,3 +140,16 @@ def test_demo_check_finds_an_entry_no_request_reads_and_build_drops_it(tmp_path)
     assert rebuilt.ok, rebuilt.describe()
     assert not (tmp_path / "out" / "train" / key).exists()
     assert _entries(tmp_path / "out") == _entries(demo.DEMO_DIR)
+
+
+@pytest.mark.parametrize("name", [n for n in _stages() if not n.startswith("imported")])
+def test_a_changed_poison_default_changes_the_key_of_every_stage_that_reads_the_poison(tmp_path, name, monkeypatch):
+    from landscape.poisons import POISONS
+    from landscape.stages.poison import PoisonStage
+
+    before = _stages()[name](tmp_path)
+    assert any(isinstance(s, PoisonStage) for s in closure([before]).values())  # every case reads the poison
+    key = before.key()
+    method = POISONS.get(POISON.method)
+    monkeypatch.setattr(method, "budgets", {**method.budgets, "digits": method.budgets["digits"] / 2})
+    assert _stages()[name](tmp_path).key() != key  # a row or run of the old default is never served

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -14,10 +15,15 @@ from landscape.spec import bounded
 
 @dataclass(frozen=True)
 class LSPOptions(MethodOptions):
-    """LSP's options (digits defaults): the side of a patch in pixels, and the separation of the class centres."""
+    """LSP's options (digits defaults): patch side, class-centre separation, and the clusters' covariance.
+
+    covariance: "random" is scikit-learn's `make_classification` cluster, as published; "identity" is N(0, I)
+    around the centre, what this engine did before 2026-12-03, kept to reproduce earlier results.
+    """
 
     patch: int = bounded(2, 1)
     class_sep: float = bounded(10.0, 0.0, lo_open=True)
+    covariance: Literal["random", "identity"] = "random"
 
 
 @POISONS.register("lsp")
@@ -31,10 +37,12 @@ class LinearSeparablePatches(PoisonMethod):
     shortcut: a network fits the patterns long before the digits/objects.
 
     Algorithm (no model): with g = H/patch cells per side, draw one cluster centre per class at a
-    distinct vertex of the hypercube {-class_sep, +class_sep}^d, d = g·g·C (as scikit-learn's
-    `make_classification` does with one cluster per class, all features informative), sample each
-    image's point as centre + N(0, I), reshape to (C, g, g), upsample every value into a patch×patch
-    block (nearest neighbour), and scale each pattern to L2 norm eps.
+    distinct vertex of the hypercube {-class_sep, +class_sep}^d, d = g·g·C, and sample each image's point
+    from its class's cluster as scikit-learn's `make_classification` does with one cluster per class and
+    all features informative (what APBench's `lsp_poisons.py` calls): z·A_k + centre_k, z ~ N(0, I_d),
+    A_k = 2·U(0, 1)^{d×d} − 1 drawn once per class (`class_points`); then reshape to (C, g, g), upsample
+    every value into a patch×patch block (nearest neighbour), and scale each pattern to L2 norm eps.
+    Not done: `make_classification`'s default label noise (flip_y = 0.01) and its shuffle.
 
     Defaults:
         CIFAR (the paper): patch 8 (4x4x3 = 48 dims), class_sep 10, eps = sqrt(3072)·6/255 ≈ 1.30.
@@ -43,6 +51,7 @@ class LinearSeparablePatches(PoisonMethod):
         sqrt(d)·6/255 = 0.19 would be a tenth of a grey level per pixel. Why: the smallest swept budget that
         costs the victim 40 points (sweep¹): L2 0.251, 0.502, 1.00, 2.01 (RMS 8, 16, 32, 64/255) gave
         98.1, 96.7, 88.6, 50.0 %; seeds 0-2 at 2.01: 50.0, 46.7, 31.1 % (mean 42.6 %).
+        (Both sweeps were measured with covariance="identity", before the published covariance was added.)
         MNIST family: patch 7 (the same 4x4 grid, of 28x28x1), eps = sqrt(784)·32/255 ≈ 3.51 (RMS 32/255): L2
         0.878, 1.76, 3.51, 7.03 gave 96.2, 96.2, 14.6, 10.1 % (sweep²; training accuracy 98-100 %, a learnt shortcut).
         Seeds 0-2 at 3.51: 14.6, 10.0, 10.0 %, but seeds 1 and 2 were not trained².
@@ -83,14 +92,14 @@ class LinearSeparablePatches(PoisonMethod):
         if d < 63 and num_classes > 2**d:
             raise SpecError(f"{num_classes} classes need more than {d} dimensions; use a smaller patch")
         centres = self._vertices(num_classes, d, generator) * self.options.class_sep  # (K, d)
-        points = centres[y.cpu()] + torch.randn((n, d), generator=generator)  # (N, d)
+        points = class_points(centres, y.cpu(), self.options.covariance, generator)  # (N, d)
         grid = points.view(n, c, gh, gw)
         pattern = F.interpolate(grid, scale_factor=patch, mode="nearest")  # (N, C, H, W)
         norms = pattern.flatten(1).norm(dim=1).clamp_min(1e-12)
         return Perturbation((pattern * (self.eps / norms)[:, None, None, None]).to(x.device))
 
     @staticmethod
-    def _vertices(k: int, d: int, generator: torch.Generator) -> Perturbation:
+    def _vertices(k: int, d: int, generator: torch.Generator) -> torch.Tensor:
         """`k` distinct random vertices of {-1, +1}^d."""
         chosen: list[tuple[int, ...]] = []
         seen: set[tuple[int, ...]] = set()
@@ -100,3 +109,20 @@ class LinearSeparablePatches(PoisonMethod):
                 seen.add(v)
                 chosen.append(v)
         return torch.tensor(chosen, dtype=torch.float32) * 2 - 1
+
+
+def class_points(centres: torch.Tensor, y: torch.Tensor, covariance: str, generator: torch.Generator) -> torch.Tensor:
+    """Each label's point of its class cluster: (N, d) from centres (K, d) and labels y (N,).
+
+    "random" is `sklearn.datasets.make_classification`'s cluster (Guyon, 2003): z·A_k + centre_k with
+    z ~ N(0, I_d) and A_k = 2·U(0, 1)^{d×d} − 1, so the within-class covariance is A_kᵀA_k (expected
+    diagonal d/3); "identity" is z + centre_k. The N(0, I) draws come first, as before the covariance option.
+    """
+    k, d = centres.shape
+    noise = torch.randn((len(y), d), generator=generator)  # (N, d)
+    if covariance == "random":
+        mixes = 2 * torch.rand((k, d, d), generator=generator) - 1  # (K, d, d): A_k per class
+        for c in range(k):
+            rows = y == c
+            noise[rows] = noise[rows] @ mixes[c]
+    return centres[y] + noise

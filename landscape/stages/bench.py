@@ -14,7 +14,16 @@ from typing import Any
 from landscape.config import DataSpec, DefenseSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
 from landscape.defenses import defense_label
 from landscape.experiment import ExperimentResult, run_experiment
-from landscape.stages.base import Computed, Context, Stage, Version, resolve_data, resolve_defense, resolve_model
+from landscape.stages.base import (
+    Computed,
+    Context,
+    Stage,
+    Version,
+    resolve_data,
+    resolve_defense,
+    resolve_model,
+    resolve_poison,
+)
 from landscape.stages.ud import UD_VERSION, UDStage
 from landscape.store import Entry
 
@@ -85,7 +94,10 @@ class BenchCell(Stage[dict[str, Any]]):
         return self.cell.data
 
     def parts(self) -> tuple[Spec, ...]:
-        return (self.cell, Version(UD_VERSION), Version(f"cell-{CELL_VERSION}"))
+        # The cell names its method only; its resolved poison (eps, every option) keys the row, so a changed
+        # default or a new option of the method never serves a row computed under the old one.
+        return (self.cell, resolve_poison(self.cell.poison, self.cell.data), Version(UD_VERSION),
+                Version(f"cell-{CELL_VERSION}"))
 
     def record(self) -> dict[str, Any]:
         return self.cell.to_dict()
