@@ -151,10 +151,11 @@ def sidebar() -> AppSpec:
         datasets, models, methods = (engine.registry_names(k) for k in ("dataset", "model", "method"))
     from landscape import userconfig
 
-    with guard(stop=False):
-        mine = userconfig.user_config()
-        datasets = datasets + [spec.text() for spec in mine.data]
-        models = models + list(mine.models)
+    mine = userconfig.user_config()
+    for problem in mine.problems:
+        st.error(f"{problem.rstrip('.')}. Left out; the other entries are offered.", icon="⚠️")
+    datasets = datasets + [spec.text() for spec in mine.data]
+    models = models + list(mine.models)
     uploads = _upload(sb)
     datasets += [n for n in uploads if n not in datasets]
     labels = {n: _label(n, uploads) for n in datasets}
