@@ -62,6 +62,18 @@ def test_every_page_names_the_broken_path(setup, tmp_path, monkeypatch):
         assert "Traceback" not in errors[0]
 
 
+def test_a_store_that_is_a_file_still_shows_the_demo(tmp_path, monkeypatch):
+    """The user's store is unusable (a file), the shipped demo is not: every page says so and shows the demo."""
+    (tmp_path / "afile").write_text("not a folder\n")
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path / "afile"))
+    for page, at in pages_of_one_session():
+        no_exception(at)
+        assert at.error and "afile" in at.error[0].value and "is a file" in at.error[0].value, page.title
+        assert "demo" in at.error[0].value, f"{page.title}: {at.error[0].value!r} does not say the demo is shown"
+        assert charts(at), f"{page.title} still shows the demo"
+    assert (tmp_path / "afile").read_text() == "not a folder\n"
+
+
 def test_a_read_only_store_shows_the_demo_and_refuses_to_compute(tmp_path, monkeypatch):
     with read_only(tmp_path / "ro") as store:
         monkeypatch.setenv("UE_LANDSCAPE_STORE", str(store))
