@@ -24,7 +24,7 @@ st.markdown(f"A clean `{spec.model}` and one trained on `{spec.method}`-poisoned
 if not engine.experiment_ready(spec):
     with widgets.guard():
         st.info(cost.experiment_line(spec))
-    if not st.button("Run this experiment", type="primary", key="overview_run"):
+    if not widgets.compute_button("Run this experiment", type="primary", key="overview_run"):
         st.stop()
     if widgets.run_with_progress("Experiment", lambda p: engine.experiment(spec, p)) is None:
         st.stop()

@@ -198,7 +198,7 @@ def cell_panel(spec: AppSpec, study: Any, method: str, cell: Cell) -> None:
         st.info(f"The 1D slice of {cell.layer} at epoch {cell.epoch} is not computed yet: 21 points x 2 runs on "
                 f"{slice_spec(cell.layer, cell.epoch).n_eval} training images each (seconds on digits; the runs are "
                 f"trained first if they are not stored).")
-        if not st.button("Compute this layer slice", key="sal_slice_run"):
+        if not widgets.compute_button("Compute this layer slice", key="sal_slice_run"):
             return
         if widgets.run_with_progress("Layer slice", lambda p: layer_slices(spec, cell.layer, cell.epoch, p)) is None:
             return
@@ -221,7 +221,7 @@ def curvature_view(spec: AppSpec, study: Any, method: str) -> None:
         st.info(f"Curvature of both runs is not computed yet: every layer's Hessian block and the whole model's at "
                 f"each of the {spec.epochs} epochs, on {APP_CURVATURE.n_data} training images "
                 f"(about a few seconds per epoch and run for the digits cnn on one CPU thread).")
-        if not st.button("Compute curvature", type="primary", key="curvature_compute"):
+        if not widgets.compute_button("Compute curvature", type="primary", key="curvature_compute"):
             st.stop()
         if widgets.run_with_progress("Curvature", lambda p: curvature_traces(spec, p)) is None:
             st.stop()
