@@ -17,6 +17,7 @@ from landscape.commands.common import (
     add_data_args,
     add_model_args,
     add_train_args,
+    at_least,
     experiment_specs,
     open_store,
     output_path,
@@ -35,14 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defenses", default="none",
                    help="comma-separated defenses, each NAME or NAME:opt=value;opt=value "
                         "(e.g. none,cutout,jpeg:quality=10,at:eps=32/255;steps=5)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), or see --seed-list")
+    p.add_argument("--seeds", type=at_least(1), default=3, help="number of seeds (0..N-1), or see --seed-list")
     p.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (overrides --seeds)")
     p.add_argument("--sal", default="fast", choices=SAL_PRESETS, help="SAL preset")
     p.add_argument("--sal-every", type=int, default=1, help="measure SAL every this many epochs (and the last)")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (1 = run in this process)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes (1 = run in this process)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="submit cells to the Ray cluster at ADDRESS ('auto', 'HOST:PORT'; 'local' starts one)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (part of what fixes the numbers)")
+    p.add_argument("--threads", type=at_least(1), default=1,
+                   help="torch threads per cell (part of what fixes the numbers)")
     p.add_argument("--out", default=None, help="output prefix (default assets/benchmarks/ud_<dataset>_<model>)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
