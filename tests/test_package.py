@@ -185,3 +185,27 @@ def test_cli_train_json_and_bad_input(tmp_path):
     assert bad.returncode == 2 and "valid choices" in bad.stderr and "Traceback" not in bad.stderr
     neg = subprocess.run([sys.executable, "-m", "landscape", "train", "--epochs", "-3"], capture_output=True, text=True)
     assert neg.returncode == 2 and "TrainSpec.epochs = -3" in neg.stderr
+
+
+def test_every_output_option_says_where_it_writes_by_default():
+    """Each flag naming where a command writes (a file, prefix, folder or store) either must be given or says
+    its default location in --help (a relative default is said to be in the current folder)."""
+    import argparse
+
+    from landscape.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    checked = []
+    for name, parser in sub.choices.items():
+        given = {a for g in parser._mutually_exclusive_groups if g.required for a in g._group_actions}
+        for action in parser._actions:
+            if not {"--out", "--export", "--root", "--store"} & set(action.option_strings) or action.required or \
+                    action in given:  # a flag that must be given (alone or as one of a required group)
+                continue
+            checked.append(f"{name} {action.option_strings[0]}")
+            text = action.help or ""
+            assert "default" in text, f"{name} {action.option_strings[0]}: {text!r} does not say its default"
+            relative = isinstance(action.default, str) and not Path(action.default).is_absolute()
+            if relative or f"{name} {action.option_strings[0]}" == "bench --out":  # bench's default is built later
+                assert "current folder" in text, f"{name} {action.option_strings[0]}: {text!r} (relative default)"
+    assert {"surface --out", "bench --out", "curvature --out", "demo --out", "train --store"} <= set(checked)

@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="submit cells to the Ray cluster at ADDRESS ('auto', 'HOST:PORT'; 'local' starts one)")
     p.add_argument("--threads", type=at_least(1), default=1,
                    help="torch threads per cell (part of what fixes the numbers)")
-    p.add_argument("--out", default=None, help="output prefix (default assets/benchmarks/ud_<dataset>_<model>)")
+    p.add_argument("--out", default=None, help="output prefix of the .csv, .json and .md files (default: "
+                   "assets/benchmarks/ud_<dataset>_<model> under the current folder)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and how many are stored, then stop")

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--curvature-seed", type=int, default=d.seed, help="seed of the subset, start vectors, probes")
     p.add_argument("--vs-sal", action="store_true",
                    help="also measure SAL (the fast default) and report its per-epoch Spearman agreement")
-    p.add_argument("--out", default=None, help=f"write the results: a file ending in {', '.join(OUT_FORMATS)}")
+    p.add_argument("--out", default=None, help=f"write the results: a file ending in {', '.join(OUT_FORMATS)} "
+                                            f"(default: none, the table is printed only)")
 
 
 def curvature_spec(a: argparse.Namespace) -> CurvatureSpec:

@@ -62,7 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", action="store_true", help="log10 colour scale in the figures")
     p.add_argument("--out", default="surface.html",
                    help=f"HTML file (the .npz and .json go beside it), or a file ending in {', '.join(FORMATS)}: "
-                        f"each surface in that format as <stem>-<run><suffix>")
+                        f"each surface in that format as <stem>-<run><suffix> (default: surface.html in the current "
+                        f"folder)")
 
 
 def _given(a: argparse.Namespace) -> dict[str, object]:
