@@ -209,3 +209,21 @@ def test_every_output_option_says_where_it_writes_by_default():
             if relative or f"{name} {action.option_strings[0]}" == "bench --out":  # bench's default is built later
                 assert "current folder" in text, f"{name} {action.option_strings[0]}: {text!r} (relative default)"
     assert {"surface --out", "bench --out", "curvature --out", "demo --out", "train --store"} <= set(checked)
+
+
+def test_counts_in_messages_agree_with_their_noun(tmp_path, capsys, monkeypatch):
+    """'1 epoch', '1 cell (1 method x 1 defense x 1 seed)': no '1 epochs' where a count is printed."""
+    from landscape.cli import main
+    from landscape.spec import plural
+
+    assert [plural(1, "epoch"), plural(0, "epoch"), plural(2, "class", "classes")] == ["1 epoch", "0 epochs",
+                                                                                       "2 classes"]
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path))
+    assert main(["train", "--epochs", "1", "--n-train", "20", "--n-test", "10"]) == 0
+    assert main(["bench", "--dry-run", "--methods", "em", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "after 1 epoch (" in out and "1 cell (1 method x 1 defense x 1 seed)" in out, out
+    assert not any(f"1 {noun}s" in out for noun in ("epoch", "cell", "method", "defense", "seed")), out
+    from landscape.app.state import AppSpec
+
+    assert AppSpec(epochs=1).label().endswith("/ 1 epoch")

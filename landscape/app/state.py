@@ -11,6 +11,7 @@ import streamlit as st
 from landscape.app import cost, engine
 from landscape.app.widgets import guard
 from landscape.config import SAL_PRESETS, DataSpec, ModelSpec, PoisonSpec, TrainSpec
+from landscape.spec import plural
 
 DEFAULT_EPOCHS = 10  # the live default: seconds on a laptop CPU for digits + cnn
 MAX_LIVE_EPOCHS = 100
@@ -65,8 +66,8 @@ class AppSpec:
     def label(self) -> str:
         eps = "default budget" if self.eps is None else f"eps {self.eps:g}"
         sal = "" if self.sal == "fast" else f" / SAL {self.sal} preset"
-        return (f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / {self.epochs} epochs"
-                f"{sal}")
+        return (f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / "
+                f"{plural(self.epochs, 'epoch')}{sal}")
 
 
 def _persisted(key: str, default: Any) -> str:

@@ -24,6 +24,7 @@ from landscape.commands.common import (
 )
 from landscape.config import SAL_PRESETS, DefenseSpec, SALSpec
 from landscape.errors import SpecError
+from landscape.spec import plural
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,7 +95,8 @@ def run(a: argparse.Namespace) -> int:
     cells = spec.cells()
     if a.dry_run:
         stored = sum(stored_row(c, store) is not None for c in cells)
-        print(f"{len(cells)} cells ({len(spec.methods)} methods x {len(spec.defenses)} defenses x {len(seeds)} seeds); "
+        print(f"{plural(len(cells), 'cell')} ({plural(len(spec.methods), 'method')} x "
+              f"{plural(len(spec.defenses), 'defense')} x {plural(len(seeds), 'seed')}); "
               f"{stored} already stored in {store.root}")
         return 0
     out = output_path(a.out if a.out is not None else f"assets/benchmarks/ud_{spec.data.name}_{spec.model.name}",
@@ -113,7 +115,7 @@ def run(a: argparse.Namespace) -> int:
         if len(sys.argv) > 1 and sys.argv[1] == "bench" else "python -m landscape bench (called from Python)"
     paths = write_outputs(result, out, command=command, device=device)
     print(paths["md"].read_text())
-    print(f"wrote {', '.join(str(p) for p in paths.values())}; {result.computed} cell(s) computed, "
+    print(f"wrote {', '.join(str(p) for p in paths.values())}; {plural(result.computed, 'cell')} computed, "
           f"{result.loaded} loaded from the store, {result.wall_seconds:.0f} s")
     return 0
 

@@ -20,6 +20,7 @@ from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import CurvatureSpec, PoisonSpec, SALSpec, choices
 from landscape.errors import SpecError
 from landscape.paths import reporting
+from landscape.spec import plural
 
 OUT_FORMATS = (".csv", ".npz", ".html")
 
@@ -123,7 +124,7 @@ def run(a: argparse.Namespace) -> int:
         if "spearman_sal_lambda_max" in row:
             print(f"  Spearman(SAL, λ_max) per epoch {_fmt(row['spearman_sal_lambda_max'])}, "
                   f"Spearman(SAL, trace) {_fmt(row['spearman_sal_trace'])} over "
-                  f"{row['spearman_sal_lambda_max']['epochs']} epoch(s)")
+                  f"{plural(row['spearman_sal_lambda_max']['epochs'], 'epoch')}")
     if out is not None:
         print(f"wrote {out}")
     return 0

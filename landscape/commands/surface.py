@@ -29,6 +29,7 @@ from landscape.errors import SpecError
 from landscape.export import FORMATS
 from landscape.files import atomic_write
 from landscape.paths import reporting
+from landscape.spec import plural
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -242,7 +243,7 @@ def run(a: argparse.Namespace) -> int:
                 if row["explained_variance"] else ""
             at = f" at epoch {row['epoch']}, SAL ball r = {row['sal_ball'][0]:.3g}" if "epoch" in row else ""
             print(f"{label}: {row['grid'][0]}x{row['grid'][1]} grid around {row['center']}{at}, loss "
-                  f"{row['min_loss']:.4g}..{row['max_loss']:.4g}, {row['non_finite']} non-finite point(s){ev}")
+                  f"{row['min_loss']:.4g}..{row['max_loss']:.4g}, {plural(row['non_finite'], 'non-finite point')}{ev}")
         print(f"wrote {', '.join(written['files'].values()) if 'files' in written else written['html']}")
     return 0
 
