@@ -227,3 +227,32 @@ def test_counts_in_messages_agree_with_their_noun(tmp_path, capsys, monkeypatch)
     from landscape.app.state import AppSpec
 
     assert AppSpec(epochs=1).label().endswith("/ 1 epoch")
+
+
+def test_progress_on_a_redirected_stderr_is_plain_lines(tmp_path):
+    """`--workers 2` runs stages side by side; with stderr a pipe (not a terminal) its progress is plain lines,
+    no carriage returns or cursor escapes; on a terminal it stays tqdm bars."""
+    run = [sys.executable, "-m", "landscape", "run", "--epochs", "2", "--n-train", "60", "--n-test", "30", "--method",
+           "random", "--model", "mlp", "--workers", "2", "--store", str(tmp_path)]
+    done = subprocess.run(run, capture_output=True, timeout=300)  # bytes: text mode would turn \r into \n
+    err = done.stderr.decode()
+    assert done.returncode == 0, err[-2000:]
+    assert "\x1b" not in err and "\r" not in err, repr(err[:500])
+    lines = err.splitlines()
+    assert {"train-clean: 2/2", "train-random: 2/2", "ud: 1/1"} <= set(lines), lines
+    import io
+
+    from landscape import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    old, sys.stderr = sys.stderr, terminal
+    try:
+        with progress.tqdm_progress() as report:
+            report("stage", 1, 2)
+    finally:
+        sys.stderr = old
+    assert "\r" in terminal.getvalue() and "1/2" in terminal.getvalue()
