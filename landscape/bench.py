@@ -54,6 +54,7 @@ from landscape.device import limited_threads
 from landscape.errors import LandscapeError, SpecError
 from landscape.experiment import get_poisoned_train, get_training
 from landscape.files import atomic_write
+from landscape.spec import plural
 from landscape.stages.base import Context
 from landscape.stages.bench import ROW_FIELDS, BenchCell, Cell
 from landscape.store import Store
@@ -479,8 +480,9 @@ def write_outputs(result: BenchResult, out: str | Path, *, command: str, device:
         "machine": machine_description(),
         "numerics": numeric_environment_line(),
         "device": device,
-        "executor": f"{result.executor} ({result.workers} worker(s), 1 torch thread per cell)",
-        "cells": f"{cells} ({len(spec.methods)} methods × {len(spec.defenses)} defenses × {len(spec.seeds)} seeds); "
+        "executor": f"{result.executor} ({plural(result.workers, 'worker')}, 1 torch thread per cell)",
+        "cells": f"{cells} ({plural(len(spec.methods), 'method')} × {plural(len(spec.defenses), 'defense')} × "
+                 f"{plural(len(spec.seeds), 'seed')}); "
                  f"computed now: {result.computed}, loaded from the store: {result.loaded}",
         "wall time": f"{result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min) for this invocation",
         "worker time": _worker_time(result),
@@ -513,7 +515,7 @@ def _worker_time(result: BenchResult) -> str:
 def settings_line(spec: BenchSpec) -> str:
     t, s = spec.train, spec.sal
     n = f"n_train={spec.data.n_train}" if spec.data.n_train else "full training split"
-    return (f"{spec.data.name} ({n}), model {spec.model.name}; {t.epochs} epochs, {t.optimizer} lr {t.lr}, "
+    return (f"{spec.data.name} ({n}), model {spec.model.name}; {plural(t.epochs, 'epoch')}, {t.optimizer} lr {t.lr}, "
             f"batch {t.batch_size}, augment {t.augment}; SAL preset {s.preset_name} "
             f"({', '.join(f'{k}={v}' for k, v in s.to_dict().items() if k != 'seed')}; seed = the cell's seed); "
             f"poisons at each method's default budget for the data set; "

@@ -18,6 +18,10 @@ from landscape import commands
 from landscape.errors import LandscapeError
 from landscape.paths import describe
 
+REPRODUCIBLE_HELP = ("pin the CPU kernels to AVX2 so results match on other x86 CPUs (same as "
+                     "UE_LANDSCAPE_REPRODUCIBLE=1; see the README: Reproducible where, exactly); before or after "
+                     "the command")
+
 
 class Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line (the message and where to look), not the usage block."""
@@ -31,14 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     for info in pkgutil.iter_modules(commands.__path__):
         importlib.import_module(f"landscape.commands.{info.name}")
     parser = Parser(prog="python -m landscape", description=__doc__.splitlines()[0])
-    parser.add_argument("--reproducible", action="store_true",
-                        help="pin the CPU kernels to AVX2 so results match on other x86 CPUs (same as "
-                             "UE_LANDSCAPE_REPRODUCIBLE=1; see the README: Reproducible where, exactly)")
+    parser.add_argument("--reproducible", action="store_true", help=REPRODUCIBLE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands.COMMANDS.names():
         command = commands.COMMANDS.get(name)
         p = sub.add_parser(name, help=command.help, description=command.help)
         command.add_arguments(p)
+        # The global flag is accepted after the command too; SUPPRESS keeps a flag given before it.
+        p.add_argument("--reproducible", action="store_true", default=argparse.SUPPRESS, help=REPRODUCIBLE_HELP)
         p.set_defaults(_run=command.run)
     return parser
 

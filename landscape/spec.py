@@ -238,6 +238,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """A count with its noun for messages: ``1 epoch``, ``3 epochs``; `nouns` where "s" is wrong (``2 classes``)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def parse_value(text: str) -> Any:
     """An option value written as text: true/false, none, an int, a float or a fraction ("8/255")."""
     low = text.lower()

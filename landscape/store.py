@@ -235,7 +235,7 @@ class Store:
             folder = self.path(stage, key, root)
             try:
                 inode = folder.stat().st_ino
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # absent, or a root that is a file: nothing stored
                 continue
             try:
                 entry = self._read(folder, stage, key)

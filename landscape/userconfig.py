@@ -11,8 +11,9 @@ Configured in the environment or in a small JSON file (both are read; the enviro
 
       {"models": ["mylab.nets:small_resnet"], "data": ["npz:~/data/patches.npz", "folder:photos?size=32"]}
 
-Entries are checked for form here (a bad one is refused naming its source and the accepted forms); whether a
-model imports or a file reads is checked when it is used, by the same code as on the command line.
+Entries are checked for form here: a bad one is left out and reported in `UserConfig.problems` (naming its
+source and the accepted forms), the good ones are kept; whether a model imports or a file reads is checked when
+it is used, by the same code as on the command line.
 
 An uploaded ``.npz`` (`keep_upload`) is refused above `MAX_UPLOAD_BYTES` or when it does not load as a data set
 (`np.load(allow_pickle=False)`: an object array is refused, nothing in it runs), and is then kept in the store's
@@ -24,13 +25,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from landscape.config import DataSpec
 from landscape.data import npz
-from landscape.errors import DataError, ModelError, SpecError
+from landscape.errors import DataError, LandscapeError, ModelError, SpecError
 from landscape.models.user import split_name
 from landscape.paths import user_path
 from landscape.store import Store
@@ -41,14 +43,19 @@ CONFIG_VAR = "UE_LANDSCAPE_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/ue-landscape/config.json")
 MAX_UPLOAD_BYTES = 64 << 20  # 64 MiB: a CPU machine trains on far less; larger sets belong in UE_LANDSCAPE_DATA
 USER_DATA = ("npz", "folder")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class UserConfig:
-    """The configured user models (names) and data sets (specs), in the order given, without repeats."""
+    """The configured user models (names) and data sets (specs), in the order given, without repeats.
+
+    `problems` says, one message each, which entries (or which config file) were left out and why.
+    """
 
     models: tuple[str, ...] = ()
     data: tuple[DataSpec, ...] = ()
+    problems: tuple[str, ...] = ()
 
 
 def _model(entry: str, source: str) -> str:
@@ -62,7 +69,10 @@ def _model(entry: str, source: str) -> str:
 def _data(entry: str, source: str, base: Path | None) -> DataSpec:
     name, sep, _ = entry.partition(":")
     if sep and name in USER_DATA:
-        spec = DataSpec.parse(entry)
+        try:
+            spec = DataSpec.parse(entry)
+        except SpecError as exc:
+            raise SpecError(f"{source}: {exc}") from None
     elif not sep or len(name) == 1:  # a bare path (or a Windows drive letter)
         spec = DataSpec(name="npz" if entry.lower().endswith(".npz") else "folder", root=entry)
     else:
@@ -95,19 +105,45 @@ def _read_file(path: Path) -> dict[str, object]:
     return table
 
 
+def _kept(entries: Callable[[], list[str]], parse: Callable[[str], T], problems: list[str]) -> list[T]:
+    """The parsed entries that parse; each refusal (the list's own, or an entry's) is added to `problems`."""
+    try:
+        listed = entries()
+    except LandscapeError as exc:
+        problems.append(str(exc))
+        return []
+    kept = []
+    for entry in listed:
+        try:
+            kept.append(parse(entry))
+        except LandscapeError as exc:
+            problems.append(str(exc))
+    return kept
+
+
 def user_config(environ: Mapping[str, str] | None = None) -> UserConfig:
-    """The user models and data sets configured in `environ` (default `os.environ`) and the config file."""
+    """The user models and data sets configured in `environ` (default `os.environ`) and the config file.
+
+    A bad entry, or an unreadable config file, leaves out only itself and is reported in `UserConfig.problems`.
+    """
     env = os.environ if environ is None else environ
-    models = [_model(e, MODELS_VAR) for e in _entries(env.get(MODELS_VAR, ""), MODELS_VAR)]
-    data = [_data(e, DATA_VAR, None) for e in _entries(env.get(DATA_VAR, ""), DATA_VAR)]
-    path = user_path(env[CONFIG_VAR], CONFIG_VAR) if env.get(CONFIG_VAR) else DEFAULT_CONFIG.expanduser()
-    if env.get(CONFIG_VAR) and not path.is_file():
-        raise SpecError(f"{CONFIG_VAR} = {env[CONFIG_VAR]!r} is not a file")
-    if path.is_file():
-        table = _read_file(path)
-        models += [_model(e, f"{path} models") for e in _entries(table.get("models", []), f"{path} models")]
-        data += [_data(e, f"{path} data", path.parent) for e in _entries(table.get("data", []), f"{path} data")]
-    return UserConfig(tuple(dict.fromkeys(models)), tuple(dict.fromkeys(data)))
+    problems: list[str] = []
+    models = _kept(lambda: _entries(env.get(MODELS_VAR, ""), MODELS_VAR), lambda e: _model(e, MODELS_VAR), problems)
+    data = _kept(lambda: _entries(env.get(DATA_VAR, ""), DATA_VAR), lambda e: _data(e, DATA_VAR, None), problems)
+    try:
+        path = user_path(env[CONFIG_VAR], CONFIG_VAR) if env.get(CONFIG_VAR) else DEFAULT_CONFIG.expanduser()
+        if env.get(CONFIG_VAR) and not path.is_file():
+            raise SpecError(f"{CONFIG_VAR} = {env[CONFIG_VAR]!r} is not a file")
+        table = _read_file(path) if path.is_file() else {}
+    except LandscapeError as exc:
+        problems.append(str(exc))
+        table = {}
+    if table:
+        src_m, src_d = f"{path} models", f"{path} data"
+        models += _kept(lambda: _entries(table.get("models", []), src_m), lambda e: _model(e, src_m), problems)
+        data += _kept(lambda: _entries(table.get("data", []), src_d), lambda e: _data(e, src_d, path.parent),
+                      problems)
+    return UserConfig(tuple(dict.fromkeys(models)), tuple(dict.fromkeys(data)), tuple(problems))
 
 
 def keep_upload(content: bytes, store: Store, *, name: str = "the upload") -> DataSpec:

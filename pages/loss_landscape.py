@@ -22,7 +22,7 @@ with widgets.guard():
 if not engine.surface_ready(spec, request):
     with widgets.guard():
         st.info(cost.surface_line(spec, request))
-    if not st.button("Compute the landscape", type="primary", key="surface"):
+    if not widgets.compute_button("Compute the landscape", type="primary", key="surface"):
         st.stop()
     if widgets.run_with_progress("Landscape", lambda p: engine.surfaces(spec, request, p)) is None:
         st.stop()

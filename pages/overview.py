@@ -5,6 +5,7 @@ import streamlit as st
 from landscape import figures
 from landscape.app import cost, engine, state, widgets
 from landscape.app.views import study
+from landscape.spec import plural
 
 st.title("UE Landscape")
 st.markdown(
@@ -19,12 +20,12 @@ st.markdown(
 spec = state.sidebar()
 st.subheader("The experiment of the sidebar")
 st.markdown(f"A clean `{spec.model}` and one trained on `{spec.method}`-poisoned images, on {spec.dataset}, "
-            f"{spec.epochs} epochs, SAL at every epoch, then UD. The app opens on the shipped demo; change the "
-            f"sidebar to run your own.")
+            f"{plural(spec.epochs, 'epoch')}, SAL at every epoch, then UD. The app opens on the shipped demo; change "
+            f"the sidebar to run your own.")
 if not engine.experiment_ready(spec):
     with widgets.guard():
         st.info(cost.experiment_line(spec))
-    if not st.button("Run this experiment", type="primary", key="overview_run"):
+    if not widgets.compute_button("Run this experiment", type="primary", key="overview_run"):
         st.stop()
     if widgets.run_with_progress("Experiment", lambda p: engine.experiment(spec, p)) is None:
         st.stop()

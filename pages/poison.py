@@ -18,7 +18,7 @@ with st.expander(f"About `{spec.method}` ({cost.describe_budget(info['norm'], sp
     st.text(info["doc"])
 if line:
     st.info(f"Cost: {line}.")
-    if not st.button(f"Craft {spec.method}", type="primary", key="craft"):
+    if not widgets.compute_button(f"Craft {spec.method}", type="primary", key="craft"):
         st.stop()
     if widgets.run_with_progress(f"Crafting {spec.method}", lambda p: engine.poisoned_train(spec, p)) is None:
         st.stop()

@@ -14,7 +14,7 @@ runs = ("clean", spec.method)
 if not engine.training_ready(spec):
     with widgets.guard():
         st.info(cost.training_line(spec))
-    if not st.button("Train clean and poisoned", type="primary", key="train"):
+    if not widgets.compute_button("Train clean and poisoned", type="primary", key="train"):
         st.stop()
     if widgets.run_with_progress("Training", lambda p: [engine.training_result(spec, r, p) for r in runs]) is None:
         st.stop()

@@ -42,9 +42,9 @@ if r.notes:
         st.markdown("\n".join(f"- {n}" for n in r.notes))
 
 st.subheader("Benchmark of all methods")
-files = bench.benchmark_files()
-if not files:
+results = bench.benchmark_results()
+if not results:
     st.caption("No benchmark table shipped yet (assets/benchmarks/*.csv, *.md or *.json).")
-for path in files:
-    st.markdown(f"**{path.name}**")
-    bench.show_benchmark(path)
+for stem, paths in results.items():
+    st.markdown(f"**{stem}** ({', '.join(p.name for p in paths)})")
+    bench.show_result(paths)

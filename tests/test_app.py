@@ -195,6 +195,20 @@ def test_sal_and_ud_pages_show_the_stored_demo_numbers():
     assert "Reading UD on 8x8 digits" in texts(at)
 
 
+def test_ud_page_shows_each_shipped_benchmark_once():
+    """A result shipped as CSV, JSON and Markdown is one report and one table, not the same table twice."""
+    at = open_page("pages/ud.py")
+    no_exception(at)
+    tables = [(d.value.shape, tuple(sorted(d.value.columns))) for d in at.dataframe]  # the same rows, any format
+    assert len(set(tables)) == len(tables), f"the same table twice on the UD page: {tables}"
+    from landscape.app.views.bench import benchmark_results
+
+    results = benchmark_results()
+    assert {"ud_digits_cnn", "regime"} <= set(results), results
+    heads = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert all(sum(h.startswith(f"**{stem}**") for h in heads) == 1 for stem in results), heads
+
+
 def test_ud_page_live_tiny_run():
     at = open_page("pages/ud.py")
     tiny(at, method="ops", model="mlp")  # 3 weight layers: SAL in seconds

@@ -62,6 +62,18 @@ def test_every_page_names_the_broken_path(setup, tmp_path, monkeypatch):
         assert "Traceback" not in errors[0]
 
 
+def test_a_store_that_is_a_file_still_shows_the_demo(tmp_path, monkeypatch):
+    """The user's store is unusable (a file), the shipped demo is not: every page says so and shows the demo."""
+    (tmp_path / "afile").write_text("not a folder\n")
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path / "afile"))
+    for page, at in pages_of_one_session():
+        no_exception(at)
+        assert at.error and "afile" in at.error[0].value and "is a file" in at.error[0].value, page.title
+        assert "demo" in at.error[0].value, f"{page.title}: {at.error[0].value!r} does not say the demo is shown"
+        assert charts(at), f"{page.title} still shows the demo"
+    assert (tmp_path / "afile").read_text() == "not a folder\n"
+
+
 def test_a_read_only_store_shows_the_demo_and_refuses_to_compute(tmp_path, monkeypatch):
     with read_only(tmp_path / "ro") as store:
         monkeypatch.setenv("UE_LANDSCAPE_STORE", str(store))
@@ -69,20 +81,29 @@ def test_a_read_only_store_shows_the_demo_and_refuses_to_compute(tmp_path, monke
             no_exception(at)
             assert at.error and "cannot be saved" in at.error[0].value and str(store) in at.error[0].value, page.title
             assert charts(at), f"{page.title} still shows the demo"
-        tried = []
-        for page in PAGES:  # a computation started anyway is refused with the store's message, before any work
+        offered = []
+        for page in PAGES:  # no computation is offered: every compute button is disabled, its help says why
             at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
             if not page.default:
                 at.switch_page(page.file).run()
-            tiny(at, method="random", model="mlp")  # not in the demo: every page but Cross-task offers to compute
-            pressed = [b.key for b in at.button if b.key in COMPUTE_BUTTONS or (b.key or "").endswith("_run")]
-            tried += pressed
-            for key in pressed:
-                at.button(key=key).click().run()
-                no_exception(at)
-                assert any(str(store) in e.value and "write" in e.value for e in at.error[1:]), (page.title, key)
-        assert len(tried) >= len(PAGES) - 1, f"compute buttons pressed: {tried}"
+            tiny(at, method="random", model="mlp")  # not in the demo: every page but Cross-task has a compute button
+            shown = [b for b in at.button if b.key in COMPUTE_BUTTONS or (b.key or "").endswith("_run")]
+            offered += [b.key for b in shown]
+            for button in shown:
+                assert button.disabled, f"{page.title}: {button.key} is offered on a read-only store"
+                assert "cannot be saved" in button.help and str(store) in button.help, (page.title, button.help)
+        assert len(offered) >= len(PAGES) - 1, f"compute buttons shown: {offered}"
         assert not list(store.iterdir()), f"written into a read-only store: {list(store.iterdir())}"
+
+
+def test_a_store_that_is_a_file_offers_no_computation(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("not a folder\n")
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path / "afile"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/train.py").run()
+    tiny(at, method="random", model="mlp")
+    no_exception(at)
+    assert at.button(key="train").disabled and "is a file" in at.button(key="train").help
 
 
 SIDEBAR_PROBES = [  # (widget kind, key, value): values at the edges of what the widgets accept

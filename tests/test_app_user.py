@@ -118,3 +118,15 @@ def test_a_user_model_that_cannot_be_built_is_named_before_any_button(monkeypatc
         no_exception(at)
         assert any("logits of shape" in e.value for e in at.error), (page, [e.value for e in at.error])
         assert button not in [b.key for b in at.button], page
+
+
+def test_one_bad_configured_entry_is_reported_and_the_good_ones_offered(monkeypatch, tmp_path):
+    monkeypatch.setenv("UE_LANDSCAPE_MODELS", f"{MODEL},models/net.py:factory")
+    monkeypatch.setenv("UE_LANDSCAPE_DATA", f"digits:/tmp,npz:{tmp_path}/mine.npz")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert MODEL in at.selectbox(key="_w_model").options, "the good model is offered"
+    assert "npz: mine.npz (yours)" in at.selectbox(key="_w_dataset").options, "the good data set is offered"
+    warnings = [e.value for e in at.error]
+    assert any("'models/net.py:factory'" in w and "Left out" in w for w in warnings), warnings
+    assert any("'digits:/tmp'" in w and "UE_LANDSCAPE_DATA" in w for w in warnings), warnings

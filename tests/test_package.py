@@ -185,3 +185,74 @@ def test_cli_train_json_and_bad_input(tmp_path):
     assert bad.returncode == 2 and "valid choices" in bad.stderr and "Traceback" not in bad.stderr
     neg = subprocess.run([sys.executable, "-m", "landscape", "train", "--epochs", "-3"], capture_output=True, text=True)
     assert neg.returncode == 2 and "TrainSpec.epochs = -3" in neg.stderr
+
+
+def test_every_output_option_says_where_it_writes_by_default():
+    """Each flag naming where a command writes (a file, prefix, folder or store) either must be given or says
+    its default location in --help (a relative default is said to be in the current folder)."""
+    import argparse
+
+    from landscape.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    checked = []
+    for name, parser in sub.choices.items():
+        given = {a for g in parser._mutually_exclusive_groups if g.required for a in g._group_actions}
+        for action in parser._actions:
+            if not {"--out", "--export", "--root", "--store"} & set(action.option_strings) or action.required or \
+                    action in given:  # a flag that must be given (alone or as one of a required group)
+                continue
+            checked.append(f"{name} {action.option_strings[0]}")
+            text = action.help or ""
+            assert "default" in text, f"{name} {action.option_strings[0]}: {text!r} does not say its default"
+            relative = isinstance(action.default, str) and not Path(action.default).is_absolute()
+            if relative or f"{name} {action.option_strings[0]}" == "bench --out":  # bench's default is built later
+                assert "current folder" in text, f"{name} {action.option_strings[0]}: {text!r} (relative default)"
+    assert {"surface --out", "bench --out", "curvature --out", "demo --out", "train --store"} <= set(checked)
+
+
+def test_counts_in_messages_agree_with_their_noun(tmp_path, capsys, monkeypatch):
+    """'1 epoch', '1 cell (1 method x 1 defense x 1 seed)': no '1 epochs' where a count is printed."""
+    from landscape.cli import main
+    from landscape.spec import plural
+
+    assert [plural(1, "epoch"), plural(0, "epoch"), plural(2, "class", "classes")] == ["1 epoch", "0 epochs",
+                                                                                       "2 classes"]
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(tmp_path))
+    assert main(["train", "--epochs", "1", "--n-train", "20", "--n-test", "10"]) == 0
+    assert main(["bench", "--dry-run", "--methods", "em", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "after 1 epoch (" in out and "1 cell (1 method x 1 defense x 1 seed)" in out, out
+    assert not any(f"1 {noun}s" in out for noun in ("epoch", "cell", "method", "defense", "seed")), out
+    from landscape.app.state import AppSpec
+
+    assert AppSpec(epochs=1).label().endswith("/ 1 epoch")
+
+
+def test_progress_on_a_redirected_stderr_is_plain_lines(tmp_path):
+    """`--workers 2` runs stages side by side; with stderr a pipe (not a terminal) its progress is plain lines,
+    no carriage returns or cursor escapes; on a terminal it stays tqdm bars."""
+    run = [sys.executable, "-m", "landscape", "run", "--epochs", "2", "--n-train", "60", "--n-test", "30", "--method",
+           "random", "--model", "mlp", "--workers", "2", "--store", str(tmp_path)]
+    done = subprocess.run(run, capture_output=True, timeout=300)  # bytes: text mode would turn \r into \n
+    err = done.stderr.decode()
+    assert done.returncode == 0, err[-2000:]
+    assert "\x1b" not in err and "\r" not in err, repr(err[:500])
+    lines = err.splitlines()
+    assert {"train-clean: 2/2", "train-random: 2/2", "ud: 1/1"} <= set(lines), lines
+    import io
+
+    from landscape import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    old, sys.stderr = sys.stderr, terminal
+    try:
+        with progress.tqdm_progress() as report:
+            report("stage", 1, 2)
+    finally:
+        sys.stderr = old
+    assert "\r" in terminal.getvalue() and "1/2" in terminal.getvalue()

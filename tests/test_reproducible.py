@@ -116,3 +116,23 @@ def test_enable_after_kernels_ran_is_an_error_not_a_silent_claim(kernel_env):
         with pytest.raises(LandscapeError, match="already run CPU kernels"):
             enable_reproducible()
     assert not reproducible_active()
+
+
+@pytest.mark.parametrize("argv", [["--reproducible", "train"], ["train", "--reproducible"],
+                                  ["train", "--epochs", "1", "--reproducible", "--json"]])
+def test_the_global_flag_is_accepted_before_or_after_the_command(argv):
+    from landscape.cli import build_parser
+
+    assert build_parser().parse_args(argv).reproducible
+    assert not build_parser().parse_args([a for a in argv if a != "--reproducible"]).reproducible
+
+
+@pytest.mark.skipif(reproducible.unsupported_reason() is not None, reason=str(reproducible.unsupported_reason()))
+def test_the_global_flag_after_the_command_takes_effect(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARS}
+    argv = [sys.executable, "-m", "landscape", "train", "--epochs", "1", "--n-train", "20", "--n-test", "10",
+            "--device", "cpu", "--store", str(tmp_path), "--json", "--reproducible"]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (key,) = Store(tmp_path).keys("train")
+    assert json.loads((Store(tmp_path).path("train", key) / "meta.json").read_text())["environment"]["reproducible"]

@@ -251,3 +251,13 @@ def test_every_entry_records_its_numeric_environment(store):
     for key in ("torch", "numpy", "mkl", "onednn", "cpu_level", "aten_capability", "onednn_isa", "reproducible",
                 "torch_threads", "pinned_threads"):
         assert key in env, key
+
+
+def test_a_store_that_is_a_file_still_serves_its_snapshots(tmp_path):
+    """A root that is a file holds nothing (not an error while reading); the read-only layers are still served."""
+    snapshot = Store(tmp_path / "snap")
+    snapshot.save("stage", "k", {"v": 1}, {"x": np.ones(2)})
+    (tmp_path / "afile").write_text("not a folder\n")
+    layered = Store(tmp_path / "afile", snapshots=(tmp_path / "snap",))
+    assert layered.load("stage", "k").meta["v"] == 1 and layered.origin("stage", "k") == tmp_path / "snap"
+    assert layered.load("stage", "other") is None and not layered.exists("stage", "other")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
 
 from landscape.config import DataSpec
 from landscape.data import load_data
-from landscape.errors import DataError, SpecError
+from landscape.errors import DataError
 from landscape.userconfig import MAX_UPLOAD_BYTES, UserConfig, keep_upload, user_config
 from tests.fixtures import quadrant_images
 
@@ -83,13 +84,34 @@ def test_bad_entries_name_their_source(tmp_path, env, config, match):
     if match is None:
         assert user_config(env).data == (DataSpec("npz", root=str(tmp_path / "x.npz")),)
         return
-    with pytest.raises(SpecError, match=match):
-        user_config(env)
+    got = user_config(env)
+    assert len(got.problems) == 1 and re.search(match, got.problems[0]), got.problems
+    assert not got.models and not got.data
 
 
 def test_a_named_config_file_must_exist(tmp_path):
-    with pytest.raises(SpecError, match=r"UE_LANDSCAPE_CONFIG = '.*nope.json' is not a file"):
-        user_config({"UE_LANDSCAPE_CONFIG": str(tmp_path / "nope.json")})
+    problems = user_config({"UE_LANDSCAPE_CONFIG": str(tmp_path / "nope.json")}).problems
+    assert len(problems) == 1 and re.search(r"UE_LANDSCAPE_CONFIG = '.*nope.json' is not a file", problems[0])
+
+
+def test_one_bad_entry_leaves_out_only_itself(tmp_path):
+    """A bad entry (in either variable or the file) or an unreadable file is reported; every good one is kept."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"models": ["a.b:c", "x/y.py:f"], "data": ["digits:/tmp", "npz:more.npz"]}))
+    env = {"UE_LANDSCAPE_MODELS": "tests.fixtures:factory,models/net.py:factory",
+           "UE_LANDSCAPE_DATA": f"npz:,npz:{tmp_path}/a.npz,digits:/tmp", "UE_LANDSCAPE_CONFIG": str(config)}
+    got = user_config(env)
+    assert got.models == ("tests.fixtures:factory", "a.b:c")
+    assert got.data == (DataSpec("npz", root=f"{tmp_path}/a.npz"), DataSpec("npz", root=str(tmp_path / "more.npz")))
+    assert [p.split(":")[0] for p in got.problems] == ["UE_LANDSCAPE_MODELS", "UE_LANDSCAPE_DATA", "UE_LANDSCAPE_DATA",
+                                                      f"{config} models", f"{config} data"], got.problems
+    for entry, problem in zip(["'models/net.py:factory'", "'npz:'", "'digits:/tmp'", "'x/y.py:f'", "'digits:/tmp'"],
+                              got.problems, strict=True):
+        assert entry in problem, (entry, problem)
+    config.write_text("{not json")
+    got = user_config(env)
+    assert got.models == ("tests.fixtures:factory",) and got.data == (DataSpec("npz", root=f"{tmp_path}/a.npz"),)
+    assert "cannot be read as JSON" in got.problems[-1]
 
 
 def test_an_upload_is_kept_by_content_and_loads_as_on_the_command_line(store):

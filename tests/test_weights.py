@@ -195,3 +195,21 @@ def test_cli_exports_and_analyses_weights(tmp_path, capsys):
     assert analysed["layers"][0] == "stem.0.weight" and len(analysed["sal"]) == 5
     assert main(["weights", "--analyse", str(tmp_path / "nope.pt"), *common]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_analyse_refuses_weights_recorded_for_another_data_set(tmp_path, capsys):
+    """Exported weights record their data set; analysing them on another one names both instead of running."""
+    out = tmp_path / "w.safetensors"
+    small = ["--model", "mlp", "--n-train", "200", "--n-test", "100"]
+    assert main(["weights", "--export", str(out), *small, "--epochs", "1", "--json"]) == 0
+    capsys.readouterr()
+    x, y = get_splits(DATA).train.x.numpy(), get_splits(DATA).train.y.numpy()
+    np.savez(tmp_path / "other.npz", x=np.random.default_rng(0).permutation(x), y=y)
+    other = f"npz:{tmp_path / 'other.npz'}"
+    assert main(["weights", "--analyse", str(out), "--dataset", other, "--model", "mlp", "--n-train", "100",
+                 "--n-test", "40", "--sal-rounds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "trained on data set 'digits'" in err and f"asks for {other!r}" in err, err
+    assert main(["weights", "--analyse", str(out), "--model", "mlp", "--n-train", "100", "--sal-rounds", "1",
+                 "--json"]) == 0  # the same data set (another subset): analysed
+    assert json.loads(capsys.readouterr().out)["layers"]

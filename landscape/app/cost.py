@@ -13,6 +13,7 @@ import streamlit as st
 
 from landscape.app import engine
 from landscape.config import PoisonSpec
+from landscape.spec import plural
 
 if TYPE_CHECKING:
     from landscape.app.state import AppSpec
@@ -88,7 +89,7 @@ def training_estimate(spec: AppSpec, runs: int | None = None) -> str:
     runs = runs_to_train(spec) if runs is None else runs
     if runs:
         engine.weight_count(spec)  # builds the model: one that cannot be built is named here, before the button
-    return _measured(spec, f"{runs} x {spec.epochs} epochs of `{spec.model}`", "epoch", runs)
+    return _measured(spec, f"{runs} x {plural(spec.epochs, 'epoch')} of `{spec.model}`", "epoch", runs)
 
 
 def sal_estimate(spec: AppSpec, runs: int = 2) -> str:

@@ -62,21 +62,21 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
 def problems() -> list[Problem]:
     """What is wrong with the user's store (`$UE_LANDSCAPE_STORE`) and the demo snapshot, checked on every run.
 
-    A store that cannot be named (``~nosuchuser``, empty) or is a file is fatal; a read-only store and a missing,
-    misplaced or damaged demo snapshot are not (the snapshot's integrity check is cached until a file changes).
+    A store that cannot be named (``~nosuchuser``, empty) is fatal; a file or read-only one (the demo is still
+    shown) and a missing, misplaced or damaged demo snapshot are not (its check is cached until a file changes).
     """
     from landscape.demo import DEMO_ENV, demo_dir
 
     fix = f"set {ENV_VAR} to a folder you can write (it is created if missing) and restart the app"
     try:
-        store = Store(default_root()).check_readable()
+        store = Store(default_root())
     except PathError as err:
         return [Problem(f"The store cannot be used: {err}. To fix it, {fix}.", fatal=True)]
     found = []
     try:
-        store.check_writable()
+        store.check_readable().check_writable()
     except PathError as err:
-        found.append(Problem(f"Results cannot be saved: {err}. The shipped demo and stored results are shown; "
+        found.append(Problem(f"Results cannot be saved: {err}. The shipped demo (and any stored results) is shown; "
                              f"to compute, {fix}.", fatal=False))
     try:
         snapshot = demo_dir()

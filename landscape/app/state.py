@@ -11,6 +11,7 @@ import streamlit as st
 from landscape.app import cost, engine
 from landscape.app.widgets import guard
 from landscape.config import SAL_PRESETS, DataSpec, ModelSpec, PoisonSpec, TrainSpec
+from landscape.spec import plural
 
 DEFAULT_EPOCHS = 10  # the live default: seconds on a laptop CPU for digits + cnn
 MAX_LIVE_EPOCHS = 100
@@ -65,8 +66,8 @@ class AppSpec:
     def label(self) -> str:
         eps = "default budget" if self.eps is None else f"eps {self.eps:g}"
         sal = "" if self.sal == "fast" else f" / SAL {self.sal} preset"
-        return (f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / {self.epochs} epochs"
-                f"{sal}")
+        return (f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / "
+                f"{plural(self.epochs, 'epoch')}{sal}")
 
 
 def _persisted(key: str, default: Any) -> str:
@@ -151,10 +152,11 @@ def sidebar() -> AppSpec:
         datasets, models, methods = (engine.registry_names(k) for k in ("dataset", "model", "method"))
     from landscape import userconfig
 
-    with guard(stop=False):
-        mine = userconfig.user_config()
-        datasets = datasets + [spec.text() for spec in mine.data]
-        models = models + list(mine.models)
+    mine = userconfig.user_config()
+    for problem in mine.problems:
+        st.error(f"{problem.rstrip('.')}. Left out; the other entries are offered.", icon="⚠️")
+    datasets = datasets + [spec.text() for spec in mine.data]
+    models = models + list(mine.models)
     uploads = _upload(sb)
     datasets += [n for n in uploads if n not in datasets]
     labels = {n: _label(n, uploads) for n in datasets}

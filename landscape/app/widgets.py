@@ -33,6 +33,21 @@ def guard(stop: bool = True) -> Iterator[None]:
             st.stop()
 
 
+def compute_button(label: str, **kwargs: Any) -> bool:
+    """`st.button` for a computation; disabled, with the reason as its help, when the store cannot be written.
+
+    So a read-only store (or one that is a file) never offers a computation that could only fail.
+    """
+    from landscape.app import engine
+    from landscape.errors import PathError
+
+    try:
+        engine.store().check_readable().check_writable()
+    except PathError as err:
+        kwargs.update(disabled=True, help=f"Results cannot be saved: {err}")
+    return st.button(label, **kwargs)
+
+
 def slug(text: str) -> str:
     """A file-name-safe, lower-case form of `text`."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "figure"

@@ -17,12 +17,14 @@ from landscape.commands.common import (
     add_data_args,
     add_model_args,
     add_train_args,
+    at_least,
     experiment_specs,
     open_store,
     output_path,
 )
 from landscape.config import SAL_PRESETS, DefenseSpec, SALSpec
 from landscape.errors import SpecError
+from landscape.spec import plural
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,15 +37,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defenses", default="none",
                    help="comma-separated defenses, each NAME or NAME:opt=value;opt=value "
                         "(e.g. none,cutout,jpeg:quality=10,at:eps=32/255;steps=5)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), or see --seed-list")
+    p.add_argument("--seeds", type=at_least(1), default=3, help="number of seeds (0..N-1), or see --seed-list")
     p.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (overrides --seeds)")
     p.add_argument("--sal", default="fast", choices=SAL_PRESETS, help="SAL preset")
     p.add_argument("--sal-every", type=int, default=1, help="measure SAL every this many epochs (and the last)")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (1 = run in this process)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes (1 = run in this process)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="submit cells to the Ray cluster at ADDRESS ('auto', 'HOST:PORT'; 'local' starts one)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (part of what fixes the numbers)")
-    p.add_argument("--out", default=None, help="output prefix (default assets/benchmarks/ud_<dataset>_<model>)")
+    p.add_argument("--threads", type=at_least(1), default=1,
+                   help="torch threads per cell (part of what fixes the numbers)")
+    p.add_argument("--out", default=None, help="output prefix of the .csv, .json and .md files (default: "
+                   "assets/benchmarks/ud_<dataset>_<model> under the current folder)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and how many are stored, then stop")
@@ -91,7 +95,8 @@ def run(a: argparse.Namespace) -> int:
     cells = spec.cells()
     if a.dry_run:
         stored = sum(stored_row(c, store) is not None for c in cells)
-        print(f"{len(cells)} cells ({len(spec.methods)} methods x {len(spec.defenses)} defenses x {len(seeds)} seeds); "
+        print(f"{plural(len(cells), 'cell')} ({plural(len(spec.methods), 'method')} x "
+              f"{plural(len(spec.defenses), 'defense')} x {plural(len(seeds), 'seed')}); "
               f"{stored} already stored in {store.root}")
         return 0
     out = output_path(a.out if a.out is not None else f"assets/benchmarks/ud_{spec.data.name}_{spec.model.name}",
@@ -110,7 +115,7 @@ def run(a: argparse.Namespace) -> int:
         if len(sys.argv) > 1 and sys.argv[1] == "bench" else "python -m landscape bench (called from Python)"
     paths = write_outputs(result, out, command=command, device=device)
     print(paths["md"].read_text())
-    print(f"wrote {', '.join(str(p) for p in paths.values())}; {result.computed} cell(s) computed, "
+    print(f"wrote {', '.join(str(p) for p in paths.values())}; {plural(result.computed, 'cell')} computed, "
           f"{result.loaded} loaded from the store, {result.wall_seconds:.0f} s")
     return 0
 

@@ -24,9 +24,24 @@ from landscape.paths import user_path, writable_file
 from landscape.progress import tqdm_progress
 from landscape.store import Store
 
-__all__ = ["add_data_args", "add_experiment_args", "add_model_args", "add_run_args", "add_train_args", "data_spec",
-           "experiment_specs", "model_spec", "open_store", "output_path", "print_json", "tqdm_progress", "train_spec",
-           "working"]
+__all__ = ["add_data_args", "add_experiment_args", "add_model_args", "add_run_args", "add_train_args", "at_least",
+           "data_spec", "experiment_specs", "model_spec", "open_store", "output_path", "print_json", "tqdm_progress",
+           "train_spec", "working"]
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= `low`; anything else is a usage error naming the value and the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer; give an integer >= {low}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give an integer >= {low}")
+        return value
+
+    return parse
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:

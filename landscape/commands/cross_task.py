@@ -12,6 +12,7 @@ import time
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_data_args, add_run_args, data_spec, print_json, working
+from landscape.spec import plural
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,9 +65,10 @@ def run(a: argparse.Namespace) -> int:
         return 0
     print(format_table(rows))
     computed = sum(r.seconds for r in result.runs.values())
-    print(f"{len(result.runs)} task models ({len(spec.tasks)} tasks x clean + {len(spec.methods)} poisons), "
-          f"{spec.train.epochs} epochs each; wall {wall:.1f} s on {device} (stored runs took {computed:.1f} s to "
-          "train when computed). drop = relative loss of the clean-test metric vs clean training (> 0 = worse); "
+    print(f"{plural(len(result.runs), 'task model')} ({plural(len(spec.tasks), 'task')} x clean + "
+          f"{plural(len(spec.methods), 'poison')}), {plural(spec.train.epochs, 'epoch')} each; wall {wall:.1f} s on "
+          f"{device} (stored runs took {computed:.1f} s to train when computed). drop = relative loss of the "
+          "clean-test metric vs clean training (> 0 = worse); "
           "UD uses beta from each task's clean model; SAL ratio (ours) = mean poisoned SAL / mean clean SAL.")
     return 0
 

@@ -20,6 +20,7 @@ from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import CurvatureSpec, PoisonSpec, SALSpec, choices
 from landscape.errors import SpecError
 from landscape.paths import reporting
+from landscape.spec import plural
 
 OUT_FORMATS = (".csv", ".npz", ".html")
 
@@ -43,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--curvature-seed", type=int, default=d.seed, help="seed of the subset, start vectors, probes")
     p.add_argument("--vs-sal", action="store_true",
                    help="also measure SAL (the fast default) and report its per-epoch Spearman agreement")
-    p.add_argument("--out", default=None, help=f"write the results: a file ending in {', '.join(OUT_FORMATS)}")
+    p.add_argument("--out", default=None, help=f"write the results: a file ending in {', '.join(OUT_FORMATS)} "
+                                            f"(default: none, the table is printed only)")
 
 
 def curvature_spec(a: argparse.Namespace) -> CurvatureSpec:
@@ -122,7 +124,7 @@ def run(a: argparse.Namespace) -> int:
         if "spearman_sal_lambda_max" in row:
             print(f"  Spearman(SAL, λ_max) per epoch {_fmt(row['spearman_sal_lambda_max'])}, "
                   f"Spearman(SAL, trace) {_fmt(row['spearman_sal_trace'])} over "
-                  f"{row['spearman_sal_lambda_max']['epochs']} epoch(s)")
+                  f"{plural(row['spearman_sal_lambda_max']['epochs'], 'epoch')}")
     if out is not None:
         print(f"wrote {out}")
     return 0

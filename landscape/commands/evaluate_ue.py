@@ -11,6 +11,7 @@ from landscape.commands.craft import add_poison_args, craft_cached, poison_spec
 from landscape.config import PoisonSpec
 from landscape.errors import SpecError
 from landscape.experiment import get_training
+from landscape.spec import plural
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,7 +51,7 @@ def run(a: argparse.Namespace) -> int:
         return 1 if diverged else 0
     print(f"{poison.method} on {data.name} ({crafted.meta['norm']} eps {crafted.meta['eps']:.4g}, "
           f"ratio {poison.ratio}),"
-          f" victim {model.name}, {poisoned.epochs_done} epochs")
+          f" victim {model.name}, {plural(poisoned.epochs_done, 'epoch')}")
     if poisoned.epochs_done:
         print(f"  clean test accuracy of the poisoned model: {summary['poisoned_test_acc']:.3f} (best epoch "
               f"{summary['poisoned_best_test_acc']:.3f}; train accuracy {summary['poisoned_train_acc']:.3f})")

@@ -11,6 +11,7 @@ from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
 from landscape.experiment import ExperimentResult
 from landscape.seeds import run_seeds, seed_summary, spread_over_seeds
+from landscape.spec import plural
 from landscape.stages.pool import default_workers, parse_workers
 
 # --sal-* flag -> SALSpec field (None = keep the preset's value)
@@ -59,7 +60,7 @@ def _fmt(x: float | None, spec: str = ".3f") -> str:
 def print_report(result: ExperimentResult) -> None:
     s = result.summary()
     ud = result.ud
-    print(f"{s['dataset']} / {s['model']} / {s['method']}, {s['epochs']} epochs, SAL preset {s['sal']}")
+    print(f"{s['dataset']} / {s['model']} / {s['method']}, {plural(s['epochs'], 'epoch')}, SAL preset {s['sal']}")
     print(f"test accuracy: clean {_fmt(s['clean_test_acc'])}, poisoned {_fmt(s['poisoned_test_acc'])}   "
           f"(train accuracy: clean {_fmt(s['clean_train_acc'])}, poisoned {_fmt(s['poisoned_train_acc'])})")
     layers = list(result.sal_clean.layers)
@@ -91,8 +92,8 @@ def print_report(result: ExperimentResult) -> None:
 
 def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
     """One line per seed, then every measure as mean ± std over the seeds (the seed count shown)."""
-    print(f"\n{len(results)} seeds (training, crafting and SAL seeds shifted together; the per-epoch report above "
-          f"is seed {results[0].spec.train.seed}'s):")
+    print(f"\n{plural(len(results), 'seed')} (training, crafting and SAL seeds shifted together; the per-epoch "
+          f"report above is seed {results[0].spec.train.seed}'s):")
     print(f"{'seed':>5} {'UD':>7} {'β':>10} {'#LP c':>6} {'#LP p':>6} {'W1':>9} {'ratio':>6} {'acc c':>6} {'acc p':>6}")
     for r in results:
         s = r.summary()

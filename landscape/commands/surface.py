@@ -29,6 +29,7 @@ from landscape.errors import SpecError
 from landscape.export import FORMATS
 from landscape.files import atomic_write
 from landscape.paths import reporting
+from landscape.spec import plural
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", action="store_true", help="log10 colour scale in the figures")
     p.add_argument("--out", default="surface.html",
                    help=f"HTML file (the .npz and .json go beside it), or a file ending in {', '.join(FORMATS)}: "
-                        f"each surface in that format as <stem>-<run><suffix>")
+                        f"each surface in that format as <stem>-<run><suffix> (default: surface.html in the current "
+                        f"folder)")
 
 
 def _given(a: argparse.Namespace) -> dict[str, object]:
@@ -241,7 +243,7 @@ def run(a: argparse.Namespace) -> int:
                 if row["explained_variance"] else ""
             at = f" at epoch {row['epoch']}, SAL ball r = {row['sal_ball'][0]:.3g}" if "epoch" in row else ""
             print(f"{label}: {row['grid'][0]}x{row['grid'][1]} grid around {row['center']}{at}, loss "
-                  f"{row['min_loss']:.4g}..{row['max_loss']:.4g}, {row['non_finite']} non-finite point(s){ev}")
+                  f"{row['min_loss']:.4g}..{row['max_loss']:.4g}, {plural(row['non_finite'], 'non-finite point')}{ev}")
         print(f"wrote {', '.join(written['files'].values()) if 'files' in written else written['html']}")
     return 0
 

@@ -8,6 +8,7 @@ from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_experiment_args, experiment_specs, print_json, working
 from landscape.config import PoisonSpec
 from landscape.experiment import get_training
+from landscape.spec import plural
 
 COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc")  # the per-epoch table, printed and in --json
 
@@ -38,7 +39,7 @@ def run(a: argparse.Namespace) -> int:
             print(f"{i + 1:>5} {h['train_loss'][i]:>10.4f} {h['train_acc'][i]:>9.3f} "
                   f"{h['test_loss'][i]:>9.4f} {h['test_acc'][i]:>8.3f}")
         if result.epochs_done:  # a run that diverged in its first epoch has no accuracy to report
-            print(f"clean test accuracy {summary['final']['test_acc']:.3f} after {result.epochs_done} epochs "
+            print(f"clean test accuracy {summary['final']['test_acc']:.3f} after {plural(result.epochs_done, 'epoch')} "
                   f"({summary['seconds']:.1f} s training on {device})")
         if result.diverged:
             print(f"warning: {result.diverged}")

@@ -8,15 +8,18 @@ Analyse: ``weights --analyse FILE [--dataset ... --model ...] [SAL flags]`` read
 (``.safetensors``, or a state dict read with ``torch.load(weights_only=True)``; a checkpoint that would run code
 is refused), loads them into the model built for the data and prints SAL of every weight layer at that point
 (Ye et al., ICLR 2025; L_0 evaluated at the weights, as there is no training run), cached in the store.
+Weights exported by ``--export`` record their data set; analysing them on another one is refused, naming both.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_experiment_args, experiment_specs, output_path, print_json, working
 from landscape.commands.run import add_sal_args, sal_spec
+from landscape.config import DataSpec
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,12 +51,39 @@ def export(a: argparse.Namespace) -> dict:
     return {"weights": str(path), "epoch": epoch, **record}
 
 
+def check_recorded_data(path: str, data: DataSpec) -> None:
+    """Refuse weights whose metadata (written by ``--export``) records another data set than `data` (SpecError).
+
+    The same data set: the same name and image size, and for a user data set (npz, folder) a file or folder of
+    the same name (it may have moved). Weights without our metadata (any state dict) are not checked.
+    """
+    from landscape.errors import SpecError
+    from landscape.weights import SAFETENSORS, weights_metadata
+
+    if not path.endswith(SAFETENSORS):
+        return
+    try:
+        recorded = DataSpec.from_dict(weights_metadata(path)["data"])
+    except Exception:  # noqa: BLE001 - no (readable) record: nothing to check; a damaged file is refused on reading
+        return
+
+    def identity(d: DataSpec) -> tuple[object, ...]:
+        return d.name, d.resize, Path(d.root).name if d.name in ("npz", "folder") and d.root else None
+
+    if identity(recorded) != identity(data):
+        raise SpecError(f"the weights {path} were trained on data set {recorded.text()!r} (recorded in the file), "
+                        f"but the analysis asks for {data.text()!r}; give --dataset {recorded.text()}, or weights "
+                        f"trained on {data.text()!r}")
+
+
 def analyse(a: argparse.Namespace) -> dict:
     from landscape.stages.base import Context
     from landscape.stages.weights import ImportedRun, ImportedSALStage
 
     data, model, _ = experiment_specs(a)  # the training flags do not apply: the weights were trained elsewhere
-    stage = ImportedSALStage.of(ImportedRun.of(data, model, a.analyse), sal_spec(a))
+    run = ImportedRun.of(data, model, a.analyse)
+    check_recorded_data(run.path, run.data)
+    stage = ImportedSALStage.of(run, sal_spec(a))
     with working(a) as (store, device, progress):
         trace = stage.get(Context(store, device, progress))
     return {"weights": a.analyse, "sha256": stage.run.weights.sha256, "layers": list(trace.layers),

@@ -1,4 +1,4 @@
-"""The benchmark tables shipped in assets/benchmarks, as downloadable tables (CSV, JSON rows) or text (Markdown)."""
+"""The benchmark results shipped in assets/benchmarks: per result its report (Markdown) and one downloadable table."""
 
 from __future__ import annotations
 
@@ -33,16 +33,31 @@ def _read(path: Path, mtime_ns: int) -> Any:
     return path.read_text()
 
 
-def show_benchmark(path: Path) -> None:
-    """Render one benchmark file: CSV and JSON rows as a downloadable table, Markdown as text."""
-    data = _read(path, path.stat().st_mtime_ns)
-    if path.suffix == ".csv":
-        show_table(frame(data), path.stem, key=f"bench-{path.name}")
-    elif path.suffix == ".json":
+def benchmark_results(folder: Path = BENCHMARKS) -> dict[str, list[Path]]:
+    """The shipped results, one per file stem: ``ud_digits_cnn`` -> its CSV, JSON and Markdown files."""
+    results: dict[str, list[Path]] = {}
+    for path in benchmark_files(folder):
+        results.setdefault(path.stem, []).append(path)
+    return results
+
+
+def show_result(paths: list[Path]) -> None:
+    """Render one result: its Markdown report as text, then one table with CSV and JSON downloads.
+
+    The table is the CSV's, else the JSON's rows; a JSON beside a CSV (the same rows and a header) or without rows
+    is offered as a download of the whole file, not shown as a second table.
+    """
+    by = {p.suffix: p for p in paths}
+    if ".md" in by:
+        st.markdown(_read(by[".md"], by[".md"].stat().st_mtime_ns))
+    if ".csv" in by:
+        path = by[".csv"]
+        show_table(frame(_read(path, path.stat().st_mtime_ns)), path.stem, key=f"bench-{path.name}")
+    if ".json" in by:
+        path = by[".json"]
+        data = _read(path, path.stat().st_mtime_ns)
         rows = data.get("rows") if isinstance(data, dict) else None
-        if rows:
+        if rows and ".csv" not in by:
             show_table(rows, path.stem, key=f"bench-{path.name}")
         else:
-            json_download(data, path.stem, key=f"bench-{path.name}")
-    else:
-        st.markdown(data)
+            json_download(data, f"{path.stem} summary", key=f"bench-{path.name}")

@@ -78,7 +78,7 @@ def channel_view(spec: AppSpec, study: Any, layer: str, *, variant: str, log: bo
     if not channels_ready(spec, layer):
         with widgets.guard(stop=False):
             st.info(cost.channel_sal_line(spec, layer, study))
-        if not st.button("Compute per-channel SAL", key="sal_channels_run"):
+        if not widgets.compute_button("Compute per-channel SAL", key="sal_channels_run"):
             return
         if widgets.run_with_progress("Per-channel SAL", lambda p: channel_traces(spec, layer, p)) is None:
             return

@@ -21,6 +21,7 @@ from landscape.app import engine, widgets
 from landscape.app.state import AppSpec
 from landscape.config import CurvatureSpec, LayerSliceSpec, PoisonSpec
 from landscape.errors import LandscapeError
+from landscape.spec import plural
 
 # The app's curvature settings: the engine's defaults (512 training images of each run, Lanczos to 1e-3, 8 probes,
 # the whole model too), measured at every epoch so that any SAL cell has its λ_max and trace.
@@ -198,7 +199,7 @@ def cell_panel(spec: AppSpec, study: Any, method: str, cell: Cell) -> None:
         st.info(f"The 1D slice of {cell.layer} at epoch {cell.epoch} is not computed yet: 21 points x 2 runs on "
                 f"{slice_spec(cell.layer, cell.epoch).n_eval} training images each (seconds on digits; the runs are "
                 f"trained first if they are not stored).")
-        if not st.button("Compute this layer slice", key="sal_slice_run"):
+        if not widgets.compute_button("Compute this layer slice", key="sal_slice_run"):
             return
         if widgets.run_with_progress("Layer slice", lambda p: layer_slices(spec, cell.layer, cell.epoch, p)) is None:
             return
@@ -219,9 +220,9 @@ def curvature_view(spec: AppSpec, study: Any, method: str) -> None:
     """λ_max and trace heatmaps beside SAL for both runs, their per-epoch Spearman agreement, the ESD, a table."""
     if not curvature_ready(spec):
         st.info(f"Curvature of both runs is not computed yet: every layer's Hessian block and the whole model's at "
-                f"each of the {spec.epochs} epochs, on {APP_CURVATURE.n_data} training images "
+                f"every epoch ({plural(spec.epochs, 'epoch')}), on {APP_CURVATURE.n_data} training images "
                 f"(about a few seconds per epoch and run for the digits cnn on one CPU thread).")
-        if not st.button("Compute curvature", type="primary", key="curvature_compute"):
+        if not widgets.compute_button("Compute curvature", type="primary", key="curvature_compute"):
             st.stop()
         if widgets.run_with_progress("Curvature", lambda p: curvature_traces(spec, p)) is None:
             st.stop()

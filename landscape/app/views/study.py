@@ -71,7 +71,7 @@ def study_or_stop(page: str, spec: AppSpec) -> Study:
     if not engine.experiment_ready(spec):
         with widgets.guard():
             st.info(cost.experiment_line(spec))
-        if not st.button("Train with SAL and compute UD", type="primary", key=f"{page}_run"):
+        if not widgets.compute_button("Train with SAL and compute UD", type="primary", key=f"{page}_run"):
             st.stop()
         if widgets.run_with_progress("SAL and UD", lambda p: engine.experiment(spec, p)) is None:
             st.stop()
