@@ -266,6 +266,40 @@ def test_ops_sets_the_class_pixels_and_cuda_filters() -> None:
     assert filt.shape == (10, 3, 3) and bool((filt.amax(dim=(1, 2)) == 1).all()) and float(filt.min()) >= 0
 
 
+def test_ops_scores_pixels_over_images_and_channels_together() -> None:
+    """OPS's pixel search on RGB: a (pixel, colour) pair scores mean/std of |colour - pixel| taken over the class's
+    images and the channels together (a (n_class, C) array), as in the reference (Wu et al.; APBench's pixel search).
+    The slow reference below is a plain numpy port of that formula (with the code's 1e-3 guard on the std)."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    n, c, h, w, k, eps = 90, 3, 5, 5, 3, 2
+    x = rng.random((n, c, h, w), dtype=np.float32)
+    y = np.arange(n) % k
+    colours = list(itertools.product((0.0, 1.0), repeat=c))
+    taken: set[tuple[int, int]] = set()
+    expected = []
+    for cls in range(k):
+        imgs = x[y == cls].reshape(-1, c, h * w)
+        scores = []
+        for p, colour in enumerate(colours):
+            for pos in range(h * w):
+                dev = np.abs(np.asarray(colour, dtype=np.float32)[None, :] - imgs[:, :, pos])  # (n_class, C)
+                scores.append((-(dev.mean() / (dev.std() + 1e-3)), p, pos))
+        picks, used = [], set()
+        for _, p, pos in sorted(scores):
+            if (pos, p) in taken or pos in used:
+                continue
+            picks.append((pos, colours[p]))
+            taken.add((pos, p))
+            used.add(pos)
+            if len(picks) == eps:
+                break
+        expected.append(picks)
+    method = build(PoisonSpec(method="ops", eps=eps), dataset="cifar10")
+    assert method.search(torch.from_numpy(x), torch.from_numpy(y), k) == expected
+
+
 # --------------------------------------------------------------------------------------------- bad input
 def test_unknown_method() -> None:
     from landscape.poisons import resolve
