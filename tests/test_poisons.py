@@ -204,6 +204,29 @@ def test_ar_noise_is_predicted_by_its_class_filter() -> None:
     assert float(own) < 1e-4 < 0.1 < float(other)
 
 
+def test_ar_runs_one_process_per_channel_on_rgb() -> None:
+    """On C > 1 channels AR is one independent causal 3x3 process per channel (the published
+    `ARProcessPerturb3Channel`, a grouped convolution): no cross-channel coefficients, each channel's own causal
+    coefficients sum to 1, and each channel's noise is predicted by its own 3x3 filter alone."""
+    method = build(PoisonSpec(method="ar", eps=0.5), dataset="cifar10")
+    y = torch.arange(100) % 10
+    crafted = method.craft(torch.full((100, 3, 8, 8), 0.5), y, num_classes=10)
+    delta, filters = crafted.delta, torch.tensor(crafted.meta["filters"])  # (K, C, C, 3, 3)
+    assert filters.shape == (10, 3, 3, 3, 3)
+    eye = torch.eye(3, dtype=torch.bool)
+    assert bool((filters[:, ~eye] == 0).all())  # (K, 6, 3, 3): every off-channel coefficient
+    own = filters[:, eye]  # (K, C, 3, 3)
+    assert bool((own[..., 2, 2] == 0).all())
+    torch.testing.assert_close(own.sum(dim=(2, 3)), torch.ones(10, 3))
+    d = delta[y == 3]
+    for ch in range(3):
+        target = d[:, ch, 2:, 2:]
+        pred = torch.nn.functional.conv2d(d[:, ch:ch + 1], own[3, ch][None, None])[:, 0]
+        other = torch.nn.functional.conv2d(d[:, ch:ch + 1], own[4, ch][None, None])[:, 0]
+        assert float((target - pred).norm() / target.norm()) < 1e-4 < 0.1 < float((target - other).norm()
+                                                                                / target.norm())
+
+
 def test_lsp_patterns_are_linearly_separable_patches() -> None:
     delta, y, _ = _unclipped("lsp", 1.0)
     blocks = delta.view(len(y), 1, 4, 2, 4, 2)
