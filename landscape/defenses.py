@@ -281,7 +281,8 @@ class GaussianBlur(Defense):
     accordingly close to standard training. Use a larger `sigma` (e.g. 1.0) for a real low-pass filter.
 
     Options:
-        kernel: odd kernel size in pixels; default 3.
+        kernel: odd kernel size in pixels, 1..31 and below twice the image's shorter side (reflect padding;
+            at most 15 on 8x8 digits, checked when the images are seen); default 3.
         sigma: standard deviation in pixels; default 0.1.
     """
 
@@ -297,6 +298,11 @@ class GaussianBlur(Defense):
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         size = self.options["kernel"]
+        h, w = x.shape[2:]
+        if size // 2 >= min(h, w):  # reflect padding needs a half-width below the image side
+            raise SpecError(f"defense 'blur' option kernel = {size} is too large for {h}x{w} images (reflect "
+                            f"padding needs kernel // 2 < {min(h, w)}); the largest valid kernel is "
+                            f"{min(31, 2 * min(h, w) - 1)}")
         k = gaussian_kernel(size, self.options["sigma"], x.dtype).to(x.device)
         c = x.shape[1]
         pad = size // 2

@@ -218,6 +218,15 @@ def test_blur_kernel_and_effect(grey):
     assert b.diff(dim=3).abs().mean() < grey.diff(dim=3).abs().mean()
 
 
+def test_blur_kernel_too_large_for_the_images_is_a_spec_error(grey):
+    """Reflect padding needs kernel // 2 < min(H, W): on 8x8 images 15 is the largest kernel, 17 is refused."""
+    assert build_defense("blur", {"kernel": 15, "sigma": 1.0}).preprocess(grey).shape == grey.shape
+    with pytest.raises(SpecError, match=r"kernel = 17 .*8x8.*largest valid kernel is 15"):
+        build_defense("blur", {"kernel": 17}).preprocess(grey)
+    with pytest.raises(SpecError, match=r"kernel = 31 .*3x16.*largest valid kernel is 5"):
+        build_defense("blur", {"kernel": 31}).preprocess(torch.rand(2, 1, 3, 16))
+
+
 # ------------------------------------------------------------------------------------------------ cutout, mixup, AT
 
 
