@@ -353,3 +353,20 @@ def test_get_training_applies_the_defense_and_keys_it(store):
     assert len(store.keys("train")) == 2  # "none" is the plain run; jpeg is its own entry
     np.testing.assert_array_equal(plain.history["train_loss"], none.history["train_loss"])
     assert not np.array_equal(plain.history["train_loss"], jpeg.history["train_loss"])
+
+
+def test_at_below_the_poisons_linf_eps_warns_naming_both(store):
+    """AT's default 8/255 cannot undo a 64/255 L-inf poison (digits' budget): setting up that run says so."""
+    import warnings
+
+    from landscape.config import PoisonSpec
+    from landscape.experiment import get_training
+
+    data, model, spec = DataSpec(n_train=60, n_test=30), ModelSpec("linear"), TrainSpec(epochs=1, batch_size=20)
+    with pytest.warns(UserWarning, match=r"'at' eps 8/255 is below the poison's L-inf eps 64/255 \(random\)"):
+        get_training(data, model, spec, PoisonSpec("random"), store=store, defense=DefenseSpec.parse("at:steps=1"))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*is below the poison's")
+        get_training(data, model, spec, PoisonSpec("random"), store=store,
+                     defense=DefenseSpec.parse("at:eps=64/255,steps=1"))
+        get_training(data, model, spec, PoisonSpec("ops"), store=store, defense=DefenseSpec.parse("at:steps=1"))
