@@ -281,7 +281,8 @@ class GaussianBlur(Defense):
     accordingly close to standard training. Use a larger `sigma` (e.g. 1.0) for a real low-pass filter.
 
     Options:
-        kernel: odd kernel size in pixels; default 3.
+        kernel: odd kernel size in pixels, 1..31 and below twice the image's shorter side (reflect padding;
+            at most 15 on 8x8 digits, checked when the images are seen); default 3.
         sigma: standard deviation in pixels; default 0.1.
     """
 
@@ -297,6 +298,11 @@ class GaussianBlur(Defense):
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         size = self.options["kernel"]
+        h, w = x.shape[2:]
+        if size // 2 >= min(h, w):  # reflect padding needs a half-width below the image side
+            raise SpecError(f"defense 'blur' option kernel = {size} is too large for {h}x{w} images (reflect "
+                            f"padding needs kernel // 2 < {min(h, w)}); the largest valid kernel is "
+                            f"{min(31, 2 * min(h, w) - 1)}")
         k = gaussian_kernel(size, self.options["sigma"], x.dtype).to(x.device)
         c = x.shape[1]
         pad = size // 2
@@ -414,18 +420,24 @@ def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
 
 @_register("at")
 class AdversarialTraining(Defense):
-    """Adversarial training (Madry et al., ICLR 2018, arXiv:1706.06083) with L-inf PGD, as APBench's `madrys.py`.
+    """Adversarial training (Madry et al., ICLR 2018, arXiv:1706.06083) with L-inf PGD, after APBench's `madrys.py`.
 
-    Each batch is replaced by its PGD adversarial examples (uniform random start, `steps` signed-gradient
-    steps of size `step`, projection onto the eps-ball and [0, 1]); labels are unchanged. Costs about
-    (steps + 1)x standard training. To help against a poison, eps must be at least the poison's L-inf
-    radius; it cannot help against L0 poisons such as OPS.
+    Each batch is replaced by its PGD adversarial examples (`steps` signed-gradient steps of size `step`,
+    projection onto the eps-ball and [0, 1]); labels are unchanged. Costs about (steps + 1)x standard
+    training. The PGD-10, 8/255, 2/255 defaults are APBench's; the start differs: APBench's `madrys.py`
+    starts from a small Gaussian, x + 0.001 N(0, 1), while this one starts from a uniform point of the
+    eps-ball (Madry et al.'s random start). Kept so, as shipped benchmark numbers use it.
+
+    To help against a poison, eps must be at least the poison's L-inf radius: the default 8/255 is below
+    every L-inf poison's digits and MNIST budget (64/255), so there it cannot help by construction (a run
+    that sets `at` below an L-inf poison's eps warns, naming both). It cannot help against L0 poisons such
+    as OPS.
 
     Options:
         eps: L-inf radius on the [0, 1] scale; default 8/255.
         steps: PGD steps; default 10.
         step: step size; None = eps / 4 (2/255 at the default eps, as APBench).
-        random_start: start from a uniform point of the ball; default True.
+        random_start: start from a uniform point of the ball (APBench: 0.001 N(0, 1)); default True.
     """
 
     kind = "batch"

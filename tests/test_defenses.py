@@ -218,6 +218,15 @@ def test_blur_kernel_and_effect(grey):
     assert b.diff(dim=3).abs().mean() < grey.diff(dim=3).abs().mean()
 
 
+def test_blur_kernel_too_large_for_the_images_is_a_spec_error(grey):
+    """Reflect padding needs kernel // 2 < min(H, W): on 8x8 images 15 is the largest kernel, 17 is refused."""
+    assert build_defense("blur", {"kernel": 15, "sigma": 1.0}).preprocess(grey).shape == grey.shape
+    with pytest.raises(SpecError, match=r"kernel = 17 .*8x8.*largest valid kernel is 15"):
+        build_defense("blur", {"kernel": 17}).preprocess(grey)
+    with pytest.raises(SpecError, match=r"kernel = 31 .*3x16.*largest valid kernel is 5"):
+        build_defense("blur", {"kernel": 31}).preprocess(torch.rand(2, 1, 3, 16))
+
+
 # ------------------------------------------------------------------------------------------------ cutout, mixup, AT
 
 
@@ -344,3 +353,20 @@ def test_get_training_applies_the_defense_and_keys_it(store):
     assert len(store.keys("train")) == 2  # "none" is the plain run; jpeg is its own entry
     np.testing.assert_array_equal(plain.history["train_loss"], none.history["train_loss"])
     assert not np.array_equal(plain.history["train_loss"], jpeg.history["train_loss"])
+
+
+def test_at_below_the_poisons_linf_eps_warns_naming_both(store):
+    """AT's default 8/255 cannot undo a 64/255 L-inf poison (digits' budget): setting up that run says so."""
+    import warnings
+
+    from landscape.config import PoisonSpec
+    from landscape.experiment import get_training
+
+    data, model, spec = DataSpec(n_train=60, n_test=30), ModelSpec("linear"), TrainSpec(epochs=1, batch_size=20)
+    with pytest.warns(UserWarning, match=r"'at' eps 8/255 is below the poison's L-inf eps 64/255 \(random\)"):
+        get_training(data, model, spec, PoisonSpec("random"), store=store, defense=DefenseSpec.parse("at:steps=1"))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*is below the poison's")
+        get_training(data, model, spec, PoisonSpec("random"), store=store,
+                     defense=DefenseSpec.parse("at:eps=64/255,steps=1"))
+        get_training(data, model, spec, PoisonSpec("ops"), store=store, defense=DefenseSpec.parse("at:steps=1"))

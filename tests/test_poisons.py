@@ -204,6 +204,29 @@ def test_ar_noise_is_predicted_by_its_class_filter() -> None:
     assert float(own) < 1e-4 < 0.1 < float(other)
 
 
+def test_ar_runs_one_process_per_channel_on_rgb() -> None:
+    """On C > 1 channels AR is one independent causal 3x3 process per channel (the published
+    `ARProcessPerturb3Channel`, a grouped convolution): no cross-channel coefficients, each channel's own causal
+    coefficients sum to 1, and each channel's noise is predicted by its own 3x3 filter alone."""
+    method = build(PoisonSpec(method="ar", eps=0.5), dataset="cifar10")
+    y = torch.arange(100) % 10
+    crafted = method.craft(torch.full((100, 3, 8, 8), 0.5), y, num_classes=10)
+    delta, filters = crafted.delta, torch.tensor(crafted.meta["filters"])  # (K, C, C, 3, 3)
+    assert filters.shape == (10, 3, 3, 3, 3)
+    eye = torch.eye(3, dtype=torch.bool)
+    assert bool((filters[:, ~eye] == 0).all())  # (K, 6, 3, 3): every off-channel coefficient
+    own = filters[:, eye]  # (K, C, 3, 3)
+    assert bool((own[..., 2, 2] == 0).all())
+    torch.testing.assert_close(own.sum(dim=(2, 3)), torch.ones(10, 3))
+    d = delta[y == 3]
+    for ch in range(3):
+        target = d[:, ch, 2:, 2:]
+        pred = torch.nn.functional.conv2d(d[:, ch:ch + 1], own[3, ch][None, None])[:, 0]
+        other = torch.nn.functional.conv2d(d[:, ch:ch + 1], own[4, ch][None, None])[:, 0]
+        assert float((target - pred).norm() / target.norm()) < 1e-4 < 0.1 < float((target - other).norm()
+                                                                                / target.norm())
+
+
 def test_lsp_patterns_are_linearly_separable_patches() -> None:
     delta, y, _ = _unclipped("lsp", 1.0)
     blocks = delta.view(len(y), 1, 4, 2, 4, 2)
@@ -264,6 +287,40 @@ def test_ops_sets_the_class_pixels_and_cuda_filters() -> None:
     delta, y, meta = _unclipped("cuda", 0.3)
     filt = torch.tensor(meta["filters"])
     assert filt.shape == (10, 3, 3) and bool((filt.amax(dim=(1, 2)) == 1).all()) and float(filt.min()) >= 0
+
+
+def test_ops_scores_pixels_over_images_and_channels_together() -> None:
+    """OPS's pixel search on RGB: a (pixel, colour) pair scores mean/std of |colour - pixel| taken over the class's
+    images and the channels together (a (n_class, C) array), as in the reference (Wu et al.; APBench's pixel search).
+    The slow reference below is a plain numpy port of that formula (with the code's 1e-3 guard on the std)."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    n, c, h, w, k, eps = 90, 3, 5, 5, 3, 2
+    x = rng.random((n, c, h, w), dtype=np.float32)
+    y = np.arange(n) % k
+    colours = list(itertools.product((0.0, 1.0), repeat=c))
+    taken: set[tuple[int, int]] = set()
+    expected = []
+    for cls in range(k):
+        imgs = x[y == cls].reshape(-1, c, h * w)
+        scores = []
+        for p, colour in enumerate(colours):
+            for pos in range(h * w):
+                dev = np.abs(np.asarray(colour, dtype=np.float32)[None, :] - imgs[:, :, pos])  # (n_class, C)
+                scores.append((-(dev.mean() / (dev.std() + 1e-3)), p, pos))
+        picks, used = [], set()
+        for _, p, pos in sorted(scores):
+            if (pos, p) in taken or pos in used:
+                continue
+            picks.append((pos, colours[p]))
+            taken.add((pos, p))
+            used.add(pos)
+            if len(picks) == eps:
+                break
+        expected.append(picks)
+    method = build(PoisonSpec(method="ops", eps=eps), dataset="cifar10")
+    assert method.search(torch.from_numpy(x), torch.from_numpy(y), k) == expected
 
 
 # --------------------------------------------------------------------------------------------- bad input

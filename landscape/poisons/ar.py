@@ -29,9 +29,11 @@ class Autoregressive(PoisonMethod):
     per image. An AR process is exactly predictable by one convolution (its own filter), so a network
     finds the class from the noise with a single simple filter: a shortcut that needs no surrogate.
 
-    Algorithm (no model): per class, a 3x3 causal filter over all channels (C x C x 3 x 3 coefficients;
-    the current pixel is excluded) is drawn N(0, 1) and scaled to sum to 1 per output channel, and kept
-    only if the process stays bounded (the paper searches for such coefficients; we draw them from `seed`).
+    Algorithm (no model): per class and per channel, one 3x3 causal filter (the current pixel excluded) is
+    drawn N(0, 1) and scaled to sum to 1; channels are independent processes with no cross-channel terms,
+    as the published `ARProcessPerturb3Channel` (a grouped convolution, also APBench's) runs them. A class's
+    filters are kept only if the process stays bounded (the paper searches for such coefficients; we draw
+    them from `seed`).
     Each image's noise starts as Gaussian on an (H+crop)x(W+crop) canvas; from the third row and column
     on, every pixel is replaced, in raster order, by the filter's combination of its 8 causal neighbours
     (no innovation by default, so the class filter predicts the noise exactly); the last H x W block is
@@ -75,21 +77,25 @@ class Autoregressive(PoisonMethod):
 
     def filters(self, num_classes: int, channels: int, size: tuple[int, int],
                 generator: torch.Generator) -> Perturbation:
-        """(K, C, C, 3, 3) causal coefficients; per (class, output channel) they sum to 1.
+        """(K, C, C, 3, 3) causal coefficients, zero off the channel diagonal; each (class, channel)'s own sum to 1.
 
-        A draw is kept only if the process it defines neither explodes nor dies out on a test canvas
-        (the kept block's spread within [0.2, 5] times the start noise's): a stand-in for the paper's
-        coefficient search, which also keeps only processes that stay bounded.
+        Channel c's process reads channel c alone (coefficients [k, c, c]), as the published grouped
+        convolution does; the (C, C) layout keeps one form for any C. A draw is kept only if the process it
+        defines neither explodes nor dies out on a test canvas (the kept block's spread within [0.2, 5] times
+        the start noise's): a stand-in for the paper's coefficient search, which also keeps only processes
+        that stay bounded.
         """
-        causal = torch.ones(channels, 3, 3)
-        causal[:, 2, 2] = 0  # the current pixel (bottom-right of the window) is the one being generated
+        causal = torch.ones(channels, 1, 3, 3)
+        causal[..., 2, 2] = 0  # the current pixel (bottom-right of the window) is the one being generated
+        diagonal = torch.arange(channels)
         chosen: list[torch.Tensor] = []
         for _ in range(1000 * num_classes):
-            coef = torch.randn((channels, channels, 3, 3), generator=generator) * causal
-            total = coef.sum(dim=(1, 2, 3), keepdim=True)
+            own = torch.randn((channels, 1, 3, 3), generator=generator) * causal  # one process per channel
+            total = own.sum(dim=(1, 2, 3), keepdim=True)
             if bool((total.abs() < 0.1).any()):
                 continue
-            coef = coef / total
+            coef = torch.zeros((channels, channels, 3, 3))
+            coef[diagonal, diagonal] = (own / total)[:, 0]  # no cross-channel terms
             start = torch.randn((16, channels, *size), generator=generator)
             probe = self._generate(coef.expand(16, *coef.shape), start, self.options.crop)
             spread = float(probe.std()) if bool(torch.isfinite(probe).all()) else float("inf")

@@ -20,9 +20,12 @@ class OnePixelShortcut(PoisonMethod):
     feature, so the network learns it instead of the content; L∞/L2 adversarial training cannot remove it.
 
     Algorithm (no model): for each class in turn, score every (position, colour) pair, colours being the
-    corners of [0, 1]^C, by mean/std over the class's images of the deviation |colour - pixel| (averaged
-    over channels): large and consistent deviation = a salient pixel. Pairs already taken by an earlier
-    class are excluded; the class takes its `eps` best pairs at distinct positions (ties: raster order).
+    corners of [0, 1]^C, by mean/std of the deviation |colour - pixel|, both taken over the class's images
+    and the channels together (an (n_class, C) array per pair; 1e-3 is added to the std against a zero):
+    large and consistent deviation = a salient pixel. This is the published pixel search (the OPS code,
+    APBench's `ops_poisons.py`). Pairs already taken by an earlier class are excluded; the class takes its
+    `eps` best pairs at distinct positions (ties: colour, then raster order). On one channel the score is
+    the same as averaging over channels first.
 
     Defaults:
         CIFAR (the paper): eps = 1 pixel, colours {0, 1}^3.
@@ -68,7 +71,8 @@ class OnePixelShortcut(PoisonMethod):
             if len(imgs) == 0:
                 chosen.append([])
                 continue
-            dev = (palette[None, :, :, None] - imgs[:, None]).abs().mean(2)  # (n_c, P, HW)
+            dev = (palette[None, :, :, None] - imgs[:, None]).abs()  # (n_c, P, C, HW)
+            dev = dev.transpose(1, 2).reshape(-1, len(colours), h * w)  # (n_c * C, P, HW): images and channels
             score = dev.mean(0) / (dev.std(0, unbiased=False) + 1e-3)  # (P, HW)
             order = torch.argsort(score.flatten().cpu(), descending=True, stable=True)
             picks: list[tuple[int, tuple]] = []

@@ -10,6 +10,7 @@ bit for bit (tested).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,9 @@ from landscape.data import ImageSet
 from landscape.defenses import BatchTransform, prepare_defense
 from landscape.device import reproducible_threads
 from landscape.errors import ModelError
+from landscape.poisons import POISONS
 from landscape.sal import Kept, SALTrace, SALTracker
+from landscape.spec import format_value
 from landscape.stages.base import (
     Computed,
     Context,
@@ -47,6 +50,17 @@ def training_set(data: DataSpec, poison: PoisonSpec, defense: DefenseSpec | None
         return images, None
     preprocess, batch_transform = prepare_defense(defense, get_splits(data).num_classes)
     return images.with_images(preprocess(images.x)), batch_transform
+
+
+def _warn_at_below_poison(poison: PoisonSpec, defense: DefenseSpec) -> None:
+    """Warn when adversarial training's L-inf radius is below the (resolved) L-inf poison's: it cannot undo it."""
+    if defense.name != "at" or poison.method not in POISONS or POISONS.get(poison.method).norm != "linf":
+        return
+    at_eps = defense.options_dict()["eps"]
+    if poison.eps is not None and at_eps < poison.eps:
+        warnings.warn(f"defense 'at' eps {format_value(at_eps)} is below the poison's L-inf eps "
+                      f"{format_value(poison.eps)} ({poison.method}): adversarial training in the smaller ball "
+                      "cannot remove it", stacklevel=2)
 
 
 def run_label(poison: PoisonSpec) -> str:
@@ -89,6 +103,8 @@ class TrainStage(Stage[TrainResult]):
 
     def compute(self, ctx: Context) -> Computed:
         stage = f"train-{run_label(self.poison)}"
+        if self.defense is not None:
+            _warn_at_below_poison(self.poison, self.defense)
         images, batch_transform = training_set(self.data, self.poison, self.defense, ctx)
         tracker = SALTracker(self.sal) if self.sal is not None else None
         result = train(build_net(self.model, self.data, self.train.seed), images, get_splits(self.data).test,
