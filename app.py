@@ -10,5 +10,5 @@ sections: dict[str, list] = {}
 for p in PAGES:
     sections.setdefault(p.section, []).append(st.Page(p.file, title=p.title, icon=p.icon, default=p.default,
                                                       url_path=p.url_path or None))
-st.navigation(sections).run()
-warmup.start()  # after the page is drawn: later pages' imports in the background
+with warmup.page_run():  # later pages' imports wait for an idle moment (landscape.app.warmup)
+    st.navigation(sections).run()

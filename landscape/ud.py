@@ -26,6 +26,7 @@ count ratio moves in steps of 1/L per epoch; these measures show how far apart t
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,13 +50,16 @@ def _as_matrix(sal: Any, name: str) -> tuple[np.ndarray, tuple[str, ...] | None,
                                                                        else None)
 
 
+DEPENDENCIES = ("scipy.stats", "sklearn.cluster")  # what UD computes with, imported on first use
+
+
 def import_dependencies() -> None:
     """Import what UD computes with (scikit-learn's KMeans, SciPy's W1 distance): ~1.5 s in a fresh process.
 
     Done on first use otherwise; `run_experiment` calls it while its worker processes compute the runs.
     """
-    import scipy.stats  # noqa: F401
-    import sklearn.cluster  # noqa: F401
+    for name in DEPENDENCIES:
+        importlib.import_module(name)
 
 
 def epoch_midpoint(values: np.ndarray, *, random_state: int = KMEANS_SEED) -> tuple[float, str | None]:

@@ -7,7 +7,7 @@ Map (data flows one way: sidebar spec -> engine calls through the stage layer ->
 - `engine`: cached engine calls and the "is it stored?" checks, which ask the stage layer only, over the store
   layered on the shipped demo snapshot (`landscape.demo`): the demo and a live run are the same calls.
 - `cost`: the cost lines shown before a compute button (priced only for what is not stored).
-- `warmup`: once the first page is drawn, the later pages' imports (pandas, SciPy, scikit-learn) in the
+- `warmup`: while no page is running, the later pages' imports (pandas, SciPy, scikit-learn) in the
   background.
 - `widgets`: engine errors as `st.error`, downloadable figures and tables, progress bars.
 - `views/`: what a page draws per kind of result (`poison`, `train`, `surfaces`, `study` for SAL and UD, `bench`,

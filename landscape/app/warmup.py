@@ -1,12 +1,13 @@
-"""Warm-up: once the first page is drawn, import in the background what later pages compute with.
+"""Warm-up: while no page is running, import in the background what later pages compute with.
 
 Measured by `bench/app_latency.py` (2-core machine): a page's first visit otherwise pays its imports while the
 user waits: pandas and pyarrow for `st.dataframe` (Poison, ~0.35 s), SciPy's `stats` (Curvature's rank agreement,
-~0.5 s), scikit-learn's KMeans (UD of the Cross-task table, ~0.3 s). A reader spends seconds on the first page, so
-those imports move there, off the first chart's path (`app.py` starts this after the page's script has run) and
-off the page switches. Python's per-module import locks make a page that needs a module mid-import wait for it.
-The thread waits `DELAY_S` first: an import holds the GIL, and the server is still sending the browser the first
-page's chart and its JavaScript.
+~0.5 s), scikit-learn's KMeans (UD of the Cross-task table, ~0.3 s). A reader spends seconds on a page, so those
+imports move into that time, off the first chart's path and off the page switches. An import holds the GIL, so
+the thread imports one module at a time and only once no page's script has run for `IDLE_S` (`app.py` marks
+every run with `page_run`), `FIRST_IDLE_S` before the first import: after the first page's run the browser is
+still fetching and drawing its charts from this server. A page that needs a module mid-import waits for it on
+Python's module lock.
 """
 
 from __future__ import annotations
@@ -14,21 +15,49 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
 from landscape import ud
 
-# Streamlit's dataframe dependencies; UD's (`ud.import_dependencies`) follow.
-DATAFRAME_MODULES = ("pandas", "pyarrow")
-DELAY_S = 1.0
+# Streamlit's dataframe dependencies, then UD's.
+MODULES = ("pandas", "pyarrow", *ud.DEPENDENCIES)
+IDLE_S = 0.5
+FIRST_IDLE_S = 2.0  # the floor app draws its chart ~1 s after its script has run (bench/results/app_latency.md)
+_lock = threading.Lock()
+_running = 0  # page script runs in progress, over every session
+_last_end = 0.0  # time.monotonic() when the last one ended
+
+
+@contextmanager
+def page_run() -> Iterator[None]:
+    """Mark one page's script run (also when it stops or reruns); the first run to end starts the warm-up."""
+    global _running, _last_end
+    with _lock:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _running -= 1
+            _last_end = time.monotonic()
+        start()
+
+
+def _wait_until_idle(seconds: float) -> None:
+    while True:
+        with _lock:
+            if _running == 0 and time.monotonic() - _last_end >= seconds:
+                return
+        time.sleep(0.05)
 
 
 def _import_all() -> None:
-    time.sleep(DELAY_S)
-    for name in DATAFRAME_MODULES:
+    for i, name in enumerate(MODULES):
+        _wait_until_idle(FIRST_IDLE_S if i == 0 else IDLE_S)
         importlib.import_module(name)
-    ud.import_dependencies()
 
 
 @st.cache_resource(show_spinner=False)
