@@ -129,3 +129,20 @@ def test_report_round_trips_through_json():
         np.testing.assert_array_equal(back.flags_clean, r.flags_clean)
         np.testing.assert_array_equal(back.counts_poisoned, r.counts_poisoned)
         assert back.message == r.message and back.notes == r.notes
+
+
+@pytest.mark.parametrize(("defense", "baseline", "noted"), [
+    ("cutout", "running", True), ("mixup", "running", True), ("at", "running", True),
+    ("cutout", "fresh", False), ("jpeg", "running", False), ("none", "running", False),
+])
+def test_ud_notes_the_running_baseline_under_a_batch_defense(defense, baseline, noted):
+    """Under a batch defense the running L_0 is the defended batches' loss, L_min/L_max the plain images'."""
+    from landscape.config import DefenseSpec, ExperimentSpec, PoisonSpec, SALSpec
+    from landscape.stages.ud import resolve_experiment, running_baseline_caveat
+
+    spec = resolve_experiment(ExperimentSpec(poison=PoisonSpec(method="em"), sal=SALSpec(baseline=baseline),
+                                             defense=DefenseSpec(name=defense)))
+    note = running_baseline_caveat(spec)
+    assert (note is not None) == noted
+    if noted:
+        assert defense in note and "baseline='fresh'" in note

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from landscape.config import DataSpec, DefenseSpec, ExperimentSpec, PoisonSpec, Spec
+from landscape.defenses import DEFENSES, defense_label
 from landscape.sal import SALTrace
 from landscape.stages.base import (
     Computed,
@@ -29,6 +30,20 @@ def resolve_experiment(spec: ExperimentSpec) -> ExperimentSpec:
     data = resolve_data(spec.data)
     return spec.replace(data=data, model=resolve_model(spec.model, data), poison=resolve_poison(spec.poison, data),
                         defense=resolve_defense(spec.defense) or DefenseSpec())
+
+
+def running_baseline_caveat(spec: ExperimentSpec) -> str | None:
+    """The note UD carries when SAL's running L_0 and its L_min/L_max see different images (a batch defense).
+
+    A batch defense (cutout, mixup, adversarial training) transforms the batches the trainer learns from, so the
+    epoch's running loss (the authors' L_0) is the defended loss, while L_min and L_max are evaluated on the
+    untransformed training images: the gap enters every layer's S_min alike, in both runs.
+    """
+    if spec.sal.baseline != "running" or spec.defense.is_none or DEFENSES.get(spec.defense.name).kind != "batch":
+        return None
+    return (f"defense {defense_label(spec.defense)}: SAL's running L_0 is the loss of the defended batches, while "
+            "L_min and L_max are evaluated on the untransformed training images, so every layer's S_min carries "
+            "that gap (in both runs); SAL's baseline='fresh' compares like with like")
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,11 @@ class UDStage(Stage[UDReport]):
     def compute(self, ctx: Context) -> Computed:
         clean, poisoned = (self.sal(p).get(ctx) for p in (PoisonSpec(), self.spec.poison))
         ctx.progress("ud", 0, 1)
-        return {"ud": unlearnable_distance(clean, poisoned).to_dict()}, {}
+        report = unlearnable_distance(clean, poisoned)
+        caveat = running_baseline_caveat(self.spec)
+        if caveat is not None:
+            report.notes.append(caveat)
+        return {"ud": report.to_dict()}, {}
 
     def decode(self, entry: Entry) -> UDReport:
         return UDReport.from_dict(entry.meta["ud"])
