@@ -174,13 +174,14 @@ def read_cells(path: Path = RESULTS) -> list[dict[str, Any]]:
     return list(cells.values())
 
 
-def grid(blocks: tuple[Block, ...], seeds: tuple[int, ...] = SEEDS) -> list[tuple[Block, str, int]]:
+def grid(blocks: tuple[Block, ...], seeds: tuple[int, ...] = SEEDS,
+         methods: tuple[str, ...] = METHODS) -> list[tuple[Block, str, int]]:
     """Every cell, block by block, seed-major inside a block (a block's first seed of every method comes first)."""
-    return [(b, m, s) for b in blocks for s in seeds for m in METHODS]
+    return [(b, m, s) for b in blocks for s in seeds for m in methods]
 
 
 def run_chunk(blocks: tuple[Block, ...], store: Store, budget_s: float, path: Path = RESULTS,
-              seeds: tuple[int, ...] = SEEDS) -> int:
+              seeds: tuple[int, ...] = SEEDS, methods: tuple[str, ...] = METHODS) -> int:
     """Run the grid's next cells until `budget_s` would be exceeded; append each to `path` as it finishes.
 
     Two chunks may run at once on disjoint blocks or seeds (the store locks each entry; a cell run twice is
@@ -191,7 +192,7 @@ def run_chunk(blocks: tuple[Block, ...], store: Store, budget_s: float, path: Pa
     for c in read_cells(path):
         walls[c["block"], c["method"]] = max(walls.get((c["block"], c["method"]), 0.0), c["wall_s"])
     started, ran = time.perf_counter(), 0
-    for block, method, seed in grid(blocks, seeds):
+    for block, method, seed in grid(blocks, seeds, methods):
         if (block.label, method, seed) in done:
             continue
         elapsed = time.perf_counter() - started
@@ -473,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default="/tmp/regime-store", help="store of the shared stages between chunks")
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--seeds", default=None, help="run: only these seeds (comma-separated; default 0,1,2)")
+    p.add_argument("--methods", default=None,
+                   help=f"run: only these methods (comma-separated; default {','.join(METHODS)}), e.g. to redo a "
+                        "method's cells into a separate --results file after the method changed")
     a = p.parse_args(argv)
     blocks = BLOCKS
     if a.blocks:
@@ -484,7 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(a.results)
     if a.action == "run":
         seeds = tuple(int(x) for x in a.seeds.split(",")) if a.seeds else SEEDS
-        ran = run_chunk(blocks, Store(a.store), a.budget_s, path, seeds)
+        methods = tuple(a.methods.split(",")) if a.methods else METHODS
+        if set(methods) - set(METHODS):
+            p.error(f"unknown method(s) {sorted(set(methods) - set(METHODS))}; valid: {', '.join(METHODS)}")
+        ran = run_chunk(blocks, Store(a.store), a.budget_s, path, seeds, methods)
         print(f"{ran} cell(s) run; {len(read_cells(path))} of {len(grid(BLOCKS))} in {path}")
     elif a.action == "plan":
         done = {(c["block"], c["method"], c["seed"]): c["wall_s"] for c in read_cells(path)}
