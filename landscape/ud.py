@@ -37,6 +37,7 @@ import numpy as np
 from landscape.errors import ShapeError
 
 KMEANS_SEED = 0  # the authors' random_state
+DEPENDENCIES = ("scipy.stats", "sklearn.cluster")  # what UD computes with, imported on first use
 
 
 def _as_matrix(sal: Any, name: str) -> tuple[np.ndarray, tuple[str, ...] | None, np.ndarray | None]:
@@ -48,9 +49,6 @@ def _as_matrix(sal: Any, name: str) -> tuple[np.ndarray, tuple[str, ...] | None,
         raise ShapeError(f"{name} SAL must be a (epochs, layers) matrix, got shape {values.shape}")
     return values, (tuple(layers) if layers is not None else None), (np.asarray(epochs) if epochs is not None
                                                                        else None)
-
-
-DEPENDENCIES = ("scipy.stats", "sklearn.cluster")  # what UD computes with, imported on first use
 
 
 def import_dependencies() -> None:

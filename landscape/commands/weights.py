@@ -57,14 +57,19 @@ def check_recorded_data(path: str, data: DataSpec) -> None:
     The same data set: the same name and image size, and for a user data set (npz, folder) a file or folder of
     the same name (it may have moved). Weights without our metadata (any state dict) are not checked.
     """
-    from landscape.errors import SpecError
+    from safetensors import SafetensorError
+
+    from landscape.errors import LandscapeError, SpecError
     from landscape.weights import SAFETENSORS, weights_metadata
 
     if not path.endswith(SAFETENSORS):
         return
     try:
-        recorded = DataSpec.from_dict(weights_metadata(path)["data"])
-    except Exception:  # noqa: BLE001 - no (readable) record: nothing to check; a damaged file is refused on reading
+        record = weights_metadata(path).get("data")
+        recorded = None if record is None else DataSpec.from_dict(record)
+    except (SafetensorError, OSError, ValueError, LandscapeError):  # damaged or foreign: refused when it is read
+        return
+    if recorded is None:  # not exported by us: nothing to check
         return
 
     def identity(d: DataSpec) -> tuple[object, ...]:

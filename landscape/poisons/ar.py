@@ -76,7 +76,7 @@ class Autoregressive(PoisonMethod):
     options: AROptions
 
     def filters(self, num_classes: int, channels: int, size: tuple[int, int],
-                generator: torch.Generator) -> Perturbation:
+                generator: torch.Generator) -> torch.Tensor:
         """(K, C, C, 3, 3) causal coefficients, zero off the channel diagonal; each (class, channel)'s own sum to 1.
 
         Channel c's process reads channel c alone (coefficients [k, c, c]), as the published grouped

@@ -48,14 +48,18 @@ def show_result(paths: list[Path]) -> None:
     is offered as a download of the whole file, not shown as a second table.
     """
     by = {p.suffix: p for p in paths}
+
+    def read(path: Path) -> Any:
+        return _read(path, path.stat().st_mtime_ns)  # cached until the file changes
+
     if ".md" in by:
-        st.markdown(_read(by[".md"], by[".md"].stat().st_mtime_ns))
+        st.markdown(read(by[".md"]))
     if ".csv" in by:
         path = by[".csv"]
-        show_table(frame(_read(path, path.stat().st_mtime_ns)), path.stem, key=f"bench-{path.name}")
+        show_table(frame(read(path)), path.stem, key=f"bench-{path.name}")
     if ".json" in by:
         path = by[".json"]
-        data = _read(path, path.stat().st_mtime_ns)
+        data = read(path)
         rows = data.get("rows") if isinstance(data, dict) else None
         if rows and ".csv" not in by:
             show_table(rows, path.stem, key=f"bench-{path.name}")
