@@ -14,17 +14,8 @@ from typing import Any
 from landscape.config import DataSpec, DefenseSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, Spec, TrainSpec
 from landscape.defenses import defense_label
 from landscape.experiment import ExperimentResult, run_experiment
-from landscape.stages.base import (
-    Computed,
-    Context,
-    Stage,
-    Version,
-    resolve_data,
-    resolve_defense,
-    resolve_model,
-    resolve_poison,
-)
-from landscape.stages.ud import UD_VERSION, UDStage
+from landscape.stages.base import Computed, Context, Stage, Version, resolve_data, resolve_defense, resolve_model
+from landscape.stages.ud import UD_VERSION, UDStage, resolve_experiment
 from landscape.store import Entry
 
 CELL_VERSION = 2  # bump when the row's fields change
@@ -94,9 +85,9 @@ class BenchCell(Stage[dict[str, Any]]):
         return self.cell.data
 
     def parts(self) -> tuple[Spec, ...]:
-        # The cell names its method only; its resolved poison (eps, every option) keys the row, so a changed
-        # default or a new option of the method never serves a row computed under the old one.
-        return (self.cell, resolve_poison(self.cell.poison, self.cell.data), Version(UD_VERSION),
+        # The cell names its method only; the poison its experiment runs (eps, every option resolved) keys the
+        # row, so a changed default or a new option of the method never serves a row computed under the old one.
+        return (self.cell, resolve_experiment(self.cell.experiment()).poison, Version(UD_VERSION),
                 Version(f"cell-{CELL_VERSION}"))
 
     def record(self) -> dict[str, Any]:
