@@ -32,6 +32,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,7 @@ from landscape.config import (
 )
 from landscape.defenses import defense_label
 from landscape.device import limited_threads
-from landscape.errors import LandscapeError, SpecError
+from landscape.errors import LandscapeError, SpecError, one_line_warning
 from landscape.experiment import get_poisoned_train, get_training
 from landscape.files import atomic_write
 from landscape.spec import plural
@@ -175,6 +176,7 @@ class SerialExecutor:
 
 
 def _init_worker(threads: int) -> None:
+    warnings.formatwarning = one_line_warning  # as the CLI that started the worker prints them
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch

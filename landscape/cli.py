@@ -2,7 +2,7 @@
 
 Each subcommand lives in `landscape/commands/<name>.py` and registers itself in `COMMANDS` with an
 `add_arguments(parser)` and a `run(args) -> int`. This module is only the adapter: it parses, runs,
-and turns engine errors into a one-line message and exit status 2.
+and turns engine errors into a one-line message and exit status 2 (and warnings into one line each).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import importlib
 import pkgutil
 import sys
 import typing
+import warnings
 from collections.abc import Sequence
 
 from landscape import commands
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, one_line_warning
 from landscape.paths import describe
 
 REPRODUCIBLE_HELP = ("pin the CPU kernels to AVX2 so results match on other x86 CPUs (same as "
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
+    default_format, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         if args.reproducible:
             from landscape.device import enable_reproducible
@@ -65,3 +67,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished stages stay in the store", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = default_format

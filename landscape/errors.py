@@ -1,4 +1,7 @@
-"""Exception hierarchy of the engine: the app and CLI catch `LandscapeError` and show its message."""
+"""Exception hierarchy of the engine: the app and CLI catch `LandscapeError` and show its message.
+
+Also the one-line form in which the CLI (and its worker processes) print the engine's warnings.
+"""
 
 from __future__ import annotations
 
@@ -40,3 +43,13 @@ class StoreError(LandscapeError):
 
 class PathError(LandscapeError, ValueError):
     """A path from the user is empty, cannot be expanded, is a file where a folder is needed, or is not writable."""
+
+
+def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     line: str | None = None) -> str:
+    """`warning: MESSAGE` on one line, as the CLI prints its errors (a `warnings.formatwarning`).
+
+    Python's default format adds the file, line number and source line of the `warnings.warn` call, which
+    tell a user of the CLI nothing; the engine's warning messages name what is wrong themselves.
+    """
+    return f"warning: {message}\n"

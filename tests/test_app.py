@@ -304,7 +304,7 @@ def test_sal_page_live_run_with_the_paper_preset():
 def test_cost_lines_price_only_the_runs_not_stored(page):
     """Another poison on the demo's setting: the clean run (and its SAL) are in the demo snapshot, so the cost line
     prices one training run (and one run's SAL), not two."""
-    from landscape.app import cost
+    from landscape.app import cost, engine
     from landscape.app.state import AppSpec
 
     at = open_page(page)
@@ -313,7 +313,7 @@ def test_cost_lines_price_only_the_runs_not_stored(page):
     shown = "\n".join(str(e.value) for e in at.info)
     assert "1 x 10 epochs of `cnn`" in shown and "2 x 10 epochs" not in shown, shown
     spec = AppSpec(method="ops")
-    assert cost.runs_to_train(spec) == 1 and cost.sal_runs_to_measure(spec) == 1
+    assert engine.runs_to_train(spec) == 1 and cost.sal_runs_to_measure(spec) == 1
     if page in ("pages/overview.py", "pages/sal.py"):
         assert cost.sal_estimate(spec, 1) in shown and cost.sal_estimate(spec, 2) not in shown, shown
 

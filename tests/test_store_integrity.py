@@ -181,3 +181,20 @@ def test_kill_9_during_writes_serves_no_partial_entry_and_gc_leaves_no_orphans(t
         for key in store.keys("stage"):
             np.testing.assert_array_equal(store.load("stage", key).arrays["x"], _expected(key))
     print(f"{kills} kills, {mid_write} of them during a write or a drop; gc: {out.stdout.strip()}")
+
+
+def test_the_cli_reports_a_damaged_entry_in_one_warning_line_and_recomputes_it(tmp_path):
+    """A real `python -m landscape craft` over a damaged entry: one `warning: ...` line (no file:line, no source
+    line of the `warnings.warn` call, no category name), then the entry is recomputed."""
+    argv = [sys.executable, "-m", "landscape", "craft", "--dataset", "digits", "--n-train", "100", "--method", "random",
+            "--store", str(tmp_path)]
+    subprocess.run(argv, check=True, capture_output=True, text=True)
+    (meta,) = tmp_path.glob("poison/*/meta.json")
+    meta.write_text("garbage")
+    done = subprocess.run(argv, check=True, capture_output=True, text=True)
+    warned = [line for line in done.stderr.splitlines() if "unusable" in line]
+    assert len(warned) == 1, done.stderr
+    assert warned[0].startswith("warning: store entry poison/") and "recomputed" in warned[0]
+    assert "StoreWarning" not in done.stderr and ".py:" not in done.stderr and "warnings.warn" not in done.stderr
+    assert "return store.load" not in done.stderr, "the source line of the warning call is not printed"
+    assert json.loads(meta.read_text())["stage"] == "poison"  # recomputed, checksums and all

@@ -64,11 +64,6 @@ def crafting_line(spec: AppSpec) -> str:
             f"roughly {format_seconds(c['cpu_seconds'])} on one CPU thread (an estimate)")
 
 
-def runs_to_train(spec: AppSpec) -> int:
-    """How many of `spec`'s two runs (clean and poisoned) are not stored (0, 1 or 2)."""
-    return sum(not engine.ready(lambda m=m: engine.train_stage(spec, m)) for m in ("clean", spec.method))
-
-
 def sal_runs_to_measure(spec: AppSpec) -> int:
     """How many of `spec`'s two runs have no stored SAL at the sidebar's SAL spec (0, 1 or 2)."""
     return sum(not engine.ready(lambda p=p: engine.ud_stage(spec).sal(p)) for p in (PoisonSpec(), spec.poison()))
@@ -86,7 +81,7 @@ def _measured(spec: AppSpec, what: str, timing: str, runs: int, scale: float = 1
 
 def training_estimate(spec: AppSpec, runs: int | None = None) -> str:
     """A cost line for training `runs` models of `spec` (default: those of its two runs not stored)."""
-    runs = runs_to_train(spec) if runs is None else runs
+    runs = engine.runs_to_train(spec) if runs is None else runs
     if runs:
         engine.weight_count(spec)  # builds the model: one that cannot be built is named here, before the button
     return _measured(spec, f"{runs} x {plural(spec.epochs, 'epoch')} of `{spec.model}`", "epoch", runs)
@@ -100,7 +95,7 @@ def sal_estimate(spec: AppSpec, runs: int = 2) -> str:
 
 def experiment_line(spec: AppSpec) -> str:
     """What computing `spec`'s experiment costs: the runs, their SAL and the poison not stored, then UD."""
-    runs, sal_runs = runs_to_train(spec), sal_runs_to_measure(spec)
+    runs, sal_runs = engine.runs_to_train(spec), sal_runs_to_measure(spec)
     parts = [training_estimate(spec, runs)] if runs else []
     parts.append(sal_estimate(spec, sal_runs) if sal_runs else "UD from the stored SAL, seconds")
     craft = crafting_line(spec)

@@ -225,9 +225,14 @@ def poison_ready(spec: AppSpec) -> bool:
     return ready(lambda: poison_stage(spec))
 
 
+def runs_to_train(spec: AppSpec) -> int:
+    """How many of `spec`'s two runs (clean and poisoned) are not stored (0, 1 or 2)."""
+    return sum(not ready(lambda m=m: train_stage(spec, m)) for m in ("clean", spec.method))
+
+
 def training_ready(spec: AppSpec) -> bool:
     """Both runs of `spec` (clean and poisoned) are stored."""
-    return all(ready(lambda m=m: train_stage(spec, m)) for m in ("clean", spec.method))
+    return runs_to_train(spec) == 0
 
 
 def surface_ready(spec: AppSpec, surface: SurfaceSpec) -> bool:
