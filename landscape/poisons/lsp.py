@@ -42,7 +42,8 @@ class LinearSeparablePatches(PoisonMethod):
     all features informative (what APBench's `lsp_poisons.py` calls): z·A_k + centre_k, z ~ N(0, I_d),
     A_k = 2·U(0, 1)^{d×d} − 1 drawn once per class (`class_points`); then reshape to (C, g, g), upsample
     every value into a patch×patch block (nearest neighbour), and scale each pattern to L2 norm eps.
-    Not done: `make_classification`'s default label noise (flip_y = 0.01) and its shuffle.
+    No label noise: APBench passes `flip_y=0.0` (scikit-learn's default would relabel 1 % of the points), and
+    `make_classification`'s shuffle only reorders points that are then matched to images by class.
 
     Defaults:
         CIFAR (the paper): patch 8 (4x4x3 = 48 dims), class_sep 10, eps = sqrt(3072)·6/255 ≈ 1.30.
