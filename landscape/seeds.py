@@ -235,6 +235,25 @@ def study_shares(label: str, path: Path | None = None) -> dict[str, dict[str, An
             if labels.get((e.get("block"), e.get("baseline"))) == label}
 
 
+def study_separating(dataset: str, baseline: str = "running", path: Path | None = None) -> dict[str, list[str]]:
+    """The study's settings on `dataset` (its "blocks": data/model/recipe), each with the UEs that separate there.
+
+    A UE separates when its UD and random noise's differ by more than their spreads over the seeds
+    (`bench/regime.py`'s rule, fixed before the grid ran: the one-std intervals do not overlap). With SAL's
+    `baseline`; in the study's order; {} when no study is shipped or it ran nothing on `dataset`.
+    """
+    try:
+        data = json.loads((path or STUDY).read_text())
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, list[str]] = {}
+    for row in data.get("settings", []) if isinstance(data, dict) else []:
+        block = str(row.get("block", ""))
+        if block.split("/")[0] == dataset and row.get("baseline") == baseline and row.get("method") != "random":
+            found.setdefault(block, []).extend([row["method"]] if row.get("separated") else [])
+    return found
+
+
 def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
     """The plain note shown beside a one-seed UD: it is unstable, and by how much (from the regime study)."""
     head = "UD from a single seed is unstable: another seed (or another CPU) can move it a lot."
@@ -256,5 +275,5 @@ def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
 
 
 __all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "single_seed_note",
-           "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_settings", "study_shares",
-           "study_spread"]
+           "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_separating", "study_settings",
+           "study_shares", "study_spread"]

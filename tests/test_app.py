@@ -192,7 +192,13 @@ def test_sal_and_ud_pages_show_the_stored_demo_numbers():
     no_exception(at)
     ud = next(m for m in at.metric if m.label == "UD (em)")
     assert ud.value == stored_ud()
-    assert "Reading UD on 8x8 digits" in texts(at)
+    caveat = next(t for t in texts(at).split("\n") if "Reading UD on 8x8 digits" in t)
+    from landscape.seeds import study_separating
+
+    shipped = study_separating("digits")
+    assert shipped, "the shipped regime study ran digits settings"
+    for block, methods in shipped.items():  # every digits setting of the study, with the UEs that separate there
+        assert f"{block}: {', '.join(methods) or 'none'}" in caveat, caveat
 
 
 def test_ud_page_shows_each_shipped_benchmark_once():

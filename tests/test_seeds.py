@@ -18,6 +18,7 @@ from landscape.seeds import (
     seed_specs,
     single_seed_note,
     spread_over_seeds,
+    study_separating,
     study_spread,
 )
 
@@ -84,6 +85,24 @@ def test_single_seed_note_reads_the_study(tmp_path):
     assert "SAL measured at other epochs" in other_epochs and "1.000 ± 0.500" in other_epochs
     unseen = single_seed_note(SMALL.replace(train=SMALL.train.replace(epochs=3)), path)
     assert "did not run this setting" in unseen and "its 2 settings" in unseen and "0.28 to 0.50" in unseen
+
+
+def test_study_separating_lists_each_block_of_the_data_set_with_the_ues_that_separate(tmp_path):
+    """Per block of the data set and the baseline asked for: the UEs flagged `separated`, random noise never."""
+    def row(block: str, method: str, separated: bool, baseline: str = "running") -> dict:
+        return {"block": block, "baseline": baseline, "method": method, "separated": separated}
+
+    study = tmp_path / "regime.json"
+    study.write_text(json.dumps({"settings": [
+        row("digits/cnn/sgd", "em", False), row("digits/cnn/sgd", "ops", True), row("digits/cnn/sgd", "random", True),
+        row("digits/cnn/sgd", "em", True, baseline="fresh"), row("digits/lenet5/adam", "em", False),
+        row("digits/lenet5/adam", "lsp", True), row("mnist-5k/lenet5/sgd", "tap", True),
+        row("digits-large/cnn/sgd", "em", True)]}))
+    assert study_separating("digits", path=study) == {"digits/cnn/sgd": ["ops"], "digits/lenet5/adam": ["lsp"]}
+    assert study_separating("digits", "fresh", path=study) == {"digits/cnn/sgd": ["em"]}
+    assert study_separating("mnist-5k", path=study) == {"mnist-5k/lenet5/sgd": ["tap"]}
+    assert study_separating("cifar10", path=study) == {}
+    assert study_separating("digits", path=tmp_path / "missing.json") == {}
 
 
 def test_readme_quotes_the_shipped_study_spread():
