@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -35,16 +36,40 @@ from landscape.registry import Registry
 BatchTransform = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric option may take: [lo, hi], or (lo, hi] with `lo_open`; whole numbers if `integer`."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+    lo_open: bool = False
+
+    def check(self, defense: str, option: str, value: Any) -> None:
+        """Raise `SpecError` naming the defense, the option, `value` and the range unless `value` is in it."""
+        if self.integer and (not isinstance(value, int) or isinstance(value, bool)):
+            raise SpecError(f"defense {defense!r} option {option} = {value!r} must be an integer")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"defense {defense!r} option {option} = {value!r} must be a number")
+        ok = (value > self.lo if self.lo_open else value >= self.lo) and value <= self.hi and math.isfinite(value)
+        if not ok:
+            raise SpecError(f"defense {defense!r} option {option} = {value!r} is out of range; expected "
+                            f"{'(' if self.lo_open else '['}{self.lo}, {self.hi}]")
+
+
 class Defense:
     """A training-time defense; subclasses override `preprocess` (kind "preprocess") or `transform` ("batch").
 
     Class data:
         kind: "preprocess" (applied once to the training images) or "batch" (applied to each mini-batch).
         defaults: every option with its default value; a `DefenseSpec` is completed with these.
+        ranges: the range of each numeric option, checked when the defense is built (an option whose default
+            is None may also be None, its "derived" value); `check` adds any other rule.
     """
 
     kind: ClassVar[Literal["none", "preprocess", "batch"]] = "none"
     defaults: ClassVar[dict[str, Any]] = {}
+    ranges: ClassVar[dict[str, Range]] = {}
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.defaults)
@@ -53,10 +78,12 @@ class Defense:
             raise SpecError(f"defense {self.name!r} has no option(s) {sorted(unknown)}; valid options: {valid}")
         merged = {**self.defaults, **options}
         for k, v in merged.items():  # 1 and 1.0 must give the same cache key when the option is a float
-            if isinstance(self.defaults[k], float) and isinstance(v, int) and not isinstance(v, bool):
+            is_float = isinstance(self.defaults[k], float) or (k in self.ranges and not self.ranges[k].integer)
+            if is_float and isinstance(v, int) and not isinstance(v, bool):
                 merged[k] = float(v)
-        if "step" in merged and isinstance(merged["step"], int) and not isinstance(merged["step"], bool):
-            merged["step"] = float(merged["step"])
+        for k, allowed in self.ranges.items():
+            if not (merged[k] is None and self.defaults[k] is None):
+                allowed.check(self.name, k, merged[k])
         self.options = merged
         self.check(self.options)
 
@@ -66,7 +93,7 @@ class Defense:
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> None:
-        """Raise `SpecError` if an option is out of range (the message names the option and the range)."""
+        """Raise `SpecError` if the options break a rule beyond their `ranges` (the message names the option)."""
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """Transformed copy of training images `x` (N, C, H, W) in [0, 1]; identity unless overridden."""
@@ -87,18 +114,6 @@ def _register(name: str) -> Callable[[type[Defense]], type[Defense]]:
         return DEFENSES.register(name)(cls)
 
     return decorate
-
-
-def _range(name: str, option: str, value: Any, lo: float, hi: float, *, integer: bool = False,
-           lo_open: bool = False) -> None:
-    if integer and (not isinstance(value, int) or isinstance(value, bool)):
-        raise SpecError(f"defense {name!r} option {option} = {value!r} must be an integer")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"defense {name!r} option {option} = {value!r} must be a number")
-    ok = (value > lo if lo_open else value >= lo) and value <= hi and math.isfinite(value)
-    if not ok:
-        raise SpecError(f"defense {name!r} option {option} = {value!r} is out of range; expected "
-                        f"{'(' if lo_open else '['}{lo}, {hi}]")
 
 
 def _seed_from(generator: torch.Generator) -> int:
@@ -210,10 +225,7 @@ class JPEG(Defense):
 
     kind = "preprocess"
     defaults: ClassVar[dict[str, Any]] = {"quality": 10}
-
-    @classmethod
-    def check(cls, options: dict[str, Any]) -> None:
-        _range("jpeg", "quality", options["quality"], 1, 100, integer=True)
+    ranges: ClassVar[dict[str, Range]] = {"quality": Range(1, 100, integer=True)}
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         return jpeg_compress(x, self.options["quality"])
@@ -253,10 +265,7 @@ class BitDepthReduction(Defense):
 
     kind = "preprocess"
     defaults: ClassVar[dict[str, Any]] = {"bits": 2}
-
-    @classmethod
-    def check(cls, options: dict[str, Any]) -> None:
-        _range("bdr", "bits", options["bits"], 1, 8, integer=True)
+    ranges: ClassVar[dict[str, Range]] = {"bits": Range(1, 8, integer=True)}
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         step = 2 ** (8 - self.options["bits"])
@@ -288,13 +297,13 @@ class GaussianBlur(Defense):
 
     kind = "preprocess"
     defaults: ClassVar[dict[str, Any]] = {"kernel": 3, "sigma": 0.1}
+    ranges: ClassVar[dict[str, Range]] = {"kernel": Range(1, 31, integer=True),
+                                          "sigma": Range(0.0, 100.0, lo_open=True)}
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> None:
-        _range("blur", "kernel", options["kernel"], 1, 31, integer=True)
         if options["kernel"] % 2 == 0:
             raise SpecError(f"defense 'blur' option kernel = {options['kernel']} must be odd")
-        _range("blur", "sigma", options["sigma"], 0.0, 100.0, lo_open=True)
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         size = self.options["kernel"]
@@ -330,10 +339,7 @@ class Cutout(Defense):
 
     kind = "batch"
     defaults: ClassVar[dict[str, Any]] = {"size": 0.5}
-
-    @classmethod
-    def check(cls, options: dict[str, Any]) -> None:
-        _range("cutout", "size", options["size"], 0.0, 1.0, lo_open=True)
+    ranges: ClassVar[dict[str, Range]] = {"size": Range(0.0, 1.0, lo_open=True)}
 
     def square_side(self, h: int, w: int) -> int:
         return max(1, round(self.options["size"] * min(h, w)))
@@ -368,14 +374,11 @@ class Mixup(Defense):
 
     kind = "batch"
     defaults: ClassVar[dict[str, Any]] = {"alpha": 1.0}
+    ranges: ClassVar[dict[str, Range]] = {"alpha": Range(0.0, 1000.0, lo_open=True)}
 
     def __init__(self, num_classes: int | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.num_classes = num_classes
-
-    @classmethod
-    def check(cls, options: dict[str, Any]) -> None:
-        _range("mixup", "alpha", options["alpha"], 0.0, 1000.0, lo_open=True)
 
     def transform(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -442,13 +445,11 @@ class AdversarialTraining(Defense):
 
     kind = "batch"
     defaults: ClassVar[dict[str, Any]] = {"eps": 8 / 255, "steps": 10, "step": None, "random_start": True}
+    ranges: ClassVar[dict[str, Range]] = {"eps": Range(0.0, 1.0, lo_open=True), "steps": Range(1, 1000, integer=True),
+                                          "step": Range(0.0, 1.0, lo_open=True)}
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> None:
-        _range("at", "eps", options["eps"], 0.0, 1.0, lo_open=True)
-        _range("at", "steps", options["steps"], 1, 1000, integer=True)
-        if options["step"] is not None:
-            _range("at", "step", options["step"], 0.0, 1.0, lo_open=True)
         if not isinstance(options["random_start"], bool):
             raise SpecError(f"defense 'at' option random_start = {options['random_start']!r} must be true or false")
 
@@ -509,6 +510,6 @@ def prepare_defense(spec: DefenseSpec, num_classes: int) -> tuple[Preprocess, Ba
 
 __all__ = [
     "DEFENSES", "AdversarialTraining", "BitDepthReduction", "Cutout", "Defense", "GaussianBlur", "Grayscale", "JPEG",
-    "Mixup", "NoDefense", "build_defense", "complete_options", "defense_label", "gaussian_kernel", "jpeg_compress",
-    "jpeg_quant_table", "pgd_linf", "prepare_defense", "resolve_defense",
+    "Mixup", "NoDefense", "Range", "build_defense", "complete_options", "defense_label", "gaussian_kernel",
+    "jpeg_compress", "jpeg_quant_table", "pgd_linf", "prepare_defense", "resolve_defense",
 ]

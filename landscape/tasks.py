@@ -31,6 +31,7 @@ from torch import nn
 
 from landscape.errors import ShapeError
 from landscape.models import build_model
+from landscape.models.cnn import conv_layers
 from landscape.registry import Registry
 
 # A pixel belongs to the digit's stroke if its clean grey value is at least this (digits: 8 of 16 levels).
@@ -60,19 +61,14 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
 def dense_cnn(in_channels: int, out_channels: int, width: int = 1) -> nn.Sequential:
     """The `cnn`'s four conv layers (two 2x pools) and a two-layer upsampling head: (N, C, H, W) -> (N, out, H, W).
 
-    conv16-conv16-pool-conv32-conv32-pool | up-conv16-up-conv(out); channels scaled by `width`. The layers are
-    created in the same order and with the same shapes as the `cnn`'s conv layers, so under the same seed
-    the encoder starts from the same weights. No skip connections: reconstruction must go through the
-    (H/4 x W/4) bottleneck instead of copying its input.
+    conv16-conv16-pool-conv32-conv32-pool | up-conv16-up-conv(out); channels scaled by `width`. The encoder is
+    the `cnn`'s own (`landscape.models.cnn.conv_layers`), so under the same seed it starts from the same
+    weights. No skip connections: reconstruction must go through the (H/4 x W/4) bottleneck instead of copying
+    its input.
     """
     a, b = 16 * width, 32 * width
     return nn.Sequential(
-        nn.Conv2d(in_channels, a, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(a, a, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(a, b, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(b, b, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),  # (N, b, H/4, W/4)
+        *conv_layers(in_channels, width),  # (N, b, H/4, W/4)
         nn.Upsample(scale_factor=2, mode="nearest"),
         nn.Conv2d(b, a, 3, padding=1), nn.ReLU(),
         nn.Upsample(scale_factor=2, mode="nearest"),

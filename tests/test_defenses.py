@@ -120,6 +120,30 @@ def test_spec_options_are_completed_validated_and_keyed():
     assert DefenseSpec.from_dict(resolved("at").to_dict()) == resolved("at")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("jpeg:quality=0", "defense 'jpeg' option quality = 0 is out of range; expected [1, 100]"),
+    ("jpeg:quality=101", "defense 'jpeg' option quality = 101 is out of range; expected [1, 100]"),
+    ("jpeg:quality=2.5", "defense 'jpeg' option quality = 2.5 must be an integer"),
+    ("bdr:bits=0", "defense 'bdr' option bits = 0 is out of range; expected [1, 8]"),
+    ("bdr:bits=9", "defense 'bdr' option bits = 9 is out of range; expected [1, 8]"),
+    ("blur:kernel=33", "defense 'blur' option kernel = 33 is out of range; expected [1, 31]"),
+    ("blur:sigma=0", "defense 'blur' option sigma = 0.0 is out of range; expected (0.0, 100.0]"),
+    ("cutout:size=0", "defense 'cutout' option size = 0.0 is out of range; expected (0.0, 1.0]"),
+    ("cutout:size=1.5", "defense 'cutout' option size = 1.5 is out of range; expected (0.0, 1.0]"),
+    ("mixup:alpha=0", "defense 'mixup' option alpha = 0.0 is out of range; expected (0.0, 1000.0]"),
+    ("at:eps=0", "defense 'at' option eps = 0.0 is out of range; expected (0.0, 1.0]"),
+    ("at:steps=0", "defense 'at' option steps = 0 is out of range; expected [1, 1000]"),
+    ("at:step=2", "defense 'at' option step = 2.0 is out of range; expected (0.0, 1.0]"),
+    ("at:random_start=1", "defense 'at' option random_start = 1 must be true or false"),
+])
+def test_out_of_range_options_are_refused_naming_the_option_value_and_range(text, message):
+    from landscape.defenses import resolve_defense
+
+    with pytest.raises(SpecError) as err:
+        resolve_defense(DefenseSpec.parse(text))
+    assert str(err.value) == message
+
+
 # ------------------------------------------------------------------------------------------------ JPEG
 
 

@@ -60,6 +60,8 @@ def test_fetch_cuts_off_a_download_over_the_cap(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="passed the cap of 4,999 bytes"):
         fetch.fetch(src.as_uri(), tmp_path / "out" / "f", md5=md5, what="x", limits=Limits(max_bytes=4999))
     assert _left(tmp_path / "out") == []
+    exact = fetch.fetch(src.as_uri(), tmp_path / "out" / "f", md5=md5, what="x", limits=Limits(max_bytes=5000))
+    assert exact.read_bytes() == src.read_bytes()  # a download of exactly the cap is kept whole
 
 
 def test_limits_are_validated() -> None:
@@ -76,6 +78,8 @@ def test_gunzip_bomb_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="decompresses to more than 1,000,000 bytes"):
         fetch.gunzip(bomb, tmp_path / "out" / "file", limits=Limits(max_bytes=1_000_000))
     assert _left(tmp_path / "out") == []
+    assert fetch.gunzip(bomb, tmp_path / "out" / "file", limits=Limits(max_bytes=20_000_000)).stat().st_size == \
+        20_000_000  # exactly the cap is allowed
     assert fetch.gunzip(bomb, tmp_path / "out" / "file").stat().st_size == 20_000_000  # the default cap allows it
 
 

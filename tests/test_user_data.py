@@ -122,6 +122,17 @@ def test_npz_that_is_not_an_archive(tmp_path):
         load_data(DataSpec.parse(f"npz:{tmp_path / 'missing.npz'}"))
 
 
+def test_user_sets_refuse_a_missing_root_and_the_wrong_kind_of_path(tmp_path):
+    (tmp_path / "file.npz").write_bytes(b"")
+    for name, kind, usage in (("npz", "file", "npz:PATH"), ("folder", "folder", "folder:PATH")):
+        with pytest.raises(DataError, match=f"data set '{name}' needs its {kind}: {usage}"):
+            load_data(DataSpec(name=name))
+    with pytest.raises(DataError, match=r"is not a file; expected an \.npz file"):
+        load_data(DataSpec.parse(f"npz:{tmp_path}"))
+    with pytest.raises(DataError, match="is not a folder; expected a folder with one sub-folder"):
+        load_data(DataSpec.parse(f"folder:{tmp_path / 'file.npz'}"))
+
+
 def test_a_single_changed_label_changes_every_key(tmp_path, images):
     x, y = images
     spec = save_npz(tmp_path / "d.npz", x=x, y=y)

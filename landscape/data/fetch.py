@@ -25,10 +25,11 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from landscape.errors import DataError
 
@@ -86,6 +87,24 @@ def verified(path: Path, md5: str | None, sha256: str | None = None) -> bool:
     return path.is_file() and _mismatch(md5, sha256, file_digests(path)) is None
 
 
+def _copy_capped(read: Callable[[int], bytes], out: BinaryIO, cap: int, digests: Sequence[Any] = (), *,
+                 refusal: str) -> None:
+    """Copy `read`'s chunks to `out` (and into each hash of `digests`) until it is exhausted.
+
+    Raises:
+        DataError: with the message `refusal`, as soon as more than `cap` bytes have come (the chunk that
+            passes the cap is not written).
+    """
+    size = 0
+    for chunk in iter(lambda: read(_CHUNK), b""):
+        size += len(chunk)
+        if size > cap:
+            raise DataError(refusal)
+        for digest in digests:
+            digest.update(chunk)
+        out.write(chunk)
+
+
 @contextmanager
 def _temporary(folder: Path, name: str, suffix: str) -> Iterator[Path]:
     """A temporary file path in `folder` (same file system, so `os.replace` is atomic), removed on exit."""
@@ -117,18 +136,13 @@ def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None,
     if not (md5 or sha256):
         raise DataError(f"refusing to download {url} without a checksum to verify it against")
     with _temporary(target.parent, target.name, ".part") as tmp:
-        md5_hash, sha_hash, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
+        md5_hash, sha_hash = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         try:
             # http(s), or file:// for mirrors and tests, by design
             with urllib.request.urlopen(url, timeout=60) as response, tmp.open("wb") as out:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    size += len(chunk)
-                    if size > limits.max_bytes:
-                        raise DataError(f"{url}: the download passed the cap of {limits.max_bytes:,} bytes and was "
-                                        f"removed; {what} is smaller (raise the cap with --max-bytes if needed)")
-                    md5_hash.update(chunk)
-                    sha_hash.update(chunk)
-                    out.write(chunk)
+                _copy_capped(response.read, out, limits.max_bytes, (md5_hash, sha_hash),
+                             refusal=f"{url}: the download passed the cap of {limits.max_bytes:,} bytes and was "
+                                     f"removed; {what} is smaller (raise the cap with --max-bytes if needed)")
         except (urllib.error.URLError, OSError, ValueError) as err:
             raise DataError(f"could not download {url}: {err}. Download {what} by hand and put it in "
                             f"{manual_folder or target.parent}.") from err
@@ -204,15 +218,11 @@ def gunzip(source: Path, target: Path, *, limits: Limits = DEFAULT_LIMITS) -> Pa
         DataError: `source` is not gzip data or decompresses to more than `limits.max_bytes` (nothing is left).
     """
     with _temporary(target.parent, target.name, ".part") as tmp:
-        size = 0
         try:
             with gzip.open(source, "rb") as f, tmp.open("wb") as out:
-                for chunk in iter(lambda: f.read(_CHUNK), b""):
-                    size += len(chunk)
-                    if size > limits.max_bytes:
-                        raise DataError(f"{source}: refused, it decompresses to more than {limits.max_bytes:,} "
-                                        f"bytes (the cap; raise it with --max-bytes if the file is genuine)")
-                    out.write(chunk)
+                _copy_capped(f.read, out, limits.max_bytes,
+                             refusal=f"{source}: refused, it decompresses to more than {limits.max_bytes:,} bytes "
+                                     f"(the cap; raise it with --max-bytes if the file is genuine)")
         except (OSError, EOFError, zlib.error) as err:
             raise DataError(f"{source} is not a readable gzip file ({err}); delete it and download again") from err
         os.replace(tmp, target)

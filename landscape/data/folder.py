@@ -27,9 +27,8 @@ import numpy as np
 
 from landscape.data.fingerprint import files_fingerprint
 from landscape.data.imageset import Splits
-from landscape.data.user import labelled_splits
+from landscape.data.user import given_path, labelled_splits
 from landscape.errors import DataError
-from landscape.paths import user_path
 
 if TYPE_CHECKING:
     from landscape.config import DataSpec
@@ -42,12 +41,7 @@ _LAYOUT = "a folder with one sub-folder of PNG/JPEG images per class (see landsc
 
 
 def _root(spec: DataSpec) -> Path:
-    if not spec.root:
-        raise DataError(f"data set 'folder' needs its folder: folder:PATH[?size=N]; expected {_LAYOUT}")
-    root = user_path(spec.root, "the image folder")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; expected {_LAYOUT}")
-    return root
+    return given_path(spec, folder=True, usage="folder:PATH[?size=N]", what="the image folder", expected=_LAYOUT)
 
 
 def image_files(spec: DataSpec) -> list[Path]:

@@ -35,7 +35,7 @@ import numpy as np
 
 from landscape.data.fingerprint import file_sha256
 from landscape.data.imageset import Splits
-from landscape.data.user import check_labels, labelled_splits
+from landscape.data.user import check_labels, given_path, labelled_splits
 from landscape.errors import DataError
 from landscape.files import atomic_write
 from landscape.paths import user_path
@@ -53,12 +53,7 @@ _FORMAT = ("an .npz file (np.savez) holding x (images) and y (labels), optionall
 
 def data_file(spec: DataSpec) -> Path:
     """The ``.npz`` file of `spec` (its root), which must exist."""
-    if not spec.root:
-        raise DataError(f"data set 'npz' needs its file: npz:PATH; expected {_FORMAT}")
-    path = user_path(spec.root, "the npz file")
-    if not path.is_file():
-        raise DataError(f"{path} is not a file; expected {_FORMAT}")
-    return path
+    return given_path(spec, folder=False, usage="npz:PATH", what="the npz file", expected=_FORMAT)
 
 
 def _headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:

@@ -3,6 +3,7 @@
 - `labelled_splits`: labels checked (integers 0..K-1, every class in the training split, K >= 2) and, when the
   user gives no test split, a seeded, stratified 80/20 split (`DataSpec.split_seed`, scikit-learn's
   `train_test_split`, as for digits and MNIST-5k).
+- `given_path`: the folder or file a user data set names (`DataSpec.root`), checked to exist as that kind.
 - `family`: the poison-defaults family chosen from the images (the registry's `family` metadata, a function
   of the spec for these sets): one channel and at most 16 pixels a side -> "digits" (the 8x8 digits defaults,
   e.g. L∞ 64/255); one channel, larger -> "mnist" (the 28x28 MNIST defaults); three channels -> "cifar" (the
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,12 +20,32 @@ import torch
 
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError
+from landscape.paths import user_path
 
 if TYPE_CHECKING:
     from landscape.config import DataSpec
 
 TEST_FRACTION = 0.2
 SMALL_SIDE = 16  # grey images at most this size take the digits defaults, larger ones MNIST's
+
+
+def given_path(spec: DataSpec, *, folder: bool, usage: str, what: str, expected: str) -> Path:
+    """The path `spec.root` names, refused unless it is an existing folder (`folder`) or file.
+
+    Args:
+        spec: the data set's spec; its name and root are read.
+        folder: True for a folder (the "folder" set), False for a file (the "npz" set).
+        usage: how the set is named with its path, e.g. "npz:PATH".
+        what: the path in messages about the path itself, e.g. "the npz file".
+        expected: what the path must hold, ending every message (the layout and where it is documented).
+    """
+    kind = "folder" if folder else "file"
+    if not spec.root:
+        raise DataError(f"data set {spec.name!r} needs its {kind}: {usage}; expected {expected}")
+    path = user_path(spec.root, what)
+    if not (path.is_dir() if folder else path.is_file()):
+        raise DataError(f"{path} is not a {kind}; expected {expected}")
+    return path
 
 
 def family_of_shape(image_shape: tuple[int, int, int]) -> str:

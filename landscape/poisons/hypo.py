@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from landscape.poisons.base import POISONS, Perturbation
-from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateMethod, SurrogateTrainingOptions
+from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateTrainingOptions, TrainedSurrogateMethod
 from landscape.spec import bounded
 
 
@@ -21,7 +21,7 @@ class HypoOptions(SurrogateTrainingOptions):
 
 
 @POISONS.register("hypo")
-class Hypocritical(SurrogateMethod):
+class Hypocritical(TrainedSurrogateMethod):
     """Hypocritical perturbations (Tao et al., NeurIPS 2021, arXiv:2102.04716; attack P2).
 
     Paper: "Better Safe Than Sorry: Preventing Delusive Adversaries with Adversarial Training".
@@ -63,8 +63,6 @@ class Hypocritical(SurrogateMethod):
     norm = "linf"
     Options = HypoOptions
     family_options = {"cifar": HypoOptions(**CIFAR_SURROGATE_TRAINING, steps=100)}
-    quick_options = {"surrogate_epochs": 1, "steps": 2}
-    options: HypoOptions
 
     def gradient_evals(self, n: int) -> int:
         o = self.options
@@ -73,10 +71,7 @@ class Hypocritical(SurrogateMethod):
     def perturb(self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int,
                 generator: torch.Generator) -> Perturbation:
         o = self.options
-        model, history = self.train_surrogate(x, y, num_classes, generator, epochs=o.surrogate_epochs,
-                                              lr=o.lr, batch_size=o.batch_size, augment=o.augment)
-        for p in model.parameters():
-            p.requires_grad_(False)
+        model, history = self.train_surrogate(x, y, num_classes, generator)
         delta = torch.zeros_like(x)
         step = o.step_frac * self.eps
         for s in range(0, len(y), o.noise_batch):

@@ -1,8 +1,8 @@
 """What the surrogate-based methods (EM, REM, TAP, HYPO) share: `SurrogateMethod` and their option bases.
 
 Building the surrogate with `landscape.models.build_model`, training it normally (TAP, HYPO:
-`train_surrogate`) or alternating its SGD steps with sweeps over the noise (EM, REM: `alternate`), and
-signed-gradient (PGD) steps.
+`TrainedSurrogateMethod.train_surrogate`) or alternating its SGD steps with sweeps over the noise (EM, REM:
+`alternate`), and signed-gradient (PGD) steps.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -143,23 +143,6 @@ class SurrogateMethod(PoisonMethod):
         seed = int(torch.randint(2**31, (1,), generator=generator))
         return build_model(name, image_shape, num_classes, seed=seed).to(self.device)
 
-    def train_surrogate(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator,
-                        *, epochs: int, lr: float, batch_size: int,
-                        augment: str = "none") -> tuple[nn.Module, list[float]]:
-        """A surrogate trained normally on the clean data with `landscape.train.train`; returns (model, train acc)."""
-        from landscape.train import train
-
-        model = self.build_surrogate(tuple(x.shape[1:]), num_classes, generator)
-        names = tuple(str(i) for i in range(num_classes))
-        data = ImageSet(x.cpu(), y.cpu(), names)
-        held = data.subset(torch.randperm(len(y), generator=generator)[: min(len(y), 1000)])
-        spec = TrainSpec(epochs=epochs, lr=lr, batch_size=batch_size, augment=augment,  # type: ignore[arg-type]
-                         seed=int(torch.randint(2**31, (1,), generator=generator)), checkpoint_every=epochs)
-        result = train(model, data, held, spec, device=self.device,
-                       progress=lambda done, total: self.report(done, total + 1))
-        model.eval()
-        return model, [float(a) for a in result.history["train_acc"]]
-
     def alternate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, *,
                   train_loss: Callable[[torch.Tensor], torch.Tensor], sweep: Callable[[], None],
                   score: Callable[[], float]) -> list[float]:
@@ -236,3 +219,36 @@ class SurrogateMethod(PoisonMethod):
             correct += int((model(x[s:s + batch_size]).argmax(1) == y[s:s + batch_size]).sum())
         model.train(was)
         return correct / max(1, len(y))
+
+
+class TrainedSurrogateMethod(SurrogateMethod):
+    """Base of TAP and HYPO: PGD on the images against a surrogate first trained normally on the clean data.
+
+    Their options derive from `SurrogateTrainingOptions`; `quick_options` train it one epoch and take 2 steps.
+    """
+
+    quick_options: ClassVar[dict[str, Any]] = {"surrogate_epochs": 1, "steps": 2}
+    options: SurrogateTrainingOptions
+
+    def train_surrogate(self, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+                        generator: torch.Generator) -> tuple[nn.Module, list[float]]:
+        """The surrogate trained on the clean data by the options; returns (model, its training accuracy per epoch).
+
+        `landscape.train.train` for `surrogate_epochs` at `lr`, `batch_size` and `augment`; the model is returned in
+        eval mode with its parameters out of autograd (PGD takes gradients to the images only).
+        """
+        from landscape.train import train
+
+        o = self.options
+        model = self.build_surrogate(tuple(x.shape[1:]), num_classes, generator)
+        names = tuple(str(i) for i in range(num_classes))
+        data = ImageSet(x.cpu(), y.cpu(), names)
+        held = data.subset(torch.randperm(len(y), generator=generator)[: min(len(y), 1000)])
+        spec = TrainSpec(epochs=o.surrogate_epochs, lr=o.lr, batch_size=o.batch_size, augment=o.augment,
+                         seed=int(torch.randint(2**31, (1,), generator=generator)), checkpoint_every=o.surrogate_epochs)
+        result = train(model, data, held, spec, device=self.device,
+                       progress=lambda done, total: self.report(done, total + 1))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model, [float(a) for a in result.history["train_acc"]]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from landscape.poisons.base import POISONS, Perturbation
-from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateMethod, SurrogateTrainingOptions
+from landscape.poisons.surrogate import CIFAR_SURROGATE_TRAINING, SurrogateTrainingOptions, TrainedSurrogateMethod
 from landscape.spec import bounded
 
 
@@ -21,7 +21,7 @@ class TAPOptions(SurrogateTrainingOptions):
 
 
 @POISONS.register("tap")
-class TargetedAdversarialPoisoning(SurrogateMethod):
+class TargetedAdversarialPoisoning(TrainedSurrogateMethod):
     """Targeted adversarial poisoning (Fowl et al., NeurIPS 2021, arXiv:2106.10807).
 
     Paper: "Adversarial Examples Make Strong Poisons".
@@ -71,7 +71,6 @@ class TargetedAdversarialPoisoning(SurrogateMethod):
     norm = "linf"
     Options = TAPOptions
     family_options = {"cifar": TAPOptions(**CIFAR_SURROGATE_TRAINING, steps=250)}
-    quick_options = {"surrogate_epochs": 1, "steps": 2}
     options: TAPOptions
 
     def gradient_evals(self, n: int) -> int:
@@ -90,10 +89,7 @@ class TargetedAdversarialPoisoning(SurrogateMethod):
                 generator: torch.Generator) -> Perturbation:
         o = self.options
         target = self.targets(y, num_classes)
-        model, history = self.train_surrogate(x, y, num_classes, generator, epochs=o.surrogate_epochs,
-                                              lr=o.lr, batch_size=o.batch_size, augment=o.augment)
-        for p in model.parameters():
-            p.requires_grad_(False)
+        model, history = self.train_surrogate(x, y, num_classes, generator)
         best = torch.zeros_like(x)
         best_loss = torch.full((len(y),), float("inf"), device=x.device)
         step = o.step_frac * self.eps

@@ -17,9 +17,8 @@ from landscape.device import reproducible_threads
 from landscape.errors import ShapeError
 from landscape.models import weight_layers
 from landscape.sal import SALTrace, channel_sal
-from landscape.stages.base import Computed, Context, OnRun, build_net
-from landscape.stages.train import Replay, TrainStage, run_label
-from landscape.store import Entry
+from landscape.stages.base import Computed, Context, build_net
+from landscape.stages.train import Replay, SALOnRun, TrainStage, run_label
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class ChannelLayer(Spec):
 
 
 @dataclass(frozen=True)
-class ChannelSALStage(OnRun[SALTrace]):
+class ChannelSALStage(SALOnRun):
     """Per-channel SAL of one layer of one run, every `sal.every`-th stored epoch (and the last)."""
 
     folder = "sal-channels"
@@ -52,7 +51,7 @@ class ChannelSALStage(OnRun[SALTrace]):
         return (r.data, r.model, r.train, r.poison, self.sal, self.layer, r.defense)
 
     def record(self) -> dict[str, Any]:
-        return {**self.run.record(), "sal": self.sal.to_dict(), "layer": self.layer.layer}
+        return {**super().record(), "layer": self.layer.layer}
 
     def compute(self, ctx: Context) -> Computed:
         r, stage, layer = self.run, f"sal-channels-{run_label(self.run.poison)}", self.layer.layer
@@ -67,7 +66,4 @@ class ChannelSALStage(OnRun[SALTrace]):
                 seconds.append(time.perf_counter() - started)
                 ctx.progress(stage, i + 1, len(epochs))
         names = [f"{layer}[{c}]" for c in range(len(rows[0]) if rows else 0)]
-        return {"sal": SALTrace.from_rows(names, epochs, rows, seconds, self.sal).to_dict()}, {}
-
-    def decode(self, entry: Entry) -> SALTrace:
-        return SALTrace.from_dict(entry.meta["sal"])
+        return self.stored(SALTrace.from_rows(names, epochs, rows, seconds, self.sal))

@@ -266,7 +266,7 @@ class _Pool:
         split.traces[task.within.start] = trace
         if len(split.traces) == split.parts:
             whole = SALTrace.concat([split.traces[k] for k in sorted(split.traces)], split.stage.sal)
-            split.stage.put(self.ctx, ({"sal": whole.to_dict()}, {}))
+            split.stage.put(self.ctx, split.stage.stored(whole))
             self.ctx.progress(f"sal-{run_label(split.stage.run.poison)}", len(whole.epochs), len(whole.epochs))
 
     def _stop(self) -> None:

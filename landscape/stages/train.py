@@ -162,8 +162,29 @@ class Replay:
         return float(h["train_loss"][epoch - 1]), float(h["train_acc"][epoch - 1])
 
 
+class SALOnRun(OnRun[SALTrace]):
+    """A stage whose entry is one `SALTrace` of its `run` under `sal`, kept in the entry's metadata as "sal".
+
+    SAL of a run's stored checkpoints (`SALStage`), per channel (`landscape.stages.channels`) and at imported
+    weights (`landscape.stages.weights`): `stored` writes the entry, `decode` reads it.
+    """
+
+    sal: SALSpec
+
+    def record(self) -> dict[str, Any]:
+        return {**self.run.record(), "sal": self.sal.to_dict()}
+
+    @staticmethod
+    def stored(trace: SALTrace) -> Computed:
+        """The entry of `trace`."""
+        return {"sal": trace.to_dict()}, {}
+
+    def decode(self, entry: Entry) -> SALTrace:
+        return SALTrace.from_dict(entry.meta["sal"])
+
+
 @dataclass(frozen=True)
-class SALStage(OnRun[SALTrace]):
+class SALStage(SALOnRun):
     """SAL of a run's stored checkpoints: the trainer's `SALTracker` replayed on the stored epochs.
 
     The tracker sees what it would have seen inside the trainer (the epoch's weights, training images, running
@@ -178,11 +199,8 @@ class SALStage(OnRun[SALTrace]):
         r = self.run
         return (r.data, r.model, r.train, r.poison, self.sal, r.defense)
 
-    def record(self) -> dict[str, Any]:
-        return {**self.run.record(), "sal": self.sal.to_dict()}
-
     def compute(self, ctx: Context) -> Computed:
-        return {"sal": self.measure(Replay.of(self.run, ctx), ctx).to_dict()}, {}
+        return self.stored(self.measure(Replay.of(self.run, ctx), ctx))
 
     def measure(self, replay: Replay, ctx: Context, within: range | None = None) -> SALTrace:
         """SAL at the run's measured epochs (those `within`, if given: a part of the stage, `landscape.stages.pool`).
@@ -202,9 +220,6 @@ class SALStage(OnRun[SALTrace]):
                                    float(h["test_loss"][epoch - 1]), float(h["test_acc"][epoch - 1]), r.train))
                 ctx.progress(stage, i + 1, len(epochs))
         return tracker.trace()
-
-    def decode(self, entry: Entry) -> SALTrace:
-        return SALTrace.from_dict(entry.meta["sal"])
 
 
 @dataclass(frozen=True)

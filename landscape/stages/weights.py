@@ -45,6 +45,7 @@ from landscape.stages.base import (
     resolve_model,
 )
 from landscape.stages.surface import LAYER_SLICE_VERSION
+from landscape.stages.train import SALOnRun
 from landscape.store import Entry
 from landscape.surface_results import SurfaceSet
 from landscape.train import HISTORY_KEYS, TrainResult
@@ -108,7 +109,7 @@ def point_sal(sal: SALSpec) -> SALSpec:
 
 
 @dataclass(frozen=True)
-class ImportedSALStage(OnRun[SALTrace]):
+class ImportedSALStage(SALOnRun):
     """SAL of every weight layer of imported weights, on the data's training split (one "epoch": 0)."""
 
     folder = "weights-sal"
@@ -122,9 +123,6 @@ class ImportedSALStage(OnRun[SALTrace]):
     def parts(self) -> tuple[Spec, ...]:
         return (*self.run.parts(), self.sal)
 
-    def record(self) -> dict[str, Any]:
-        return {**self.run.record(), "sal": self.sal.to_dict()}
-
     def compute(self, ctx: Context) -> Computed:
         dev = ctx.torch_device()
         state = self.run.get(ctx).final_state
@@ -134,11 +132,8 @@ class ImportedSALStage(OnRun[SALTrace]):
         started = time.perf_counter()
         row = model_sal(net, train.x.to(dev), train.y.to(dev), self.sal,
                         progress=ctx.reporter("sal-imported"))
-        trace = SALTrace.from_rows(weight_layers(net), [0], [row], [time.perf_counter() - started], self.sal)
-        return {"sal": trace.to_dict()}, {}
-
-    def decode(self, entry: Entry) -> SALTrace:
-        return SALTrace.from_dict(entry.meta["sal"])
+        return self.stored(SALTrace.from_rows(weight_layers(net), [0], [row], [time.perf_counter() - started],
+                                              self.sal))
 
 
 @dataclass(frozen=True)
