@@ -123,18 +123,14 @@ def registry_names(kind: str) -> list[str]:
 
     Data sets: those picked by name alone (not npz/folder, whose name carries a path: the user's configured ones).
     """
+    from landscape.data import DATASETS
+    from landscape.models import MODELS
+    from landscape.poisons import POISONS
+
     if kind == "dataset":
-        from landscape.data import DATASETS
-
         return [n for n in DATASETS.names() if "syntax" not in DATASETS.meta(n)]
-    if kind == "model":
-        from landscape.models import MODELS
-
-        return MODELS.names()
-    if kind == "method":
-        from landscape.poisons import POISONS
-
-        return POISONS.names()
+    if kind in ("model", "method"):
+        return (MODELS if kind == "model" else POISONS).names()
     raise ValueError(f"unknown registry {kind!r}; valid: dataset, model, method")
 
 
@@ -329,7 +325,6 @@ def experiment(spec: AppSpec, progress: Progress | None = None) -> Any:
 
     return run_experiment(experiment_spec(spec), store=store(), device=device(), workers=default_workers(),
                           **_progress(progress))
-
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
