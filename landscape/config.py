@@ -163,6 +163,9 @@ class PoisonSpec(Spec):
         seed: seed of the crafting procedure and of the choice of poisoned images.
         options: method-specific settings as sorted (name, value) pairs; see each method's docstring and
             its options dataclass.
+        revision: how many fixes have changed what the method crafts on the data set's family; set when the
+            spec is resolved (`PoisonMethod.revisions`), so a result stored before a fix has another key and is
+            never served for it. Left out of keys at 0.
     """
 
     method: str = CLEAN
@@ -170,6 +173,7 @@ class PoisonSpec(Spec):
     ratio: float = bounded(1.0, 0.0, 1.0)
     seed: int = bounded(0, 0, MAX_SEED)
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    revision: int = bounded(0, 0, omit_default=True)
 
     def check(self) -> None:
         object.__setattr__(self, "options", checked_options("PoisonSpec", self.options))

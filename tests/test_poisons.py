@@ -121,6 +121,29 @@ def test_file_stem_is_registry_key(name: str) -> None:
     assert cls.norm in ("linf", "l2", "l0", "none") and {"digits", "mnist", "cifar"} <= set(cls.budgets)
     assert set(cls.family_options) <= set(cls.budgets)
     assert all(type(o) is cls.Options for o in cls.family_options.values())  # a family's options are the method's
+    assert set(cls.revisions) <= set(cls.budgets)  # a fix is counted on families the method supports
+    assert all(type(n) is int and n > 0 for n in cls.revisions.values())
+
+
+@pytest.mark.parametrize(("name", "dataset", "revision"), [("ops", "cifar10", 1), ("ops", "digits", 0),
+                                                          ("ar", "cifar100", 1), ("ar", "mnist", 0),
+                                                          ("em", "cifar10", 0)])
+def test_a_resolved_spec_carries_the_methods_revision_on_the_family(name: str, dataset: str, revision: int) -> None:
+    """OPS and AR were fixed on RGB images (2026-12-03): a stored CIFAR poison of theirs from before has another key.
+
+    On one-channel data their output did not change, so the revision, 0, stays out of the spec's keys.
+    """
+    from landscape.poisons import resolve
+
+    resolved = resolve(PoisonSpec(method=name, revision=7), dataset=dataset)  # set by the method, never by the caller
+    assert resolved.revision == revision
+    assert ("revision" in resolved.to_dict()) == bool(revision)
+    assert (resolved.key() == resolved.replace(revision=0).key()) == (revision == 0)
+
+
+def test_a_negative_revision_is_refused() -> None:
+    with pytest.raises(SpecError, match="revision"):
+        PoisonSpec(method="ops", revision=-1)
 
 
 def test_ratio_zero_is_clean(digits100: ImageSet) -> None:

@@ -142,8 +142,12 @@ def test_demo_check_finds_an_entry_no_request_reads_and_build_drops_it(tmp_path)
     assert _entries(tmp_path / "out") == _entries(demo.DEMO_DIR)
 
 
+@pytest.mark.parametrize("change", ["default budget", "revision"])
 @pytest.mark.parametrize("name", [n for n in _stages() if not n.startswith("imported")])
-def test_a_changed_poison_default_changes_the_key_of_every_stage_that_reads_the_poison(tmp_path, name, monkeypatch):
+def test_a_changed_poison_default_changes_the_key_of_every_stage_that_reads_the_poison(tmp_path, name, change,
+                                                                                      monkeypatch):
+    """A new default, or a fix of the method on this family (`PoisonMethod.revisions`), gives every stage that
+    reads the poison a new key; a fix on another family does not."""
     from landscape.poisons import POISONS
     from landscape.stages.poison import PoisonStage
 
@@ -151,5 +155,10 @@ def test_a_changed_poison_default_changes_the_key_of_every_stage_that_reads_the_
     assert any(isinstance(s, PoisonStage) for s in closure([before]).values())  # every case reads the poison
     key = before.key()
     method = POISONS.get(POISON.method)
-    monkeypatch.setattr(method, "budgets", {**method.budgets, "digits": method.budgets["digits"] / 2})
+    if change == "revision":
+        monkeypatch.setattr(method, "revisions", {"cifar": 3})  # another family's fix: digits results stay valid
+        assert _stages()[name](tmp_path).key() == key
+        monkeypatch.setattr(method, "revisions", {"digits": 1})
+    else:
+        monkeypatch.setattr(method, "budgets", {**method.budgets, "digits": method.budgets["digits"] / 2})
     assert _stages()[name](tmp_path).key() != key  # a row or run of the old default is never served

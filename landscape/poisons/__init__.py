@@ -35,13 +35,13 @@ def build(spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | s
 def resolve(spec: PoisonSpec, *, dataset: str | DataSpec) -> PoisonSpec:
     """`spec` with eps and every option filled in from the method's defaults for `dataset`.
 
-    Cache keys are taken from the resolved spec, so changing a method's documented default never serves
-    a poison crafted under the old default. "clean" is returned unchanged.
+    Cache keys are taken from the resolved spec, so changing a method's documented default, or fixing it
+    (`PoisonMethod.revisions`), never serves a poison crafted before. "clean" is returned unchanged.
     """
     if spec.is_clean:
         return spec
     method = build(spec, dataset=dataset)
-    return spec.replace(eps=method.eps, options=freeze_options(method.options.to_dict()))
+    return spec.replace(eps=method.eps, options=freeze_options(method.options.to_dict()), revision=method.revision)
 
 
 def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu",

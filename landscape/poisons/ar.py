@@ -72,6 +72,7 @@ class Autoregressive(PoisonMethod):
 
     norm = "l2"
     budgets = {"digits": math.sqrt(64) * 64 / 255, "mnist": math.sqrt(784) * 64 / 255, "cifar": 1.0}
+    revisions = {"cifar": 1}  # 2026-12-03: one causal process per channel, as APBench (were mixed across channels)
     Options = AROptions
     options: AROptions
 

@@ -244,6 +244,10 @@ class PoisonMethod(ABC):
         additive: True if the method adds a pattern (so class-wise means the same pattern per class);
             False if it transforms the image (OPS sets a pixel, CUDA convolves).
         quick_options: cheap settings (few steps) for tests and smoke runs; not a faithful setting.
+        revisions: per family, how many fixes have changed what the method crafts there for the same spec. A fix
+            bumps its families' count (with a dated comment), which enters the resolved `PoisonSpec.revision`
+            and so every key that depends on the poison: results stored before the fix are recomputed, not
+            served. A family a fix did not change keeps its count, so its stored results stay valid.
 
     Args:
         spec: the method name, eps (None = the default for the data set), ratio, seed and options.
@@ -259,6 +263,7 @@ class PoisonMethod(ABC):
     granularity_without_mode: ClassVar[str] = "sample"
     additive: ClassVar[bool] = True
     quick_options: ClassVar[dict[str, Any]] = {}
+    revisions: ClassVar[dict[str, int]] = {}
 
     def __init__(self, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu") -> None:
         self.spec = spec
@@ -280,6 +285,11 @@ class PoisonMethod(ABC):
         if "mode" in field_hints(cls.Options):
             return choices(cls.Options, "mode")
         return (cls.granularity_without_mode,)
+
+    @property
+    def revision(self) -> int:
+        """The method's revision on this data set's family (`revisions`; 0 = never changed by a fix)."""
+        return self.revisions.get(self.family, 0)
 
     def default_options(self, family: str) -> MethodOptions:
         """The method's options for a data-set family before any is given: `family_options`, else `Options()`."""

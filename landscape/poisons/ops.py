@@ -56,6 +56,7 @@ class OnePixelShortcut(PoisonMethod):
     granularity_without_mode = "class"
     additive = False
     budgets = {"digits": 4, "mnist": 2, "cifar": 1}
+    revisions = {"cifar": 1}  # 2026-12-03: mean and std over the images and channels together (was per channel)
 
     def search(self, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[list[tuple[int, tuple]]]:
         """Per class, the chosen [(flat position, colour tuple), ...]."""
