@@ -519,18 +519,28 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
     return CurvatureTrace(np.asarray(chosen, dtype=np.int64), results, spec)
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of the values of `x` (n,), tied values sharing the mean of their ranks (SciPy's `rankdata`)."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, tie, count = np.unique(x, return_inverse=True, return_counts=True)  # tie: each value's group
+    return (np.bincount(tie, weights=ranks) / count)[tie]
+
+
 def layer_rank_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman's rank correlation across layers, epoch by epoch, of two (T, L) tables (e.g. SAL and lambda_max).
 
+    Spearman's rho is Pearson's correlation of the average ranks (`average_ranks`), as `scipy.stats.spearmanr`
+    computes it; NumPy alone, so the app's Curvature page does not wait for SciPy's import (~0.5 s).
+
     Returns (T,); NaN at an epoch where either row is constant (no ranking to compare).
     """
-    from scipy.stats import spearmanr
-
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise ShapeError(f"rank agreement needs two (epochs, layers) tables of one shape, got {a.shape} and {b.shape}")
-    return np.array([np.nan if np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y).statistic)
-                     for x, y in zip(a, b, strict=True)])
+    return np.array([np.nan if np.ptp(x) == 0 or np.ptp(y) == 0 else
+                     float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1]) for x, y in zip(a, b, strict=True)])
 
 
 def sal_agreement(sal: SALTrace, curvature: CurvatureTrace, what: str = "lambda_max") -> tuple[np.ndarray, np.ndarray]:
@@ -557,7 +567,7 @@ def sal_agreement(sal: SALTrace, curvature: CurvatureTrace, what: str = "lambda_
 
 
 __all__ = [
-    "WHOLE", "BlockCurvature", "Curvature", "CurvatureTrace", "HessianBlocks", "block_curvature", "block_generator",
-    "curvature_subset", "curvature_trace", "layer_rank_agreement", "measured_epochs", "model_curvature",
-    "sal_agreement",
+    "WHOLE", "BlockCurvature", "Curvature", "CurvatureTrace", "HessianBlocks", "average_ranks", "block_curvature",
+    "block_generator", "curvature_subset", "curvature_trace", "layer_rank_agreement", "measured_epochs",
+    "model_curvature", "sal_agreement",
 ]

@@ -52,3 +52,12 @@ def test_the_router_imports_them_in_the_background_after_the_first_page(tmp_path
     assert report["charts"] >= 1
     assert report["warmups"] == 1, "app.py starts one warm-up thread after the page has run"
     assert report["after_warmup"] == sorted(HEAVY), report["after_warmup"]
+
+
+def test_the_curvature_page_imports_neither_scipy_nor_sklearn(tmp_path):
+    """Its SAL-vs-curvature rank agreement is NumPy (`landscape.curvature.average_ranks`): SciPy's import cost ~0.5 s
+    of the page's first visit before."""
+    report = first_run("pages/curvature.py", tmp_path / "store")
+    assert not report["exceptions"], report["exceptions"]
+    assert report["charts"] >= 1
+    assert not {m.split(".")[0] for m in report["modules"]} & {"scipy", "sklearn"}, report["modules"][:10]

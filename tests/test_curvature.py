@@ -16,6 +16,7 @@ from landscape.curvature import (
     CurvatureTrace,
     HessianBlocks,
     _rademacher,
+    average_ranks,
     block_generator,
     curvature_subset,
     curvature_trace,
@@ -233,6 +234,24 @@ def test_layer_rank_agreement():
     assert rho[0] == pytest.approx(1.0) and rho[1] == pytest.approx(-1.0) and np.isnan(rho[2])
     with pytest.raises(ShapeError):
         layer_rank_agreement(a, b[:2])
+
+
+def test_layer_rank_agreement_is_scipys_spearman_with_ties():
+    """The NumPy ranks (ties averaged) and correlation agree with `scipy.stats.spearmanr` on tied, random rows."""
+    from scipy.stats import rankdata, spearmanr
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, size=(40, 9)).astype(float)  # 9 layers, 4 distinct values: ties in every row
+    b = rng.normal(size=(40, 9))
+    b[::3, :3] = b[::3, :1]  # and ties in b
+    rho = layer_rank_agreement(a, b)
+    for x, y, r in zip(a, b, rho, strict=True):
+        np.testing.assert_array_equal(average_ranks(x), rankdata(x))
+        if np.ptp(x) == 0:
+            assert np.isnan(r)
+        else:
+            assert r == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert np.isfinite(rho).sum() >= 35
 
 
 def test_whole_model_trace_is_the_sum_of_its_blocks():
