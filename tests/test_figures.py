@@ -156,18 +156,31 @@ def test_image_grid_rows_and_amplified_perturbation():
     delta[:, 0, 0, 0] = 0.1
     labels = np.array([0, 0, 1, 1, 2, 2])
     fig = figures.image_grid(clean, clean + delta, labels, ["a", "b", "c"])
-    assert len(fig.data) == 9  # 3 rows x 3 classes
-    np.testing.assert_allclose(np.asarray(fig.data[0].z), clean[0, 0])
-    amplified = np.asarray(fig.data[1].z)
-    assert amplified[0, 0] == pytest.approx(1.0) and amplified[1, 1] == pytest.approx(0.5)  # grey = unchanged
+    assert len(fig.data) == 1  # one mosaic: 3 rows (clean, perturbation, poisoned) x 3 classes, 1-pixel gaps
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert z.shape == (3 * 5 - 1, 3 * 5 - 1)
+    picks = [0, 2, 4]  # the first image of each class (all are changed)
+    for j, i in enumerate(picks):
+        cols = slice(5 * j, 5 * j + 4)
+        np.testing.assert_allclose(z[0:4, cols], clean[i, 0])
+        amplified = z[5:9, cols]
+        assert amplified[0, 0] == pytest.approx(1.0) and amplified[1, 1] == pytest.approx(0.5)  # grey = unchanged
+        np.testing.assert_allclose(z[10:14, cols], clean[i, 0] + delta[i, 0])
+    assert np.isnan(z[4]).all() and np.isnan(z[:, 4]).all()  # the gaps are blank
+    assert list(fig.layout.xaxis.ticktext) == ["a", "b", "c"]
+    assert list(fig.layout.yaxis.ticktext) == ["clean", "perturbation x5.0", "poisoned"]
     assert "x5.0" in fig.layout.title.text
 
 
-def test_image_grid_rgb_uses_image_traces():
+def test_image_grid_rgb_is_one_image_trace():
     x = np.full((2, 3, 4, 4), 0.5)
+    x[1, 0] = 1.0  # the second image is red-heavy
     fig = figures.image_grid(x, x, np.array([0, 1]), ["a", "b"])
-    assert len(fig.data) == 6 and all(isinstance(t, go.Image) for t in fig.data)  # 3 rows x 2 images
-    assert np.asarray(fig.data[0].z).shape == (4, 4, 3) and int(np.asarray(fig.data[0].z)[0, 0, 0]) == 127
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Image)  # 3 rows x 2 images in one picture
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (3 * 5 - 1, 2 * 5 - 1, 3)
+    assert tuple(z[0, 0]) == (127, 127, 127) and tuple(z[0, 5]) == (255, 127, 127)
+    assert tuple(z[4, 0]) == (255, 255, 255)  # a white gap between rows
 
 
 def test_pick_examples_prefers_changed_images():

@@ -22,18 +22,24 @@ def pick_examples(labels: np.ndarray, changed: np.ndarray, *, per_class: int = 1
     return picked
 
 
-def _image_trace(img: np.ndarray, zmin: float = 0.0, zmax: float = 1.0, colorscale: str = "gray") -> go.BaseTraceType:
-    """One (C, H, W) image as a trace: a grey heatmap for one channel, an RGB image for three."""
-    if img.shape[0] == 1:
-        return go.Heatmap(z=img[0], zmin=zmin, zmax=zmax, colorscale=colorscale, showscale=False,
-                          hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>")
-    rgb = np.clip(np.moveaxis(img, 0, -1), 0, 1) * 255  # (H, W, 3)
-    return go.Image(z=rgb.astype(np.uint8))
+def _mosaic(rows: Sequence[np.ndarray], gap: float) -> np.ndarray:
+    """Images (C, H, W) laid out in one (C, R·(H+1)−1, K·(W+1)−1) array, `rows` of K each, `gap` between them."""
+    c, h, w = rows[0][0].shape
+    k = len(rows[0])
+    out = np.full((c, len(rows) * (h + 1) - 1, k * (w + 1) - 1), gap, dtype=float)
+    for r, images in enumerate(rows):
+        for j, img in enumerate(images):
+            out[:, r * (h + 1):r * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = img
+    return out
 
 
 def image_grid(clean: np.ndarray, poisoned: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
                *, per_class: int = 1, max_classes: int = 10) -> go.Figure:
     """Rows: clean / perturbation (amplified) / poisoned; one column per picked image (per class).
+
+    One mosaic trace (a grey heatmap for one channel, an RGB image for three) with one-pixel gaps (blank for
+    grey, white for RGB), not a subplot per image: the same picture, built and drawn in a fraction of the time
+    (30 subplots took ~0.2 s to build and most of the Poison page's drawing).
 
     Args:
         clean: clean images (N, C, H, W) in [0, 1].
@@ -49,24 +55,26 @@ def image_grid(clean: np.ndarray, poisoned: np.ndarray, labels: np.ndarray, clas
     picks = pick_examples(labels, changed, per_class=per_class, max_classes=max_classes)
     peak = float(np.abs(delta[picks]).max()) if picks else 0.0
     gain = 0.5 / peak if peak > 0 else 1.0
-    titles = [class_names[int(labels[i])] for i in picks]
-    fig = make_subplots(rows=3, cols=max(len(picks), 1), subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.04)
-    for col, i in enumerate(picks, start=1):
-        fig.add_trace(_image_trace(clean[i]), row=1, col=col)
-        fig.add_trace(_image_trace(0.5 + gain * delta[i]), row=2, col=col)  # grey = unchanged
-        fig.add_trace(_image_trace(poisoned[i]), row=3, col=col)
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
-    for row in (1, 2, 3):  # square pixels: each y axis is scaled to its own x axis
-        for col in range(1, len(picks) + 1):
-            x_name = fig.get_subplot(row, col).xaxis.plotly_name.replace("axis", "")
-            fig.update_yaxes(scaleanchor=x_name, scaleratio=1, row=row, col=col)
-    for row, text in ((1, "clean"), (2, f"perturbation x{gain:.1f}"), (3, "poisoned")):
-        fig.update_yaxes(title_text=text, visible=True, showticklabels=False, showgrid=False, zeroline=False,
-                         row=row, col=1)
+    c, h, w = clean.shape[1:]
+    rows = [clean[picks], 0.5 + gain * delta[picks], poisoned[picks]]  # grey 0.5 = unchanged
+    row_names = ["clean", f"perturbation x{gain:.1f}", "poisoned"]
+    fig = go.Figure()
+    if picks:
+        grey = c == 1
+        mosaic = _mosaic(rows, np.nan if grey else 1.0)  # (C, 3(H+1)-1, K(W+1)-1)
+        if grey:
+            fig.add_trace(go.Heatmap(z=mosaic[0], zmin=0.0, zmax=1.0, colorscale="gray", showscale=False,
+                                     hoverongaps=False, hovertemplate="%{z:.3f}<extra></extra>"))
+        else:
+            fig.add_trace(go.Image(z=(np.clip(np.moveaxis(mosaic, 0, -1), 0, 1) * 255).astype(np.uint8)))
+    centres_x = [j * (w + 1) + (w - 1) / 2 for j in range(len(picks))]
+    centres_y = [r * (h + 1) + (h - 1) / 2 for r in range(3)]
+    fig.update_xaxes(tickvals=centres_x, ticktext=[class_names[int(labels[i])] for i in picks], side="top",
+                     showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(tickvals=centres_y, ticktext=row_names, autorange="reversed", showgrid=False, zeroline=False,
+                     scaleanchor="x", scaleratio=1, constrain="domain")
     fig.update_layout(title=f"Clean, perturbation (amplified x{gain:.1f}, grey = 0) and poisoned images",
-                      height=120 + 3 * 110, margin=dict(l=90, r=10, t=80, b=10))
+                      height=120 + 3 * 110, margin=dict(l=130, r=10, t=100, b=10), plot_bgcolor="white")
     return fig
 
 
