@@ -133,6 +133,16 @@ def test_ud_counts_lines_and_means():
     assert ys == [1.5, 5.0]
 
 
+def test_trajectory_matrix_columns_and_names():
+    """One column per floating weight (buffers and running statistics left out), named by tensor and position."""
+    ckpts = [{"0.weight": np.arange(6, dtype=np.float32).reshape(2, 3) + t, "0.bias": np.float32(t),
+              "1.running_mean": np.zeros(3, dtype=np.float32), "steps": np.int64(t)} for t in range(4)]
+    matrix, names = figures.trajectory_matrix(ckpts)
+    assert names == ["0.weight[0, 0]", "0.weight[0, 1]", "0.weight[0, 2]", "0.weight[1, 0]", "0.weight[1, 1]",
+                     "0.weight[1, 2]", "0.bias"]
+    assert matrix.shape == (4, 7) and matrix[2, 4] == 4 + 2 and list(matrix[:, 6]) == [0, 1, 2, 3]
+
+
 def test_parameter_paths_highlight_the_most_diverging():
     epochs = np.arange(4)
     clean = np.zeros((4, 5))

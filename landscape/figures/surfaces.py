@@ -217,7 +217,11 @@ def trajectory_matrix(checkpoints: Sequence[Mapping[str, object]]) -> tuple[np.n
     for k in keys:
         shape = np.shape(first[k])
         columns.append(np.stack([np.asarray(c[k], dtype=np.float64).ravel() for c in checkpoints]))  # (T, numel)
-        names += [f"{k}{list(np.unravel_index(i, shape)) if shape else ''}" for i in range(int(np.prod(shape)))]
+        if not shape:
+            names.append(k)
+            continue
+        index = np.stack(np.unravel_index(np.arange(int(np.prod(shape))), shape), axis=1).tolist()  # (numel, ndim)
+        names += [f"{k}{position}" for position in index]  # Python ints: "0.weight[3, 7]"
     return np.concatenate(columns, axis=1), names
 
 
