@@ -450,6 +450,77 @@ def test_tap_steps_towards_the_shifted_class_of_its_surrogate(monkeypatch) -> No
     torch.testing.assert_close(out.delta, -step * _input_grad(model, x, target).sign(), rtol=0, atol=1e-7)
 
 
+def _mid_grey(n: int = 30, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [0.25, 0.75] (no step of up to 64/255 clips) and 3 balanced labels."""
+    return 0.25 + 0.5 * torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)), torch.arange(n) % 3
+
+
+def test_hypo_steps_down_the_loss_of_the_true_class_of_its_surrogate(monkeypatch) -> None:
+    """HYPO (Tao et al.): error-minimising PGD on the true labels of a pretrained surrogate; with a fixed linear
+    stand-in, one step from zero is -step sign(grad of CE to y)."""
+    method = build(PoisonSpec(method="hypo", options=(("steps", 1),)), dataset="digits")
+    model = _linear_model()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    monkeypatch.setattr(method, "train_surrogate", lambda x, y, k, g: (model, [1.0]))
+    x, y = _mid_grey()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    step = method.options.step_frac * method.eps
+    torch.testing.assert_close(out.delta, -step * _input_grad(model, x, y).sign(), rtol=0, atol=1e-7)
+
+
+def _frozen_surrogate(monkeypatch, method) -> torch.nn.Module:
+    """A linear surrogate for the min-min methods; their options' lr of 1e-12 leaves it fixed while they 'train'."""
+    model = _linear_model()
+    monkeypatch.setattr(method, "build_surrogate", lambda shape, k, g: model)
+    return model
+
+
+def test_em_samplewise_sweep_descends_the_surrogates_loss(monkeypatch) -> None:
+    """Sample-wise EM (Huang et al.): each delta_i takes signed *descent* steps on its own loss; one loop with one
+    step against a (practically) fixed surrogate is -step sign(grad_i)."""
+    options = (("lr", 1e-12), ("max_loops", 1), ("train_steps", 1), ("pgd_steps", 1))
+    method = build(PoisonSpec(method="em", options=options), dataset="digits")
+    model = _frozen_surrogate(monkeypatch, method)
+    x, y = _mid_grey()
+    expected = -method.options.step_frac * method.eps * _input_grad(model, x, y).sign()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.delta, expected, rtol=0, atol=1e-6)
+
+
+def test_rem_descends_at_the_worst_case_of_an_ascending_inner_adversary(monkeypatch) -> None:
+    """REM (Fu et al.): delta_u descends the loss at x + delta_u + delta_a, delta_a the error-*maximising* PGD
+    of radius rho = adv_eps_frac eps. One outer and one inner step against a fixed linear surrogate, in closed
+    form: x_a = x + rho sign(grad CE(x)), then delta_u = -step sign(grad CE(x_a))."""
+    options = (("lr", 1e-12), ("max_loops", 1), ("train_steps", 1), ("pgd_steps", 1), ("adv_steps", 1),
+               ("adv_eps_frac", 1.0), ("adv_step_frac", 1.0))
+    method = build(PoisonSpec(method="rem", options=options), dataset="digits")
+    model = _frozen_surrogate(monkeypatch, method)
+    x, y = _mid_grey()
+    x_a = x + method.eps * _input_grad(model, x, y).sign()
+    expected = -method.options.step_frac * method.eps * _input_grad(model, x_a, y).sign()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.delta, expected, rtol=0, atol=1e-6)
+
+
+def test_random_noise_is_uniform_over_the_whole_linf_ball() -> None:
+    """The random baseline: U(-eps, eps) per value (both signs, reaching both ends of the ball)."""
+    delta, _, meta = _unclipped("random", 32 / 255)
+    eps = 32 / 255
+    assert float(delta.min()) < -0.95 * eps and float(delta.max()) > 0.95 * eps
+    assert abs(float((delta < 0).double().mean()) - 0.5) < 0.03 and abs(float(delta.mean())) < 0.02 * eps
+
+
+def test_ops_score_uses_the_population_std_where_the_guard_decides() -> None:
+    """The reference's score is mean / (std + 1e-3) with numpy's population std (ddof 0). Two images, one
+    channel, two pixels: pixel 0 is constant 0.5 (score 500 for either colour); pixel 1 is 0.1 -+ 7e-4, whose
+    white deviation 0.9 has std 7e-4: 0.9 / 1.7e-3 = 529 beats 500 with ddof 0, while ddof 1 (std 9.9e-4) would
+    give 452 and pick pixel 0."""
+    x = torch.tensor([[[[0.5, 0.1 - 7e-4]]], [[[0.5, 0.1 + 7e-4]]]])  # (2, 1, 1, 2)
+    method = build(PoisonSpec(method="ops", eps=1), dataset="digits")
+    assert method.search(x, torch.zeros(2, dtype=torch.long), 1) == [[(1, (1.0,))]]
+
+
 # --------------------------------------------------------------------------------------------- bad input
 def test_unknown_method() -> None:
     from landscape.poisons import resolve
