@@ -286,3 +286,38 @@ def test_vmap_failure_falls_back_to_the_loop_for_good(monkeypatch):
     assert blocks.unbatched == {("0.weight",)} and calls[0] and not any(calls[1:])
     blocks.hvp(["0.weight"], v)
     assert calls.count(True) == 1
+
+
+def test_top_eigenvalues_are_the_largest_not_the_largest_in_magnitude():
+    """An indefinite operator (a Hessian away from a minimum): lambda_max is the largest eigenvalue, 3, even though
+    -5 is larger in magnitude; the top-k are sorted from the largest down."""
+    from landscape.curvature import block_curvature
+
+    h = torch.tensor([-5.0, 3.0, 2.0, 1.0, 0.5, -1.0])
+    spec = CurvatureSpec(n_data=None, top_k=2, tol=1e-8, min_steps=6, max_steps=6, probes=2, whole_model=False)
+    block = block_curvature(lambda v: v * h, 6, spec, torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(block.eigenvalues, [3.0, 2.0], rtol=1e-5)
+    assert block.lambda_max == pytest.approx(3.0, rel=1e-5)
+
+
+def test_trace_is_the_krylov_part_plus_the_probe_mean_with_its_standard_error():
+    """A partial Krylov space: trace = tr(Q^T H Q) + mean of the probes z^T H z, trace_se = their std (ddof 1) /
+    sqrt(probes), read off the probe products the operator was asked for (the last call)."""
+    from landscape.curvature import block_curvature
+
+    d = 40
+    h = torch.linspace(0.1, 4.0, d)
+    calls = []
+
+    def matvec(v):
+        calls.append((v.clone(), v * h))
+        return v * h
+
+    spec = CurvatureSpec(n_data=None, top_k=1, tol=1e-12, min_steps=3, max_steps=3, probes=8, whole_model=False)
+    block = block_curvature(matvec, d, spec, torch.Generator().manual_seed(1))
+    z, hz = calls[-1]
+    assert z.shape == (8, d)
+    samples = (z * hz).sum(1).double().numpy()
+    assert block.trace_se == pytest.approx(samples.std(ddof=1) / np.sqrt(8), rel=1e-6)
+    assert block.trace == pytest.approx(block.trace_krylov + samples.mean(), rel=1e-6)
+    assert abs(block.trace - float(h.sum())) <= 4 * block.trace_se

@@ -394,3 +394,62 @@ def test_at_below_the_poisons_linf_eps_warns_naming_both(store):
         get_training(data, model, spec, PoisonSpec("random"), store=store,
                      defense=DefenseSpec.parse("at:eps=64/255,steps=1"))
         get_training(data, model, spec, PoisonSpec("ops"), store=store, defense=DefenseSpec.parse("at:steps=1"))
+
+
+# ---------------------------------------------------------------------------------------- oracles from mutation testing
+
+
+def test_jpeg_at_quality_100_returns_every_neutral_grey_exactly():
+    """JFIF: R = G = B = g gives Cb = Cr = 128 exactly, and at quality 100 every quantiser step is 1, so a constant
+    grey image survives the level shift, DCT, 4:2:0 chroma path and colour conversion unchanged."""
+    g = torch.arange(256, dtype=torch.float32) / 255
+    x = g[:, None, None, None].expand(256, 3, 16, 16).contiguous()
+    torch.testing.assert_close(jpeg_compress(x, 100), x, rtol=0, atol=1e-6)
+
+
+def test_cutout_centres_are_uniform_over_the_image():
+    """The square is centred on a uniform pixel and clipped (DeVries & Taylor's code): row r is covered when the
+    centre row c has c - side // 2 <= r < c - side // 2 + side, so P(row r) = #{such c} / H (closed form)."""
+    n, h, side = 4000, 8, 4
+    out, _ = _batch("cutout", None, torch.ones(n, 1, h, h), torch.zeros(n, dtype=torch.long))
+    covered = (out[:, 0] == 0).any(2).double().mean(0)  # (H,): fraction of images whose hole covers row r
+    expected = torch.tensor([sum(c - side // 2 <= r < c - side // 2 + side for c in range(h)) / h for r in range(h)],
+                            dtype=torch.float64)
+    torch.testing.assert_close(covered, expected, rtol=0, atol=0.03)
+
+
+def test_mixup_draws_one_lambda_per_sample():
+    """kornia's RandomMixUpV2 (APBench) draws lam per sample: with one class per image, target[i, y_i] is lam_i
+    (or 1 where the partner is the image itself), and the lams differ across the batch."""
+    n = 16
+    x = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(n)
+    mix = build_defense("mixup", num_classes=n)
+    _, target = mix.transform(None, x, y, torch.Generator().manual_seed(0))
+    lams = target[torch.arange(n), y]
+    assert len({round(float(v), 6) for v in lams if v < 1}) > n // 2
+
+
+def test_adversarial_training_takes_steps_of_eps_over_4_from_the_clean_image(grey, tiny_model):
+    """APBench's AT default step is eps / 4; without a random start PGD starts at x, so one step is exactly
+    clamp(x + eps/4 sign(grad_x CE)) (the input gradient in eval mode, computed here directly)."""
+    x = 0.25 + 0.5 * grey  # nothing clips
+    y = torch.arange(16) % 4
+    eps = 8 / 255
+    out, _ = build_defense("at", {"eps": eps, "steps": 1, "random_start": False}).transform(
+        tiny_model, x, y, torch.Generator().manual_seed(0))
+    tiny_model.eval()
+    xi = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(tiny_model(xi), y), xi)
+    torch.testing.assert_close(out, x + eps / 4 * grad.sign(), rtol=0, atol=1e-6)
+
+
+def test_pgd_random_start_is_uniform_over_the_whole_ball(tiny_model):
+    """Madry et al.'s random start: x + U(-eps, eps) per pixel (with no step taken, it is what PGD returns)."""
+    x = torch.full((64, 1, 8, 8), 0.5)
+    eps = 0.1
+    start = pgd_linf(tiny_model, x, torch.zeros(64, dtype=torch.long), eps=eps, steps=0, step=0.0, random_start=True,
+                     generator=torch.Generator().manual_seed(0)) - x
+    assert float(start.abs().max()) <= eps
+    assert float(start.min()) < -0.9 * eps and float(start.max()) > 0.9 * eps
+    assert abs(float(start.mean())) < 0.05 * eps and abs(float((start < 0).double().mean()) - 0.5) < 0.05

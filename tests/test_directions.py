@@ -199,3 +199,20 @@ def test_project_non_orthogonal_plane_is_exact():
     coords, resid, _ = D.project([s], center, [d1, d2])
     np.testing.assert_allclose(coords[0], [0.3, -1.2], atol=1e-5)
     assert resid[0] < 1e-5
+
+
+def test_centred_pca_is_the_svd_of_the_centred_differences():
+    """centered=True is Li et al.'s sklearn PCA: the top right singular vectors of (checkpoint - center) with the
+    mean over checkpoints removed, and their share of the centred variance (a direct numpy SVD as the oracle)."""
+    g = torch.Generator().manual_seed(2)
+    center = {"w": torch.randn(4, 5, generator=g), "b": torch.randn(4, generator=g)}
+    states = [{n: v + torch.randn(v.shape, generator=g) * (1 + t) for n, v in center.items()} for t in range(6)]
+    res = D.pca_directions([states], center, ["w", "b"], centered=True)
+    m = np.stack([np.concatenate([(s[n] - center[n]).reshape(-1).double().numpy() for n in ("w", "b")])
+                  for s in states])
+    m -= m.mean(0, keepdims=True)
+    _, sv, vt = np.linalg.svd(m, full_matrices=False)
+    for k, d in enumerate((res.d1, res.d2)):
+        got = np.concatenate([d[n].reshape(-1).double().numpy() for n in ("w", "b")])
+        assert abs(float(got @ vt[k])) == pytest.approx(1.0, abs=1e-5), k  # the same axis, up to its sign
+    np.testing.assert_allclose(res.explained_variance_ratio, sv[:2] ** 2 / (sv ** 2).sum(), rtol=1e-5)

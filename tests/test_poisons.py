@@ -346,6 +346,181 @@ def test_ops_scores_pixels_over_images_and_channels_together() -> None:
     assert method.search(torch.from_numpy(x), torch.from_numpy(y), k) == expected
 
 
+def test_ar_noise_has_the_l2_budget_on_every_image() -> None:
+    """AR scales each image's noise to L2 norm eps (the paper's per-sample scaling; nothing clips on mid-grey)."""
+    delta, _, _ = _unclipped("ar", 0.5)
+    torch.testing.assert_close(delta.flatten(1).norm(dim=1), torch.full((len(delta),), 0.5))
+
+
+def test_ar_without_a_crop_is_an_ar_process_from_the_third_row_and_column() -> None:
+    """With crop 0 nothing hides the warm-up: every pixel from (2, 2) on is its class filter's causal prediction."""
+    method = build(PoisonSpec(method="ar", eps=0.5, options=(("crop", 0),)), dataset="digits")
+    y = torch.arange(100) % 10
+    crafted = method.craft(torch.full((100, 1, 8, 8), 0.5), y, num_classes=10)
+    delta, filters = crafted.delta, torch.tensor(crafted.meta["filters"])
+    for c in (0, 7):
+        d = delta[y == c]
+        pred = torch.nn.functional.conv2d(d, filters[c])  # predicts d[..., 2:, 2:]
+        assert float((d[:, :, 2:, 2:] - pred).norm() / d[:, :, 2:, 2:].norm()) < 1e-4
+
+
+def test_cuda_filters_draw_their_weights_below_the_blur_and_every_image_peaks_at_one(digits100: ImageSet) -> None:
+    """CUDA (Sadasivan et al.): weights U(0, blur) with one tap set to 1, the same filter on every channel (zero
+    padding), each filtered image divided by its maximum; the reference is a per-image loop over `conv2d`."""
+    blur = 0.3
+    crafted = craft(digits100, PoisonSpec(method="cuda", eps=blur), dataset="digits")
+    filt = torch.tensor(crafted.meta["filters"])  # (K, 3, 3)
+    flat = filt.flatten(1)
+    assert bool((flat == 1).sum(1).eq(1).all())  # one hot tap per class
+    rest = flat[flat != 1]
+    assert float(rest.min()) >= 0 and float(rest.max()) <= blur
+    poisoned = crafted.apply(digits100).x
+    for i in range(0, len(digits100), 7):
+        conv = torch.nn.functional.conv2d(digits100.x[i:i + 1], filt[int(digits100.y[i])][None, None], padding=1)
+        torch.testing.assert_close(poisoned[i:i + 1], conv / conv.max(), rtol=0, atol=1e-6)
+
+
+def _linear_model(classes: int = 3) -> torch.nn.Module:
+    torch.manual_seed(0)  # test-local init
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, classes))
+
+
+def _input_grad(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """d CE_i / d x_i for each sample i (the gradient of the summed loss)."""
+    xi = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(xi), target, reduction="sum"), xi)
+    return g
+
+
+def test_signed_steps_descend_or_ascend_within_the_ball_and_the_unit_range() -> None:
+    """One signed step is d = -step sign(grad) (minimise) or +step sign(grad), projected to [-eps, eps] and so
+    that x + d stays in [0, 1]; more steps lower (raise) the loss and keep both constraints."""
+    from landscape.poisons.surrogate import SurrogateMethod
+
+    model = _linear_model()
+    x = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # many pixels near 0 or 1
+    y = torch.arange(12) % 3
+    eps, step = 0.1, 0.04
+    grad = _input_grad(model, x, y)
+    for minimise, sign in ((True, -1.0), (False, 1.0)):
+        one = SurrogateMethod.signed_steps(model, x, y, torch.zeros_like(x), eps=eps, step=step, steps=1,
+                                           minimise=minimise)
+        torch.testing.assert_close(one, (x + sign * step * grad.sign()).clamp(0, 1) - x, rtol=0, atol=1e-7)
+        many = SurrogateMethod.signed_steps(model, x, y, torch.zeros_like(x), eps=eps, step=step, steps=6,
+                                            minimise=minimise)
+        assert float(many.abs().max()) <= eps + 1e-7
+        assert float((x + many).min()) >= 0 and float((x + many).max()) <= 1
+        with torch.no_grad():
+            clean, moved = (torch.nn.functional.cross_entropy(model(t), y) for t in (x, x + many))
+        assert (moved < clean) if minimise else (moved > clean)
+
+
+def test_em_classwise_step_moves_each_class_by_its_mean_signed_descent_step() -> None:
+    """Class-wise EM (Huang et al.): every sample proposes -step sign(grad_i); delta_c moves by the mean proposal
+    of its class's samples in the batch, clipped to eps, and the loss on x + delta_y falls."""
+    import torch.nn.functional as F
+
+    method = build(PoisonSpec(method="em", options=(("mode", "class"),)), dataset="digits")
+    model = _linear_model()
+    x = 0.25 + 0.5 * torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(1))  # nothing clips
+    y = torch.tensor([0, 1, 2, 0, 0, 1, 2, 2, 0, 1, 0, 2])
+    delta = torch.zeros(3, 1, 8, 8)
+    step = 0.01
+    method._class_update(model, x, y, delta, step, 3)
+    proposals = -step * _input_grad(model, x, y).sign()
+    expected = torch.stack([proposals[y == c].mean(0) for c in range(3)]).clamp(-method.eps, method.eps)
+    torch.testing.assert_close(delta, expected, rtol=0, atol=1e-7)
+    with torch.no_grad():
+        assert F.cross_entropy(model(x + delta[y]), y) < F.cross_entropy(model(x), y)
+
+
+def test_tap_steps_towards_the_shifted_class_of_its_surrogate(monkeypatch) -> None:
+    """TAP (Fowl et al.): PGD lowers the surrogate's loss on the target class (y + shift) mod K. With a fixed
+    linear surrogate standing in for the trained one, one step from zero is -step sign(grad of CE to the target)."""
+    method = build(PoisonSpec(method="tap", options=(("steps", 1), ("shift", 2))), dataset="digits")
+    model = _linear_model()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    monkeypatch.setattr(method, "train_surrogate", lambda x, y, k, g: (model, [1.0]))
+    x = 0.25 + 0.5 * torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(2))  # nothing clips
+    y = torch.arange(12) % 3
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    target = (y + 2) % 3
+    step = method.options.step_frac * method.eps
+    torch.testing.assert_close(out.delta, -step * _input_grad(model, x, target).sign(), rtol=0, atol=1e-7)
+
+
+def _mid_grey(n: int = 30, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [0.25, 0.75] (no step of up to 64/255 clips) and 3 balanced labels."""
+    return 0.25 + 0.5 * torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)), torch.arange(n) % 3
+
+
+def test_hypo_steps_down_the_loss_of_the_true_class_of_its_surrogate(monkeypatch) -> None:
+    """HYPO (Tao et al.): error-minimising PGD on the true labels of a pretrained surrogate; with a fixed linear
+    stand-in, one step from zero is -step sign(grad of CE to y)."""
+    method = build(PoisonSpec(method="hypo", options=(("steps", 1),)), dataset="digits")
+    model = _linear_model()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    monkeypatch.setattr(method, "train_surrogate", lambda x, y, k, g: (model, [1.0]))
+    x, y = _mid_grey()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    step = method.options.step_frac * method.eps
+    torch.testing.assert_close(out.delta, -step * _input_grad(model, x, y).sign(), rtol=0, atol=1e-7)
+
+
+def _frozen_surrogate(monkeypatch, method) -> torch.nn.Module:
+    """A linear surrogate for the min-min methods; their options' lr of 1e-12 leaves it fixed while they 'train'."""
+    model = _linear_model()
+    monkeypatch.setattr(method, "build_surrogate", lambda shape, k, g: model)
+    return model
+
+
+def test_em_samplewise_sweep_descends_the_surrogates_loss(monkeypatch) -> None:
+    """Sample-wise EM (Huang et al.): each delta_i takes signed *descent* steps on its own loss; one loop with one
+    step against a (practically) fixed surrogate is -step sign(grad_i)."""
+    options = (("lr", 1e-12), ("max_loops", 1), ("train_steps", 1), ("pgd_steps", 1))
+    method = build(PoisonSpec(method="em", options=options), dataset="digits")
+    model = _frozen_surrogate(monkeypatch, method)
+    x, y = _mid_grey()
+    expected = -method.options.step_frac * method.eps * _input_grad(model, x, y).sign()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.delta, expected, rtol=0, atol=1e-6)
+
+
+def test_rem_descends_at_the_worst_case_of_an_ascending_inner_adversary(monkeypatch) -> None:
+    """REM (Fu et al.): delta_u descends the loss at x + delta_u + delta_a, delta_a the error-*maximising* PGD
+    of radius rho = adv_eps_frac eps. One outer and one inner step against a fixed linear surrogate, in closed
+    form: x_a = x + rho sign(grad CE(x)), then delta_u = -step sign(grad CE(x_a))."""
+    options = (("lr", 1e-12), ("max_loops", 1), ("train_steps", 1), ("pgd_steps", 1), ("adv_steps", 1),
+               ("adv_eps_frac", 1.0), ("adv_step_frac", 1.0))
+    method = build(PoisonSpec(method="rem", options=options), dataset="digits")
+    model = _frozen_surrogate(monkeypatch, method)
+    x, y = _mid_grey()
+    x_a = x + method.eps * _input_grad(model, x, y).sign()
+    expected = -method.options.step_frac * method.eps * _input_grad(model, x_a, y).sign()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.delta, expected, rtol=0, atol=1e-6)
+
+
+def test_random_noise_is_uniform_over_the_whole_linf_ball() -> None:
+    """The random baseline: U(-eps, eps) per value (both signs, reaching both ends of the ball)."""
+    delta, _, meta = _unclipped("random", 32 / 255)
+    eps = 32 / 255
+    assert float(delta.min()) < -0.95 * eps and float(delta.max()) > 0.95 * eps
+    assert abs(float((delta < 0).double().mean()) - 0.5) < 0.03 and abs(float(delta.mean())) < 0.02 * eps
+
+
+def test_ops_score_uses_the_population_std_where_the_guard_decides() -> None:
+    """The reference's score is mean / (std + 1e-3) with numpy's population std (ddof 0). Two images, one
+    channel, two pixels: pixel 0 is constant 0.5 (score 500 for either colour); pixel 1 is 0.1 -+ 7e-4, whose
+    white deviation 0.9 has std 7e-4: 0.9 / 1.7e-3 = 529 beats 500 with ddof 0, while ddof 1 (std 9.9e-4) would
+    give 452 and pick pixel 0."""
+    x = torch.tensor([[[[0.5, 0.1 - 7e-4]]], [[[0.5, 0.1 + 7e-4]]]])  # (2, 1, 1, 2)
+    method = build(PoisonSpec(method="ops", eps=1), dataset="digits")
+    assert method.search(x, torch.zeros(2, dtype=torch.long), 1) == [[(1, (1.0,))]]
+
+
 # --------------------------------------------------------------------------------------------- bad input
 def test_unknown_method() -> None:
     from landscape.poisons import resolve

@@ -322,3 +322,68 @@ def test_channel_sal_does_not_depend_on_the_grouping_and_leaves_the_model(traine
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     with pytest.raises(Exception, match="no weight layer 'nope'"):
         channel_sal(model, data.x, data.y, spec, "nope", running=running)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Oracles found by mutation testing: the loader, the evaluation mean, the accuracy variant, the fresh baseline
+
+
+def test_loader_drops_the_last_partial_batch_but_keeps_a_set_smaller_than_one_batch():
+    from landscape.sal import _loader
+
+    gen = torch.Generator().manual_seed(0)
+    batches = _loader(10, 4, gen, torch.device("cpu"))  # the authors' DataLoader(drop_last=True)
+    assert [len(b) for b in batches] == [4, 4]
+    seen = torch.cat(batches).tolist()
+    assert len(set(seen)) == 8 and set(seen) <= set(range(10))
+    (only,) = _loader(3, 4, gen, torch.device("cpu"))
+    assert sorted(only.tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("engine", ["reference", "batched"])
+def test_losses_are_means_over_the_images_evaluated_when_the_set_is_not_a_multiple_of_the_batch(engine):
+    # 42 identical rows in batches of 8: the reference's loader visits 40 of them (drop_last), the batched engine's
+    # evaluation all 42; either way the mean loss is the one row's loss.
+    model, layer, _, _, row = _linear_case(True)
+    x, y = row.repeat(42, 1), torch.zeros(42, dtype=torch.long)
+    eps = 0.05
+    spec = SALSpec(eps=eps, rounds=2, lr=1.0, batch_size=8, engine=engine, baseline="fresh", eval_size=None)
+    (out,) = model_sal(model, x, y, spec, loss=LinearObjective())
+    assert out.baseline == pytest.approx(float(layer(row).detach().sum()), rel=1e-12)
+    expected = eps * float(layer.weight.detach().norm()) * float(row.norm()) * np.sqrt(3)
+    assert out.s_max == pytest.approx(expected, rel=1e-9) and out.s_min == pytest.approx(expected, rel=1e-9)
+
+
+def test_finish_gives_the_accuracy_drop_at_l_max_and_the_rise_at_l_min_in_points():
+    from landscape.sal import _finish
+
+    r = _finish(l0=1.0, a0=0.5, l_min=0.7, a_min=0.6, l_max=1.5, a_max=0.2)
+    assert (r.s_max, r.s_min, r.sal) == pytest.approx((0.5, 0.3, 0.5))
+    assert (r.acc_drop, r.acc_rise, r.acc_variant) == pytest.approx((30.0, 10.0, 30.0))
+    r = _finish(l0=1.0, a0=0.5, l_min=0.2, a_min=0.9, l_max=1.1, a_max=0.45)
+    assert (r.sal, r.acc_drop, r.acc_rise, r.acc_variant) == pytest.approx((0.8, 5.0, 40.0, 40.0))
+    assert (r.baseline, r.acc_baseline) == (1.0, 0.5)
+
+
+@pytest.mark.parametrize("engine", ["reference", "batched"])
+def test_fresh_baseline_is_the_loss_at_theta_even_when_running_values_are_given(trained, engine):
+    model, data, _ = trained
+    spec = SALSpec(engine=engine, rounds=1, batch_size=len(data), baseline="fresh", eval_size=None)
+    out = model_sal(model, data.x, data.y, spec, running=(5.0, 0.25))
+    with torch.no_grad():
+        logits = model.eval()(data.x)
+    loss = float(torch.nn.functional.cross_entropy(logits, data.y))
+    acc = float((logits.argmax(1) == data.y).float().mean())
+    for r in out:
+        assert r.baseline == pytest.approx(loss, rel=1e-5) and r.acc_baseline == pytest.approx(acc)
+
+
+def test_reference_engine_does_not_augment_unless_the_spec_asks(trained):
+    model, data, _ = trained
+    spec = SALSpec(engine="reference", rounds=1, batch_size=16, baseline="fresh", augment=False)
+    plain = model_sal(model, data.x, data.y, spec, train_spec=TrainSpec(batch_size=16, augment="none"))
+    flip = model_sal(model, data.x, data.y, spec, train_spec=TrainSpec(batch_size=16, augment="crop_flip"))
+    assert [r.sal for r in plain] == [r.sal for r in flip]
+    augmented = model_sal(model, data.x, data.y, spec.replace(augment=True),
+                          train_spec=TrainSpec(batch_size=16, augment="crop_flip"))
+    assert [r.sal for r in augmented] != [r.sal for r in plain]  # the flag is what decides

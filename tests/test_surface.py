@@ -332,3 +332,18 @@ def test_cli_writes_html_and_arrays(tmp_path, capsys):
     assert np.load(tmp_path / "line.npz")["interp/loss"].shape == (3, 1)
     assert main(args[:-2] + ["--resolution", "150", "--out", str(out)]) == 2  # over the cap: a clear error
     assert "10,201" in capsys.readouterr().err
+
+
+def test_standard_errors_are_those_of_the_mean_over_images(cnn, tiny_splits):
+    """loss_se = std(per-image loss, ddof=1) / sqrt(n) and acc_se = sqrt(acc (1 - acc) / n), at the origin from
+    the model's own per-image losses (the direct oracle)."""
+    data = tiny_splits.test
+    s = S.slice_1d(cnn, plane_for(cnn).d1, data, [0.0], batch_size=10)
+    with torch.no_grad():
+        logits = cnn.eval()(data.x)
+    per_image = torch.nn.functional.cross_entropy(logits, data.y, reduction="none").double().numpy()
+    acc = float((logits.argmax(1) == data.y).double().mean())
+    n = len(data.y)
+    assert 0 < acc < 1
+    assert s.loss_se[0, 0] == pytest.approx(per_image.std(ddof=1) / np.sqrt(n), rel=1e-4)
+    assert s.acc_se[0, 0] == pytest.approx(np.sqrt(acc * (1 - acc) / n), rel=1e-9)

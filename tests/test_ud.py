@@ -146,3 +146,13 @@ def test_ud_notes_the_running_baseline_under_a_batch_defense(defense, baseline, 
     assert (note is not None) == noted
     if noted:
         assert defense in note and "baseline='fresh'" in note
+
+
+def test_a_layer_exactly_at_beta_is_not_learnable():
+    """Definition 3 counts SAL_l > beta strictly: a value equal to beta is not a learnable layer."""
+    clean = np.array([[0.0, 0.0, 1.0, 1.0]])  # KMeans centres 0 and 1: beta = 0.5 exactly
+    poisoned = np.array([[0.5, 0.5, 0.7, 0.1], [0.5, 0.9, 0.5, 0.5]])
+    r = unlearnable_distance(clean, poisoned)
+    assert r.beta == 0.5 and r.lp_clean == 2
+    np.testing.assert_array_equal(r.counts_poisoned, [1, 1])
+    assert r.ud == pytest.approx(0.5)
