@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,3 +63,49 @@ def test_the_curvature_page_imports_neither_scipy_nor_sklearn(tmp_path):
     assert not report["exceptions"], report["exceptions"]
     assert report["charts"] >= 1
     assert not {m.split(".")[0] for m in report["modules"]} & {"scipy", "sklearn"}, report["modules"][:10]
+
+
+def _slow_warmup(monkeypatch, log: list) -> tuple[threading.Event, threading.Thread]:
+    """The warm-up's import loop with one fake module whose import takes 0.3 s (and no real thread started)."""
+    from landscape.app import warmup
+
+    began = threading.Event()
+
+    def slow_import(name: str) -> None:
+        began.set()
+        time.sleep(0.3)
+        log.append(f"imported {name}")
+
+    monkeypatch.setattr(warmup, "MODULES", ("fake",))
+    monkeypatch.setattr(warmup, "FIRST_IDLE_S", 0.0)
+    monkeypatch.setattr(warmup, "_import", slow_import)
+    monkeypatch.setattr(warmup, "start", lambda: None)
+    return began, threading.Thread(target=warmup._import_all, daemon=True)
+
+
+def test_a_page_run_waits_for_an_import_in_flight(monkeypatch):
+    """Code that only looks into sys.modules (Plotly checks for pandas) must never see a half-imported module:
+    a page run that starts during a warm-up import begins once it has ended."""
+    from landscape.app import warmup
+
+    log: list[str] = []
+    began, thread = _slow_warmup(monkeypatch, log)
+    thread.start()
+    assert began.wait(10)
+    with warmup.page_run():
+        log.append("page")
+    thread.join(10)
+    assert log == ["imported fake", "page"]
+
+
+def test_no_import_starts_while_a_page_runs(monkeypatch):
+    from landscape.app import warmup
+
+    log: list[str] = []
+    began, thread = _slow_warmup(monkeypatch, log)
+    with warmup.page_run():
+        thread.start()
+        assert not began.wait(0.3)  # idle means no page running
+        log.append("page")
+    thread.join(10)
+    assert log == ["page", "imported fake"]
