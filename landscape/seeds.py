@@ -165,17 +165,25 @@ def _setting(spec: Mapping[str, Any], *, loose: bool = False, any_poison: bool =
     return json.dumps({name: unseeded(spec.get(name)) for name in parts}, sort_keys=True, default=list)
 
 
+def _study_file(path: Path | None) -> dict[str, Any]:
+    """The regime study at `path` (default `STUDY`, the shipped one) as read; {} if it is not there or not readable."""
+    try:
+        data = json.loads((path or STUDY).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _cells(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in data.get("cells") or [] if isinstance(r, dict) and isinstance(r.get("spec"), dict)]
+
+
 def study_rows(path: Path | None = None) -> list[dict[str, Any]]:
     """The cells of the regime study at `path` (default `STUDY`, the shipped one), each with its `spec` and `ud`.
 
     [] if it is not there or not readable.
     """
-    try:
-        data = json.loads((path or STUDY).read_text())
-    except (OSError, ValueError):
-        return []
-    rows = data.get("cells") if isinstance(data, dict) else None
-    return [r for r in rows or [] if isinstance(r, dict) and isinstance(r.get("spec"), dict)]
+    return _cells(_study_file(path))
 
 
 def study_spread(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]], *, loose: bool = False) -> Spread | None:
@@ -226,11 +234,8 @@ def study_shares(label: str, path: Path | None = None) -> dict[str, dict[str, An
     Each: {"layers", "epochs", "clean", "poisoned"}, the (T, L) share of each layer in its epoch's SAL, mean over
     the seeds (`bench/regime.py`); {} when the file has none for that setting.
     """
-    try:
-        data = json.loads((path or STUDY).read_text())
-    except (OSError, ValueError):
-        return {}
-    labels = {(r.get("block"), r.get("baseline")): setting_label(r["spec"]) for r in study_rows(path)}
+    data = _study_file(path)
+    labels = {(r.get("block"), r.get("baseline")): setting_label(r["spec"]) for r in _cells(data)}
     return {e["method"]: e for e in data.get("per_epoch_shares", [])
             if labels.get((e.get("block"), e.get("baseline"))) == label}
 
@@ -242,12 +247,8 @@ def study_separating(dataset: str, baseline: str = "running", path: Path | None 
     (`bench/regime.py`'s rule, fixed before the grid ran: the one-std intervals do not overlap). With SAL's
     `baseline`; in the study's order; {} when no study is shipped or it ran nothing on `dataset`.
     """
-    try:
-        data = json.loads((path or STUDY).read_text())
-    except (OSError, ValueError):
-        return {}
     found: dict[str, list[str]] = {}
-    for row in data.get("settings", []) if isinstance(data, dict) else []:
+    for row in _study_file(path).get("settings", []):
         block = str(row.get("block", ""))
         if block.split("/")[0] == dataset and row.get("baseline") == baseline and row.get("method") != "random":
             found.setdefault(block, []).extend([row["method"]] if row.get("separated") else [])

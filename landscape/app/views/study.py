@@ -100,6 +100,9 @@ def run_metrics(histories: dict[str, dict[str, np.ndarray]], ud: dict[str, Any])
         ud_metric(col, run, ud.get(run))
 
 
+_separating = st.cache_data(max_entries=4, show_spinner=False)(seeds.study_separating)  # read once, not per rerun
+
+
 def digits_caveat(study: Study, method: str) -> None:
     """DESIGN §5.5: why UD barely separates clean and poisoned on 8x8 digits, with this study's own numbers."""
     if study.dataset != "digits":
@@ -112,7 +115,7 @@ def digits_caveat(study: Study, method: str) -> None:
                    f"{h_p['train_loss'][-1]:.3g} ({method}), clean test accuracy {h_c['test_acc'][-1]:.1%} vs "
                    f"{h_p['test_acc'][-1]:.1%}, UD = {ud_value(r)}.")
     separating = "; ".join(f"{block}: {', '.join(methods) or 'none'}"
-                           for block, methods in seeds.study_separating("digits").items())
+                           for block, methods in _separating("digits").items())
     if separating:
         separating = (" Where UD does separate a UE from random noise on digits, in the shipped regime study "
                       "(assets/benchmarks/regime.md: 3 seeds per setting, the one-std intervals apart, running "
