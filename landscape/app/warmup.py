@@ -1,12 +1,12 @@
 """Warm-up: while no page is running, import in the background what later pages compute with.
 
 Measured by `bench/app_latency.py` (2-core machine): a page's first visit otherwise pays its imports while the
-user waits: pandas and pyarrow for `st.dataframe` (Poison, ~0.35 s), SciPy's `stats` (Curvature's rank agreement,
-~0.5 s), scikit-learn's KMeans (UD of the Cross-task table, ~0.3 s). A reader spends seconds on a page, so those
-imports move into that time, off the first chart's path and off the page switches. An import holds the GIL, so
-the thread imports one module at a time and only once no page's script has run for `IDLE_S` (`app.py` marks
-every run with `page_run`), `FIRST_IDLE_S` before the first import: after the first page's run the browser is
-still fetching and drawing its charts from this server.
+user waits: pandas and pyarrow for `st.dataframe` (Poison, ~0.35 s), SciPy's `stats` (UD's W1 distance, ~0.5 s;
+the Curvature page no longer needs it), scikit-learn's KMeans (UD of the Cross-task table, ~0.3 s). A reader
+spends seconds on a page, so those imports move into that time, off the first chart's path and off the page
+switches. An import holds the GIL, so the thread imports one module at a time and only once no page's script has
+run for `IDLE_S` (`app.py` marks every run with `page_run`), `FIRST_IDLE_S` before the first import: after the
+first page's run the browser is still fetching and drawing its charts from this server.
 
 A page run that starts while a module is being imported waits for that import to end (`_importing`): Python's
 module lock only makes an `import` wait, while code that merely looks into `sys.modules` sees the half-imported

@@ -38,8 +38,9 @@ def image_grid(clean: np.ndarray, poisoned: np.ndarray, labels: np.ndarray, clas
     """Rows: clean / perturbation (amplified) / poisoned; one column per picked image (per class).
 
     One mosaic trace (a grey heatmap for one channel, an RGB image for three) with one-pixel gaps (blank for
-    grey, white for RGB), not a subplot per image: the same picture, built and drawn in a fraction of the time
-    (30 subplots took ~0.2 s to build and most of the Poison page's drawing).
+    grey, white for RGB), not a subplot per image: the same picture in one trace and one pair of axes (30 subplots
+    took 0.14-0.21 s to build, this 0.006-0.07 s; the Poison page's switch went from 0.89 to 0.61 s, median of 3,
+    bench/results/app_latency.md).
 
     Args:
         clean: clean images (N, C, H, W) in [0, 1].
