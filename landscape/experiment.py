@@ -33,7 +33,7 @@ from landscape.stages.curvature import CurvatureStage
 from landscape.stages.poison import poisoned_train
 from landscape.stages.pool import compute_concurrently, parse_workers
 from landscape.stages.surface import LayerSliceStage, SurfaceStage
-from landscape.stages.train import TrainStage, sal_from_checkpoints, sal_stage
+from landscape.stages.train import TrainStage, sal_stage
 from landscape.stages.ud import UDStage
 from landscape.store import Store
 from landscape.surface_results import SurfaceSet
@@ -57,20 +57,22 @@ def get_training(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison
     """Train `model` on the (poisoned) training split and return its trajectory, cached by all four specs.
 
     With `sal`, SAL of every weight layer is measured after each `sal.every`-th epoch (and the last) and
-    returned with the run: `landscape.sal.SALTrace.from_dict(result.extras["sal"])`. When the run keeps every
-    epoch's float32 weights (`checkpoint_every=1`, the default), SAL is measured on the stored checkpoints
-    after training, as its own cached stage ("sal-<method>"), so the run is shared with every SAL setting and
-    with callers that want no SAL; the numbers are bit-identical to measuring inside the trainer (tested).
-    Otherwise a trainer callback measures it during training (the key then includes `sal`).
+    returned with the run: `landscape.sal.SALTrace.from_dict(result.extras["sal"])`. SAL is a cached stage of its
+    own ("sal-<method>", `landscape.stages.train.sal_stage`) and the run is the same entry with or without it,
+    shared with surfaces, curvature and every other caller. When the run keeps every epoch's float32 weights
+    (`checkpoint_every=1`, the default), SAL is measured on the stored checkpoints after training, so one run
+    serves every SAL setting. Otherwise a trainer callback measures it while the run trains, and that training
+    stores the run too (so it is trained once); the numbers are bit-identical either way (tested).
     With a `defense` other than "none" (`landscape.defenses`), its preprocessing is applied to the (poisoned)
     training images once before training and its batch transform to every batch; the key then includes it.
     """
     ctx = Context(store, device, progress)
-    inside = sal if sal is not None and not sal_from_checkpoints(train_spec) else None
-    run = TrainStage.of(data, model, train_spec, poison, defense=defense, sal=inside).get(ctx)
-    if sal is not None and inside is None:
-        trace = sal_stage(data, model, train_spec, poison, sal, defense=defense).get(ctx)
-        run.extras["sal"] = trace.to_dict()
+    stage = TrainStage.of(data, model, train_spec, poison, defense=defense)
+    if sal is None:
+        return stage.get(ctx)
+    trace = sal_stage(data, model, train_spec, poison, sal, defense=defense).get(ctx)  # first: it may train the run
+    run = stage.get(ctx)
+    run.extras["sal"] = trace.to_dict()
     return run
 
 

@@ -85,6 +85,22 @@ def test_two_workers_give_the_numbers_of_one_and_the_same_entries(serial, tmp_pa
     assert_same_numbers(serial, again)
 
 
+def test_sal_in_the_trainer_in_workers_stores_each_run_once_with_the_numbers_of_one(tmp_path):
+    """Runs keeping every second checkpoint: each chain's SAL stage trains its run in a worker and stores the run's
+    entry there too, so the parent loads both runs and nothing is trained or stored twice."""
+    sparse = SPEC.replace(poison=PoisonSpec(method="random"), train=SPEC.train.replace(checkpoint_every=2))
+    one = run_experiment(sparse, store=Store(tmp_path / "one"), workers=1)
+    store = Store(tmp_path / "pooled")
+    reports: list[tuple[str, int, int]] = []
+    pooled = run_experiment(sparse, store=store, workers=2, progress=lambda *r: reports.append(r))
+    assert_same_numbers(one, pooled)
+    assert {k: len(v) for k, v in entries(store.root).items()} == {"poison": 1, "train": 2, "sal": 2, "ud": 1}
+    assert_intact(store)
+    assert [r for r in reports if r[0] == "train-clean"][-1] == ("train-clean", 3, 3)
+    assert sum(1 for r in reports if r == ("train-clean", 3, 3)) == 1  # the parent did not train it again
+    assert not multiprocessing.active_children()
+
+
 def test_the_worker_count_is_checked():
     assert parse_workers("auto") in (1, 2) and parse_workers(3) == 3 and parse_workers("2") == 2
     for bad in (0, -1, "two", 1.5, True, ""):

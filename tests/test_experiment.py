@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from landscape.cli import main
-from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, TrainSpec
-from landscape.experiment import get_training, run_experiment
+from landscape.config import DataSpec, ExperimentSpec, ModelSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.experiment import get_surface, get_training, run_experiment
 from landscape.sal import SALTrace
+from landscape.stages.surface import labelled_runs
+from landscape.stages.train import TrainerSALStage, TrainStage, sal_stage
+from landscape.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors; see conftest.py
 
@@ -114,3 +119,125 @@ def test_sal_from_stored_checkpoints_equals_sal_measured_inside_the_trainer(stor
                          progress=lambda *a: calls.append(a))
     assert "sal" not in plain.extras and not [c for c in calls if c[0].startswith("train")]
     assert list(SALTrace.from_dict(other.extras["sal"]).epochs) == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------------ runs keeping too few checkpoints for SAL
+
+SPARSE = TrainSpec(epochs=3, batch_size=32, checkpoint_every=2)  # keeps epochs 0, 2, 3: SAL is measured in the trainer
+TINY_SURFACE = SurfaceSpec(kind="random", dims=1, resolution=3, n_eval=32)
+
+
+def _count_training(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Wrap the real trainer where the training stages call it; the list gets one entry per run trained."""
+    import landscape.stages.train as stages_train
+
+    calls: list[str] = []
+    real = stages_train.train
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(type(args[0]).__name__)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages_train, "train", counted)
+    return calls
+
+
+def test_an_experiment_keeping_every_second_checkpoint_and_its_surfaces_train_each_run_once(store, monkeypatch):
+    """SAL measured in the trainer stores the plain run as well, so the surfaces read it instead of training again."""
+    calls = _count_training(monkeypatch)
+    poison = PoisonSpec(method="random")
+    spec = ExperimentSpec(data=SMALL["data"], train=SPARSE, poison=poison, sal=SMALL["sal"])
+    result = run_experiment(spec, store=store)
+    surfaces = get_surface(spec.data, spec.model, SPARSE, poison, TINY_SURFACE, store=store)
+    assert len(calls) == 2  # the clean run and the poisoned run, once each
+    runs = labelled_runs(spec.data, spec.model, SPARSE, [poison])
+    assert sorted(store.keys("train")) == sorted(r.key() for r in runs.values())  # one entry per run
+    sal = [sal_stage(spec.data, spec.model, SPARSE, p, spec.sal) for p in (PoisonSpec(), poison)]
+    assert all(isinstance(s, TrainerSALStage) for s in sal)
+    assert sorted(store.keys("sal")) == sorted(s.key() for s in sal)  # SAL entries of their own, no checkpoints
+    assert all(not store.load("sal", s.key()).arrays for s in sal)
+    assert result.clean.checkpoint_epochs == [0, 2, 3] and list(result.sal_clean.epochs) == [1, 2, 3]
+    assert set(surfaces.surfaces) == {"clean", "random"}
+
+    calls.clear()  # everything is served from the store now
+    again = run_experiment(spec, store=store)
+    assert not calls
+    np.testing.assert_array_equal(again.sal_poisoned.sal, result.sal_poisoned.sal)
+
+
+def test_sal_in_the_trainer_equals_sal_of_the_old_layout_bit_for_bit(store):
+    """The trace equals a `SALTracker` inside `landscape.train.train` (what the run's own entry once held)."""
+    from landscape.sal import SALTracker
+    from landscape.stages.base import Context, build_net, get_splits
+    from landscape.stages.train import training_set
+    from landscape.train import train
+
+    data, poison, sal = SMALL["data"], PoisonSpec(method="random"), SALSpec(rounds=1, every=2)
+    trace = sal_stage(data, ModelSpec(), SPARSE, poison, sal).get(Context(store))
+    tracker = SALTracker(sal)
+    images, _ = training_set(data, TrainStage.of(data, ModelSpec(), SPARSE, poison).poison, None, Context(store))
+    train(build_net(ModelSpec(), data, SPARSE.seed), images, get_splits(data).test, SPARSE, callbacks=[tracker])
+    reference = tracker.trace()
+    assert list(trace.epochs) == list(reference.epochs) == [2, 3] and trace.layers == reference.layers
+    for name in ("sal", "s_min", "s_max", "baseline", "acc_variant"):
+        np.testing.assert_array_equal(getattr(trace, name), getattr(reference, name), err_msg=name)
+
+
+def test_the_run_stored_by_sal_in_the_trainer_is_the_run_trained_on_its_own(tmp_path):
+    """Same entry record, history, kept epochs and checkpoints (torch.equal) as the plain run; no SAL inside it."""
+    from landscape.config import DefenseSpec
+    from landscape.stages.base import Context
+
+    data, poison, defense = SMALL["data"], PoisonSpec(method="random"), DefenseSpec(name="jpeg")
+    half = SPARSE.replace(checkpoint_every=1, checkpoint_dtype="float16")  # the other reason SAL moves in the trainer
+    for train in (SPARSE, half):
+        stage = TrainStage.of(data, ModelSpec(), train, poison, defense=defense)
+        own = Store(tmp_path / f"alone-{train.key()}")
+        alone = stage.get(Context(own))
+        store = Store(tmp_path / f"with-sal-{train.key()}")
+        sal = sal_stage(data, ModelSpec(), train, poison, SMALL["sal"], defense=defense)
+        assert isinstance(sal, TrainerSALStage)
+        sal.get(Context(store))
+        side = stage.load(store)
+        assert side is not None and store.keys("train") == [stage.key()]
+        records = [json.loads((s.path("train", stage.key()) / "meta.json").read_text()) for s in (store, own)]
+        assert records[0]["spec"] == records[1]["spec"] and records[0]["meta"]["extras"] == {}
+        assert side.extras == {} and side.diverged == alone.diverged
+        assert side.checkpoint_epochs == alone.checkpoint_epochs
+        for key in alone.history:
+            if key != "seconds":
+                np.testing.assert_array_equal(side.history[key], alone.history[key], err_msg=key)
+        for mine, theirs in zip(side.checkpoints, alone.checkpoints, strict=True):
+            assert mine.keys() == theirs.keys()
+            assert all(mine[k].dtype == theirs[k].dtype and torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_sal_in_the_trainer_of_a_stored_run_trains_again_but_keeps_the_runs_entry(store, monkeypatch):
+    """Sparse checkpoints cannot be replayed, so SAL trains the run again; the stored entry is left as it was."""
+    from landscape.stages.base import Context
+
+    data, poison = SMALL["data"], PoisonSpec(method="random")
+    stage = TrainStage.of(data, ModelSpec(), SPARSE, poison)
+    stage.get(Context(store))
+    meta = store.path("train", stage.key()) / "meta.json"
+    before = meta.read_bytes()  # holds the time it was written: a rewritten entry differs
+    calls = _count_training(monkeypatch)
+    trace = sal_stage(data, ModelSpec(), SPARSE, poison, SMALL["sal"]).get(Context(store))
+    assert len(calls) == 1 and list(trace.epochs) == [1, 2, 3]
+    assert store.keys("train") == [stage.key()] and meta.read_bytes() == before
+
+
+def test_training_stage_keys_are_those_of_before_sal_left_the_run():
+    """Plain and defended runs and SAL of stored checkpoints keep their keys (the shipped demo depends on them);
+    SAL in the trainer never shares a key with SAL of stored checkpoints, even one built on the same sparse run."""
+    from landscape.config import DefenseSpec
+    from landscape.stages.train import SALStage
+
+    data, poison, defense, sal = SMALL["data"], PoisonSpec(method="random"), DefenseSpec(name="jpeg"), SALSpec(rounds=1)
+    train = SMALL["train"]
+    assert TrainStage.of(data, ModelSpec(), train, poison).key() == "6f3aba43467d0616"
+    assert TrainStage.of(data, ModelSpec(), SPARSE, poison, defense=defense).key() == "5f2abfac09d9c985"
+    assert sal_stage(data, ModelSpec(), train, poison, sal, defense=defense).key() == "f74d7e1dc1eab0a7"
+    inside = sal_stage(data, ModelSpec(), SPARSE, poison, sal, defense=defense)
+    assert isinstance(inside, TrainerSALStage) and inside.folder == SALStage.folder
+    assert inside.key() != SALStage(inside.run, sal).key()

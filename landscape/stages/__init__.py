@@ -4,7 +4,8 @@ Stages, in the order data flows through them (each reads its inputs from the sta
 
 - `poison.PoisonStage`: a crafted poison of the training split;
 - `train.TrainStage`: a training run (history and checkpoints); `train.SALStage`: SAL of a run's stored
-  checkpoints (`train.sal_stage` picks where a run's SAL lives);
+  checkpoints; `train.TrainerSALStage`: SAL measured while a run that keeps too few checkpoints trains (it
+  stores the run's `TrainStage` entry too); `train.sal_stage` picks which of the two holds a run's SAL;
 - `curvature.CurvatureStage`: Hessian curvature per layer (and whole model) of a run's stored checkpoints;
 - `surface.SurfaceStage`: loss/accuracy surfaces of the clean and poisoned runs; `surface.LayerSliceStage`:
   slices of them along one layer's directions at one stored epoch;

@@ -1,11 +1,17 @@
 """The training stages: one run of the trainer (`landscape.train`) and SAL of a run (`landscape.sal`).
 
-A run is keyed by data, model, training recipe and the (resolved) poison; with a defense, also by it. SAL
-of a run lives in one of two places (`sal_stage` picks it): when the run keeps every epoch's float32
-weights, SAL is measured after training on the stored checkpoints, as its own stage (`SALStage`), so one
-run serves every SAL setting; otherwise a trainer callback measures it during training and it is stored
-with the run (`TrainerSALStage`, the run's entry keyed with the SAL spec too). Both give the same numbers
-bit for bit (tested).
+A run is keyed by data, model, training recipe and the (resolved) poison; with a defense, also by it. It is
+trained once and stored once, as its `TrainStage` entry, whichever stage asks first. SAL of a run is an entry
+of its own in the "sal" folder, computed in one of two ways (`sal_stage` picks one from the training recipe):
+
+- the run keeps every epoch's float32 weights: SAL is measured after training on the stored checkpoints
+  (`SALStage`), so one run serves every SAL setting;
+- otherwise (`TrainSpec.checkpoint_every` > 1 or float16 checkpoints) the stored checkpoints cannot be replayed,
+  so a trainer callback measures SAL during training (`TrainerSALStage`); that training also stores the run's
+  own `TrainStage` entry (kept if already stored), the one surfaces, curvature and every other consumer read.
+
+Both give the same numbers bit for bit (tested), and the callback does not change the training: the run a
+`TrainerSALStage` stores is the run `TrainStage` trains on its own, bit for bit (tested).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from landscape.stages.base import (
     Context,
     OnRun,
     Stage,
+    Version,
     build_net,
     get_splits,
     resolve_data,
@@ -39,7 +46,7 @@ from landscape.stages.base import (
 )
 from landscape.stages.poison import poison_stages, poisoned_train
 from landscape.store import Entry
-from landscape.train import EpochState, TrainResult, train
+from landscape.train import EpochCallback, EpochState, TrainResult, train
 
 
 def training_set(data: DataSpec, poison: PoisonSpec, defense: DefenseSpec | None,
@@ -70,12 +77,7 @@ def run_label(poison: PoisonSpec) -> str:
 
 @dataclass(frozen=True)
 class TrainStage(Stage[TrainResult]):
-    """One training run: per-epoch history and checkpoints (`TrainResult`).
-
-    Attributes:
-        sal: SAL measured by a trainer callback during the run (None = none); only for runs whose SAL cannot
-            be measured on their stored checkpoints (see `sal_stage`).
-    """
+    """One training run: per-epoch history and checkpoints (`TrainResult`)."""
 
     folder = "train"
     data: DataSpec
@@ -83,36 +85,39 @@ class TrainStage(Stage[TrainResult]):
     train: TrainSpec
     poison: PoisonSpec
     defense: DefenseSpec | None = None
-    sal: SALSpec | None = None
 
     @classmethod
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poison: PoisonSpec | None = None, *,
-           defense: DefenseSpec | None = None, sal: SALSpec | None = None) -> TrainStage:
+           defense: DefenseSpec | None = None) -> TrainStage:
         data = resolve_data(data)
-        return cls(data, resolve_model(model, data), train, resolve_poison(poison, data), resolve_defense(defense), sal)
+        return cls(data, resolve_model(model, data), train, resolve_poison(poison, data), resolve_defense(defense))
 
     def parts(self) -> tuple[Spec | None, ...]:
-        # the SAL spec and the defense enter the key only when given, so plain runs keep their keys
-        extra = (self.sal, self.defense) if self.defense is not None else (self.sal,) if self.sal is not None else ()
+        # The defense enters the key only when given, so plain runs keep their keys. The None before it is where
+        # runs once keyed a SAL spec measured in the trainer (now `TrainerSALStage`'s own entry): kept so that
+        # defended runs keep their keys too.
+        extra = (None, self.defense) if self.defense is not None else ()
         return (self.data, self.model, self.train, self.poison, *extra)
 
     def record(self) -> dict[str, Any]:
         return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
-                "poison": self.poison.to_dict(), **({"sal": self.sal.to_dict()} if self.sal is not None else {}),
+                "poison": self.poison.to_dict(),
                 **({"defense": self.defense.to_dict()} if self.defense is not None else {})}
 
     def compute(self, ctx: Context) -> Computed:
-        stage = f"train-{run_label(self.poison)}"
+        return self.trained(ctx).to_store()
+
+    def trained(self, ctx: Context, callbacks: tuple[EpochCallback, ...] = ()) -> TrainResult:
+        """The run trained from scratch (nothing is stored), each of `callbacks` called after every epoch.
+
+        The callbacks only observe (`landscape.train.EpochState`): with or without them the run is the same.
+        """
         if self.defense is not None:
             _warn_at_below_poison(self.poison, self.defense)
         images, batch_transform = training_set(self.data, self.poison, self.defense, ctx)
-        tracker = SALTracker(self.sal) if self.sal is not None else None
-        result = train(build_net(self.model, self.data, self.train.seed), images, get_splits(self.data).test,
-                       self.train, device=ctx.torch_device(), callbacks=[tracker] if tracker else [],
-                       progress=ctx.reporter(stage), batch_transform=batch_transform)
-        if tracker is not None:
-            result.extras["sal"] = tracker.trace().to_dict()
-        return result.to_store()
+        return train(build_net(self.model, self.data, self.train.seed), images, get_splits(self.data).test,
+                     self.train, device=ctx.torch_device(), callbacks=list(callbacks),
+                     progress=ctx.reporter(f"train-{run_label(self.poison)}"), batch_transform=batch_transform)
 
     def decode(self, entry: Entry) -> TrainResult:
         return TrainResult.from_store(entry.meta, entry.arrays)
@@ -222,27 +227,44 @@ class SALStage(SALOnRun):
         return tracker.trace()
 
 
-@dataclass(frozen=True)
-class TrainerSALStage(OnRun[SALTrace]):
-    """SAL measured by the trainer during a run: the run's own entry (keyed with the SAL spec), its SAL part."""
+IN_TRAINER = Version("sal-in-trainer")  # in `TrainerSALStage`'s key: see its `parts`
 
-    folder = "train"
+
+@dataclass(frozen=True)
+class TrainerSALStage(SALOnRun):
+    """SAL measured by a `SALTracker` callback while its run trains, for runs whose checkpoints cannot be replayed.
+
+    For a run that does not keep every epoch's float32 weights (`sal_from_checkpoints` false) SAL cannot be
+    measured afterwards, so `compute` trains the run with the tracker and stores two entries: this one (the SAL
+    trace only, like `SALStage`'s) and, as a side effect, the run's own `TrainStage` entry (`Stage.put`; one
+    already stored is kept), which is what surfaces, curvature, layer slices and `Replay` read. So an experiment
+    followed by its surfaces trains each run once and stores its checkpoints once. The run is trained even when its
+    entry is stored already (its sparse or rounded checkpoints cannot be replayed); then only SAL is new.
+
+    `inputs()` is the run (`OnRun`): `compute` does not read its entry but writes it, and `closure` is what
+    computing a stage stores, so a store (a demo snapshot) built from the closure holds the run's checkpoints too.
+    Not a `SALStage`: `landscape.stages.pool` splits those by epochs over a stored run, which this stage has not.
+    """
+
+    folder = "sal"
     run: TrainStage
+    sal: SALSpec
 
     def parts(self) -> tuple[Spec | None, ...]:
-        return self.run.parts()
+        # SALStage's layout plus a tag. Without the tag keys would only be equal for equal results as long as
+        # `sal_stage` alone builds SAL stages (the training recipe in the key picks the stage), but a SALStage
+        # built by hand on a sparse run is valid and means something else (SAL at its kept, maybe float16,
+        # epochs only): with the tag no SALStage key is ever this stage's.
+        r = self.run
+        return (r.data, r.model, r.train, r.poison, self.sal, r.defense, IN_TRAINER)
 
     def record(self) -> dict[str, Any]:
-        return self.run.record()
+        return {**super().record(), "measured": "in the trainer"}
 
     def compute(self, ctx: Context) -> Computed:
-        return self.run.compute(ctx)
-
-    def inputs(self) -> tuple[Stage[Any], ...]:
-        return self.run.inputs()  # the run's own entry is this one
-
-    def decode(self, entry: Entry) -> SALTrace:
-        return SALTrace.from_dict(entry.meta["extras"]["sal"])
+        tracker = SALTracker(self.sal)
+        self.run.put(ctx, self.run.trained(ctx, (tracker,)).to_store())
+        return self.stored(tracker.trace())
 
 
 def sal_from_checkpoints(train_spec: TrainSpec) -> bool:
@@ -255,4 +277,4 @@ def sal_stage(data: DataSpec, model: ModelSpec, train_spec: TrainSpec, poison: P
     """The stage holding SAL of a run: on its stored checkpoints if it keeps them all, else from the trainer."""
     if sal_from_checkpoints(train_spec):
         return SALStage(TrainStage.of(data, model, train_spec, poison, defense=defense), sal)
-    return TrainerSALStage(TrainStage.of(data, model, train_spec, poison, defense=defense, sal=sal))
+    return TrainerSALStage(TrainStage.of(data, model, train_spec, poison, defense=defense), sal)
