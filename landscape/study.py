@@ -249,10 +249,6 @@ class Study:
     seed_results: list[ExperimentResult] = field(default_factory=list)
 
     @property
-    def store(self) -> Store:
-        return self.session.store
-
-    @property
     def ud(self) -> UDReport:
         """β, the learnable-layer counts and UD (`UDReport`)."""
         return self.result.ud

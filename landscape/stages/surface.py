@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from landscape.config import DataSpec, DefenseSpec, LayerSliceSpec, ModelSpec, PoisonSpec, Spec, SurfaceSpec, TrainSpec
 from landscape.layer_slices import layer_slices
@@ -37,8 +37,34 @@ def labelled_runs(data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: S
             for label, poison in zip(run_labels(poisons), (PoisonSpec(), *poisons), strict=True)}
 
 
+class OnRuns(Stage[SurfaceSet]):
+    """A stage of surfaces sliced around an experiment's runs: the clean run and one per poison (`labelled_runs`)."""
+
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+    poisons: tuple[PoisonSpec, ...]
+    defense: DefenseSpec | None
+
+    def runs_record(self) -> dict[str, Any]:
+        """The spec record of the runs (the stage adds its own spec)."""
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "poisons": [p.to_dict() for p in self.poisons],
+                **({"defense": self.defense.to_dict()} if self.defense is not None else {})}
+
+    def runs(self) -> dict[str, TrainStage]:
+        """The training runs the surfaces are sliced around, by label ("clean" first)."""
+        return labelled_runs(self.data, self.model, self.train, self.poisons, self.defense)
+
+    def decode(self, entry: Entry) -> SurfaceSet:
+        return SurfaceSet.from_store(entry.meta, entry.arrays)
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return tuple(self.runs().values())
+
+
 @dataclass(frozen=True)
-class SurfaceStage(Stage[SurfaceSet]):
+class SurfaceStage(OnRuns):
     """Surfaces of the clean run and the poisoned run(s) of one training recipe, by `surface.kind`.
 
     See `landscape.run_surfaces.compute_surfaces` for what each kind and plane mode gives: "pca" with
@@ -52,6 +78,7 @@ class SurfaceStage(Stage[SurfaceSet]):
     train: TrainSpec
     surface: SurfaceSpec
     poisons: tuple[PoisonSpec, ...] = ()
+    defense: ClassVar[None] = None  # whole-model surfaces are of undefended runs
 
     @classmethod
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: PoisonSpec | Sequence[PoisonSpec] | None,
@@ -63,12 +90,7 @@ class SurfaceStage(Stage[SurfaceSet]):
         return (self.data, self.model, self.train, self.surface, *self.poisons)
 
     def record(self) -> dict[str, Any]:
-        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
-                "poisons": [p.to_dict() for p in self.poisons], "surface": self.surface.to_dict()}
-
-    def runs(self) -> dict[str, TrainStage]:
-        """The training runs the surfaces are sliced around, by label ("clean" first)."""
-        return labelled_runs(self.data, self.model, self.train, self.poisons)
+        return {**self.runs_record(), "surface": self.surface.to_dict()}
 
     def compute(self, ctx: Context) -> Computed:
         runs = {label: stage.get(ctx) for label, stage in self.runs().items()}
@@ -77,18 +99,12 @@ class SurfaceStage(Stage[SurfaceSet]):
                                   device=ctx.torch_device(), progress=ctx.reporter("surface"))
         return result.to_store()
 
-    def decode(self, entry: Entry) -> SurfaceSet:
-        return SurfaceSet.from_store(entry.meta, entry.arrays)
-
-    def inputs(self) -> tuple[Stage[Any], ...]:
-        return tuple(self.runs().values())
-
 
 LAYER_SLICE_VERSION = "layer-slice-1"  # bump when the layer-slice computation changes
 
 
 @dataclass(frozen=True)
-class LayerSliceStage(Stage[SurfaceSet]):
+class LayerSliceStage(OnRuns):
     """Layer slices of the clean run and the poisoned run(s) at one stored epoch, one surface per run.
 
     The runs are those of an experiment (the same training recipe and defense); see
@@ -116,13 +132,7 @@ class LayerSliceStage(Stage[SurfaceSet]):
                 *self.poisons)
 
     def record(self) -> dict[str, Any]:
-        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
-                "poisons": [p.to_dict() for p in self.poisons], "slice": self.slice.to_dict(),
-                **({"defense": self.defense.to_dict()} if self.defense is not None else {})}
-
-    def runs(self) -> dict[str, TrainStage]:
-        """The training runs sliced, by label ("clean" first)."""
-        return labelled_runs(self.data, self.model, self.train, self.poisons, self.defense)
+        return {**self.runs_record(), "slice": self.slice.to_dict()}
 
     def compute(self, ctx: Context) -> Computed:
         stages = self.runs()
@@ -133,9 +143,3 @@ class LayerSliceStage(Stage[SurfaceSet]):
         result = layer_slices(build_net(self.model, self.data, self.train.seed), runs, images, self.slice,
                               device=ctx.torch_device(), progress=ctx.reporter("layer-slice"))
         return result.to_store()
-
-    def decode(self, entry: Entry) -> SurfaceSet:
-        return SurfaceSet.from_store(entry.meta, entry.arrays)
-
-    def inputs(self) -> tuple[Stage[Any], ...]:
-        return tuple(self.runs().values())
