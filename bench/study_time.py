@@ -2,14 +2,19 @@
 
 Times, each a whole `python -m landscape ...` subprocess on a fresh store (issue #17, acceptance 2):
 
-1. a plain 30-epoch `train` (the yardstick: the study should take <= 4x it);
+1. a plain 30-epoch `train` (the yardstick: the study should take <= 4x it), the median of three;
 2. the study `run --dataset digits --model cnn --method em --epochs 30 --workers 1` (one stage after the other);
 3. the same study with `--workers 2` (the two chains side by side, `landscape.stages.pool`).
 
-Then the two studies' numbers are compared bit for bit, from their JSON reports and from their stores through the
-stage layer: UD, β and every per-epoch count, flag and β_t; the training histories (accuracies, losses) of both
-runs; every SAL matrix (s_min, s_max, sal, baselines, accuracy variants) of both runs; and every stored checkpoint.
-Timing fields (seconds) are the only ones left out. Prints the load average and the machine before and after.
+The plain train and the concurrent study are timed twice, side by side: as shipped (glibc told to keep freed memory,
+`landscape.malloc`) and with glibc's malloc defaults; each line also gives the command's system time and minor page
+faults (its own and its workers').
+
+Then the studies' numbers are compared bit for bit (workers 1 vs 2, and malloc tuned vs defaults), from their JSON
+reports and from their stores through the stage layer: UD, β and every per-epoch count, flag and β_t; the training
+histories (accuracies, losses) of both runs; every SAL matrix (s_min, s_max, sal, baselines, accuracy variants) of
+both runs; and every stored checkpoint. Timing fields (seconds) are the only ones left out. Prints the load average
+and the machine before and after.
 
 Usage: python bench/study_time.py [--epochs 30] [--out bench/results/study_time.txt]
 The machine must be otherwise idle on both cores for the concurrent time to mean anything (run it under both
@@ -21,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,15 +42,26 @@ STUDY = ["--dataset", "digits", "--model", "cnn", "--epochs"]
 TIMING = {"sal_seconds", "seconds"}  # wall-clock fields: the only ones allowed to differ
 
 
-def timed(args: list[str], store: Path) -> tuple[float, dict[str, Any]]:
-    """Wall seconds of `python -m landscape ARGS --store STORE --json` as a whole command, and its JSON report."""
+# `python -m landscape` with glibc's malloc defaults: the CLI's call of `keep_freed_memory` made a no-op
+MALLOC_DEFAULTS = ("import sys, landscape.malloc as m; m.keep_freed_memory = lambda: False; "
+                   "from landscape.cli import main; sys.exit(main())")
+
+
+def timed(args: list[str], store: Path, *, malloc_defaults: bool = False) -> tuple[float, str, dict[str, Any]]:
+    """Wall seconds of `python -m landscape ARGS --store STORE --json` as a whole command, its system time and
+    minor page faults (with its workers') as text, and its JSON report."""
+    launch = ["-c", MALLOC_DEFAULTS] if malloc_defaults else ["-m", "landscape"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "landscape", *args, "--store", str(store), "--json"], cwd=ROOT,
+    done = subprocess.run([sys.executable, *launch, *args, "--store", str(store), "--json"], cwd=ROOT,
                           capture_output=True, text=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall, json.loads(done.stdout)
+    usage = (f"sys {after.ru_stime - before.ru_stime:.2f} s, user {after.ru_utime - before.ru_utime:.2f} s, "
+             f"{(after.ru_minflt - before.ru_minflt) / 1e6:.2f} M page faults")
+    return wall, usage, json.loads(done.stdout)
 
 
 def differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -117,24 +135,42 @@ def main() -> None:
     say(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="study-time-") as tmp:
         root = Path(tmp)
-        train_s, _ = timed(["train", *STUDY, str(a.epochs)], root / "train")
-        say(f"plain train --epochs {a.epochs} (fresh store): {train_s:.2f} s   load {os.getloadavg()[0]:.2f}")
+        trains: dict[bool, list[float]] = {False: [], True: []}  # by malloc_defaults
+        usages: dict[bool, str] = {}
+        for i in range(3):  # alternated, so neither setting gets the cold first run
+            for defaults in (False, True):
+                wall, usage, _ = timed(["train", *STUDY, str(a.epochs)], root / f"train-{defaults}-{i}",
+                                       malloc_defaults=defaults)
+                trains[defaults].append(wall)
+                usages[defaults] = usage
+        train_s, plain_s = statistics.median(trains[False]), statistics.median(trains[True])
+        say(f"plain train --epochs {a.epochs} (fresh store), median of 3: {train_s:.2f} s ({usages[False]}, last)   "
+            f"load {os.getloadavg()[0]:.2f}")
         walls, reports = {}, {}
         for workers in (1, 2):
-            walls[workers], reports[workers] = timed(["run", *STUDY, str(a.epochs), "--method", "em", "--workers",
-                                                      str(workers)], root / f"w{workers}")
+            walls[workers], usage, reports[workers] = timed(
+                ["run", *STUDY, str(a.epochs), "--method", "em", "--workers", str(workers)], root / f"w{workers}")
             say(f"study --workers {workers} (fresh store): {walls[workers]:.2f} s = {walls[workers] / train_s:.2f}x "
-                f"train   load {os.getloadavg()[0]:.2f}")
+                f"train ({usage})   load {os.getloadavg()[0]:.2f}")
         say(f"speed-up workers 2 vs 1: x{walls[1] / walls[2]:.2f}; concurrent study = "
             f"{walls[2] / train_s:.2f}x a plain train (target <= 4x, <= 30 s: "
             f"{'holds' if walls[2] <= 30 and walls[2] <= 4 * train_s else 'does NOT hold'})")
+        say("glibc's malloc defaults, for comparison:")
+        say(f"  plain train, median of 3: {plain_s:.2f} s ({usages[True]}, last); defaults / shipped "
+            f"x{plain_s / train_s:.2f}")
+        default_s, usage, default_report = timed(["run", *STUDY, str(a.epochs), "--method", "em", "--workers", "2"],
+                                                 root / "w2-d", malloc_defaults=True)
+        say(f"  study --workers 2: {default_s:.2f} s = {default_s / plain_s:.2f}x its train ({usage}); "
+            f"defaults / shipped x{default_s / walls[2]:.2f}")
         diffs = differences(reports[1], reports[2], "report") + compare_stores(stored(root / "w1", a.epochs),
                                                                                stored(root / "w2", a.epochs))
+        diffs += differences(reports[2], default_report, "malloc-report") + compare_stores(
+            stored(root / "w2", a.epochs), stored(root / "w2-d", a.epochs))
         r = reports[1]
         say(f"numbers: UD {r['ud']!r}, beta {r['beta']!r}, test acc clean {r['clean_test_acc']!r} / poisoned "
             f"{r['poisoned_test_acc']!r}, #LP {r['lp_clean']!r} / {r['lp_poisoned']!r}")
-        say("bit for bit (reports; stored UD, histories, SAL matrices, checkpoints): "
-            + ("identical" if not diffs else f"{len(diffs)} DIFFERENCES: {diffs[:20]}"))
+        say("bit for bit, workers 1 vs 2 and malloc tuned vs defaults (reports; stored UD, histories, SAL matrices, "
+            "checkpoints): " + ("identical" if not diffs else f"{len(diffs)} DIFFERENCES: {diffs[:20]}"))
     say(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -181,7 +181,10 @@ def _init_worker(threads: int) -> None:
     os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
 
+    from landscape.malloc import keep_freed_memory
+
     torch.set_num_threads(threads)
+    keep_freed_memory()  # a spawned process does not inherit the CLI's malloc settings
 
 
 class ProcessExecutor:
