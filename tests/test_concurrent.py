@@ -68,13 +68,20 @@ def serial(tmp_path_factory) -> ExperimentResult:
     return run_experiment(SPEC, store=Store(tmp_path_factory.mktemp("serial")), workers=1)
 
 
-def test_two_workers_give_the_numbers_of_one_and_the_same_entries(serial, tmp_path):
-    store = Store(tmp_path / "pooled")
+def pooled_run(spec: ExperimentSpec, store: Store, reference: ExperimentResult) -> list[tuple[str, int, int]]:
+    """Run `spec` with two workers into an empty `store`; check its numbers against `reference`, that the store holds
+    one entry per stage and is intact; return the progress reports."""
     reports: list[tuple[str, int, int]] = []
-    pooled = run_experiment(SPEC, store=store, workers=2, progress=lambda *r: reports.append(r))
-    assert_same_numbers(serial, pooled)
+    pooled = run_experiment(spec, store=store, workers=2, progress=lambda *r: reports.append(r))
+    assert_same_numbers(reference, pooled)
     assert {k: len(v) for k, v in entries(store.root).items()} == {"poison": 1, "train": 2, "sal": 2, "ud": 1}
     assert_intact(store)
+    return reports
+
+
+def test_two_workers_give_the_numbers_of_one_and_the_same_entries(serial, tmp_path):
+    store = Store(tmp_path / "pooled")
+    reports = pooled_run(SPEC, store, serial)
     names = {r[0] for r in reports}
     assert {"craft", "train-clean", "train-em", "sal-clean", "sal-em", "ud"} <= names
     for name in ("sal-clean", "sal-em"):  # a split stage's parts add up to one bar that ends full
@@ -89,13 +96,7 @@ def test_sal_in_the_trainer_in_workers_stores_each_run_once_with_the_numbers_of_
     """Runs keeping every second checkpoint: each chain's SAL stage trains its run in a worker and stores the run's
     entry there too, so the parent loads both runs and nothing is trained or stored twice."""
     sparse = SPEC.replace(poison=PoisonSpec(method="random"), train=SPEC.train.replace(checkpoint_every=2))
-    one = run_experiment(sparse, store=Store(tmp_path / "one"), workers=1)
-    store = Store(tmp_path / "pooled")
-    reports: list[tuple[str, int, int]] = []
-    pooled = run_experiment(sparse, store=store, workers=2, progress=lambda *r: reports.append(r))
-    assert_same_numbers(one, pooled)
-    assert {k: len(v) for k, v in entries(store.root).items()} == {"poison": 1, "train": 2, "sal": 2, "ud": 1}
-    assert_intact(store)
+    reports = pooled_run(sparse, Store(tmp_path / "pooled"), run_experiment(sparse, store=Store(tmp_path / "one")))
     assert [r for r in reports if r[0] == "train-clean"][-1] == ("train-clean", 3, 3)
     assert sum(1 for r in reports if r == ("train-clean", 3, 3)) == 1  # the parent did not train it again
     assert not multiprocessing.active_children()
