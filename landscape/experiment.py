@@ -160,8 +160,8 @@ def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device |
     """Data -> (craft the UE) -> train clean and poisoned with SAL every epoch -> UD, every stage cached.
 
     Progress stages: "craft" (if the poison is not cached), "train-clean", "train-<method>" (one step per
-    epoch), "sal-clean", "sal-<method>" (one step per measured epoch; inside the training stages when the
-    runs do not keep every epoch's weights), "ud".
+    epoch), "sal-clean", "sal-<method>" (one step per measured epoch; none when the runs do not keep every
+    epoch's weights: SAL is then measured while they train), "ud".
 
     With `workers` > 1 the two independent chains, the clean run with its SAL and (crafting the poison, then)
     the poisoned run with its SAL, are computed side by side in worker processes on the CPU

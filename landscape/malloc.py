@@ -3,13 +3,17 @@
 Each training step allocates and frees the same large buffers (activations, gradients, im2col workspaces: 0.1 to a
 few MiB each). glibc's defaults return such memory to the kernel on free (buffers above its dynamic mmap threshold
 are munmap'ed; a free heap top above the trim threshold is trimmed), so the next step faults every page back in.
-Measured on the digits study (`python -m landscape run --dataset digits --model cnn --method em --epochs 30
---workers 2`): 2.83 M minor page faults and 6.3 s of system time out of 34 s; with the thresholds below, 0.32 M
-faults, 2.1 s system time, 2.6 s less wall time, and the same numbers bit for bit (bench/results/study_time.txt).
+Measured on the digits study (`bench/study_time.py`: `python -m landscape run --dataset digits --model cnn --method
+em --epochs 30 --workers 2`, two runs on one machine): with glibc's defaults 2.10 / 3.01 M minor page faults, 3.4 /
+5.5 s of system time, 30.6 / 33.4 s wall; with the thresholds below 0.32 / 0.31 M faults, 1.5 / 2.1 s, 29.6 / 31.3 s;
+the same numbers bit for bit. A plain 30-epoch `train` faults 0.1 M pages either way and takes the same time.
 
-The cost is memory held, not used: up to `TRIM_THRESHOLD` of freed heap stays mapped in the process. Called once
-by the entry points that train (the CLI and the app); a library user calls it if they want it. A no-op off glibc
-and when the user already tunes malloc through `GLIBC_TUNABLES`.
+The cost is memory held, not used: freed memory stays with the process for reuse (in each malloc arena, up to
+`TRIM_THRESHOLD` above its top, and holes below it), so its resident size stays near its peak instead of shrinking
+after a run. Hence it is called only by processes that train: the CLI (`landscape.cli.main`) and the worker
+processes (`landscape.stages.pool`, `landscape.bench`), not the app's long-lived server; a library user calls it
+if they want it. A no-op off glibc, and where the user sets either threshold themselves (`GLIBC_TUNABLES`, or
+glibc's older `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_`).
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ TRIM_THRESHOLD = 256 << 20  # a free heap top is returned to the kernel only abo
 def keep_freed_memory() -> bool:
     """Fix glibc's mmap and trim thresholds (see the module docstring); True when they were set.
 
-    Settings live in the process and are inherited by forked workers (`landscape.stages.pool`).
+    Settings live in the process and are inherited by the processes it forks.
     """
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
-    if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(f"glibc.malloc.{t}_threshold" in tunables or f"MALLOC_{t.upper()}_THRESHOLD_" in os.environ
+           for t in ("mmap", "trim")):
         return False  # the user's own choice wins
     mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

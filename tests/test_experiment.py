@@ -165,22 +165,39 @@ def test_an_experiment_keeping_every_second_checkpoint_and_its_surfaces_train_ea
     np.testing.assert_array_equal(again.sal_poisoned.sal, result.sal_poisoned.sal)
 
 
-def test_sal_in_the_trainer_equals_sal_of_the_old_layout_bit_for_bit(store):
-    """The trace equals a `SALTracker` inside `landscape.train.train` (what the run's own entry once held)."""
-    from landscape.sal import SALTracker
-    from landscape.stages.base import Context, build_net, get_splits
-    from landscape.stages.train import training_set
-    from landscape.train import train
+def test_a_run_asked_for_while_sal_in_the_trainer_trains_it_waits_instead_of_training_it_too(store, monkeypatch):
+    """The trainer-SAL stage trains under the run's lock: a plain `TrainStage.get` meanwhile gets its entry."""
+    import threading
 
-    data, poison, sal = SMALL["data"], PoisonSpec(method="random"), SALSpec(rounds=1, every=2)
-    trace = sal_stage(data, ModelSpec(), SPARSE, poison, sal).get(Context(store))
-    tracker = SALTracker(sal)
-    images, _ = training_set(data, TrainStage.of(data, ModelSpec(), SPARSE, poison).poison, None, Context(store))
-    train(build_net(ModelSpec(), data, SPARSE.seed), images, get_splits(data).test, SPARSE, callbacks=[tracker])
-    reference = tracker.trace()
-    assert list(trace.epochs) == list(reference.epochs) == [2, 3] and trace.layers == reference.layers
-    for name in ("sal", "s_min", "s_max", "baseline", "acc_variant"):
-        np.testing.assert_array_equal(getattr(trace, name), getattr(reference, name), err_msg=name)
+    import landscape.stages.train as stages_train
+    from landscape.stages.base import Context
+
+    data, poison = SMALL["data"], PoisonSpec(method="random")
+    started, release, calls = threading.Event(), threading.Event(), []
+    real = stages_train.train
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        started.set()
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages_train, "train", gated)
+    sal = sal_stage(data, ModelSpec(), SPARSE, poison, SMALL["sal"])
+    run = TrainStage.of(data, ModelSpec(), SPARSE, poison)
+    results: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda: results.__setitem__("sal", sal.get(Context(store))), name="sal"),
+               threading.Thread(target=lambda: results.__setitem__("run", run.get(Context(store))), name="run")]
+    threads[0].start()
+    assert started.wait(60)  # the SAL stage is training the run now
+    threads[1].start()
+    threads[1].join(0.5)
+    assert threads[1].is_alive()  # waiting for the run's lock
+    release.set()
+    for t in threads:
+        t.join(120)
+    assert calls == ["sal"] and set(results) == {"sal", "run"}
+    assert results["run"].checkpoint_epochs == [0, 2, 3] and list(results["sal"].epochs) == [1, 2, 3]
 
 
 def test_the_run_stored_by_sal_in_the_trainer_is_the_run_trained_on_its_own(tmp_path):

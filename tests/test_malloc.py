@@ -40,7 +40,7 @@ print(json.dumps({"tuned": tuned, "faults": resource.getrusage(resource.RUSAGE_S
 
 
 def _steps(mode: str) -> dict[str, int]:
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env = {k: v for k, v in os.environ.items() if "MALLOC" not in k and k != "GLIBC_TUNABLES"}
     done = subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout)
 
@@ -52,6 +52,14 @@ def test_training_steps_fault_a_tenth_of_the_pages_or_fewer():
     assert tuned["faults"] * 10 < plain["faults"], (plain, tuned)
 
 
-def test_a_users_own_malloc_tunables_are_left_alone(monkeypatch):
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
+@pytest.mark.parametrize("name, value", [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536"),
+                                         ("GLIBC_TUNABLES", "glibc.rtld.nns=2:glibc.malloc.trim_threshold=0"),
+                                         ("MALLOC_MMAP_THRESHOLD_", "65536"), ("MALLOC_TRIM_THRESHOLD_", "0")])
+def test_a_users_own_thresholds_are_left_alone(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
     assert keep_freed_memory() is False
+
+
+def test_other_tunables_do_not_stop_it(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
+    assert keep_freed_memory() is True

@@ -105,11 +105,9 @@ def store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def device() -> str:
-    """The compute device, chosen once (cuda > mps > cpu); glibc told to keep freed memory (`landscape.malloc`)."""
+    """The compute device, chosen once (cuda > mps > cpu)."""
     from landscape.device import resolve_device
-    from landscape.malloc import keep_freed_memory
 
-    keep_freed_memory()
     return str(resolve_device("auto"))
 
 

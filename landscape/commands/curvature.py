@@ -84,12 +84,12 @@ def run(a: argparse.Namespace) -> int:
     traces, sal = {}, {}
     with working(a) as (store, device, progress):
         for label, p in runs.items():
-            traces[label] = get_curvature(data, model, train, p, cspec, store=store, device=device,
-                                          progress=progress)
-            if a.vs_sal:
+            if a.vs_sal:  # first: a run keeping few checkpoints is trained (and stored) by its SAL stage
                 run_ = get_training(data, model, train, p, store=store, device=device, progress=progress,
                                     sal=SALSpec())
                 sal[label] = SALTrace.from_dict(run_.extras["sal"])
+            traces[label] = get_curvature(data, model, train, p, cspec, store=store, device=device,
+                                          progress=progress)
     summary: dict[str, Any] = {"spec": cspec.to_dict(), "device": str(device), "runs": {}}
     for label, t in traces.items():
         row: dict[str, Any] = {"epochs": t.epochs.tolist(), "layers": t.layers, "lambda_max": t.lambda_max.tolist(),

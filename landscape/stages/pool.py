@@ -47,6 +47,7 @@ import torch
 
 from landscape.device import CPU_THREADS
 from landscape.errors import LandscapeError, SpecError
+from landscape.malloc import keep_freed_memory
 from landscape.sal import SALTrace, SALTracker
 from landscape.stages.base import Context, Stage, get_splits
 from landscape.stages.train import Replay, SALStage, run_label
@@ -303,6 +304,7 @@ def _serve(w: int, ctx: Context, inbox: Any, messages: Any, mask: Any) -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     torch.set_num_threads(CPU_THREADS)
+    keep_freed_memory()  # also when the parent is the app's server, which keeps glibc's defaults
 
     def report(name: str, done: int, total: int) -> None:
         messages.put(("progress", w, name, done, total))

@@ -170,8 +170,9 @@ class Replay:
 class SALOnRun(OnRun[SALTrace]):
     """A stage whose entry is one `SALTrace` of its `run` under `sal`, kept in the entry's metadata as "sal".
 
-    SAL of a run's stored checkpoints (`SALStage`), per channel (`landscape.stages.channels`) and at imported
-    weights (`landscape.stages.weights`): `stored` writes the entry, `decode` reads it.
+    SAL of a run's stored checkpoints (`SALStage`), measured while the run trains (`TrainerSALStage`), per channel
+    (`landscape.stages.channels`) and at imported weights (`landscape.stages.weights`): `stored` writes the entry,
+    `decode` reads it.
     """
 
     sal: SALSpec
@@ -236,8 +237,8 @@ class TrainerSALStage(SALOnRun):
 
     For a run that does not keep every epoch's float32 weights (`sal_from_checkpoints` false) SAL cannot be
     measured afterwards, so `compute` trains the run with the tracker and stores two entries: this one (the SAL
-    trace only, like `SALStage`'s) and, as a side effect, the run's own `TrainStage` entry (`Stage.put`; one
-    already stored is kept), which is what surfaces, curvature, layer slices and `Replay` read. So an experiment
+    trace only, like `SALStage`'s) and, as a side effect, the run's own `TrainStage` entry (one already stored is
+    kept), which is what surfaces, curvature, layer slices and `Replay` read. So an experiment
     followed by its surfaces trains each run once and stores its checkpoints once. The run is trained even when its
     entry is stored already (its sparse or rounded checkpoints cannot be replayed); then only SAL is new.
 
@@ -263,7 +264,17 @@ class TrainerSALStage(SALOnRun):
 
     def compute(self, ctx: Context) -> Computed:
         tracker = SALTracker(self.sal)
-        self.run.put(ctx, self.run.trained(ctx, (tracker,)).to_store())
+        trained: list[bool] = []
+
+        def train_with_sal() -> Computed:
+            trained.append(True)
+            return self.run.trained(ctx, (tracker,)).to_store()
+
+        # Trained under the run's own lock (`Store.get_or_compute`), so a process asking for the plain run meanwhile
+        # waits for this training instead of training the run too.
+        ctx.store.get_or_compute(self.run.folder, self.run.key(), train_with_sal, spec=self.run.record())
+        if not trained:  # the run was stored already: trained again, for its SAL only
+            train_with_sal()
         return self.stored(tracker.trace())
 
 
