@@ -266,13 +266,14 @@ class TrainerSALStage(SALOnRun):
         tracker = SALTracker(self.sal)
         trained: list[bool] = []
 
-        def train_with_sal() -> Computed:
+        def train_with_sal() -> TrainResult:
             trained.append(True)
-            return self.run.trained(ctx, (tracker,)).to_store()
+            return self.run.trained(ctx, (tracker,))
 
         # Trained under the run's own lock (`Store.get_or_compute`), so a process asking for the plain run meanwhile
         # waits for this training instead of training the run too.
-        ctx.store.get_or_compute(self.run.folder, self.run.key(), train_with_sal, spec=self.run.record())
+        ctx.store.get_or_compute(self.run.folder, self.run.key(), lambda: train_with_sal().to_store(),
+                                 spec=self.run.record())
         if not trained:  # the run was stored already: trained again, for its SAL only
             train_with_sal()
         return self.stored(tracker.trace())
