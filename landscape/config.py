@@ -148,6 +148,27 @@ class TrainSpec(Spec):
     checkpoint_every: int = bounded(1, 1, MAX_EPOCHS)
     checkpoint_dtype: Literal["float32", "float16"] = "float32"
 
+    @property
+    def kept_epochs(self) -> tuple[int, ...]:
+        """The epochs whose checkpoints a run keeps: 0 (initialisation), every `checkpoint_every`-th, the last.
+
+        Known from the spec alone, so an epoch a request names is checked before anything trains (a run that
+        diverges keeps fewer: its finished epochs, `landscape.train.train`).
+        """
+        every, last = self.checkpoint_every, self.epochs
+        return (0, *(e for e in range(1, last + 1) if e % every == 0 or e == last))
+
+    def check_kept(self, epoch: int, name: str) -> int:
+        """`epoch` if a run of this spec keeps its checkpoint, else `SpecError` naming `name` and the kept epochs."""
+        kept = self.kept_epochs
+        if epoch not in kept:
+            shown = ", ".join(map(str, kept)) if len(kept) <= 12 else f"{kept[0]}, {kept[1]}, ..., {kept[-1]}"
+            stride = f", a checkpoint every {self.checkpoint_every}" if self.checkpoint_every > 1 else ""
+            given = f"{name} {epoch}" if name.startswith("-") else f"{name} = {epoch}"  # a CLI flag, or a field
+            raise SpecError(f"{given} is not a stored epoch: training for {self.epochs} epochs{stride} "
+                            f"keeps epochs {shown}")
+        return epoch
+
 
 CLEAN = "clean"  # the poison method that is no poison: the clean training set
 

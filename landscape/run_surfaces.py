@@ -33,6 +33,17 @@ def run_labels(poisons: Sequence[Any]) -> list[str]:
     return labels
 
 
+def check_runs(spec: Any, poisoned: int) -> None:
+    """Refuse a `SurfaceSpec` that the runs cannot give: an 'interp' plane needs a poisoned run.
+
+    Called where a surface is requested (`landscape.stages.surface.SurfaceStage.of`), before any run trains, and
+    again by `compute_surfaces`. `poisoned` is the number of poisoned runs beside the clean one.
+    """
+    if spec.kind == "interp" and spec.dims == 2 and poisoned == 0:
+        raise SpecError("SurfaceSpec.kind = 'interp' with dims = 2 (a plane) needs a poisoned run: give a poison "
+                        "(the CLI's --method), or dims = 1 for the line from the initialisation to the clean model")
+
+
 class _StageProgress:
     """Maps the progress of successive evaluations onto one (done, total) count."""
 
@@ -104,10 +115,8 @@ def compute_surfaces(net: nn.Module, runs: Mapping[str, Any], splits: Any, spec:
             plane.anchors = {label: (0.0, 0.0)}
             jobs.append((label, label, plane, [label]))
     elif spec.kind == "interp":
+        check_runs(spec, len(labels) - 1)
         if len(labels) == 1:
-            if spec.dims == 2:
-                raise SpecError("an 'interp' plane needs a poisoned run (give a poison spec), or use dims=1 for "
-                                "the line from the initialisation to the clean model")
             plane = D.line_between(traj["clean"][0], finals["clean"], states_names)
             plane.anchors = {"init": (0.0, 0.0), "clean": (1.0, 0.0)}
             jobs.append(("interp", "init", plane, labels))
@@ -182,4 +191,4 @@ def _axes(spec: Any, plane: Plane, paths: Sequence[Sequence[State]]) -> tuple[np
     return alpha, np.linspace(b_lo, b_hi, spec.resolution)
 
 
-__all__ = ["compute_surfaces", "run_labels"]
+__all__ = ["check_runs", "compute_surfaces", "run_labels"]

@@ -254,6 +254,7 @@ def train(
     dtype = torch.float16 if spec.checkpoint_dtype == "float16" else torch.float32
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
     epochs_kept, checkpoints = [0], [_snapshot(model, dtype)]
+    kept = set(spec.kept_epochs)  # 0 is the initialisation, kept above
     diverged = None
     n = len(y_train)
     for epoch in range(spec.epochs):
@@ -300,7 +301,7 @@ def train(
         ):
             history[key].append(value)
         done = epoch + 1
-        if done % spec.checkpoint_every == 0 or done == spec.epochs:
+        if done in kept:
             epochs_kept.append(done)
             checkpoints.append(_snapshot(model, dtype))
         state = EpochState(done, model, x_train, y_train, train_loss, train_acc, test_loss, test_acc, spec, task)

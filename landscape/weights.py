@@ -6,7 +6,7 @@ In: a ``.safetensors`` file (read with `safetensors.torch.load_file`: tensors on
 checkpoint that would run code when unpickled (a pickled object with a ``__reduce__``, an arbitrary class) is
 refused before anything in it runs. A checkpoint that holds its state dict under ``"state_dict"`` (PyTorch
 Lightning, many training scripts) is read from there. `load_into` then loads it into the model strictly and
-says which names are missing, unexpected or of another shape.
+says which names are missing, unexpected or of another shape, and refuses NaN or inf values (naming the tensors).
 
 Out: `save_weights` writes a state dict as one safetensors file (atomically), with the spec that produced it
 as JSON metadata, readable by any safetensors reader (``safetensors.torch.load_file``).
@@ -93,8 +93,30 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], label: str) -
                  for name, items in (("missing", missing), ("unexpected", unexpected), ("other shape", shapes))
                  if items]
         raise ModelError(f"the weights {label} do not fit the model ({'; '.join(parts)}){hint}")
+    check_finite(state, expected, label)
     floats = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(floats, strict=True)
+
+
+def _count_text(t: torch.Tensor) -> str:
+    nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+    found = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "inf")) if n)
+    return f"{found} of {t.numel():,}"
+
+
+def check_finite(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], label: str) -> None:
+    """Refuse weights holding NaN or inf: the loss there is undefined, so SAL, curvature and surfaces would be NaN.
+
+    An entry the model itself holds non-finite values in (a mask buffer of -inf, say) is by design and not checked.
+    `DataError` names every offending tensor and how many values are NaN or inf.
+    """
+    bad = [f"{k} ({_count_text(v)})" for k, v in state.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())
+           and not (k in expected and expected[k].is_floating_point() and not bool(torch.isfinite(expected[k]).all()))]
+    if bad:
+        raise DataError(f"the weights {label} are not finite in {len(bad)} tensor(s): {', '.join(bad[:8])}"
+                        f"{' ...' if len(bad) > 8 else ''}; the loss at them is undefined (NaN), so nothing is "
+                        f"measured. A training run that diverged leaves such weights")
 
 
 def save_weights(state: Mapping[str, torch.Tensor], path: str | os.PathLike[str], *,

@@ -102,3 +102,27 @@ def test_the_demo_opens_on_curvature_and_on_the_default_cells_slice_without_comp
     assert not [b for b in at.button if b.key == "sal_slice_run"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["λ_max (em)"] != "not measured" and metrics["λ_max (clean)"] != "not measured"
+
+
+def test_a_slice_or_surface_the_runs_cannot_give_is_refused_before_anything_trains():
+    """The app builds its stages with the engine's checks: a bad epoch, layer or interp plane never trains."""
+    import dataclasses
+
+    import pytest
+
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
+    from landscape.app.views import curvature
+    from landscape.config import SurfaceSpec
+    from landscape.errors import SpecError
+
+    spec = AppSpec(model="mlp", method="random", epochs=2, n_train=40)
+    assert curvature.slice_stage(spec, "1.weight", 2) is not None
+    assert curvature.slice_stage(spec, "1.weight", 3) is None and curvature.slice_stage(spec, "nope.weight", 1) is None
+    assert not curvature.slice_ready(spec, "1.weight", 3)
+    with pytest.raises(SpecError, match="epoch = 3 is not a stored epoch"):
+        curvature.layer_slices(spec, "1.weight", 3)
+    with pytest.raises(SpecError, match="needs a poisoned run"):
+        engine.surfaces(dataclasses.replace(spec, method="clean"), SurfaceSpec(kind="interp", resolution=3))
+    root = Path(engine.store().root)
+    assert not root.exists() or not list(root.rglob("*")), list(root.rglob("*"))

@@ -106,3 +106,15 @@ def test_fields_are_checked_against_their_annotations():
     assert choices(TrainSpec, "optimizer") == ("sgd", "adam") and choices(SurfaceSpec, "dims") == (1, 2)
     with pytest.raises(TypeError, match="not a Literal"):
         choices(TrainSpec, "lr")
+
+
+def test_kept_epochs_are_known_from_the_training_spec():
+    """The epochs a run keeps (checked before it trains): 0, every checkpoint_every-th, the last."""
+    assert TrainSpec(epochs=5, checkpoint_every=2).kept_epochs == (0, 2, 4, 5)
+    assert TrainSpec(epochs=4, checkpoint_every=10).kept_epochs == (0, 4)
+    assert TrainSpec(epochs=3).kept_epochs == (0, 1, 2, 3)
+    assert TrainSpec(epochs=3).check_kept(0, "epoch") == 0
+    with pytest.raises(SpecError, match=r"^--epoch -1 is not a stored epoch: training for 3 epochs keeps epochs 0, 1"):
+        TrainSpec(epochs=3).check_kept(-1, "--epoch")
+    with pytest.raises(SpecError, match=r"^x = 101 is not a stored epoch: .* keeps epochs 0, 1, \.\.\., 100$"):
+        TrainSpec(epochs=100).check_kept(101, "x")  # a long list is shortened

@@ -46,6 +46,18 @@ def _cifar_with(world: Path, name: str, batch: str, **changes: object) -> None:
     _dump(content, folder / batch)
 
 
+def _nan_weights(path: Path) -> None:
+    """Weights of the default model (cnn) for digits that fit it, with a NaN in 2.weight and an inf in 7.weight."""
+    from safetensors.torch import save_file
+
+    from landscape.config import DataSpec, ModelSpec
+    from landscape.stages.base import build_net
+
+    state = {k: v.clone() for k, v in build_net(ModelSpec(), DataSpec()).state_dict().items()}
+    state["2.weight"].view(-1)[0], state["7.weight"].view(-1)[3] = float("nan"), float("inf")
+    save_file(state, str(path))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     """Paths the cases point at: a file, a read-only folder, a folder, broken data sets and weights."""
@@ -53,6 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     (w / "afile").write_text("not a folder\n")
     (w / "adir").mkdir()
     (w / "garbage.safetensors").write_bytes(b"\x00" * 64)
+    _nan_weights(w / "nan.safetensors")
     (w / "notes.npz").write_text("not an npz archive")
     np.savez(w / "floaty.npz", x=np.zeros((20, 1, 8, 8), np.float32), y=np.linspace(0, 3, 20))
     np.savez(w / "few.npz", x=np.zeros((3, 1, 8, 8), np.float32), y=np.array([0, 1, 2]))
@@ -236,7 +249,11 @@ for flags, needle in [(["--resolution", "1"], "resolution"), (["--resolution", "
                       (["--out", "{w}/ro/s.html"], "not writable"), (["--out", "{w}/afile/s.html"], "afile"),
                       (["--out", ""], "empty"), (["--out", f"{NOBODY}/s.html"], "nosuchuser"),
                       (["--out", "{w}/adir/s.txt"], "suffix"), (["--layer", "no.such.weight"], "no.such.weight"),
-                      (["--layer", "0.weight", "--dims", "3"], "3")]:
+                      (["--layer", "0.weight", "--dims", "3"], "3"),
+                      # refused by resolving the stage against the runs, before they train (the store stays empty)
+                      (["--kind", "interp"], "needs a poisoned run"),
+                      (["--layer", "0.weight", "--epoch", "9"], "epoch = 9 is not a stored epoch"),
+                      (["--epoch", "1"], "--layer")]:
     case(f"surface{''.join(flags)}"[:48], [*SURF, *flags], needle)
 
 # bench
@@ -289,6 +306,13 @@ for flags, needle in [([], "--export"), (["--export", "a.safetensors", "--analys
                       (["--analyse", f"{NOBODY}/w.safetensors"], "nosuchuser"),
                       (["--analyse", "{w}/adir"], "adir")]:
     case(f"weights{''.join(flags)}"[:40], ["weights", *FAST, *flags], needle)
+# an epoch the run does not keep is refused before it trains; weights with NaN or inf before SAL is measured
+EXPORT, NAN = ["--export", "{w}/adir/w.safetensors"], "{w}/nan.safetensors"
+for name, flags, needle in [("export-epoch--1", [*EXPORT, "--epoch", "-1"], "--epoch -1"),
+                            ("export-epoch-past-the-end", [*EXPORT, "--epoch", "2"], "keeps epochs 0, 1"),
+                            ("analyse-nan", ["--analyse", NAN], "2.weight (1 NaN of 2,304), 7.weight"),
+                            ("analyse-epoch", ["--analyse", NAN, "--epoch", "0"], "--export")]:
+    case(f"weights/{name}", ["weights", *FAST, *flags], needle)
 
 
 IDS = [c[0] for c in CASES]

@@ -103,3 +103,28 @@ def test_bad_layer_requests_are_rejected(cnn):
         _plane(cnn, ["nope.weight"], 1)
     with pytest.raises(SpecError, match="dims"):
         _plane(cnn, [weight_layers(cnn)[0]], 3)
+
+
+def test_a_slice_the_runs_cannot_give_is_refused_before_they_train(store):
+    """An epoch the runs do not keep, or a tensor the model lacks, is refused on resolving: nothing trains."""
+    import re
+
+    from landscape.config import DataSpec, LayerSliceSpec, ModelSpec, PoisonSpec, TrainSpec
+    from landscape.experiment import get_layer_slices
+    from landscape.stages.surface import LayerSliceStage
+
+    data, model, train = DataSpec(n_train=40, n_test=20), ModelSpec("cnn"), TrainSpec(epochs=3, checkpoint_every=2)
+    for spec, why in [
+        (LayerSliceSpec(layers=("0.weight",), epoch=1),
+         "LayerSliceSpec.epoch = 1 is not a stored epoch: training for 3 epochs, a checkpoint every 2 keeps epochs "
+         "0, 2, 3"),
+        (LayerSliceSpec(layers=("0.weight",), epoch=4), "epoch = 4 is not a stored epoch"),
+        (LayerSliceSpec(layers=("0.bias", "net.0.weight")),
+         "LayerSliceSpec.layers: net.0.weight is not a tensor of cnn; its weight layers: 0.weight, 2.weight, "
+         "5.weight, 7.weight, 12.weight, 14.weight"),
+    ]:
+        with pytest.raises(SpecError, match=re.escape(why)):
+            get_layer_slices(data, model, train, PoisonSpec(method="random"), spec, store=store)
+    assert not store.root.exists() or not list(store.root.rglob("*"))  # no run trained, nothing crafted
+    for epoch in (None, 0, 2, 3):  # what the runs keep resolves (nothing computed)
+        assert LayerSliceStage.of(data, model, train, None, LayerSliceSpec(layers=("0.bias",), epoch=epoch))

@@ -299,6 +299,17 @@ def test_get_surface_is_cached(store, monkeypatch):
     assert again["shared"].paths["clean"].epochs.tolist() == list(range(4))
 
 
+def test_an_interp_plane_without_a_poison_is_refused_before_training(store):
+    from landscape import experiment
+    from landscape.stages.surface import SurfaceStage
+
+    data, model, tspec = DataSpec(n_train=40, n_test=20), ModelSpec(name="mlp"), TrainSpec(epochs=1)
+    with pytest.raises(SpecError, match="kind = 'interp' with dims = 2 .* needs a poisoned run"):
+        experiment.get_surface(data, model, tspec, None, SurfaceSpec(kind="interp", resolution=3), store=store)
+    assert not store.root.exists() or not list(store.root.rglob("*"))  # the clean run was not trained
+    assert SurfaceStage.of(data, model, tspec, None, SurfaceSpec(kind="interp", dims=1))  # init -> clean: fine
+
+
 def test_get_surface_interp_with_a_poison(store):
     from landscape import experiment
     from landscape.config import PoisonSpec

@@ -51,8 +51,9 @@ def test_training_learns_and_records_history(tiny_splits):
 
 
 def test_checkpoint_stride_and_dtype(tiny_splits):
-    result, _ = _run(tiny_splits, TrainSpec(epochs=5, batch_size=32, checkpoint_every=2, checkpoint_dtype="float16"))
-    assert result.checkpoint_epochs == [0, 2, 4, 5]
+    spec = TrainSpec(epochs=5, batch_size=32, checkpoint_every=2, checkpoint_dtype="float16")
+    result, _ = _run(tiny_splits, spec)
+    assert result.checkpoint_epochs == [0, 2, 4, 5] == list(spec.kept_epochs)  # what requests are checked against
     assert all(t.dtype == torch.float16 for t in result.checkpoints[1].values() if t.is_floating_point())
 
 

@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from landscape.cli import main
-from landscape.config import CurvatureSpec, DataSpec, ModelSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.config import CurvatureSpec, DataSpec, LayerSliceSpec, ModelSpec, SALSpec, SurfaceSpec, TrainSpec
 from landscape.curvature import model_curvature
 from landscape.errors import DataError, ModelError, SpecError
 from landscape.experiment import get_training
-from landscape.models import build_model
+from landscape.models import build_model, weight_layers
 from landscape.sal import model_sal
 from landscape.stages.base import Context, get_splits
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
@@ -182,6 +182,43 @@ def test_surfaces_around_imported_weights(tmp_path, store, trained):
         ImportedSurfaceStage.of(DATA, USER, {"mine": final}, SurfaceSpec(kind="pca"))
     with pytest.raises(SpecError, match="labelled 'clean'"):
         ImportedSurfaceStage.of(DATA, USER, {"a": clean, "b": final}, SurfaceSpec(kind="interp", dims=1))
+
+
+def test_weights_with_nan_or_inf_are_refused_naming_the_tensors(tmp_path, store):
+    net = build_model("cnn", (1, 8, 8), 10)  # digits' images and classes
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["2.weight"].view(-1)[:3] = float("nan")
+    state["7.bias"][0] = -float("inf")
+    path = save_weights(state, tmp_path / "bad.safetensors")
+    stage = ImportedSALStage.of(ImportedRun.of(DataSpec(), ModelSpec("cnn"), path), SALSpec(rounds=1))
+    why = r"not finite in 2 tensor\(s\): 2\.weight \(3 NaN of 2,304\), 7\.bias \(1 inf of 32\)"
+    with pytest.raises(DataError, match=why):
+        stage.get(Context(store))
+    assert not store.root.exists() or not list(store.root.rglob("*"))  # nothing measured, nothing stored
+
+    class Masked(torch.nn.Module):  # a buffer that is -inf by design (an attention mask, say) is not refused
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+            self.register_buffer("mask", torch.tensor([0.0, -float("inf")]))
+
+    model, own = Masked(), {k: v.clone() for k, v in Masked().state_dict().items()}
+    load_into(model, own, label="ours")
+    own["lin.weight"][0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"lin\.weight \(1 NaN of 4\)") as refused:
+        load_into(model, own, label="ours")
+    assert "mask" not in str(refused.value)
+
+
+def test_a_layer_slice_imported_weights_cannot_give_is_refused_before_loading(tmp_path, store):
+    net = build_model(USER.name, (1, 8, 8), 10)
+    path = save_weights(net.state_dict(), tmp_path / "w.safetensors")
+    layer = weight_layers(net)[0]
+    with pytest.raises(SpecError, match="LayerSliceSpec.epoch = 2: imported weights are one point"):
+        ImportedSurfaceStage.of(DATA, USER, {"w": path}, LayerSliceSpec(layers=(layer,), epoch=2))
+    with pytest.raises(SpecError, match=f"nope.weight is not a tensor of {USER.name}; its weight layers: {layer}"):
+        ImportedSurfaceStage.of(DATA, USER, {"w": path}, LayerSliceSpec(layers=("nope.weight",)))
+    assert ImportedSurfaceStage.of(DATA, USER, {"w": path}, LayerSliceSpec(layers=(layer,), epoch=0))
 
 
 def test_cli_exports_and_analyses_weights(tmp_path, capsys):

@@ -158,17 +158,13 @@ def _estimate(data: Any, model: Any, train: Any, spec: SurfaceSpec | LayerSliceS
               runs: int, device: Any) -> Any:
     """The calibrated cost of the grid (and of the paths a whole-model surface projects)."""
     from landscape.experiment import get_splits
-    from landscape.models import build_model, weight_layers
+    from landscape.models import build_model
     from landscape.surface import estimate_cost, eval_subset
 
     splits = get_splits(data)
     images = eval_subset(splits.test if spec.split == "test" else splits.train, spec.n_eval, spec.seed)
     net = build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=train.seed)
     if isinstance(spec, LayerSliceSpec):
-        missing = [n for n in spec.layers if n not in net.state_dict()]
-        if missing:  # before any training
-            raise SpecError(f"--layer {', '.join(missing)}: not a tensor of {model.name}; its weight layers: "
-                            f"{', '.join(weight_layers(net))}")
         points = runs * spec.resolution ** spec.dims
     else:
         surfaces = runs if (spec.kind == "random" or (spec.kind == "pca" and spec.plane == "own")) else 1
@@ -198,6 +194,9 @@ def run(a: argparse.Namespace) -> int:
     from landscape.stages.surface import LayerSliceStage, SurfaceStage
 
     data, model, train = experiment_specs(a)
+    if a.epoch is not None and not a.layer:
+        raise SpecError(f"--epoch {a.epoch} applies to --layer slices; a whole-model surface projects every stored "
+                        f"epoch (give --layer NAME, or leave --epoch out)")
     spec: SurfaceSpec | LayerSliceSpec = layer_slice_spec(a) if a.layer else surface_spec(a)
     poisons = [PoisonSpec(method=m) for m in (a.method or []) if m != "clean"]
     out = output_path(a.out, "--out")
@@ -206,9 +205,10 @@ def run(a: argparse.Namespace) -> int:
     for side in (out.with_suffix(".npz"), out.with_suffix(".json")) if out.suffix == ".html" else ():
         output_path(str(side), "--out (the arrays and metadata written beside it)")
     with working(a) as (store, device, progress):
-        estimate = _estimate(data, model, train, spec, 1 + len(poisons), device)
+        # resolving the stage checks the request against the runs (layers, epoch, kind) before anything trains
         stage = (LayerSliceStage if isinstance(spec, LayerSliceSpec) else SurfaceStage).of(data, model, train,
                                                                                           poisons, spec)
+        estimate = _estimate(data, model, train, spec, 1 + len(poisons), device)
         if not a.json:  # a rerun is served from the store: no cost to announce
             print(f"surface: stored in {store.root}, nothing to compute" if stage.exists(store) else
                   f"surface cost: {estimate.describe()} (training runs not in the store come first)")

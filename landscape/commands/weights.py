@@ -41,6 +41,8 @@ def export(a: argparse.Namespace) -> dict:
 
     specs = (*experiment_specs(a), PoisonSpec(method=a.method))
     out = output_path(a.export, "--export")
+    if a.epoch is not None:  # before anything trains; a run that diverges keeps fewer (checked below)
+        specs[2].check_kept(a.epoch, "--epoch")
     with working(a) as (store, device, progress):
         run = get_training(*specs, store=store, device=device, progress=progress)
     epoch = run.checkpoint_epochs[-1] if a.epoch is None else a.epoch
@@ -82,9 +84,12 @@ def check_recorded_data(path: str, data: DataSpec) -> None:
 
 
 def analyse(a: argparse.Namespace) -> dict:
+    from landscape.errors import SpecError
     from landscape.stages.base import Context
     from landscape.stages.weights import ImportedRun, ImportedSALStage
 
+    if a.epoch is not None:
+        raise SpecError(f"--epoch {a.epoch} applies to --export; imported weights are one point (leave --epoch out)")
     data, model, _ = experiment_specs(a)  # the training flags do not apply: the weights were trained elsewhere
     run = ImportedRun.of(data, model, a.analyse)
     check_recorded_data(run.path, run.data)

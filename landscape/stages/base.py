@@ -30,7 +30,7 @@ from landscape.data.fingerprint import data_fingerprint
 from landscape.defenses import resolve_defense as _complete_defense
 from landscape.device import resolve_device
 from landscape.errors import SpecError
-from landscape.models.base import build_model, model_builder
+from landscape.models.base import build_model, model_builder, weight_layers
 from landscape.models.user import fingerprint, is_user_model
 from landscape.poisons import provided, resolve
 from landscape.store import Entry, Store
@@ -132,6 +132,26 @@ def build_net(model: ModelSpec, data: DataSpec, seed: int = 0) -> nn.Module:
     """A fresh network of `model` for `data`'s image shape and classes, its parameters initialised from `seed`."""
     splits = get_splits(data)
     return build_model(model.name, splits.image_shape, splits.num_classes, width=model.width, seed=seed)
+
+
+@functools.lru_cache(maxsize=16)
+def _tensor_names(model: ModelSpec, data: DataSpec, fingerprint: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    net = build_net(model, data)
+    return tuple(net.state_dict()), tuple(weight_layers(net))
+
+
+def check_layers(layers: Sequence[str], model: ModelSpec, data: DataSpec, name: str = "LayerSliceSpec.layers") -> None:
+    """Refuse layer names that are not state-dict entries of `model` built for `data`, listing its weight layers.
+
+    The network is built (not trained) to read its names, once per model and data content, so a request that
+    names a wrong layer is refused before any run trains.
+    """
+    names, weights = _tensor_names(model, data, data_fingerprint(data))
+    missing = [n for n in layers if n not in names]
+    if missing:
+        what = "is not a tensor" if len(missing) == 1 else "are not tensors"
+        raise SpecError(f"{name}: {', '.join(missing)} {what} of {model.name}; its weight layers: "
+                        f"{', '.join(weights)}")
 
 
 # ------------------------------------------------------------------------------------------------ stages

@@ -12,13 +12,14 @@ from typing import Any, ClassVar
 
 from landscape.config import DataSpec, DefenseSpec, LayerSliceSpec, ModelSpec, PoisonSpec, Spec, SurfaceSpec, TrainSpec
 from landscape.layer_slices import layer_slices
-from landscape.run_surfaces import compute_surfaces, run_labels
+from landscape.run_surfaces import check_runs, compute_surfaces, run_labels
 from landscape.stages.base import (
     Computed,
     Context,
     Stage,
     Version,
     build_net,
+    check_layers,
     get_splits,
     resolve_data,
     resolve_defense,
@@ -84,7 +85,9 @@ class SurfaceStage(OnRuns):
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: PoisonSpec | Sequence[PoisonSpec] | None,
            surface: SurfaceSpec) -> SurfaceStage:
         data = resolve_data(data)
-        return cls(data, resolve_model(model, data), train, surface, resolve_poisons(poisons, data))
+        resolved = resolve_poisons(poisons, data)
+        check_runs(surface, len(resolved))  # before any run trains
+        return cls(data, resolve_model(model, data), train, surface, resolved)
 
     def parts(self) -> tuple[Spec, ...]:
         return (self.data, self.model, self.train, self.surface, *self.poisons)
@@ -124,8 +127,11 @@ class LayerSliceStage(OnRuns):
     def of(cls, data: DataSpec, model: ModelSpec, train: TrainSpec, poisons: PoisonSpec | Sequence[PoisonSpec] | None,
            slice: LayerSliceSpec, *, defense: DefenseSpec | None = None) -> LayerSliceStage:
         data = resolve_data(data)
-        return cls(data, resolve_model(model, data), train, slice, resolve_poisons(poisons, data),
-                   resolve_defense(defense))
+        model = resolve_model(model, data)
+        check_layers(slice.layers, model, data)  # both before any run trains
+        if slice.epoch is not None:
+            train.check_kept(slice.epoch, "LayerSliceSpec.epoch")
+        return cls(data, model, train, slice, resolve_poisons(poisons, data), resolve_defense(defense))
 
     def parts(self) -> tuple[Spec | None, ...]:
         return (self.data, self.model, self.train, self.slice, self.defense, Version(LAYER_SLICE_VERSION),

@@ -40,6 +40,7 @@ from landscape.stages.base import (
     Stage,
     Version,
     build_net,
+    check_layers,
     get_splits,
     resolve_data,
     resolve_model,
@@ -190,8 +191,13 @@ class ImportedSurfaceStage(Stage[SurfaceSet]):
         if kind == "interp" and ("clean" not in weights or len(weights) < 2):
             raise SpecError(f"an 'interp' slice runs from the model labelled 'clean' to another; got labels "
                             f"{sorted(weights)}")
+        if isinstance(surface, LayerSliceSpec) and surface.epoch not in (None, 0):
+            raise SpecError(f"LayerSliceSpec.epoch = {surface.epoch}: imported weights are one point, stored as "
+                            f"epoch 0; give epoch None or 0")
         runs = tuple((label, ImportedRun.of(data, model, path)) for label, path in weights.items())
         first = runs[0][1]
+        if isinstance(surface, LayerSliceSpec):
+            check_layers(surface.layers, first.model, first.data)  # before any weights are loaded
         return cls(first.data, first.model, runs, surface)
 
     def parts(self) -> tuple[Spec, ...]:
