@@ -243,10 +243,14 @@ class RayExecutor:
         self.owns = False
         if address is not None and not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address == "local":
-                ray.init(**kwargs)
-            else:
-                ray.init(address=address, **kwargs)
+            try:
+                if address == "local":
+                    ray.init(**kwargs)
+                else:
+                    ray.init(address=address, **kwargs)
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                # Ray's ConnectionError is an OSError: uncaught, the CLI would call it a file error.
+                raise LandscapeError(_ray_unreachable(address, err)) from None
             self.owns = True
         elif not ray.is_initialized():
             raise LandscapeError("no Ray instance: pass --ray ADDRESS (or --ray local)")
@@ -269,6 +273,22 @@ class RayExecutor:
         self.refs.clear()
         if self.owns:
             self.ray.shutdown()
+
+
+def _ray_unreachable(address: str, err: Exception) -> str:
+    """One line for a Ray instance that could not be reached or started: Ray's reason, then what to do instead.
+
+    Ray's own text goes on to recommend its `--address` flag and `RAY_ADDRESS` (of `ray` commands, not of
+    this one), so only its first sentence is kept.
+    """
+    reason = str(err).strip().split(". ")[0].rstrip(".") or type(err).__name__
+    if address == "local":
+        return (f"cannot start a local Ray instance ({reason}); run the cells in local processes with "
+                f"--workers N instead")
+    start = ("start one first ('ray start --head' on this machine is what 'auto' finds), or "
+             if isinstance(err, ConnectionError) else "")  # not when Ray itself lacks a part (ray[client])
+    return (f"cannot connect to a Ray cluster at {address!r} ({reason}); {start}pass --ray local to start a private "
+            f"one for this run, or --workers N to run the cells in N local processes instead")
 
 
 def _ray_execute(kind: str, cell: Cell, store_root: str, device: str, threads: int) -> dict[str, Any]:

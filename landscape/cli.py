@@ -31,6 +31,29 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # left of the command (a command's own unknown arguments are its error: CommandParser)
+            self.error(f"unrecognized arguments: {' '.join(extras)}; a command's options go after the command")
+        return parsed
+
+
+class CommandParser(Parser):
+    """A subcommand's parser: an argument it does not know is its own usage error.
+
+    argparse hands what a subcommand's parser does not know back to the top-level parser, which then says
+    "python -m landscape: error: unrecognized arguments" and points at the top-level --help; this parser names
+    the command ("python -m landscape train: error: ...") and its --help, which lists the command's options.
+    """
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every registered subcommand."""
@@ -38,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(f"landscape.commands.{info.name}")
     parser = Parser(prog="python -m landscape", description=__doc__.splitlines()[0])
     parser.add_argument("--reproducible", action="store_true", help=REPRODUCIBLE_HELP)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for name in commands.COMMANDS.names():
         command = commands.COMMANDS.get(name)
         p = sub.add_parser(name, help=command.help, description=command.help)

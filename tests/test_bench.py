@@ -172,5 +172,29 @@ def test_cli_rejects_unknown_defense_and_method(tmp_path, capsys):
     assert main(["bench", "--methods", "em,nope", "--dry-run", "--store", str(tmp_path)]) == 2
 
 
+def test_cli_without_a_ray_cluster_says_so(tmp_path):
+    """--ray auto with no cluster running: one line naming the address and the alternatives, not "cannot read or
+    write a file" (Ray's ConnectionError is an OSError, which the CLI reports as a file error)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'ue-landscape[ray]'); CI installs it")
+    if os.path.exists("/tmp/ray/ray_current_cluster"):
+        pytest.skip("a Ray cluster runs on this machine; --ray auto would find it")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(UE_LANDSCAPE_STORE=str(tmp_path / "store"), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-m", "landscape", "bench", "--ray", "auto", "--methods", "random",
+                           "--seeds", "1", "--epochs", "1", "--n-train", "20", "--n-test", "10", "--out",
+                           str(tmp_path / "out" / "b")], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: cannot connect to a Ray cluster at 'auto' ("), lines[0]
+    assert "--ray local" in lines[0] and "--workers N" in lines[0] and "file" not in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_cell_stage_name_is_a_store_name(store):
     assert store.path(BenchCell.folder, "0123456789abcdef").name == "0123456789abcdef"

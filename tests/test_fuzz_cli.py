@@ -137,6 +137,13 @@ for cmd, args in COMPUTING.items():
 case("no-command", [], "COMMAND")
 case("unknown-command", ["explode"], "explode")
 case("unknown-flag", ["train", "--explode", "1"], "--explode")
+# an option the command does not take is the command's error, pointing at the command's --help
+case("unknown-flag-of-train", ["train", "--dry-run"],
+     "python -m landscape train: error: unrecognized arguments: --dry-run (see python -m landscape train --help)")
+case("unknown-flag-of-bench", ["bench", "--json"], "python -m landscape bench: error: unrecognized arguments: --json")
+case("unknown-positional", ["train", "--epochs", "1", "x"],
+     "python -m landscape train: error: unrecognized arguments: x")
+case("option-before-command", ["--json", "train"], "--json; a command's options go after the command")
 for flag, value in [("--epochs", "x"), ("--epochs", "1.5"), ("--batch-size", "many"), ("--lr", "fast"),
                     ("--seed", "1e3"), ("--seed", "x"), ("--n-train", "half"), ("--width", "2.5")]:
     case(f"train/type{flag}={value}", ["train", flag, value], value)
@@ -151,8 +158,12 @@ for flag, value, needle in [
     ("--momentum", "1", "momentum"), ("--momentum", "-0.5", "momentum"), ("--weight-decay", "-1", "weight_decay"),
     ("--weight-decay", "2", "weight_decay"), ("--seed", "-1", "seed"), ("--seed", BIG, "seed"),
     ("--seed", str(2**64), "seed"), ("--seed", HUGE, "seed"), ("--width", "0", "width"), ("--width", "17", "width"),
+    ("--crop-padding", "-1", "TrainSpec.crop_padding = -1"), ("--crop-padding", "17", "TrainSpec.crop_padding = 17"),
 ]:
     case(f"train/range{flag}={value[:12]}", ["train", *FAST, flag, value], needle)
+case("run/range--crop-padding=-1", ["run", *FAST, "--method", "random", "--crop-padding", "-1"],
+     "TrainSpec.crop_padding = -1")
+case("surface/range--crop-padding=x", ["surface", *FAST, "--crop-padding", "x"], "--crop-padding: invalid int value")
 
 # data sets and subsets
 for value, needle in [("nosuch", "nosuch"), ("", "data set"), (":", "data set"), ("cifar10:", "cifar10"),
@@ -273,7 +284,8 @@ for flags, needle in [(["--seed-list", "a,b"], "a,b"), (["--seed-list", ""], "--
                       (["--defenses", "at:eps=1/0"], "1/0"), (["--defenses", "at:eps=x/255"], "x/255"),
                       (["--defenses", "none,jpeg:quality=30,none"], "repeat an entry: none, jpeg(quality=30), none"),
                       (["--sal", "slow"], "slow"), (["--sal-every", "0"], "every"), (["--crop-padding", "-1"], "crop"),
-                      (["--store", "{w}/afile", "--dry-run"], "afile"), (["--out", "{w}/adir"], "is a folder"),
+                      (["--store", "{w}/afile", "--dry-run"], "afile"),
+                      (["--out", "{w}/adir"], "{w}/adir is a folder; --out is the prefix of the three files"),
                       (["--out", "{w}/ro/b"], "not writable"), (["--out", ""], "empty")]:
     case(f"bench{''.join(flags)}"[:40], [*BENCH, *flags], needle)
 
@@ -285,6 +297,11 @@ for flags, needle in [(["--root", ""], "empty"), (["--root", "{w}/afile"], "afil
                       (["--root", "{w}/dl", "--md5", "abc"], "md5"), (["--root", "{w}/dl", "--max-bytes", "x"], "x")]:
     args = ["download"] + ([] if "--dataset" in flags else ["--dataset", "mnist"]) + flags
     case(f"download{''.join(flags)}"[:40], args, needle)
+# an --md5 that no file can have is refused before the archive is fetched (the missing --url would fail later)
+for value in ("zz", "c58f30108f718f92721af3b95e74349a0", "c58f30108f718f92721af3b95e74349a\n", ""):
+    case(f"download/cifar-md5={value[-12:]!r}", ["download", "--dataset", "cifar10", "--root", "{w}/dl", "--url",
+                                               "file://{w}/missing.tar.gz", "--md5", value],
+         f"argument --md5: {value!r} is not an MD5 digest")
 
 # store
 for flags, needle in [(["--store", "{w}/afile"], "afile"), (["--store", ""], "empty"),

@@ -211,6 +211,34 @@ def test_every_output_option_says_where_it_writes_by_default():
     assert {"surface --out", "bench --out", "curvature --out", "demo --out", "train --store"} <= set(checked)
 
 
+def test_every_training_command_takes_the_same_training_options():
+    """--crop-padding is a TrainSpec field: every command with the training flags takes it (not only bench), with
+    TrainSpec's default, so a run trained by `train --augment crop --crop-padding 4` can be loaded by `surface`,
+    and the defaults still build TrainSpec() itself (the cache keys of stored runs do not change)."""
+    import argparse
+
+    from landscape.cli import build_parser
+    from landscape.commands.common import train_spec
+    from landscape.config import TrainSpec
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    # the commands with the training recipe's flags (cross-task takes only --epochs of a fixed recipe)
+    training = {name: p for name, p in sub.choices.items()
+                if any("--optimizer" in a.option_strings for a in p._actions)}
+    assert {"train", "run", "bench", "surface", "curvature", "evaluate-ue", "weights"} <= set(training), training
+    options = {name: {a.option_strings[0]: (a.default, a.help) for a in p._actions if a.option_strings}
+               for name, p in training.items()}
+    for name, flags in options.items():
+        assert flags["--crop-padding"] == options["train"]["--crop-padding"], name
+        assert flags["--crop-padding"][0] == TrainSpec().crop_padding, name
+    for name in training:
+        defaults = train_spec(parser.parse_args([name] + (["--export", "w.safetensors"] if name == "weights" else [])))
+        assert defaults == TrainSpec() and defaults.key() == TrainSpec().key(), name
+    given = train_spec(parser.parse_args(["surface", "--augment", "crop", "--crop-padding", "4"]))
+    assert given == TrainSpec(augment="crop", crop_padding=4)
+
+
 def test_counts_in_messages_agree_with_their_noun(tmp_path, capsys, monkeypatch):
     """'1 epoch', '1 cell (1 method x 1 defense x 1 seed)': no '1 epochs' where a count is printed."""
     from landscape.cli import main

@@ -23,7 +23,8 @@ from landscape.commands.common import (
     output_path,
 )
 from landscape.config import SAL_PRESETS, DefenseSpec, SALSpec
-from landscape.errors import SpecError
+from landscape.errors import PathError, SpecError
+from landscape.paths import user_path
 from landscape.spec import plural
 
 
@@ -31,8 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_args(p)  # not add_experiment_args: the benchmark's own --device and --store, no --json
     add_model_args(p)
     add_train_args(p)
-    p.add_argument("--crop-padding", type=int, default=None,
-                   help="padding of the random crop (default: the TrainSpec default, 1 px for digits; CIFAR uses 4)")
     p.add_argument("--methods", default="all", help="comma-separated poison methods, or 'all' (every registered one)")
     p.add_argument("--defenses", default="none",
                    help="comma-separated defenses, each NAME or NAME:opt=value;opt=value "
@@ -86,8 +85,6 @@ def run(a: argparse.Namespace) -> int:
     seeds = parse_seeds(a.seed_list) if a.seed_list is not None else tuple(range(a.seeds))
     sal = SALSpec.preset(a.sal).replace(every=a.sal_every)
     data, model, train = experiment_specs(a)
-    if a.crop_padding is not None:
-        train = train.replace(crop_padding=a.crop_padding)
     spec = BenchSpec(data, model, train, sal, parse_methods(a.methods), parse_defenses(a.defenses), seeds)
     store = open_store(a, write=not a.dry_run)
     # On a Ray cluster the workers resolve the device (the driver may have no GPU).
@@ -99,8 +96,12 @@ def run(a: argparse.Namespace) -> int:
               f"{plural(len(spec.defenses), 'defense')} x {plural(len(seeds), 'seed')}); "
               f"{stored} already stored in {store.root}")
         return 0
-    out = output_path(a.out if a.out is not None else f"assets/benchmarks/ud_{spec.data.name}_{spec.model.name}",
-                      "--out")
+    name = f"ud_{spec.data.name}_{spec.model.name}"
+    out = user_path(a.out if a.out is not None else f"assets/benchmarks/{name}", "--out")
+    if out.is_dir():  # a prefix, not one file: output_path's "give a file name inside it" would mislead
+        raise PathError(f"--out {out} is a folder; --out is the prefix of the three files the benchmark writes: "
+                        f"give e.g. {out / name} to write {out / name}.csv, .json and .md")
+    out = output_path(str(out), "--out")
     for suffix in (".csv", ".json", ".md"):
         output_path(str(out.with_suffix(suffix)), f"--out (its {suffix} file)")
     executor = make_executor(workers=a.workers, ray_address=a.ray, store_root=str(Path(store.root).resolve()),

@@ -74,6 +74,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--schedule", default=d.schedule, choices=choices(TrainSpec, "schedule"))
     p.add_argument("--augment", default=d.augment, choices=choices(TrainSpec, "augment"))
+    p.add_argument("--crop-padding", type=int, default=d.crop_padding,
+                   help=f"zero padding in pixels before the random crop of --augment crop / crop_flip "
+                        f"(default {d.crop_padding}, for every data set; CIFAR recipes usually use 4)")
     p.add_argument("--seed", type=int, default=d.seed)
 
 
@@ -117,7 +120,8 @@ def model_spec(a: argparse.Namespace) -> ModelSpec:
 
 def train_spec(a: argparse.Namespace) -> TrainSpec:
     return TrainSpec(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
-                     weight_decay=a.weight_decay, schedule=a.schedule, augment=a.augment, seed=a.seed)
+                     weight_decay=a.weight_decay, schedule=a.schedule, augment=a.augment, crop_padding=a.crop_padding,
+                     seed=a.seed)
 
 
 def experiment_specs(a: argparse.Namespace) -> tuple[DataSpec, ModelSpec, TrainSpec]:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from landscape.commands import COMMANDS, Command
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
+
+
+def md5_digest(text: str) -> str:
+    """An argparse ``type``: an MD5 hex digest (32 hex digits, any case), lower-cased.
+
+    Anything else could never match a download, so it is refused before the (possibly large) archive is fetched.
+    """
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an MD5 digest; give the 32 hex digits that "
+                                         "`md5sum ARCHIVE` prints")
+    return text.lower()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=None,
                    help="mirror (file:// works): CIFAR: the archive's URL; MNIST: the folder holding the four .gz "
                         "files. The official checksums are still checked")
-    p.add_argument("--md5", default=None, help="CIFAR only: expected MD5 of the archive at --url")
+    p.add_argument("--md5", type=md5_digest, default=None, help="CIFAR only: expected MD5 of the archive at --url")
     p.add_argument("--max-bytes", type=int, default=DEFAULT_LIMITS.max_bytes,
                    help="cap on each download and on the bytes one archive or .gz file extracts to "
                         f"(default {DEFAULT_LIMITS.max_bytes:,})")
