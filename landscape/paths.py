@@ -64,14 +64,17 @@ def writable_folder(path: Path, what: str) -> Path:
     return path
 
 
-def writable_file(path: Path, what: str) -> Path:
+def writable_file(path: Path, what: str, hint: str = "give a file name inside it, e.g. {path}/out.html") -> Path:
     """Check that `path` can be written as a file (its folder is created if missing); return it.
+
+    `hint` says what to give instead of a folder (``{path}`` stands for the folder): the file a flag names, or
+    the prefix of the files it names.
 
     Raises:
         PathError: `path` is an existing folder, or its folder cannot be created or written.
     """
     if path.is_dir():
-        raise PathError(f"{what} {path} is a folder; give a file name inside it, e.g. {path / 'out.html'}")
+        raise PathError(f"{what} {path} is a folder; {hint.format(path=path)}")
     writable_folder(path.parent, f"the folder of {what}")
     return path
 

@@ -116,7 +116,8 @@ def check_finite(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch
     if bad:
         raise DataError(f"the weights {label} are not finite in {len(bad)} tensor(s): {', '.join(bad[:8])}"
                         f"{' ...' if len(bad) > 8 else ''}; the loss at them is undefined (NaN), so nothing is "
-                        f"measured. A training run that diverged leaves such weights")
+                        f"measured. A training run that diverged leaves such weights: export an epoch before it "
+                        f"diverged")
 
 
 def save_weights(state: Mapping[str, torch.Tensor], path: str | os.PathLike[str], *,

@@ -235,7 +235,9 @@ for flags, needle in [(["--n-data", "0"], "n_data"), (["--n-data", "9000"], "n_d
                       (["--max-steps", "2"], "max_steps"), (["--probes", "1"], "probes"),
                       (["--esd-runs", "0"], "esd_runs"), (["--every", "0"], "every"),
                       (["--curvature-seed", "-1"], "seed"), (["--split", "val"], "val"),
-                      (["--out", "{w}/adir/c.txt"], "suffix"), (["--out", "{w}/adir"], "is a folder"),
+                      (["--out", "{w}/adir/c.txt"], "suffix"),
+                      (["--out", "{w}/adir"], "{w}/adir is a folder; give a file name inside it, e.g. "
+                                              "{w}/adir/curvature.csv"),
                       (["--out", "{w}/ro/c.csv"], "not writable"), (["--out", ""], "empty"),
                       (["--out", f"{NOBODY}/c.csv"], "nosuchuser")]:
     case(f"curvature{''.join(flags)}"[:40], [*CURV, *flags], needle)
@@ -317,7 +319,9 @@ for flags, needle in [(["--out", "{w}/afile"], "afile"), (["--out", "{w}/ro/demo
 
 # weights
 for flags, needle in [([], "--export"), (["--export", "a.safetensors", "--analyse", "b"], "not allowed"),
-                      (["--export", "{w}/adir"], "is a folder"), (["--export", "{w}/ro/w.safetensors"], "not writable"),
+                      (["--export", "{w}/adir"], "{w}/adir is a folder; give a file name inside it, e.g. "
+                                                   "{w}/adir/weights.safetensors"),
+                      (["--export", "{w}/ro/w.safetensors"], "not writable"),
                       (["--export", ""], "empty"), (["--analyse", "{w}/missing.safetensors"], "missing.safetensors"),
                       (["--analyse", "{w}/garbage.safetensors"], "garbage.safetensors"), (["--analyse", ""], "empty"),
                       (["--analyse", f"{NOBODY}/w.safetensors"], "nosuchuser"),

@@ -23,8 +23,7 @@ from landscape.commands.common import (
     output_path,
 )
 from landscape.config import SAL_PRESETS, DefenseSpec, SALSpec
-from landscape.errors import PathError, SpecError
-from landscape.paths import user_path
+from landscape.errors import SpecError
 from landscape.spec import plural
 
 
@@ -97,11 +96,9 @@ def run(a: argparse.Namespace) -> int:
               f"{stored} already stored in {store.root}")
         return 0
     name = f"ud_{spec.data.name}_{spec.model.name}"
-    out = user_path(a.out if a.out is not None else f"assets/benchmarks/{name}", "--out")
-    if out.is_dir():  # a prefix, not one file: output_path's "give a file name inside it" would mislead
-        raise PathError(f"--out {out} is a folder; --out is the prefix of the three files the benchmark writes: "
-                        f"give e.g. {out / name} to write {out / name}.csv, .json and .md")
-    out = output_path(str(out), "--out")
+    out = output_path(a.out if a.out is not None else f"assets/benchmarks/{name}", "--out",
+                      hint=f"--out is the prefix of the three files the benchmark writes: give e.g. {{path}}/{name} "
+                           f"to write {{path}}/{name}.csv, .json and .md")
     for suffix in (".csv", ".json", ".md"):
         output_path(str(out.with_suffix(suffix)), f"--out (its {suffix} file)")
     executor = make_executor(workers=a.workers, ray_address=a.ray, store_root=str(Path(store.root).resolve()),

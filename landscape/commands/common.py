@@ -105,9 +105,12 @@ def open_store(a: argparse.Namespace, *, write: bool = True) -> Store:
     return store.check_writable() if write else store.check_readable()
 
 
-def output_path(value: str, flag: str) -> Path:
-    """The file an ``--out`` flag names, checked before any work starts: not a folder, its folder writable."""
-    return writable_file(user_path(value, flag), flag)
+def output_path(value: str, flag: str, example: str = "out.html", hint: str | None = None) -> Path:
+    """The file an ``--out`` flag names, checked before any work starts: not a folder, its folder writable.
+
+    A folder is refused with `hint` (``{path}`` is the folder), by default: give `example` inside it.
+    """
+    return writable_file(user_path(value, flag), flag, hint or f"give a file name inside it, e.g. {{path}}/{example}")
 
 
 def data_spec(a: argparse.Namespace) -> DataSpec:

@@ -75,7 +75,7 @@ def run(a: argparse.Namespace) -> int:
     from landscape.figures import curvature_figures
     from landscape.sal import SALTrace
 
-    out = output_path(a.out, "--out") if a.out is not None else None
+    out = output_path(a.out, "--out", "curvature.csv") if a.out is not None else None
     if out is not None and out.suffix not in OUT_FORMATS:
         raise SpecError(f"--out {a.out!r}: the suffix must be one of {', '.join(OUT_FORMATS)}")
     (data, model, train), cspec = experiment_specs(a), curvature_spec(a)

@@ -40,7 +40,7 @@ def export(a: argparse.Namespace) -> dict:
     from landscape.weights import save_weights
 
     specs = (*experiment_specs(a), PoisonSpec(method=a.method))
-    out = output_path(a.export, "--export")
+    out = output_path(a.export, "--export", "weights.safetensors")
     if a.epoch is not None:  # before anything trains; a run that diverges keeps fewer (checked below)
         specs[2].check_kept(a.epoch, "--epoch")
     with working(a) as (store, device, progress):
