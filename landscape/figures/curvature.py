@@ -135,7 +135,7 @@ def curvature_figures(traces: Mapping[str, CurvatureTrace],
     for label, t in traces.items():
         state = t.states[-1]
         name, block = (WHOLE, state.whole) if state.whole is not None else next(iter(state.layers.items()))
-        densities[f"{label}, {name}"] = block.density()
+        densities[f"{label}: {name}"] = block.density()
     out.append(spectral_density(densities, title=f"Hessian eigenvalue density at epoch {int(first.epochs[-1])}"))
     return out
 

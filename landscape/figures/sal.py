@@ -69,16 +69,17 @@ def spectral_density(densities: Mapping[str, tuple[np.ndarray, np.ndarray]], *, 
     """Smoothed spectral densities (stochastic Lanczos quadrature, `BlockCurvature.density`), one curve per name.
 
     Args:
-        densities: name -> (grid (n,), density (n,)).
+        densities: name (a run, or "run: block", e.g. "clean: whole model") -> (grid (n,), density (n,)); a curve
+            takes its run's colour.
         log: log10 density axis (PyHessian's ESD plot); values below 1e-12 are clipped so the tails show.
         title: figure title.
     """
     fig = go.Figure()
-    names = list(densities)
-    for name, (grid, dens) in densities.items():
+    runs = [name.split(":")[0] for name in densities]
+    for (name, (grid, dens)), run in zip(densities.items(), runs, strict=True):
         y = np.log10(np.clip(np.asarray(dens, dtype=float), 1e-12, None)) if log else np.asarray(dens)
         fig.add_trace(go.Scatter(x=np.asarray(grid), y=y, mode="lines", name=name,
-                                 line=dict(color=color_of(name, names))))
+                                 line=dict(color=color_of(run, runs))))
     fig.update_layout(title=title, xaxis_title="eigenvalue", yaxis_title=zlabel("density", log), height=380)
     return fig
 

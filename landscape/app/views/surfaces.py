@@ -130,6 +130,7 @@ def _fidelity(surfaces: dict[str, Surface], metric: str, name: str) -> None:
                  for p, v in path_views(s, metric).items()}
         if paths:
             show_figure(figures.path_fidelity(paths), f"path-fidelity-{name}")
+        st.caption("How each surface was computed (evaluator, device, grid points, images, speed):")
         st.json({k: {key: v for key, v in s.info.items() if isinstance(v, (int, float, str, bool))}
                  for k, s in surfaces.items()}, expanded=False)
 
