@@ -218,7 +218,7 @@ def build(out: str | Path = DEMO_DIR, *, device: str = "cpu",
         stage.get(ctx)
     for stage_name, key in _unread(work, stages):
         store.discard(stage_name, key)
-    store.gc()  # lock files and temporaries are not part of a snapshot
+    store.sweep()  # lock files and temporaries are not part of a snapshot
     old = out.parent / f".{out.name}-old-{uuid.uuid4().hex}"
     if out.exists():
         out.rename(old)

@@ -12,12 +12,13 @@ Layout: `<root>/<stage>/<key>/{meta.json, arrays.safetensors, SHA256SUMS}`.
   corruption too. A corrupt entry is dropped with a `StoreWarning` naming stage and key, and recomputed by
   `get_or_compute`: never served, never a crash.
 - **Atomic writes.** An entry is written in a temporary folder, every file fsynced, and renamed into place in
-  one step, so readers never see half an entry; a writer killed mid-write leaves only a `.tmp-*` folder.
+  one step, so readers never see half an entry; a writer killed mid-write leaves only a `.tmp-*` folder. Every
+  file of an entry gets the mode a plain `open()` gives (0666 less the umask), the arrays included.
 - **One computation per key.** `get_or_compute` (and `save`) hold a per-key lock file (`flock`), so two
   processes, or two app sessions, asking for the same entry compute it once and both get the same entry.
-- **Garbage.** `gc()` removes what crashed writers leave (temporaries, half-discarded entries, unused lock
-  files), corrupt entries and entries of older formats or spec schemas; the first write of a process sweeps
-  temporaries and locks untouched for an hour (`SWEEP_AGE`).
+- **Garbage.** `sweep()` removes what crashed writers leave (temporaries, half-discarded entries, unused lock
+  files); the first write of a process sweeps those untouched for an hour (`SWEEP_AGE`). Checking every entry
+  and removing the unusable ones is `landscape.store_report.gc` (`python -m landscape store`).
 - **Layers.** A store may read from read-only snapshots first (folders of entries exactly as a store writes
   them, e.g. the app's shipped demo); it never writes or deletes there.
 - **No pickles.** Arrays are safetensors, metadata JSON: loading never executes anything. Loading does not
@@ -34,12 +35,13 @@ import json
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -70,12 +72,12 @@ class StoreWarning(UserWarning):
     """A store entry was unusable (corrupt, undecodable or of an old format) and has been dropped."""
 
 
-class _Unusable(Exception):
-    """Internal: why an entry cannot be served."""
+class Unusable(Exception):
+    """Why a stored entry cannot be served (the message says why): damaged, incomplete, or not what this code reads."""
 
 
-class _OldFormat(_Unusable):
-    """Internal: the entry was written by an older store format."""
+class OldFormat(Unusable):
+    """The entry is complete in the layout of an older store format (not damaged: written before `FORMAT`)."""
 
 
 def default_root() -> Path:
@@ -95,39 +97,6 @@ class Entry:
     arrays: dict[str, np.ndarray]
 
 
-@dataclass
-class GcReport:
-    """What `Store.gc` found and removed (or, with `dry_run`, would remove); sizes in bytes.
-
-    `removed` maps a category (temporaries, trash, locks, old_schema, corrupt) to [count, bytes];
-    `in_use` counts temporaries and locks skipped because a live writer holds their key's lock;
-    `unknown` lists paths that are not the store's and were left alone; `numerics` counts the kept
-    entries per numeric environment (kernels' instruction sets and mode) that computed them.
-    """
-
-    root: str
-    dry_run: bool
-    kept: int = 0
-    kept_bytes: int = 0
-    removed: dict[str, list[int]] = field(default_factory=dict)
-    in_use: int = 0
-    unknown: list[str] = field(default_factory=list)
-    numerics: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(size for _, size in self.removed.values())
-
-    def add(self, category: str, size: int) -> None:
-        count, total = self.removed.get(category, [0, 0])
-        self.removed[category] = [count + 1, total + size]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "dry_run": self.dry_run, "kept": self.kept, "kept_bytes": self.kept_bytes,
-                "removed": self.removed, "bytes_freed": self.bytes_freed, "in_use": self.in_use,
-                "unknown": self.unknown, "numerics": self.numerics}
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -141,7 +110,7 @@ def _sums(meta_digest: str, arrays_digest: str) -> bytes:
     return f"{meta_digest}  {META}\n{arrays_digest}  {ARRAYS}\n".encode()
 
 
-def _size(path: Path) -> int:
+def size_of(path: Path) -> int:
     """Bytes under `path` (a file or a folder); 0 if it vanished meanwhile."""
     with contextlib.suppress(OSError):
         if path.is_dir() and not path.is_symlink():
@@ -201,7 +170,7 @@ class Store:
     def path(self, stage: str, key: str, root: Path | None = None) -> Path:
         """Folder of the entry (stage, key) in `root` (default: the store's own folder); both must be plain names."""
         for part in (stage, key):
-            if not _NAME.match(part) or part.startswith("."):
+            if not valid_name(part):
                 raise StoreError(f"store names may use letters, digits, '_', '-', '.' (not first) only; got {part!r}")
         return (self.root if root is None else root) / stage / key
 
@@ -241,13 +210,13 @@ class Store:
                 entry = self._read(folder, stage, key)
                 return root, entry if decode is None else decode(entry)
             except Exception as err:  # noqa: BLE001 - any failure to read or decode means the entry is not usable
-                reason = str(err) if isinstance(err, _Unusable) else f"cannot be decoded: {type(err).__name__}: {err}"
+                reason = str(err) if isinstance(err, Unusable) else f"cannot be decoded: {type(err).__name__}: {err}"
                 writable = root == self.root
                 warnings.warn(f"store entry {stage}/{key} in {root} is unusable ({reason}); "
                               f"{'dropped, it will be recomputed' if writable else 'skipped (read-only snapshot)'}",
                               StoreWarning, stacklevel=3)
                 if writable:
-                    self._discard(folder, inode)
+                    discard_folder(folder, inode)
         return None
 
     def save(self, stage: str, key: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
@@ -270,10 +239,12 @@ class Store:
             tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex}"
             try:
                 tmp.mkdir()
+                _fsync_write(tmp / META, text)
                 save_file(arrays, str(tmp / ARRAYS))
+                # safetensors creates its file 0600 (a temporary's mode); give it meta.json's, i.e. what open() gives
+                os.chmod(tmp / ARRAYS, stat.S_IMODE((tmp / META).stat().st_mode))
                 with open(tmp / ARRAYS, "rb+") as fh:
                     os.fsync(fh.fileno())
-                _fsync_write(tmp / META, text)
                 _fsync_write(tmp / SUMS, _sums(hashlib.sha256(text).hexdigest(), _sha256(tmp / ARRAYS)))
                 _fsync_dir(tmp)
                 os.rename(tmp, final)
@@ -325,7 +296,7 @@ class Store:
     def discard(self, stage: str, key: str) -> None:
         """Remove the entry (stage, key) from this store's own folder (snapshots are read-only); absent: nothing."""
         with self._lock(stage, key):
-            self._discard(self.path(stage, key))
+            discard_folder(self.path(stage, key))
 
     def keys(self, stage: str) -> list[str]:
         """Keys of the complete entries of a stage (not validated)."""
@@ -334,128 +305,60 @@ class Store:
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    def gc(self, *, dry_run: bool = False, min_age: float = 0.0, entries: bool = True,
-           progress: Callable[[int, int], None] | None = None) -> GcReport:
-        """Remove what is not a usable entry; return what was kept and removed.
+    def sweep(self, *, min_age: float = 0.0) -> None:
+        """Remove the leftovers of writers (`leftover`) untouched for `min_age` seconds from every stage folder.
 
-        Removes temporaries of writers that died (`.tmp-*` whose key nobody holds locked), half-discarded
-        entries (`.trash-*`), lock files nobody holds, and with `entries` every entry that is corrupt
-        (integrity check) or of an older store format or spec schema (`landscape.config.SCHEMA_VERSION`).
-        Only the store's own names are touched; anything else is listed in `unknown` and left alone.
-
-        Args:
-            dry_run: report only, remove nothing.
-            min_age: leave temporaries, trash and locks modified less than this many seconds ago.
-            entries: also check every entry (reads all of it); False only sweeps the leftovers.
-            progress: called as `progress(done, total)` over the items looked at.
+        A stage folder this empties is removed too; nothing that is not a leftover is touched.
         """
-        report = GcReport(str(self.root), dry_run)
         if not self.root.is_dir():
-            return report
+            return
         now = time.time()
-        stages = []
         for stage_dir in sorted(self.root.iterdir()):
-            if stage_dir.is_dir() and not stage_dir.is_symlink() and _NAME.match(stage_dir.name):
-                stages.append(stage_dir)
-            else:
-                report.unknown.append(str(stage_dir))
-        items = [item for stage_dir in stages for item in sorted(stage_dir.iterdir())]
-        for done, item in enumerate(items, 1):
-            self._gc_item(item.parent.name, item, report, dry_run=dry_run, min_age=min_age, now=now,
-                          entries=entries)
-            if progress is not None:
-                progress(done, len(items))
-        if not dry_run:
-            for stage_dir in stages:
-                with contextlib.suppress(OSError):
-                    stage_dir.rmdir()  # only if it is now empty
-        return report
+            if stage_dir.is_dir() and not stage_dir.is_symlink() and valid_name(stage_dir.name):
+                items = sorted(stage_dir.iterdir())
+                found = [self.leftover(stage_dir.name, item, min_age=min_age, now=now) for item in items]
+                if any(kind and kind[0] != "in_use" for kind in found):
+                    with contextlib.suppress(OSError):
+                        stage_dir.rmdir()  # only if it is now empty
+
+    def leftover(self, stage: str, item: Path, *, dry_run: bool = False, min_age: float = 0.0,
+                 now: float | None = None) -> tuple[str, int] | None:
+        """If `item`, a child of the folder of `stage`, is a writer's leftover: remove it (unless `dry_run`), say what.
+
+        Leftovers are temporaries of writers that died (`.tmp-KEY-*` whose key nobody holds locked), half-discarded
+        entries (`.trash-*`) and lock files nobody holds; removing them is safe while other processes write.
+        Returns (category, bytes), the category "temporaries", "trash" or "locks"; ("in_use", 0) for one left
+        alone (its key's lock is held by a live writer, or it was modified less than `min_age` seconds ago);
+        None if `item` is not a leftover (or has vanished).
+        """
+        name = item.name
+        if not (_TMP.match(name) or _TRASH.match(name) or _LOCK.match(name)):
+            return None
+        try:
+            age = (time.time() if now is None else now) - item.lstat().st_mtime
+        except FileNotFoundError:
+            return None
+        if min_age > 0 and age < min_age:
+            return "in_use", 0
+        tmp, lock = _TMP.match(name), _LOCK.match(name)
+        category, key = ("temporaries", tmp["key"]) if tmp else ("locks", lock["key"]) if lock else ("trash", None)
+        size = size_of(item)
+        if key is None or not valid_name(key):
+            if not dry_run:
+                _remove(item)
+            return category, size
+        with self._try_lock(stage, key, remove=category == "locks" and not dry_run) as free:
+            if not free:
+                return "in_use", 0
+            if not dry_run and category == "temporaries":
+                _remove(item)
+        return category, size
 
     # ------------------------------------------------------------------------------------------------ internals
 
     def _read(self, folder: Path, stage: str, key: str) -> Entry:
-        """The verified entry in `folder`; raises `_Unusable` (or whatever reading raises) if it is not usable."""
-        return Entry(self._record(folder, stage, key)["meta"], load_file(str(folder / ARRAYS)))
-
-    @staticmethod
-    def _record(folder: Path, stage: str, key: str) -> dict[str, Any]:
-        """The record (meta.json) of the entry in `folder`, after checking the integrity of the whole entry."""
-        if not (folder / SUMS).exists():
-            if (folder / META).exists():
-                raise _OldFormat("no SHA256SUMS: written by an older store format")
-            raise _Unusable("incomplete entry")
-        sums = (folder / SUMS).read_bytes()
-        meta_bytes = (folder / META).read_bytes()
-        meta_digest, arrays_digest = hashlib.sha256(meta_bytes).hexdigest(), _sha256(folder / ARRAYS)
-        if sums != _sums(meta_digest, arrays_digest):
-            bad = [name for name, digest in ((META, meta_digest), (ARRAYS, arrays_digest))
-                   if f"{digest}  {name}\n".encode() not in sums]
-            raise _Unusable(f"checksum mismatch: {', '.join(bad) or SUMS}")
-        record = json.loads(meta_bytes)
-        found = (record.get("stage"), record.get("key"), record.get("format"))
-        if found != (stage, key, FORMAT):
-            raise _Unusable(f"record is for stage/key/format {found}, expected {(stage, key, FORMAT)}")
-        if not isinstance(record.get("meta"), dict):
-            raise _Unusable("record has no metadata object")
-        return record
-
-    def _gc_item(self, stage: str, item: Path, report: GcReport, *, dry_run: bool, min_age: float, now: float,
-                 entries: bool) -> None:
-        """Classify one child of a stage folder and remove it if it is garbage."""
-        name = item.name
-        try:
-            age = now - item.lstat().st_mtime
-        except FileNotFoundError:
-            return
-        leftover = _TMP.match(name) or _TRASH.match(name) or _LOCK.match(name)
-        if leftover:
-            if age < min_age:
-                return
-            if _TRASH.match(name):
-                category, key = "trash", None
-            else:
-                category, key = ("temporaries", _TMP.match(name)["key"]) if _TMP.match(name) else (  # type: ignore[index]
-                    "locks", _LOCK.match(name)["key"])  # type: ignore[index]
-            size = _size(item)
-            if key is None or not _NAME.match(key):
-                report.add(category, size)
-                if not dry_run:
-                    _remove(item)
-                return
-            with self._try_lock(stage, key, remove=category == "locks" and not dry_run) as free:
-                if not free:
-                    report.in_use += 1
-                    return
-                report.add(category, size)
-                if not dry_run and category == "temporaries":
-                    _remove(item)
-            return
-        if not entries:
-            return
-        if name.startswith(".") or not item.is_dir() or item.is_symlink() or not _NAME.match(name):
-            report.unknown.append(str(item))
-            return
-        present = {p.name for p in item.iterdir()}
-        if not present & set(ENTRY_FILES) or present - set(ENTRY_FILES):
-            report.unknown.append(str(item))  # not (only) an entry of ours: leave it
-            return
-        size = _size(item)
-        try:
-            record = self._record(item, stage, name)
-        except Exception as err:  # noqa: BLE001 - same rule as load: unusable is garbage
-            report.add("old_schema" if isinstance(err, _OldFormat) else "corrupt", size)
-            if not dry_run:
-                self._discard(item)
-            return
-        if record.get("schema") != SCHEMA_VERSION:
-            report.add("old_schema", size)
-            if not dry_run:
-                self._discard(item)
-            return
-        report.kept += 1
-        report.kept_bytes += size
-        label = numerics_label(record.get("environment") or {})
-        report.numerics[label] = report.numerics.get(label, 0) + 1
+        """The verified entry in `folder`; raises `Unusable` (or whatever reading raises) if it is not usable."""
+        return Entry(read_record(folder, stage, key)["meta"], load_file(str(folder / ARRAYS)))
 
     def _sweep_once(self) -> None:
         """On a process's first write to this root: remove temporaries and locks untouched for `SWEEP_AGE`."""
@@ -465,7 +368,7 @@ class Store:
                 return
             _swept.add(root)
         with contextlib.suppress(OSError):
-            self.gc(min_age=SWEEP_AGE, entries=False)
+            self.sweep(min_age=SWEEP_AGE)
 
     def _lock_path(self, stage: str, key: str) -> Path:
         return self.path(stage, key).parent / f".{key}.lock"
@@ -518,15 +421,60 @@ class Store:
         finally:
             fh.close()
 
-    @staticmethod
-    def _discard(folder: Path, inode: int | None = None) -> None:
-        """Move an entry out of the way (atomically) and delete it; skip it if `folder` is no longer `inode`."""
-        with contextlib.suppress(OSError):
-            if inode is not None and folder.stat().st_ino != inode:
-                return  # someone replaced it with a fresh entry meanwhile
-            trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex}"
-            os.rename(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+
+def valid_name(part: str) -> bool:
+    """True if `part` may be a stage or key name: letters, digits, '_', '-', '.' (not first)."""
+    return bool(_NAME.match(part)) and not part.startswith(".")
+
+
+def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
+    """The record (meta.json) of the entry (stage, key) in `folder`, after checking the integrity of the whole entry.
+
+    Raises `OldFormat` for a complete entry of an older store format, `Unusable` (naming what is wrong: the
+    missing files of an incomplete entry, the files whose checksum differs, ...) for any other unusable entry,
+    or whatever reading raises.
+    """
+    missing = [name for name in ENTRY_FILES if not (folder / name).is_file()]
+    if SUMS in missing and META not in missing and _older_format(folder / META):
+        raise OldFormat(f"no {SUMS}: written by an older store format")
+    if missing:
+        raise Unusable(f"incomplete entry: {', '.join(missing)} missing")
+    sums = (folder / SUMS).read_bytes()
+    meta_bytes = (folder / META).read_bytes()
+    meta_digest, arrays_digest = hashlib.sha256(meta_bytes).hexdigest(), _sha256(folder / ARRAYS)
+    if sums != _sums(meta_digest, arrays_digest):
+        bad = [name for name, digest in ((META, meta_digest), (ARRAYS, arrays_digest))
+               if f"{digest}  {name}\n".encode() not in sums]
+        raise Unusable(f"checksum mismatch: {', '.join(bad) or SUMS}")
+    record = json.loads(meta_bytes)
+    found = (record.get("stage"), record.get("key"), record.get("format"))
+    if found != (stage, key, FORMAT):
+        raise Unusable(f"record is for stage/key/format {found}, expected {(stage, key, FORMAT)}")
+    if not isinstance(record.get("meta"), dict):
+        raise Unusable("record has no metadata object")
+    return record
+
+
+def _older_format(meta: Path) -> bool:
+    """True if `meta` is the record of an older store format (format 2 had no "format" field and no SHA256SUMS)."""
+    try:
+        record = json.loads(meta.read_bytes())
+    except (OSError, ValueError):
+        return False  # unreadable: damaged, not old
+    if not isinstance(record, dict):
+        return False
+    found = record.get("format")
+    return "arrays_sha256" in record if found is None else isinstance(found, int) and found < FORMAT
+
+
+def discard_folder(folder: Path, inode: int | None = None) -> None:
+    """Move an entry out of the way (atomically) and delete it; skip it if `folder` is no longer `inode`."""
+    with contextlib.suppress(OSError):
+        if inode is not None and folder.stat().st_ino != inode:
+            return  # someone replaced it with a fresh entry meanwhile
+        trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex}"
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _acquire(path: Path, *, blocking: bool, create: bool = True) -> Any:
@@ -568,16 +516,6 @@ def _remove(path: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink()
-
-
-def numerics_label(environment: dict[str, Any]) -> str:
-    """A short label of the kernels that computed an entry, e.g. "ATen AVX512, oneDNN avx512_core_amx"."""
-    if not environment:
-        return "unrecorded"
-    label = f"ATen {environment.get('aten_capability', '?')}, oneDNN {environment.get('onednn_isa', '?')}"
-    if environment.get("mkl_cbwr"):
-        label += f", MKL_CBWR {environment['mkl_cbwr']}"
-    return label + (" (reproducible mode)" if environment.get("reproducible") else "")
 
 
 def _json_default(obj: Any) -> Any:

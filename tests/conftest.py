@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+import numpy as np
 import pytest
 import torch
 
 from landscape.data import ImageSet, Splits
-from landscape.store import Store
+from landscape.store import ARRAYS, META, SUMS, Store
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +60,20 @@ def tiny_splits() -> Splits:
         return ImageSet(x, y.long(), names)
 
     return Splits("tiny", make(64), make(32))
+
+
+@pytest.fixture
+def format_2_entry():
+    """`format_2_entry(store, stage, key)` writes an entry as store format 2 did (see `_format_2_entry`)."""
+    return _format_2_entry
+
+
+def _format_2_entry(store: Store, stage: str, key: str) -> None:
+    """An entry as store format 2 wrote it: meta.json (no "format"; the arrays' digest inside) and arrays only."""
+    store.save(stage, key, {"v": 1}, {"x": np.zeros(1)})
+    folder = store.path(stage, key)
+    (folder / SUMS).unlink()
+    record = json.loads((folder / META).read_text())
+    del record["format"]
+    record["arrays_sha256"] = hashlib.sha256((folder / ARRAYS).read_bytes()).hexdigest()
+    (folder / META).write_text(json.dumps(record))

@@ -308,7 +308,8 @@ for value in ("zz", "c58f30108f718f92721af3b95e74349a0", "c58f30108f718f92721af3
 # store
 for flags, needle in [(["--store", "{w}/afile"], "afile"), (["--store", ""], "empty"),
                       (["--store", f"{NOBODY}/s"], "nosuchuser"), (["--gc", "--store", "{w}/afile"], "afile"),
-                      (["--gc", "--store", "{w}/ro"], "not writable")]:
+                      (["--gc", "--store", "{w}/ro"], "not writable"), (["--store", "{w}/nostore"], "no store at"),
+                      (["--gc", "--store", "{w}/nostore"], "no store at")]:
     case(f"store{''.join(flags)}"[:40], ["store", *flags], needle)
 
 # demo (the snapshot folder is checked before the build's minutes of work; an existing file is never replaced)

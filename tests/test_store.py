@@ -126,17 +126,16 @@ def test_decode_hook_returns_the_decoded_value_and_a_fresh_undecodable_entry_is_
         store.get_or_compute("stage", "k2", _compute, decode=lambda e: e.meta["missing"])
 
 
-def test_old_format_entry_is_dropped_with_a_warning(store):
-    from landscape.store import SUMS, StoreWarning
+def test_old_format_entry_is_dropped_with_a_warning(store, format_2_entry):
+    from landscape.store import StoreWarning
 
-    store.save("stage", "k", {"v": 1}, {"x": np.zeros(1)})
-    (store.path("stage", "k") / SUMS).unlink()  # what format 2 wrote: meta.json + arrays only
+    format_2_entry(store, "stage", "k")
     with pytest.warns(StoreWarning, match="older store format"):
         assert store.load("stage", "k") is None
     assert not store.path("stage", "k").exists()
 
 
-def _garbage_store(store):
+def _garbage_store(store, format_2_entry):
     """Two good entries plus one of each kind of garbage; returns the sizes of what gc must remove."""
     from landscape.store import META, SUMS
 
@@ -150,8 +149,7 @@ def _garbage_store(store):
     trash.mkdir()
     (trash / META).write_bytes(b"y" * 300)
     (stage / ".dead.lock").write_text("")
-    store.save("train", "old", {"v": 3}, {"x": np.zeros(3)})
-    (store.path("train", "old") / SUMS).unlink()  # old store format
+    format_2_entry(store, "train", "old")  # old store format
     store.save("train", "oldschema", {"v": 4}, {"x": np.zeros(3)})
     folder = store.path("train", "oldschema")
     record = json.loads((folder / META).read_text())
@@ -165,14 +163,15 @@ def _garbage_store(store):
     return {"temporaries": 5000, "trash": 300}
 
 
-def test_gc_dry_run_then_gc(store):
+def test_gc_dry_run_then_gc(store, format_2_entry):
     from landscape.store import ENTRY_FILES
+    from landscape.store_report import gc
 
-    sizes = _garbage_store(store)
+    sizes = _garbage_store(store, format_2_entry)
     before = sorted(str(p) for p in store.root.rglob("*"))
-    dry = store.gc(dry_run=True)
+    dry = gc(store, dry_run=True)
     assert sorted(str(p) for p in store.root.rglob("*")) == before  # a dry run removes nothing
-    report = store.gc()
+    report = gc(store)
     for r in (dry, report):
         assert r.kept == 2
         assert r.removed["temporaries"] == [1, sizes["temporaries"]] and r.removed["trash"] == [1, sizes["trash"]]
@@ -183,11 +182,13 @@ def test_gc_dry_run_then_gc(store):
     left = sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file())
     assert left == sorted([f"train/good1/{n}" for n in ENTRY_FILES] + [f"sal/good2/{n}" for n in ENTRY_FILES]
                           + ["notes.txt", "train/README"])
-    assert store.gc().removed == {}  # idempotent
+    assert gc(store).removed == {}  # idempotent
 
 
 def test_gc_leaves_a_live_writer_alone(store):
     import fcntl
+
+    from landscape.store_report import gc
 
     stage = store.root / "train"
     stage.mkdir(parents=True)
@@ -195,9 +196,9 @@ def test_gc_leaves_a_live_writer_alone(store):
     tmp.mkdir()
     with open(stage / ".busy.lock", "a") as fh:  # another writer holds the key's lock
         fcntl.flock(fh, fcntl.LOCK_EX)
-        report = store.gc()
+        report = gc(store)
         assert report.in_use == 2 and tmp.exists() and (stage / ".busy.lock").exists()
-    report = store.gc()
+    report = gc(store)
     assert report.removed["temporaries"][0] == 1 and not tmp.exists() and not (stage / ".busy.lock").exists()
 
 
@@ -218,10 +219,10 @@ def test_first_write_sweeps_only_stale_leftovers(store):
     assert fresh.exists()  # may belong to a live writer
 
 
-def test_store_command_reports_and_collects(store, capsys):
+def test_store_command_reports_and_collects(store, capsys, format_2_entry):
     from landscape.cli import main
 
-    _garbage_store(store)
+    _garbage_store(store, format_2_entry)
     assert main(["store", "--store", str(store.root)]) == 0
     out = capsys.readouterr().out
     assert "2 entries kept" in out and "would remove" in out and "nothing was removed" in out
@@ -261,3 +262,23 @@ def test_a_store_that_is_a_file_still_serves_its_snapshots(tmp_path):
     layered = Store(tmp_path / "afile", snapshots=(tmp_path / "snap",))
     assert layered.load("stage", "k").meta["v"] == 1 and layered.origin("stage", "k") == tmp_path / "snap"
     assert layered.load("stage", "other") is None and not layered.exists("stage", "other")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002], ids=["022", "027", "002"])
+def test_every_file_of_an_entry_gets_the_mode_open_gives(tmp_path, umask):
+    """meta.json, SHA256SUMS and the arrays alike: 0666 less the umask (safetensors alone would give 0600)."""
+    from landscape.store import ENTRY_FILES
+
+    old = os.umask(umask)
+    try:
+        store = Store(tmp_path / "s")
+        store.save("stage", "k", {"v": 1}, {"x": np.zeros(3)})
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    expected = (tmp_path / "plain").stat().st_mode & 0o777
+    assert expected == 0o666 & ~umask
+    modes = {name: (store.path("stage", "k") / name).stat().st_mode & 0o777 for name in ENTRY_FILES}
+    assert modes == dict.fromkeys(ENTRY_FILES, expected), {n: oct(m) for n, m in modes.items()}
+    assert store.load("stage", "k").meta == {"v": 1}

@@ -114,6 +114,7 @@ def test_intact_but_undecodable_entry_is_dropped_and_recomputed(store, trained, 
 # ------------------------------------------------------------------------------------------------ kill -9 loop
 
 KEYS = [f"k{i}" for i in range(8)]
+STAGE = "train"  # a folder the stages write: `store --gc` leaves any other folder alone
 
 
 def _expected(key: str) -> np.ndarray:
@@ -129,18 +130,18 @@ def _writer(root: str, seed: int, ready) -> None:
     ready.set()
     while True:
         key = rng.choice(KEYS)
-        folder = store.path("stage", key)
+        folder = store.path(STAGE, key)
         if folder.exists() and rng.random() < 0.3:
             with open(folder / ARRAYS, "r+b") as fh:  # damage it: the next read must drop it (-> .trash-*)
                 fh.seek(100)
                 fh.write(b"\xff")
-        store.get_or_compute("stage", key, lambda k=key: ({"key": k}, {"x": _expected(k)}))
+        store.get_or_compute(STAGE, key, lambda k=key: ({"key": k}, {"x": _expected(k)}))
 
 
 def test_kill_9_during_writes_serves_no_partial_entry_and_gc_leaves_no_orphans(tmp_path):
     root = tmp_path / "store"
     store = Store(root)
-    store.save("warm", "up", {}, {"x": np.zeros(1)})  # torch/numeric environment imported before forking
+    store.save("poison", "warmup", {}, {"x": np.zeros(1)})  # torch/numeric environment imported before forking
     ctx = mp.get_context("fork")
     rng = random.Random(9)
     kills, mid_write, leftovers = 0, 0, 0
@@ -154,7 +155,7 @@ def test_kill_9_during_writes_serves_no_partial_entry_and_gc_leaves_no_orphans(t
         proc.join(10)
         assert proc.exitcode == -signal.SIGKILL
         kills += 1
-        stage = root / "stage"
+        stage = root / STAGE
         names = os.listdir(stage) if stage.exists() else []
         now = sum(n.startswith((".tmp-", ".trash-")) for n in names)
         mid_write += now > leftovers  # this kill left a new temporary or half-deleted folder
@@ -162,7 +163,7 @@ def test_kill_9_during_writes_serves_no_partial_entry_and_gc_leaves_no_orphans(t
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", StoreWarning)  # entries the writer damaged on purpose are dropped
             for key in KEYS:
-                entry = store.load("stage", key)
+                entry = store.load(STAGE, key)
                 if entry is not None:  # whatever is served is complete and right
                     assert entry.meta == {"key": key}
                     np.testing.assert_array_equal(entry.arrays["x"], _expected(key))
@@ -178,8 +179,8 @@ def test_kill_9_during_writes_serves_no_partial_entry_and_gc_leaves_no_orphans(t
             assert sorted(p.name for p in item.iterdir()) == sorted(ENTRY_FILES)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for key in store.keys("stage"):
-            np.testing.assert_array_equal(store.load("stage", key).arrays["x"], _expected(key))
+        for key in store.keys(STAGE):
+            np.testing.assert_array_equal(store.load(STAGE, key).arrays["x"], _expected(key))
     print(f"{kills} kills, {mid_write} of them during a write or a drop; gc: {out.stdout.strip()}")
 
 

@@ -1,20 +1,29 @@
 """`python -m landscape store`: inspect the store; `--gc` removes leftovers, corrupt and old-schema entries.
 
-Without `--gc` (or with `--gc --dry-run`) nothing is removed: the summary says what `--gc` would remove.
-What counts as garbage, and why removing it is safe while other processes write, is `Store.gc`'s docstring.
+Without `--gc` (or with `--gc --dry-run`) nothing is removed: the summary says what `--gc` would remove, and
+names every unusable entry with the reason (a missing file, a checksum mismatch, an older format) and every
+path that is not the store's (left alone, e.g. a folder no stage writes). What counts as garbage, and why removing
+it is safe while other processes write, is `landscape.store_report.gc`'s docstring. A path where no store exists
+is an error (nothing is created there).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import open_store, print_json, tqdm_progress
-from landscape.store import GcReport
+from landscape.errors import PathError
+from landscape.stages.folders import stage_folders
+from landscape.store import ENV_VAR
+from landscape.store_report import GcReport, gc
 
 _LABELS = {"temporaries": "temporary folder(s) of interrupted writes", "trash": "half-deleted entry folder(s)",
            "locks": "unused lock file(s)", "old_schema": "entry(ies) of an older format or spec schema",
-           "corrupt": "corrupt entry(ies)"}
+           "old_layout": "entry(ies) of a retired layout no stage reads", "corrupt": "damaged entry(ies)"}
+_KINDS = {"corrupt": "damaged", "old_schema": "older format or schema", "old_layout": "retired layout"}
+_LISTED = 10  # paths listed per kind in the summary (--json lists them all)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,9 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     dry_run = a.dry_run or not a.gc
-    store = open_store(a, write=not dry_run)
+    store = open_store(a, write=False)
+    if not store.root.is_dir():
+        raise PathError(f"no store at {store.root}: nothing to inspect (nothing was created there); give the folder "
+                        f"of an existing store with --store, or set ${ENV_VAR}")
+    if not dry_run:
+        store.check_writable()
     with tqdm_progress(disable=a.json) as progress:
-        report = store.gc(dry_run=dry_run, progress=lambda done, total: progress("store", done, total))
+        report = gc(store, dry_run=dry_run, stages=stage_folders(),
+                    progress=lambda done, total: progress("store", done, total))
     if a.json:
         print_json(report.to_dict())
     else:
@@ -40,7 +55,10 @@ def run(a: argparse.Namespace) -> int:
 
 
 def summary(report: GcReport) -> str:
-    """The report as a few lines: kept, removed (or to remove) by kind, bytes freed, kernels of the kept entries."""
+    """The report as lines: kept, removed (or to remove) by kind, bytes freed, kernels of the kept entries.
+
+    Each entry removed (or to remove) is listed with why, and each path left alone, `_LISTED` of a kind at most.
+    """
     verb = "would remove" if report.dry_run else "removed"
     lines = [f"store {report.root}: {report.kept} entr{'y' if report.kept == 1 else 'ies'} kept "
              f"({_mb(report.kept_bytes)}, integrity checked)"]
@@ -50,13 +68,22 @@ def summary(report: GcReport) -> str:
                      f"{'to free' if report.dry_run else 'freed'}")
     else:
         lines.append(f"{verb}: nothing")
+    for kind, label in _KINDS.items():
+        lines += _listed([f"{label}: {d['path']} ({d['reason']})" for d in report.dropped if d["kind"] == kind])
     if report.in_use:
         lines.append(f"left alone: {report.in_use} temporary folder(s)/lock(s) in use by a running writer")
-    if report.unknown:
-        lines.append(f"left alone: {len(report.unknown)} path(s) that are not the store's, e.g. {report.unknown[0]}")
+    root = Path(report.root)
+    lines += _listed([f"left alone, {'not a stage folder' if Path(p).parent == root else 'not an entry'}: {p}"
+                      for p in report.unknown])
     for label, count in sorted(report.numerics.items()):
         lines.append(f"computed with {label}: {count} entr{'y' if count == 1 else 'ies'}")
     return "\n".join(lines)
+
+
+def _listed(lines: list[str]) -> list[str]:
+    """The first `_LISTED` of `lines`, and how many more there are."""
+    more = len(lines) - _LISTED
+    return lines[:_LISTED] + ([f"... and {more} more (--json lists them all)"] if more > 0 else [])
 
 
 def _mb(size: int) -> str:

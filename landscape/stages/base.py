@@ -204,6 +204,15 @@ class Stage(ABC, Generic[R]):
     def inputs(self) -> tuple[Stage[Any], ...]:
         """The stages whose entries `compute` reads (their own inputs are theirs to list; see `closure`)."""
 
+    @classmethod
+    def retired(cls, record: dict[str, Any]) -> str | None:
+        """Why an intact entry of this folder (its meta.json `record`) is one this stage no longer reads, or None.
+
+        A layout the stage wrote once and writes no more (its keys are no key of today's); see
+        `landscape.stages.folders`. By default every entry may be read.
+        """
+        return None
+
     def key(self) -> str:
         """The store key: the specs of `parts()` and the content of the data files."""
         return combined_key(*self.parts(), *data_parts(self.data))

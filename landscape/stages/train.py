@@ -99,6 +99,15 @@ class TrainStage(Stage[TrainResult]):
         extra = (None, self.defense) if self.defense is not None else ()
         return (self.data, self.model, self.train, self.poison, *extra)
 
+    @classmethod
+    def retired(cls, record: dict[str, Any]) -> str | None:
+        # Before `TrainerSALStage` had its own "sal" entries, a run whose SAL the trainer measured was stored here
+        # keyed (and recorded) with its SAL spec too; no key of today's `parts` is such a run's.
+        spec = record.get("spec")
+        if isinstance(spec, dict) and "sal" in spec:
+            return "a run keyed with the SAL spec its trainer measured, the layout before SAL had entries of its own"
+        return None
+
     def record(self) -> dict[str, Any]:
         return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
                 "poison": self.poison.to_dict(),

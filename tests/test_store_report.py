@@ -1,0 +1,94 @@
+"""`python -m landscape store` (landscape.store_report.gc): what it names, what it removes, and what it leaves alone.
+
+Damaged entries are told from entries of an older store format and named with the missing file; folders no stage
+writes are listed and never touched; a path with no store is an error; runs stored in the layout before SAL
+measured in the trainer had entries of its own are retired.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from landscape.cli import main
+from landscape.store import SUMS, Store, StoreWarning
+
+
+def _store_cli(store: Store, capsys, *flags: str) -> tuple[int, str]:
+    status = main(["store", "--store", str(store.root), *flags])
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def test_an_entry_missing_a_file_is_damaged_and_names_it_not_an_older_format(store, capsys, format_2_entry):
+    store.save("train", "nosums", {"v": 1}, {"x": np.zeros(2)})
+    (store.path("train", "nosums") / SUMS).unlink()  # a current-format entry that lost its integrity record
+    store.save("train", "noarrays", {"v": 2}, {"x": np.zeros(2)})
+    (store.path("train", "noarrays") / "arrays.safetensors").unlink()
+    format_2_entry(store, "train", "old")  # genuinely older: no SHA256SUMS was ever written
+    status, out = _store_cli(store, capsys)
+    assert status == 0
+    assert f"damaged: {store.path('train', 'nosums')} (incomplete entry: SHA256SUMS missing)" in out, out
+    assert f"damaged: {store.path('train', 'noarrays')} (incomplete entry: arrays.safetensors missing)" in out, out
+    assert f"older format or schema: {store.path('train', 'old')} (no SHA256SUMS: written by an older" in out, out
+    assert main(["store", "--store", str(store.root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["removed"]["corrupt"][0] == 2 and report["removed"]["old_schema"][0] == 1
+    assert {d["reason"] for d in report["dropped"] if d["kind"] == "corrupt"} == {
+        "incomplete entry: SHA256SUMS missing", "incomplete entry: arrays.safetensors missing"}
+    with pytest.warns(StoreWarning, match=r"train/nosums .*incomplete entry: SHA256SUMS missing"):
+        assert store.load("train", "nosums") is None  # loading says the same
+
+
+def test_folders_no_stage_writes_are_listed_and_never_touched(store, capsys):
+    store.save("train", "good", {"v": 1}, {"x": np.zeros(2)})
+    album = store.root / "photos" / "album"  # a user's folder that happens to hold a meta.json
+    album.mkdir(parents=True)
+    (album / "meta.json").write_text('{"mine": true}')
+    (store.root / "photos" / "notes.txt").write_text("mine")
+    (store.root / "empty").mkdir()
+    (store.root / "stage").mkdir()  # a valid stage name, but no stage writes it
+    (store.root / "stage" / ".k.lock").write_text("")
+    before = sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if "train" not in p.parts)
+    status, out = _store_cli(store, capsys, "--gc")
+    assert status == 0
+    for name in ("photos", "empty", "stage"):
+        assert f"left alone, not a stage folder: {store.root / name}" in out, out
+    assert "1 entry kept" in out
+    after = sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if "train" not in p.parts)
+    assert after == before  # nothing of theirs read as an entry, removed or emptied
+
+
+def test_a_path_with_no_store_is_an_error_and_nothing_is_created(tmp_path, capsys):
+    for flags in ([], ["--gc"], ["--json"]):
+        status = main(["store", "--store", str(tmp_path / "nostore"), *flags])
+        err = capsys.readouterr().err
+        assert status == 2 and f"no store at {tmp_path / 'nostore'}" in err, (flags, err)
+    assert not (tmp_path / "nostore").exists()
+
+
+def test_runs_keyed_with_a_trainer_sal_spec_are_retired_by_gc(store, capsys):
+    """Before TrainerSALStage had its own "sal" entries, such a run was a "train" entry keyed with its SAL spec:
+    intact, current schema, and read by no stage any more (no key of today's is its key)."""
+    record = {"data": {"name": "digits"}, "model": {"name": "linear"}, "train": {}, "poison": {}}
+    store.save("train", "salkeyed", {"v": 1}, {"x": np.zeros(2)}, spec={**record, "sal": {"rounds": 2}})
+    store.save("train", "plain", {"v": 2}, {"x": np.zeros(2)}, spec=record)
+    store.save("sal", "trace", {"v": 3}, {"x": np.zeros(2)}, spec={**record, "sal": {"rounds": 2}})
+    status, out = _store_cli(store, capsys)
+    assert status == 0 and "2 entries kept" in out, out
+    assert f"retired layout: {store.path('train', 'salkeyed')} (a run keyed with the SAL spec" in out, out
+    assert _store_cli(store, capsys, "--gc")[0] == 0
+    assert not store.path("train", "salkeyed").exists()
+    assert store.load("train", "plain").meta == {"v": 2} and store.load("sal", "trace").meta == {"v": 3}
+
+
+def test_stage_folders_are_every_stage_s_and_retire_only_sal_keyed_runs():
+    from landscape.stages.crosstask import STAGE
+    from landscape.stages.folders import stage_folders
+
+    folders = stage_folders()
+    assert {"train", "sal", "poison", "surface", "curvature", "ud", STAGE} <= set(folders)
+    assert folders["train"]({"spec": {"sal": {}}}) and folders["train"]({"spec": {"data": {}}}) is None
+    assert all(folders[name]({"spec": {"sal": {}}}) is None for name in folders if name != "train")
