@@ -80,6 +80,10 @@ class OldFormat(Unusable):
     """The entry is complete in the layout of an older store format (not damaged: written before `FORMAT`)."""
 
 
+class NewerFormat(Unusable):
+    """The entry was written by a newer version of this code (a store format above `FORMAT`): not ours to judge."""
+
+
 def default_root() -> Path:
     """`$UE_LANDSCAPE_STORE`, else `$XDG_CACHE_HOME/ue-landscape`, else `~/.cache/ue-landscape` (unset = empty)."""
     if os.environ.get(ENV_VAR):
@@ -430,7 +434,8 @@ def valid_name(part: str) -> bool:
 def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     """The record (meta.json) of the entry (stage, key) in `folder`, after checking the integrity of the whole entry.
 
-    Raises `OldFormat` for a complete entry of an older store format, `Unusable` (naming what is wrong: the
+    Raises `OldFormat` for a complete entry of an older store format, `NewerFormat` for one of a newer format,
+    `Unusable` (naming what is wrong: the
     missing files of an incomplete entry, the files whose checksum differs, ...) for any other unusable entry,
     or whatever reading raises.
     """
@@ -447,6 +452,8 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
                if f"{digest}  {name}\n".encode() not in sums]
         raise Unusable(f"checksum mismatch: {', '.join(bad) or SUMS}")
     record = json.loads(meta_bytes)
+    if isinstance(record, dict) and isinstance(record.get("format"), int) and record["format"] > FORMAT:
+        raise NewerFormat(f"store format {record['format']}, written by a newer version (this code writes {FORMAT})")
     found = (record.get("stage"), record.get("key"), record.get("format"))
     if found != (stage, key, FORMAT):
         raise Unusable(f"record is for stage/key/format {found}, expected {(stage, key, FORMAT)}")

@@ -5,7 +5,8 @@ holds its key), an entry (verified as loading verifies it, `landscape.store.read
 listed with the reason and removed), or anything else (listed in `unknown`, never touched). Given `stages`, the
 folders this code's stages write (`landscape.stages.folders.stage_folders`), a top-level folder not among them is
 listed in `unknown` and never read or touched, and an intact entry its folder's test calls retired (a layout no
-stage reads any more) is removed like one of an older spec schema.
+stage reads any more) is removed like one of an older spec schema. An entry of a newer store format or spec
+schema (written by a newer version of this code sharing the store) is listed in `newer` and left alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from landscape.config import SCHEMA_VERSION
-from landscape.store import ENTRY_FILES, OldFormat, Store, Unusable, discard_folder, read_record, size_of, valid_name
+from landscape.store import (
+    ENTRY_FILES,
+    NewerFormat,
+    OldFormat,
+    Store,
+    Unusable,
+    discard_folder,
+    read_record,
+    size_of,
+    valid_name,
+)
 
 Retired = Callable[[dict[str, Any]], str | None]  # why an intact entry (its meta.json record) is dead, or None
 
@@ -30,7 +41,8 @@ class GcReport:
     `removed` maps a category (temporaries, trash, locks, old_schema, old_layout, corrupt) to [count, bytes];
     `dropped` lists each entry removed, as {"path", "kind" (its category), "reason"}; `in_use` counts temporaries
     and locks skipped because a live writer holds their key's lock; `unknown` lists paths that are not the
-    store's and were left alone; `numerics` counts the kept entries per numeric environment (kernels'
+    store's and were left alone; `newer` lists, as {"path", "reason"}, intact entries of a newer store format or
+    spec schema, left alone; `numerics` counts the kept entries per numeric environment (kernels'
     instruction sets and mode) that computed them.
     """
 
@@ -42,6 +54,7 @@ class GcReport:
     dropped: list[dict[str, str]] = field(default_factory=list)
     in_use: int = 0
     unknown: list[str] = field(default_factory=list)
+    newer: list[dict[str, str]] = field(default_factory=list)
     numerics: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -55,7 +68,7 @@ class GcReport:
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "dry_run": self.dry_run, "kept": self.kept, "kept_bytes": self.kept_bytes,
                 "removed": self.removed, "bytes_freed": self.bytes_freed, "dropped": self.dropped,
-                "in_use": self.in_use, "unknown": self.unknown, "numerics": self.numerics}
+                "in_use": self.in_use, "unknown": self.unknown, "newer": self.newer, "numerics": self.numerics}
 
 
 def gc(store: Store, *, dry_run: bool = False, stages: Mapping[str, Retired] | None = None,
@@ -120,6 +133,9 @@ def _check_entry(stage: str, item: Path, report: GcReport, *, dry_run: bool, ret
         return  # removed meanwhile (dropped by a reader)
     try:
         record = read_record(item, stage, name)
+    except NewerFormat as err:
+        report.newer.append({"path": str(item), "reason": str(err)})
+        return
     except OldFormat as err:
         kind, reason = "old_schema", str(err)
     except Unusable as err:
@@ -127,6 +143,11 @@ def _check_entry(stage: str, item: Path, report: GcReport, *, dry_run: bool, ret
     except Exception as err:  # noqa: BLE001 - same rule as loading: unreadable is damaged
         kind, reason = "corrupt", f"{type(err).__name__}: {err}"
     else:
+        schema = record.get("schema")
+        if isinstance(schema, int) and schema > SCHEMA_VERSION:
+            report.newer.append({"path": str(item), "reason": f"spec schema {schema}, written by a newer version "
+                                                              f"(this code reads {SCHEMA_VERSION})"})
+            return
         kind, reason = _stale(record, retired)
         if kind is None:
             report.kept += 1

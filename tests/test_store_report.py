@@ -92,3 +92,36 @@ def test_stage_folders_are_every_stage_s_and_retire_only_sal_keyed_runs():
     assert {"train", "sal", "poison", "surface", "curvature", "ud", STAGE} <= set(folders)
     assert folders["train"]({"spec": {"sal": {}}}) and folders["train"]({"spec": {"data": {}}}) is None
     assert all(folders[name]({"spec": {"sal": {}}}) is None for name in folders if name != "train")
+
+
+def _rewrite_record(store: Store, stage: str, key: str, **changes: object) -> None:
+    """Change fields of an entry's meta.json and rewrite its SHA256SUMS, as a newer version of this code would."""
+    import hashlib
+
+    from landscape.store import ARRAYS, META, _sums
+
+    folder = store.path(stage, key)
+    record = json.loads((folder / META).read_bytes())
+    (folder / META).write_text(json.dumps({**record, **changes}))
+    digests = [hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in (META, ARRAYS)]
+    (folder / SUMS).write_bytes(_sums(*digests))
+
+
+def test_entries_of_a_newer_version_sharing_the_store_are_listed_and_never_removed(store, capsys):
+    from landscape.spec import SCHEMA_VERSION
+    from landscape.store import FORMAT
+
+    store.save("train", "newformat", {"v": 1}, {"x": np.zeros(2)})
+    _rewrite_record(store, "train", "newformat", format=FORMAT + 1)
+    store.save("train", "newschema", {"v": 2}, {"x": np.zeros(2)})
+    _rewrite_record(store, "train", "newschema", schema=SCHEMA_VERSION + 1)
+    status, out = _store_cli(store, capsys, "--gc")
+    assert status == 0
+    assert store.path("train", "newformat").is_dir() and store.path("train", "newschema").is_dir()
+    assert f"left alone, of a newer version of this code: {store.path('train', 'newformat')} (store format " \
+           f"{FORMAT + 1}, written by a newer version" in out, out
+    assert f"{store.path('train', 'newschema')} (spec schema {SCHEMA_VERSION + 1}, written by a newer" in out, out
+    assert main(["store", "--store", str(store.root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [d["path"] for d in report["newer"]] == [str(store.path("train", k)) for k in ("newformat", "newschema")]
+    assert report["removed"] == {} and report["kept"] == 0

@@ -72,6 +72,8 @@ def summary(report: GcReport) -> str:
         lines += _listed([f"{label}: {d['path']} ({d['reason']})" for d in report.dropped if d["kind"] == kind])
     if report.in_use:
         lines.append(f"left alone: {report.in_use} temporary folder(s)/lock(s) in use by a running writer")
+    lines += _listed([f"left alone, of a newer version of this code: {d['path']} ({d['reason']})"
+                      for d in report.newer])
     root = Path(report.root)
     lines += _listed([f"left alone, {'not a stage folder' if Path(p).parent == root else 'not an entry'}: {p}"
                       for p in report.unknown])
