@@ -35,3 +35,6 @@ st.caption(f"Source: {result.label}. Every page shows this run.")
 widgets.show_figure(widgets.figure(("overview-training", spec), lambda: figures.training_curves(result.histories)),
                     "overview-training-curves")
 study.run_metrics(result.histories, result.ud)
+if spec.dataset == "digits":
+    st.caption("On the 8x8 digits UD need not follow the accuracy drop: the UD page says why, and in which settings "
+               "of the shipped regime study UD does separate UEs from random noise.")

@@ -89,6 +89,11 @@ def test_every_page_opens_on_the_demo_in_a_fresh_session(page):
     assert len(at.get("download_button")) >= len(charts(at)), "every figure (and table) is downloadable"
 
 
+def test_the_overview_points_from_the_digits_ud_to_why_it_need_not_follow_accuracy():
+    at = open_page()  # the demo: digits, where EM's UD is near 1 although its accuracy drops
+    assert "UD need not follow the accuracy drop: the UD page says why" in texts(at)
+
+
 def test_the_app_defaults_are_the_demo_requests():
     from landscape import demo
     from landscape.app.state import AppSpec
