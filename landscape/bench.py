@@ -33,7 +33,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -238,26 +238,30 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None, store_root: str, device: str, threads: int = 1) -> None:
-        ray = _ray()
-        self.ray = ray
-        self.owns = False
-        if address is not None and not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            try:
-                if address == "local":
-                    ray.init(**kwargs)
-                else:
-                    ray.init(address=address, **kwargs)
-            except (ConnectionError, ValueError, RuntimeError) as err:
-                # Ray's ConnectionError is an OSError: uncaught, the CLI would call it a file error.
-                raise LandscapeError(_ray_unreachable(address, err)) from None
-            self.owns = True
-        elif not ray.is_initialized():
+        with _bounded_wait(address):  # around the import too: Ray reads one of the settings when it is imported
+            ray = _ray()
+            self.ray = ray
+            self.owns = False
+            if address is not None and not ray.is_initialized():
+                self._connect(address)
+        if not ray.is_initialized():
             raise LandscapeError("no Ray instance: pass --ray ADDRESS (or --ray local)")
         gpus = 1 if device.startswith("cuda") else 0  # Ray then sets CUDA_VISIBLE_DEVICES for each task
         self.task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_execute)
         self.args = (store_root, device, threads)
         self.refs: dict[Any, int] = {}
+
+    def _connect(self, address: str) -> None:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        try:
+            if address == "local":
+                self.ray.init(**kwargs)
+            else:
+                self.ray.init(address=address, **kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            # Ray's ConnectionError is an OSError: uncaught, the CLI would call it a file error.
+            raise LandscapeError(_ray_unreachable(address, err)) from None
+        self.owns = True
 
     def submit(self, job_id: int, kind: str, cell: Cell) -> None:
         self.refs[self.task.remote(kind, cell, *self.args)] = job_id
@@ -273,6 +277,24 @@ class RayExecutor:
         self.refs.clear()
         if self.owns:
             self.ray.shutdown()
+
+
+# Where no cluster answers, Ray tries the address 20 times, each try waiting ~35 s (over 10 minutes in all, Ray
+# 2.60); these make it one try of ~20 s. A value already in the environment is the user's and is kept.
+RAY_CONNECT_BOUND = {"RAY_gcs_server_port_wait_time_s": "1",  # tries, ~1 s apart; read on each connect
+                     "RAY_py_gcs_connect_timeout_s": "8"}  # each try's wait (+ ~10 s); read when Ray is imported
+
+
+@contextlib.contextmanager
+def _bounded_wait(address: str | None) -> Iterator[None]:
+    """`RAY_CONNECT_BOUND` set while Ray is imported and connects to `address` (not "local": it starts its own)."""
+    bound = {} if address in (None, "local") else {k: v for k, v in RAY_CONNECT_BOUND.items() if k not in os.environ}
+    os.environ.update(bound)
+    try:
+        yield
+    finally:
+        for k in bound:
+            os.environ.pop(k, None)
 
 
 def _ray_unreachable(address: str, err: Exception) -> str:
@@ -492,12 +514,27 @@ def machine_description() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
+OUTPUTS = ("csv", "json", "md")
+
+
+def output_files(prefix: str | Path) -> dict[str, Path]:
+    """The files `write_outputs` writes for the prefix `prefix`: ``<prefix>.csv``, ``.json`` and ``.md``.
+
+    A dot in the prefix is kept (``results/ud.v2`` -> ``results/ud.v2.csv``); a prefix that names one of the
+    three files (``results/ud.csv``) stands for its own prefix (``results/ud``).
+    """
+    prefix = Path(prefix)
+    if prefix.suffix[1:] in OUTPUTS:
+        prefix = prefix.with_suffix("")
+    return {kind: prefix.with_name(f"{prefix.name}.{kind}") for kind in OUTPUTS}
+
+
 def write_outputs(result: BenchResult, out: str | Path, *, command: str, device: str) -> dict[str, Path]:
-    """Write `<out>.csv` (one row per cell), `<out>.json` and `<out>.md`; return their paths."""
+    """Write `<out>.csv` (one row per cell), `<out>.json` and `<out>.md` (`output_files`); return their paths."""
     from landscape.device import numeric_environment_line
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = output_files(out)
+    paths["csv"].parent.mkdir(parents=True, exist_ok=True)
     spec = result.spec
     cells = len(result.rows)
     header = {
@@ -513,7 +550,6 @@ def write_outputs(result: BenchResult, out: str | Path, *, command: str, device:
         "worker time": _worker_time(result),
         "settings": settings_line(spec),
     }
-    paths = {"csv": out.with_suffix(".csv"), "json": out.with_suffix(".json"), "md": out.with_suffix(".md")}
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -557,5 +593,5 @@ def read_summary(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["BenchResult", "BenchSpec", "Cell", "ProcessExecutor", "RayExecutor", "SerialExecutor", "execute",
-           "make_executor", "markdown_tables", "plan_jobs", "read_summary", "run_bench", "stored_row", "summarise",
-           "write_outputs"]
+           "make_executor", "markdown_tables", "output_files", "plan_jobs", "read_summary", "run_bench", "stored_row",
+           "summarise", "write_outputs"]

@@ -52,7 +52,25 @@ class CommandParser(Parser):
         parsed, extras = super().parse_known_args(args, namespace)
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
+        parsed._given = self._given(args)
         return parsed, extras
+
+    def _given(self, args: Sequence[str] | None) -> dict[str, str]:
+        """The options on the command line, dest -> option (`commands.common.refuse_given`).
+
+        argparse's namespace holds a value for every option, given or not: parsed again with no defaults, it
+        holds only the given ones (the arguments parsed once already, so this parse cannot fail).
+        """
+        options = [a for a in self._actions if a.option_strings]
+        defaults = [a.default for a in options]
+        try:
+            for a in options:
+                a.default = argparse.SUPPRESS
+            bare, _ = super().parse_known_args(args, None)
+        finally:
+            for a, default in zip(options, defaults, strict=True):
+                a.default = default
+        return {a.dest: a.option_strings[-1] for a in options if hasattr(bare, a.dest)}
 
 
 def build_parser() -> argparse.ArgumentParser:

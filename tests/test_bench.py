@@ -198,3 +198,103 @@ def test_cli_without_a_ray_cluster_says_so(tmp_path):
 
 def test_cell_stage_name_is_a_store_name(store):
     assert store.path(BenchCell.folder, "0123456789abcdef").name == "0123456789abcdef"
+
+
+class _Unreachable:
+    """Stands in for the `ray` module where no cluster answers: `init` records Ray's connection settings."""
+
+    def __init__(self, names):
+        self.names, self.seen = names, {}
+
+    def is_initialized(self):
+        return False
+
+    def init(self, address=None, **kwargs):
+        import os
+
+        self.seen[address] = {k: os.environ.get(k) for k in self.names}
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}.  Please ensure that the cluster ...")
+
+
+def test_ray_connects_with_a_bounded_wait_and_keeps_the_users_settings(monkeypatch):
+    """Where no cluster answers, Ray's own wait is over 10 minutes: RayExecutor sets Ray's settings that make it one
+    ~20 s try while Ray connects (a value the user set is kept), then removes them; "local" keeps Ray's own."""
+    import os
+    import sys
+
+    from landscape import bench
+    from landscape.errors import LandscapeError
+
+    names = ("RAY_gcs_server_port_wait_time_s", "RAY_py_gcs_connect_timeout_s")
+    fake = _Unreachable(names)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_py_gcs_connect_timeout_s", "3")  # the user's own
+    with pytest.raises(LandscapeError, match=r"^cannot connect to a Ray cluster at '192\.0\.2\.1:6379' \(Failed to "
+                                             r"connect to Ray cluster at 192\.0\.2\.1:6379\); start one first"):
+        bench.RayExecutor("192.0.2.1:6379", "/nowhere", "cpu")
+    assert fake.seen["192.0.2.1:6379"] == {"RAY_gcs_server_port_wait_time_s": "1", "RAY_py_gcs_connect_timeout_s": "3"}
+    assert "RAY_gcs_server_port_wait_time_s" not in os.environ and os.environ.get(names[1]) == "3"
+    monkeypatch.delenv("RAY_py_gcs_connect_timeout_s")
+    with pytest.raises(LandscapeError, match="cannot connect to a Ray cluster at 'auto'"):
+        bench.RayExecutor("auto", "/nowhere", "cpu")
+    assert fake.seen["auto"] == {"RAY_gcs_server_port_wait_time_s": "1", "RAY_py_gcs_connect_timeout_s": "8"}
+    with pytest.raises(LandscapeError, match="cannot start a local Ray instance"):
+        bench.RayExecutor("local", "/nowhere", "cpu")
+    assert fake.seen[None] == dict.fromkeys(names)  # it starts its own GCS: Ray's wait for it is kept
+    assert not any(name in os.environ for name in names)
+
+
+@pytest.mark.slow
+def test_cli_with_no_cluster_at_the_ray_address_fails_within_seconds(tmp_path):
+    """A HOST:PORT where nothing listens: the one-line error comes after ~20 s (Ray's own wait: over 10 minutes)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'ue-landscape[ray]'); CI installs it")
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(UE_LANDSCAPE_STORE=str(tmp_path / "store"), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    try:
+        done = subprocess.run([sys.executable, "-m", "landscape", "bench", "--ray", f"127.0.0.1:{port}", "--methods",
+                               "random", "--seeds", "1", "--epochs", "1", "--n-train", "20", "--n-test", "10", "--out",
+                               str(tmp_path / "out" / "b")], capture_output=True, text=True, cwd=tmp_path, env=env,
+                              timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("bench --ray HOST:PORT with no cluster there still waited after 90 s")
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # after Ray's own warnings
+    assert last.startswith(f"error: cannot connect to a Ray cluster at '127.0.0.1:{port}' ("), last
+    assert "--ray local" in last and "--workers N" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_prefix_keeps_its_dots(tmp_path):
+    """--out results/ud.v2 writes results/ud.v2.csv, .json and .md (not ud.csv); naming one of them is its prefix."""
+    from landscape import bench
+
+    result = bench.BenchResult(tiny_bench(methods=("random",), defenses=("none",), seeds=(0,)), [], 0, 0, 0.0,
+                               "serial", 1)
+    paths = write_outputs(result, tmp_path / "results" / "ud.v2", command="pytest", device="cpu")
+    assert {k: p.name for k, p in paths.items()} == {"csv": "ud.v2.csv", "json": "ud.v2.json", "md": "ud.v2.md"}
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["ud.v2.csv", "ud.v2.json", "ud.v2.md"]
+    assert read_summary(paths["json"])["rows"] == []
+    for named in ("ud.v2.csv", "ud.v2.md", "ud.v2"):
+        assert bench.output_files(tmp_path / named) == {k: tmp_path / f"ud.v2.{k}" for k in ("csv", "json", "md")}
+
+
+def test_cli_checks_the_files_of_a_dotted_out_prefix_before_any_work(tmp_path, capsys):
+    (tmp_path / "out" / "ud.v2.md").mkdir(parents=True)  # where the report would go: a folder
+    code = main(["bench", "--methods", "random", "--seeds", "1", "--epochs", "1", "--n-train", "20", "--n-test", "10",
+                 "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out" / "ud.v2")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ud.v2.md is a folder" in err and "--out (its .md file)" in err, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ud.v2.md"]
+    assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.safetensors"))

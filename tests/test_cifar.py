@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -354,6 +355,37 @@ def test_download_unreachable_url(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="could not download"):
         cifar.download("cifar10", root, url=(tmp_path / "missing.tar.gz").as_uri(), md5="0" * 32)
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("md5", ["zz", "0" * 31, "0" * 33, "g" * 32, "0" * 32 + "\n", "", b"0" * 32, 0])
+def test_download_refuses_a_malformed_md5_before_any_work(tmp_path: Path, md5: object) -> None:
+    """An MD5 no archive can have is refused naming it, before the data folder is made or anything is fetched."""
+    from landscape.errors import SpecError
+
+    root = tmp_path / "data"
+    with pytest.raises(SpecError, match=f"^{re.escape(repr(md5))} is not an MD5 digest; give the 32 hex digits"):
+        cifar.download("cifar10", root, url=(tmp_path / "missing.tar.gz").as_uri(), md5=md5)  # type: ignore[arg-type]
+    assert not root.exists()
+
+
+def test_download_md5_is_checked_once_for_the_api_and_the_cli(tmp_path: Path) -> None:
+    """Any case is accepted (compared lower-cased); the CLI's --md5 is the API's check, with the same message."""
+    import argparse
+
+    from landscape.commands.download import md5_digest
+    from landscape.data.fetch import md5_digest as api_check
+    from landscape.errors import SpecError
+
+    write_cifar(tmp_path / "src", 10)
+    archive = tmp_path / "archive.tar.gz"
+    md5 = _tarball(tmp_path / "src", "cifar-10-batches-py", archive)
+    got = cifar.download("cifar10", tmp_path / "data", url=archive.as_uri(), md5=md5.upper())
+    assert got == tmp_path / "data" / "cifar-10-batches-py" and md5_digest(md5.upper()) == md5
+    with pytest.raises(SpecError) as api:
+        api_check("abc")
+    with pytest.raises(argparse.ArgumentTypeError) as cli:
+        md5_digest("abc")
+    assert str(cli.value) == str(api.value)
 
 
 def _evil_tarball(tmp_path: Path, member: tarfile.TarInfo, payload: bytes = b"evil") -> tuple[Path, str]:

@@ -97,6 +97,7 @@ def _argv(args: list[str], world: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------- the table
 
 FAST = ["--epochs", "1", "--n-train", "20", "--n-test", "10"]  # if a case is wrongly accepted, it costs a second
+SUBSET = FAST[2:]  # for weights --analyse, which trains nothing (and refuses --epochs)
 
 # store and output paths that every computing command must refuse before it computes
 STORES = [
@@ -327,14 +328,18 @@ for flags, needle in [([], "--export"), (["--export", "a.safetensors", "--analys
                       (["--analyse", "{w}/garbage.safetensors"], "garbage.safetensors"), (["--analyse", ""], "empty"),
                       (["--analyse", f"{NOBODY}/w.safetensors"], "nosuchuser"),
                       (["--analyse", "{w}/adir"], "adir")]:
-    case(f"weights{''.join(flags)}"[:40], ["weights", *FAST, *flags], needle)
-# an epoch the run does not keep is refused before it trains; weights with NaN or inf before SAL is measured
+    case(f"weights{''.join(flags)}"[:40], ["weights", *(SUBSET if "--analyse" in flags else FAST), *flags], needle)
+# an epoch the run does not keep is refused before it trains; weights with NaN or inf before SAL is measured; an
+# option the mode does not use (training flags for --analyse, SAL flags for --export) before anything is read
 EXPORT, NAN = ["--export", "{w}/adir/w.safetensors"], "{w}/nan.safetensors"
-for name, flags, needle in [("export-epoch--1", [*EXPORT, "--epoch", "-1"], "--epoch -1"),
-                            ("export-epoch-past-the-end", [*EXPORT, "--epoch", "2"], "keeps epochs 0, 1"),
-                            ("analyse-nan", ["--analyse", NAN], "2.weight (1 NaN of 2,304), 7.weight"),
-                            ("analyse-epoch", ["--analyse", NAN, "--epoch", "0"], "--export")]:
-    case(f"weights/{name}", ["weights", *FAST, *flags], needle)
+for name, flags, needle in [("export-epoch--1", [*FAST, *EXPORT, "--epoch", "-1"], "--epoch -1"),
+                            ("export-epoch-past-the-end", [*FAST, *EXPORT, "--epoch", "2"], "keeps epochs 0, 1"),
+                            ("export-sal", [*FAST, *EXPORT, "--sal-rounds", "1"], "--sal-rounds: not used by --export"),
+                            ("analyse-nan", [*SUBSET, "--analyse", NAN], "2.weight (1 NaN of 2,304), 7.weight"),
+                            ("analyse-epoch", [*SUBSET, "--analyse", NAN, "--epoch", "0"], "--epoch: not used by"),
+                            ("analyse-method", [*SUBSET, "--analyse", NAN, "--method", "em"], "--method: not used by"),
+                            ("analyse-epochs", [*FAST, "--analyse", NAN], "--epochs: not used by --analyse")]:
+    case(f"weights/{name}", ["weights", *flags], needle)
 
 
 IDS = [c[0] for c in CASES]

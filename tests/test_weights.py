@@ -19,6 +19,7 @@ from landscape.models import build_model, weight_layers
 from landscape.sal import model_sal
 from landscape.stages.base import Context, get_splits
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
+from landscape.store import Store
 from landscape.surface import eval_subset
 from landscape.train import evaluate
 from landscape.weights import load_into, read_weights, save_weights, weights_metadata
@@ -250,3 +251,83 @@ def test_cli_analyse_refuses_weights_recorded_for_another_data_set(tmp_path, cap
     assert main(["weights", "--analyse", str(out), "--model", "mlp", "--n-train", "100", "--sal-rounds", "1",
                  "--json"]) == 0  # the same data set (another subset): analysed
     assert json.loads(capsys.readouterr().out)["layers"]
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--analyse", "{w}"], None),  # a baseline: what the mode takes is accepted (then the missing file is named)
+    (["--analyse", "{w}", "--method", "em"], ["--method"]),
+    (["--analyse", "{w}", "--method", "clean"], ["--method"]),  # given, even as the default, is not used
+    (["--analyse", "{w}", "--epochs", "3", "--lr", "0.5", "--seed", "1"], ["--epochs", "--lr", "--seed"]),
+    (["--analyse", "{w}", "--batch-size", "8", "--augment", "none", "--crop-padding", "2"],
+     ["--batch-size", "--augment", "--crop-padding"]),
+    (["--analyse", "{w}", "--epoch", "0"], ["--epoch"]),
+    (["--analyse", "{w}", "--sal-every", "2"], ["--sal-every"]),
+    (["--export", "{d}/w.safetensors", "--sal-eps", "0.1", "--sal", "paper"], ["--sal", "--sal-eps"]),
+])
+def test_cli_weights_refuses_options_its_mode_does_not_use(tmp_path, capsys, flags, named):
+    """weights --analyse reads weights trained elsewhere and --export measures no SAL: an option the mode would
+    ignore is refused naming it, before any work (no file read, no run trained, nothing stored)."""
+    argv = [f.format(w=tmp_path / "missing.safetensors", d=tmp_path) for f in flags]
+    code = main(["weights", *argv, "--n-train", "20", "--n-test", "10", "--store", str(tmp_path / "store")])
+    assert code == 2
+    err = capsys.readouterr().err
+    if named is None:
+        assert "missing.safetensors does not exist" in err, err
+        return
+    assert err.startswith(f"error: {', '.join(named)}: not used by --{flags[0][2:]}") and "; leave" in err, err
+    assert not (tmp_path / "store").exists() and not (tmp_path / "w.safetensors").exists()
+
+
+def _stored_as_before_the_check(run: ImportedRun, state: dict, store) -> None:
+    """The entry `ImportedRun.compute` stored before NaN/inf weights were refused (5fe7949): the state as read."""
+    from landscape.train import HISTORY_KEYS, TrainResult
+
+    old = TrainResult({k: np.zeros(0) for k in HISTORY_KEYS}, [0], [state], None, {"weights": run.path})
+    store.save(run.folder, run.key(), *old.to_store(), spec=run.record())
+
+
+def test_a_stored_import_of_nan_weights_from_an_older_store_is_refused(tmp_path, store):
+    """An older store served imported weights with NaN/inf unchecked; loading the entry now refuses them with the
+    import's own error (the entry is dropped), so SAL is not measured at them."""
+    from landscape.store import StoreWarning
+
+    net = build_model("cnn", (1, 8, 8), 10)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["2.weight"].view(-1)[:3] = float("nan")
+    state["7.bias"][0] = -float("inf")
+    path = save_weights(state, tmp_path / "bad.safetensors")
+    run = ImportedRun.of(DataSpec(n_train=100), ModelSpec("cnn"), path)
+    _stored_as_before_the_check(run, state, store)
+    why = r"not finite in 2 tensor\(s\): 2\.weight \(3 NaN of 2,304\), 7\.bias \(1 inf of 32\)"
+    with pytest.warns(StoreWarning, match=f"weights/{run.key()} .* is unusable .*{why}"), \
+            pytest.raises(DataError, match=f"^the weights {path} are {why}"):
+        ImportedSALStage.of(run, SALSpec(rounds=1)).get(Context(store))
+    assert store.load(run.folder, run.key()) is None and not store.keys(ImportedSALStage.folder)
+
+
+def test_imported_weights_are_checked_once_and_an_older_finite_entry_still_serves(tmp_path, store, monkeypatch):
+    import landscape.stages.weights as stages
+    import landscape.weights as weights
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])
+        return check(*args, **kwargs)
+
+    check = weights.check_finite
+    monkeypatch.setattr(weights, "check_finite", counted)
+    monkeypatch.setattr(stages, "check_finite", counted)
+    net = build_model("cnn", (1, 8, 8), 10)
+    path = save_weights(net.state_dict(), tmp_path / "w.safetensors")
+    run = ImportedRun.of(DataSpec(n_train=100), ModelSpec("cnn"), path)
+    first = run.get(Context(store))  # imported: checked once, on reading the file (not again on decoding it)
+    assert calls == [run.path]
+    again = run.get(Context(store))  # served from the store: checked when it was stored
+    assert calls == [run.path]
+    assert all(torch.equal(first.final_state[k], again.final_state[k]) for k in net.state_dict())
+    older = Store(tmp_path / "older")
+    _stored_as_before_the_check(run, {k: v.clone() for k, v in net.state_dict().items()}, older)
+    served = run.get(Context(older))  # an entry stored before the check: checked on loading, and served
+    assert calls == [run.path, run.path] and older.load(run.folder, run.key()) is not None
+    assert all(torch.equal(served.final_state[k], first.final_state[k]) for k in net.state_dict())

@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="submit cells to the Ray cluster at ADDRESS ('auto', 'HOST:PORT'; 'local' starts one)")
     p.add_argument("--threads", type=at_least(1), default=1,
                    help="torch threads per cell (part of what fixes the numbers)")
-    p.add_argument("--out", default=None, help="output prefix of the .csv, .json and .md files (default: "
-                   "assets/benchmarks/ud_<dataset>_<model> under the current folder)")
+    p.add_argument("--out", default=None, help="output prefix of the .csv, .json and .md files, dots kept (ud.v2: "
+                   "ud.v2.csv, ...; default: assets/benchmarks/ud_<dataset>_<model> under the current folder)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--store", default=None, help="store folder (default: $UE_LANDSCAPE_STORE or ~/.cache/ue-landscape)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and how many are stored, then stop")
@@ -78,7 +78,7 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 def run(a: argparse.Namespace) -> int:
-    from landscape.bench import BenchSpec, make_executor, run_bench, stored_row, write_outputs
+    from landscape.bench import BenchSpec, make_executor, output_files, run_bench, stored_row, write_outputs
     from landscape.device import resolve_device
 
     seeds = parse_seeds(a.seed_list) if a.seed_list is not None else tuple(range(a.seeds))
@@ -99,8 +99,8 @@ def run(a: argparse.Namespace) -> int:
     out = output_path(a.out if a.out is not None else f"assets/benchmarks/{name}", "--out",
                       hint=f"--out is the prefix of the three files the benchmark writes: give e.g. {{path}}/{name} "
                            f"to write {{path}}/{name}.csv, .json and .md")
-    for suffix in (".csv", ".json", ".md"):
-        output_path(str(out.with_suffix(suffix)), f"--out (its {suffix} file)")
+    for kind, path in output_files(out).items():
+        output_path(str(path), f"--out (its .{kind} file)")
     executor = make_executor(workers=a.workers, ray_address=a.ray, store_root=str(Path(store.root).resolve()),
                              device=device, threads=a.threads)
 

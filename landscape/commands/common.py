@@ -8,7 +8,7 @@ A command that trains (or loads) a run takes `add_experiment_args` (data set, mo
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,15 @@ from landscape import jsontext
 from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
 from landscape.device import resolve_device
+from landscape.errors import SpecError
 from landscape.models import MODELS
 from landscape.paths import user_path, writable_file
 from landscape.progress import tqdm_progress
 from landscape.store import Store
 
 __all__ = ["add_data_args", "add_experiment_args", "add_model_args", "add_run_args", "add_train_args", "at_least",
-           "data_spec", "experiment_specs", "model_spec", "open_store", "output_path", "print_json", "tqdm_progress",
-           "train_spec", "working"]
+           "data_spec", "experiment_specs", "model_spec", "open_store", "option_dests", "output_path", "print_json",
+           "refuse_given", "tqdm_progress", "train_spec", "working"]
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -111,6 +112,26 @@ def output_path(value: str, flag: str, example: str = "out.html", hint: str | No
     A folder is refused with `hint` (``{path}`` is the folder), by default: give `example` inside it.
     """
     return writable_file(user_path(value, flag), flag, hint or f"give a file name inside it, e.g. {{path}}/{example}")
+
+
+def option_dests(add: Callable[[argparse.ArgumentParser], None]) -> frozenset[str]:
+    """The ``dest`` of every option that `add` (an ``add_*_args``) adds to a parser."""
+    p = argparse.ArgumentParser(add_help=False)
+    add(p)
+    return frozenset(vars(p.parse_args([])))
+
+
+def refuse_given(a: argparse.Namespace, dests: Iterable[str], why: str) -> None:
+    """Refuse the options among `dests` given on the command line, which this use of the command ignores.
+
+    `SpecError` names each (as given) and says `why`, before any work. The CLI records which options were given
+    (`landscape.cli.CommandParser`); a namespace built another way gives none.
+    """
+    wanted = set(dests)
+    given = [option for dest, option in getattr(a, "_given", {}).items() if dest in wanted]
+    if given:
+        them = "it" if len(given) == 1 else "them"
+        raise SpecError(f"{', '.join(given)}: not used {why}; leave {them} out")
 
 
 def data_spec(a: argparse.Namespace) -> DataSpec:

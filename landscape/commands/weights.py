@@ -9,6 +9,8 @@ Analyse: ``weights --analyse FILE [--dataset ... --model ...] [SAL flags]`` read
 is refused), loads them into the model built for the data and prints SAL of every weight layer at that point
 (Ye et al., ICLR 2025; L_0 evaluated at the weights, as there is no training run), cached in the store.
 Weights exported by ``--export`` record their data set; analysing them on another one is refused, naming both.
+An option the mode does not use is refused, naming it, before any work: the SAL flags with ``--export``; the
+training flags, ``--method``, ``--epoch`` and ``--sal-every`` with ``--analyse``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import argparse
 from pathlib import Path
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import add_experiment_args, experiment_specs, output_path, print_json, working
+from landscape.commands.common import (
+    add_experiment_args,
+    add_train_args,
+    experiment_specs,
+    option_dests,
+    output_path,
+    print_json,
+    refuse_given,
+    working,
+)
 from landscape.commands.run import add_sal_args, sal_spec
 from landscape.config import DataSpec
 
@@ -84,13 +95,10 @@ def check_recorded_data(path: str, data: DataSpec) -> None:
 
 
 def analyse(a: argparse.Namespace) -> dict:
-    from landscape.errors import SpecError
     from landscape.stages.base import Context
     from landscape.stages.weights import ImportedRun, ImportedSALStage
 
-    if a.epoch is not None:
-        raise SpecError(f"--epoch {a.epoch} applies to --export; imported weights are one point (leave --epoch out)")
-    data, model, _ = experiment_specs(a)  # the training flags do not apply: the weights were trained elsewhere
+    data, model, _ = experiment_specs(a)  # the training flags are refused (`run`): the weights were trained elsewhere
     run = ImportedRun.of(data, model, a.analyse)
     check_recorded_data(run.path, run.data)
     stage = ImportedSALStage.of(run, sal_spec(a))
@@ -103,6 +111,13 @@ def analyse(a: argparse.Namespace) -> dict:
 
 
 def run(a: argparse.Namespace) -> int:
+    if a.export is not None:
+        refuse_given(a, option_dests(add_sal_args), "by --export, which writes a run's weights and measures no SAL "
+                                                    "(the SAL flags are for --analyse)")
+    else:
+        refuse_given(a, {"method", "epoch", "sal_every", *option_dests(add_train_args)},
+                     "by --analyse: it reads weights trained elsewhere, one point (the training flags, --method and "
+                     "--epoch describe the run --export writes; --sal-every, a run's epochs)")
     out = export(a) if a.export is not None else analyse(a)
     if a.json:
         print_json(out)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, extract_tar, fetch, verified
+from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, extract_tar, fetch, md5_digest, verified
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError, UnknownNameError
 from landscape.paths import user_path
@@ -343,7 +343,8 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None, md
         name: "cifar10" or "cifar100".
         root: folder that receives the archive and the extracted data folder (created if needed).
         url: where to fetch the archive (http(s) or file://); defaults to the official URL.
-        md5: expected MD5 hex digest of the archive; defaults to that of the official archive.
+        md5: expected MD5 hex digest of the archive (32 hex digits, any case); defaults to that of the official
+            archive.
         limits: caps on the download's size and the extracted bytes and members.
 
     Returns:
@@ -351,17 +352,18 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None, md
 
     Raises:
         UnknownNameError: `name` is not a CIFAR variant.
+        SpecError: `md5` is not an MD5 hex digest (before anything is fetched or created).
         DataError: the download failed, the MD5 does not match (the file is removed), or the archive is
             unreadable, incomplete, over a cap or has a member that would escape `root`.
     """
     layout = _LAYOUTS.get(name)
     if layout is None:
         raise UnknownNameError(f"unknown CIFAR data set {name!r}; valid choices: {', '.join(_LAYOUTS)}")
+    expected_md5 = layout.md5 if md5 is None else md5_digest(md5)
     base = user_path(root, "the data root")
     final = base / layout.folder
     if _is_complete(final, layout):
         return final
-    expected_md5 = (md5 or layout.md5).lower()
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as err:

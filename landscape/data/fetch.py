@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from landscape.errors import DataError
+from landscape.errors import DataError, SpecError
 
 _CHUNK = 1 << 20
 
@@ -80,6 +81,16 @@ def _mismatch(md5: str | None, sha256: str | None, got: tuple[str, str]) -> str 
     if sha256 and got[1] != sha256.lower():
         return f"SHA-256 mismatch, expected {sha256.lower()} but got {got[1]}"
     return None
+
+
+def md5_digest(value: object) -> str:
+    """`value` as an MD5 hex digest (32 hex digits, any case), lower-cased; anything else is a `SpecError`.
+
+    Anything else could never match a download, so it is refused before the (possibly large) archive is fetched.
+    """
+    if not (isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{32}", value)):
+        raise SpecError(f"{value!r} is not an MD5 digest; give the 32 hex digits that `md5sum ARCHIVE` prints")
+    return value.lower()
 
 
 def verified(path: Path, md5: str | None, sha256: str | None = None) -> bool:

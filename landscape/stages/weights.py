@@ -50,7 +50,9 @@ from landscape.stages.train import SALOnRun
 from landscape.store import Entry
 from landscape.surface_results import SurfaceSet
 from landscape.train import HISTORY_KEYS, TrainResult
-from landscape.weights import load_into, read_weights
+from landscape.weights import check_finite, load_into, read_weights
+
+FINITE = "finite"  # an imported run's mark (in its extras) that its weights were checked finite when it was stored
 
 
 @dataclass(frozen=True)
@@ -91,14 +93,22 @@ class ImportedRun(Stage[TrainResult]):
 
     def compute(self, ctx: Context) -> Computed:
         net = self.net()
-        load_into(net, read_weights(self.path), label=self.path)
+        load_into(net, read_weights(self.path), label=self.path)  # refuses NaN/inf (`check_finite`)
         state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).clone()
                  for k, v in net.state_dict().items()}
         history = {k: np.zeros(0) for k in HISTORY_KEYS}
-        return TrainResult(history, [0], [state], None, {"weights": self.path}).to_store()
+        return TrainResult(history, [0], [state], None, {"weights": self.path, FINITE: True}).to_store()
 
     def decode(self, entry: Entry) -> TrainResult:
-        return TrainResult.from_store(entry.meta, entry.arrays)
+        """The stored run; one imported before NaN/inf weights were refused is checked now (`check_finite`).
+
+        Such an entry fails to decode, so the store drops it and `compute` reads the file again, which refuses
+        the weights with the same error. An entry `compute` wrote was checked there and is not checked again.
+        """
+        run = TrainResult.from_store(entry.meta, entry.arrays)
+        if not run.extras.get(FINITE):
+            check_finite(run.final_state, self.net().state_dict(), self.path)
+        return run
 
     def inputs(self) -> tuple[Stage[Any], ...]:
         return ()  # the user's file, not a stage
