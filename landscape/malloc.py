@@ -13,7 +13,7 @@ M pages either way and takes the same time.
 The cost is memory held, not used: freed memory stays with the process for reuse (in each malloc arena, up to
 `TRIM_THRESHOLD` above its top, and holes below it), so its resident size stays near its peak instead of shrinking
 after a run. Hence it is called only by processes that train: the CLI (`landscape.cli.main`) and the worker
-processes (`landscape.stages.pool`, `landscape.bench`), not the app's long-lived server; a library user calls it
+processes (`landscape.stages.pool`, `landscape.executors`), not the app's long-lived server; a library user calls it
 if they want it. A no-op off glibc, and where the user sets either threshold themselves (`GLIBC_TUNABLES`, or
 glibc's older `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_`).
 """

@@ -6,8 +6,6 @@ import pytest
 
 from landscape.bench import (
     BenchSpec,
-    ProcessExecutor,
-    SerialExecutor,
     plan_jobs,
     read_summary,
     run_bench,
@@ -17,6 +15,7 @@ from landscape.bench import (
 from landscape.cli import main
 from landscape.config import DataSpec, DefenseSpec, ModelSpec, SALSpec, TrainSpec
 from landscape.errors import SpecError
+from landscape.executors import ProcessExecutor, SerialExecutor
 from landscape.stages.bench import BenchCell
 from landscape.store import Store
 
@@ -147,7 +146,7 @@ def test_process_and_ray_executors_give_the_same_table(tmp_path):
 
     ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'ue-landscape[ray]'); "
                                             "CI installs it")
-    from landscape.bench import RayExecutor
+    from landscape.executors import RayExecutor
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              configure_logging=False)
@@ -222,7 +221,7 @@ def test_ray_connects_with_a_bounded_wait_and_keeps_the_users_settings(monkeypat
     import os
     import sys
 
-    from landscape import bench
+    from landscape import executors
     from landscape.errors import LandscapeError
 
     names = ("RAY_gcs_server_port_wait_time_s", "RAY_py_gcs_connect_timeout_s")
@@ -233,15 +232,15 @@ def test_ray_connects_with_a_bounded_wait_and_keeps_the_users_settings(monkeypat
     monkeypatch.setenv("RAY_py_gcs_connect_timeout_s", "3")  # the user's own
     with pytest.raises(LandscapeError, match=r"^cannot connect to a Ray cluster at '192\.0\.2\.1:6379' \(Failed to "
                                              r"connect to Ray cluster at 192\.0\.2\.1:6379\); start one first"):
-        bench.RayExecutor("192.0.2.1:6379", "/nowhere", "cpu")
+        executors.RayExecutor("192.0.2.1:6379", "/nowhere", "cpu")
     assert fake.seen["192.0.2.1:6379"] == {"RAY_gcs_server_port_wait_time_s": "1", "RAY_py_gcs_connect_timeout_s": "3"}
     assert "RAY_gcs_server_port_wait_time_s" not in os.environ and os.environ.get(names[1]) == "3"
     monkeypatch.delenv("RAY_py_gcs_connect_timeout_s")
     with pytest.raises(LandscapeError, match="cannot connect to a Ray cluster at 'auto'"):
-        bench.RayExecutor("auto", "/nowhere", "cpu")
+        executors.RayExecutor("auto", "/nowhere", "cpu")
     assert fake.seen["auto"] == {"RAY_gcs_server_port_wait_time_s": "1", "RAY_py_gcs_connect_timeout_s": "8"}
     with pytest.raises(LandscapeError, match="cannot start a local Ray instance"):
-        bench.RayExecutor("local", "/nowhere", "cpu")
+        executors.RayExecutor("local", "/nowhere", "cpu")
     assert fake.seen[None] == dict.fromkeys(names)  # it starts its own GCS: Ray's wait for it is kept
     assert not any(name in os.environ for name in names)
 

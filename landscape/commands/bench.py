@@ -78,8 +78,9 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 def run(a: argparse.Namespace) -> int:
-    from landscape.bench import BenchSpec, make_executor, output_files, run_bench, stored_row, write_outputs
+    from landscape.bench import BenchSpec, output_files, run_bench, stored_row, write_outputs
     from landscape.device import resolve_device
+    from landscape.executors import make_executor
 
     seeds = parse_seeds(a.seed_list) if a.seed_list is not None else tuple(range(a.seeds))
     sal = SALSpec.preset(a.sal).replace(every=a.sal_every)
