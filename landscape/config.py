@@ -30,6 +30,8 @@ from landscape.spec import (  # noqa: F401  (machinery re-exported: the specs' i
 
 # The training-time augmentations (the trainer's, and the surrogates' of the poison methods).
 Augment = Literal["none", "crop", "crop_flip"]
+# The learning-rate schedules over the epochs (`landscape.train.lr_at`; the trainer's, and the surrogates').
+Schedule = Literal["constant", "cosine", "multistep"]
 
 # Caps that keep a single request within minutes on a laptop; the error says what it would cost.
 MAX_EPOCHS = 500
@@ -127,7 +129,8 @@ class TrainSpec(Spec):
         lr: learning rate (> 0).
         momentum: SGD momentum in [0, 1).
         weight_decay: L2 penalty coefficient (>= 0).
-        schedule: "constant" or "cosine" learning-rate schedule over the epochs.
+        schedule: learning-rate schedule over the epochs, set per epoch: "constant", "cosine" (to 0 at the end)
+            or "multistep" (x0.1 at about 3/8, 5/8 and 7/8 of the epochs, Witches' Brew's; `landscape.train.lr_at`).
         augment: "none", "crop" (random crop after zero padding) or "crop_flip" (plus horizontal flip).
         crop_padding: padding in pixels for the random crop.
         seed: seed of initialisation, shuffling and augmentation.
@@ -141,7 +144,7 @@ class TrainSpec(Spec):
     lr: float = bounded(0.05, 0.0, 10.0, lo_open=True)
     momentum: float = bounded(0.9, 0.0, 0.999)
     weight_decay: float = bounded(5e-4, 0.0, 1.0)
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: Schedule = "constant"
     augment: Augment = "none"
     crop_padding: int = bounded(1, 0, 16)
     seed: int = bounded(0, 0, MAX_SEED)

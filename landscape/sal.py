@@ -37,7 +37,9 @@ perturbed weight goes through `torch.func.functional_call`, gradients are taken 
 Caveat (from the paper's code): with the running baseline, L_0 is not the loss at theta, so early epochs
 (where the running loss is far above the end-of-epoch loss) get a large S_min for every layer. Under a batch
 defense (cutout, mixup, adversarial training) L_0 is also the defended batches' loss while L_min and L_max are
-evaluated on the untransformed training images; UD then says so in its notes (`stages.ud.running_baseline_caveat`).
+evaluated on the untransformed training images, and likewise under a recipe that augments (`TrainSpec.augment`):
+L_0 is the augmented batches' loss while the batched engine (and the reference one without `SALSpec.augment`)
+evaluates the unaugmented images; UD then says so in its notes (`stages.ud.running_baseline_caveat`).
 """
 
 from __future__ import annotations

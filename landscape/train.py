@@ -200,10 +200,32 @@ def _make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {spec.optimizer!r}; valid: sgd, adam")
 
 
-def _lr_at(spec: TrainSpec, epoch: int) -> float:
-    """Learning rate of 0-based `epoch`."""
+# Witches' Brew's "linear" schedule (Geiping et al., ICLR 2021; forest/victims/training.py, `get_optimizers`),
+# which TAP's official code trains its surrogate with (Fowl et al., NeurIPS 2021): MultiStepLR(gamma=0.1,
+# milestones=[epochs // 2.667, epochs // 1.6, epochs // 1.142]), stepped once per epoch.
+MULTISTEP_DIVISORS = (2.667, 1.6, 1.142)
+
+
+def multistep_milestones(epochs: int) -> tuple[int, ...]:
+    """The 0-based epochs from which the "multistep" schedule's lr is x0.1 once more (about 3/8, 5/8, 7/8).
+
+    Witches' Brew's float floor divisions, kept as they are (its comment means 3/8, 5/8, 7/8: "160 leads to drops at
+    60, 100, 140"), so they land an epoch early at some lengths: 40 epochs drop at 14, 24 and 35 (not 15, 25, 35;
+    2.667 > 8/3, and 1.6 is stored as 1.6000000000000000888), 8 epochs at 2, 4 and 7.
+    """
+    return tuple(int(epochs // d) for d in MULTISTEP_DIVISORS)
+
+
+def lr_at(spec: TrainSpec, epoch: int) -> float:
+    """Learning rate of 0-based `epoch` under `spec.schedule` (the trainer sets it at the start of each epoch).
+
+    "constant": `spec.lr`; "cosine": `lr·(1 + cos(π·epoch/epochs))/2`; "multistep": `lr·0.1^k`, k the number of
+    `multistep_milestones(epochs)` at or before `epoch` (as `torch.optim.lr_scheduler.MultiStepLR` stepped per epoch).
+    """
     if spec.schedule == "cosine":
         return spec.lr * 0.5 * (1 + math.cos(math.pi * epoch / spec.epochs))
+    if spec.schedule == "multistep":
+        return spec.lr * 0.1 ** sum(m <= epoch for m in multistep_milestones(spec.epochs))
     return spec.lr
 
 
@@ -259,7 +281,7 @@ def train(
     n = len(y_train)
     for epoch in range(spec.epochs):
         started = time.perf_counter()
-        lr = _lr_at(spec, epoch)
+        lr = lr_at(spec, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()

@@ -132,3 +132,57 @@ def test_cpu_results_do_not_depend_on_the_callers_thread_count():
         torch.set_num_threads(before)
     assert set(seen) == {CPU_THREADS}
     assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])
+
+
+# The "multistep" schedule in closed form (Witches' Brew: MultiStepLR(milestones=[E // 2.667, E // 1.6, E // 1.142],
+# gamma=0.1) stepped once per epoch): 40 epochs drop at 14, 24, 35; 8 epochs at 2, 4, 7 (the float floor divisions
+# land an epoch before 3/8, 5/8 of these lengths).
+MULTISTEP_CLOSED_FORM = {
+    40: [0.1] * 14 + [0.01] * 10 + [1e-3] * 11 + [1e-4] * 5,
+    8: [0.1] * 2 + [0.01] * 2 + [1e-3] * 3 + [1e-4],
+}
+
+
+@pytest.mark.parametrize("epochs", sorted(MULTISTEP_CLOSED_FORM))
+def test_multistep_lr_per_epoch_is_the_closed_form_and_torchs_multisteplr(epochs):
+    from landscape.train import lr_at, multistep_milestones
+
+    spec = TrainSpec(epochs=epochs, lr=0.1, schedule="multistep")
+    got = [lr_at(spec, e) for e in range(epochs)]
+    assert got == pytest.approx(MULTISTEP_CLOSED_FORM[epochs], rel=1e-12)
+    assert multistep_milestones(40) == (14, 24, 35) and multistep_milestones(8) == (2, 4, 7)
+    for n in range(1, 61):  # the official code's scheduler, stepped per epoch, for every length up to 60
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[n // 2.667, n // 1.6, n // 1.142], gamma=0.1)
+        official = []
+        for _ in range(n):
+            official.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert [lr_at(TrainSpec(epochs=n, lr=0.1, schedule="multistep"), e) for e in range(n)] == \
+            pytest.approx(official, rel=1e-12), n
+
+
+def test_the_trainer_sets_each_schedules_lr_per_epoch(tiny_splits):
+    """The trainer's recorded lr per epoch: multistep's closed form; constant and cosine as before (exactly)."""
+    import math
+
+    for schedule, expected in [("multistep", MULTISTEP_CLOSED_FORM[8]), ("constant", [0.1] * 8),
+                               ("cosine", [0.1 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)])]:
+        result, _ = _run(tiny_splits, TrainSpec(epochs=8, batch_size=32, lr=0.1, schedule=schedule))
+        lrs = [float(v) for v in result.history["lr"]]
+        if schedule == "multistep":
+            assert lrs == pytest.approx(expected, rel=1e-12), schedule
+        else:
+            assert lrs == expected, schedule
+
+
+def test_schedule_flag_offers_every_schedule_of_the_spec():
+    from landscape.cli import build_parser
+    from landscape.commands.common import train_spec
+    from landscape.config import choices
+
+    assert "multistep" in choices(TrainSpec, "schedule")
+    for schedule in choices(TrainSpec, "schedule"):
+        assert train_spec(build_parser().parse_args(["train", "--schedule", schedule])) == \
+            TrainSpec(schedule=schedule), schedule

@@ -148,6 +148,39 @@ def test_ud_notes_the_running_baseline_under_a_batch_defense(defense, baseline, 
         assert defense in note and "baseline='fresh'" in note
 
 
+AUG = {"augment": "crop_flip", "crop_padding": 4}
+
+
+@pytest.mark.parametrize(("train", "defense", "sal", "noted"), [
+    ({}, "none", {}, ()),                                          # nothing transforms the trainer's batches
+    (AUG, "none", {}, ("crop_flip", "4-px", "batched engine")),    # the batched engine never augments
+    ({"augment": "crop"}, "none", {}, ("training augmentation crop ", "1-px")),
+    (AUG, "none", {"engine": "reference"}, ("reference engine without SALSpec.augment",)),
+    (AUG, "none", "paper", ()),                                    # the reference engine applies the recipe's
+    (AUG, "none", {"baseline": "fresh"}, ()),                      # fresh L_0: the same images as L_min, L_max
+    ({}, "cutout", {}, ("defense cutout",)),                       # as before
+    (AUG, "cutout", {}, ("defense cutout", "crop_flip")),
+    (AUG, "cutout", {"baseline": "fresh"}, ()),
+])
+def test_ud_notes_the_running_baseline_under_an_augmenting_recipe(train, defense, sal, noted):
+    """With the running baseline, L_0 comes from the trainer's augmented batches; the SAL engines evaluate
+    unaugmented images unless the reference engine applies the recipe's augmentation (`SALSpec.augment`)."""
+    from landscape.config import DefenseSpec, ExperimentSpec, PoisonSpec, SALSpec, TrainSpec
+    from landscape.stages.ud import resolve_experiment, running_baseline_caveat
+
+    sal_spec = SALSpec.preset("paper") if sal == "paper" else SALSpec(**sal)
+    spec = resolve_experiment(ExperimentSpec(poison=PoisonSpec(method="em"), train=TrainSpec(**train),
+                                             sal=sal_spec, defense=DefenseSpec(name=defense)))
+    note = running_baseline_caveat(spec)
+    assert (note is not None) == bool(noted), note
+    if noted:
+        assert all(part in note for part in noted) and "baseline='fresh'" in note, note
+    if defense == "cutout" and not train and noted:  # the batch defense's note is word for word what it was
+        assert note == ("defense cutout: SAL's running L_0 is the loss of the defended batches, while L_min and "
+                        "L_max are evaluated on the untransformed training images, so every layer's S_min carries "
+                        "that gap (in both runs); SAL's baseline='fresh' compares like with like")
+
+
 def test_a_layer_exactly_at_beta_is_not_learnable():
     """Definition 3 counts SAL_l > beta strictly: a value equal to beta is not a learnable layer."""
     clean = np.array([[0.0, 0.0, 1.0, 1.0]])  # KMeans centres 0 and 1: beta = 0.5 exactly

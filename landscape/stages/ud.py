@@ -33,17 +33,36 @@ def resolve_experiment(spec: ExperimentSpec) -> ExperimentSpec:
 
 
 def running_baseline_caveat(spec: ExperimentSpec) -> str | None:
-    """The note UD carries when SAL's running L_0 and its L_min/L_max see different images (a batch defense).
+    """The note UD carries when SAL's running L_0 and its L_min/L_max see different images; None when they do not.
 
-    A batch defense (cutout, mixup, adversarial training) transforms the batches the trainer learns from, so the
-    epoch's running loss (the authors' L_0) is the defended loss, while L_min and L_max are evaluated on the
-    untransformed training images: the gap enters every layer's S_min alike, in both runs.
+    SAL's running L_0 (the authors' baseline) is the epoch's running loss over the batches the trainer learnt from,
+    while L_min and L_max are evaluated on the SAL engine's own images; the gap enters every layer's S_min alike,
+    in both runs. Two things make those images differ:
+
+    - a batch defense (cutout, mixup, adversarial training) transforms the trainer's batches; no SAL engine does;
+    - a training recipe that augments (`TrainSpec.augment` != "none"): the trainer's batches are randomly cropped
+      (and flipped), while the "batched" engine (the default) evaluates the unaugmented images, as does the
+      "reference" engine unless `SALSpec.augment` (the paper preset's setting) applies the trainer's augmentation.
+
+    `baseline="fresh"` evaluates L_0 on the same images as L_min and L_max, so it never gets the note.
     """
-    if spec.sal.baseline != "running" or spec.defense.is_none or DEFENSES.get(spec.defense.name).kind != "batch":
+    if spec.sal.baseline != "running":
         return None
-    return (f"defense {defense_label(spec.defense)}: SAL's running L_0 is the loss of the defended batches, while "
-            "L_min and L_max are evaluated on the untransformed training images, so every layer's S_min carries "
-            "that gap (in both runs); SAL's baseline='fresh' compares like with like")
+    causes = []
+    if not spec.defense.is_none and DEFENSES.get(spec.defense.name).kind == "batch":
+        causes.append(f"defense {defense_label(spec.defense)}: SAL's running L_0 is the loss of the defended "
+                      "batches, while L_min and L_max are evaluated on the untransformed training images")
+    t = spec.train
+    if t.augment != "none" and not (spec.sal.engine == "reference" and spec.sal.augment):
+        engine = "batched engine" if spec.sal.engine == "batched" else "reference engine without SALSpec.augment"
+        causes.append(f"training augmentation {t.augment} (random crop after {t.crop_padding}-px padding"
+                      f"{', horizontal flip' if t.augment == 'crop_flip' else ''}): SAL's running L_0 is the loss "
+                      f"of the augmented batches, while the {engine} evaluates L_min and L_max on the unaugmented "
+                      "training images")
+    if not causes:
+        return None
+    return "; ".join(causes) + (", so every layer's S_min carries that gap (in both runs); SAL's baseline='fresh' "
+                                "compares like with like")
 
 
 @dataclass(frozen=True)
