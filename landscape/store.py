@@ -213,6 +213,12 @@ class Store:
             try:
                 entry = self._read(folder, stage, key)
                 return root, entry if decode is None else decode(entry)
+            except NewerFormat as err:
+                if root == self.root:  # not ours to drop, and its folder is taken: stop, naming what to do
+                    raise StoreError(f"store entry {folder} was written by a newer version of UE Landscape ({err}); "
+                                     "it is left as is: upgrade, or give another --store") from None
+                warnings.warn(f"store entry {stage}/{key} in {root} was written by a newer version ({err}); "
+                              "skipped (read-only snapshot)", StoreWarning, stacklevel=3)
             except Exception as err:  # noqa: BLE001 - any failure to read or decode means the entry is not usable
                 reason = str(err) if isinstance(err, Unusable) else f"cannot be decoded: {type(err).__name__}: {err}"
                 writable = root == self.root

@@ -125,3 +125,20 @@ def test_entries_of_a_newer_version_sharing_the_store_are_listed_and_never_remov
     report = json.loads(capsys.readouterr().out)
     assert [d["path"] for d in report["newer"]] == [str(store.path("train", k)) for k in ("newformat", "newschema")]
     assert report["removed"] == {} and report["kept"] == 0
+
+
+def test_loading_an_entry_of_a_newer_version_stops_with_what_to_do_and_keeps_it(store, tmp_path):
+    from landscape.errors import StoreError
+    from landscape.store import FORMAT
+
+    store.save("train", "k", {"v": 1}, {"x": np.zeros(2)})
+    _rewrite_record(store, "train", "k", format=FORMAT + 1)
+    with pytest.raises(StoreError, match=r"was written by a newer version of UE Landscape \(store format "
+                                         rf"{FORMAT + 1}.*left as is: upgrade, or give another --store"):
+        store.load("train", "k")
+    assert (store.path("train", "k") / SUMS).is_file()  # not dropped
+    # in a read-only snapshot it is skipped with a warning, and the user's store serves its own entry
+    layered = Store(tmp_path / "user", snapshots=(store.root,))
+    with pytest.warns(StoreWarning, match="written by a newer version"):
+        layered.save("train", "k", {"v": 2}, {"x": np.ones(2)})
+        assert layered.load("train", "k").meta == {"v": 2}
