@@ -128,6 +128,8 @@ class TrainSpec(Spec):
         optimizer: "sgd" (with momentum) or "adam".
         lr: learning rate (> 0).
         momentum: SGD momentum in [0, 1).
+        nesterov: Nesterov momentum for SGD (`torch.optim.SGD(nesterov=True)`; the TAP surrogate's recipe, from
+            Witches' Brew); needs optimizer "sgd" and momentum > 0. Added later: left out of keys at False.
         weight_decay: L2 penalty coefficient (>= 0).
         schedule: learning-rate schedule over the epochs, set per epoch: "constant", "cosine" (to 0 at the end)
             or "multistep" (x0.1 at about 3/8, 5/8 and 7/8 of the epochs, Witches' Brew's; `landscape.train.lr_at`).
@@ -143,6 +145,7 @@ class TrainSpec(Spec):
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = bounded(0.05, 0.0, 10.0, lo_open=True)
     momentum: float = bounded(0.9, 0.0, 0.999)
+    nesterov: bool = added_field(False)
     weight_decay: float = bounded(5e-4, 0.0, 1.0)
     schedule: Schedule = "constant"
     augment: Augment = "none"
@@ -150,6 +153,12 @@ class TrainSpec(Spec):
     seed: int = bounded(0, 0, MAX_SEED)
     checkpoint_every: int = bounded(1, 1, MAX_EPOCHS)
     checkpoint_dtype: Literal["float32", "float16"] = "float32"
+
+    def check(self) -> None:
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise SpecError(f"TrainSpec.nesterov = True needs optimizer 'sgd' with momentum > 0, got optimizer = "
+                            f"{self.optimizer!r}, momentum = {self.momentum}; set nesterov False or use SGD with "
+                            f"momentum")
 
     @property
     def kept_epochs(self) -> tuple[int, ...]:

@@ -194,7 +194,8 @@ def _snapshot(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
 
 def _make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                               nesterov=spec.nesterov)
     if spec.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     raise ValueError(f"unknown optimizer {spec.optimizer!r}; valid: sgd, adam")

@@ -24,6 +24,17 @@ def test_key_is_stable_and_content_addressed():
     assert combined_key(DataSpec(), None) != combined_key(DataSpec(), TrainSpec())
 
 
+def test_nesterov_keeps_every_train_key_at_its_default():
+    """TrainSpec.nesterov was added later: at False it is left out of keys (hex taken before the field existed)."""
+    assert TrainSpec(nesterov=False).key() == TrainSpec().key() == "0c820fb26110e5d7"
+    assert TrainSpec(optimizer="adam", momentum=0.0, lr=3e-3, weight_decay=0.0).key() == "4be53a2702a302de"
+    cifar = TrainSpec(epochs=40, lr=0.1, batch_size=128, augment="crop_flip", crop_padding=4, schedule="multistep")
+    assert cifar.key() == "3e8f4095094b9925" and "nesterov" not in cifar.to_dict()
+    assert cifar.replace(nesterov=True).key() != cifar.key()
+    assert TrainSpec.from_dict(cifar.replace(nesterov=True).to_dict()) == cifar.replace(nesterov=True)
+    assert TrainSpec(optimizer="adam").nesterov is False and TrainSpec(momentum=0.0).nesterov is False  # allowed
+
+
 def test_specs_are_frozen():
     spec = TrainSpec()
     with pytest.raises(AttributeError):
@@ -42,6 +53,11 @@ def test_specs_are_frozen():
         ({"optimizer": "rmsprop"}, "sgd, adam"),
         ({"augment": "rotate"}, "none, crop, crop_flip"),
         ({"epochs": 2.5}, "must be an integer"),
+        ({"nesterov": True, "optimizer": "adam"}, "TrainSpec.nesterov = True needs optimizer 'sgd' with momentum > 0, "
+                                                  "got optimizer = 'adam', momentum = 0.9"),
+        ({"nesterov": True, "momentum": 0.0}, "got optimizer = 'sgd', momentum = 0.0"),
+        ({"nesterov": True, "momentum": 0}, "momentum = 0"),
+        ({"nesterov": 1}, "TrainSpec.nesterov = 1 must be true or false"),
     ],
 )
 def test_invalid_train_numbers_name_field_and_range(kwargs, needle):

@@ -162,6 +162,8 @@ for flag, value, needle in [
     ("--crop-padding", "-1", "TrainSpec.crop_padding = -1"), ("--crop-padding", "17", "TrainSpec.crop_padding = 17"),
 ]:
     case(f"train/range{flag}={value[:12]}", ["train", *FAST, flag, value], needle)
+for extra, needle in [(["--optimizer", "adam"], "optimizer = 'adam'"), (["--momentum", "0"], "momentum = 0.0")]:
+    case(f"train/nesterov{extra[0]}={extra[1]}", ["train", *FAST, "--nesterov", *extra], needle)
 case("run/range--crop-padding=-1", ["run", *FAST, "--method", "random", "--crop-padding", "-1"],
      "TrainSpec.crop_padding = -1")
 case("surface/range--crop-padding=x", ["surface", *FAST, "--crop-padding", "x"], "--crop-padding: invalid int value")

@@ -1,7 +1,8 @@
 """The surrogate TAP and HYPO train: the `TrainSpec` their resolved options pass to the one trainer.
 
 The CIFAR family follows the official TAP "conservative" recipe (Witches' Brew code) and APBench; digits and the
-MNIST family keep the recipe (and the cache keys) they had before `crop_padding` and `schedule` were options.
+MNIST family keep the recipe (and the cache keys) they had before `crop_padding`, `schedule` and `nesterov` were
+options.
 The trainer is replaced by a stub that records its spec: what is checked is the spec, not a trained ResNet.
 """
 
@@ -40,7 +41,7 @@ def test_cifar_surrogate_is_the_official_conservative_recipe(method, dataset, mo
     spec = surrogate_spec(method, dataset, monkeypatch)
     assert (spec.epochs, spec.lr, spec.batch_size) == (40, 0.1, 128)
     assert (spec.augment, spec.crop_padding, spec.schedule) == ("crop_flip", 4, "multistep")
-    assert (spec.optimizer, spec.momentum, spec.weight_decay) == ("sgd", 0.9, 5e-4)
+    assert (spec.optimizer, spec.momentum, spec.weight_decay, spec.nesterov) == ("sgd", 0.9, 5e-4, True)
     assert build(PoisonSpec(method=method), dataset=dataset).options.surrogate == "resnet18"
 
 
@@ -49,17 +50,19 @@ def test_digits_surrogate_recipe_is_unchanged(method, epochs, monkeypatch):
     spec = surrogate_spec(method, "digits", monkeypatch, image_shape=(1, 8, 8))
     assert spec.replace(seed=0) == TrainSpec(epochs=epochs, lr=0.05, batch_size=64, augment="none",
                                              checkpoint_every=epochs)
-    assert (spec.crop_padding, spec.schedule) == (1, "constant")  # TrainSpec's defaults, as before
+    assert (spec.crop_padding, spec.schedule, spec.nesterov) == (1, "constant", False)  # TrainSpec's defaults
 
 
 def test_digits_and_mnist_keys_are_unchanged_by_the_new_options():
-    """crop_padding and schedule are left out of keys at their defaults: the stored digits and MNIST poisons stay
-    valid (keys taken before the options were added); the CIFAR keys change with the recipe."""
+    """crop_padding, schedule and nesterov are left out of keys at their defaults: the stored digits and MNIST
+    poisons stay valid (keys taken before the options were added); the CIFAR keys change with the recipe (the
+    second pair: the keys before nesterov was part of it)."""
     keys = {(m, d): resolve(PoisonSpec(method=m), dataset=d).key()
             for m in ("tap", "hypo") for d in ("digits", "mnist", "cifar10")}
     assert keys[("tap", "digits")] == "7fe3d85e42e35366" and keys[("hypo", "digits")] == "9d3f4488a1b23ab4"
     assert keys[("tap", "mnist")] == "caf8e5810a816dd4" and keys[("hypo", "mnist")] == "1cf810dbee1cdb86"
     assert keys[("tap", "cifar10")] != "1d3b57a3a7b540f9" and keys[("hypo", "cifar10")] != "574c69b8cd973d75"
+    assert keys[("tap", "cifar10")] != "2aa152ceeffc6c52" and keys[("hypo", "cifar10")] != "0ee99b659d85923d"
 
 
 def test_surrogate_schedule_and_padding_are_checked_options():
@@ -71,3 +74,12 @@ def test_surrogate_schedule_and_padding_are_checked_options():
         build(PoisonSpec(method="hypo", options=(("crop_padding", 17),)), dataset="digits")
     assert build(PoisonSpec(method="tap", options=(("crop_padding", 2), ("schedule", "cosine"))),
                  dataset="digits").options.crop_padding == 2
+
+
+def test_surrogate_nesterov_is_a_checked_option():
+    from landscape.errors import SpecError
+
+    with pytest.raises(SpecError, match="nesterov = 'yes' must be true or false"):
+        build(PoisonSpec(method="tap", options=(("nesterov", "yes"),)), dataset="digits")
+    assert build(PoisonSpec(method="hypo", options=(("nesterov", True),)), dataset="digits").options.nesterov is True
+    assert build(PoisonSpec(method="tap"), dataset="digits").options.nesterov is False

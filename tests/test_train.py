@@ -186,3 +186,59 @@ def test_schedule_flag_offers_every_schedule_of_the_spec():
     for schedule in choices(TrainSpec, "schedule"):
         assert train_spec(build_parser().parse_args(["train", "--schedule", schedule])) == \
             TrainSpec(schedule=schedule), schedule
+
+
+def _hand_sgd_epoch(splits, spec, *, nesterov):
+    """One epoch of a hand-written `torch.optim.SGD` loop over the trainer's batches (its seeded order, no augment).
+
+    Run under the trainer's thread pinning (`reproducible_threads`), so the two are comparable bit for bit.
+    """
+    import torch.nn.functional as F
+
+    from landscape.device import reproducible_threads
+
+    with reproducible_threads("cpu"):
+        model = build_model("cnn", splits.image_shape, splits.num_classes, seed=spec.seed)
+        opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                              nesterov=nesterov)
+        x, y = splits.train.x, splits.train.y
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(spec.seed))
+        model.train()
+        for start in range(0, len(y), spec.batch_size):
+            idx = order[start:start + spec.batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_nesterov_trains_as_torchs_nesterov_sgd(tiny_splits):
+    """TrainSpec.nesterov: one epoch equals a hand-written SGD(nesterov=True) loop, and differs from plain momentum."""
+    spec = TrainSpec(epochs=1, batch_size=16, lr=0.1, nesterov=True, seed=3)
+    result, _ = _run(tiny_splits, spec)
+    trained = result.checkpoints[-1]
+    nesterov = _hand_sgd_epoch(tiny_splits, spec, nesterov=True)
+    plain = _hand_sgd_epoch(tiny_splits, spec, nesterov=False)
+    assert all(torch.equal(trained[k], nesterov[k]) for k in nesterov)
+    assert not all(torch.allclose(trained[k], plain[k], atol=1e-6) for k in plain)
+    default, _ = _run(tiny_splits, spec.replace(nesterov=False))  # the default is plain momentum, as before
+    assert all(torch.equal(default.checkpoints[-1][k], plain[k]) for k in plain)
+
+
+def test_the_optimizer_has_nesterov_only_when_asked():
+    from landscape.train import _make_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    for spec, expected in [(TrainSpec(nesterov=True), True), (TrainSpec(), False)]:
+        assert [g["nesterov"] for g in _make_optimizer(model, spec).param_groups] == [expected]
+
+
+def test_nesterov_flag_reaches_the_train_spec():
+    from landscape.cli import build_parser
+    from landscape.commands.common import train_spec
+
+    parse = build_parser().parse_args
+    assert train_spec(parse(["train", "--nesterov"])) == TrainSpec(nesterov=True)
+    assert train_spec(parse(["train"])) == TrainSpec() and not TrainSpec().nesterov
+    assert train_spec(parse(["bench", "--nesterov", "--momentum", "0.5"])) == TrainSpec(nesterov=True, momentum=0.5)

@@ -72,6 +72,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", default=d.optimizer, choices=choices(TrainSpec, "optimizer"))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--nesterov", action="store_true", default=d.nesterov,
+                   help="Nesterov momentum for --optimizer sgd (needs --momentum > 0; TAP's surrogate recipe)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--schedule", default=d.schedule, choices=choices(TrainSpec, "schedule"))
     p.add_argument("--augment", default=d.augment, choices=choices(TrainSpec, "augment"))
@@ -144,8 +146,8 @@ def model_spec(a: argparse.Namespace) -> ModelSpec:
 
 def train_spec(a: argparse.Namespace) -> TrainSpec:
     return TrainSpec(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
-                     weight_decay=a.weight_decay, schedule=a.schedule, augment=a.augment, crop_padding=a.crop_padding,
-                     seed=a.seed)
+                     nesterov=a.nesterov, weight_decay=a.weight_decay, schedule=a.schedule, augment=a.augment,
+                     crop_padding=a.crop_padding, seed=a.seed)
 
 
 def experiment_specs(a: argparse.Namespace) -> tuple[DataSpec, ModelSpec, TrainSpec]:

@@ -37,8 +37,9 @@ class Hypocritical(TrainedSurrogateMethod):
 
     Defaults:
         CIFAR: eps 8/255, 100 steps of 0.8/255 (APBench; the paper: L2 0.5 or L∞ 8/255, step eps/5),
-        ResNet-18 trained as TAP's (`CIFAR_SURROGATE_TRAINING`: 40 epochs, batch 128, SGD lr 0.1 x0.1 at about
-        3/8, 5/8 and 7/8 of them, random crop after 4-px padding + horizontal flip).
+        ResNet-18 trained as TAP's (`CIFAR_SURROGATE_TRAINING`: 40 epochs, batch 128, SGD with Nesterov momentum
+        0.9 and weight decay 5e-4, lr 0.1 x0.1 at about 3/8, 5/8 and 7/8 of them, random crop after 4-px padding +
+        horizontal flip).
         Digits: eps 64/255, `cnn` trained 20 epochs (lr 0.05), 50 steps of eps/10: the same budget as
         `em`, `rem` and `tap`, so they differ only in the objective. As expected from the paper it stays a
         weak UE (sweep¹): 8, 16, 32, 64/255 gave 97.8, 95.8, 93.6, 89.7 %.
@@ -54,8 +55,8 @@ class Hypocritical(TrainedSurrogateMethod):
     to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
 
     Args (options):
-        surrogate, surrogate_epochs, lr, schedule, batch_size, augment, crop_padding: the surrogate and its
-            training (`SurrogateTrainingOptions`).
+        surrogate, surrogate_epochs, lr, schedule, nesterov, batch_size, augment, crop_padding: the surrogate and
+            its training (`SurrogateTrainingOptions`).
         steps, step_frac: PGD steps and step size (fraction of eps); noise_batch: PGD batch size.
 
     Shape:

@@ -88,11 +88,13 @@ class SurrogateTrainingOptions(MethodOptions):
 
     Attributes:
         surrogate: registered model name; surrogate_epochs, lr, batch_size, augment, crop_padding (pixels of the
-            random crop's zero padding), schedule (`TrainSpec.schedule`): its training (`TrainSpec`'s fields).
+            random crop's zero padding), schedule (`TrainSpec.schedule`), nesterov (Nesterov momentum,
+            `TrainSpec.nesterov`): its training (`TrainSpec`'s fields).
         steps, step_frac: PGD steps and their size (fraction of eps); noise_batch: PGD batch size.
 
-    crop_padding and schedule were added later: left out of keys at their defaults (TrainSpec's 1 px and
-    "constant", what every surrogate trained with before), so the digits and MNIST keys and results stay as they were.
+    crop_padding, schedule and nesterov were added later: left out of keys at their defaults (TrainSpec's 1 px,
+    "constant" and plain momentum, what every surrogate trained with before), so the digits and MNIST keys and
+    results stay as they were.
     """
 
     surrogate: str = "cnn"
@@ -102,16 +104,18 @@ class SurrogateTrainingOptions(MethodOptions):
     augment: Augment = "none"
     crop_padding: int = bounded(1, 0, 16, omit_default=True)
     schedule: Schedule = added_field("constant")
+    nesterov: bool = added_field(False)
     steps: int = bounded(100, 1)
     step_frac: float = bounded(0.05, 0.0, lo_open=True)
     noise_batch: int = bounded(512, 1)
 
 
 # How TAP and HYPO train their CIFAR surrogate: the "conservative" recipe of TAP's official code (Fowl et al.,
-# NeurIPS 2021, built on Witches' Brew) and APBench: ResNet-18, 40 epochs, SGD lr 0.1 x0.1 at about 3/8, 5/8 and
-# 7/8 of them ("multistep"), batch 128, RandomCrop(32, padding=4) + horizontal flip.
+# NeurIPS 2021, built on Witches' Brew: forest/victims/training.py, `get_optimizers`) and APBench: ResNet-18,
+# 40 epochs, SGD with Nesterov momentum 0.9 and weight decay 5e-4, lr 0.1 x0.1 at about 3/8, 5/8 and 7/8 of them
+# ("multistep"), batch 128, RandomCrop(32, padding=4) + horizontal flip.
 CIFAR_SURROGATE_TRAINING = {"surrogate": "resnet18", "surrogate_epochs": 40, "lr": 0.1, "batch_size": 128,
-                            "augment": "crop_flip", "crop_padding": 4, "schedule": "multistep"}
+                            "augment": "crop_flip", "crop_padding": 4, "schedule": "multistep", "nesterov": True}
 
 
 class SurrogateMethod(PoisonMethod):
@@ -242,9 +246,10 @@ class TrainedSurrogateMethod(SurrogateMethod):
                         generator: torch.Generator) -> tuple[nn.Module, list[float]]:
         """The surrogate trained on the clean data by the options; returns (model, its training accuracy per epoch).
 
-        `landscape.train.train` for `surrogate_epochs` at `lr` under `schedule`, with `batch_size`, `augment` and
-        `crop_padding` (the other `TrainSpec` fields at their defaults: SGD, momentum 0.9, weight decay 5e-4); the
-        model is returned in eval mode with its parameters out of autograd (PGD takes gradients to the images only).
+        `landscape.train.train` for `surrogate_epochs` at `lr` under `schedule`, with `batch_size`, `augment`,
+        `crop_padding` and `nesterov` (the other `TrainSpec` fields at their defaults: SGD, momentum 0.9, weight
+        decay 5e-4); the model is returned in eval mode with its parameters out of autograd (PGD takes gradients to
+        the images only).
         """
         from landscape.train import train
 
@@ -254,7 +259,7 @@ class TrainedSurrogateMethod(SurrogateMethod):
         data = ImageSet(x.cpu(), y.cpu(), names)
         held = data.subset(torch.randperm(len(y), generator=generator)[: min(len(y), 1000)])
         spec = TrainSpec(epochs=o.surrogate_epochs, lr=o.lr, batch_size=o.batch_size, augment=o.augment,
-                         crop_padding=o.crop_padding, schedule=o.schedule,
+                         crop_padding=o.crop_padding, schedule=o.schedule, nesterov=o.nesterov,
                          seed=int(torch.randint(2**31, (1,), generator=generator)), checkpoint_every=o.surrogate_epochs)
         result = train(model, data, held, spec, device=self.device,
                        progress=lambda done, total: self.report(done, total + 1))

@@ -39,9 +39,9 @@ class TargetedAdversarialPoisoning(TrainedSurrogateMethod):
     Defaults:
         CIFAR (the paper, APBench): eps 8/255, 250 steps of 0.05·eps, 1 restart (the paper uses 8; set
         `restarts`), a ResNet-18 surrogate trained by the official code's "conservative" recipe
-        (`CIFAR_SURROGATE_TRAINING`): 40 epochs, batch 128, SGD lr 0.1 x0.1 at about 3/8, 5/8 and 7/8 of them
-        (schedule "multistep"), random crop after 4-px padding + horizontal flip. One difference is left: the
-        official SGD uses Nesterov momentum, the trainer plain momentum 0.9 (weight decay 5e-4 in both).
+        (`CIFAR_SURROGATE_TRAINING`): 40 epochs, batch 128, SGD with Nesterov momentum 0.9 and weight decay
+        5e-4, lr 0.1 x0.1 at about 3/8, 5/8 and 7/8 of them (schedule "multistep"), random crop after 4-px
+        padding + horizontal flip.
         Digits: eps 64/255, `cnn` surrogate trained 10 epochs (lr 0.05; about 90 % clean accuracy), 100
         steps of 0.05·eps, 1 restart (about 10 s on one CPU thread). Why 64/255: the smallest swept budget
         that costs the victim 40 points (sweep¹): 8, 16, 32, 64/255 gave 97.8, 97.2, 95.3, 49.4 %. Why a
@@ -62,8 +62,8 @@ class TargetedAdversarialPoisoning(TrainedSurrogateMethod):
     to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
 
     Args (options):
-        surrogate: registered model name; surrogate_epochs, lr, schedule, batch_size, augment, crop_padding:
-            its training (`SurrogateTrainingOptions`).
+        surrogate: registered model name; surrogate_epochs, lr, schedule, nesterov, batch_size, augment,
+            crop_padding: its training (`SurrogateTrainingOptions`).
         steps, step_frac: PGD steps and step size (fraction of eps); restarts: random restarts.
         shift: target permutation y' = (y + shift) mod K (must not be a multiple of K).
         noise_batch: PGD batch size.
