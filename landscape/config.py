@@ -132,7 +132,8 @@ class TrainSpec(Spec):
             Witches' Brew); needs optimizer "sgd" and momentum > 0. Added later: left out of keys at False.
         weight_decay: L2 penalty coefficient (>= 0).
         schedule: learning-rate schedule over the epochs, set per epoch: "constant", "cosine" (to 0 at the end)
-            or "multistep" (x0.1 at about 3/8, 5/8 and 7/8 of the epochs, Witches' Brew's; `landscape.train.lr_at`).
+            or "multistep" (x0.1 at about 3/8, 5/8 and 7/8 of the epochs, Witches' Brew's; `landscape.train.lr_at`;
+            on a few epochs the drops fall together, as torch's MultiStepLR: 1 epoch trains at lr x 1e-3).
         augment: "none", "crop" (random crop after zero padding) or "crop_flip" (plus horizontal flip).
         crop_padding: padding in pixels for the random crop.
         seed: seed of initialisation, shuffling and augmentation.

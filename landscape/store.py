@@ -10,7 +10,9 @@ Layout: `<root>/<stage>/<key>/{meta.json, arrays.safetensors, SHA256SUMS}`.
   corrupt. A `decode(entry)` hook turns the entry into the caller's result object; any exception there (a
   missing tensor, a wrong shape or type: an entry that is intact but not what this code can read) is
   corruption too. A corrupt entry is dropped with a `StoreWarning` naming stage and key, and recomputed by
-  `get_or_compute`: never served, never a crash.
+  `get_or_compute`: never served, never a crash. An entry of a newer store format (a newer version of this
+  code sharing the store) is neither served nor dropped: loading it from the store's own folder raises
+  `StoreError` saying so, and a read-only snapshot's is skipped with a warning.
 - **Atomic writes.** An entry is written in a temporary folder, every file fsynced, and renamed into place in
   one step, so readers never see half an entry; a writer killed mid-write leaves only a `.tmp-*` folder. Every
   file of an entry gets the mode a plain `open()` gives (0666 less the umask), the arrays included.
@@ -69,7 +71,7 @@ Decode = Callable[["Entry"], T]
 
 
 class StoreWarning(UserWarning):
-    """A store entry was unusable (corrupt, undecodable or of an old format) and has been dropped."""
+    """A store entry was unusable (corrupt, undecodable, of an old or a newer format) and was skipped (see `load`)."""
 
 
 class Unusable(Exception):
@@ -151,8 +153,8 @@ class Store:
         root: the store folder (created on first write); default `default_root()`. Checked by
             `landscape.paths.user_path` (an empty or unexpandable path is refused).
         snapshots: read-only store folders asked before `root` (e.g. the app's shipped demo, `landscape.demo`):
-            an entry found there is served as is; everything computed is written to `root` only; `keys`, `gc`
-            and dropping corrupt entries concern `root` only.
+            an entry found there is served as is; everything computed is written to `root` only; `keys`, the
+            garbage collection (`landscape.store_report.gc`) and dropping corrupt entries concern `root` only.
     """
 
     def __init__(self, root: str | Path | None = None, *, snapshots: Sequence[str | Path] = ()) -> None:
@@ -193,7 +195,9 @@ class Store:
 
         The read-only snapshots are asked first, then the store's own folder. An entry that fails its integrity
         check, or whose `decode` raises anything, is skipped with a `StoreWarning` naming stage and key (and,
-        in the store's own folder, dropped); None is returned when no layer has a usable entry.
+        in the store's own folder, dropped); None is returned when no layer has a usable entry. An entry of a
+        newer store format raises `StoreError` in the store's own folder (it is left as is) and is skipped in a
+        snapshot.
         """
         found = self._find(stage, key, decode)
         return None if found is None else found[1]
@@ -216,7 +220,8 @@ class Store:
             except NewerFormat as err:
                 if root == self.root:  # not ours to drop, and its folder is taken: stop, naming what to do
                     raise StoreError(f"store entry {folder} was written by a newer version of UE Landscape ({err}); "
-                                     "it is left as is: upgrade, or give another --store") from None
+                                     f"it is left as is: upgrade, or use another store (--store, or ${ENV_VAR})"
+                                     ) from None
                 warnings.warn(f"store entry {stage}/{key} in {root} was written by a newer version ({err}); "
                               "skipped (read-only snapshot)", StoreWarning, stacklevel=3)
             except Exception as err:  # noqa: BLE001 - any failure to read or decode means the entry is not usable
@@ -445,6 +450,9 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     missing files of an incomplete entry, the files whose checksum differs, ...) for any other unusable entry,
     or whatever reading raises.
     """
+    newer = _format_of(folder / META)
+    if newer is not None and newer > FORMAT:  # before any check: a newer format may lay out its files otherwise
+        raise NewerFormat(f"store format {newer}, written by a newer version (this code writes {FORMAT})")
     missing = [name for name in ENTRY_FILES if not (folder / name).is_file()]
     if SUMS in missing and META not in missing and _older_format(folder / META):
         raise OldFormat(f"no {SUMS}: written by an older store format")
@@ -458,14 +466,22 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
                if f"{digest}  {name}\n".encode() not in sums]
         raise Unusable(f"checksum mismatch: {', '.join(bad) or SUMS}")
     record = json.loads(meta_bytes)
-    if isinstance(record, dict) and isinstance(record.get("format"), int) and record["format"] > FORMAT:
-        raise NewerFormat(f"store format {record['format']}, written by a newer version (this code writes {FORMAT})")
     found = (record.get("stage"), record.get("key"), record.get("format"))
     if found != (stage, key, FORMAT):
         raise Unusable(f"record is for stage/key/format {found}, expected {(stage, key, FORMAT)}")
     if not isinstance(record.get("meta"), dict):
         raise Unusable("record has no metadata object")
     return record
+
+
+def _format_of(meta: Path) -> int | None:
+    """The store format `meta` (a meta.json) names, or None if it names none or cannot be read."""
+    try:
+        record = json.loads(meta.read_bytes())
+    except (OSError, ValueError):
+        return None
+    found = record.get("format") if isinstance(record, dict) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 def _older_format(meta: Path) -> bool:

@@ -122,7 +122,10 @@ def _check_entry(stage: str, item: Path, report: GcReport, *, dry_run: bool, ret
     if name.startswith(".") or not item.is_dir() or item.is_symlink() or not valid_name(name):
         report.unknown.append(str(item))
         return
-    present = {p.name for p in item.iterdir()}
+    try:
+        present = {p.name for p in item.iterdir()}
+    except FileNotFoundError:
+        return  # removed meanwhile (dropped by a reader)
     if not present & set(ENTRY_FILES) or present - set(ENTRY_FILES):
         report.unknown.append(str(item))  # not (only) an entry of ours: leave it
         return

@@ -115,15 +115,19 @@ def test_entries_of_a_newer_version_sharing_the_store_are_listed_and_never_remov
     _rewrite_record(store, "train", "newformat", format=FORMAT + 1)
     store.save("train", "newschema", {"v": 2}, {"x": np.zeros(2)})
     _rewrite_record(store, "train", "newschema", schema=SCHEMA_VERSION + 1)
+    store.save("train", "newlayout", {"v": 3}, {"x": np.zeros(2)})
+    _rewrite_record(store, "train", "newlayout", format=FORMAT + 1)
+    (store.path("train", "newlayout") / SUMS).unlink()  # a newer format may lay out its files otherwise
     status, out = _store_cli(store, capsys, "--gc")
     assert status == 0
-    assert store.path("train", "newformat").is_dir() and store.path("train", "newschema").is_dir()
+    assert all(store.path("train", k).is_dir() for k in ("newformat", "newschema", "newlayout"))
     assert f"left alone, of a newer version of this code: {store.path('train', 'newformat')} (store format " \
            f"{FORMAT + 1}, written by a newer version" in out, out
     assert f"{store.path('train', 'newschema')} (spec schema {SCHEMA_VERSION + 1}, written by a newer" in out, out
     assert main(["store", "--store", str(store.root), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [d["path"] for d in report["newer"]] == [str(store.path("train", k)) for k in ("newformat", "newschema")]
+    assert [d["path"] for d in report["newer"]] == [str(store.path("train", k))
+                                                    for k in ("newformat", "newlayout", "newschema")]
     assert report["removed"] == {} and report["kept"] == 0
 
 
@@ -134,11 +138,32 @@ def test_loading_an_entry_of_a_newer_version_stops_with_what_to_do_and_keeps_it(
     store.save("train", "k", {"v": 1}, {"x": np.zeros(2)})
     _rewrite_record(store, "train", "k", format=FORMAT + 1)
     with pytest.raises(StoreError, match=r"was written by a newer version of UE Landscape \(store format "
-                                         rf"{FORMAT + 1}.*left as is: upgrade, or give another --store"):
+                                         rf"{FORMAT + 1}.*left as is: upgrade, or use another store "
+                                         r"\(--store, or \$UE_LANDSCAPE_STORE\)"):
         store.load("train", "k")
     assert (store.path("train", "k") / SUMS).is_file()  # not dropped
+    (store.path("train", "k") / SUMS).write_text("a layout of its own\n")  # nor when its files differ from ours
+    with pytest.raises(StoreError, match="written by a newer version"):
+        store.load("train", "k")
+    assert (store.path("train", "k") / SUMS).read_text() == "a layout of its own\n"
+    (store.path("train", "k") / SUMS).unlink()
+    _rewrite_record(store, "train", "k", format=FORMAT + 1)
     # in a read-only snapshot it is skipped with a warning, and the user's store serves its own entry
     layered = Store(tmp_path / "user", snapshots=(store.root,))
     with pytest.warns(StoreWarning, match="written by a newer version"):
         layered.save("train", "k", {"v": 2}, {"x": np.ones(2)})
         assert layered.load("train", "k").meta == {"v": 2}
+
+
+def test_the_default_cache_not_made_yet_is_an_empty_store_not_an_error(tmp_path, monkeypatch, capsys):
+    """A fresh machine: `store --gc` on the default cache (no --store, no $UE_LANDSCAPE_STORE) reports an empty
+    store and exits 0, as a cron job expects; it creates nothing."""
+    monkeypatch.delenv("UE_LANDSCAPE_STORE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for flags in ([], ["--gc"]):
+        assert main(["store", *flags]) == 0
+        out = capsys.readouterr().out
+        assert f"store {tmp_path / 'cache' / 'ue-landscape'}: no store yet" in out, out
+    assert main(["store", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kept"] == 0
+    assert not (tmp_path / "cache").exists()

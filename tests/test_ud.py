@@ -189,3 +189,24 @@ def test_a_layer_exactly_at_beta_is_not_learnable():
     assert r.beta == 0.5 and r.lp_clean == 2
     np.testing.assert_array_equal(r.counts_poisoned, [1, 1])
     assert r.ud == pytest.approx(0.5)
+
+
+def test_the_caveat_is_the_specs_of_today_when_a_stored_ud_is_read():
+    """UD entries stored before a caveat changed (e.g. an augmenting recipe's, added later) read as new ones do:
+    the caveat comes from the spec on loading, once, replacing any caveat stored with the entry."""
+    from landscape.config import DefenseSpec, ExperimentSpec, PoisonSpec, SALSpec, TrainSpec
+    from landscape.stages.ud import CAVEAT_END, UDStage, running_baseline_caveat
+    from landscape.store import Entry
+
+    report = unlearnable_distance(np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]]))
+    old = report.to_dict()
+    old["notes"] = ["clean epoch 1: a degenerate case", "defense cutout: an older wording" + CAVEAT_END]
+    for train, defense in ((TrainSpec(augment="crop_flip"), "cutout"), (TrainSpec(augment="crop_flip"), "none"),
+                           (TrainSpec(), "none")):
+        stage = UDStage.of(ExperimentSpec(poison=PoisonSpec(method="em"), train=train, sal=SALSpec(),
+                                          defense=DefenseSpec(name=defense)))
+        caveat = running_baseline_caveat(stage.spec)
+        notes = stage.decode(Entry({"ud": old}, {})).notes
+        assert notes == ["clean epoch 1: a degenerate case"] + ([caveat] if caveat else []), notes
+        computed = stage.decode(Entry({"ud": report.to_dict()}, {})).notes  # as compute stores it: no caveat
+        assert computed == ([caveat] if caveat else [])

@@ -126,8 +126,8 @@ def option_dests(add: Callable[[argparse.ArgumentParser], None]) -> frozenset[st
 def refuse_given(a: argparse.Namespace, dests: Iterable[str], why: str) -> None:
     """Refuse the options among `dests` given on the command line, which this use of the command ignores.
 
-    `SpecError` names each (as given) and says `why`, before any work. The CLI records which options were given
-    (`landscape.cli.CommandParser`); a namespace built another way gives none.
+    `SpecError` names each (by its long form, in the parser's order) and says `why`, before any work. The CLI
+    records which options were given (`landscape.cli.CommandParser`); a namespace built another way gives none.
     """
     wanted = set(dests)
     given = [option for dest, option in getattr(a, "_given", {}).items() if dest in wanted]

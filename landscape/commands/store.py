@@ -3,13 +3,15 @@
 Without `--gc` (or with `--gc --dry-run`) nothing is removed: the summary says what `--gc` would remove, and
 names every unusable entry with the reason (a missing file, a checksum mismatch, an older format) and every
 path that is not the store's (left alone, e.g. a folder no stage writes). What counts as garbage, and why removing
-it is safe while other processes write, is `landscape.store_report.gc`'s docstring. A path where no store exists
-is an error (nothing is created there).
+it is safe while other processes write, is `landscape.store_report.gc`'s docstring. A path given (`--store`,
+`$UE_LANDSCAPE_STORE`) where no store exists is an error (nothing is created there); the default cache folder not
+made yet is an empty store.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from landscape.commands import COMMANDS, Command
@@ -37,9 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     dry_run = a.dry_run or not a.gc
     store = open_store(a, write=False)
-    if not store.root.is_dir():
-        raise PathError(f"no store at {store.root}: nothing to inspect (nothing was created there); give the folder "
-                        f"of an existing store with --store, or set ${ENV_VAR}")
+    # a folder given that holds no store is an error; the default cache not made yet is an empty store
+    if not store.root.is_dir() and (a.store is not None or os.environ.get(ENV_VAR)):
+        raise PathError(f"no store at {store.root}: nothing to inspect (nothing was created there); give the "
+                        f"folder of an existing store with --store, or set ${ENV_VAR}")
     if not dry_run:
         store.check_writable()
     with tqdm_progress(disable=a.json) as progress:
@@ -60,6 +63,8 @@ def summary(report: GcReport) -> str:
     Each entry removed (or to remove) is listed with why, and each path left alone, `_LISTED` of a kind at most.
     """
     verb = "would remove" if report.dry_run else "removed"
+    if not Path(report.root).is_dir():
+        return f"store {report.root}: no store yet (nothing computed here); nothing to inspect"
     lines = [f"store {report.root}: {report.kept} entr{'y' if report.kept == 1 else 'ies'} kept "
              f"({_mb(report.kept_bytes)}, integrity checked)"]
     if report.removed:

@@ -32,6 +32,9 @@ def resolve_experiment(spec: ExperimentSpec) -> ExperimentSpec:
                         defense=resolve_defense(spec.defense) or DefenseSpec())
 
 
+CAVEAT_END = ", so every layer's S_min carries that gap (in both runs); SAL's baseline='fresh' compares like with like"
+
+
 def running_baseline_caveat(spec: ExperimentSpec) -> str | None:
     """The note UD carries when SAL's running L_0 and its L_min/L_max see different images; None when they do not.
 
@@ -61,8 +64,7 @@ def running_baseline_caveat(spec: ExperimentSpec) -> str | None:
                       "training images")
     if not causes:
         return None
-    return "; ".join(causes) + (", so every layer's S_min carries that gap (in both runs); SAL's baseline='fresh' "
-                                "compares like with like")
+    return "; ".join(causes) + CAVEAT_END
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,20 @@ class UDStage(Stage[UDReport]):
     def compute(self, ctx: Context) -> Computed:
         clean, poisoned = (self.sal(p).get(ctx) for p in (PoisonSpec(), self.spec.poison))
         ctx.progress("ud", 0, 1)
-        report = unlearnable_distance(clean, poisoned)
+        return {"ud": unlearnable_distance(clean, poisoned).to_dict()}, {}
+
+    def decode(self, entry: Entry) -> UDReport:
+        """The stored report with today's caveat of its spec (`running_baseline_caveat`), not the one stored with it.
+
+        The caveat follows from the spec alone, so it is added on loading: an entry stored before a caveat changed
+        (e.g. before the augmenting recipe's note) reads as a new one does, under the same key.
+        """
+        report = UDReport.from_dict(entry.meta["ud"])
+        report.notes = [n for n in report.notes if not n.endswith(CAVEAT_END)]  # an older entry's stored caveat
         caveat = running_baseline_caveat(self.spec)
         if caveat is not None:
             report.notes.append(caveat)
-        return {"ud": report.to_dict()}, {}
-
-    def decode(self, entry: Entry) -> UDReport:
-        return UDReport.from_dict(entry.meta["ud"])
+        return report
 
     def inputs(self) -> tuple[Stage[Any], ...]:
         return (self.sal(PoisonSpec()), self.sal(self.spec.poison))
