@@ -29,10 +29,10 @@ with widgets.guard():
     result = view.stored(ct)
     if result is None:
         todo = crosstask.missing_runs(ct, engine.store())
-        st.info(f"{len(todo)} of {len(ct.tasks) * len(ct.conditions)} task models still to train: about "
-                f"{cost.format_seconds(crosstask.estimate_seconds(ct, len(todo)))} on one CPU core, plus crafting.")
-        if widgets.compute_button("Run the cross-task probe", key="ct_run", type="primary"):
-            result = widgets.run_with_progress("Cross-task probe", lambda progress: crosstask.run_cross_task(
+        result = widgets.compute_behind_button(
+            f"{len(todo)} of {len(ct.tasks) * len(ct.conditions)} task models still to train: about "
+            f"{cost.format_seconds(crosstask.estimate_seconds(ct, len(todo)))} on one CPU core, plus crafting.",
+            "Run the cross-task probe", "ct_run", "Cross-task probe", lambda progress: crosstask.run_cross_task(
                 ct, store=engine.store(), device=engine.device(), progress=progress))
 if result is None:
     st.stop()

@@ -19,13 +19,10 @@ log = c3.toggle("log10 scale", value=True, key="ls_log", disabled=metric != "los
 resolution = st.select_slider("Grid points per axis", [11, 21, 31, 41, 51], value=21, key="ls_res")
 with widgets.guard():
     request = surfaces.surface_request(kind, dims, resolution)
-if not engine.surface_ready(spec, request):
-    with widgets.guard():
-        st.info(cost.surface_line(spec, request))
-    if not widgets.compute_button("Compute the landscape", type="primary", key="surface"):
-        st.stop()
-    if widgets.run_with_progress("Landscape", lambda p: engine.surfaces(spec, request, p)) is None:
-        st.stop()
+if not engine.surface_ready(spec, request) and widgets.compute_behind_button(
+        lambda: cost.surface_line(spec, request), "Compute the landscape", "surface", "Landscape",
+        lambda p: engine.surfaces(spec, request, p)) is None:
+    st.stop()
 with widgets.guard():
     sset = engine.surface_set(spec, request)
     st.caption(f"Source: {engine.origin(engine.surface_stage(spec, request))}.")

@@ -22,13 +22,10 @@ st.subheader("The experiment of the sidebar")
 st.markdown(f"A clean `{spec.model}` and one trained on `{spec.method}`-poisoned images, on {spec.dataset}, "
             f"{plural(spec.epochs, 'epoch')}, SAL at every epoch, then UD. The app opens on the shipped demo; change "
             f"the sidebar to run your own.")
-if not engine.experiment_ready(spec):
-    with widgets.guard():
-        st.info(cost.experiment_line(spec))
-    if not widgets.compute_button("Run this experiment", type="primary", key="overview_run"):
-        st.stop()
-    if widgets.run_with_progress("Experiment", lambda p: engine.experiment(spec, p)) is None:
-        st.stop()
+if not engine.experiment_ready(spec) and widgets.compute_behind_button(
+        lambda: cost.experiment_line(spec), "Run this experiment", "overview_run", "Experiment",
+        lambda p: engine.experiment(spec, p)) is None:
+    st.stop()
 with widgets.guard():
     result = study.live_study(spec)
 st.caption(f"Source: {result.label}. Every page shows this run.")

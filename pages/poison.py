@@ -16,12 +16,9 @@ with widgets.guard():
 with st.expander(f"About `{spec.method}` ({cost.describe_budget(info['norm'], spec.eps or info['eps'])}, "
                  f"{info['granularity']}-wise)"):
     st.text(info["doc"])
-if line:
-    st.info(f"Cost: {line}.")
-    if not widgets.compute_button(f"Craft {spec.method}", type="primary", key="craft"):
-        st.stop()
-    if widgets.run_with_progress(f"Crafting {spec.method}", lambda p: engine.poisoned_train(spec, p)) is None:
-        st.stop()
+if line and widgets.compute_behind_button(f"Cost: {line}.", f"Craft {spec.method}", "craft",
+                                          f"Crafting {spec.method}", lambda p: engine.poisoned_train(spec, p)) is None:
+    st.stop()
 with widgets.guard():
     view = engine.poison_view(spec)
     st.caption(f"Source: {engine.origin(engine.poison_stage(spec))}.")

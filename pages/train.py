@@ -11,13 +11,10 @@ st.caption("Both models start from the same initial weights and see the same bat
            "differ. The test set is always clean.")
 spec = state.sidebar()
 runs = ("clean", spec.method)
-if not engine.training_ready(spec):
-    with widgets.guard():
-        st.info(cost.training_line(spec))
-    if not widgets.compute_button("Train clean and poisoned", type="primary", key="train"):
-        st.stop()
-    if widgets.run_with_progress("Training", lambda p: [engine.training_result(spec, r, p) for r in runs]) is None:
-        st.stop()
+if not engine.training_ready(spec) and widgets.compute_behind_button(
+        lambda: cost.training_line(spec), "Train clean and poisoned", "train", "Training",
+        lambda p: [engine.training_result(spec, r, p) for r in runs]) is None:
+    st.stop()
 with widgets.guard():
     histories = {run: engine.training_history(spec, run) for run in runs}
     st.caption(f"Source: {engine.origin(engine.train_stage(spec, spec.method))}.")

@@ -113,7 +113,8 @@ def test_overview_runs_the_sidebar_experiment():
     assert at.button(key="overview_run") is not None and not charts(at)  # nothing computed before the button
     at.button(key="overview_run").click().run()
     no_exception(at)
-    assert charts(at)  # the run's own script run still holds the button it was started from
+    assert charts(at) and not buttons(at)  # the run's cost line and button are cleared once it is done
+    assert not any(str(i.value).startswith("Cost:") for i in at.info), [i.value for i in at.info]
     at.run()  # the next script run finds the stored result: no button
     no_exception(at)
     assert charts(at) and not buttons(at)

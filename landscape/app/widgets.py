@@ -168,3 +168,36 @@ def run_with_progress(label: str, work: Callable[[Progress], T]) -> T | None:
         box.update(label=f"{label}: done in {time.perf_counter() - progress.started:.1f} s", state="complete",
                    expanded=False)
     return result
+
+
+def compute_behind_button(cost: str | Callable[[], str], label: str, key: str, status: str,
+                          work: Callable[[Progress], T], *, primary: bool = True) -> T | None:
+    """What a page does for a result not stored yet: its cost line and a button; once pressed, `work` with live bars.
+
+    Returns `work`'s result, or None while the button is not pressed, when the cost line or `work` fails (the
+    engine's error is shown) or the store cannot be written (the button is disabled, `compute_button`). Once the
+    work is done, its cost line and button are cleared, so the page goes on with the result under the status box
+    ("done in ... s") instead of offering again what it just computed.
+
+    Args:
+        cost: the cost line (or a callable giving it, whose engine errors are shown instead).
+        label: the button's label.
+        key: the button's widget key.
+        status: the status box's label while `work` runs.
+        work: the computation, called with the progress callback.
+        primary: a primary (highlighted) button.
+    """
+    slot = st.empty()
+    with slot.container():
+        try:
+            st.info(cost if isinstance(cost, str) else cost())
+        except LandscapeError as err:
+            st.error(str(err), icon="⚠️")
+            return None
+        pressed = compute_button(label, key=key, type="primary" if primary else "secondary")
+    if not pressed:
+        return None
+    result = run_with_progress(status, work)
+    if result is not None:
+        slot.empty()
+    return result

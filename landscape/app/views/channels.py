@@ -75,13 +75,10 @@ def channel_view(spec: AppSpec, study: Any, layer: str, *, variant: str, log: bo
     st.caption("Each output channel (filter or neuron) of the layer moves alone, within a ball of radius 5% of "
                "that channel's own weight norm, every other weight frozen; otherwise as the layer SAL. A layer that "
                "is flat as a whole can still hold channels that learn.")
-    if not channels_ready(spec, layer):
-        with widgets.guard(stop=False):
-            st.info(cost.channel_sal_line(spec, layer, study))
-        if not widgets.compute_button("Compute per-channel SAL", key="sal_channels_run"):
-            return
-        if widgets.run_with_progress("Per-channel SAL", lambda p: channel_traces(spec, layer, p)) is None:
-            return
+    if not channels_ready(spec, layer) and widgets.compute_behind_button(
+            lambda: cost.channel_sal_line(spec, layer, study), "Compute per-channel SAL", "sal_channels_run",
+            "Per-channel SAL", lambda p: channel_traces(spec, layer, p), primary=False) is None:
+        return
     with widgets.guard(stop=False):
         traces = stored_channels(spec, layer)
         values = {run: (t.sal if variant == "loss" else t.acc_variant) for run, t in traces.items()}

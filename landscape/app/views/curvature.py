@@ -195,14 +195,12 @@ def cell_panel(spec: AppSpec, study: Any, method: str, cell: Cell) -> None:
         col.metric(f"trace ({row['run']})", trace)
     if curvature is None:
         st.caption("λ_max and the trace appear once the curvature of both runs is computed (Curvature page).")
-    if not slice_ready(spec, cell.layer, cell.epoch):
-        st.info(f"The 1D slice of {cell.layer} at epoch {cell.epoch} is not computed yet: 21 points x 2 runs on "
-                f"{slice_spec(cell.layer, cell.epoch).n_eval} training images each (seconds on digits; the runs are "
-                f"trained first if they are not stored).")
-        if not widgets.compute_button("Compute this layer slice", key="sal_slice_run"):
-            return
-        if widgets.run_with_progress("Layer slice", lambda p: layer_slices(spec, cell.layer, cell.epoch, p)) is None:
-            return
+    if not slice_ready(spec, cell.layer, cell.epoch) and widgets.compute_behind_button(
+            f"The 1D slice of {cell.layer} at epoch {cell.epoch} is not computed yet: 21 points x 2 runs on "
+            f"{slice_spec(cell.layer, cell.epoch).n_eval} training images each (seconds on digits; the runs are "
+            f"trained first if they are not stored).", "Compute this layer slice", "sal_slice_run", "Layer slice",
+            lambda p: layer_slices(spec, cell.layer, cell.epoch, p), primary=False) is None:
+        return
     with widgets.guard(stop=False):
         sset = stored_slices(spec, cell.layer, cell.epoch)
         for i, f in enumerate(figures.layer_slice_figures(sset)):
@@ -218,14 +216,12 @@ def cell_panel(spec: AppSpec, study: Any, method: str, cell: Cell) -> None:
 
 def curvature_view(spec: AppSpec, study: Any, method: str) -> None:
     """λ_max and trace heatmaps beside SAL for both runs, their per-epoch Spearman agreement, the ESD, a table."""
-    if not curvature_ready(spec):
-        st.info(f"Curvature of both runs is not computed yet: every layer's Hessian block and the whole model's at "
-                f"every epoch ({plural(spec.epochs, 'epoch')}), on {APP_CURVATURE.n_data} training images "
-                f"(about a few seconds per epoch and run for the digits cnn on one CPU thread).")
-        if not widgets.compute_button("Compute curvature", type="primary", key="curvature_compute"):
-            st.stop()
-        if widgets.run_with_progress("Curvature", lambda p: curvature_traces(spec, p)) is None:
-            st.stop()
+    if not curvature_ready(spec) and widgets.compute_behind_button(
+            f"Curvature of both runs is not computed yet: every layer's Hessian block and the whole model's at "
+            f"every epoch ({plural(spec.epochs, 'epoch')}), on {APP_CURVATURE.n_data} training images (about a few "
+            f"seconds per epoch and run for the digits cnn on one CPU thread).", "Compute curvature",
+            "curvature_compute", "Curvature", lambda p: curvature_traces(spec, p)) is None:
+        st.stop()
     with widgets.guard():
         traces = stored_curvature(spec)
     sal = {run: study.sal[run] for run in traces if run in study.sal}

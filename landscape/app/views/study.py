@@ -69,13 +69,10 @@ def study_or_stop(page: str, spec: AppSpec) -> Study:
 
     Stored means in the shipped demo snapshot or the user's store (the same lookup).
     """
-    if not engine.experiment_ready(spec):
-        with widgets.guard():
-            st.info(cost.experiment_line(spec))
-        if not widgets.compute_button("Train with SAL and compute UD", type="primary", key=f"{page}_run"):
-            st.stop()
-        if widgets.run_with_progress("SAL and UD", lambda p: engine.experiment(spec, p)) is None:
-            st.stop()
+    if not engine.experiment_ready(spec) and widgets.compute_behind_button(
+            lambda: cost.experiment_line(spec), "Train with SAL and compute UD", f"{page}_run", "SAL and UD",
+            lambda p: engine.experiment(spec, p)) is None:
+        st.stop()
     with widgets.guard():
         return live_study(spec)
 
