@@ -168,3 +168,65 @@ def test_unknown_entries_and_backends_are_named():
         Copies(model, ["nope"])
     with pytest.raises(ValueError, match="backend='fast'"):
         Copies(model, ["fc.weight"], backend="fast")
+
+
+class Pools(nn.Module):
+    """Max pools (2x2, and 3x3 stride 2 padded, as ResNet's stem) and adaptive average pools to the input's own size
+    and to a smaller one: the pools `landscape.copies` runs in faster exact forms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.stem_pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.same = nn.AdaptiveAvgPool2d(2)
+        self.down = nn.AdaptiveAvgPool2d((1, None))
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem_pool(self.pool(torch.relu(self.conv(x))))  # (B, 4, 8, 8) -> (B, 4, 4, 4) -> (B, 4, 2, 2)
+        return self.fc(torch.flatten(self.down(self.same(h)), 1))  # (B, 4, 1, 2) -> (B, 8)
+
+
+def test_the_fast_pools_give_the_same_bits_with_and_without_grad():
+    """`_exact_fast_pools` replaces every pool of a traced graph; values and gradients are bit for bit the plain
+    ops', ties included (integer-valued ReLU outputs tie everywhere)."""
+    from torch import fx
+
+    from landscape.copies import _adaptive_avg_pool2d, _exact_fast_pools, _max_pool2d
+
+    torch.manual_seed(0)
+    model = Pools().eval()
+    plain, fast = fx.symbolic_trace(model), fx.symbolic_trace(model)
+    _exact_fast_pools(fast)
+    targets = [n.target for n in fast.graph.nodes if n.op == "call_function"]
+    assert targets.count(_max_pool2d) == 2 and targets.count(_adaptive_avg_pool2d) == 2
+    x = torch.randint(-3, 4, (16, 1, 16, 16)).float()
+    with torch.no_grad():
+        assert torch.equal(fast(x), plain(x))
+    grads = []
+    for gm in (plain, fast):
+        leaf = x.clone().requires_grad_(True)
+        gm(leaf).square().sum().backward()
+        grads.append(leaf.grad)
+    assert torch.equal(*grads)
+
+
+def test_the_fold_and_the_prefix_run_the_fast_pools_and_equal_the_plain_graph_bit_for_bit(monkeypatch):
+    """SAL's layout for the `cnn` (fold, with a frozen prefix): the same bits as with the pools as traced."""
+    import landscape.copies as copies
+
+    model = build_model("cnn", (1, 8, 8), 4, seed=0).eval()
+    names = ["5.weight"]  # the third conv: the first max pool is in the prefix, the second in the fold's rest
+    weights = {n: w.float() for n, w in _stack(model.double(), names).items()}
+    model = model.float()
+    x = X.float()
+    fast = Copies(model, names)
+    assert fast.layout == "fold"
+    rest_fns = {n.target for n in fast._fold.rest.graph.nodes if n.op == "call_function"}
+    prefix_fns = {n.target for n in fast.split.prefix_module.graph.nodes if n.op == "call_function"}
+    assert {copies._max_pool2d, copies._adaptive_avg_pool2d} <= rest_fns and copies._max_pool2d in prefix_fns
+    monkeypatch.setattr(copies, "_exact_fast_pools", lambda gm: gm.recompile())
+    plain = Copies(model, names)
+    with torch.no_grad():
+        assert torch.equal(fast.run(weights, x), plain.run(weights, x))
