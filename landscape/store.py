@@ -446,26 +446,31 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     """The record (meta.json) of the entry (stage, key) in `folder`, after checking the integrity of the whole entry.
 
     Raises `OldFormat` for a complete entry of an older store format, `NewerFormat` for one of a newer format,
-    `Unusable` (naming what is wrong: the
-    missing files of an incomplete entry, the files whose checksum differs, ...) for any other unusable entry,
-    or whatever reading raises.
+    `Unusable` (naming what is wrong: the missing files of an incomplete entry, the files whose checksum differs,
+    ...) for any other unusable entry, or whatever reading raises. meta.json is read and parsed once.
     """
-    newer = _format_of(folder / META)
-    if newer is not None and newer > FORMAT:  # before any check: a newer format may lay out its files otherwise
-        raise NewerFormat(f"store format {newer}, written by a newer version (this code writes {FORMAT})")
+    meta_bytes = _bytes_or_none(folder / META)
+    record = _json_object(meta_bytes)
+    found_format = record.get("format") if record is not None else None
+    if not isinstance(found_format, int) or isinstance(found_format, bool):
+        found_format = None
+    if found_format is not None and found_format > FORMAT:  # first: a newer format may lay out its files otherwise
+        raise NewerFormat(f"store format {found_format}, written by a newer version (this code writes {FORMAT})")
     missing = [name for name in ENTRY_FILES if not (folder / name).is_file()]
-    if SUMS in missing and META not in missing and _older_format(folder / META):
+    # format 2 had no "format" field (its arrays' digest was inside meta.json) and no SHA256SUMS
+    older = record is not None and ("arrays_sha256" in record if found_format is None else found_format < FORMAT)
+    if SUMS in missing and META not in missing and older:
         raise OldFormat(f"no {SUMS}: written by an older store format")
-    if missing:
-        raise Unusable(f"incomplete entry: {', '.join(missing)} missing")
+    if missing or meta_bytes is None:
+        raise Unusable(f"incomplete entry: {', '.join(missing) or META} missing")
     sums = (folder / SUMS).read_bytes()
-    meta_bytes = (folder / META).read_bytes()
     meta_digest, arrays_digest = hashlib.sha256(meta_bytes).hexdigest(), _sha256(folder / ARRAYS)
     if sums != _sums(meta_digest, arrays_digest):
         bad = [name for name, digest in ((META, meta_digest), (ARRAYS, arrays_digest))
                if f"{digest}  {name}\n".encode() not in sums]
         raise Unusable(f"checksum mismatch: {', '.join(bad) or SUMS}")
-    record = json.loads(meta_bytes)
+    if record is None:
+        raise Unusable(f"{META} is not a JSON object")
     found = (record.get("stage"), record.get("key"), record.get("format"))
     if found != (stage, key, FORMAT):
         raise Unusable(f"record is for stage/key/format {found}, expected {(stage, key, FORMAT)}")
@@ -474,26 +479,20 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     return record
 
 
-def _format_of(meta: Path) -> int | None:
-    """The store format `meta` (a meta.json) names, or None if it names none or cannot be read."""
+def _bytes_or_none(path: Path) -> bytes | None:
     try:
-        record = json.loads(meta.read_bytes())
-    except (OSError, ValueError):
+        return path.read_bytes()
+    except OSError:
         return None
-    found = record.get("format") if isinstance(record, dict) else None
-    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
-def _older_format(meta: Path) -> bool:
-    """True if `meta` is the record of an older store format (format 2 had no "format" field and no SHA256SUMS)."""
+def _json_object(text: bytes | None) -> dict[str, Any] | None:
+    """`text` parsed, if it is a JSON object; else None (absent, unreadable: damaged, not old or new)."""
     try:
-        record = json.loads(meta.read_bytes())
-    except (OSError, ValueError):
-        return False  # unreadable: damaged, not old
-    if not isinstance(record, dict):
-        return False
-    found = record.get("format")
-    return "arrays_sha256" in record if found is None else isinstance(found, int) and found < FORMAT
+        record = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def discard_folder(folder: Path, inode: int | None = None) -> None:

@@ -167,3 +167,22 @@ def test_the_default_cache_not_made_yet_is_an_empty_store_not_an_error(tmp_path,
     assert main(["store", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kept"] == 0
     assert not (tmp_path / "cache").exists()
+
+
+def test_loading_reads_and_parses_meta_json_once(store, monkeypatch):
+    """Every load checks an entry's format before its layout and checksums, from the one read of meta.json."""
+    from pathlib import Path
+
+    from landscape.store import META
+
+    store.save("train", "k", {"v": 1}, {"x": np.zeros(2)})
+    reads: list[str] = []
+    original = Path.read_bytes
+
+    def counted(self: Path) -> bytes:
+        reads.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    assert store.load("train", "k").meta == {"v": 1}
+    assert reads.count(META) == 1, reads
