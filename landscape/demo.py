@@ -85,9 +85,10 @@ def requests() -> list[Stage[Any]]:
     What each page opens on: the UD experiment (Overview, Poison, Train, SAL, UD), the surfaces (Landscape), the
     curvature of both runs (Curvature; λ_max and trace of a SAL cell), the 1D slice of every layer at the last
     epoch (the SAL page's cell panel, whose default cell is the first layer there) and the cross-task probe's 16
-    task models (Cross-task). tests/test_demo.py checks that each page's default request is among these keys.
+    task models with the UD of its 12 poisoned ones (Cross-task). tests/test_demo.py checks that each page's
+    default request is among these keys.
     """
-    from landscape.stages.crosstask import run_stages
+    from landscape.stages.crosstask import run_stages, ud_stages
     from landscape.stages.curvature import CurvatureStage
     from landscape.stages.surface import LayerSliceStage, SurfaceStage
     from landscape.stages.ud import UDStage
@@ -98,7 +99,8 @@ def requests() -> list[Stage[Any]]:
     curvature = [CurvatureStage.of(*runs, poison, DEMO_CURVATURE) for poison in (PoisonSpec(), DEMO_POISON)]
     slices = [LayerSliceStage.of(*runs, DEMO_POISON, config.LayerSliceSpec(layers=(layer,), epoch=DEMO_TRAIN.epochs))
               for layer in demo_layers()]
-    return [UDStage.of(experiment()), *surfaces, *curvature, *slices, *run_stages(cross_task()).values()]
+    return [UDStage.of(experiment()), *surfaces, *curvature, *slices, *run_stages(cross_task()).values(),
+            *ud_stages(cross_task()).values()]
 
 
 def _entries(folder: Path) -> list[Path]:

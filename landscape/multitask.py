@@ -210,6 +210,8 @@ class CrossTaskResult:
 
     spec: CrossTaskSpec
     runs: dict[tuple[str, str], TaskRun]
+    # (task, poison method) -> its `UDReport`, as stored by the stage layer (`TaskUDStage`); `ud` fills a missing one
+    uds: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def run(self, task: str, condition: str) -> TaskRun:
         try:
@@ -217,6 +219,12 @@ class CrossTaskResult:
         except KeyError:
             raise SpecError(f"no run for task {task!r} under {condition!r}; tasks: {', '.join(self.spec.tasks)}; "
                             f"conditions: {', '.join(self.spec.conditions)}") from None
+
+    def ud(self, task: str, method: str) -> Any | None:
+        """The `UDReport` of `task` under `method` (None without SAL): the stored one, else computed here once."""
+        if (task, method) not in self.uds:
+            self.uds[(task, method)] = task_ud(self.run(task, CLEAN), self.run(task, method))
+        return self.uds[(task, method)]
 
     def table(self) -> list[dict[str, Any]]:
         """One row per (task, poison method): clean- and poisoned-trained primary metric, relative drop, UD.
@@ -230,7 +238,7 @@ class CrossTaskResult:
             for method in self.spec.methods:
                 poisoned = self.run(name, method)
                 c, p = clean.metrics[task.primary], poisoned.metrics[task.primary]
-                report = task_ud(clean, poisoned)
+                report = self.ud(name, method)
                 rows.append({"task": name, "metric": task.primary, "higher_is_better": task.higher_is_better,
                              "method": method, "clean": c, "poisoned": p,
                              "drop": relative_drop(c, p, task.higher_is_better),

@@ -39,7 +39,7 @@ if result is None:
 
 ct, root = result.spec, str(engine.store().root)  # the spec of what is shown
 st.caption(f"Source: {view.source(ct, root)}.")
-rows = view.table(ct, root, result)
+rows = result.table()
 widgets.show_table(widgets.frame(rows).drop(columns=["higher_is_better", "diverged"]), "cross-task-table")
 st.caption("drop = (clean − poisoned) / clean for accuracy, mIoU and PSNR; (poisoned − clean) / clean for MSE: "
            "> 0 means the poisoned-trained model is worse. UD: β from each task's own clean model. SAL ratio (ours): "

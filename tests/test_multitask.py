@@ -120,6 +120,42 @@ def test_runs_are_cached_in_the_store(small_result, monkeypatch):
         np.testing.assert_array_equal(again.runs[key].sal.sal, run.sal.sal)
 
 
+def test_the_uds_are_stored_and_a_loaded_probe_reads_them(small_result, monkeypatch):
+    """The table of a stored probe reads its stored UDs (no KMeans), equal to UD computed from the runs."""
+    import landscape.multitask as multitask
+    from landscape.multitask import CrossTaskResult
+    from landscape.stages.crosstask import load_cross_task, ud_stages
+
+    spec, store, result, _ = small_result
+    assert all(stage.exists(store) for stage in ud_stages(spec).values()) and len(ud_stages(spec)) == 4
+    computed = CrossTaskResult(spec, result.runs).table()  # no stored UDs: computed from the runs' SAL
+    monkeypatch.setattr(multitask, "task_ud", lambda *a: pytest.fail("a stored UD was computed again"))
+    loaded = load_cross_task(spec, store)
+    assert set(loaded.uds) == {(t, "random") for t in spec.tasks}
+    assert json.dumps(loaded.table()) == json.dumps(computed)  # bit for bit (NaN included)
+    unseeded = CrossTaskSpec.for_methods(["random"], **{**SMALL, "sal": None})
+    assert ud_stages(unseeded) == {}
+    with pytest.raises(SpecError, match="no UD"):
+        from landscape.stages.crosstask import TaskUDStage
+
+        TaskUDStage.of(unseeded, "classify", "random")
+
+
+def test_a_probe_stored_without_its_uds_computes_them(small_result, tmp_path):
+    import shutil
+
+    from landscape.stages.crosstask import TaskUDStage, load_cross_task
+    from landscape.store import Store
+
+    spec, store, result, _ = small_result
+    older = tmp_path / "older"
+    shutil.copytree(store.root, older)
+    shutil.rmtree(older / TaskUDStage.folder)  # as stored before the UD stage
+    loaded = load_cross_task(spec, Store(older))
+    assert loaded.uds == {}
+    assert json.dumps(loaded.table()) == json.dumps(result.table())
+
+
 def test_cli_prints_the_table(small_result, capsys, tmp_path):
     from landscape.cli import main
 

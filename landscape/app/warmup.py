@@ -1,12 +1,14 @@
 """Warm-up: while no page is running, import in the background what later pages compute with.
 
 Measured by `bench/app_latency.py` (2-core machine): a page's first visit otherwise pays its imports while the
-user waits: pandas and pyarrow for `st.dataframe` (Poison, ~0.35 s), SciPy's `stats` (UD's W1 distance, ~0.5 s;
-the Curvature page no longer needs it), scikit-learn's KMeans (UD of the Cross-task table, ~0.3 s). A reader
-spends seconds on a page, so those imports move into that time, off the first chart's path and off the page
-switches. An import holds the GIL, so the thread imports one module at a time and only once no page's script has
-run for `IDLE_S` (`app.py` marks every run with `page_run`), `FIRST_IDLE_S` before the first import: after the
-first page's run the browser is still fetching and drawing its charts from this server.
+user waits: pandas and pyarrow for `st.dataframe` (Poison, ~0.35 s). A reader spends seconds on a page, so those
+imports move into that time, off the first chart's path and off the page switches. No page imports SciPy or
+scikit-learn to show a stored result (every UD shown is stored, the Cross-task table's too: `TaskUDStage`), so
+they are left to the live computations that need them (`landscape.ud.import_dependencies`).
+
+An import holds the GIL, so the thread imports one module at a time and only once no page's script has run for
+`IDLE_S` (`app.py` marks every run with `page_run`), `FIRST_IDLE_S` before the first import: after the first
+page's run the browser is still fetching and drawing its charts from this server.
 
 A page run that starts while a module is being imported waits for that import to end (`_importing`): Python's
 module lock only makes an `import` wait, while code that merely looks into `sys.modules` sees the half-imported
@@ -25,10 +27,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from landscape import ud
-
-# Streamlit's dataframe dependencies, then UD's.
-MODULES = ("pandas", "pyarrow", *ud.DEPENDENCIES)
+MODULES = ("pandas", "pyarrow")  # Streamlit's dataframe dependencies
 IDLE_S = 0.5
 FIRST_IDLE_S = 2.0  # the floor app draws its chart ~1 s after its script has run (bench/results/app_latency.md)
 _lock = threading.Lock()

@@ -16,22 +16,26 @@ import numpy as np
 import torch
 
 from landscape.config import DataSpec, PoisonSpec, SALSpec, Spec, TrainSpec
-from landscape.multitask import CLEAN, CrossTaskResult, CrossTaskSpec, TaskRun, TaskSpec, training_pair
+from landscape.errors import SpecError
+from landscape.multitask import CLEAN, CrossTaskResult, CrossTaskSpec, TaskRun, TaskSpec, task_ud, training_pair
 from landscape.sal import SALTracker
 from landscape.stages.base import (
     Computed,
     Context,
     Stage,
     StageProgress,
+    Version,
     get_splits,
     no_progress,
     resolve_data,
     resolve_poison,
 )
 from landscape.stages.poison import poison_stages, poisoned_train
+from landscape.stages.ud import UD_VERSION
 from landscape.store import Entry, Store
 from landscape.tasks import get_task
 from landscape.train import evaluate_task, train
+from landscape.ud import UDReport
 
 STAGE = "crosstask-v1"  # bump when a task's targets, model or metrics change (they are not part of the specs)
 
@@ -86,9 +90,61 @@ class TaskRunStage(Stage[TaskRun]):
         return poison_stages(self.data, self.poison)
 
 
+@dataclass(frozen=True)
+class TaskUDStage(Stage[UDReport]):
+    """UD of one task's model trained on one poison's images, β from the task's clean model (`UDReport`).
+
+    Stored beside the runs so that showing a probe reads its table instead of fitting KMeans at every epoch of
+    every task (and importing scikit-learn and SciPy for it): the Cross-task page's first visit.
+    """
+
+    folder = f"{STAGE}-ud"
+    data: DataSpec
+    task: TaskSpec
+    train: TrainSpec
+    poison: PoisonSpec
+    sal: SALSpec
+
+    @classmethod
+    def of(cls, spec: CrossTaskSpec, task: str, method: str) -> TaskUDStage:
+        if spec.sal is None:
+            raise SpecError("this cross-task probe measures no SAL (CrossTaskSpec.sal is None), so it has no UD")
+        run = TaskRunStage.of(spec, task, method)
+        return cls(run.data, run.task, run.train, run.poison, spec.sal)
+
+    def parts(self) -> tuple[Spec, ...]:
+        return (self.data, self.task, self.train, self.poison, self.sal, Version(UD_VERSION))
+
+    def record(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "task": self.task.to_dict(), "train": self.train.to_dict(),
+                "poison": self.poison.to_dict(), "sal": self.sal.to_dict()}
+
+    def runs(self) -> tuple[TaskRunStage, TaskRunStage]:
+        """The task's clean run and its run on the poison's images."""
+        clean = TaskRunStage(self.data, self.task, self.train, resolve_poison(PoisonSpec(), self.data), self.sal)
+        return clean, TaskRunStage(self.data, self.task, self.train, self.poison, self.sal)
+
+    def compute(self, ctx: Context) -> Computed:
+        clean, poisoned = (stage.get(ctx) for stage in self.runs())
+        return {"ud": task_ud(clean, poisoned).to_dict()}, {}
+
+    def decode(self, entry: Entry) -> UDReport:
+        return UDReport.from_dict(entry.meta["ud"])
+
+    def inputs(self) -> tuple[Stage[Any], ...]:
+        return self.runs()
+
+
 def run_stages(spec: CrossTaskSpec) -> dict[tuple[str, str], TaskRunStage]:
     """The stage of every (task, condition) run of `spec`, by (task, condition) (nothing is computed)."""
     return {(t, c): TaskRunStage.of(spec, t, c) for t in spec.tasks for c in spec.conditions}
+
+
+def ud_stages(spec: CrossTaskSpec) -> dict[tuple[str, str], TaskUDStage]:
+    """The UD stage of every (task, poison method) of `spec`, by (task, method); none if it measures no SAL."""
+    if spec.sal is None:
+        return {}
+    return {(t, m): TaskUDStage.of(spec, t, m) for t in spec.tasks for m in spec.methods}
 
 
 def missing_runs(spec: CrossTaskSpec, store: Store) -> list[tuple[str, str]]:
@@ -104,7 +160,8 @@ def load_cross_task(spec: CrossTaskSpec, store: Store) -> CrossTaskResult | None
         if loaded is None:
             return None
         runs[run] = loaded
-    return CrossTaskResult(spec, runs)
+    uds = {pair: report for pair, stage in ud_stages(spec).items() if (report := stage.load(store)) is not None}
+    return CrossTaskResult(spec, runs, uds)  # a UD not stored (a probe stored before TaskUDStage) is computed
 
 
 def run_cross_task(spec: CrossTaskSpec, *, store: Store, device: torch.device | str = "cpu",
@@ -119,7 +176,7 @@ def run_cross_task(spec: CrossTaskSpec, *, store: Store, device: torch.device | 
     for run, stage in stages.items():
         runs[run] = stage.get(ctx)
         progress("cross-task", len(runs), len(stages))
-    return CrossTaskResult(spec, runs)
+    return CrossTaskResult(spec, runs, {pair: stage.get(ctx) for pair, stage in ud_stages(spec).items()})
 
 
 def estimate_seconds(spec: CrossTaskSpec, n_runs: int | None = None) -> float:

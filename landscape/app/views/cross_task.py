@@ -1,12 +1,10 @@
-"""What the Cross-task page reads of a stored probe, once per probe and store: the result and its table.
+"""What the Cross-task page reads of a stored probe, once per probe and store: the result and where it comes from.
 
-Reading the probe's 16 task runs and computing its table (UD of every task: KMeans per epoch) takes about a
-second; a page switch or a widget change reruns the page, so both are kept (a stored result never changes).
+A page switch or a widget change reruns the page, so the result is kept (a stored result never changes); its
+table reads the stored UDs (or, for a probe stored before they were, computes them once into the result).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import streamlit as st
 
@@ -33,12 +31,6 @@ def stored(ct: CrossTaskSpec) -> CrossTaskResult | None:
         return _stored(ct, str(engine.store().root))
     except _NotStored:
         return None
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def table(ct: CrossTaskSpec, root: str, _result: CrossTaskResult) -> list[dict[str, Any]]:
-    """`_result.table()` (the probe's result, stored or just computed; not hashed), once per probe and store."""
-    return _result.table()
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
