@@ -416,8 +416,9 @@ def test_signed_steps_descend_or_ascend_within_the_ball_and_the_unit_range() -> 
 
 
 def test_em_classwise_step_moves_each_class_by_its_mean_signed_descent_step() -> None:
-    """Class-wise EM (Huang et al.): every sample proposes -step sign(grad_i); delta_c moves by the mean proposal
-    of its class's samples in the batch, clipped to eps, and the loss on x + delta_y falls."""
+    """Class-wise EM (Huang et al.): every sample proposes -step sign(grad_i); away from the ball's edge and the
+    pixel range (nothing clips) delta_c moves by the mean proposal of its class's samples in the batch, and the loss
+    on x + delta_y falls (the clipped case: the test below)."""
     import torch.nn.functional as F
 
     method = build(PoisonSpec(method="em", options=(("mode", "class"),)), dataset="digits")
