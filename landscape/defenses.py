@@ -257,7 +257,10 @@ class BitDepthReduction(Defense):
     """Bit-depth reduction (Xu et al., NDSS 2018, "Feature Squeezing"); APBench posterizes to 2 bits.
 
     Keeps the `bits` most significant bits of each 8-bit value, as PIL/torchvision `posterize` do:
-    v' = v & ~(2^(8 - bits) - 1) on v = round(255 x). Small perturbations vanish inside a level.
+    v' = v & ~(2^(8 - bits) - 1) on v = round(255 x), APBench's `RandomPosterize(bits=2, p=1)`. Small
+    perturbations vanish inside a level. Xu et al.'s own squeezer rounds instead, x' = round(x (2^bits - 1)) /
+    (2^bits - 1), whose levels span [0, 1] (0, 85, 170, 255 of 255 at 2 bits); posterize floors, so its top level is
+    192 and each value drops by up to 63/255 at 2 bits. This follows APBench, the benchmark the defaults come from.
 
     Options:
         bits: 1..8 bits kept; default 2 (4 levels: 0, 64, 128, 192 of 255).
@@ -423,13 +426,15 @@ def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
 
 @_register("at")
 class AdversarialTraining(Defense):
-    """Adversarial training (Madry et al., ICLR 2018, arXiv:1706.06083) with L-inf PGD, after APBench's `madrys.py`.
+    """Adversarial training (Madry et al., ICLR 2018, arXiv:1706.06083) with L-inf PGD, after APBench's `mardrys.py`.
 
     Each batch is replaced by its PGD adversarial examples (`steps` signed-gradient steps of size `step`,
     projection onto the eps-ball and [0, 1]); labels are unchanged. Costs about (steps + 1)x standard
-    training. The PGD-10, 8/255, 2/255 defaults are APBench's; the start differs: APBench's `madrys.py`
-    starts from a small Gaussian, x + 0.001 N(0, 1), while this one starts from a uniform point of the
-    eps-ball (Madry et al.'s random start). Kept so, as shipped benchmark numbers use it.
+    training. The 10 steps and eps 8/255 are APBench's (`MadrysLoss(epsilon=at_eps)`, also in the EM repo's
+    `madrys.py`); two details differ. The step: APBench keeps `MadrysLoss`'s default 0.007 (about 1.8/255), this
+    one takes eps / 4 = 2/255, Madry et al.'s CIFAR step. The start: APBench's is a small Gaussian,
+    x + 0.007 N(0, 1) (the step size times a normal draw), this one a uniform point of the eps-ball (Madry et
+    al.'s random start). Kept so, as shipped benchmark numbers use them.
 
     To help against a poison, eps must be at least the poison's L-inf radius: the default 8/255 is below
     every L-inf poison's digits and MNIST budget (64/255), so there it cannot help by construction (a run
@@ -439,8 +444,8 @@ class AdversarialTraining(Defense):
     Options:
         eps: L-inf radius on the [0, 1] scale; default 8/255.
         steps: PGD steps; default 10.
-        step: step size; None = eps / 4 (2/255 at the default eps, as APBench).
-        random_start: start from a uniform point of the ball (APBench: 0.001 N(0, 1)); default True.
+        step: step size; None = eps / 4 (2/255 at the default eps; APBench: 0.007).
+        random_start: start from a uniform point of the ball (APBench: 0.007 N(0, 1)); default True.
     """
 
     kind = "batch"

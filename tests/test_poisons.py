@@ -416,8 +416,9 @@ def test_signed_steps_descend_or_ascend_within_the_ball_and_the_unit_range() -> 
 
 
 def test_em_classwise_step_moves_each_class_by_its_mean_signed_descent_step() -> None:
-    """Class-wise EM (Huang et al.): every sample proposes -step sign(grad_i); delta_c moves by the mean proposal
-    of its class's samples in the batch, clipped to eps, and the loss on x + delta_y falls."""
+    """Class-wise EM (Huang et al.): every sample proposes -step sign(grad_i); away from the ball's edge and the
+    pixel range (nothing clips) delta_c moves by the mean proposal of its class's samples in the batch, and the loss
+    on x + delta_y falls (the clipped case: the test below)."""
     import torch.nn.functional as F
 
     method = build(PoisonSpec(method="em", options=(("mode", "class"),)), dataset="digits")
@@ -432,6 +433,36 @@ def test_em_classwise_step_moves_each_class_by_its_mean_signed_descent_step() ->
     torch.testing.assert_close(delta, expected, rtol=0, atol=1e-7)
     with torch.no_grad():
         assert F.cross_entropy(model(x + delta[y]), y) < F.cross_entropy(model(x), y)
+
+
+def test_em_classwise_delta_is_the_mean_of_each_samples_clipped_pgd_result() -> None:
+    """Class-wise EM as the official `universal_perturbation`: each sample steps from clamp(x + delta_c, 0, 1) and
+    its result is clipped to the eps-ball around its image *before* delta_c becomes the class mean; at the ball's
+    edge and on black pixels this differs from moving delta_c by the mean signed step. A class absent from the
+    batch keeps its delta."""
+    method = build(PoisonSpec(method="em", options=(("mode", "class"),)), dataset="digits")
+    model = _linear_model(4)
+    eps, step = method.eps, 0.02
+    x = 0.3 + 0.4 * torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    x[:, :, :2] = 0.0  # black rows: clamp(x + delta) - x is not delta where delta < 0
+    y = torch.tensor([0, 1, 2, 0, 0, 1, 2, 2, 0, 1, 0, 2])  # class 3 is absent
+    signs = torch.randint(0, 2, (4, 1, 8, 8), generator=torch.Generator().manual_seed(4)) * 2 - 1
+    delta = signs.float() * eps  # every entry on the ball's edge
+    start = delta.clone()
+    method._class_update(model, x, y, delta, step, 4)
+    xp = (x + start[y]).clamp(0, 1)
+    eta = (xp - step * _input_grad(model, xp, y).sign() - x).clamp(-eps, eps)
+    expected = torch.stack([eta[y == c].mean(0) for c in range(3)] + [start[3]])
+    torch.testing.assert_close(delta, expected, rtol=0, atol=1e-6)
+
+
+def test_em_classwise_fix_changes_only_the_classwise_keys() -> None:
+    """The class-wise fix (2026-12-07) counts on class-wise EM only: sample-wise EM keeps revision 0 and its keys."""
+    from landscape.poisons import resolve
+
+    for dataset in ("digits", "mnist", "cifar10"):
+        assert resolve(PoisonSpec(method="em", options=(("mode", "class"),)), dataset=dataset).revision == 1
+        assert resolve(PoisonSpec(method="em"), dataset=dataset).revision == 0
 
 
 def test_tap_steps_towards_the_shifted_class_of_its_surrogate(monkeypatch) -> None:
