@@ -29,6 +29,7 @@ TRAIN = TrainSpec(epochs=2, batch_size=32)
 POISON = PoisonSpec(method="random")
 SAL = SALSpec(eval_size=64)
 EXPERIMENT = ExperimentSpec(data=DATA, model=MODEL, train=TRAIN, poison=POISON, sal=SAL)
+CROSS_TASK = CrossTaskSpec(data=DATA, tasks=("classify",), poisons=(POISON,), train=TRAIN, sal=SAL)
 
 
 def _weights(folder: Path) -> dict[str, Path]:
@@ -52,7 +53,7 @@ def _stages() -> dict[str, Callable[[Path], Stage[Any]]]:
     from landscape.config import CurvatureSpec, DefenseSpec, LayerSliceSpec, SurfaceSpec
     from landscape.stages.bench import BenchCell, Cell
     from landscape.stages.channels import ChannelSALStage
-    from landscape.stages.crosstask import TaskRunStage
+    from landscape.stages.crosstask import TaskRunStage, TaskUDStage
     from landscape.stages.curvature import CurvatureStage
     from landscape.stages.poison import PoisonStage
     from landscape.stages.surface import LayerSliceStage, SurfaceStage
@@ -75,9 +76,8 @@ def _stages() -> dict[str, Callable[[Path], Stage[Any]]]:
         "layer slice": lambda _: LayerSliceStage.of(DATA, MODEL, TRAIN, POISON, layer),
         "curvature": lambda _: CurvatureStage.of(DATA, MODEL, TRAIN, POISON, curvature),
         "channel SAL": lambda _: ChannelSALStage.of(DATA, MODEL, TRAIN, POISON, SAL, "0.weight"),
-        "cross-task run": lambda _: TaskRunStage.of(
-            CrossTaskSpec(data=DATA, tasks=("classify",), poisons=(POISON,), train=TRAIN, sal=SAL), "classify",
-            "random"),
+        "cross-task run": lambda _: TaskRunStage.of(CROSS_TASK, "classify", "random"),
+        "cross-task UD": lambda _: TaskUDStage.of(CROSS_TASK, "classify", "random"),
         "benchmark cell": lambda _: BenchCell.of(Cell(DATA, MODEL, TRAIN, SAL, "random", DefenseSpec(), 0)),
         "imported weights": _imported,
         "imported SAL": lambda folder: ImportedSALStage.of(_imported(folder), SAL),

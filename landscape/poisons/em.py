@@ -58,8 +58,9 @@ class ErrorMinimizing(SurrogateMethod):
         learnt first; 64/255 is four grey levels and visible. Over seeds 0-2 (bench/ue_effect.py) 64/255
         gave 35.6, 66.9, 43.3 % (mean 48.6 %, a 48-point drop): the 99 % stop comes early on digits because
         the surrogate also fits the clean digits within a few loops, so the strength varies with the seed.
-        Class-wise EM is weaker on digits (seed 0: 96.7 % at 16/255, 91.7 % at 32/255; measured before the
-        2026-12-07 fix of the class-wise update, not measured since).
+        Class-wise EM is weaker on digits: seed 0, 97.2 % at 16/255 and 95.6 % at 32/255, clean 97.2 %
+        (`bench/ue_budget.py --methods em --option em:mode=class`, after the 2026-12-07 fix of the class-wise
+        update; before it 96.7 and 91.7 %).
         MNIST family: eps 64/255, `lenet5` surrogate (the paper's MNIST model; a `cnn` surrogate costs about
         four times the crafting time on one CPU thread), the other options as for digits. 32, 64/255 gave 74.0 %
         (training accuracy 99.9 %) and 10.0 % (not trained²) (sweep²; 8 and 16/255 not run): 64/255 is the smallest
