@@ -1,7 +1,8 @@
 """The cross-task stage (DESIGN §5.6): one task model trained on one condition, and the probe assembled from them.
 
 Each (task, condition) run is one store entry, keyed by data, task, training recipe, the (resolved) poison
-and SAL; `run_cross_task` only assembles them, so a re-render or a second CLI call recomputes nothing.
+and SAL, and so is the UD of each poisoned run against its task's clean run; `run_cross_task` only assembles
+them, so a re-render or a second CLI call recomputes nothing.
 The poisons are crafted against classification exactly as elsewhere (`PoisonStage`, shared cache) and
 change the images only; the targets always come from the clean images (`landscape.multitask`).
 """
