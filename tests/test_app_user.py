@@ -130,3 +130,13 @@ def test_one_bad_configured_entry_is_reported_and_the_good_ones_offered(monkeypa
     warnings = [e.value for e in at.error]
     assert any("'models/net.py:factory'" in w and "Left out" in w for w in warnings), warnings
     assert any("'digits:/tmp'" in w and "UE_LANDSCAPE_DATA" in w for w in warnings), warnings
+
+
+def test_the_uploader_refuses_in_the_browser_what_the_store_would_refuse():
+    """Streamlit's default limit is 200 MB a file: the widget said "200MB per file" under a label saying 64 MiB, and
+    an upload between the two was sent whole to the server before being refused."""
+    from landscape.userconfig import MAX_UPLOAD_BYTES
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    (widget,) = at.get("file_uploader")
+    assert widget.proto.max_upload_size_mb << 20 == MAX_UPLOAD_BYTES

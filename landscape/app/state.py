@@ -120,7 +120,7 @@ def _upload(sb: Any) -> dict[str, str]:
 
     file = sb.file_uploader(f"Your data set (.npz, up to {userconfig.MAX_UPLOAD_BYTES >> 20} MiB)", type=["npz"],
                             key="upload_npz", help="arrays x, y (and x_test, y_test); read without pickle, kept "
-                            "in the store by content")
+                            "in the store by content", max_upload_size=userconfig.MAX_UPLOAD_BYTES >> 20)
     uploads: dict[str, str] = st.session_state.setdefault("_uploads", {})
     kept: set[str] = st.session_state.setdefault("_upload_ids", set())  # file ids already kept (hashed once)
     if file is not None and file.file_id not in kept:
