@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import os
 import platform
 import re
@@ -118,15 +119,16 @@ def numeric_environment_line() -> str:
 
 @functools.cache
 def _static_environment() -> dict[str, Any]:
-    import sklearn
-
+    # scikit-learn's version from its metadata, not by importing it (with SciPy and pandas, ~1-2 s): every store
+    # entry records it, also in forked stage workers, where a fresh import can hang on an import lock that another
+    # thread of the parent (a Streamlit server's) held when it forked
     config = torch.__config__.show()
     mkl = re.search(r"Math Kernel Library Version ([\w.]+)(?:-Product Build (\d+))?", config)
     onednn = re.search(r"MKL-DNN v(\S+)", config)
     mkl_version = (mkl.group(1) + (f" build {mkl.group(2)}" if mkl.group(2) else "")) if mkl else "none"
     return {
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-        "sklearn": sklearn.__version__, "mkl": mkl_version,
+        "sklearn": importlib.metadata.version("scikit-learn"), "mkl": mkl_version,
         "onednn": onednn.group(1) if onednn else "none", "cpu": cpu_model(), "cpu_level": cpu_level(),
         "aten_capability": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "env": {k: os.environ[k] for k in _ISA_ENV if os.environ.get(k)},

@@ -212,6 +212,46 @@ def test_cancel_midway_leaves_no_partial_entry_and_a_rerun_completes(serial, tmp
     assert_intact(store)
 
 
+WORKER_IMPORTS = """
+import json, os, sys, tempfile
+from landscape.stages import pool
+from landscape.stages.base import Context
+from landscape.store import Store
+from landscape.config import DataSpec
+from tests.test_concurrent import Probe
+
+serve = pool._serve
+
+def recording_serve(w, *args):  # what each forked worker imports that the parent had not
+    before = set(sys.modules)
+    try:
+        serve(w, *args)
+    finally:
+        with open(os.path.join(sys.argv[1], f"worker-{w}.json"), "w") as f:
+            json.dump(sorted(set(sys.modules) - before), f)
+
+pool._serve = recording_serve
+assert "sklearn" not in sys.modules
+stages = [Probe(DataSpec(), "ok", 0.2), Probe(DataSpec(), "ok", 0.3)]  # two keys: both go to workers
+pool.compute_concurrently(stages, Context(Store(tempfile.mkdtemp())), 2)
+"""
+
+
+def test_workers_import_none_of_what_a_store_entry_records(tmp_path):
+    """Every entry records the library versions (`numeric_environment`): a worker importing scikit-learn for its
+    version (with SciPy and pandas) hung in the app, on the pandas import lock a Streamlit thread held at the fork."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", WORKER_IMPORTS, str(tmp_path)], cwd=root, check=True, timeout=300)
+    imported = {f.name: json.loads(f.read_text()) for f in tmp_path.glob("worker-*.json")}
+    assert len(imported) == 2
+    for name, modules in imported.items():
+        assert not {m.split(".")[0] for m in modules} & {"sklearn", "scipy", "pandas"}, (name, modules[:8])
+
+
 def test_workers_never_run_the_parents_signal_handlers(store):
     """A parent whose SIGTERM/SIGINT handlers hang (the Streamlit server's wait on its event loop): cancelling still
     stops the workers at once, and no handler of the parent ever ran in a worker."""

@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from landscape.device import CPU_THREADS
+from landscape.device import CPU_THREADS, numeric_environment
 from landscape.errors import LandscapeError, SpecError
 from landscape.malloc import keep_freed_memory
 from landscape.sal import SALTrace, SALTracker
@@ -102,12 +102,17 @@ def compute_concurrently(stages: Sequence[Stage[Any]], ctx: Context, workers: in
 
 
 def _warm(stages: Sequence[Stage[Any]]) -> None:
-    """Load here, once, what every worker would load for itself, so the fork shares it: the data, the optimizer code.
+    """Load here, once, what every worker would load for itself, so the fork shares it.
 
-    (torch.optim imports torch._dynamo, with sympy, on the first optimizer: ~1 s of CPU per process.)
+    That is the data, the optimizer code (torch.optim imports torch._dynamo, with sympy, on the first optimizer:
+    ~1 s of CPU per process) and the numeric environment every store entry records (its oneDNN probe runs a
+    convolution). A worker that imports a module itself can also hang: another thread of this process (a Streamlit
+    server's) may hold that module's import lock at the fork, and the worker inherits the lock held by a thread it
+    does not have.
     """
     import torch._dynamo  # noqa: F401
 
+    numeric_environment()
     for stage in stages:
         get_splits(stage.data)
 
