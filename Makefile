@@ -17,8 +17,9 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# `streamlit run app.py`, with the engine imported while the browser loads (landscape/app/serve.py)
 app: install
-	$(BIN)/streamlit run app.py
+	$(BIN)/python -m landscape.app.serve
 
 test: install
 	$(BIN)/ruff check .

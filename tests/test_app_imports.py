@@ -119,3 +119,28 @@ def test_no_import_starts_while_a_page_runs(monkeypatch):
         log.append("page")
     thread.join(10)
     assert log == ["page", "imported fake"]
+
+
+SERVE = """
+import json, sys, threading
+import streamlit.web.cli as cli
+from landscape.app import serve
+
+def fake_main(args, prog_name):  # instead of starting the server: what it would run, once the preload is done
+    preload = next(t for t in threading.enumerate() if t.name == "ue-landscape-preload")
+    preload.join(timeout=300)
+    print(json.dumps({"args": args, "prog": prog_name, "engine": all(m in sys.modules for m in serve.ENGINE),
+                      "torch": "torch" in sys.modules}))
+
+cli.main = fake_main
+assert "torch" not in sys.modules
+serve.main(["--server.port", "1234"])
+"""
+
+
+def test_make_apps_launcher_runs_app_py_with_the_engine_imported_meanwhile():
+    out = subprocess.run([sys.executable, "-c", SERVE], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["args"] == ["run", str(ROOT / "app.py"), "--server.port", "1234"] and report["prog"] == "streamlit"
+    assert report["engine"] and report["torch"]

@@ -52,10 +52,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(store: Path, log: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free localhost port (headless, no usage statistics); yields its URL."""
+    """The app as `make app` starts it (`landscape.app.serve`: `streamlit run app.py` with the engine imported while
+    the browser loads) on a free localhost port (headless, no usage statistics); yields its URL."""
     port = free_port()
     env = {**os.environ, "UE_LANDSCAPE_STORE": str(store)}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+    cmd = [sys.executable, "-m", "landscape.app.serve", "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
