@@ -2,13 +2,15 @@
 
 Each subcommand lives in `landscape/commands/<name>.py` and registers itself in `COMMANDS` with an
 `add_arguments(parser)` and a `run(args) -> int`. This module is only the adapter: it parses, runs,
-and turns engine errors into a one-line message and exit status 2 (and warnings into one line each).
+and turns engine errors into a one-line message and exit status 2 (and warnings into one line each); output
+piped into a reader that stops early (`... | head`) ends quietly with status 141, as other tools do.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import typing
@@ -90,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_gone() -> bool:
+    """True if standard output is a pipe whose reader has gone (`... | head` once head has exited)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _fd, event in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -104,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LandscapeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError as err:
+        if not _stdout_gone():  # another pipe (a worker's, say): an error like any other
+            print(f"error: {describe(err, 'cannot read or write a file')}", file=sys.stderr)
+            return 2
+        # Whoever read the output stopped reading (`run | head`): stop quietly, as other command-line tools do
+        # (128 + SIGPIPE); stdout goes to /dev/null, so Python's flush at exit does not fail on it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:  # a file or folder the checks before the work could not foresee (disk full, ...)
         print(f"error: {describe(err, 'cannot read or write a file')}", file=sys.stderr)
         return 2

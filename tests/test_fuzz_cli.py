@@ -269,7 +269,8 @@ for flags, needle in [(["--resolution", "1"], "resolution"), (["--resolution", "
                       # refused by resolving the stage against the runs, before they train (the store stays empty)
                       (["--kind", "interp"], "needs a poisoned run"),
                       (["--layer", "0.weight", "--epoch", "9"], "epoch = 9 is not a stored epoch"),
-                      (["--epoch", "1"], "--layer")]:
+                      (["--epoch", "1"], "--layer"),
+                      (["--method", "random", "--method", "random"], "--method random is given more than once")]:
     case(f"surface{''.join(flags)}"[:48], [*SURF, *flags], needle)
 
 # bench

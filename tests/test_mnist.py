@@ -390,3 +390,16 @@ def test_offline_subset_runs_end_to_end(store) -> None:
     assert not np.array_equal(result.clean.history["train_loss"], result.poisoned.history["train_loss"])
     ops = build(PoisonSpec(method="ops"), dataset="mnist-5k")
     assert ops.family == "mnist" and ops.eps == build(PoisonSpec(method="ops"), dataset="mnist").eps
+
+
+def test_download_from_no_source_says_once_what_to_do_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, every source of a file fails: the message gives each source's reason, then the by-hand advice once."""
+    layout = mnist._LAYOUTS["mnist"]
+    urls = ((tmp_path / "nowhere").as_uri(), (tmp_path / "neither").as_uri())
+    monkeypatch.setitem(mnist._LAYOUTS, "mnist", type(layout)(**{**layout.__dict__, "urls": urls}))
+    with pytest.raises(DataError) as caught:
+        mnist.download("mnist", tmp_path / "data")
+    message = str(caught.value)
+    assert message.count("could not download") == 2 and "nowhere" in message and "neither" in message, message
+    assert message.count("by hand") == 1, message
+    assert message.endswith(f"by hand and put it in {tmp_path / 'data' / 'mnist'}."), message

@@ -2,11 +2,13 @@
 
 import ast
 import json
+import os
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import landscape
@@ -284,3 +286,22 @@ def test_progress_on_a_redirected_stderr_is_plain_lines(tmp_path):
     finally:
         sys.stderr = old
     assert "\r" in terminal.getvalue() and "1/2" in terminal.getvalue()
+
+
+def test_output_into_a_reader_that_stopped_ends_quietly(tmp_path):
+    """`... | head`: once the reader of stdout has gone, the command stops with 141 (128 + SIGPIPE) and no
+    'error: ... Broken pipe' line, as other command-line tools do; the results stay in the store."""
+    from landscape.store import Store
+
+    store = Store(tmp_path / "store")
+    store.save("train", "k", {"v": 1}, {"x": np.zeros(2)})
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the command writes a byte
+    try:
+        done = subprocess.run([sys.executable, "-m", "landscape", "store", "--store", str(store.root), "--json"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert "error" not in done.stderr and "Traceback" not in done.stderr and "Exception" not in done.stderr, \
+        done.stderr

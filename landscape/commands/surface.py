@@ -199,6 +199,10 @@ def run(a: argparse.Namespace) -> int:
                         f"epoch (give --layer NAME, or leave --epoch out)")
     spec: SurfaceSpec | LayerSliceSpec = layer_slice_spec(a) if a.layer else surface_spec(a)
     poisons = [PoisonSpec(method=m) for m in (a.method or []) if m != "clean"]
+    repeated = sorted({p.method for p in poisons if sum(q.method == p.method for q in poisons) > 1})
+    if repeated:  # the CLI's poisons differ only by method: a repeat is the same run, drawn (and planed) twice
+        raise SpecError(f"--method {', '.join(repeated)} is given more than once; each poison method may appear "
+                        f"once (a repeat is the same run at the method's default budget)")
     out = output_path(a.out, "--out")
     if out.suffix not in (".html", *FORMATS):  # before any training
         raise SpecError(f"--out {a.out!r}: the suffix must be .html or one of {', '.join(FORMATS)}")

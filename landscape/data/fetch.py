@@ -127,6 +127,11 @@ def _temporary(folder: Path, name: str, suffix: str) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
+def by_hand(what: str, folder: Path) -> str:
+    """The last sentence of a failed download's message: where to put the file downloaded by hand."""
+    return f"Download {what} by hand and put it in {folder}."
+
+
 def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None, what: str,
           limits: Limits = DEFAULT_LIMITS, manual_folder: Path | None = None) -> Path:
     """Download `url` to `target`, renamed into place only after its checksums match.
@@ -155,8 +160,8 @@ def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None,
                              refusal=f"{url}: the download passed the cap of {limits.max_bytes:,} bytes and was "
                                      f"removed; {what} is smaller (raise the cap with --max-bytes if needed)")
         except (urllib.error.URLError, OSError, ValueError) as err:
-            raise DataError(f"could not download {url}: {err}. Download {what} by hand and put it in "
-                            f"{manual_folder or target.parent}.") from err
+            raise DataError(f"could not download {url}: {err}. {by_hand(what, manual_folder or target.parent)}") \
+                from err
         problem = _mismatch(md5, sha256, (md5_hash.hexdigest(), sha_hash.hexdigest()))
         if problem:
             raise DataError(f"{url}: {problem}; the download is damaged or not {what} and was removed")

@@ -32,7 +32,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, fetch, gunzip
+from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, by_hand, fetch, gunzip
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, UnknownNameError
 from landscape.paths import user_path
@@ -295,7 +295,10 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None,
                     break
                 except DataError as err:
                     errors.append(str(err))
-            else:
+            else:  # every source failed: each reason, then once (not per source) what to do by hand
+                hint = f" {by_hand(what, final)}"
+                if all(e.endswith(hint) for e in errors):
+                    raise DataError("; ".join(e.removesuffix(hint).rstrip(".") for e in errors) + "." + hint)
                 raise DataError("; ".join(errors))
             gunzip(scratch / f"{file}.gz", scratch / file, limits=limits)
             (scratch / f"{file}.gz").unlink()
