@@ -183,9 +183,10 @@ def sidebar() -> AppSpec:
         custom = pick(sb.toggle, f"Custom budget (default {cost.describe_budget(info['norm'], info['eps'])})",
                       key="custom_eps", default=False)
         if custom:
-            step = 1.0 if info["norm"] == "l0" else info["eps"] / 8
-            eps = float(pick(sb.number_input, f"Budget ({BUDGET_UNITS.get(info['norm'], info['norm'])})", min_value=0.0,
-                             step=step, format="%.4f", key=f"eps_{dataset}_{method}", default=info["eps"]))
+            step, smallest = (1.0, 1.0) if info["norm"] == "l0" else (info["eps"] / 8, 1e-4)  # every budget is > 0
+            eps = float(pick(sb.number_input, f"Budget ({BUDGET_UNITS.get(info['norm'], info['norm'])})",
+                             min_value=smallest, step=step, format="%.4f", key=f"eps_{dataset}_{method}",
+                             default=info["eps"]))
             sb.caption(cost.describe_budget(info["norm"], eps))
     ratio = pick(sb.slider, "Poison ratio", 0.0, 1.0, step=0.05, key="ratio", default=d.ratio,
                  help="fraction of the training images perturbed")
