@@ -133,7 +133,7 @@ def by_hand(what: str, folder: Path) -> str:
 
 
 def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None, what: str,
-          limits: Limits = DEFAULT_LIMITS, manual_folder: Path | None = None) -> Path:
+          limits: Limits = DEFAULT_LIMITS, advise: bool = True) -> Path:
     """Download `url` to `target`, renamed into place only after its checksums match.
 
     Args:
@@ -143,8 +143,8 @@ def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None,
         sha256: expected SHA-256 hex digest, or None where none is published.
         what: what the file is, for messages ("the CIFAR-10 python-version archive").
         limits: `max_bytes` caps the download's size.
-        manual_folder: where a failed download tells the user to put the file by hand (default: `target`'s
-            folder; give it when `target` lies in a scratch folder that is removed afterwards).
+        advise: end the message of a download that cannot be read with where to put the file by hand (`target`'s
+            folder); False for a caller that tries several sources and says it once (`by_hand`).
 
     Raises:
         DataError: the URL cannot be read, the download exceeds the cap, or a checksum differs (nothing is left).
@@ -160,8 +160,8 @@ def fetch(url: str, target: Path, *, md5: str | None, sha256: str | None = None,
                              refusal=f"{url}: the download passed the cap of {limits.max_bytes:,} bytes and was "
                                      f"removed; {what} is smaller (raise the cap with --max-bytes if needed)")
         except (urllib.error.URLError, OSError, ValueError) as err:
-            raise DataError(f"could not download {url}: {err}. {by_hand(what, manual_folder or target.parent)}") \
-                from err
+            advice = f". {by_hand(what, target.parent)}" if advise else ""
+            raise DataError(f"could not download {url}: {err}{advice}") from err
         problem = _mismatch(md5, sha256, (md5_hash.hexdigest(), sha_hash.hexdigest()))
         if problem:
             raise DataError(f"{url}: {problem}; the download is damaged or not {what} and was removed")

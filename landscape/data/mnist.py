@@ -291,15 +291,12 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None,
             for prefix in bases:
                 try:
                     fetch(f"{prefix.rstrip('/')}/{file}.gz", scratch / f"{file}.gz", md5=layout.md5[file],
-                          what=what, limits=limits, manual_folder=final)
+                          what=what, limits=limits, advise=False)
                     break
                 except DataError as err:
                     errors.append(str(err))
-            else:  # every source failed: each reason, then once (not per source) what to do by hand
-                hint = f" {by_hand(what, final)}"
-                if all(e.endswith(hint) for e in errors):
-                    raise DataError("; ".join(e.removesuffix(hint).rstrip(".") for e in errors) + "." + hint)
-                raise DataError("; ".join(errors))
+            else:  # every source failed: each reason, then once what to do by hand (in the final folder)
+                raise DataError(f"{'; '.join(errors)}. {by_hand(what, final)}")
             gunzip(scratch / f"{file}.gz", scratch / file, limits=limits)
             (scratch / f"{file}.gz").unlink()
         for split in _SPLITS.values():

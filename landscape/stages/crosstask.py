@@ -109,16 +109,16 @@ class TaskUDStage(Stage[UDReport]):
     @classmethod
     def of(cls, spec: CrossTaskSpec, task: str, method: str) -> TaskUDStage:
         if spec.sal is None:
-            raise SpecError("this cross-task probe measures no SAL (CrossTaskSpec.sal is None), so it has no UD")
+            raise SpecError("this cross-task probe measures no SAL (CrossTaskSpec.sal is None), so it has no UD; "
+                            "give it a SALSpec (on the command line: leave out --no-sal)")
         run = TaskRunStage.of(spec, task, method)
         return cls(run.data, run.task, run.train, run.poison, spec.sal)
 
-    def parts(self) -> tuple[Spec, ...]:
-        return (self.data, self.task, self.train, self.poison, self.sal, Version(UD_VERSION))
+    def parts(self) -> tuple[Spec | None, ...]:
+        return (*self.runs()[1].parts(), Version(UD_VERSION))  # the poisoned run's key parts
 
     def record(self) -> dict[str, Any]:
-        return {"data": self.data.to_dict(), "task": self.task.to_dict(), "train": self.train.to_dict(),
-                "poison": self.poison.to_dict(), "sal": self.sal.to_dict()}
+        return self.runs()[1].record()
 
     def runs(self) -> tuple[TaskRunStage, TaskRunStage]:
         """The task's clean run and its run on the poison's images."""
