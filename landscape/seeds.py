@@ -139,9 +139,14 @@ def spread_over_seeds(summaries: Sequence[Mapping[str, Any]],
 
 
 def seed_summary(results: Sequence[ExperimentResult]) -> dict[str, Any]:
-    """What the CLI's ``--json`` and `Study.summary()` add about seeds: count, seeds, spreads, one-seed note."""
+    """What the CLI's ``--json`` and `Study.summary()` add about seeds: count, seeds, spreads, one-seed note.
+
+    `reported_seed` names the seed whose measures sit beside it (the point values and per-epoch flags: the first
+    seed's); the mean and std over all seeds are under `spread`.
+    """
     spreads = spread_over_seeds([r.summary() for r in results])
     return {"n_seeds": len(results), "seeds": [r.spec.train.seed for r in results],
+            "reported_seed": results[0].spec.train.seed,
             "spread": {k: v.to_dict() for k, v in spreads.items()},
             "seed_note": single_seed_note(results[0].spec) if len(results) == 1 else None}
 

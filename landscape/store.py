@@ -53,6 +53,7 @@ from safetensors.numpy import load_file, save_file
 from landscape.config import SCHEMA_VERSION
 from landscape.errors import PathError, StoreError
 from landscape.paths import user_path, writable_folder
+from landscape.reproducible import requested
 
 ENV_VAR = "UE_LANDSCAPE_STORE"
 # 3: SHA256SUMS covers meta.json and the arrays (format 2 checked the arrays only, from inside meta.json).
@@ -71,7 +72,8 @@ Decode = Callable[["Entry"], T]
 
 
 class StoreWarning(UserWarning):
-    """A store entry was unusable (corrupt, undecodable, of an old or a newer format) and was skipped (see `load`)."""
+    """A store entry was unusable (corrupt, undecodable, of an old or a newer format) and was skipped (see `load`),
+    or, in reproducible mode, is served though it was computed without that mode."""
 
 
 class Unusable(Exception):
@@ -144,6 +146,7 @@ def _fsync_dir(path: Path) -> None:
 _held = threading.local()  # the lock files this thread holds (the key lock is re-entrant within a thread)
 _swept: set[Path] = set()  # store roots swept by this process
 _swept_guard = threading.Lock()
+_unpinned_noted: set[Path] = set()  # store folders that served this process an entry computed outside reproducible mode
 
 
 class Store:
@@ -373,7 +376,9 @@ class Store:
 
     def _read(self, folder: Path, stage: str, key: str) -> Entry:
         """The verified entry in `folder`; raises `Unusable` (or whatever reading raises) if it is not usable."""
-        return Entry(read_record(folder, stage, key)["meta"], load_file(str(folder / ARRAYS)))
+        record = read_record(folder, stage, key)
+        _note_unpinned(folder.parent.parent, stage, key, record.get("environment") or {})
+        return Entry(record["meta"], load_file(str(folder / ARRAYS)))
 
     def _sweep_once(self) -> None:
         """On a process's first write to this root: remove temporaries and locks untouched for `SWEEP_AGE`."""
@@ -405,13 +410,16 @@ class Store:
         try:
             yield
         except BaseException:
-            # A failed compute (bad data, a user's mistake, Ctrl-C) leaves nothing behind: not its lock file, nor
-            # an empty stage folder. Removing a held lock is safe (see `_try_lock`); `_acquire` recreates both.
+            # A failed compute (bad data, a user's mistake, Ctrl-C) leaves no empty stage folder behind
             with contextlib.suppress(OSError):
                 path.unlink()
                 path.parent.rmdir()
             raise
         finally:
+            # Nor does any use leave its lock file: removing it while held is safe (a waiter that then gets the
+            # old inode sees that the path no longer names it and locks afresh, see `_acquire`), which recreates it
+            with contextlib.suppress(OSError):
+                path.unlink()
             held.discard(path)
             fh.close()  # closing releases the flock
 
@@ -435,6 +443,24 @@ class Store:
                     path.unlink()
         finally:
             fh.close()
+
+
+def _note_unpinned(root: Path, stage: str, key: str, environment: dict[str, Any]) -> None:
+    """In reproducible mode, say once per store folder and process that it serves entries computed without the mode.
+
+    The kernels are not part of a key (see `landscape.reproducible`), so such an entry answers the same question
+    with another machine's rounding; served silently, a "reproducible" run would mix the two unseen.
+    """
+    if not requested() or environment.get("reproducible"):
+        return
+    with _swept_guard:
+        if root in _unpinned_noted:
+            return
+        _unpinned_noted.add(root)
+    warnings.warn(f"reproducible mode: store entry {stage}/{key} in {root} was computed without it (ATen kernels "
+                  f"{environment.get('aten_capability', 'unknown')}); it is served as is, and so is every such "
+                  f"entry there: for pinned numbers throughout, use a store of their own (--store, or ${ENV_VAR})",
+                  StoreWarning, stacklevel=5)
 
 
 def valid_name(part: str) -> bool:

@@ -129,7 +129,7 @@ def test_cli_seeds_json_agrees_with_the_single_seed_runs(capsys, tmp_path):
     for m in SEED_MEASURES:
         assert out["spread"][m]["values"] == pytest.approx([s[m] for s in singles], nan_ok=True)
         assert out["spread"][m]["seeds"] == 2
-    assert out["ud"] == singles[0]["ud"]  # the point value is the first seed's
+    assert out["ud"] == singles[0]["ud"] and out["reported_seed"] == 0  # the point value is the first seed's, named
     assert out["spread"]["ud"]["mean"] == pytest.approx(statistics.fmean(s["ud"] for s in singles))
 
     assert main([*SMALL_FLAGS, "--store", store, "--seeds", "2"]) == 0

@@ -44,6 +44,33 @@ def test_corrupt_entry_is_detected_and_recomputed(store):
     assert entry.meta == {"value": 2.0}
 
 
+def test_no_lock_file_outlives_its_use(store):
+    # Every entry used to leave a 0-byte `.KEY.lock` beside it, so `store` always listed "N unused lock files"
+    store.get_or_compute("stage", "a", _compute)
+    store.save("stage", "b", {"value": 1.0}, {"x": np.zeros(2)})
+    store.discard("stage", "b")
+    assert sorted(p.name for p in (store.root / "stage").iterdir()) == ["a"]
+    assert store.load("stage", "a").meta == {"value": 1.0}
+
+
+def test_reproducible_mode_says_once_that_an_unpinned_entry_is_served(store, monkeypatch):
+    import warnings
+
+    import landscape.store as store_module
+
+    store.get_or_compute("stage", "a", _compute)  # computed here without the mode
+    store.get_or_compute("stage", "b", _compute)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # outside the mode nothing is said
+        assert store.load("stage", "a") is not None
+    monkeypatch.setattr(store_module, "_unpinned_noted", set())
+    monkeypatch.setenv("UE_LANDSCAPE_REPRODUCIBLE", "1")
+    with pytest.warns(StoreWarning, match=r"reproducible mode: store entry stage/a .*served as is") as said:
+        assert store.load("stage", "a").meta == {"value": 1.0}  # still served: a key names the question
+        assert store.load("stage", "b").meta == {"value": 1.0}
+    assert len(said) == 1 and str(store.root) in str(said[0].message)
+
+
 def test_truncated_metadata_is_not_served(store):
     store.get_or_compute("stage", "k", _compute)
     meta = store.path("stage", "k") / "meta.json"
