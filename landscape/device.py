@@ -191,7 +191,7 @@ def reproducible_active() -> bool:
     """
     from landscape import reproducible
 
-    if not reproducible.requested() or any(os.environ.get(k) != v for k, v in reproducible.PINS.items()):
+    if not reproducible.pinned():
         return False
     return torch.backends.cpu.get_cpu_capability() == "AVX2" and onednn_isa().startswith(("Intel AVX2", "disabled"))
 
@@ -204,13 +204,22 @@ def enable_reproducible() -> None:
     from landscape import reproducible
     from landscape.errors import LandscapeError
 
+    before = {k: os.environ.get(k) for k in (reproducible.ENV_VAR, *reproducible.PINS)}
     os.environ[reproducible.ENV_VAR] = "1"
-    reason = reproducible.unsupported_reason()
-    if reason is not None:
-        raise LandscapeError(f"reproducible mode is not available: {reason}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "torch was imported first": checked right below
-        reproducible.apply()
-    if not reproducible_active():
-        raise LandscapeError(f"reproducible mode could not take effect: torch had already run CPU kernels; set "
-                             f"{reproducible.ENV_VAR}=1 in the environment before starting Python")
+    try:
+        reason = reproducible.unsupported_reason()
+        if reason is not None:
+            raise LandscapeError(f"reproducible mode is not available: {reason}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "torch was imported first": checked right below
+            reproducible.apply()
+        if not reproducible_active():
+            raise LandscapeError(f"reproducible mode could not take effect: torch had already run CPU kernels; set "
+                                 f"{reproducible.ENV_VAR}=1 in the environment before starting Python")
+    except LandscapeError:  # refused: the process is left as it was, not claiming a mode that is not in force
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        raise

@@ -66,6 +66,14 @@ def unsupported_reason() -> str | None:
     return None
 
 
+def pinned() -> bool:
+    """True if the mode is requested and its pins are set in the environment.
+
+    Whether the kernels obey them is `landscape.device.reproducible_active`, which needs torch.
+    """
+    return requested() and all(os.environ.get(k) == v for k, v in PINS.items())
+
+
 def apply() -> bool:
     """Set `PINS` in the environment if the mode is requested and possible; True if set.
 

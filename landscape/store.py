@@ -53,7 +53,7 @@ from safetensors.numpy import load_file, save_file
 from landscape.config import SCHEMA_VERSION
 from landscape.errors import PathError, StoreError
 from landscape.paths import user_path, writable_folder
-from landscape.reproducible import requested
+from landscape.reproducible import pinned
 
 ENV_VAR = "UE_LANDSCAPE_STORE"
 # 3: SHA256SUMS covers meta.json and the arrays (format 2 checked the arrays only, from inside meta.json).
@@ -72,8 +72,11 @@ Decode = Callable[["Entry"], T]
 
 
 class StoreWarning(UserWarning):
-    """A store entry was unusable (corrupt, undecodable, of an old or a newer format) and was skipped (see `load`),
-    or, in reproducible mode, is served though it was computed without that mode."""
+    """A store entry is not served as it should be.
+
+    It was unusable (corrupt, undecodable, of an old or a newer format) and was skipped (see `load`), or, in
+    reproducible mode, it is served though it was computed without that mode.
+    """
 
 
 class Unusable(Exception):
@@ -451,7 +454,7 @@ def _note_unpinned(root: Path, stage: str, key: str, environment: dict[str, Any]
     The kernels are not part of a key (see `landscape.reproducible`), so such an entry answers the same question
     with another machine's rounding; served silently, a "reproducible" run would mix the two unseen.
     """
-    if not requested() or environment.get("reproducible"):
+    if not pinned() or environment.get("reproducible"):
         return
     with _swept_guard:
         if root in _unpinned_noted:

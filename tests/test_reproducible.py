@@ -79,7 +79,8 @@ def kernel_env(monkeypatch):
     onednn_isa()  # oneDNN reads its cap at first use: make sure that use has happened, uncapped
     numeric_environment()  # (cached per process: taken before the variables change)
     for k in KERNEL_VARS:
-        monkeypatch.delenv(k, raising=False)
+        monkeypatch.setenv(k, "")  # recorded, so that teardown restores it (a delenv of an absent one is not)
+        monkeypatch.delenv(k)
     return monkeypatch
 
 
@@ -103,6 +104,7 @@ def test_mode_is_refused_with_a_reason_where_it_cannot_apply(kernel_env):
     assert "ATEN_CPU_CAPABILITY" not in os.environ
     with pytest.raises(LandscapeError, match="not available"):
         enable_reproducible()
+    assert reproducible.ENV_VAR in os.environ  # set by the test itself: left as it was
 
 
 @pytest.mark.skipif(reproducible.unsupported_reason() is not None, reason=str(reproducible.unsupported_reason()))
@@ -116,6 +118,7 @@ def test_enable_after_kernels_ran_is_an_error_not_a_silent_claim(kernel_env):
         with pytest.raises(LandscapeError, match="already run CPU kernels"):
             enable_reproducible()
     assert not reproducible_active()
+    assert not any(k in os.environ for k in KERNEL_VARS)  # refused: nothing claims the mode afterwards
 
 
 @pytest.mark.parametrize("argv", [["--reproducible", "train"], ["train", "--reproducible"],

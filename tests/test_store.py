@@ -64,7 +64,11 @@ def test_reproducible_mode_says_once_that_an_unpinned_entry_is_served(store, mon
         warnings.simplefilter("error")  # outside the mode nothing is said
         assert store.load("stage", "a") is not None
     monkeypatch.setattr(store_module, "_unpinned_noted", set())
-    monkeypatch.setenv("UE_LANDSCAPE_REPRODUCIBLE", "1")
+    from landscape import reproducible
+
+    monkeypatch.setenv(reproducible.ENV_VAR, "1")
+    for name, value in reproducible.PINS.items():
+        monkeypatch.setenv(name, value)  # as `apply` sets them (without effect here: the kernels are chosen)
     with pytest.warns(StoreWarning, match=r"reproducible mode: store entry stage/a .*served as is") as said:
         assert store.load("stage", "a").meta == {"value": 1.0}  # still served: a key names the question
         assert store.load("stage", "b").meta == {"value": 1.0}

@@ -45,9 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_sal_args(p)
     p.add_argument("--seeds", type=int, default=1,
                    help="run this many seeds (--seed, --seed + 1, ...; crafting and SAL seeds shifted alike) and "
-                        "report UD, β, #LP and the threshold-free measures as mean ± std over them (default 1); with --json "
-                        "the top-level measures are the first seed's (reported_seed) and each measure's values, "
-                        "mean and std over the seeds are under spread")
+                        "report UD, β, #LP and the threshold-free measures as mean ± std over them (default 1); with "
+                        "--json the top-level measures are the first seed's (reported_seed) and each measure's "
+                        "values, mean and std over the seeds are under spread")
     p.add_argument("--workers", default="auto",
                    help="processes computing the two independent chains side by side (the clean run with its SAL; "
                         "crafting, then the poisoned run with its SAL), one torch thread each, on the CPU: 'auto' "
