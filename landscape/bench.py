@@ -73,8 +73,11 @@ class BenchSpec:
         from landscape.defenses import resolve_defense
         from landscape.poisons import POISONS
 
-        if not self.methods or not self.defenses or not self.seeds:
-            raise SpecError("a benchmark needs at least one method, one defense and one seed")
+        empty = [name for name, given in (("methods", self.methods), ("defenses", self.defenses),
+                                          ("seeds", self.seeds)) if not given]
+        if empty:
+            raise SpecError(f"a benchmark needs at least one method, one defense and one seed; no "
+                            f"{', no '.join(empty)} given (methods: all or any of {', '.join(POISONS.names())})")
         bad = [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
         if bad:
             raise SpecError(f"benchmark seeds {bad} are out of range; seeds are integers in [0, {MAX_SEED}]")

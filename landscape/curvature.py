@@ -210,8 +210,11 @@ class CurvatureTrace:
     def __post_init__(self) -> None:
         if len(self.epochs) != len(self.states):
             raise ShapeError(f"{len(self.epochs)} epochs but {len(self.states)} curvature states")
-        if self.states and any(list(s.layers) != self.layers for s in self.states):
-            raise ShapeError("every epoch of a CurvatureTrace must measure the same layers")
+        odd = next((i for i, s in enumerate(self.states) if list(s.layers) != self.layers), None)
+        if odd is not None:
+            raise ShapeError(f"every epoch of a CurvatureTrace must measure the same layers: epoch "
+                             f"{int(self.epochs[odd])} measures {list(self.states[odd].layers)}, epoch "
+                             f"{int(self.epochs[0])} {self.layers}")
 
     @property
     def layers(self) -> list[str]:

@@ -98,7 +98,8 @@ class CrossTaskSpec(Spec):
         if not methods:
             raise SpecError("a cross-task probe needs at least one poison method (e.g. em,tap,ar); none was given")
         if CLEAN in methods:
-            raise SpecError("clean training is always included; list only poison methods")
+            raise SpecError(f"clean training is always included; list only poison methods, got {methods}: "
+                            f"leave out {CLEAN!r}")
         if len(set(methods)) != len(methods):
             raise SpecError(f"each poison method may appear once, got {methods}")
         if self.train.augment != "none":
@@ -183,7 +184,10 @@ def training_pair(task: Task, clean: ImageSet, images: ImageSet) -> tuple[ImageS
         (`images`, targets of `clean`).
     """
     if images.x.shape != clean.x.shape or not torch.equal(images.y, clean.y):
-        raise ShapeError("the poisoned training set must be the clean one image for image (same shape and labels)")
+        why = (f"images {tuple(images.x.shape)} vs clean {tuple(clean.x.shape)}" if images.x.shape != clean.x.shape
+               else f"{int((images.y != clean.y).sum())} of {len(clean.y)} labels differ")
+        raise ShapeError(f"the poisoned training set must be the clean one image for image (same shape and labels): "
+                         f"{why}")
     return images, task.targets(clean.x, clean.y)
 
 

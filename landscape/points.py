@@ -84,9 +84,15 @@ class StatePoints(Points):
             raise ShapeError("no states to evaluate")
         self.states = [float_state(s) for s in states]
         first = self.states[0]
-        for s in self.states[1:]:
-            if set(s) != set(first) or any(s[k].shape != first[k].shape for k in first):
-                raise ShapeError("all states must have the same entries and shapes")
+        for i, s in enumerate(self.states[1:], 1):
+            if set(s) != set(first):
+                odd = sorted(set(s) ^ set(first))[:3]
+                raise ShapeError(f"all states must have the same entries and shapes: state {i} differs from state 0 "
+                                 f"in {odd}")
+            bad = next((k for k in first if s[k].shape != first[k].shape), None)
+            if bad is not None:
+                raise ShapeError(f"all states must have the same entries and shapes: {bad!r} is "
+                                 f"{tuple(s[bad].shape)} in state {i}, {tuple(first[bad].shape)} in state 0")
         self.n = len(self.states)
         self.varying = [k for k, v in first.items() if v.is_floating_point()
                         and any(not torch.equal(s[k], v) for s in self.states[1:])]

@@ -134,7 +134,7 @@ class Spec:
     On construction every field is checked against its annotation (`Literal` choices, int, float, bool,
     str, nested specs) and its `bounded` range, then `check()` runs the rules that involve several fields.
     A spec checks types and ranges only: whether a name is registered is checked where the spec is
-    resolved (`landscape.stages.resolve`), so constructing a spec never imports the engine.
+    resolved (the `resolve_*` functions of `landscape.stages.base`), so constructing a spec never imports the engine.
     """
 
     def __post_init__(self) -> None:

@@ -33,6 +33,7 @@ from landscape.errors import ShapeError
 from landscape.models import build_model
 from landscape.models.cnn import conv_layers
 from landscape.registry import Registry
+from landscape.sal import CROSS_ENTROPY
 
 # A pixel belongs to the digit's stroke if its clean grey value is at least this (digits: 8 of 16 levels).
 STROKE_THRESHOLD = 0.5
@@ -187,10 +188,10 @@ class Classify(Task):
         return build_model("cnn", image_shape, num_classes, width=width, seed=seed)
 
     def sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs, targets, reduction="none")
+        return CROSS_ENTROPY.sample_loss(outputs, targets)  # SAL's default objective: the same loss, one place
 
     def sample_score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return (outputs.argmax(1) == targets).to(outputs.dtype)
+        return CROSS_ENTROPY.sample_score(outputs, targets)
 
     def stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         correct = (outputs.argmax(1) == targets).sum()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,21 @@ class AppSpec:
                 f"{plural(self.epochs, 'epoch')}{sal}")
 
 
-def _persisted(key: str, default: Any) -> str:
-    """Widget key backed by a permanent session key, so the value survives switching pages."""
-    if key not in st.session_state:
+def persisted(key: str, default: Any, valid: Sequence[Any] | None = None) -> str:
+    """Widget key backed by the permanent session key `key`, so the value survives switching pages.
+
+    Streamlit drops a widget's own key when its page is left, so the value lives in `key` and the widget (key
+    `_w_{key}`, given `on_change=keep, args=(key,)`) is set from it on every run. A kept value not in `valid`
+    (when given: e.g. a layer of another model) is replaced by `default`.
+    """
+    if key not in st.session_state or (valid is not None and st.session_state[key] not in valid):
         st.session_state[key] = default
     st.session_state[f"_w_{key}"] = st.session_state[key]
     return f"_w_{key}"
 
 
-def _keep(key: str) -> None:
+def keep(key: str) -> None:
+    """A `persisted` widget's `on_change`: copy its value to the permanent key."""
     st.session_state[key] = st.session_state[f"_w_{key}"]
 
 
@@ -162,7 +169,7 @@ def sidebar() -> AppSpec:
     labels = {n: _label(n, uploads) for n in datasets}
 
     def pick(widget: Any, label: str, *args: Any, key: str, default: Any, **kwargs: Any) -> Any:
-        return widget(label, *args, key=_persisted(key, default), on_change=_keep, args=(key,), **kwargs)
+        return widget(label, *args, key=persisted(key, default), on_change=keep, args=(key,), **kwargs)
 
     dataset = pick(sb.selectbox, "Data set", datasets, key="dataset", default=d.dataset, format_func=labels.get,
                    help="digits ships with scikit-learn, mnist-5k with the [mnist] extra; MNIST, Fashion-MNIST and "

@@ -60,6 +60,15 @@ def poison_spec(a: argparse.Namespace) -> PoisonSpec:
     return PoisonSpec(method=a.method, eps=a.eps, ratio=a.ratio, seed=a.poison_seed, options=tuple(a.option))
 
 
+def require_poison(command: str, poison: PoisonSpec, hint: str = "") -> None:
+    """Refuse method 'clean' for a command that crafts a poison, naming the methods there are."""
+    if poison.method == "clean":
+        from landscape.poisons import POISONS
+
+        raise SpecError(f"{command} needs a poison method, not 'clean'; choose one of "
+                        f"{', '.join(POISONS.names())}{hint}")
+
+
 def craft_cached(data: DataSpec, poison: PoisonSpec, *, store: Store, device: str,
                  progress: Any = None) -> tuple[Any, bool, str]:
     """(Crafted, was it stored already, store key): the poison stage `experiment.get_poisoned_train` uses."""
@@ -83,8 +92,7 @@ def run(a: argparse.Namespace) -> int:
     from landscape.stages.poison import PoisonStage
 
     data, poison = data_spec(a), poison_spec(a)
-    if poison.method == "clean":
-        raise SpecError("craft needs a poison method, not 'clean'")
+    require_poison("craft", poison)
     with working(a) as (store, device, progress):
         splits = get_splits(data)
         cost = build(poison, dataset=data, device=device).estimate_cost(len(splits.train), splits.image_shape)

@@ -7,9 +7,8 @@ from typing import Any
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_experiment_args, experiment_specs, print_json, working
-from landscape.commands.craft import add_poison_args, craft_cached, poison_spec
+from landscape.commands.craft import add_poison_args, craft_cached, poison_spec, require_poison
 from landscape.config import PoisonSpec
-from landscape.errors import SpecError
 from landscape.experiment import get_training
 from landscape.spec import plural
 
@@ -22,8 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     (data, model, tspec), poison = experiment_specs(a), poison_spec(a)
-    if poison.method == "clean":
-        raise SpecError("evaluate-ue needs a poison method; use `train --method clean` for clean training")
+    require_poison("evaluate-ue", poison, " (for clean training: train --method clean)")
     with working(a) as (store, device, progress):
         crafted, _, _ = craft_cached(data, poison, store=store, device=a.device, progress=progress)
         poisoned = get_training(data, model, tspec, poison, store=store, device=device, progress=progress)

@@ -58,6 +58,12 @@ class ImageSet:
         return ImageSet(x, self.y, self.class_names)
 
 
+def _names(names: tuple[str, ...]) -> str:
+    """Class names for a message: all of them, or the first few of many."""
+    shown = ", ".join(map(repr, names[:6])) + (", ..." if len(names) > 6 else "")
+    return f"{len(names)} classes ({shown})"
+
+
 @dataclass(frozen=True)
 class Splits:
     """A training split and a clean test split of one data set."""
@@ -68,7 +74,9 @@ class Splits:
 
     def __post_init__(self) -> None:
         if self.train.image_shape != self.test.image_shape or self.train.class_names != self.test.class_names:
-            raise ShapeError("train and test splits must share image shape and class names")
+            raise ShapeError(f"train and test splits must share image shape and class names: train "
+                             f"{self.train.image_shape} with {_names(self.train.class_names)}, test "
+                             f"{self.test.image_shape} with {_names(self.test.class_names)}")
 
     @property
     def num_classes(self) -> int:

@@ -1,7 +1,7 @@
 """Budget sweeps of the poison methods: the budgets to sweep and a pure figure builder (no computation).
 
-`sweep_budgets(norm, image_shape)` gives the four budgets the benchmark (`bench/ue_budget.py`) and the
-app sweep for a norm; `budget_sweep_figure(rows)` turns the measured rows into a Plotly figure with one
+`sweep_budgets(norm, image_shape)` gives the four budgets the benchmark (`bench/ue_budget.py`) sweeps for a
+norm; `budget_sweep_figure(rows)` turns the measured rows into a Plotly figure with one
 panel per norm, because L∞, L2, L0 and CUDA's blur strength are not on one scale.
 """
 

@@ -222,15 +222,11 @@ class SurrogateMethod(PoisonMethod):
         return d.detach()
 
     @staticmethod
-    @torch.no_grad()
     def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-        was = model.training
-        model.eval()
-        correct = 0
-        for s in range(0, len(y), batch_size):
-            correct += int((model(x[s:s + batch_size]).argmax(1) == y[s:s + batch_size]).sum())
-        model.train(was)
-        return correct / max(1, len(y))
+        """Accuracy of `model` (in eval mode; its mode restored) on images x (N, C, H, W), labels y (N,)."""
+        from landscape.train import evaluate
+
+        return evaluate(model, x, y, batch_size=batch_size)[1]
 
 
 class TrainedSurrogateMethod(SurrogateMethod):

@@ -18,7 +18,7 @@ import streamlit as st
 
 from landscape import figures
 from landscape.app import engine, widgets
-from landscape.app.state import AppSpec
+from landscape.app.state import AppSpec, keep, persisted
 from landscape.config import CurvatureSpec, LayerSliceSpec, PoisonSpec
 from landscape.errors import LandscapeError
 from landscape.spec import plural
@@ -151,18 +151,6 @@ def _fmt(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.4g}"
 
 
-def _picker_key(key: str, valid: Sequence[Any], default: Any) -> str:
-    """A widget key backed by the permanent session key `key` (kept when the page is left; reset if not valid)."""
-    if st.session_state.get(key) not in valid:
-        st.session_state[key] = default
-    st.session_state[f"_w_{key}"] = st.session_state[key]
-    return f"_w_{key}"
-
-
-def _keep(key: str) -> None:
-    st.session_state[key] = st.session_state[f"_w_{key}"]
-
-
 def choose_cell(study: Any, method: str, event: Any) -> Cell:
     """The cell to open: a new click on the heatmap, else the layer and epoch pickers (which a click also moves).
 
@@ -176,10 +164,10 @@ def choose_cell(study: Any, method: str, event: Any) -> Cell:
         st.session_state["sal_cell_seen"] = clicked
         st.session_state["sal_cell_layer"], st.session_state["sal_cell_epoch"] = clicked.layer, clicked.epoch
     left, right = st.columns(2)
-    layer = left.selectbox("Layer", layers, key=_picker_key("sal_cell_layer", layers, layers[0]),
-                           on_change=_keep, args=("sal_cell_layer",))
-    epoch = right.selectbox("Epoch", epochs, key=_picker_key("sal_cell_epoch", epochs, epochs[-1]),
-                            on_change=_keep, args=("sal_cell_epoch",))
+    layer = left.selectbox("Layer", layers, key=persisted("sal_cell_layer", layers[0], layers),
+                           on_change=keep, args=("sal_cell_layer",))
+    epoch = right.selectbox("Epoch", epochs, key=persisted("sal_cell_epoch", epochs[-1], epochs),
+                            on_change=keep, args=("sal_cell_epoch",))
     return Cell(clicked.run if clicked is not None else method, layer, int(epoch))
 
 
