@@ -22,6 +22,7 @@ from landscape.data.imageset import ImageSet
 from landscape.errors import UnknownNameError
 from landscape.poisons.base import MethodOptions, PoisonMethod
 from landscape.spec import added_field, bounded
+from landscape.train import evaluate
 
 
 @contextlib.contextmanager
@@ -224,8 +225,6 @@ class SurrogateMethod(PoisonMethod):
     @staticmethod
     def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
         """Accuracy of `model` (in eval mode; its mode restored) on images x (N, C, H, W), labels y (N,)."""
-        from landscape.train import evaluate
-
         return evaluate(model, x, y, batch_size=batch_size)[1]
 
 
