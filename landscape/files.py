@@ -1,10 +1,27 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never half of it."""
+"""Files: atomic writes (a reader sees the old file or the whole new one, never half of it) and content digests."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
+
+_BLOCK = 1 << 20  # bytes read at a time while hashing: a file of any size hashes in constant memory
+
+
+def hexdigests(path: str | os.PathLike[str], *algorithms: str) -> tuple[str, ...]:
+    """Hex digests of one file's bytes, one per hashlib algorithm name ("sha256", "md5", ...), in one read.
+
+    Uncached (`landscape.data.fingerprint.file_sha256` caches by size and mtime; the store must not, or a file
+    corrupted in place would pass its check); OSError propagates.
+    """
+    digests = [hashlib.new(name, usedforsecurity=False) for name in algorithms]
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            for digest in digests:
+                digest.update(block)
+    return tuple(d.hexdigest() for d in digests)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:

@@ -52,6 +52,7 @@ from safetensors.numpy import load_file, save_file
 
 from landscape.config import SCHEMA_VERSION
 from landscape.errors import PathError, StoreError
+from landscape.files import hexdigests
 from landscape.paths import user_path, writable_folder
 from landscape.reproducible import pinned
 
@@ -106,14 +107,6 @@ class Entry:
 
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sums(meta_digest: str, arrays_digest: str) -> bytes:
@@ -266,7 +259,7 @@ class Store:
                 os.chmod(tmp / ARRAYS, stat.S_IMODE((tmp / META).stat().st_mode))
                 with open(tmp / ARRAYS, "rb+") as fh:
                     os.fsync(fh.fileno())
-                _fsync_write(tmp / SUMS, _sums(hashlib.sha256(text).hexdigest(), _sha256(tmp / ARRAYS)))
+                _fsync_write(tmp / SUMS, _sums(hashlib.sha256(text).hexdigest(), hexdigests(tmp / ARRAYS, "sha256")[0]))
                 _fsync_dir(tmp)
                 os.rename(tmp, final)
                 _fsync_dir(final.parent)
@@ -493,7 +486,7 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     if missing or meta_bytes is None:
         raise Unusable(f"incomplete entry: {', '.join(missing) or META} missing")
     sums = (folder / SUMS).read_bytes()
-    meta_digest, arrays_digest = hashlib.sha256(meta_bytes).hexdigest(), _sha256(folder / ARRAYS)
+    meta_digest, arrays_digest = hashlib.sha256(meta_bytes).hexdigest(), hexdigests(folder / ARRAYS, "sha256")[0]
     if sums != _sums(meta_digest, arrays_digest):
         bad = [name for name, digest in ((META, meta_digest), (ARRAYS, arrays_digest))
                if f"{digest}  {name}\n".encode() not in sums]

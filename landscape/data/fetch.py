@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from landscape.errors import DataError, SpecError
+from landscape.files import hexdigests
 
 _CHUNK = 1 << 20
 
@@ -66,12 +67,8 @@ GIVE_ROOT = ("then give DIR as the data folder: --data-root DIR on the command l
 
 def file_digests(path: Path) -> tuple[str, str]:
     """(MD5, SHA-256) hex digests of a file's bytes."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            md5.update(chunk)
-            sha.update(chunk)
-    return md5.hexdigest(), sha.hexdigest()
+    md5, sha = hexdigests(path, "md5", "sha256")
+    return md5, sha
 
 
 def _mismatch(md5: str | None, sha256: str | None, got: tuple[str, str]) -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from landscape.errors import DataError
+from landscape.files import hexdigests
 
 if TYPE_CHECKING:
     from landscape.config import DataSpec
@@ -30,11 +31,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         raise DataError(f"cannot read data file {path}: {exc.strerror or exc}") from None
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _CACHE:
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _CACHE[key] = digest.hexdigest()
+        _CACHE[key] = hexdigests(path, "sha256")[0]
     return _CACHE[key]
 
 
