@@ -380,6 +380,22 @@ def test_cuda_filters_draw_their_weights_below_the_blur_and_every_image_peaks_at
         torch.testing.assert_close(poisoned[i:i + 1], conv / conv.max(), rtol=0, atol=1e-6)
 
 
+def test_cuda_on_rgb_convolves_every_channel_with_the_class_filter_and_divides_by_the_max_over_channels() -> None:
+    """CUDA on 3 channels, as the official `get_filter_unlearnable`: one filter per class copied to every channel
+    (a depthwise conv, zero padding 1, no bias), each image divided by its maximum over all channels together (one
+    scale per image, so the channels keep their ratios). Reference: a per-channel loop over `conv2d`."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(20, 3, 8, 8, generator=g) * torch.tensor([1.0, 0.5, 0.25])[None, :, None, None]
+    y = torch.arange(20) % 4
+    crafted = build(PoisonSpec(method="cuda", eps=0.3), dataset="cifar10").craft(x, y, num_classes=4)
+    filt = torch.tensor(crafted.meta["filters"])  # (K, 3, 3)
+    poisoned = (x + crafted.delta).clamp(0, 1)
+    for i in range(len(y)):
+        conv = torch.cat([torch.nn.functional.conv2d(x[i:i + 1, ch:ch + 1], filt[int(y[i])][None, None], padding=1)
+                          for ch in range(3)], dim=1)
+        torch.testing.assert_close(poisoned[i:i + 1], conv / conv.max(), rtol=0, atol=1e-6)
+
+
 def _linear_model(classes: int = 3) -> torch.nn.Module:
     torch.manual_seed(0)  # test-local init
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, classes))
@@ -479,6 +495,33 @@ def test_tap_steps_towards_the_shifted_class_of_its_surrogate(monkeypatch) -> No
     target = (y + 2) % 3
     step = method.options.step_frac * method.eps
     torch.testing.assert_close(out.delta, -step * _input_grad(model, x, target).sign(), rtol=0, atol=1e-7)
+
+
+def test_tap_restarts_keep_each_images_lowest_target_loss(monkeypatch) -> None:
+    """TAP's restarts (the documented adaptation of the official whole-set argmin): restart 0 starts at zero, later
+    ones at U(-eps, eps) drawn from the crafting generator; each image keeps the delta of its lower final loss to
+    the target class, so the result mixes restarts where they disagree."""
+    from landscape.poisons.surrogate import SurrogateMethod
+
+    method = build(PoisonSpec(method="tap", options=(("steps", 1), ("restarts", 2))), dataset="digits")
+    model = _linear_model()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    monkeypatch.setattr(method, "train_surrogate", lambda x, y, k, g: (model, [1.0]))
+    x = 0.25 + 0.5 * torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(40) % 3
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    eps, step, target = method.eps, method.options.step_frac * method.eps, (y + 1) % 3
+    start = (torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1) * eps
+    runs = [SurrogateMethod.signed_steps(model, x, target, s, eps=eps, step=step, steps=1)
+            for s in (torch.zeros_like(x), start)]
+    with torch.no_grad():
+        losses = torch.stack([torch.nn.functional.cross_entropy(model((x + d).clamp(0, 1)), target, reduction="none")
+                              for d in runs])  # (2, N)
+    pick = losses.argmin(0)
+    assert 0 < int(pick.sum()) < len(y)  # both restarts win somewhere
+    torch.testing.assert_close(out.delta, torch.where(pick.bool()[:, None, None, None], runs[1], runs[0]),
+                               rtol=0, atol=1e-7)
 
 
 def _mid_grey(n: int = 30, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,6 +32,16 @@ class ConvolutionBased(PoisonMethod):
     set to 1, the same filter on every channel (depthwise, zero padding); each filtered image is divided
     by its maximum so values stay in [0, 1] (an image that is all zero stays zero).
 
+    As published (checked against the official vinusankars/Convolution-based-Unlearnability,
+    `final_filter_unlearnable.py`, `get_filter_unlearnable`; read, not copied): weights U(0, blur) (`--blur-parameter`
+    0.3), one tap at a uniformly drawn position set to 1 (`center_parameter`), the first channel's filter copied to
+    the others, a depthwise conv with zero padding 1 and no bias, one filter per class, each image divided by its
+    maximum over all channels. Differences from that code:
+        - The official poisons each image with probability `--mix` (Bernoulli per image); `ratio` here poisons an
+          exact fraction of the images, chosen at random.
+        - The official stores the poisoned images as uint8 (x·255 clipped and truncated); they stay in float here.
+        - `kernel` other than 3 is this engine's generalisation (padding kernel // 2); the official fixes 3.
+
     Budget: there is no norm; `eps` is the blur strength, the upper end of the filter weights (0 < eps <= 1).
     The budget figures (L∞, L2, PSNR) are still measured and reported.
 
@@ -75,7 +85,7 @@ class ConvolutionBased(PoisonMethod):
             raise BudgetError(f"eps={self.eps:g} for 'cuda' is the blur strength (upper end of the filter "
                               f"weights) and must lie in (0, 1]; the paper uses 0.3")
 
-    def filters(self, num_classes: int, generator: torch.Generator) -> Perturbation:
+    def filters(self, num_classes: int, generator: torch.Generator) -> torch.Tensor:
         """(K, k, k) class filters."""
         k = self.options.kernel
         if k < 1 or k % 2 == 0:

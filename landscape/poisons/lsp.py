@@ -45,6 +45,18 @@ class LinearSeparablePatches(PoisonMethod):
     No label noise: APBench passes `flip_y=0.0` (scikit-learn's default would relabel 1 % of the points), and
     `make_classification`'s shuffle only reorders points that are then matched to images by class.
 
+    As published (official code dayu11/Availability-Attacks-Create-Shortcuts, `synthetic_perturbations/
+    cifar_train.py` and `util.py`): the same `make_classification` call (d = (32/8)²·3 = 48 informative features,
+    class_sep 10, flip_y 0, one cluster per class), each value repeated into a patch×patch block, every pattern
+    scaled to L2 norm sqrt(3072)·6/255 (`comput_l2norm_lim`, `normalize_l2norm`), added to a same-class image and
+    clipped. Differences from that code, none changing the distribution of the patterns:
+        - The official reshapes the points channel-last, (g, g, C); here (C, g, g). The cluster is invariant under
+          permuting its coordinates (random hypercube vertex, i.i.d. mixing entries), so only the draw differs.
+        - A patch that does not divide the image is refused here; the official adds a partial cell and crops.
+        - The official draws N points split evenly over the classes and gives a class's images the first of its
+          points (a class with more than N/K images runs short); here every image draws its own point.
+        - The official stores the poisoned images as uint8 (x·255 clipped and truncated); δ stays in float here.
+
     Defaults:
         CIFAR (the paper): patch 8 (4x4x3 = 48 dims), class_sep 10, eps = sqrt(3072)·6/255 ≈ 1.30.
         Digits: patch 2 (4x4x1 = 16 dims, the same 4x4 grid as CIFAR), class_sep 10, eps = sqrt(64)·64/255

@@ -61,6 +61,15 @@ class RobustErrorMinimizing(SurrogateMethod):
         - The early stop at `stop_acc` (99 %) adversarial accuracy, measured on a random probe of `noise_batch`
           (512) images after each sweep, is EM's rule; the official code runs its fixed 5,000 steps.
         - δu is kept in float; the official stores it rounded to integers on the 0-255 scale.
+        - Each defensive step also projects δu so that x + δu stays in [0, 1]; the official projects δu onto the
+          ε-ball only and clamps x + δu inside the loss (`attacks/robust_workers.py`). The images are the same; a δu
+          past the pixel range there gets no gradient until it returns, here it stays on the range's edge.
+
+    What holds as published (checked against `attacks/robust_workers.py` and `generate_robust_em.py`): the signs
+    (δa ascends, δu descends the cross-entropy on the true label), the order x + δu -> clamp -> augmentation -> + δa
+    -> clamp, the δu gradient taken at the inner maximiser with δa held fixed (the official's first-order
+    `(def_x * grad).sum()`), gradients summed over the EOT draws before the sign, both PGDs in eval mode and the
+    surrogate's SGD step in train mode on the adversarial batch.
 
     Defaults:
         CIFAR: the official radii and PGD settings (eps 8/255, adv_eps 4/255, 10 defensive steps of 1.6/255 =

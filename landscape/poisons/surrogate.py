@@ -114,7 +114,9 @@ class SurrogateTrainingOptions(MethodOptions):
 # How TAP and HYPO train their CIFAR surrogate: the "conservative" recipe of TAP's official code (Fowl et al.,
 # NeurIPS 2021, built on Witches' Brew: forest/victims/training.py, `get_optimizers`) and APBench: ResNet-18,
 # 40 epochs, SGD with Nesterov momentum 0.9 and weight decay 5e-4, lr 0.1 x0.1 at about 3/8, 5/8 and 7/8 of them
-# ("multistep"), batch 128, RandomCrop(32, padding=4) + horizontal flip.
+# ("multistep"), batch 128, RandomCrop(32, padding=4) + horizontal flip. The official code augments with its
+# differentiable `RandomTransform` (random translation, shift 8, bilinear, + flip; village/clients/training.py
+# `run_step` through furnace.augment) rather than integer crops: a documented stand-in, not the same draw.
 CIFAR_SURROGATE_TRAINING = {"surrogate": "resnet18", "surrogate_epochs": 40, "lr": 0.1, "batch_size": 128,
                             "augment": "crop_flip", "crop_padding": 4, "schedule": "multistep", "nesterov": True}
 

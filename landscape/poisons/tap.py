@@ -33,8 +33,23 @@ class TargetedAdversarialPoisoning(TrainedSurrogateMethod):
 
     Algorithm: train the surrogate on the clean data (`landscape.train.train`), then run `steps`
     signed-gradient steps of `step_frac`·eps minimising CE(f(x + δ), y') (projected to the ε-ball and
-    [0, 1]), with `restarts` random starts keeping, per image, the δ of lowest target loss. The paper's
-    differentiable augmentation during crafting is not used (deliberate: cheaper; documented deviation).
+    [0, 1]). The first restart starts from δ = 0, each further one from U(-eps, eps); per image, the δ of
+    lowest final target loss is kept.
+
+    As published (official code lhfowl/adversarial_poisons, `village/shop/forgemaster_base.py`,
+    `forgemaster_targeted.py`, `village/options.py`): the target rule y' = (y + 1) mod K (`_label_map`; `shift`
+    generalises it), descent on the cross-entropy to y', the step `tau`·eps = 0.05·eps with no decay for PGD
+    (`--tau 0.05`; the step schedule applies to the momentum optimisers only), projection onto the ε-ball and
+    [0, 1] after every step, 250 steps (`--attackiter`), the surrogate in eval mode and trained on the clean set.
+    Differences from that code:
+        - Augmentation while crafting: the official differentiates through a random translation + flip of every
+          poison batch (`--paugment`, on by default; `RandomTransform`, shift 8, bilinear); none here (cheaper).
+        - Start: every official restart draws δ from eps·N(0, 1) clipped to the ball (`--init randn`); here the
+          first restart starts at zero and later ones uniformly in the ball.
+        - Restarts: the official keeps the whole restart whose final-step target loss, averaged over the data
+          set, is lowest (`_forge`: argmin over trials); here each image keeps its own best restart, which can only
+          lower each image's target loss. With `restarts` 1 (the default) the two agree.
+        - The official exports the poisoned images as 8-bit PNGs (rounded); δ stays in float here.
 
     Defaults:
         CIFAR (the paper, APBench): eps 8/255, 250 steps of 0.05·eps, 1 restart (the paper uses 8; set
