@@ -63,7 +63,8 @@ class RobustErrorMinimizing(SurrogateMethod):
         - δu is kept in float; the official stores it rounded to integers on the 0-255 scale.
         - Each defensive step also projects δu so that x + δu stays in [0, 1]; the official projects δu onto the
           ε-ball only and clamps x + δu inside the loss (`attacks/robust_workers.py`). The images are the same; a δu
-          past the pixel range there gets no gradient until it returns, here it stays on the range's edge.
+          past the pixel range there gets a zero gradient (sign 0) and stays put for the rest of that PGD run, here
+          it sits on the range's edge and can step back.
 
     What holds as published (checked against `attacks/robust_workers.py` and `generate_robust_em.py`): the signs
     (δa ascends, δu descends the cross-entropy on the true label), the order x + δu -> clamp -> augmentation -> + δa
