@@ -19,9 +19,9 @@ st.markdown(
 )
 spec = state.sidebar()
 st.subheader("The experiment of the sidebar")
-st.markdown(f"A clean `{spec.model}` and one trained on `{spec.method}`-poisoned images, on {spec.dataset}, "
-            f"{plural(spec.epochs, 'epoch')}, SAL at every epoch, then UD. The app opens on the shipped demo; change "
-            f"the sidebar to run your own.")
+st.markdown(f"A clean `{spec.model}` and one trained on `{spec.method}`-poisoned images, on "
+            f"{spec.dataset_label()}, {plural(spec.epochs, 'epoch')}, SAL at every epoch, then UD. The "
+            f"app opens on the shipped demo; change the sidebar to run your own.")
 if not engine.experiment_ready(spec) and widgets.compute_behind_button(
         lambda: cost.experiment_line(spec), "Run this experiment", "overview_run", "Experiment",
         lambda p: engine.experiment(spec, p)) is None:

@@ -129,6 +129,8 @@ def test_poison_page_crafts_and_shows_grid_and_stored_budget():
     at = open_page("pages/poison.py")
     tiny(at)  # random: the demo holds em, ops and ar (the cross-task probe's)
     assert at.button(key="craft") is not None and not charts(at)  # nothing computed before the button
+    cost = [i.value for i in at.info if "crafting" in i.value]  # a model-free method: no "about 0 ... gradient"
+    assert cost and "model-free" in cost[0] and "image-gradient" not in cost[0], cost
     at.button(key="craft").click().run()
     no_exception(at)
     assert len(charts(at)) == 2  # image grid + budget figure

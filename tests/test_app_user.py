@@ -140,3 +140,15 @@ def test_the_uploader_refuses_in_the_browser_what_the_store_would_refuse():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     (widget,) = at.get("file_uploader")
     assert widget.proto.max_upload_size_mb << 20 == MAX_UPLOAD_BYTES
+
+
+def test_an_upload_is_named_by_its_file_name_not_by_its_copy_in_the_store():
+    """The cost line and the Overview name an uploaded data set as the sidebar does, not by the store's hash path."""
+    x, y = quadrant_images(96, classes=4)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    upload(at, npz_bytes(x=x, y=y), "mine.npz")
+    no_exception(at)
+    assert at.selectbox(key="_w_dataset").value.startswith("npz:")
+    shown = "\n".join([str(m.value) for m in at.markdown] + [str(i.value) for i in at.info])
+    assert "npz: mine.npz (yours)" in shown, shown
+    assert "/inputs/" not in shown, shown

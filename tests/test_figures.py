@@ -260,3 +260,17 @@ def test_curvature_heatmaps_spectral_density_and_sal_ball():
     disc = figures.mark_sal_ball(go.Figure(), [0.05, 0.1])
     (shape,) = disc.layout.shapes
     assert (shape.type, shape.x0, shape.x1, shape.y0, shape.y1) == ("circle", -0.05, 0.05, -0.1, 0.1)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 30])
+def test_epoch_axes_tick_whole_epochs_once(epochs):
+    """A 1-2 epoch run's automatic ticks fell at half epochs and read "0, 1, 1, 2, 2" under tickformat "d"; short
+    runs get one tick per epoch, long ones Plotly's automatic whole-number ticks."""
+    h = {k: np.linspace(1.0, 0.5, epochs) for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
+    e = np.arange(1, epochs + 1)
+    axes = [figures.training_curves({"clean": h, "em": h}).layout.xaxis,
+            figures.training_curves({"clean": h, "em": h}).layout.xaxis2,
+            figures.ud_counts({"clean": (e, e % 3), "em": (e, e % 2)}, n_layers=3).layout.xaxis]
+    for axis in axes:
+        assert axis.tickformat == "d" and axis.title.text == "epoch"
+        assert axis.dtick == (1 if epochs <= 12 else None)

@@ -59,8 +59,10 @@ def crafting_line(spec: AppSpec) -> str:
     """The crafting cost of `spec`'s poison, or nothing when it is stored."""
     if engine.poison_ready(spec):
         return ""
-    c = crafting_estimate(spec)
-    return (f"crafting `{spec.method}` on {spec.dataset}: about {c['gradient_evals']:,} image-gradient evaluations, "
+    c, data = crafting_estimate(spec), spec.dataset_label()
+    if not c["gradient_evals"]:  # random, LSP, OPS, CUDA: no model, no gradient (as the CLI's craft says)
+        return f"crafting `{spec.method}` on {data}: model-free (no gradients), seconds"
+    return (f"crafting `{spec.method}` on {data}: about {c['gradient_evals']:,} image-gradient evaluations, "
             f"roughly {format_seconds(c['cpu_seconds'])} on one CPU thread (an estimate)")
 
 

@@ -9,6 +9,14 @@ Measured with `bench/app_latency.py` (its `first_chart_serve_s`, side by side wi
 The two threads import disjoint modules: Streamlit, its server and runtime are imported here first, in the main
 thread, and the engine never imports Streamlit. Nothing else changes: same app, options and configuration as
 `streamlit run app.py`, which stays a valid way to open the app.
+
+One thing differs, on purpose: Streamlit starts a server in its legacy multipage mode when a `pages/` folder sits
+next to the main script, until the first `st.navigation` call. On a fresh server, the first request for a page
+whose URL is not its file's name (`/landscape` for pages/loss_landscape.py, `/cross-task`) then found no such
+legacy page and opened a "Page not found" dialog over the page that app.py's navigation did open (a bookmarked
+page, or a tab reconnecting after `make app` restarted the server). The launcher leaves that mode before the
+first session starts, as `st.navigation` would (under `streamlit run app.py`, `landscape.app.state` still routes
+such a first request through app.py, but the dialog is shown).
 """
 
 from __future__ import annotations
@@ -30,12 +38,23 @@ def _import_engine() -> None:
         pass
 
 
+def leave_legacy_pages_mode() -> None:
+    """Route every request through app.py's `st.navigation` from the first one (see the module docstring)."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the legacy mode
+        return
+    if hasattr(PagesManager, "uses_pages_directory"):
+        PagesManager.uses_pages_directory = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start the preload thread, then Streamlit's `run` command on app.py with `argv` (default: the command line)."""
     import streamlit.runtime  # noqa: F401 (Streamlit's server side, imported before the engine thread starts)
     import streamlit.web.server  # noqa: F401
     from streamlit.web import cli
 
+    leave_legacy_pages_mode()
     threading.Thread(target=_import_engine, name="ue-landscape-preload", daemon=True).start()
     cli.main(["run", str(APP), *(sys.argv[1:] if argv is None else argv)], prog_name="streamlit")
 

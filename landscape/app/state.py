@@ -64,10 +64,18 @@ class AppSpec:
     def poison(self) -> PoisonSpec:
         return PoisonSpec(method=self.method, eps=self.eps, ratio=self.ratio, seed=self.seed)
 
+    def dataset_label(self) -> str:
+        """The data set's name as captions and cost lines show it: an upload as the sidebar does, by its file name.
+
+        (Its copy in the store is named by the hash of its bytes.) Any other name is shown as it is.
+        """
+        uploads = st.session_state.get("_uploads", {})
+        return _label(self.dataset, uploads) if self.dataset in uploads else self.dataset
+
     def label(self) -> str:
         eps = "default budget" if self.eps is None else f"eps {self.eps:g}"
         sal = "" if self.sal == "fast" else f" / SAL {self.sal} preset"
-        return (f"{self.dataset} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / "
+        return (f"{self.dataset_label()} / {self.model} / {self.method} ({eps}, ratio {self.ratio:g}) / "
                 f"{plural(self.epochs, 'epoch')}{sal}")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.figures.style import SEQUENTIAL, color_of, scaled, shared_range, zlabel
+from landscape.figures.style import SEQUENTIAL, color_of, epoch_axis, scaled, shared_range, zlabel
 
 
 def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: np.ndarray, *,
@@ -158,7 +158,7 @@ def ud_counts(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_layers: int, 
                       annotation_position="top left" if i % 2 == 0 else "bottom right",
                       annotation_font_color=color)
     fig.update_layout(title="Learnable layers per epoch (UD = #LP(poisoned) / #LP(clean))",
-                      xaxis=dict(title="epoch", tickformat="d"),
+                      xaxis=epoch_axis(max((len(e) for e, _ in runs.values()), default=0)),
                       yaxis=dict(title="# layers with SAL > β", range=[-0.2, n_layers + 0.5]), height=380)
     return fig
 

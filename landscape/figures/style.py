@@ -57,3 +57,17 @@ def zlabel(label: str, log: bool) -> str:
     """The axis title of a value shown on a log scale or not."""
     return f"log10 {label}" if log else label
 
+
+MAX_EPOCH_TICKS = 12  # runs up to this many epochs get a tick per epoch
+
+
+def epoch_axis(n_epochs: int) -> dict[str, object]:
+    """An epoch x-axis: whole-number ticks, one per epoch for short runs.
+
+    With `tickformat="d"` alone Plotly's automatic ticks on a 1-3 epoch run fall at half epochs and read
+    "0, 1, 1, 2, 2"; up to `MAX_EPOCH_TICKS` epochs every epoch gets its own tick instead.
+    """
+    axis: dict[str, object] = {"title": "epoch", "tickformat": "d"}
+    if n_epochs <= MAX_EPOCH_TICKS:
+        axis["dtick"] = 1
+    return axis
