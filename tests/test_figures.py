@@ -274,3 +274,9 @@ def test_epoch_axes_tick_whole_epochs_once(epochs):
     for axis in axes:
         assert axis.tickformat == "d" and axis.title.text == "epoch"
         assert axis.dtick == (1 if epochs <= 12 else None)
+
+
+def test_a_sparse_epoch_axis_goes_by_its_last_epoch_not_its_point_count():
+    e = np.arange(5, 31, 5)  # 30 epochs, SAL every 5: 6 points
+    axis = figures.ud_counts({"clean": (e, e % 3), "em": (e, e % 2)}, n_layers=3).layout.xaxis
+    assert axis.dtick is None  # 30 single-epoch ticks would crowd the axis

@@ -158,7 +158,7 @@ def ud_counts(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_layers: int, 
                       annotation_position="top left" if i % 2 == 0 else "bottom right",
                       annotation_font_color=color)
     fig.update_layout(title="Learnable layers per epoch (UD = #LP(poisoned) / #LP(clean))",
-                      xaxis=epoch_axis(max((len(e) for e, _ in runs.values()), default=0)),
+                      xaxis=epoch_axis(max((int(np.max(e)) for e, _ in runs.values() if len(e)), default=0)),
                       yaxis=dict(title="# layers with SAL > β", range=[-0.2, n_layers + 0.5]), height=380)
     return fig
 

@@ -58,16 +58,18 @@ def zlabel(label: str, log: bool) -> str:
     return f"log10 {label}" if log else label
 
 
-MAX_EPOCH_TICKS = 12  # runs up to this many epochs get a tick per epoch
+MAX_EPOCH_TICKS = 12  # axes up to this epoch get a tick per epoch
 
 
-def epoch_axis(n_epochs: int) -> dict[str, object]:
-    """An epoch x-axis: whole-number ticks, one per epoch for short runs.
+def epoch_axis(last_epoch: int) -> dict[str, object]:
+    """An epoch x-axis running to `last_epoch`: whole-number ticks, one per epoch for short runs.
 
-    With `tickformat="d"` alone Plotly's automatic ticks on a 1-3 epoch run fall at half epochs and read
-    "0, 1, 1, 2, 2"; up to `MAX_EPOCH_TICKS` epochs every epoch gets its own tick instead.
+    `last_epoch` is the largest epoch shown, not how many points there are: a 30-epoch run measured every 5
+    epochs has 6 points and keeps Plotly's automatic ticks. With `tickformat="d"` alone, Plotly's automatic
+    ticks on a 1-3 epoch run fall at half epochs and read "0, 1, 1, 2, 2"; up to `MAX_EPOCH_TICKS` every epoch
+    gets its own tick instead.
     """
     axis: dict[str, object] = {"title": "epoch", "tickformat": "d"}
-    if n_epochs <= MAX_EPOCH_TICKS:
+    if last_epoch <= MAX_EPOCH_TICKS:
         axis["dtick"] = 1
     return axis

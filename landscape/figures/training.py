@@ -31,7 +31,7 @@ def training_curves(histories: Mapping[str, Mapping[str, np.ndarray]]) -> go.Fig
                     line=dict(color=color, dash=dash), marker=dict(size=4),
                     legendgroup=name, showlegend=col == 1,
                 ), row=1, col=col)
-    fig.update_xaxes(**epoch_axis(max((len(h["test_loss"]) for h in histories.values()), default=0)))
+    fig.update_xaxes(**epoch_axis(max((len(h["test_loss"]) for h in histories.values()), default=0)))  # 1..T
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=2)
     fig.update_layout(title="Clean vs poisoned training (dashed: train set the model saw; solid: clean test set)",
