@@ -141,7 +141,7 @@ def _fsync_dir(path: Path) -> None:
 
 _held = threading.local()  # the lock files this thread holds (the key lock is re-entrant within a thread)
 _swept: set[Path] = set()  # store roots swept by this process
-_swept_guard = threading.Lock()
+_once_guard = threading.Lock()  # guards `_swept` and `_unpinned_noted`, the things done once per process
 _unpinned_noted: set[Path] = set()  # store folders that served this process an entry computed outside reproducible mode
 
 
@@ -379,7 +379,7 @@ class Store:
     def _sweep_once(self) -> None:
         """On a process's first write to this root: remove temporaries and locks untouched for `SWEEP_AGE`."""
         root = self.root.resolve()
-        with _swept_guard:
+        with _once_guard:
             if root in _swept:
                 return
             _swept.add(root)
@@ -405,17 +405,13 @@ class Store:
         held.add(path)
         try:
             yield
-        except BaseException:
-            # A failed compute (bad data, a user's mistake, Ctrl-C) leaves no empty stage folder behind
+        finally:
+            # No use leaves its lock file, nor a failed one (bad data, a user's mistake, Ctrl-C) an empty stage
+            # folder (rmdir fails on one that holds entries). Removing them while held is safe: a waiter that then
+            # gets the old inode sees that the path no longer names it and locks afresh (`_acquire` recreates both).
             with contextlib.suppress(OSError):
                 path.unlink()
                 path.parent.rmdir()
-            raise
-        finally:
-            # Nor does any use leave its lock file: removing it while held is safe (a waiter that then gets the
-            # old inode sees that the path no longer names it and locks afresh, see `_acquire`), which recreates it
-            with contextlib.suppress(OSError):
-                path.unlink()
             held.discard(path)
             fh.close()  # closing releases the flock
 
@@ -449,7 +445,7 @@ def _note_unpinned(root: Path, stage: str, key: str, environment: dict[str, Any]
     """
     if not pinned() or environment.get("reproducible"):
         return
-    with _swept_guard:
+    with _once_guard:
         if root in _unpinned_noted:
             return
         _unpinned_noted.add(root)
