@@ -67,3 +67,40 @@ def test_no_stopped_note_after_a_run_that_finished(monkeypatch):
     no_exception(at)
     at.run()
     assert not stopped_notes(at)
+
+
+def cost_line(at) -> str:
+    lines = [str(i.value) for i in at.info if str(i.value).startswith("Cost:")]
+    assert len(lines) == 1, [str(i.value) for i in at.info]
+    return lines[0]
+
+
+def test_poison_ratio_0_prices_no_crafting_and_crafts_nothing():
+    """At poison ratio 0 the engine perturbs no image (`PoisonMethod.craft` calls no `perturb`): the cost line
+    priced EM's surrogate training and PGD anyway; it now says nothing is crafted, and crafting changes no image."""
+    at = open_page("pages/train.py")
+    at.slider(key="_w_ratio").set_value(0.0).run()
+    no_exception(at)
+    assert "after storing an empty `em` poison, seconds" in cost_line(at), cost_line(at)
+    at.switch_page("pages/poison.py").run()
+    line = cost_line(at)
+    assert "image-gradient evaluations" not in line and "nothing is crafted" in line, line
+    assert "none of the 1,437 training images is perturbed" in line, line
+    at.button(key="craft").click().run()
+    no_exception(at)
+    assert at.subheader[0].value == "em: 0 of 1437 training images changed", [s.value for s in at.subheader]
+
+
+def test_a_partial_poison_ratio_prices_crafting_every_image():
+    """The method crafts every training image and keeps the poison on the ratio's share (`PoisonMethod.craft`),
+    as the CLI's `craft` prices it: the cost line priced only the share (half the work at ratio 0.5)."""
+    from landscape.config import DataSpec, PoisonSpec
+    from landscape.poisons import build
+    from landscape.stages.base import get_splits
+
+    train = get_splits(DataSpec()).train
+    whole = build(PoisonSpec(method="em", ratio=0.5), dataset=DataSpec()).estimate_cost(len(train), train.image_shape)
+    at = open_page("pages/poison.py")
+    at.slider(key="_w_ratio").set_value(0.5).run()
+    no_exception(at)
+    assert f"about {whole['gradient_evals']:,} image-gradient evaluations" in cost_line(at), cost_line(at)
