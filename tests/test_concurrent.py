@@ -312,6 +312,7 @@ def test_the_app_stops_a_live_run_midway_without_a_partial_entry_and_a_rerun_com
 
     monkeypatch.setattr(widgets.StatusProgress, "__call__", draw)
     at.button(key="overview_run").click().run()
+    assert any("(Experiment) was stopped before it finished" in w.value for w in at.warning), "the next run says so"
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert_intact(user)

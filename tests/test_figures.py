@@ -280,3 +280,45 @@ def test_a_sparse_epoch_axis_goes_by_its_last_epoch_not_its_point_count():
     e = np.arange(5, 31, 5)  # 30 epochs, SAL every 5: 6 points
     axis = figures.ud_counts({"clean": (e, e % 3), "em": (e, e % 2)}, n_layers=3).layout.xaxis
     assert axis.dtick is None  # 30 single-epoch ticks would crowd the axis
+
+
+def epoch_axes(fig: go.Figure) -> list:
+    """Every x-axis of `fig` titled "epoch" (one per subplot panel)."""
+    axes = [fig.layout[k] for k in fig.layout if k.startswith("xaxis")]
+    return [a for a in axes if a.title.text == "epoch"]
+
+
+def two_epoch_figures() -> dict[str, go.Figure]:
+    """Every builder with an epoch x-axis, on a 2-epoch run (SAL, curvature, cross-task, paths, training, UD)."""
+    e, layers, rng = np.array([1, 2]), ["0.weight", "3.weight", "fc.weight"], np.random.default_rng(0)
+    runs = {"clean": rng.random((2, 3)), "em": rng.random((2, 3))}
+    h = {k: np.linspace(1.0, 0.5, 2) for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
+    path = figures.PathView(epochs=np.array([0, 1, 2]), a=np.zeros(3), b=np.zeros(3), real_loss=np.ones(3),
+                            surface_loss=np.ones(3), residual=np.ones(3))
+    return {
+        "sal_heatmaps": figures.sal_heatmaps(runs, layers, e),
+        "channel_heatmaps": figures.channel_heatmaps(runs, "0.weight", e),
+        "learnable_layers": figures.learnable_layers({k: v > 0.5 for k, v in runs.items()}, layers, e),
+        "ud_counts": figures.ud_counts({"clean": (e, e % 3), "em": (e, e % 2)}, n_layers=3),
+        "training_curves": figures.training_curves({"clean": h, "em": h}),
+        "rank_agreement": figures.rank_agreement({"clean: SAL vs λ_max": (e, np.array([0.5, 1.0]))}),
+        "task_curves": figures.task_curves({"classify": {"clean": np.array([0.5, 0.9]), "em": np.array([0.4, 0.5])},
+                                            "edges": {"clean": np.array([0.2, 0.1])}},
+                                           {"classify": "accuracy", "edges": "MSE"}),
+        "path_fidelity": figures.path_fidelity({"clean": path, "em": path}),
+        "parameter_paths": figures.parameter_paths(np.array([0, 1, 2]), rng.random((3, 8)), rng.random((3, 8)),
+                                                   [f"w{i}" for i in range(8)], top_k=2),
+    }
+
+
+@pytest.mark.parametrize("name", list(two_epoch_figures()))
+def test_every_epoch_axis_of_a_two_epoch_run_ticks_whole_epochs(name):
+    """On a 1-3 epoch run Plotly's automatic ticks fall at half epochs (0, 0.5, 1, ...): every figure with an epoch
+    x-axis, every panel of it, takes `style.epoch_axis`, whose ticks are tick0 (0) + k x dtick (1), integers."""
+    axes = epoch_axes(two_epoch_figures()[name])
+    assert axes, f"{name} has an x-axis titled epoch"
+    for axis in axes:
+        assert axis.dtick == 1 and axis.tickformat == "d", (name, axis.dtick, axis.tickformat)
+        tick0 = 0 if axis.tick0 is None else axis.tick0
+        ticks = tick0 + axis.dtick * np.arange(-1, 4)
+        assert np.array_equal(ticks, np.round(ticks)), (name, ticks)

@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from landscape.app import cost, engine
-from landscape.app.widgets import guard
+from landscape.app.widgets import guard, stopped_notice
 from landscape.config import SAL_PRESETS, DataSpec, ModelSpec, PoisonSpec, TrainSpec
 from landscape.spec import plural
 
@@ -153,13 +153,16 @@ def _label(name: str, uploads: dict[str, str]) -> str:
 
 
 def sidebar() -> AppSpec:
-    """Render the shared sidebar (after any store or demo problem) and return the current spec (same on every page).
+    """Render the shared sidebar and return the current spec (the same on every page).
+
+    Above it: any store or demo problem, and a live run that was stopped on the previous script run.
 
     It offers the registered data sets and models, the user's configured ones (`landscape.userconfig`) and an
     uploaded `.npz`.
     """
     _leave_legacy_pages_mode()
     show_problems()
+    stopped_notice()
     d = AppSpec()
     sb = st.sidebar
     sb.header("Experiment")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
 Rows = Sequence[dict[str, Any]]
+LIVE = "_live_runs"  # session key: {"stopped": the status label of a live run Streamlit stopped midway}
 
 
 @contextlib.contextmanager
@@ -156,11 +157,23 @@ class StatusProgress:
 
 
 def run_with_progress(label: str, work: Callable[[Progress], T]) -> T | None:
-    """Run `work(progress)` inside an `st.status` box with live bars; engine errors become `st.error`."""
+    """Run `work(progress)` inside an `st.status` box with live bars; engine errors become `st.error`.
+
+    Streamlit stops a run (its Stop, a page switch, a changed widget) by raising `StopException` or
+    `RerunException` from the next `st` call, i.e. from a progress bar inside `work`; the run's label is then kept
+    in the session, so the next script run says that it was stopped (`stopped_notice`). It goes into a dict the
+    session already holds: a session-state write is itself such a call, and would raise the stop again unmade.
+    """
+    from streamlit.runtime.scriptrunner import RerunException, StopException
+
+    live = st.session_state.setdefault(LIVE, {})
     with st.status(label, expanded=True) as box:
         progress = StatusProgress(box)
         try:
             result = work(progress)
+        except (StopException, RerunException):
+            live["stopped"] = label
+            raise
         except LandscapeError as err:
             box.update(label=f"{label}: failed", state="error")
             st.error(str(err), icon="⚠️")
@@ -168,6 +181,19 @@ def run_with_progress(label: str, work: Callable[[Progress], T]) -> T | None:
         box.update(label=f"{label}: done in {time.perf_counter() - progress.started:.1f} s", state="complete",
                    expanded=False)
     return result
+
+
+def stopped_notice() -> None:
+    """Say once, on the script run after it, that a live run was stopped before it finished (`run_with_progress`).
+
+    What it had finished is whole in the store: every entry is written in one step once its stage is done
+    (`landscape.store`), and a stopped stage (its worker processes too, `landscape.stages.pool`) writes nothing.
+    """
+    label = st.session_state.get(LIVE, {}).pop("stopped", None)
+    if label is not None:
+        st.warning(f"The previous run ({label}) was stopped before it finished (Stop, a page switch or a changed "
+                   "setting). Nothing half-computed was kept: the steps it had finished are stored and reused, the "
+                   "rest is computed when you start it again.", icon=":material/stop_circle:")
 
 
 def compute_behind_button(cost: str | Callable[[], str], label: str, key: str, status: str,

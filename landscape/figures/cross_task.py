@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.figures.style import DIVERGING, color_of
+from landscape.figures.style import DIVERGING, color_of, epoch_axis
 
 
 def cross_task_drops(rows: Sequence[Mapping[str, object]]) -> go.Figure:
@@ -50,7 +50,7 @@ def task_curves(curves: Mapping[str, Mapping[str, np.ndarray]], metrics: Mapping
                                      line=dict(color=color_of(cond, conditions)), showlegend=col == 1),
                           row=1, col=col)
         fig.update_yaxes(title_text=metrics[task], row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(**epoch_axis(max((len(y) for c in curves.values() for y in c.values()), default=0)))  # 1..T
     fig.update_layout(title="Clean-test metric per epoch, trained on clean vs poisoned images", height=360,
                       legend=dict(orientation="h", y=-0.25))
     return fig

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape.figures.sal import mark_sal_ball, sal_heatmaps, spectral_density
-from landscape.figures.style import color_of
+from landscape.figures.style import color_of, epoch_axis, last_epoch
 from landscape.figures.surfaces import contour
 
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ def rank_agreement(series: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
                                  name=name, line=dict(color=color_of(run, [n.split(":")[0] for n in names]),
                                                       dash=dash)))
     fig.add_hline(y=0.0, line=dict(color="grey", width=1))
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title="Spearman ρ", yaxis_range=[-1.05, 1.05],
-                      height=360)
+    fig.update_layout(title=title, xaxis=epoch_axis(last_epoch(*(e for e, _ in series.values()))),
+                      yaxis_title="Spearman ρ", yaxis_range=[-1.05, 1.05], height=360)
     return fig
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.figures.style import SEQUENTIAL, color_of, epoch_axis, scaled, shared_range, zlabel
+from landscape.figures.style import SEQUENTIAL, color_of, epoch_axis, last_epoch, scaled, shared_range, zlabel
 
 
 def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: np.ndarray, *,
@@ -34,7 +34,7 @@ def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: 
     fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi, colorbar=dict(title=zlabel(label, log))),
                       title=title, height=140 + 28 * max(len(layers), 4))
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(**epoch_axis(last_epoch(epochs)))
     return fig
 
 
@@ -129,7 +129,7 @@ def learnable_layers(runs: Mapping[str, np.ndarray], layers: Sequence[str], epoc
                                  hovertemplate="epoch %{x}<br>%{y}<br>learnable %{z}<extra></extra>"),
                       row=1, col=col)
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(**epoch_axis(last_epoch(epochs)))
     fig.update_layout(title="Learnable layers per epoch (green: SAL > β)", height=140 + 28 * max(len(layers), 4))
     return fig
 
@@ -158,7 +158,7 @@ def ud_counts(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_layers: int, 
                       annotation_position="top left" if i % 2 == 0 else "bottom right",
                       annotation_font_color=color)
     fig.update_layout(title="Learnable layers per epoch (UD = #LP(poisoned) / #LP(clean))",
-                      xaxis=epoch_axis(max((int(np.max(e)) for e, _ in runs.values() if len(e)), default=0)),
+                      xaxis=epoch_axis(last_epoch(*(e for e, _ in runs.values()))),
                       yaxis=dict(title="# layers with SAL > β", range=[-0.2, n_layers + 0.5]), height=380)
     return fig
 

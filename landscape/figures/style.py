@@ -73,3 +73,8 @@ def epoch_axis(last_epoch: int) -> dict[str, object]:
     if last_epoch <= MAX_EPOCH_TICKS:
         axis["dtick"] = 1
     return axis
+
+
+def last_epoch(*epochs: Sequence[float] | np.ndarray) -> int:
+    """The largest epoch in any of the `epochs` arrays (0 when all are empty), for `epoch_axis`."""
+    return max((int(np.max(e)) for e in epochs if len(e)), default=0)

@@ -10,7 +10,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.figures.style import CLEAN, DIVERGING, PALETTE, SEQUENTIAL, color_of, scaled, shared_range, zlabel
+from landscape.figures.style import (
+    CLEAN,
+    DIVERGING,
+    PALETTE,
+    SEQUENTIAL,
+    color_of,
+    epoch_axis,
+    last_epoch,
+    scaled,
+    shared_range,
+    zlabel,
+)
 
 if TYPE_CHECKING:
     from landscape.surface_results import Surface
@@ -201,7 +212,7 @@ def path_fidelity(paths: Mapping[str, PathView]) -> go.Figure:
         if p.surface_loss is not None:
             fig.add_trace(go.Scatter(x=p.epochs, y=p.surface_loss, mode="lines", name=f"{name} surface loss",
                                      line=dict(color=color, dash="dot")), row=1, col=2)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(**epoch_axis(last_epoch(*(p.epochs for p in paths.values()))))
     fig.update_layout(title="How faithful is the plane? (large residual = the path leaves the plane)", height=360)
     return fig
 
@@ -264,7 +275,7 @@ def parameter_paths(epochs: np.ndarray, clean: np.ndarray, poisoned: np.ndarray,
             fig.add_trace(go.Scatter(x=epochs, y=values[:, p], mode="lines", name=names[p],
                                      line=dict(color=PALETTE[rank % len(PALETTE)], width=2.5),
                                      legendgroup=names[p], showlegend=col == 1), row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(**epoch_axis(last_epoch(epochs)))
     fig.update_yaxes(title_text="weight value", row=1, col=1)
     fig.update_layout(title=f"Parameter paths: the {len(top)} weights that end furthest apart are coloured",
                       height=440)

@@ -357,6 +357,14 @@ class PoisonMethod(ABC):
         rate = _IGE_PER_S_PER_KVALUE.get(surrogate, 100.0) * 1000.0 / values
         return {"gradient_evals": ige, "cpu_seconds": ige / rate if ige else 0.1}
 
+    def poisoned_count(self, n: int) -> int:
+        """How many of `n` training images the poison perturbs (`PoisonSpec.ratio` of them, rounded).
+
+        With none (ratio 0, or a ratio too small for `n`), `craft` calls no `perturb`: nothing is crafted, and the
+        stored poison changes no image. With any, `perturb` crafts all `n` images and the mask keeps these.
+        """
+        return int(round(self.spec.ratio * n))
+
     def gradient_evals(self, n: int) -> int:
         """Image-gradient evaluations to craft `n` images (0 for model-free methods; upper bound if early stop)."""
         return 0
@@ -393,7 +401,7 @@ class PoisonMethod(ABC):
         generator = torch.Generator().manual_seed(int(self.spec.seed))
         mask_gen, craft_gen = child_generator(generator), child_generator(generator)
         n = len(x)
-        n_poison = int(round(self.spec.ratio * n))
+        n_poison = self.poisoned_count(n)
         mask = torch.zeros(n, dtype=torch.bool)
         mask[torch.randperm(n, generator=mask_gen)[:n_poison]] = True
         extras: dict[str, Any] = {}
