@@ -735,3 +735,13 @@ def test_cli_craft_and_evaluate(tmp_path, capsys) -> None:
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert 0.0 <= out["poisoned_test_acc"] <= 1.0 and 0.0 <= out["clean_test_acc"] <= 1.0
+
+
+def test_cli_craft_at_ratio_0_announces_no_crafting(tmp_path, capsys) -> None:
+    from landscape.cli import main
+
+    argv = ["craft", "--n-train", "100", "--method", "em", "--ratio", "0", "--store", str(tmp_path)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "poison ratio 0 perturbs no image, nothing to craft" in captured.err  # not EM's whole-set cost
+    assert "image-gradient evaluations" not in captured.err and "0 of 100 images poisoned" in captured.out

@@ -95,13 +95,17 @@ def run(a: argparse.Namespace) -> int:
     require_poison("craft", poison)
     with working(a) as (store, device, progress):
         splits = get_splits(data)
-        cost = build(poison, dataset=data, device=device).estimate_cost(len(splits.train), splits.image_shape)
+        method = build(poison, dataset=data, device=device)
+        cost = method.estimate_cost(len(splits.train), splits.image_shape)
         if not a.json:
             what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
                     f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
             stored = PoisonStage.of(data, poison).exists(store)  # a rerun: no cost to announce
+            empty = not method.poisoned_count(len(splits.train))  # ratio 0: craft perturbs nothing
             print(f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft" if stored else
-                  f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}", file=sys.stderr)
+                  f"{poison.method} on {data.name}: poison ratio {poison.ratio:g} perturbs no image, nothing to craft"
+                  if empty else f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}",
+                  file=sys.stderr)
         crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
     m, b = crafted.meta, crafted.meta["budget"]  # m["eps_is_default"] is the resolved spec's: always False
     summary = {
