@@ -51,12 +51,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(store: Path, log: Path) -> Iterator[str]:
+def streamlit_server(store: Path, log: Path, *, launcher: bool = True) -> Iterator[str]:
     """The app as `make app` starts it (`landscape.app.serve`: `streamlit run app.py` with the engine imported while
-    the browser loads) on a free localhost port (headless, no usage statistics); yields its URL."""
+    the browser loads; with `launcher=False`, plain `streamlit run app.py`) on a free localhost port (headless, no
+    usage statistics); yields its URL."""
     port = free_port()
     env = {**os.environ, "UE_LANDSCAPE_STORE": str(store)}
-    cmd = [sys.executable, "-m", "landscape.app.serve", "--server.headless", "true", "--server.port", str(port),
+    start = ["landscape.app.serve"] if launcher else ["streamlit", "run", "app.py"]
+    cmd = [sys.executable, "-m", *start, "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -134,13 +136,14 @@ def stored_ud(store: Path, method: str, *, epochs: int) -> str:
 
 
 @contextlib.contextmanager
-def chromium_page(store: Path, log_name: str) -> Iterator[tuple[str, Any]]:
-    """A Streamlit server on `store` and a Chromium page (1400x1000) driven by Playwright: yields (URL, page)."""
+def chromium_page(store: Path, log_name: str, *, launcher: bool = True) -> Iterator[tuple[str, Any]]:
+    """A Streamlit server on `store` (`streamlit_server`) and a Chromium page (1400x1000) driven by Playwright:
+    yields (URL, page)."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with streamlit_server(store, ARTIFACTS / log_name) as url, sync_playwright() as pw:
+    with streamlit_server(store, ARTIFACTS / log_name, launcher=launcher) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield url, browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -1,8 +1,9 @@
 """Real-browser checks from a user's walk of the app: a page opened by its URL on a fresh server, and a live run
 stopped midway with Streamlit's Stop button, then run again.
 
-Both use tests/test_browser.py's server (`python -m landscape.app.serve`, as `make app`, with the project's
-.streamlit/config.toml) and the system Chromium; without it they are skipped (a failure under CI).
+They use tests/test_browser.py's server (`python -m landscape.app.serve`, as `make app`, and for the first also
+plain `streamlit run app.py`, with the project's .streamlit/config.toml) and the system Chromium; without it they
+are skipped (a failure under CI).
 """
 
 from __future__ import annotations
@@ -30,16 +31,19 @@ pytestmark = pytest.mark.browser
 STOP = '[data-testid="stStatusWidget"] button:has-text("Stop")'
 
 
-def test_a_page_opened_by_its_url_on_a_fresh_server_shows_no_page_not_found(tmp_path):
-    # the first request of the server: a page whose URL is not its file's name (pages/loss_landscape.py)
-    p = next(p for p in PAGES if p.url_path and not p.file.endswith(f"/{p.url_path}.py"))
-    with chromium_page(tmp_path / "store", "streamlit-by-url.log") as (url, page):
+@pytest.mark.parametrize("launcher", [False, True], ids=["streamlit-run", "launcher"])
+def test_a_page_opened_by_its_url_on_a_fresh_server_shows_no_page_not_found(tmp_path, launcher):
+    # The first request of a fresh server, for the page that had a URL other than its file's name (Landscape, then
+    # pages/loss_landscape.py at /landscape): both `streamlit run app.py` and the launcher showed the dialog then.
+    p = next(p for p in PAGES if p.title == "Landscape")
+    with chromium_page(tmp_path / "store", f"streamlit-by-url-{launcher}.log", launcher=launcher) as (url, page):
         page.goto(f"{url}/{p.url_path}")
         wait_idle(page)
         page.wait_for_selector(".stPlotlyChart", timeout=PAGE_TIMEOUT_MS)
-        assert page.locator("h1").first.inner_text() != "UE Landscape", f"{p.url_path} opened the Overview"
+        assert p.title.lower() in page.locator("h1").first.inner_text().lower(), f"{p.url_path} opened another page"
         dialogs = page.locator('[role="dialog"]')
         assert dialogs.count() == 0, f"{p.url_path} opens with a dialog: {dialogs.first.inner_text()[:300]}"
+        assert page.locator('[data-testid="stSidebarNav"] a').count() == len(PAGES)  # app.py's navigation
 
 
 def store_report(store) -> str:

@@ -17,29 +17,35 @@ class Page:
         file: the script, relative to the repository root.
         icon: a Material icon name (`:material/...:`).
         section: the navigation group.
-        url_path: the page's URL path ("" for the default page).
+        default: whether it is the page the app opens on (at the URL path "").
     """
 
     title: str
     file: str
     icon: str
     section: str
-    url_path: str
+    default: bool = False
 
     @property
-    def default(self) -> bool:
-        return self.url_path == ""
+    def url_path(self) -> str:
+        """The page's URL path: "" for the default page, else its file's name without `.py`.
+
+        The file's name, because a fresh server runs in Streamlit's legacy `pages/` mode until the first
+        `st.navigation` call, and there the file's name is the page's URL: a page opened by its URL (a bookmark,
+        a tab reconnecting to a restarted server) whose `st.Page` URL were another got a "Page not found" dialog.
+        """
+        return "" if self.default else self.file.rsplit("/", 1)[-1].removesuffix(".py")
 
 
 PAGES: tuple[Page, ...] = (
-    Page("Overview", "pages/overview.py", ":material/home:", "Start", ""),
-    Page("Poison", "pages/poison.py", ":material/blur_on:", "Experiment", "poison"),
-    Page("Train", "pages/train.py", ":material/show_chart:", "Experiment", "train"),
-    Page("Landscape", "pages/loss_landscape.py", ":material/terrain:", "Analysis", "landscape"),
-    Page("SAL", "pages/sal.py", ":material/grid_on:", "Analysis", "sal"),
-    Page("UD", "pages/ud.py", ":material/speed:", "Analysis", "ud"),
-    Page("Curvature", "pages/curvature.py", ":material/ssid_chart:", "Analysis", "curvature"),
-    Page("Cross-task", "pages/cross_task.py", ":material/call_split:", "Analysis", "cross-task"),
+    Page("Overview", "pages/overview.py", ":material/home:", "Start", default=True),
+    Page("Poison", "pages/poison.py", ":material/blur_on:", "Experiment"),
+    Page("Train", "pages/train.py", ":material/show_chart:", "Experiment"),
+    Page("Landscape", "pages/landscape.py", ":material/terrain:", "Analysis"),
+    Page("SAL", "pages/sal.py", ":material/grid_on:", "Analysis"),
+    Page("UD", "pages/ud.py", ":material/speed:", "Analysis"),
+    Page("Curvature", "pages/curvature.py", ":material/ssid_chart:", "Analysis"),
+    Page("Cross-task", "pages/cross_task.py", ":material/call_split:", "Analysis"),
 )
 
 

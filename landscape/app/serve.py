@@ -12,11 +12,11 @@ thread, and the engine never imports Streamlit. Nothing else changes: same app, 
 
 One thing differs, on purpose: Streamlit starts a server in its legacy multipage mode when a `pages/` folder sits
 next to the main script, until the first `st.navigation` call. On a fresh server, the first request for a page
-whose URL is not its file's name (`/landscape` for pages/loss_landscape.py, `/cross-task`) then found no such
-legacy page and opened a "Page not found" dialog over the page that app.py's navigation did open (a bookmarked
-page, or a tab reconnecting after `make app` restarted the server). The launcher leaves that mode before the
-first session starts, as `st.navigation` would (under `streamlit run app.py`, `landscape.app.state` still routes
-such a first request through app.py, but the dialog is shown).
+(a bookmarked page, or a tab reconnecting after `make app` restarted the server) then runs that page's file
+without app.py, and `landscape.app.state` reruns it through app.py's navigation: two runs. The launcher leaves
+that mode before the first session starts, as `st.navigation` would, so the first run is app.py's. (Under either
+command no "Page not found" dialog opens: each page's URL is its file's name, as the legacy mode names it,
+`landscape.app.pages.Page.url_path`.)
 """
 
 from __future__ import annotations
