@@ -75,12 +75,18 @@ def stored_ud(**sidebar) -> str:
 
 def test_every_page_url_is_the_one_streamlits_legacy_pages_mode_gives_its_file():
     # Until the first st.navigation call a fresh server names pages/ files its own way; a page whose st.Page URL
-    # differed (Landscape at /landscape, then pages/loss_landscape.py) opened by its URL got "Page not found".
+    # differed (Landscape at /landscape, its file pages/loss_landscape.py) opened by its URL got "Page not found".
+    # And a page's script runs with pages/ first on sys.path: a file named as a module (pages/landscape.py) would
+    # shadow it for every page.
+    import importlib.util
+
     from streamlit.source_util import page_icon_and_name
 
     for page in PAGES:
         if not page.default:
             assert page.url_path == page_icon_and_name(ROOT / page.file)[1], page
+        stem = Path(page.file).stem
+        assert importlib.util.find_spec(stem) is None, f"{page.file} shadows the module {stem!r}"
     assert [p.url_path for p in PAGES].count("") == 1 and len({p.url_path for p in PAGES}) == len(PAGES)
 
 
@@ -114,7 +120,7 @@ def test_the_app_defaults_are_the_demo_requests():
     assert (d.data(), d.model_spec(), d.train(), d.poison()) == (demo.DEMO_DATA, demo.DEMO_MODEL, demo.DEMO_TRAIN,
                                                                  demo.DEMO_POISON)
     assert SALSpec.preset(d.sal) == demo.DEMO_SAL
-    at = open_page("pages/landscape.py")
+    at = open_page("pages/loss_landscape.py")
     assert at.select_slider(key="ls_res").value == demo.DEMO_RESOLUTION
 
 
@@ -188,7 +194,7 @@ def test_a_data_set_without_its_folder_says_where_to_type_it(dataset):
 
 
 def test_landscape_page_every_demo_slice():
-    at = open_page("pages/landscape.py")
+    at = open_page("pages/loss_landscape.py")
     for kind in ("pca", "random", "interp"):
         for dims in (2, 1):
             at.radio(key="ls_kind").set_value(kind).run()
@@ -325,7 +331,7 @@ def test_sal_page_live_run_with_the_paper_preset():
     assert all(trace.spec == SALSpec.preset("paper") for trace in study.sal.values())
 
 
-@pytest.mark.parametrize("page", ["pages/overview.py", "pages/train.py", "pages/sal.py", "pages/landscape.py"])
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/train.py", "pages/sal.py", "pages/loss_landscape.py"])
 def test_cost_lines_price_only_the_runs_not_stored(page):
     """Another poison on the demo's setting: the clean run (and its SAL) are in the demo snapshot, so the cost line
     prices one training run (and one run's SAL), not two."""

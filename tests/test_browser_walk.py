@@ -33,8 +33,8 @@ STOP = '[data-testid="stStatusWidget"] button:has-text("Stop")'
 
 @pytest.mark.parametrize("launcher", [False, True], ids=["streamlit-run", "launcher"])
 def test_a_page_opened_by_its_url_on_a_fresh_server_shows_no_page_not_found(tmp_path, launcher):
-    # The first request of a fresh server, for the page that had a URL other than its file's name (Landscape, then
-    # pages/loss_landscape.py at /landscape): both `streamlit run app.py` and the launcher showed the dialog then.
+    # The first request of a fresh server, for a page that had a URL other than its file's name (Landscape: it was
+    # at /landscape, its file is pages/loss_landscape.py): `streamlit run app.py` showed the dialog then.
     p = next(p for p in PAGES if p.title == "Landscape")
     with chromium_page(tmp_path / "store", f"streamlit-by-url-{launcher}.log", launcher=launcher) as (url, page):
         page.goto(f"{url}/{p.url_path}")

@@ -41,7 +41,7 @@ PAGES: tuple[Page, ...] = (
     Page("Overview", "pages/overview.py", ":material/home:", "Start", default=True),
     Page("Poison", "pages/poison.py", ":material/blur_on:", "Experiment"),
     Page("Train", "pages/train.py", ":material/show_chart:", "Experiment"),
-    Page("Landscape", "pages/landscape.py", ":material/terrain:", "Analysis"),
+    Page("Landscape", "pages/loss_landscape.py", ":material/terrain:", "Analysis"),
     Page("SAL", "pages/sal.py", ":material/grid_on:", "Analysis"),
     Page("UD", "pages/ud.py", ":material/speed:", "Analysis"),
     Page("Curvature", "pages/curvature.py", ":material/ssid_chart:", "Analysis"),
