@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -321,3 +322,80 @@ def test_trace_is_the_krylov_part_plus_the_probe_mean_with_its_standard_error():
     assert block.trace_se == pytest.approx(samples.std(ddof=1) / np.sqrt(8), rel=1e-6)
     assert block.trace == pytest.approx(block.trace_krylov + samples.mean(), rel=1e-6)
     assert abs(block.trace - float(h.sum())) <= 4 * block.trace_se
+
+
+def test_converged_means_every_top_eigenvalue_met_the_tolerance():
+    """`converged` says all top-k Ritz values have residual <= tol |theta|: a well separated top eigenvalue that
+    converges in a few steps does not stop the run while the second, inside a dense cluster, is still far off."""
+    from landscape.curvature import block_curvature
+
+    h = torch.cat([torch.tensor([10.0]), torch.linspace(0.0, 1.0, 299)])
+    spec = CurvatureSpec(n_data=None, top_k=2, tol=1e-4, min_steps=2, max_steps=200, probes=2, whole_model=False)
+    block = block_curvature(lambda v: v * h, 300, spec, torch.Generator().manual_seed(0))
+    within = bool(np.all(block.residuals <= spec.tol * np.abs(block.eigenvalues)))
+    assert block.converged == within
+    assert block.eigenvalues[0] == pytest.approx(10.0, rel=1e-5)
+    if block.converged:
+        assert block.eigenvalues[1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_subset_pairs_each_image_with_its_own_label():
+    """With n_data below the split, the Hessian is the one of the mean loss over x[idx] with labels y[idx]
+    (`curvature_subset`): the reported loss and lambda_max equal a direct computation on that subset."""
+    model, x, y = _tiny_mlp()
+    spec = CurvatureSpec(n_data=40, top_k=1, tol=1e-6, min_steps=10, max_steps=40, probes=2, whole_model=False)
+    idx = curvature_subset(len(y), spec)
+    c = model_curvature(model, x, y, spec, layers=["3.weight"])
+    with torch.no_grad():
+        direct = float(torch.nn.functional.cross_entropy(_eval_double(model)(x[idx].double()), y[idx]))
+    assert c.info["images"] == 40 and c.info["loss"] == pytest.approx(direct, rel=1e-5)
+    exact = np.linalg.eigvalsh(_exact_hessian(model, x[idx], y[idx], ["3.weight"])).max()
+    assert c.layers["3.weight"].lambda_max == pytest.approx(exact, rel=1e-4)
+
+
+def test_a_trace_measures_each_epoch_on_that_epochs_checkpoint():
+    """Checkpoints of epochs 0, 1, 2, 3 measured every 2nd epoch: epoch 2 is the third checkpoint and epoch 3 the
+    fourth (not the first two), each against the autograd Hessian of that checkpoint."""
+    model, x, y = _tiny_mlp()
+    states = []
+    for scale in (0.5, 1.0, 1.5, 2.0):
+        net = _eval_double(model).float()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.mul_(scale)
+        states.append({k: v.clone() for k, v in net.state_dict().items()})
+    spec = CurvatureSpec(n_data=None, top_k=1, tol=1e-6, min_steps=10, max_steps=40, probes=2, whole_model=False,
+                         every=2)
+    trace = curvature_trace(model, states, [0, 1, 2, 3], x, y, spec, layers=["3.weight"])
+    assert list(trace.epochs) == [2, 3]
+    for row, state in zip(trace.lambda_max, states[2:], strict=True):
+        net = copy.deepcopy(model)
+        net.load_state_dict(state)
+        exact = np.linalg.eigvalsh(_exact_hessian(net, x, y, ["3.weight"])).max()
+        assert row[0] == pytest.approx(exact, rel=1e-4)
+
+
+def test_sal_agreement_pairs_layers_and_epochs_by_name():
+    """SAL over layers a..e at epochs 1, 2 against curvature of e, b, d (that order) at epoch 2 only: the rank
+    correlation is taken over b, d, e of epoch 2, matched by name (scipy's spearmanr on those columns)."""
+    from scipy.stats import spearmanr
+
+    from landscape.config import SALSpec
+    from landscape.curvature import BlockCurvature, sal_agreement
+    from landscape.sal import SALTrace
+
+    def block(lmax: float) -> BlockCurvature:
+        return BlockCurvature(size=1, eigenvalues=np.array([lmax]), residuals=np.zeros(1), trace=lmax, trace_se=0.0,
+                              trace_krylov=lmax, esd_nodes=np.array([[lmax]]), esd_weights=np.ones((1, 1)), steps=1,
+                              converged=True, hvps=1, seconds=0.0)
+
+    layers = ("a", "b", "c", "d", "e")
+    sal = np.array([[0.9, 0.1, 0.8, 0.7, 0.2], [0.1, 0.5, 0.2, 0.3, 0.9]])
+    zeros = np.zeros_like(sal)
+    trace = SALTrace(layers, np.array([1, 2]), zeros, zeros, sal, zeros, zeros, zeros, zeros, zeros, np.zeros(2),
+                     SALSpec())
+    curv = CurvatureTrace(np.array([2]), [Curvature({"e": block(3.0), "b": block(2.0), "d": block(4.0)})])
+    epochs, rho = sal_agreement(trace, curv)
+    assert epochs.tolist() == [2]
+    expected = spearmanr([0.5, 0.3, 0.9], [2.0, 4.0, 3.0]).statistic  # b, d, e
+    assert rho[0] == pytest.approx(expected) and expected == pytest.approx(-0.5)

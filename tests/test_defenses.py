@@ -453,3 +453,19 @@ def test_pgd_random_start_is_uniform_over_the_whole_ball(tiny_model):
     assert float(start.abs().max()) <= eps
     assert float(start.min()) < -0.9 * eps and float(start.max()) > 0.9 * eps
     assert abs(float(start.mean())) < 0.05 * eps and abs(float((start < 0).double().mean()) - 0.5) < 0.05
+
+
+def test_gaussian_kernel_is_the_normalised_density_of_its_sigma():
+    """Taps exp(-t^2 / (2 sigma^2)) at t = -2..2, normalised (torchvision's `_get_gaussian_kernel1d`), by hand; and a
+    blur of a one-pixel impulse with sigma 1 has the outer product of those taps around it."""
+    for sigma in (0.5, 1.0, 2.0):
+        t = np.arange(-2.0, 3.0)
+        taps = np.exp(-t ** 2 / (2 * sigma ** 2))
+        np.testing.assert_allclose(gaussian_kernel(5, sigma, torch.float64).numpy(), taps / taps.sum(), rtol=1e-12)
+    k = gaussian_kernel(3, 1.0, torch.float64).numpy()
+    e = np.exp(-0.5)
+    np.testing.assert_allclose(k, np.array([e, 1.0, e]) / (1 + 2 * e), rtol=1e-12)
+    impulse = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    impulse[0, 0, 4, 4] = 1.0
+    out = build_defense("blur", {"sigma": 1.0}).preprocess(impulse)
+    np.testing.assert_allclose(out[0, 0, 3:6, 3:6].numpy(), np.outer(k, k), rtol=1e-9)

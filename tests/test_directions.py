@@ -216,3 +216,36 @@ def test_centred_pca_is_the_svd_of_the_centred_differences():
         got = np.concatenate([d[n].reshape(-1).double().numpy() for n in ("w", "b")])
         assert abs(float(got @ vt[k])) == pytest.approx(1.0, abs=1e-5), k  # the same axis, up to its sign
     np.testing.assert_allclose(res.explained_variance_ratio, sv[:2] ** 2 / (sv ** 2).sum(), rtol=1e-5)
+
+
+def test_project_reports_the_off_plane_residual_and_the_distance():
+    """A point 0.3 d1 - 1.2 d2 plus an offset r orthogonal to both: coordinates (0.3, -1.2), residual ||r|| and
+    distance ||0.3 d1 - 1.2 d2 + r||, by hand on orthogonal unit axes."""
+    center = {"w": torch.zeros(4), "b": torch.ones(2)}
+    d1 = {"w": torch.tensor([1.0, 0.0, 0.0, 0.0]), "b": torch.zeros(2)}
+    d2 = {"w": torch.tensor([0.0, 2.0, 0.0, 0.0]), "b": torch.zeros(2)}
+    s = {"w": torch.tensor([0.3, -2.4, 3.0, 0.0]), "b": torch.tensor([1.0, 5.0])}  # r = (0, 0, 3, 0 | 0, 4)
+    coords, resid, dist = D.project([s], center, [d1, d2])
+    np.testing.assert_allclose(coords[0], [0.3, -1.2], atol=1e-6)
+    assert resid[0] == pytest.approx(5.0, rel=1e-6)
+    assert dist[0] == pytest.approx(np.sqrt(0.3 ** 2 + 2.4 ** 2 + 25.0), rel=1e-6)
+
+
+def test_cosine_of_hand_vectors():
+    a = {"w": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0])}
+    b = {"w": torch.tensor([2.0, 2.0]), "b": torch.tensor([0.0])}
+    assert D.cosine(a, b) == pytest.approx(1 / np.sqrt(2)) and D.cosine(b, a) == pytest.approx(1 / np.sqrt(2))
+    assert D.cosine({"w": torch.tensor([3.0, 4.0])}, {"w": torch.tensor([-6.0, -8.0])}) == pytest.approx(-1.0)
+    assert D.cosine(a, {"w": torch.zeros(2), "b": torch.zeros(1)}) == 0.0
+
+
+def test_a_layer_slice_of_a_bias_moves_it_as_one_filter():
+    """A one-dimensional tensor named in a layer slice is one filter: its direction has the tensor's norm, so the
+    SAL ball is at eps (a zeroed bias direction would leave nothing to slice)."""
+    net = small_net()
+    plane = D.layer_plane(net.state_dict(), ["4.bias"], torch.Generator().manual_seed(0), dims=2)
+    bias = net.state_dict()["4.bias"]
+    for d in plane.directions:
+        assert list(d) == ["4.bias"]
+        assert float(d["4.bias"].norm()) == pytest.approx(float(bias.norm()), rel=1e-5)
+    np.testing.assert_allclose(plane.info["sal_ball"], [0.05, 0.05], rtol=1e-5)

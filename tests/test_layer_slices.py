@@ -128,3 +128,45 @@ def test_a_slice_the_runs_cannot_give_is_refused_before_they_train(store):
     assert not store.root.exists() or not list(store.root.rglob("*"))  # no run trained, nothing crafted
     for epoch in (None, 0, 2, 3):  # what the runs keep resolves (nothing computed)
         assert LayerSliceStage.of(data, model, train, None, LayerSliceSpec(layers=("0.bias",), epoch=epoch))
+
+
+def test_slice_axes_span_ten_radii_of_each_direction_or_the_given_ranges():
+    """The automatic grid spans AUTO_RADII SAL radii of its own direction on each axis; a given beta_range is used
+    for the second axis, alpha_range for both when beta_range is None."""
+    from landscape.config import LayerSliceSpec
+    from landscape.layer_slices import slice_axes
+
+    spec = LayerSliceSpec(layers=("w",), dims=2, resolution=5)
+    alpha, beta = slice_axes(spec, [0.1, 0.3])
+    np.testing.assert_allclose(alpha, np.linspace(-1.0, 1.0, 5))
+    np.testing.assert_allclose(beta, np.linspace(-3.0, 3.0, 5))
+    alpha, beta = slice_axes(spec.replace(alpha_range=(-2.0, 1.0), beta_range=(0.5, 4.5)), [0.1, 0.3])
+    np.testing.assert_allclose(alpha, np.linspace(-2.0, 1.0, 5))
+    np.testing.assert_allclose(beta, np.linspace(0.5, 4.5, 5))
+    _, beta = slice_axes(spec.replace(alpha_range=(-2.0, 1.0)), [0.1, 0.3])
+    np.testing.assert_allclose(beta, np.linspace(-2.0, 1.0, 5))
+    _, beta = slice_axes(spec.replace(dims=1), [0.1])
+    np.testing.assert_array_equal(beta, [0.0])
+
+
+def test_layer_slices_take_the_stored_epochs_checkpoint_and_one_raw_direction_for_every_run(cnn, tiny_splits):
+    """Checkpoints kept at epochs 0, 2, 3 (a checkpoint every 2): epoch 2 is the second stored state. At 0 each
+    slice is the loss of the model loaded with that state; two runs with the same state and images get the same
+    raw direction, so the same slice, bit for bit."""
+    from landscape.config import LayerSliceSpec
+    from landscape.layer_slices import layer_slices
+    from landscape.train import TrainResult
+
+    g = torch.Generator().manual_seed(7)
+    base = cnn.state_dict()
+    states = [{k: (v + 0.3 * torch.randn(v.shape, generator=g)) if v.is_floating_point() else v.clone()
+               for k, v in base.items()} for _ in range(3)]
+    run = TrainResult({}, [0, 2, 3], states)
+    spec = LayerSliceSpec(layers=(weight_layers(cnn)[1],), epoch=2, resolution=3, n_eval=None)
+    result = layer_slices(cnn, {"clean": run, "em": run}, {"clean": tiny_splits.test, "em": tiny_splits.test}, spec)
+    assert result.info["epochs"] == {"clean": 2, "em": 2}
+    moved = copy.deepcopy(cnn)
+    moved.load_state_dict(states[1])
+    loss, _ = evaluate(moved, tiny_splits.test.x, tiny_splits.test.y)
+    assert result["clean"].value_at(0.0) == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_array_equal(result["clean"].loss, result["em"].loss)

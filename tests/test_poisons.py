@@ -745,3 +745,63 @@ def test_cli_craft_at_ratio_0_announces_no_crafting(tmp_path, capsys) -> None:
     captured = capsys.readouterr()
     assert "poison ratio 0 perturbs no image, nothing to craft" in captured.err  # not EM's whole-set cost
     assert "image-gradient evaluations" not in captured.err and "0 of 100 images poisoned" in captured.out
+
+
+def test_em_samplewise_sweeps_continue_each_images_own_delta_across_noise_batches(monkeypatch) -> None:
+    """Two loops of one step, noise batches of 4 of 30 images: every image's second step starts from its own first
+    step, d2 = d1 - step sign(grad at x + d1) (written out by hand against the fixed surrogate; nothing clips)."""
+    options = (("lr", 1e-12), ("max_loops", 2), ("train_steps", 1), ("pgd_steps", 1), ("noise_batch", 4),
+               ("stop_acc", 1.0))
+    method = build(PoisonSpec(method="em", options=options), dataset="digits")
+    model = _frozen_surrogate(monkeypatch, method)
+    x, y = _mid_grey()
+    step = method.options.step_frac * method.eps
+    d = torch.zeros_like(x)
+    for _ in range(2):
+        d = d - step * _input_grad(model, x + d, y).sign()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    assert out.extras["loops"] == 2
+    torch.testing.assert_close(out.delta, d, rtol=0, atol=1e-6)
+
+
+def test_em_stops_on_the_surrogates_accuracy_on_the_poisoned_images(monkeypatch) -> None:
+    """The score after a loop (and the stopping rule) is the surrogate's accuracy on clamp(x + delta, 0, 1), not
+    on the clean images."""
+    options = (("lr", 1e-12), ("max_loops", 1), ("train_steps", 1), ("pgd_steps", 8))
+    method = build(PoisonSpec(method="em", options=options), dataset="digits")
+    model = _frozen_surrogate(monkeypatch, method)
+    x, y = _mid_grey()
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        poisoned = float((model((x + out.delta).clamp(0, 1)).argmax(1) == y).float().mean())
+        clean = float((model(x).argmax(1) == y).float().mean())
+    assert poisoned != clean  # the test tells the two apart
+    assert out.extras["surrogate_acc"] == [pytest.approx(poisoned)]
+
+
+def test_em_classwise_trains_its_surrogate_on_the_clamped_poisoned_images(monkeypatch) -> None:
+    """Class-wise noise is not projected image by image, so x + delta_y leaves [0, 1] on bright and black pixels:
+    the surrogate's training loss is the cross-entropy on clamp(x + delta_y, 0, 1) (the official code's clamp)."""
+    import torch.nn.functional as F
+
+    options = (("mode", "class"), ("lr", 1e-12), ("max_loops", 1), ("train_steps", 1))
+    method = build(PoisonSpec(method="em", options=options), dataset="digits")
+    model = _frozen_surrogate(monkeypatch, method)
+    x, y = _mid_grey()
+    x[:, :, :3] = 1.0
+    x[:, :, -3:] = 0.0
+    captured = {}
+    real = method.alternate
+
+    def alternate(*args, **kwargs):
+        captured.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(method, "alternate", alternate)
+    out = method.perturb(x, y, num_classes=3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = float(captured["train_loss"](torch.arange(len(y))))
+        clamped = float(F.cross_entropy(model((x + out.delta).clamp(0, 1)), y))
+        raw = float(F.cross_entropy(model(x + out.delta), y))
+    assert raw != pytest.approx(clamped, rel=1e-4)  # the clamp matters here
+    assert got == pytest.approx(clamped, rel=1e-6)

@@ -387,3 +387,18 @@ def test_reference_engine_does_not_augment_unless_the_spec_asks(trained):
     augmented = model_sal(model, data.x, data.y, spec.replace(augment=True),
                           train_spec=TrainSpec(batch_size=16, augment="crop_flip"))
     assert [r.sal for r in augmented] != [r.sal for r in plain]  # the flag is what decides
+
+
+def test_batched_engine_evaluates_the_subsets_images_with_their_own_labels(trained):
+    """With a SAL subset smaller than the set, the fresh L_0 is the model's loss and accuracy on exactly the images
+    `eval_subset` picks, each with its own label (computed directly on x[idx], y[idx])."""
+    model, data, _ = trained
+    spec = SALSpec(rounds=1, batch_size=8, baseline="fresh", eval_size=20)
+    idx = eval_subset(len(data.y), spec)
+    assert idx is not None and len(idx) == 20
+    with torch.no_grad():
+        logits = model.eval()(data.x[idx])
+    loss = float(torch.nn.functional.cross_entropy(logits, data.y[idx]))
+    acc = float((logits.argmax(1) == data.y[idx]).float().mean())
+    for r in model_sal(model, data.x, data.y, spec):
+        assert r.baseline == pytest.approx(loss, rel=1e-5) and r.acc_baseline == pytest.approx(acc)

@@ -358,3 +358,32 @@ def test_standard_errors_are_those_of_the_mean_over_images(cnn, tiny_splits):
     assert 0 < acc < 1
     assert s.loss_se[0, 0] == pytest.approx(per_image.std(ddof=1) / np.sqrt(n), rel=1e-4)
     assert s.acc_se[0, 0] == pytest.approx(np.sqrt(acc * (1 - acc) / n), rel=1e-9)
+
+
+def test_a_slice_is_centred_on_the_given_state_not_the_models_weights(cnn, tiny_splits):
+    """`center` replaces the model's weights: at (0, 0) the slice is the loss of a copy loaded with the centre, at
+    (a, 0) that of the centre moved by a d1 (the model supplies only the architecture)."""
+    import copy
+
+    g = torch.Generator().manual_seed(5)
+    center = {k: v + 0.2 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+              for k, v in cnn.state_dict().items()}
+    plane = plane_for(cnn)
+    s = S.slice_1d(cnn, plane.d1, tiny_splits.test, [0.0, 0.5], center=center, batch_size=16)
+    for i, a in enumerate((0.0, 0.5)):
+        ref = copy.deepcopy(cnn)
+        ref.load_state_dict({k: v + a * plane.d1[k] if k in plane.d1 else v for k, v in center.items()})
+        loss, _ = evaluate(ref, tiny_splits.test.x, tiny_splits.test.y)
+        assert s.loss[i, 0] == pytest.approx(loss, rel=1e-5)
+
+
+def test_eval_subset_is_fixed_by_its_seed():
+    from landscape.data import ImageSet
+
+    images = ImageSet(torch.rand(50, 1, 8, 8), torch.arange(50) % 5, tuple("abcde"))
+    a, b, c = (S.eval_subset(images, 10, seed) for seed in (3, 3, 4))
+    assert torch.equal(a.x, b.x) and len(a) == 10
+    assert not torch.equal(a.x, c.x)  # another seed, another subset
+    rows = [int(torch.nonzero((images.x == img).flatten(1).all(1))[0]) for img in a.x]
+    assert rows == sorted(set(rows)) and torch.equal(a.y, images.y[rows])
+    assert S.eval_subset(images, None) is images and S.eval_subset(images, 50) is images

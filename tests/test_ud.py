@@ -210,3 +210,17 @@ def test_the_caveat_is_the_specs_of_today_when_a_stored_ud_is_read():
         assert notes == ["clean epoch 1: a degenerate case"] + ([caveat] if caveat else []), notes
         computed = stage.decode(Entry({"ud": report.to_dict()}, {})).notes  # as compute stores it: no caveat
         assert computed == ([caveat] if caveat else [])
+
+
+def test_a_poisoned_epoch_with_non_finite_sal_is_left_out_of_its_counts():
+    """A NaN in the poisoned run drops that epoch only: #LP_poisoned is the mean count over its other epochs
+    (hand count against the clean beta), the epoch's count is NaN and its flags False."""
+    poisoned = POISONED.copy()
+    poisoned[0, 1] = np.nan  # the first poisoned epoch is unusable; the other two stay
+    r = unlearnable_distance(CLEAN, poisoned)
+    beta, _, lp_c, _, _ = _direct(CLEAN, POISONED)
+    kept = [(row > beta).sum() for row in POISONED[1:]]
+    assert np.isnan(r.counts_poisoned[0]) and not r.flags_poisoned[0].any()
+    np.testing.assert_array_equal(r.counts_poisoned[1:], kept)
+    assert r.lp_poisoned == pytest.approx(np.mean(kept)) and r.ud == pytest.approx(np.mean(kept) / lp_c)
+    assert r.beta == pytest.approx(beta) and any("poisoned epoch(s) [1]" in n for n in r.notes)
