@@ -100,12 +100,14 @@ def run(a: argparse.Namespace) -> int:
         if not a.json:
             what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
                     f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
-            stored = PoisonStage.of(data, poison).exists(store)  # a rerun: no cost to announce
-            empty = not method.poisoned_count(len(splits.train))  # ratio 0: craft perturbs nothing
-            print(f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft" if stored else
-                  f"{poison.method} on {data.name}: poison ratio {poison.ratio:g} perturbs no image, nothing to craft"
-                  if empty else f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}",
-                  file=sys.stderr)
+            if PoisonStage.of(data, poison).exists(store):  # a rerun: no cost to announce
+                announce = f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft"
+            elif not method.poisoned_count(len(splits.train)):  # ratio 0: craft perturbs nothing
+                announce = (f"{poison.method} on {data.name}: poison ratio {poison.ratio:g} perturbs no image, "
+                            "nothing to craft")
+            else:
+                announce = f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}"
+            print(announce, file=sys.stderr)
         crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
     m, b = crafted.meta, crafted.meta["budget"]  # m["eps_is_default"] is the resolved spec's: always False
     summary = {
