@@ -70,6 +70,8 @@ def test_a_live_run_stopped_midway_leaves_nothing_half_written_and_runs_again(tm
         report = store_report(store)
         assert "would remove: nothing" in report, report
         page.locator(".st-key-overview_run button").click()  # the same run again, to the end
+        # the script run after the stop says so above the page (widgets.stopped_notice), while the run goes on
+        page.get_by_text("was stopped before it finished").first.wait_for(timeout=PAGE_TIMEOUT_MS)
         page.wait_for_selector('[data-testid="stMetric"]:has-text("UD")', timeout=COMPUTE_TIMEOUT_MS)
         wait_idle(page, COMPUTE_TIMEOUT_MS)
         assert_no_exception(page, "overview (run again)")
