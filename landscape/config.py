@@ -287,7 +287,8 @@ class SALSpec(Spec):
     (14 of 20 checkpoints; 11.9x cheaper; misses floor - 0.03 by 0.003, on EM epochs; AMD EPYC), the 21-layer
     `resnet18s` at 0.992 with a floor of 0.997 (epoch 1 of clean and EM only; 17.8x cheaper), and in a rerun over
     epochs 1-4 at 0.986 with a floor of 0.993 (the 4 checkpoints of epochs 1-2; from epoch 3 the preset no longer
-    reproduces itself there, 0.92-0.94; 17.9x cheaper; `results/sal_fidelity_r18s.jsonl`). On an Intel Xeon
+    reproduces itself there, 0.92-0.94; 17.9x cheaper; with training seed 1, 0.991 against 0.995;
+    `results/sal_fidelity_r18s.jsonl`). On an Intel Xeon
     (other trained checkpoints) the cnn's fast default agrees at 0.943 (9 checkpoints) and, with training seed 1,
     0.893 (16), while the batched engine with the paper's settings agrees at 1.000: the gap is the two rounds' SGD
     time, and the settings that close it (rounds=4: 0.987) cost more than 10x less allows
