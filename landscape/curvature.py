@@ -492,8 +492,7 @@ def measured_epochs(epochs: Sequence[int], spec: CurvatureSpec, total: int | Non
 
 def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor]], epochs: Sequence[int],
                     x: torch.Tensor, y: torch.Tensor, spec: CurvatureSpec, *, total_epochs: int | None = None,
-                    layers: Sequence[str] | None = None, loss: SampleLoss | None = None,
-                    device: torch.device | str | None = None,
+                    layers: Sequence[str] | None = None, device: torch.device | str | None = None,
                     progress: BlockProgress | None = None) -> CurvatureTrace:
     """Curvature of every layer at the measured epochs of a run, from its stored checkpoints.
 
@@ -506,7 +505,6 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
         spec: the settings; `spec.every` picks the epochs (`measured_epochs`).
         total_epochs: the run's planned epochs (its last is always measured); default: the last checkpoint.
         layers: as in `model_curvature`.
-        loss: as in `model_curvature`.
         device: as in `model_curvature`.
         progress: `progress(blocks_done, blocks_total)` over every block of every measured epoch.
     """
@@ -522,7 +520,7 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
             if progress is not None:
                 progress(i * total + done, len(chosen) * total)
 
-        results.append(model_curvature(net, x, y, spec, layers=layers, loss=loss, device=device, progress=blocks))
+        results.append(model_curvature(net, x, y, spec, layers=layers, device=device, progress=blocks))
     return CurvatureTrace(np.asarray(chosen, dtype=np.int64), results, spec)
 
 
