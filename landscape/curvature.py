@@ -114,8 +114,7 @@ class BlockCurvature:
         """The largest eigenvalue (the first Ritz value)."""
         return float(self.eigenvalues[0])
 
-    def density(self, grid: np.ndarray | None = None, *, points: int = 401,
-                sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def density(self, *, points: int = 401) -> tuple[np.ndarray, np.ndarray]:
         """The spectral density smoothed with a Gaussian kernel (Ghorbani et al. 2019; PyHessian's `density_generate`).
 
         Each run's nodes are weighted by their quadrature weights and the runs averaged, as PyHessian does; the width
@@ -125,21 +124,16 @@ class BlockCurvature:
         span, normalised exactly, so the spikes of an ESD drawn here are wider than PyHessian's.
 
         Args:
-            grid: eigenvalue axis; None = `points` values spanning the nodes with a margin of 5 sigma.
-            points: grid size when `grid` is None.
-            sigma: kernel standard deviation; None = 1% of the nodes' span (a tenth of the span's magnitude if it is
-                0).
+            points: grid size; the grid spans the nodes with a margin of 5 standard deviations (where the span is 0,
+                the standard deviation is a tenth of the nodes' magnitude).
 
         Returns:
             (grid, density): the density integrates to 1 over the real line (the kernel is normalised).
         """
         nodes, weights = self.esd_nodes.ravel(), self.esd_weights.ravel() / len(self.esd_weights)
         span = float(nodes.max() - nodes.min())
-        if sigma is None:
-            sigma = 0.01 * span if span > 0 else max(0.1 * abs(float(nodes.max())), 1e-12)
-        if grid is None:
-            grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, points)
-        grid = np.asarray(grid, dtype=np.float64)
+        sigma = 0.01 * span if span > 0 else max(0.1 * abs(float(nodes.max())), 1e-12)
+        grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, points).astype(np.float64)
         z = (grid[:, None] - nodes[None, :]) / sigma
         dens = (weights[None, :] * np.exp(-0.5 * z ** 2)).sum(1) / (sigma * math.sqrt(2 * math.pi))
         return grid, dens
@@ -498,8 +492,7 @@ def measured_epochs(epochs: Sequence[int], spec: CurvatureSpec, total: int | Non
 
 def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor]], epochs: Sequence[int],
                     x: torch.Tensor, y: torch.Tensor, spec: CurvatureSpec, *, total_epochs: int | None = None,
-                    layers: Sequence[str] | None = None, loss: SampleLoss | None = None,
-                    device: torch.device | str | None = None,
+                    layers: Sequence[str] | None = None, device: torch.device | str | None = None,
                     progress: BlockProgress | None = None) -> CurvatureTrace:
     """Curvature of every layer at the measured epochs of a run, from its stored checkpoints.
 
@@ -512,7 +505,6 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
         spec: the settings; `spec.every` picks the epochs (`measured_epochs`).
         total_epochs: the run's planned epochs (its last is always measured); default: the last checkpoint.
         layers: as in `model_curvature`.
-        loss: as in `model_curvature`.
         device: as in `model_curvature`.
         progress: `progress(blocks_done, blocks_total)` over every block of every measured epoch.
     """
@@ -528,7 +520,7 @@ def curvature_trace(model: nn.Module, states: Sequence[Mapping[str, torch.Tensor
             if progress is not None:
                 progress(i * total + done, len(chosen) * total)
 
-        results.append(model_curvature(net, x, y, spec, layers=layers, loss=loss, device=device, progress=blocks))
+        results.append(model_curvature(net, x, y, spec, layers=layers, device=device, progress=blocks))
     return CurvatureTrace(np.asarray(chosen, dtype=np.int64), results, spec)
 
 

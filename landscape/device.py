@@ -51,14 +51,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 @contextlib.contextmanager
 def limited_threads(threads: int) -> Iterator[None]:
     """Run with `threads` torch (and BLAS/OpenMP) threads, restoring the previous setting afterwards."""
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        threadpool_limits = None
-    try:
-        with threadpool_limits(threads) if threadpool_limits else contextlib.nullcontext():
+        with threadpool_limits(threads):
             yield
     finally:
         torch.set_num_threads(before)

@@ -21,7 +21,6 @@ runs and loads the whole probe); this module holds the specs, the run record and
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,11 +290,5 @@ def cosine_similarity(v: np.ndarray) -> np.ndarray:
         return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
-def replace_seed(spec: CrossTaskSpec, seed: int) -> CrossTaskSpec:
-    """The same probe with every poison and the training recipe seeded by `seed`."""
-    return dataclasses.replace(spec, train=spec.train.replace(seed=seed),
-                               poisons=tuple(p.replace(seed=seed) for p in spec.poisons))
-
-
 __all__ = ["CLEAN", "DEFAULT_TRAIN", "ENCODER_LAYERS", "CrossTaskResult", "CrossTaskSpec", "TaskRun", "TaskSpec",
-           "cosine_similarity", "relative_drop", "replace_seed", "task_ud", "training_pair"]
+           "cosine_similarity", "relative_drop", "task_ud", "training_pair"]

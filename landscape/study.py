@@ -172,16 +172,16 @@ def as_poison(poison: str | PoisonSpec | None, images: Path | None) -> PoisonSpe
 # ------------------------------------------------------------------------------------------------ results
 
 
-def _surface_figures(surfaces: SurfaceSet | None, prefix: str = "surface") -> dict[str, Any]:
+def _surface_figures(surfaces: SurfaceSet | None) -> dict[str, Any]:
     from landscape import figures
 
     out: dict[str, Any] = {}
     for label, s in (surfaces.surfaces.items() if surfaces is not None else ()):
         if s.ndim == 2:
-            out[f"{prefix}-{label}"] = figures.contour(s.alpha, s.beta, s.loss, paths=figures.path_views(s),
-                                                       title=f"loss surface ({s.kind}, {label})")
+            out[f"surface-{label}"] = figures.contour(s.alpha, s.beta, s.loss, paths=figures.path_views(s),
+                                                      title=f"loss surface ({s.kind}, {label})")
         else:
-            out[f"{prefix}-{label}"] = figures.slice_1d(s.alpha, {label: s.loss[:, 0]})
+            out[f"surface-{label}"] = figures.slice_1d(s.alpha, {label: s.loss[:, 0]})
     return out
 
 

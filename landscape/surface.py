@@ -89,7 +89,6 @@ class CostEstimate:
         chunk: grid points evaluated together.
         batches: evaluation batches per pass over the data.
         seconds: expected wall time from a quick calibration (None if not calibrated).
-        evaluator: which batched path will run ("plan", "vmap" or "loop").
     """
 
     points: int
@@ -99,7 +98,6 @@ class CostEstimate:
     chunk: int
     batches: int
     seconds: float | None
-    evaluator: str
 
     def describe(self) -> str:
         """One line for a UI or the CLI."""
@@ -297,7 +295,6 @@ def estimate_cost(model: nn.Module, points: int, data: Data, *, batch_size: int 
     chunk = chunk or _auto_chunk(points, b, act, numel, cap)
     batches = math.ceil(n_img / batch_size)
     seconds = None
-    used = backend
     if calibrate:
         g = min(chunk, points)
         ones = {n: torch.ones_like(state[n]) for n in names}
@@ -305,11 +302,9 @@ def estimate_cost(model: nn.Module, points: int, data: Data, *, batch_size: int 
         sub = (x[:b], y[:b])
         evaluate_points(twin, probe, sub, batch_size=b, chunk=g, device=device, backend=backend)
         stats = evaluate_points(twin, probe, sub, batch_size=b, chunk=g, device=device, backend=backend)
-        used = stats.info.get("backend", backend)
         per_point_image = stats.info["seconds"] / (g * b)
         seconds = per_point_image * points * n_img
-    return CostEstimate(points, n_img, points * n_img, points * n_img * flop / 1e9, int(chunk), batches, seconds,
-                        used)
+    return CostEstimate(points, n_img, points * n_img, points * n_img * flop / 1e9, int(chunk), batches, seconds)
 
 
 # --------------------------------------------------------------------------------------------------

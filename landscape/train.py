@@ -65,8 +65,6 @@ class EpochState:
     y_train: torch.Tensor
     train_loss: float
     train_acc: float
-    test_loss: float
-    test_acc: float
     spec: TrainSpec
     task: TaskObjective | None = None  # with a task, y_train holds its targets and *_acc its primary metric
 
@@ -327,7 +325,7 @@ def train(
         if done in kept:
             epochs_kept.append(done)
             checkpoints.append(_snapshot(model, dtype))
-        state = EpochState(done, model, x_train, y_train, train_loss, train_acc, test_loss, test_acc, spec, task)
+        state = EpochState(done, model, x_train, y_train, train_loss, train_acc, spec, task)
         for callback in callbacks:
             callback(state)
         if progress is not None:

@@ -43,11 +43,10 @@ def parse_option(text: str) -> tuple[str, Any]:
     return name.strip(), value
 
 
-def add_poison_args(p: argparse.ArgumentParser, *, default_method: str | None = "em") -> None:
+def add_poison_args(p: argparse.ArgumentParser) -> None:
     from landscape.poisons import POISONS
 
-    p.add_argument("--method", default=default_method, required=default_method is None,
-                   help=f"poison method ({', '.join(POISONS.names())})")
+    p.add_argument("--method", default="em", help=f"poison method ({', '.join(POISONS.names())})")
     p.add_argument("--eps", type=parse_number, default=None,
                    help="budget under the method's norm, e.g. 8/255 for L∞ (default: the method's data-set default)")
     p.add_argument("--ratio", type=float, default=1.0, help="fraction of training images poisoned")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from landscape.data.imageset import ImageSet, Splits, check_images, stratified_subset
+from landscape.data.imageset import ImageSet, Splits, stratified_subset
 from landscape.errors import DataError, SpecError
 from landscape.registry import Registry
 
@@ -162,4 +162,4 @@ def _subset_size(spec: DataSpec, field: str, images: ImageSet) -> int:
     return n
 
 
-__all__ = ["DATASETS", "ImageSet", "Splits", "check_images", "load_data", "stratified_subset"]
+__all__ = ["DATASETS", "ImageSet", "Splits", "load_data", "stratified_subset"]

@@ -20,7 +20,7 @@ from landscape.figures.curvature import (
     rank_agreement,
     selectable_cells,
 )
-from landscape.figures.poison import BUDGET_LABELS, budget_figure, image_grid, pick_examples
+from landscape.figures.poison import budget_figure, image_grid, pick_examples
 from landscape.figures.sal import (
     channel_heatmaps,
     learnable_layers,
@@ -32,7 +32,7 @@ from landscape.figures.sal import (
     ud_counts,
 )
 from landscape.figures.seeds import ud_seed_spread
-from landscape.figures.style import CLEAN, DIVERGING, SEQUENTIAL, color_of, shared_range
+from landscape.figures.style import color_of, shared_range
 from landscape.figures.surfaces import (
     Panel,
     PathView,
@@ -52,16 +52,13 @@ from landscape.figures.training import training_curves
 
 __all__ = [
     "budget_figure",
-    "BUDGET_LABELS",
     "channel_heatmaps",
-    "CLEAN",
     "color_of",
     "contour",
     "contours_side_by_side",
     "cross_task_drops",
     "curvature_figures",
     "difference_contour",
-    "DIVERGING",
     "diverging_parameters",
     "explained_variance",
     "image_grid",
@@ -79,7 +76,6 @@ __all__ = [
     "sal_distributions",
     "sal_heatmaps",
     "selectable_cells",
-    "SEQUENTIAL",
     "shared_range",
     "slice_1d",
     "spectral_density",

@@ -15,7 +15,7 @@ import torch
 from landscape.config import DataSpec, PoisonSpec, freeze_options
 from landscape.data.imageset import ImageSet
 from landscape.errors import SpecError
-from landscape.poisons.base import POISONS, Crafted, PoisonMethod, budget_figures, project, within_budget
+from landscape.poisons.base import POISONS, Crafted, PoisonMethod, budget_figures
 
 # Register the members, explicitly and in listing order (app, CLI, benchmarks): the L∞ baseline, the L∞
 # surrogate-based methods, then the model-free ones (L2, L0, not norm-bounded). File stem = registry key.
@@ -60,6 +60,4 @@ def craft(train: ImageSet, spec: PoisonSpec, *, dataset: str | DataSpec, device:
     return method.craft(train.x, train.y, num_classes=train.num_classes, progress=progress)
 
 
-__all__ = [
-    "POISONS", "Crafted", "PoisonMethod", "budget_figures", "build", "craft", "project", "resolve", "within_budget",
-]
+__all__ = ["POISONS", "Crafted", "PoisonMethod", "budget_figures", "build", "craft", "resolve"]

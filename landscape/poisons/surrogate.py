@@ -194,8 +194,7 @@ class SurrogateMethod(PoisonMethod):
 
     @staticmethod
     def signed_steps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, delta: torch.Tensor, *,
-                     eps: float, step: float, steps: int, minimise: bool = True,
-                     extra: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                     eps: float, step: float, steps: int, minimise: bool = True) -> torch.Tensor:
         """`steps` signed-gradient steps on the cross-entropy w.r.t. `delta`, projected to the L∞ ball and [0, 1].
 
         Args:
@@ -207,17 +206,12 @@ class SurrogateMethod(PoisonMethod):
             step: step size.
             steps: number of steps.
             minimise: descend (error-minimising / targeted) or ascend (error-maximising).
-            extra: optional function of the perturbed batch returning an additive offset (REM's inner
-                adversarial noise), evaluated without gradient at every step.
         """
         d = delta.detach().clone()
         sign = -1.0 if minimise else 1.0
         for _ in range(steps):
             d.requires_grad_(True)
-            xp = (x + d).clamp(0.0, 1.0)
-            if extra is not None:
-                xp = (xp + extra(xp.detach())).clamp(0.0, 1.0)
-            loss = F.cross_entropy(model(xp), target)
+            loss = F.cross_entropy(model((x + d).clamp(0.0, 1.0)), target)
             (grad,) = torch.autograd.grad(loss, d)
             with torch.no_grad():
                 d = (d + sign * step * grad.sign()).clamp(-eps, eps)

@@ -140,7 +140,7 @@ def _tensor_names(model: ModelSpec, data: DataSpec, fingerprint: str | None) -> 
     return tuple(net.state_dict()), tuple(weight_layers(net))
 
 
-def check_layers(layers: Sequence[str], model: ModelSpec, data: DataSpec, name: str = "LayerSliceSpec.layers") -> None:
+def check_layers(layers: Sequence[str], model: ModelSpec, data: DataSpec) -> None:
     """Refuse layer names that are not state-dict entries of `model` built for `data`, listing its weight layers.
 
     The network is built (not trained) to read its names, once per model and data content, so a request that
@@ -150,7 +150,7 @@ def check_layers(layers: Sequence[str], model: ModelSpec, data: DataSpec, name: 
     missing = [n for n in layers if n not in names]
     if missing:
         what = "is not a tensor" if len(missing) == 1 else "are not tensors"
-        raise SpecError(f"{name}: {', '.join(missing)} {what} of {model.name}; its weight layers: "
+        raise SpecError(f"LayerSliceSpec.layers: {', '.join(missing)} {what} of {model.name}; its weight layers: "
                         f"{', '.join(weights)}")
 
 

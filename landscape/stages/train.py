@@ -227,12 +227,10 @@ class SALStage(SALOnRun):
             raise ModelError(f"no SAL for the {run_label(self.run.poison)} run: it has no finished epoch "
                              f"({replay.run.diverged or 'it stopped before the first'})")
         r, stage, tracker = self.run, f"sal-{run_label(self.run.poison)}", SALTracker(self.sal, kept=replay.kept)
-        h, epochs = replay.run.history, replay.measured_epochs(self.sal, r.train.epochs)
-        epochs = [e for e in epochs if within is None or e in within]
+        epochs = [e for e in replay.measured_epochs(self.sal, r.train.epochs) if within is None or e in within]
         with reproducible_threads(replay.device):
             for i, epoch in enumerate(epochs):
-                tracker(EpochState(epoch, replay.at(epoch), replay.x, replay.y, *replay.running(epoch),
-                                   float(h["test_loss"][epoch - 1]), float(h["test_acc"][epoch - 1]), r.train))
+                tracker(EpochState(epoch, replay.at(epoch), replay.x, replay.y, *replay.running(epoch), r.train))
                 ctx.progress(stage, i + 1, len(epochs))
         return tracker.trace()
 

@@ -12,13 +12,6 @@ from landscape.app.widgets import frame, json_download, show_table
 BENCHMARKS = Path(__file__).resolve().parents[3] / "assets" / "benchmarks"
 
 
-def benchmark_files(folder: Path = BENCHMARKS) -> list[Path]:
-    """Benchmark tables shipped in `folder` (CSV, Markdown or the benchmark's JSON)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (".csv", ".md", ".json"))
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def _read(path: Path, mtime_ns: int) -> Any:
     """A benchmark file's content as shown (a DataFrame, the JSON summary, the Markdown text), once per version."""
@@ -33,11 +26,12 @@ def _read(path: Path, mtime_ns: int) -> Any:
     return path.read_text()
 
 
-def benchmark_results(folder: Path = BENCHMARKS) -> dict[str, list[Path]]:
+def benchmark_results() -> dict[str, list[Path]]:
     """The shipped results, one per file stem: ``ud_digits_cnn`` -> its CSV, JSON and Markdown files."""
     results: dict[str, list[Path]] = {}
-    for path in benchmark_files(folder):
-        results.setdefault(path.stem, []).append(path)
+    for path in sorted(BENCHMARKS.iterdir() if BENCHMARKS.is_dir() else ()):
+        if path.suffix in (".csv", ".md", ".json"):
+            results.setdefault(path.stem, []).append(path)
     return results
 
 
