@@ -24,12 +24,13 @@ variant = c1.radio("Variant", ["loss", "accuracy"], horizontal=True, key="sal_va
 log = c2.toggle("log10 colour scale", value=True, key="sal_log", disabled=variant != "loss")
 runs = {r: study.sal[r] for r in ("clean", method)}
 values = {r: (t.sal if variant == "loss" else t.acc_variant) for r, t in runs.items()}
+label = "SAL" if variant == "loss" else "accuracy SAL (pp)"  # the colour bar's name and unit
 report = study.ud[method]
 clean = runs["clean"]
 
 cells = widgets.figure(("sal-cells", spec, variant, log), lambda: figures.selectable_cells(figures.sal_heatmaps(
     values, clean.layers, clean.epochs, log=log and variant == "loss",
-    title=f"{variant} SAL per layer and epoch (one colour scale)"), values, clean.layers, clean.epochs,
+    title=f"{variant} SAL per layer and epoch (one colour scale)", label=label), values, clean.layers, clean.epochs,
     label=f"{variant} SAL"))
 event = widgets.show_figure(cells, f"sal-heatmaps-{method}-{variant}", select=True)
 st.caption("Pick a layer and an epoch (a cell of the heatmap) to open that layer's 1D slice at that epoch, clean "

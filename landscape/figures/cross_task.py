@@ -10,6 +10,13 @@ from plotly.subplots import make_subplots
 
 from landscape.figures.style import DIVERGING, color_of, epoch_axis
 
+METRIC_LABELS = {"accuracy": "accuracy", "miou": "mIoU", "mse": "MSE", "psnr": "PSNR (dB)"}
+
+
+def metric_label(metric: str) -> str:
+    """A task metric as a reader writes it ("miou" -> "mIoU", "psnr" -> "PSNR (dB)"); unknown names unchanged."""
+    return METRIC_LABELS.get(metric, metric)
+
 
 def cross_task_drops(rows: Sequence[Mapping[str, object]]) -> go.Figure:
     """Relative drop of each task's clean-test metric after poisoned training, grouped by task, one bar per method.
@@ -23,7 +30,8 @@ def cross_task_drops(rows: Sequence[Mapping[str, object]]) -> go.Figure:
     fig = go.Figure()
     for m in methods:
         by_task = {str(r["task"]): 100.0 * float(r["drop"]) for r in rows if r["method"] == m}  # type: ignore[arg-type]
-        fig.add_trace(go.Bar(x=[f"{t} ({metric[t]})" for t in tasks], y=[by_task.get(t, np.nan) for t in tasks],
+        fig.add_trace(go.Bar(x=[f"{t} ({metric_label(metric[t])})" for t in tasks],
+                             y=[by_task.get(t, np.nan) for t in tasks],
                              name=m, marker_color=color_of(m, methods),
                              hovertemplate="%{x}<br>drop %{y:.1f}%<extra>" + m + "</extra>"))
     fig.add_hline(y=0.0, line=dict(color="black", width=1))
@@ -40,8 +48,8 @@ def task_curves(curves: Mapping[str, Mapping[str, np.ndarray]], metrics: Mapping
         metrics: task -> the metric's name (the panel's y-axis title).
     """
     tasks = list(curves)
-    fig = make_subplots(rows=1, cols=max(len(tasks), 1), subplot_titles=[f"{t}: {metrics[t]}" for t in tasks],
-                        horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=max(len(tasks), 1),
+                        subplot_titles=[f"{t}: {metric_label(metrics[t])}" for t in tasks], horizontal_spacing=0.06)
     conditions = list(dict.fromkeys(c for t in tasks for c in curves[t]))
     for col, task in enumerate(tasks, start=1):
         for cond, y in curves[task].items():
@@ -49,7 +57,7 @@ def task_curves(curves: Mapping[str, Mapping[str, np.ndarray]], metrics: Mapping
             fig.add_trace(go.Scatter(x=np.arange(1, len(y) + 1), y=y, mode="lines", name=cond, legendgroup=cond,
                                      line=dict(color=color_of(cond, conditions)), showlegend=col == 1),
                           row=1, col=col)
-        fig.update_yaxes(title_text=metrics[task], row=1, col=col)
+        fig.update_yaxes(title_text=metric_label(metrics[task]), row=1, col=col)
     fig.update_xaxes(**epoch_axis(max((len(y) for c in curves.values() for y in c.values()), default=0)))  # 1..T
     fig.update_layout(title="Clean-test metric per epoch, trained on clean vs poisoned images", height=360,
                       legend=dict(orientation="h", y=-0.25))

@@ -79,23 +79,29 @@ def image_grid(clean: np.ndarray, poisoned: np.ndarray, labels: np.ndarray, clas
     return fig
 
 
-BUDGET_LABELS = {"linf": "L∞ (pixel scale [0, 1])", "l2": "L2 per image", "l0": "L0 (changed pixels)",
-                 "psnr": "PSNR (dB, higher = less visible)"}
+BUDGET_LABELS = {"linf": "L∞", "l2": "L2 per image", "l0": "L0", "psnr": "PSNR"}
+# Units and reading on each panel's y-axis: a quarter of a laptop-wide figure holds a short title only (the PSNR
+# panel's "PSNR (dB, higher = less visible)" ran off the figure's right edge at 1366 px).
+BUDGET_UNITS = {"linf": "pixel scale [0, 1]", "l2": "pixel scale [0, 1]", "l0": "changed pixels per image",
+                "psnr": "dB (higher = less visible)"}
 
 
 def budget_figure(rows: Mapping[str, Mapping[str, float]]) -> go.Figure:
-    """One bar panel per budget figure (L∞, L2, L0, PSNR), one bar per method.
+    """One bar panel per budget figure (L∞, L2, L0, PSNR), one bar per method; units on each y-axis.
 
     Args:
         rows: method name -> {"linf", "l2", "l0", "psnr"} -> value (means over the poisoned images,
             as the engine reports them; a missing key is drawn as no bar).
     """
     keys = list(BUDGET_LABELS)
-    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[BUDGET_LABELS[k] for k in keys])
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[BUDGET_LABELS[k] for k in keys],
+                        horizontal_spacing=0.08)
     names = list(rows)
     for col, key in enumerate(keys, start=1):
         y = [float(rows[n].get(key, np.nan)) for n in names]
         fig.add_trace(go.Bar(x=names, y=y, marker_color=[color_of(n, names) for n in names], showlegend=False,
-                             text=[f"{v:.3g}" for v in y], textposition="outside"), row=1, col=col)
+                             text=["" if np.isnan(v) else f"{v:.3g}" for v in y], textposition="outside"),
+                      row=1, col=col)
+        fig.update_yaxes(title_text=BUDGET_UNITS[key], row=1, col=col)
     fig.update_layout(title="Perturbation budget actually used", height=360)
     return fig

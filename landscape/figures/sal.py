@@ -10,6 +10,20 @@ from plotly.subplots import make_subplots
 
 from landscape.figures.style import SEQUENTIAL, color_of, epoch_axis, last_epoch, scaled, shared_range, zlabel
 
+HEATMAP_MARGINS = 180  # Plotly's default top (100) and bottom (80) margins: title, subplot titles, epoch axis
+HEATMAP_MIN_ROWS = 8  # rows' worth of plot height at least: a 6-layer heatmap's colour bar was ~50 px, its ticks
+#                       overlapping at 1280 px wide
+
+
+def heatmap_height(rows: int, *, row_px: int = 28, max_plot_px: int | None = None) -> int:
+    """Figure height of a layer (or channel) x epoch heatmap with `rows` rows.
+
+    `row_px` per row, at least `HEATMAP_MIN_ROWS` rows' worth (so the colour bar beside it has room for its ticks),
+    at most `max_plot_px` of plot area.
+    """
+    plot = row_px * max(rows, HEATMAP_MIN_ROWS)
+    return HEATMAP_MARGINS + (plot if max_plot_px is None else min(plot, max_plot_px))
+
 
 def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: np.ndarray, *,
                  log: bool = False, title: str = "SAL per layer and epoch", label: str = "SAL") -> go.Figure:
@@ -31,8 +45,9 @@ def sal_heatmaps(runs: Mapping[str, np.ndarray], layers: Sequence[str], epochs: 
                                  coloraxis="coloraxis", name=name,
                                  hovertemplate=f"epoch %{{x}}<br>%{{y}}<br>{label} %{{z:.4g}}<extra></extra>"),
                       row=1, col=col)
-    fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi, colorbar=dict(title=zlabel(label, log))),
-                      title=title, height=140 + 28 * max(len(layers), 4))
+    fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi,
+                                     colorbar=dict(title=dict(text=zlabel(label, log), side="right"))),
+                      title=title, height=heatmap_height(len(layers)))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(**epoch_axis(last_epoch(epochs)))
     return fig
@@ -60,7 +75,7 @@ def channel_heatmaps(runs: Mapping[str, np.ndarray], layer: str, epochs: np.ndar
                        title=f"{label} per output channel of {layer} and epoch (one colour scale)")
     fig.update_traces(hovertemplate=f"epoch %{{x}}<br>channel %{{y}}<br>{label} %{{z:.4g}}<extra></extra>")
     fig.update_yaxes(title_text=f"output channel of {layer}", col=1)
-    fig.update_layout(height=140 + min(28 * max(n, 4), 560))
+    fig.update_layout(height=heatmap_height(n, max_plot_px=520))
     return fig
 
 
@@ -130,7 +145,7 @@ def learnable_layers(runs: Mapping[str, np.ndarray], layers: Sequence[str], epoc
                       row=1, col=col)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(**epoch_axis(last_epoch(epochs)))
-    fig.update_layout(title="Learnable layers per epoch (green: SAL > β)", height=140 + 28 * max(len(layers), 4))
+    fig.update_layout(title="Learnable layers per epoch (green: SAL > β)", height=heatmap_height(len(layers)))
     return fig
 
 

@@ -15,20 +15,31 @@ DIVERGING = "RdBu_r"
 
 
 _NEUTRAL = {"shared": "#555555", "interp": "#555555", "init": "#7f7f7f", "center": "#555555"}
+# The shipped UE methods keep one colour each on every page, whichever others a figure holds (a colour by slot among
+# a figure's names made `ops` red beside clean on the SAL page and orange beside `em` in the UD-over-seeds chart):
+# the poisoned run of the demo (`em`) is red everywhere, as before.
+METHOD_COLORS = {"em": PALETTE[0], "ops": PALETTE[1], "lsp": PALETTE[2], "tap": PALETTE[3], "random": PALETTE[4],
+                 "ar": PALETTE[5], "rem": PALETTE[6], "hypo": PALETTE[7], "cuda": "#637939"}
+# Other names (a user's own method, a label) take a slot of colours no shipped method uses; a method added to
+# landscape.poisons gets its entry here (tests/test_visual.py checks every registered one has one).
+_OTHERS = ("#393b79", "#8c6d31", "#843c39", "#7b4173", "#6b6ecf", "#b5cf6b")
 
 
 def color_of(name: str, names: Sequence[str] = ()) -> str:
-    """The colour of run `name`: blue for clean, grey for non-runs, else its palette slot among `names`.
+    """The colour of run `name`, the same in every figure.
 
-    Non-runs are labels such as a shared plane or the initialisation.
+    Blue for clean, grey for non-runs, a fixed colour per shipped UE method, else its slot among the other such
+    names of `names`. Non-runs are labels such as a shared plane or the initialisation.
     """
     if name == CLEAN:
         return _CLEAN_COLOR
     if name in _NEUTRAL:
         return _NEUTRAL[name]
-    others = [n for n in names if n != CLEAN and n not in _NEUTRAL]
+    if name in METHOD_COLORS:
+        return METHOD_COLORS[name]
+    others = [n for n in names if n != CLEAN and n not in _NEUTRAL and n not in METHOD_COLORS]
     index = others.index(name) if name in others else sum(map(ord, name))
-    return PALETTE[index % len(PALETTE)]
+    return _OTHERS[index % len(_OTHERS)]
 
 
 def shared_range(*arrays: np.ndarray | None, log: bool = False) -> tuple[float, float]:

@@ -110,8 +110,10 @@ def contour(alpha: np.ndarray, beta: np.ndarray, values: np.ndarray, *, paths: M
         fig.add_trace(go.Scatter(x=[a], y=[b], mode="markers+text", text=[name], textposition="top center",
                                  marker=dict(symbol="star", size=14, color=color_of(name, list(markers or {})),
                                              line=dict(color="white", width=1)), name=name))
+    # The legend goes below the α title: at y=-0.15 (45 px under a 300 px plot) it covered the title as soon as the
+    # anchors' stars made it wide (the clean ↔ poisoned plane).
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=480,
-                      legend=dict(orientation="h", y=-0.15))
+                      legend=dict(orientation="h", y=-0.22, yanchor="top"))
     return fig
 
 
@@ -162,8 +164,11 @@ def surface_3d(alpha: np.ndarray, beta: np.ndarray, values: np.ndarray, *, paths
         z_of[name] = scaled(z if z is not None else np.full(len(p.a), lo), log)
     for trace in _path_traces(paths, z_of):
         fig.add_trace(trace)
-    fig.update_layout(title=title, height=560, scene=dict(xaxis_title="α", yaxis_title="β",
-                                                          zaxis_title=zlabel(label, log)))
+    # Legend below the scene, not at the right where the colour bar and its title sit; the camera a little further
+    # out than Plotly's (1.25, 1.25, 1.25), so the α and β tick labels are not clipped at the scene's bottom.
+    fig.update_layout(title=title, height=560, legend=dict(orientation="h", y=0, yanchor="top"),
+                      scene=dict(xaxis_title="α", yaxis_title="β", zaxis_title=zlabel(label, log),
+                                 camera=dict(eye=dict(x=1.45, y=1.45, z=1.2))))
     return fig
 
 
@@ -196,23 +201,28 @@ def explained_variance(ratios: Mapping[str, Sequence[float]]) -> go.Figure:
     return fig
 
 
-def path_fidelity(paths: Mapping[str, PathView]) -> go.Figure:
-    """Left: off-plane residual per checkpoint; right: real checkpoint loss vs the surface value at its projection."""
+def path_fidelity(paths: Mapping[str, PathView], *, label: str = "loss") -> go.Figure:
+    """Left: off-plane residual per checkpoint; right: the checkpoint's real value vs the surface at its projection.
+
+    `label` names the value (loss or accuracy: whichever `PathView.real_loss` and `surface_loss` hold).
+    """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("off-plane residual ‖θ_t − proj(θ_t)‖",
-                                                        "real loss (solid) vs surface at projection (dotted)"))
-    names = list(paths)
-    for name, p in paths.items():
-        color = color_of(name, names)
+                                                        f"real {label} (solid) vs surface at projection (dotted)"))
+    runs = [n.split(":")[0] for n in paths]  # "clean: clean" (the clean path on the plane around clean) is clean's
+    for (name, p), run in zip(paths.items(), runs, strict=True):
+        color = color_of(run, runs)
         if p.residual is not None:
             fig.add_trace(go.Scatter(x=p.epochs, y=p.residual, mode="lines+markers", name=f"{name} residual",
-                                     line=dict(color=color)), row=1, col=1)
+                                     line=dict(color=color), marker=dict(symbol="square")), row=1, col=1)
         if p.real_loss is not None:
-            fig.add_trace(go.Scatter(x=p.epochs, y=p.real_loss, mode="lines+markers", name=f"{name} real loss",
+            fig.add_trace(go.Scatter(x=p.epochs, y=p.real_loss, mode="lines+markers", name=f"{name} real {label}",
                                      line=dict(color=color)), row=1, col=2)
         if p.surface_loss is not None:
-            fig.add_trace(go.Scatter(x=p.epochs, y=p.surface_loss, mode="lines", name=f"{name} surface loss",
+            fig.add_trace(go.Scatter(x=p.epochs, y=p.surface_loss, mode="lines", name=f"{name} surface {label}",
                                      line=dict(color=color, dash="dot")), row=1, col=2)
     fig.update_xaxes(**epoch_axis(last_epoch(*(p.epochs for p in paths.values()))))
+    fig.update_yaxes(title_text="distance in weight space", row=1, col=1)
+    fig.update_yaxes(title_text=label, row=1, col=2)
     fig.update_layout(title="How faithful is the plane? (large residual = the path leaves the plane)", height=360)
     return fig
 

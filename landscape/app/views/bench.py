@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +36,38 @@ def benchmark_results() -> dict[str, list[Path]]:
     return results
 
 
-def show_result(paths: list[Path]) -> None:
-    """Render one result: its Markdown report as text, then one table with CSV and JSON downloads.
+def demote_headings(markdown: str, levels: int = 3) -> str:
+    """`markdown` with every ATX heading `levels` deeper (at most h6).
 
-    The table is the CSV's, else the JSON's rows; a JSON beside a CSV (the same rows and a header) or without rows
-    is offered as a download of the whole file, not shown as a second table.
+    A shipped report's "# title" must not out-shout the page's own title and section headers.
+    """
+    return re.sub(r"^(#{1,6})(?=\s)", lambda m: "#" * min(6, len(m.group(1)) + levels), markdown, flags=re.M)
+
+
+def show_result(paths: list[Path]) -> None:
+    """Render one result, collapsed: its Markdown report (headings demoted), then one table with its downloads.
+
+    Collapsed because a shipped report runs to tens of thousands of pixels (the regime study's per-setting layer
+    tables) and would otherwise bury the rest of the page. The table is the CSV's, else the JSON's rows; a JSON
+    beside a CSV (the same rows and a header) or without rows is offered as a download of the whole file, not shown
+    as a second table.
     """
     by = {p.suffix: p for p in paths}
 
     def read(path: Path) -> Any:
         return _read(path, path.stat().st_mtime_ns)  # cached until the file changes
 
-    if ".md" in by:
-        st.markdown(read(by[".md"]))
-    if ".csv" in by:
-        path = by[".csv"]
-        show_table(frame(read(path)), path.stem, key=f"bench-{path.name}")
-    if ".json" in by:
-        path = by[".json"]
-        data = read(path)
-        rows = data.get("rows") if isinstance(data, dict) else None
-        if rows and ".csv" not in by:
-            show_table(rows, path.stem, key=f"bench-{path.name}")
-        else:
-            json_download(data, f"{path.stem} summary", key=f"bench-{path.name}")
+    with st.expander(f"Report and table of {paths[0].stem}", expanded=False):
+        if ".md" in by:
+            st.markdown(demote_headings(read(by[".md"])))
+        if ".csv" in by:
+            path = by[".csv"]
+            show_table(frame(read(path)), path.stem, key=f"bench-{path.name}")
+        if ".json" in by:
+            path = by[".json"]
+            data = read(path)
+            rows = data.get("rows") if isinstance(data, dict) else None
+            if rows and ".csv" not in by:
+                show_table(rows, path.stem, key=f"bench-{path.name}")
+            else:
+                json_download(data, f"{path.stem} summary", key=f"bench-{path.name}")

@@ -22,6 +22,13 @@ SURFACE_KINDS = {
     "random": "Random filter-normalised plane around each model",
     "interp": "Clean ↔ poisoned line (or plane through both and the initialisation)",
 }
+PLANES = {"pca": "the PCA plane of both trajectories", "random": "a random filter-normalised plane",
+          "interp": "the plane through clean, poisoned and the initialisation"}  # figure titles: no internal names
+
+
+def plane_title(label: str, kind: str) -> str:
+    """A one-plane figure's title: "loss on the PCA plane of both trajectories", not "loss on the pca plane"."""
+    return f"{label} on {PLANES.get(kind, f'the {kind} plane')}"
 
 
 def surface_request(kind: str, dims: int, resolution: int) -> SurfaceSpec:
@@ -87,10 +94,10 @@ def _one_plane(s: Surface, values: np.ndarray, metric: str, log: bool, label: st
     view = st.radio("View", ["2D contour with paths", "3D surface"], horizontal=True, key="ls_view_one")
     if view.startswith("2D"):
         show_figure(figures.contour(s.alpha, s.beta, values, paths=path_views(s, metric), markers=markers, log=log,
-                                    label=label, title=f"{label} on the {s.kind} plane"), f"contour-{name}")
+                                    label=label, title=plane_title(label, s.kind)), f"contour-{name}")
     else:
         show_figure(figures.surface_3d(s.alpha, s.beta, values, paths=path_views(s, metric), log=log, label=label,
-                                       title=f"{label} on the {s.kind} plane"), f"surface3d-{name}")
+                                       title=plane_title(label, s.kind)), f"surface3d-{name}")
 
 
 def _many_planes(surfaces: dict[str, Surface], values: Any, metric: str, log: bool, label: str, poisoned: str,
@@ -121,7 +128,7 @@ def _many_planes(surfaces: dict[str, Surface], values: Any, metric: str, log: bo
 
 def _fidelity(surfaces: dict[str, Surface], metric: str, name: str) -> None:
     first = next(iter(surfaces.values()))
-    with st.expander("How faithful is this view? Explained variance, off-plane residuals, real vs surface loss",
+    with st.expander(f"How faithful is this view? Explained variance, off-plane residuals, real vs surface {metric}",
                      expanded=first.kind == "pca"):
         variance = {k: s.explained_variance for k, s in surfaces.items() if len(s.explained_variance)}
         if variance:
@@ -129,7 +136,7 @@ def _fidelity(surfaces: dict[str, Surface], metric: str, name: str) -> None:
         paths = {f"{k}: {p}" if len(surfaces) > 1 else p: v for k, s in surfaces.items()
                  for p, v in path_views(s, metric).items()}
         if paths:
-            show_figure(figures.path_fidelity(paths), f"path-fidelity-{name}")
+            show_figure(figures.path_fidelity(paths, label=metric), f"path-fidelity-{name}")
         st.caption("How each surface was computed (evaluator, device, grid points, images, speed):")
         st.json({k: {key: v for key, v in s.info.items() if isinstance(v, (int, float, str, bool))}
                  for k, s in surfaces.items()}, expanded=False)
