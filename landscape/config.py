@@ -481,7 +481,7 @@ class LayerSliceSpec(Spec):
     filter normalisation).
 
     Args:
-        layers: the state-dict entries to move (one weight, e.g. "net.3.weight", or a group); at least one.
+        layers: the state-dict entries to move (one weight, e.g. "2.weight" of the cnn, or a group); at least one.
         epoch: the stored epoch sliced (None = the last one the run stored).
         dims: 1 for a line, 2 for a plane.
         resolution: grid points per axis (at most `MAX_GRID_POINTS` in all).

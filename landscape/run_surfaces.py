@@ -33,15 +33,24 @@ def run_labels(poisons: Sequence[Any]) -> list[str]:
     return labels
 
 
-def check_runs(spec: Any, poisoned: int) -> None:
-    """Refuse a `SurfaceSpec` that the runs cannot give: an 'interp' plane needs a poisoned run.
+def check_runs(spec: Any, poisoned: int, kept: int | None = None) -> None:
+    """Refuse a `SurfaceSpec` that the runs cannot give: an 'interp' plane needs a poisoned run, a PCA plane 3 states.
 
     Called where a surface is requested (`landscape.stages.surface.SurfaceStage.of`), before any run trains, and
-    again by `compute_surfaces`. `poisoned` is the number of poisoned runs beside the clean one.
+    again by `compute_surfaces`. `poisoned` is the number of poisoned runs beside the clean one; `kept`, where
+    known, the number of checkpoints each run keeps (`TrainSpec.kept_epochs`): PCA needs 3 among the states it
+    decomposes, those of every run for the shared plane, each run's own otherwise (`directions.pca_plane`).
     """
     if spec.kind == "interp" and spec.dims == 2 and poisoned == 0:
         raise SpecError("SurfaceSpec.kind = 'interp' with dims = 2 (a plane) needs a poisoned run: give a poison "
                         "(the CLI's --method), or dims = 1 for the line from the initialisation to the clean model")
+    if spec.kind == "pca" and kept is not None:
+        states = kept * (1 + poisoned) if spec.plane == "shared" else kept
+        if states < 3:
+            where = "the runs keep" if spec.plane == "shared" else "each run keeps"
+            raise SpecError(f"SurfaceSpec.kind = 'pca' needs at least 3 checkpoints, but {where} {states} "
+                            f"(initialisation and {kept - 1} epoch(s)); train for more epochs (the CLI's "
+                            "--epochs), add a poisoned run (--method), or choose kind random or interp")
 
 
 class _StageProgress:

@@ -268,6 +268,7 @@ for flags, needle in [(["--resolution", "1"], "resolution"), (["--resolution", "
                       (["--layer", "0.weight", "--dims", "3"], "3"),
                       # refused by resolving the stage against the runs, before they train (the store stays empty)
                       (["--kind", "interp"], "needs a poisoned run"),
+                      (["--kind", "pca"], "needs at least 3 checkpoints, but the runs keep 2"),
                       (["--layer", "0.weight", "--epoch", "9"], "epoch = 9 is not a stored epoch"),
                       (["--epoch", "1"], "--layer"),
                       (["--method", "random", "--method", "random"], "--method random is given more than once")]:

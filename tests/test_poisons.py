@@ -612,6 +612,9 @@ def test_linf_budget_on_the_255_scale() -> None:
     with pytest.raises(BudgetError, match=r"8/255") as err:
         build(PoisonSpec(method="em", eps=8), dataset="digits")
     assert "[0, 1] pixel scale" in str(err.value)
+    with pytest.raises(BudgetError, match=r"the largest is 1 \(= 255/255") as err:  # not 'did you mean 1.18/255'
+        build(PoisonSpec(method="em", eps=300 / 255), dataset="digits")
+    assert "did you mean" not in str(err.value)
 
 
 def test_l2_and_l0_budget_scales(digits100: ImageSet) -> None:

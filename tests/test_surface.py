@@ -310,6 +310,21 @@ def test_an_interp_plane_without_a_poison_is_refused_before_training(store):
     assert SurfaceStage.of(data, model, tspec, None, SurfaceSpec(kind="interp", dims=1))  # init -> clean: fine
 
 
+def test_a_pca_plane_with_too_few_checkpoints_is_refused_before_training(store):
+    from landscape import experiment
+    from landscape.config import PoisonSpec
+    from landscape.stages.surface import SurfaceStage
+
+    data, model, tspec = DataSpec(n_train=40, n_test=20), ModelSpec(name="mlp"), TrainSpec(epochs=1)
+    with pytest.raises(SpecError, match="'pca' needs at least 3 checkpoints, but the runs keep 2"):
+        experiment.get_surface(data, model, tspec, None, SurfaceSpec(kind="pca", resolution=3), store=store)
+    with pytest.raises(SpecError, match="each run keeps 2"):
+        SurfaceStage.of(data, model, tspec, PoisonSpec(method="random"), SurfaceSpec(kind="pca", plane="own"))
+    assert not store.root.exists() or not list(store.root.rglob("*"))  # the clean run was not trained
+    assert SurfaceStage.of(data, model, tspec, PoisonSpec(method="random"), SurfaceSpec(kind="pca"))  # 4 pooled
+    assert SurfaceStage.of(data, model, TrainSpec(epochs=2), None, SurfaceSpec(kind="pca"))  # 3 checkpoints
+
+
 def test_get_surface_interp_with_a_poison(store):
     from landscape import experiment
     from landscape.config import PoisonSpec

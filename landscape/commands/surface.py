@@ -56,7 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--surface-seed", type=int, default=0, help="seed of random directions and of the subset")
     g = p.add_argument_group("layer slices", "move one layer's tensors only (the other flags still apply)")
     g.add_argument("--layer", action="append", default=None, metavar="NAME",
-                   help="weight tensor to move, e.g. net.3.weight (repeat for a group); --kind is then ignored")
+                   help="weight tensor to move, e.g. 2.weight (the cnn's second conv; a wrong name lists the "
+                   "model's layers; repeat for a group); --kind is then ignored")
     g.add_argument("--epoch", type=int, default=None, help="stored epoch to slice (default: the last)")
     g.add_argument("--sal-eps", type=float, default=SALSpec().eps,
                    help="SAL's relative ball radius marked on the slice (0.05)")

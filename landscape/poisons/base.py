@@ -311,9 +311,12 @@ class PoisonMethod(ABC):
         if not math.isfinite(eps) or eps <= 0:
             raise BudgetError(f"eps={eps!r} for {name!r} must be a positive finite number")
         if self.norm == "linf" and eps > 1.0:
+            # a whole number of grey levels (8) was likely meant as 8/255; anything else (300/255) is just too big
+            hint = (f"did you mean eps={eps:g}/255 = {eps / 255:.4f}?" if eps.is_integer() and eps <= 255 else
+                    "the largest is 1 (= 255/255, the whole range)")
             raise BudgetError(
                 f"eps={eps:g} for {name!r} is not on the [0, 1] pixel scale: L∞ budgets are fractions of the "
-                f"pixel range, e.g. 8/255 = {8 / 255:.4f}; did you mean eps={eps:g}/255 = {eps / 255:.4f}?"
+                f"pixel range, e.g. 8/255 = {8 / 255:.4f}; {hint}"
             )
         if self.norm == "l0" and (eps != int(eps) or eps < 1):
             raise BudgetError(f"eps={eps:g} for {name!r} is an L0 budget: a whole number of pixels (>= 1)")

@@ -86,7 +86,7 @@ class SurfaceStage(OnRuns):
            surface: SurfaceSpec) -> SurfaceStage:
         data = resolve_data(data)
         resolved = resolve_poisons(poisons, data)
-        check_runs(surface, len(resolved))  # before any run trains
+        check_runs(surface, len(resolved), len(train.kept_epochs))  # before any run trains
         return cls(data, resolve_model(model, data), train, surface, resolved)
 
     def parts(self) -> tuple[Spec, ...]:
