@@ -58,7 +58,7 @@ def test_curvature_figures_from_traces_with_sal():
     np.testing.assert_allclose(rho["em: SAL vs trace"], [1.0, 0.5])
     assert [t.name for t in figs[4].data] == ["clean: whole model", "em: a.weight"]  # ESD at the last epoch
     # each curve in its run's colour, as in every other figure (clean blue, em the first poison colour)
-    assert [t.line.color for t in figs[4].data] == [fig.color_of("clean"), fig.color_of("em", ["em"])]
+    assert [t.line.color for t in figs[4].data] == [fig.color_of("clean"), fig.color_of("em")]
     assert len(fig.curvature_figures(traces)) == 3
 
 

@@ -32,7 +32,7 @@ def cross_task_drops(rows: Sequence[Mapping[str, object]]) -> go.Figure:
         by_task = {str(r["task"]): 100.0 * float(r["drop"]) for r in rows if r["method"] == m}  # type: ignore[arg-type]
         fig.add_trace(go.Bar(x=[f"{t} ({metric_label(metric[t])})" for t in tasks],
                              y=[by_task.get(t, np.nan) for t in tasks],
-                             name=m, marker_color=color_of(m, methods),
+                             name=m, marker_color=color_of(m),
                              hovertemplate="%{x}<br>drop %{y:.1f}%<extra>" + m + "</extra>"))
     fig.add_hline(y=0.0, line=dict(color="black", width=1))
     fig.update_layout(barmode="group", height=380, yaxis_title="relative drop vs clean training (%)",
@@ -50,12 +50,11 @@ def task_curves(curves: Mapping[str, Mapping[str, np.ndarray]], metrics: Mapping
     tasks = list(curves)
     fig = make_subplots(rows=1, cols=max(len(tasks), 1),
                         subplot_titles=[f"{t}: {metric_label(metrics[t])}" for t in tasks], horizontal_spacing=0.06)
-    conditions = list(dict.fromkeys(c for t in tasks for c in curves[t]))
     for col, task in enumerate(tasks, start=1):
         for cond, y in curves[task].items():
             y = np.asarray(y, dtype=float)
             fig.add_trace(go.Scatter(x=np.arange(1, len(y) + 1), y=y, mode="lines", name=cond, legendgroup=cond,
-                                     line=dict(color=color_of(cond, conditions)), showlegend=col == 1),
+                                     line=dict(color=color_of(cond)), showlegend=col == 1),
                           row=1, col=col)
         fig.update_yaxes(title_text=metric_label(metrics[task]), row=1, col=col)
     fig.update_xaxes(**epoch_axis(max((len(y) for c in curves.values() for y in c.values()), default=0)))  # 1..T

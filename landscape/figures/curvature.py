@@ -33,12 +33,11 @@ def rank_agreement(series: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
         title: figure title.
     """
     fig = go.Figure()
-    names = list(series)
     for name, (epochs, rho) in series.items():
         run = name.split(":")[0]
         dash = "dot" if "trace" in name else "solid"
         fig.add_trace(go.Scatter(x=np.asarray(epochs), y=np.asarray(rho, dtype=float), mode="lines+markers",
-                                 name=name, line=dict(color=color_of(run, [n.split(":")[0] for n in names]),
+                                 name=name, line=dict(color=color_of(run),
                                                       dash=dash)))
     fig.add_hline(y=0.0, line=dict(color="grey", width=1))
     fig.update_layout(title=title, xaxis=epoch_axis(last_epoch(*(e for e, _ in series.values()))),
@@ -89,13 +88,12 @@ def layer_slice(alpha: np.ndarray, loss: Mapping[str, np.ndarray], acc: Mapping[
         layer: the layer's name, for the title.
         epoch: the sliced epoch, for the title.
     """
-    names = list(loss)
     fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "accuracy"], horizontal_spacing=0.1)
     for col, values in ((1, loss), (2, acc)):
         for name, y in values.items():
             fig.add_trace(go.Scatter(x=np.asarray(alpha), y=np.asarray(y, dtype=float), mode="lines", name=name,
                                      legendgroup=name, showlegend=col == 1,
-                                     line=dict(color=color_of(name, names))), row=1, col=col)
+                                     line=dict(color=color_of(name))), row=1, col=col)
     r = float(radii[0])
     fig.add_vrect(x0=-r, x1=r, row="all", col="all", fillcolor="grey", opacity=0.15, line_width=0,
                   annotation_text="SAL ball", annotation_position="top left")

@@ -99,7 +99,7 @@ def budget_figure(rows: Mapping[str, Mapping[str, float]]) -> go.Figure:
     names = list(rows)
     for col, key in enumerate(keys, start=1):
         y = [float(rows[n].get(key, np.nan)) for n in names]
-        fig.add_trace(go.Bar(x=names, y=y, marker_color=[color_of(n, names) for n in names], showlegend=False,
+        fig.add_trace(go.Bar(x=names, y=y, marker_color=[color_of(n) for n in names], showlegend=False,
                              text=["" if np.isnan(v) else f"{v:.3g}" for v in y], textposition="outside"),
                       row=1, col=col)
         fig.update_yaxes(title_text=BUDGET_UNITS[key], row=1, col=col)

@@ -94,7 +94,7 @@ def spectral_density(densities: Mapping[str, tuple[np.ndarray, np.ndarray]], *, 
     for (name, (grid, dens)), run in zip(densities.items(), runs, strict=True):
         y = np.log10(np.clip(np.asarray(dens, dtype=float), 1e-12, None)) if log else np.asarray(dens)
         fig.add_trace(go.Scatter(x=np.asarray(grid), y=y, mode="lines", name=name,
-                                 line=dict(color=color_of(run, runs))))
+                                 line=dict(color=color_of(run))))
     fig.update_layout(title=title, xaxis_title="eigenvalue", yaxis_title=zlabel("density", log), height=380)
     return fig
 
@@ -119,10 +119,9 @@ def mark_sal_ball(fig: go.Figure, radii: Sequence[float], *, center: tuple[float
 def sal_distributions(runs: Mapping[str, np.ndarray], beta: float | None, *, log: bool = False) -> go.Figure:
     """Histogram of all SAL values (every layer, every epoch) per run, with the learnable threshold β."""
     fig = go.Figure()
-    names = list(runs)
     for name, v in runs.items():
         v = scaled(np.asarray(v, dtype=float).ravel(), log)
-        fig.add_trace(go.Histogram(x=v[np.isfinite(v)], name=name, opacity=0.6, marker_color=color_of(name, names),
+        fig.add_trace(go.Histogram(x=v[np.isfinite(v)], name=name, opacity=0.6, marker_color=color_of(name),
                                    nbinsx=40))
     if beta is not None and (not log or beta > 0):
         x = float(np.log10(beta)) if log else float(beta)
@@ -159,10 +158,9 @@ def ud_counts(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_layers: int, 
         lp: run name -> #LP as the engine computed it (default: the mean of the finite counts).
     """
     fig = go.Figure()
-    names = list(runs)
     symbols = ("circle", "square", "diamond", "triangle-up")
     for i, (name, (epochs, counts)) in enumerate(runs.items()):
-        color = color_of(name, names)
+        color = color_of(name)
         counts = np.asarray(counts, dtype=float)
         mean = float(lp[name]) if lp is not None and name in lp else float(np.nanmean(counts))
         # Runs often share counts: later runs are dashed with other markers so both stay visible.
@@ -182,7 +180,7 @@ def ud_bars(scores: Mapping[str, float]) -> go.Figure:
     """UD per method as bars, with the clean reference at 1 (lower = more unlearnable)."""
     names = list(scores)
     values = [float(scores[n]) for n in names]
-    fig = go.Figure(go.Bar(x=names, y=values, marker_color=[color_of(n, names) for n in names],
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=[color_of(n) for n in names],
                            text=[f"{v:.3f}" for v in values], textposition="outside"))
     fig.add_hline(y=1.0, line=dict(color="black", dash="dash"), annotation_text="clean = 1")
     fig.update_layout(title="Unlearnable Distance per method (lower = more unlearnable)", yaxis_title="UD",

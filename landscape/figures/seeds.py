@@ -25,7 +25,7 @@ def ud_seed_spread(values: Mapping[str, Sequence[float | None]], *, point: Mappi
         v = np.asarray([np.nan if x is None else float(x) for x in values[name]], dtype=float)
         finite = v[np.isfinite(v)]
         label = f"{name} (n={finite.size})"
-        color = color_of(name, names)
+        color = color_of(name)
         fig.add_trace(go.Scatter(x=[label] * finite.size, y=finite, mode="markers", name=f"{name}: seeds",
                                  marker=dict(color=color, size=9, opacity=0.6),
                                  hovertemplate=f"{name}<br>UD %{{y:.3f}}<extra>one seed</extra>"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,16 +21,16 @@ _NEUTRAL = {"shared": "#555555", "interp": "#555555", "init": "#7f7f7f", "center
 # the poisoned run of the demo (`em`) is red everywhere, as before.
 METHOD_COLORS = {"em": PALETTE[0], "ops": PALETTE[1], "lsp": PALETTE[2], "tap": PALETTE[3], "random": PALETTE[4],
                  "ar": PALETTE[5], "rem": PALETTE[6], "hypo": PALETTE[7], "cuda": "#637939"}
-# Other names (a user's own method, a label) take a slot of colours no shipped method uses; a method added to
-# landscape.poisons gets its entry here (tests/test_visual.py checks every registered one has one).
+# Other names (a user's own method, a method added later without an entry here) take a colour no method above uses,
+# chosen from the name alone, so it too is the same in every figure.
 _OTHERS = ("#393b79", "#8c6d31", "#843c39", "#7b4173", "#6b6ecf", "#b5cf6b")
 
 
-def color_of(name: str, names: Sequence[str] = ()) -> str:
+def color_of(name: str) -> str:
     """The colour of run `name`, the same in every figure.
 
-    Blue for clean, grey for non-runs, a fixed colour per shipped UE method, else its slot among the other such
-    names of `names`. Non-runs are labels such as a shared plane or the initialisation.
+    Blue for clean, grey for non-runs, a fixed colour per shipped UE method, else one of `_OTHERS` picked by the
+    name's CRC-32. Non-runs are labels such as a shared plane or the initialisation.
     """
     if name == CLEAN:
         return _CLEAN_COLOR
@@ -37,9 +38,7 @@ def color_of(name: str, names: Sequence[str] = ()) -> str:
         return _NEUTRAL[name]
     if name in METHOD_COLORS:
         return METHOD_COLORS[name]
-    others = [n for n in names if n != CLEAN and n not in _NEUTRAL and n not in METHOD_COLORS]
-    index = others.index(name) if name in others else sum(map(ord, name))
-    return _OTHERS[index % len(_OTHERS)]
+    return _OTHERS[zlib.crc32(name.encode()) % len(_OTHERS)]
 
 
 def shared_range(*arrays: np.ndarray | None, log: bool = False) -> tuple[float, float]:

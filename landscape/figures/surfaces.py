@@ -65,12 +65,11 @@ def slice_1d(coords: np.ndarray, curves: Mapping[str, np.ndarray], *, xlabel: st
     `markers` names positions on the line (e.g. where the clean and the poisoned model sit).
     """
     fig = go.Figure()
-    names = list(curves)
     for name, y in curves.items():
         fig.add_trace(go.Scatter(x=np.asarray(coords), y=scaled(y, log), mode="lines", name=name,
-                                 line=dict(color=color_of(name, names))))
+                                 line=dict(color=color_of(name))))
     for name, x in (markers or {}).items():
-        fig.add_vline(x=float(x), line=dict(color=color_of(name, list(markers or {})), dash="dot"),
+        fig.add_vline(x=float(x), line=dict(color=color_of(name), dash="dot"),
                       annotation_text=name, annotation_position="top")
     fig.update_layout(title=f"1D slice: {zlabel(ylabel, log)}", xaxis_title=xlabel, yaxis_title=zlabel(ylabel, log),
                       height=380)
@@ -79,9 +78,8 @@ def slice_1d(coords: np.ndarray, curves: Mapping[str, np.ndarray], *, xlabel: st
 
 def _path_traces(paths: Mapping[str, PathView], z_of: Mapping[str, np.ndarray] | None = None) -> list[go.Scatter]:
     traces = []
-    names = list(paths)
     for name, p in paths.items():
-        color = color_of(name, names)
+        color = color_of(name)
         text = [f"{name}, epoch {int(e)}" for e in p.epochs]
         if z_of is None:
             traces.append(go.Scatter(x=p.a, y=p.b, mode="lines+markers", name=f"{name} path",
@@ -108,7 +106,7 @@ def contour(alpha: np.ndarray, beta: np.ndarray, values: np.ndarray, *, paths: M
         fig.add_trace(trace)
     for name, (a, b) in (markers or {}).items():
         fig.add_trace(go.Scatter(x=[a], y=[b], mode="markers+text", text=[name], textposition="top center",
-                                 marker=dict(symbol="star", size=14, color=color_of(name, list(markers or {})),
+                                 marker=dict(symbol="star", size=14, color=color_of(name),
                                              line=dict(color="white", width=1)), name=name))
     # The legend goes below the α title: at y=-0.15 (45 px under a 300 px plot) it covered the title as soon as the
     # anchors' stars made it wide (the clean ↔ poisoned plane).
@@ -190,11 +188,10 @@ def difference_contour(alpha: np.ndarray, beta: np.ndarray, first: np.ndarray, s
 def explained_variance(ratios: Mapping[str, Sequence[float]]) -> go.Figure:
     """Explained-variance ratio of the PCA components, one group of bars per trajectory/plane."""
     fig = go.Figure()
-    names = list(ratios)
     for name, r in ratios.items():
         r = np.asarray(r, dtype=float)
         fig.add_trace(go.Bar(x=[f"PC{i + 1}" for i in range(len(r))], y=r, name=name,
-                             marker_color=color_of(name, names), text=[f"{v:.1%}" for v in r], textposition="outside"))
+                             marker_color=color_of(name), text=[f"{v:.1%}" for v in r], textposition="outside"))
     fig.update_layout(title="PCA explained variance of the trajectory (how much of the path the plane keeps)",
                       yaxis=dict(title="fraction of variance", range=[0, 1.1], tickformat=".0%"), barmode="group",
                       height=340)
@@ -210,7 +207,7 @@ def path_fidelity(paths: Mapping[str, PathView], *, label: str = "loss") -> go.F
                                                         f"real {label} (solid) vs surface at projection (dotted)"))
     runs = [n.split(":")[0] for n in paths]  # "clean: clean" (the clean path on the plane around clean) is clean's
     for (name, p), run in zip(paths.items(), runs, strict=True):
-        color = color_of(run, runs)
+        color = color_of(run)
         if p.residual is not None:
             fig.add_trace(go.Scatter(x=p.epochs, y=p.residual, mode="lines+markers", name=f"{name} residual",
                                      line=dict(color=color), marker=dict(symbol="square")), row=1, col=1)

@@ -19,9 +19,8 @@ def training_curves(histories: Mapping[str, Mapping[str, np.ndarray]]) -> go.Fig
             of length epochs (epoch 1 first).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("cross-entropy loss", "accuracy"))
-    names = list(histories)
     for name, h in histories.items():
-        color = color_of(name, names)
+        color = color_of(name)
         for col, metric in ((1, "loss"), (2, "acc")):
             for split, dash in (("train", "dash"), ("test", "solid")):
                 y = np.asarray(h[f"{split}_{metric}"], dtype=float)
