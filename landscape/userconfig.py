@@ -98,7 +98,7 @@ def _entries(value: object, source: str) -> list[str]:
 def _read_file(path: Path) -> dict[str, object]:
     try:
         table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # (nested 10^5 deep)
         raise SpecError(f"the config file {path} cannot be read as JSON: {exc}") from None
     if not isinstance(table, dict):
         raise SpecError(f"the config file {path} must hold a JSON object with models and data lists")

@@ -1,4 +1,4 @@
-"""Hostile pickles: CIFAR batches and PyTorch state dicts that try to crash, exhaust or recurse, refused clearly.
+"""Hostile pickles (CIFAR batches, state dicts) and JSON beside them: crashes, exhaustion, recursion refused clearly.
 
 Every file here is a few kilobytes, written opcode by opcode where `pickle` would never write it so.
 """
@@ -164,3 +164,27 @@ def test_complex_weights_for_real_parameters_are_refused() -> None:
     state = {**net.state_dict(), "weight": torch.full((2, 2), complex(float("nan"), 1.0))}
     with pytest.raises(Exception, match=r"weight torch.complex64 \(model torch.float32\)"):
         load_into(net, state, "w.pt")  # cast to real, its NaN would have passed the finite check
+
+
+# ---------------------------------------------------------------------------------------------- JSON beside them
+
+
+@pytest.mark.parametrize("metadata", ["[" * 100_000 + "]" * 100_000, "[1]"], ids=["deep", "not-an-object"])
+def test_safetensors_metadata_that_is_no_record_is_not_checked(tmp_path: Path, metadata: str) -> None:
+    from safetensors.torch import save_file
+
+    from landscape.commands.weights import check_recorded_data
+    from landscape.config import DataSpec
+
+    path = tmp_path / "w.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(path), metadata={"ue_landscape": metadata})
+    check_recorded_data(str(path), DataSpec("digits"))  # raised RecursionError / AttributeError (tracebacks)
+
+
+def test_a_config_file_nested_too_deeply_is_a_listed_problem(tmp_path: Path) -> None:
+    from landscape.userconfig import user_config
+
+    config = tmp_path / "config.json"
+    config.write_text('{"data": ' + "[" * 100_000 + "]" * 100_000 + "}")  # the app's sidebar raised RecursionError
+    got = user_config({"UE_LANDSCAPE_CONFIG": str(config)})
+    assert got.data == () and "cannot be read as JSON" in got.problems[0]
