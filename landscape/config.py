@@ -84,11 +84,11 @@ class DataSpec(Spec):
             fields["root"] = root
         for item in filter(None, query.split("&")):
             key, eq, value = item.partition("=")
-            if key != "size" or not eq or not value.isdigit():
+            if key != "size" or not eq or not (value.isascii() and value.isdigit()):  # not "²" (int() refuses it)
                 raise SpecError(f"data set option {item!r} in {text!r} is not valid; the one option is size=N "
                                 f"(a side in pixels, e.g. folder:PATH?size=32)")
             lo, hi, _ = cls.__dataclass_fields__["resize"].metadata["range"]
-            if not lo <= int(value) <= hi:
+            if len(value.lstrip("0")) > len(str(hi)) or not lo <= int(value) <= hi:  # int() refuses 4,301 digits
                 raise SpecError(f"data set option {item!r} in {text!r} is out of range; size is a side in pixels "
                                 f"from {lo} to {hi}")
             fields["resize"] = int(value)

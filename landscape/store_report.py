@@ -155,7 +155,8 @@ def _check_entry(stage: str, item: Path, report: GcReport, *, dry_run: bool, ret
         if kind is None:
             report.kept += 1
             report.kept_bytes += size
-            label = numerics_label(record.get("environment") or {})
+            environment = record.get("environment")  # a hand-made or foreign entry may hold anything here
+            label = numerics_label(environment if isinstance(environment, dict) else {})
             report.numerics[label] = report.numerics.get(label, 0) + 1
             return
     report.add(kind, size)

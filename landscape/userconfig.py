@@ -15,9 +15,11 @@ Entries are checked for form here: a bad one is left out and reported in `UserCo
 source and the accepted forms), the good ones are kept; whether a model imports or a file reads is checked when
 it is used, by the same code as on the command line.
 
-An uploaded ``.npz`` (`keep_upload`) is refused above `MAX_UPLOAD_BYTES` or when it does not load as a data set
-(`np.load(allow_pickle=False)`: an object array is refused, nothing in it runs), and is then kept in the store's
-``inputs`` folder under the hash of its bytes, so its content is in every key and one upload is one file.
+An uploaded ``.npz`` (`keep_upload`) is refused above `MAX_UPLOAD_BYTES`, when its arrays would take more than
+`MAX_UPLOAD_DECODED_BYTES` once decompressed (read from their headers, before any is), or when it does not load
+as a data set (`np.load(allow_pickle=False)`: an object array is refused, nothing in it runs), and is then kept
+in the store's ``inputs`` folder under the hash of its bytes, so its content is in every key and one upload is
+one file.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ DATA_VAR = "UE_LANDSCAPE_DATA"
 CONFIG_VAR = "UE_LANDSCAPE_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/ue-landscape/config.json")
 MAX_UPLOAD_BYTES = 64 << 20  # 64 MiB: a CPU machine trains on far less; larger sets belong in UE_LANDSCAPE_DATA
+MAX_UPLOAD_DECODED_BYTES = 1 << 30  # 1 GiB of arrays once read (`npz.array_bytes`): 256 MiB of uint8 pixels
 USER_DATA = ("npz", "folder")
 T = TypeVar("T")
 
@@ -95,7 +98,7 @@ def _entries(value: object, source: str) -> list[str]:
 def _read_file(path: Path) -> dict[str, object]:
     try:
         table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # (nested 10^5 deep)
         raise SpecError(f"the config file {path} cannot be read as JSON: {exc}") from None
     if not isinstance(table, dict):
         raise SpecError(f"the config file {path} must hold a JSON object with models and data lists")
@@ -149,8 +152,8 @@ def user_config(environ: Mapping[str, str] | None = None) -> UserConfig:
 def keep_upload(content: bytes, store: Store, *, name: str = "the upload") -> DataSpec:
     """The `DataSpec` of an uploaded ``.npz`` data set, kept in the store's ``inputs`` folder by content.
 
-    Refused (`DataError`, naming `name`) above `MAX_UPLOAD_BYTES`, or when it does not load as the command
-    line's ``npz:PATH`` loads it; nothing is kept then.
+    Refused (`DataError`, naming `name`) above `MAX_UPLOAD_BYTES`, above `MAX_UPLOAD_DECODED_BYTES` decompressed,
+    or when it does not load as the command line's ``npz:PATH`` loads it; nothing is kept then.
     """
     if len(content) > MAX_UPLOAD_BYTES:
         raise DataError(f"{name} is {len(content) / 2**20:.1f} MiB, over the upload limit of "
@@ -158,10 +161,15 @@ def keep_upload(content: bytes, store: Store, *, name: str = "the upload") -> Da
     with tempfile.TemporaryDirectory() as tmp:
         trial = npz.keep(content, tmp)
         try:
+            decoded = npz.decoded_bytes(trial)  # from the headers: a compressed upload can decode 1000-fold
+            if decoded > MAX_UPLOAD_DECODED_BYTES:
+                raise DataError(f"{trial}'s arrays take {decoded / 2**20:,.0f} MiB once decompressed (as float32 "
+                                f"images), over the upload limit of {MAX_UPLOAD_DECODED_BYTES >> 20:,} MiB; name a "
+                                f"larger data set in {DATA_VAR} instead")
             npz.load(DataSpec("npz", root=str(trial)))
         except DataError as exc:
             raise DataError(str(exc).replace(str(trial), name)) from None
     return DataSpec("npz", root=str(npz.keep(content, store.root / npz.INPUTS)))
 
 
-__all__ = ["MAX_UPLOAD_BYTES", "UserConfig", "keep_upload", "user_config"]
+__all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_DECODED_BYTES", "UserConfig", "keep_upload", "user_config"]

@@ -4,9 +4,11 @@ In: a ``.safetensors`` file (read with `safetensors.torch.load_file`: tensors on
 ``state_dict`` file (``torch.save(model.state_dict(), path)``, any other suffix) read with
 ``torch.load(weights_only=True)``, whose restricted unpickler builds tensors and plain containers only: a
 checkpoint that would run code when unpickled (a pickled object with a ``__reduce__``, an arbitrary class) is
-refused before anything in it runs. A checkpoint that holds its state dict under ``"state_dict"`` (PyTorch
-Lightning, many training scripts) is read from there. `load_into` then loads it into the model strictly and
-says which names are missing, unexpected or of another shape, and refuses NaN or inf values (naming the tensors).
+refused before anything in it runs; so is one whose pickle nests deeper than `landscape.pickles.MAX_DEPTH`
+(unpickling it could crash the interpreter), checked from its opcodes first. A checkpoint that holds its
+state dict under ``"state_dict"`` (PyTorch Lightning, many training scripts) is read from there. `load_into`
+then loads it into the model strictly and says which names are missing, unexpected, of another shape or complex
+for a real parameter (or real for a complex one), and refuses NaN or inf values (naming the tensors).
 
 Out: `save_weights` writes a state dict as one safetensors file (atomically), with the spec that produced it
 as JSON metadata, readable by any safetensors reader (``safetensors.torch.load_file``).
@@ -18,6 +20,8 @@ import json
 import os
 import re
 import warnings
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             raise DataError(f"{path} is not a readable safetensors file ({err}); {_HOW}") from None
     import pickle
 
+    _check_nesting(path)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it reads anyway
             warnings.simplefilter("ignore", UserWarning)
@@ -73,6 +78,32 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def _check_nesting(path: Path) -> None:
+    """Refuse a state-dict file whose pickles nest too deeply to unpickle safely (`landscape.pickles`).
+
+    The file is read as `torch.load` reads it: a zip archive (its first bytes a zip member's) holds its pickle as
+    ``<folder>/data.pkl`` (every ``.pkl`` member is checked); the legacy format is five pickles in a row (magic
+    number, protocol, system info, the state dict, its storage keys) before the tensors' bytes.
+    """
+    from landscape.pickles import check_nesting
+
+    with path.open("rb") as fh:
+        zipped = fh.read(4) == b"PK\x03\x04"
+        if not zipped:
+            fh.seek(0)
+            for _ in range(5):
+                check_nesting(fh, path)
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith(".pkl"):
+                    with archive.open(info) as member:
+                        check_nesting(member, f"{path}:{info.filename}")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error):
+        return  # damaged: torch.load refuses it
+
+
 def _fits(given: torch.Tensor, expected: torch.Tensor) -> bool:
     """Same shape, or a one-element vector for a scalar (as `load_state_dict` accepts, e.g. num_batches_tracked)."""
     return given.shape == expected.shape or (expected.ndim == 0 and given.shape == (1,))
@@ -85,12 +116,15 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], label: str) -
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k} {tuple(state[k].shape)} (model {tuple(v.shape)})" for k, v in expected.items()
               if k in state and not _fits(state[k], v)]
-    if missing or unexpected or shapes:
+    kinds = [f"{k} {state[k].dtype} (model {v.dtype})" for k, v in expected.items()  # complex -> real drops a part
+             if k in state and state[k].is_complex() != v.is_complex()]
+    if missing or unexpected or shapes or kinds:
         hint = ""
         if unexpected and all(k.startswith("module.") for k in state):
             hint = "; every name starts with 'module.' (saved from DataParallel): save model.module.state_dict()"
         parts = [f"{name}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-                 for name, items in (("missing", missing), ("unexpected", unexpected), ("other shape", shapes))
+                 for name, items in (("missing", missing), ("unexpected", unexpected), ("other shape", shapes),
+                                     ("other dtype", kinds))
                  if items]
         raise ModelError(f"the weights {label} do not fit the model ({'; '.join(parts)}){hint}")
     check_finite(state, expected, label)

@@ -135,3 +135,61 @@ def test_sparse_member_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="link or special file"):
         fetch.extract_tar(archive, root, "cifar-10-batches-py", complete=lambda _: True, what="x")
     assert _left(root) == []
+
+
+def _header(name: bytes, kind: bytes, size: int) -> bytes:
+    """One 512-byte ustar header block (checksum filled in)."""
+    block = bytearray(512)
+    block[:len(name)] = name
+    block[100:136] = b"0000644\0" + b"0000000\0" + b"0000000\0" + b"%011o\0" % size
+    block[136:148], block[156:157], block[257:265] = b"00000000000\0", kind, b"ustar\x0000"
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _padded(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 512)
+
+
+@pytest.mark.parametrize("kind, data", [
+    (tarfile.XHDTYPE, b"0" * 32768),  # digits: tarfile's pax regex is quadratic in them (300 MB: over 11 minutes)
+    (tarfile.GNUTYPE_LONGNAME, b"a" * (8 << 20)),  # read whole into memory (300 MB from a 0.6 MB .tar.gz)
+])
+def test_oversized_extended_tar_headers_are_refused_before_they_are_read(tmp_path: Path, kind: bytes,
+                                                                         data: bytes) -> None:
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(gzip.compress(_header(b"h", kind, len(data)) + _padded(data) + _header(b"f", b"0", 0)
+                                      + b"\0" * 1024, compresslevel=1))
+    root = tmp_path / "data"
+    root.mkdir()
+    with pytest.raises(DataError, match=rf"bomb.tar.gz: refused, its extended \(pax or long-name\) headers run to one "
+                                        rf"of {len(data):,} bytes, 1 in a row"):
+        fetch.extract_tar(archive, root, "cifar-10-batches-py", complete=lambda _: True, what="x")
+    assert _left(root) == []
+
+
+@pytest.mark.parametrize("kind, record", [(tarfile.XHDTYPE, b"11 a=bcdef\n"), (tarfile.GNUTYPE_LONGNAME, b"n\0")])
+def test_a_chain_of_extended_tar_headers_is_refused(tmp_path: Path, kind: bytes, record: bytes) -> None:
+    archive = tmp_path / "chain.tar"  # 1,500 headers in a row: tarfile recursed once each (RecursionError)
+    archive.write_bytes((_header(b"h", kind, len(record)) + _padded(record)) * 1500 + _header(b"f", b"0", 0)
+                        + b"\0" * 1024)
+    root = tmp_path / "data"
+    root.mkdir()
+    with pytest.raises(DataError, match=r"chain.tar: refused, .* 9 in a row"):
+        fetch.extract_tar(archive, root, "cifar-10-batches-py", complete=lambda _: True, what="x")
+
+
+def test_genuine_pax_headers_are_read(tmp_path: Path) -> None:
+    write_cifar(tmp_path / "src", 10)
+    archive = tmp_path / "pax.tar"
+    long_name = "cifar-10-batches-py/" + "/".join(["n" * 60] * 4)  # over 100 characters: a pax "path" record
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT, pax_headers={"comment": "global"}) as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+        info = tarfile.TarInfo(long_name)
+        info.size, info.pax_headers = 1, {"comment": "é" * 100}
+        tar.addfile(info, io.BytesIO(b"x"))
+    root = tmp_path / "data"
+    root.mkdir()
+    out = fetch.extract_tar(archive, root, "cifar-10-batches-py", complete=lambda _: True, what="x")
+    assert (root / long_name).read_bytes() == b"x" and out == root / "cifar-10-batches-py"

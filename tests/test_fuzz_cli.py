@@ -171,7 +171,8 @@ case("surface/range--crop-padding=x", ["surface", *FAST, "--crop-padding", "x"],
 # data sets and subsets
 for value, needle in [("nosuch", "nosuch"), ("", "data set"), (":", "data set"), ("cifar10:", "cifar10"),
                       ("digits?size=3", "digits?size=3"), ("folder:{w}/images?size=x", "size"),
-                      ("folder:{w}/images?size=0", "'size=0'"),
+                      ("folder:{w}/images?size=0", "'size=0'"), ("folder:{w}/images?size=²", "'size=²'"),
+                      ("folder:{w}/images?size=" + "9" * 5000, "out of range"),  # int() refused both (traceback)
                       ("folder:{w}/images?colour=1", "colour"), ("npz:{w}/missing.npz", "missing.npz"),
                       ("npz:{w}/notes.npz", "notes.npz"), ("npz:{w}/floaty.npz", "floaty.npz"),
                       ("npz:{w}/afile", "afile"), ("folder:{w}/afile", "afile"), ("folder:{w}/images", "images"),

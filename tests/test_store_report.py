@@ -186,3 +186,14 @@ def test_loading_reads_and_parses_meta_json_once(store, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", counted)
     assert store.load("train", "k").meta == {"v": 1}
     assert reads.count(META) == 1, reads
+
+
+@pytest.mark.parametrize("environment", [[1], "x", 3])
+def test_an_entry_whose_environment_is_not_an_object_is_kept_unlabelled(store, capsys, environment):
+    # a co-user can plant any meta.json and rewrite SHA256SUMS to match; gc raised AttributeError on this one
+    store.save("train", "odd", {"v": 1}, {"x": np.zeros(2)})
+    _rewrite_record(store, "train", "odd", environment=environment)
+    status, out = _store_cli(store, capsys, "--gc")
+    assert status == 0 and store.path("train", "odd").is_dir()
+    assert main(["store", "--store", str(store.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["numerics"] == {"unrecorded": 1}

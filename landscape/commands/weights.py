@@ -78,10 +78,11 @@ def check_recorded_data(path: str, data: DataSpec) -> None:
     if not path.endswith(SAFETENSORS):
         return
     try:
-        record = weights_metadata(path).get("data")
+        metadata = weights_metadata(path)
+        record = metadata.get("data") if isinstance(metadata, dict) else None
         recorded = None if record is None else DataSpec.from_dict(record)
-    except (SafetensorError, OSError, ValueError, LandscapeError):  # damaged or foreign: refused when it is read
-        return
+    except (SafetensorError, OSError, ValueError, RecursionError, LandscapeError):  # damaged or foreign: refused
+        return  # when it is read (JSON nested 10^5 deep raises RecursionError)
     if recorded is None:  # not exported by us: nothing to check
         return
 

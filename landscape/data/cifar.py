@@ -9,7 +9,10 @@ The loader reads the standard layouts, offline:
 
 The files are pickles, so they are read only through `_RestrictedUnpickler`, which resolves nothing but
 the handful of NumPy globals that array reconstruction needs; any other global (``os.system``,
-``builtins.eval``, ...) is refused with a `DataError` before anything runs.
+``builtins.eval``, ...) is refused with a `DataError` before anything runs. Before that, a file nesting deeper
+than `landscape.pickles.MAX_DEPTH` is refused (unpickling it could crash the interpreter), and a batch's arrays
+must fit in its file: an array whose shape claims more bytes than the file holds (a forged shape, or a view
+with zero strides) is refused before anything that size is allocated.
 
 `download` fetches and verifies the official archive and extracts it safely, through `landscape.data.fetch`.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,7 @@ from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, extract_tar,
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError, UnknownNameError
 from landscape.paths import user_path
+from landscape.pickles import check_nesting
 
 _SIDE = 32
 _PIXELS = 3 * _SIDE * _SIDE  # 3072 bytes per image: 1024 R, then 1024 G, then 1024 B, each row-major
@@ -180,8 +185,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _read_pickle(path: Path, layout: _Layout) -> dict[bytes, Any]:
     """Unpickle `path` safely; any failure becomes a `DataError` naming the file."""
     try:
-        with path.open("rb") as f:
-            obj = _RestrictedUnpickler(f, path).load()
+        data = path.read_bytes()  # read once: the nesting checked is the nesting unpickled
+        check_nesting(io.BytesIO(data), path)
+        obj = _RestrictedUnpickler(io.BytesIO(data), path).load()
     except DataError:
         raise
     except OSError as err:
@@ -241,7 +247,14 @@ def _read_batch(path: Path, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     if len(data) == 0:
         raise DataError(f"{path} holds no images; a {layout.title} batch holds {layout.title} images as "
                         f"b'data' (N, {_PIXELS}) uint8 with N > 0")
-    labels = _integer_labels(batch[layout.labels_key], path, layout)
+    size = path.stat().st_size
+    if data.size > size:  # a forged shape or a zero-stride view: the pixels are not in the file
+        raise DataError(f"{path}: b'data' claims {len(data):,} images ({data.size:,} bytes) but the file holds "
+                        f"{size:,} bytes; a {layout.title} batch stores every pixel, so it is not a genuine file")
+    raw = batch[layout.labels_key]
+    if isinstance(raw, np.ndarray) and raw.shape != (len(data),):  # before any copy of it
+        raise DataError(f"{path}: {len(data)} images but labels of shape {raw.shape}; they must match")
+    labels = _integer_labels(raw, path, layout)
     if labels.shape != (len(data),):
         raise DataError(f"{path}: {len(data)} images but labels of shape {labels.shape}; they must match")
     if len(labels) and (labels.min() < 0 or labels.max() >= layout.num_classes):
@@ -262,8 +275,8 @@ def _integer_labels(raw: Any, path: Path, layout: _Layout) -> np.ndarray:
             except OverflowError:
                 bad = max(raw, key=abs)
         if bad is not None:
-            raise DataError(f"{path}: {layout.labels_key!r} must hold integer class indices; found {bad!r} "
-                            f"({type(bad).__name__})")
+            raise DataError(f"{path}: {layout.labels_key!r} must hold integer class indices; found "
+                            f"{reprlib.repr(bad)} ({type(bad).__name__})")
     if array is None or array.dtype.kind not in "iu":
         got = f"an array of {array.dtype}" if array is not None else type(raw).__name__
         raise DataError(f"{path}: {layout.labels_key!r} must be a list or array of integers, got {got}")
@@ -276,8 +289,12 @@ def _read_names(path: Path, layout: _Layout) -> tuple[str, ...]:
     if not isinstance(names, (list, tuple)) or len(names) != layout.num_classes:
         got = f"{len(names)} entries" if isinstance(names, (list, tuple)) else type(names).__name__
         raise DataError(f"{path}: {layout.names_key!r} must list {layout.num_classes} class names, got {got}")
+    bad = next((n for n in names if not isinstance(n, (bytes, bytearray, str))), None)
+    if bad is not None:  # (str() of anything else could recurse without end: a list nested a million deep)
+        raise DataError(f"{path}: {layout.names_key!r} must list class names as strings, found a "
+                        f"{type(bad).__name__}")
     try:
-        return tuple(n.decode("utf-8") if isinstance(n, (bytes, bytearray)) else str(n) for n in names)
+        return tuple(n.decode("utf-8") if isinstance(n, (bytes, bytearray)) else n for n in names)
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: class names are not valid UTF-8 ({err})") from err
 

@@ -12,6 +12,11 @@ and floating-point images are refused. Pixel values 0..255 become [0, 1]. All im
 the spec asks to resize (``?size=N``, `DataSpec.resize`): each image is then resized to N x N with Pillow's
 bilinear filter (antialiased when shrinking; the aspect ratio is not kept).
 
+Limits, checked before any image is decoded: at most `landscape.data.npz.MAX_ARRAY_BYTES` of float32 pixels in
+all (read from the headers: a PNG of one colour compresses 1000-fold), Pillow's own limit on one image
+(`PIL.Image.DecompressionBombError`, above twice `PIL.Image.MAX_IMAGE_PIXELS` pixels), and regular files only (a
+FIFO or a link to a device is refused: reading it would never end).
+
 There is no test folder: a seeded, stratified 80/20 split is made (`DataSpec.split_seed`,
 `landscape.data.user`). The content and relative path of every image enter the cache keys (`image_files`).
 """
@@ -27,6 +32,7 @@ import numpy as np
 
 from landscape.data.fingerprint import files_fingerprint
 from landscape.data.imageset import Splits
+from landscape.data.npz import MAX_ARRAY_BYTES
 from landscape.data.user import given_path, labelled_splits
 from landscape.errors import DataError
 
@@ -57,6 +63,8 @@ def image_files(spec: DataSpec) -> list[Path]:
             if p.is_dir() or p.suffix.lower() not in EXTENSIONS:
                 what = "a folder" if p.is_dir() else "not a PNG/JPEG file name"
                 raise DataError(f"{p} is {what}; a class folder may hold only images ({', '.join(EXTENSIONS)})")
+            if not p.is_file():  # a FIFO, a device (a link to /dev/zero) or a broken link: reading it never ends
+                raise DataError(f"{p} is not a regular file; a class folder may hold only image files")
         if not entries:
             raise DataError(f"class folder {folder} holds no image; every class needs images")
         files.extend(entries)
@@ -82,9 +90,33 @@ def _decode(path: Path, resize: int | None) -> np.ndarray:
         raise DataError(f"{path} cannot be read as a PNG or JPEG image: {err}") from None
 
 
+def _check_size(files: tuple[str, ...], resize: int | None) -> None:
+    """Refuse images whose float32 array would pass `MAX_ARRAY_BYTES`, from their headers (before any is decoded).
+
+    A PNG of one colour compresses about 1000-fold, so the files' size says nothing about their pixels.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    pixels, colour = 0, False
+    for f in files:
+        try:
+            with Image.open(f) as image:
+                width, height = (resize, resize) if resize is not None else image.size
+                colour = colour or image.mode not in GREY_MODES
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+            raise DataError(f"{f} cannot be read as a PNG or JPEG image: {err}") from None
+        pixels += width * height
+        size = pixels * (3 if colour else 1) * 4
+        if size > MAX_ARRAY_BYTES:
+            raise DataError(f"the images of {Path(f).parent.parent} would take over {size / 2**20:,.0f} MiB as "
+                            f"float32 (at {f}, {image.size[0]}x{image.size[1]}), over the {MAX_ARRAY_BYTES >> 20:,} "
+                            f"MiB limit of a data set; shrink them with folder:PATH?size=N (e.g. ?size=32)")
+
+
 @functools.lru_cache(maxsize=2)
 def _read(root: str, fingerprint: str, resize: int | None, split_seed: int, files: tuple[str, ...]) -> Splits:
     names = sorted({Path(f).parent.name for f in files})
+    _check_size(files, resize)
     images = [_decode(Path(f), resize) for f in files]
     sizes = {im.shape[:2] for im in images}
     if len(sizes) > 1:

@@ -16,9 +16,10 @@ No other array is accepted (a misspelt name would otherwise be ignored silently)
 - labels: integers 0..K-1 of shape (N,), every class present in the training split, K >= 2 (K is the number
   of class names when given, else the largest label + 1).
 
-Each array's header is read before its data, so an object array is refused without reading it and an array
-claiming more than `MAX_ARRAY_BYTES` is refused without allocating it (the limit a compressed file cannot
-exceed when decoded).
+Each array's header is read before its data (from the first 64 KiB of its member), so an object array is
+refused without reading it and an array claiming more than `MAX_ARRAY_BYTES` (`array_bytes`) is refused without
+allocating it (the limit a compressed file cannot exceed when decoded); an array named twice, a negative size
+and data shorter than its header are refused too, naming the file.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import os
 import zipfile
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 REQUIRED = ("x", "y")
 OPTIONAL = ("x_test", "y_test", "class_names")
 MAX_ARRAY_BYTES = 8 << 30  # 8 GiB decoded per array
+_HEADER_BYTES = 1 << 16  # what is read of each member for its header (NumPy refuses headers over 10,000 bytes)
 INPUTS = "inputs"  # the store's folder of data sets handed in (the Python API's arrays, the app's uploads), by `keep`
 _FORMAT = ("an .npz file (np.savez) holding x (images) and y (labels), optionally x_test, y_test and class_names; "
            "see landscape.data.npz")
@@ -63,14 +68,18 @@ def _headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
             out = {}
             for member in archive.namelist():
                 name = member[:-4] if member.endswith(".npy") else member
+                if name in out:  # np.load would read one of the two, the headers were read from another
+                    raise DataError(f"{path} holds the array {name!r} twice; expected each array once")
                 with archive.open(member) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(fh)
+                    # NumPy reads a header's claimed length (up to 4 GiB) before refusing it as too long
+                    head = io.BytesIO(fh.read(_HEADER_BYTES))
+                version = np.lib.format.read_magic(head)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(head)
                 out[name] = (tuple(shape), np.dtype(dtype))
             return out
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path} is not a readable .npz archive ({err}); expected {_FORMAT}") from None
 
 
@@ -87,10 +96,34 @@ def _check_headers(path: Path, headers: dict[str, tuple[tuple[int, ...], np.dtyp
         if dtype.hasobject:
             raise DataError(f"{path}: array {name!r} is an object array (dtype {dtype}); object arrays are refused "
                             f"because reading them would unpickle; store numbers (or strings for class_names)")
-        size = int(np.prod(shape, dtype=np.int64)) * max(dtype.itemsize, 4)
+        if any(n < 0 for n in shape):
+            raise DataError(f"{path}: array {name!r} has shape {shape}; a size cannot be negative")
+        size = array_bytes(shape, dtype)
         if size > MAX_ARRAY_BYTES:
             raise DataError(f"{path}: array {name!r} of shape {shape} would take {size / 2**30:.1f} GiB, over the "
                             f"{MAX_ARRAY_BYTES / 2**30:.0f} GiB limit of one array")
+
+
+def array_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes an array of `shape` and `dtype` takes once read (as float32 at least: images are converted)."""
+    return math.prod(shape) * max(dtype.itemsize, 4)  # Python integers: no overflow
+
+
+def decoded_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes all arrays of the ``.npz`` file take once read (`array_bytes`), from their headers only."""
+    source = Path(path)
+    headers = _headers(source)
+    _check_headers(source, headers)
+    return sum(array_bytes(shape, dtype) for shape, dtype in headers.values())
+
+
+def _arrays(source: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The arrays `names` of the file (whose headers were checked); a damaged one is a `DataError`."""
+    try:
+        with np.load(source, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in names}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as err:  # e.g. data shorter than its header
+        raise DataError(f"{source} is not a readable .npz archive ({err}); expected {_FORMAT}") from None
 
 
 def to_nchw(x: np.ndarray, what: str, source: str) -> np.ndarray:
@@ -127,8 +160,7 @@ def _read(path: str, sha256: str, split_seed: int) -> Splits:
     source = Path(path)
     headers = _headers(source)
     _check_headers(source, headers)
-    with np.load(source, allow_pickle=False) as arrays:
-        raw = {name: arrays[name] for name in headers}
+    raw = _arrays(source, headers)
     x = to_nchw(raw["x"], "x", path)
     y = check_labels(raw["y"], "y", path)
     if len(x) != len(y):
@@ -157,8 +189,7 @@ def read_images(path: str | os.PathLike[str]) -> np.ndarray:
     if set(headers) != {"x"}:
         raise DataError(f"{source} holds {', '.join(sorted(headers)) or 'nothing'}; expected one array, x (images)")
     _check_headers(source, {**headers, "y": ((0,), np.dtype(np.int64))})
-    with np.load(source, allow_pickle=False) as arrays:
-        return to_nchw(arrays["x"], "x", str(source))
+    return to_nchw(_arrays(source, ["x"])["x"], "x", str(source))
 
 
 def load(spec: DataSpec) -> Splits:

@@ -72,6 +72,8 @@ def check_labels(y: np.ndarray, what: str, source: str) -> np.ndarray:
                         f"indices 0..K-1 of shape (N,)")
     if len(y) and int(y.min()) < 0:
         raise DataError(f"{source}: {what} holds the label {int(y.min())}; labels must be class indices 0..K-1")
+    if len(y) and int(y.max()) > np.iinfo(np.int64).max:  # uint64: it would wrap to a negative int64
+        raise DataError(f"{source}: {what} holds the label {int(y.max())}; labels must be class indices 0..K-1")
     return y.astype(np.int64)
 
 
@@ -110,6 +112,9 @@ def labelled_splits(name: str, source: str, x: np.ndarray, y: np.ndarray, x_test
     k = len(class_names) if class_names is not None else int(labels.max()) + 1 if len(labels) else 0
     if len(labels) and int(labels.max()) >= k:
         raise DataError(f"{source}: a label is {int(labels.max())} but there are {k} class names")
+    if k > len(y):  # before anything of size K is built (a label of 10^9 would ask for gigabytes)
+        raise DataError(f"{source}: {k:,} classes (labels 0..{k - 1:,}) but {len(y):,} images to train on; every "
+                        f"class needs an image in the training split (labels must be 0..K-1 without gaps)")
     if k < 2:
         raise DataError(f"{source}: {k} class(es); a classification data set needs at least 2")
     names = class_names or tuple(str(c) for c in range(k))
