@@ -1,7 +1,5 @@
 """Poison: craft a UE method on the chosen data set and look at clean / perturbation / poisoned images."""
 
-import inspect
-
 import streamlit as st
 
 from landscape import figures
@@ -17,7 +15,7 @@ with widgets.guard():
     line = cost.crafting_line(spec)
 with st.expander(f"About `{spec.method}` ({cost.describe_budget(info['norm'], spec.eps or info['eps'])}, "
                  f"{info['granularity']}-wise)"):
-    st.text(inspect.cleandoc(info["doc"]))  # the docstring's own indent off its second line on
+    st.text(info["doc"])
 if line and widgets.compute_behind_button(f"Cost: {line}.", f"Craft {spec.method}", "craft",
                                           f"Crafting {spec.method}", lambda p: engine.poisoned_train(spec, p)) is None:
     st.stop()

@@ -58,7 +58,10 @@ def test_every_shipped_method_has_its_own_colour_and_none_is_cleans():
     # a method without an entry (a user's own, one added later): a colour of its own, the same in every figure
     for mine in ("mine", "new-method", "x"):
         assert figures.color_of(mine) not in colours and figures.color_of(mine) != figures.color_of("clean")
-        assert figures.color_of(mine) == figures.color_of(mine)
+        # the same in two figures holding other runs (by slot among a figure's names it was not)
+        alone = figures.ud_bars({mine: 0.5}).data[0].marker.color[0]
+        beside = figures.ud_bars({"x2": 0.4, "clean": 1.0, "yy": 0.3, mine: 0.5}).data[0].marker.color[3]
+        assert figures.color_of(mine) == alone == beside
 
 
 def test_path_fidelity_colours_each_path_by_its_run():

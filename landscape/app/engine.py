@@ -8,6 +8,7 @@ for the session (entries are never removed while the app runs, except a corrupt 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,7 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of the snapshot's files: a changed file is checked again."""
     if not folder.is_dir():
         return ()
-    stats = ((str(f), f.stat()) for f in sorted(folder.glob("*/*/*")))
-    return tuple((name, s.st_size, s.st_mtime_ns) for name, s in stats)
+    return tuple((str(f), (s := f.stat()).st_size, s.st_mtime_ns) for f in sorted(folder.glob("*/*/*")))
 
 
 def problems() -> list[Problem]:
@@ -150,7 +150,7 @@ def method_defaults(method: str, dataset: DataSpec) -> dict[str, Any]:
     from landscape.poisons import build
 
     m = build(PoisonSpec(method=method), dataset=dataset)
-    return {"norm": m.norm, "eps": float(m.eps), "granularity": m.granularity, "doc": (type(m).__doc__ or "").strip()}
+    return {"norm": m.norm, "eps": float(m.eps), "granularity": m.granularity, "doc": inspect.getdoc(m) or ""}
 
 
 # ------------------------------------------------------------------------------------------------ stored?
