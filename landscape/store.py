@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -460,6 +460,28 @@ def valid_name(part: str) -> bool:
     return bool(_NAME.match(part)) and not part.startswith(".")
 
 
+def holds_a_store(root: Path, stages: Collection[str] | None = None) -> bool:
+    """True if the existing folder `root` is a store: empty (a new one), or holding what only a store writes.
+
+    That is, a stage folder of it (one of `stages`; None: any) holds a writer's leftover or an entry (only entry
+    files, with SHA256SUMS or a meta.json naming that stage). A folder of other files (a home folder, a data
+    folder) is not a store; nothing marks a store but its entries.
+    """
+    children = list(root.iterdir())
+    for stage_dir in children:
+        if not (stage_dir.is_dir() and not stage_dir.is_symlink() and valid_name(stage_dir.name)
+                and (stages is None or stage_dir.name in stages)):
+            continue
+        for item in stage_dir.iterdir():
+            if _TMP.match(item.name) or _TRASH.match(item.name) or _LOCK.match(item.name):
+                return True
+            files = {f.name for f in item.iterdir()} if item.is_dir() and not item.is_symlink() else set()
+            if files and files <= set(ENTRY_FILES) and (SUMS in files or (META in files and (
+                    _json_object(_bytes_or_none(item / META)) or {}).get("stage") == stage_dir.name)):
+                return True
+    return not children
+
+
 def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     """The record (meta.json) of the entry (stage, key) in `folder`, after checking the integrity of the whole entry.
 
@@ -508,7 +530,7 @@ def _json_object(text: bytes | None) -> dict[str, Any] | None:
     """`text` parsed, if it is a JSON object; else None (absent, unreadable: damaged, not old or new)."""
     try:
         record = json.loads(text) if text is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     return record if isinstance(record, dict) else None
 
