@@ -64,6 +64,19 @@ def writable_folder(path: Path, what: str) -> Path:
     return path
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist, deepest first (what creating `path` would make).
+
+    A use that creates a folder and then writes nothing removes these again (each only while empty), so a
+    failed command leaves no empty folder behind.
+    """
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
 def writable_file(path: Path, what: str, hint: str = "give a file name inside it, e.g. {path}/out.html") -> Path:
     """Check that `path` can be written as a file (its folder is created if missing); return it.
 

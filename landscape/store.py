@@ -53,7 +53,7 @@ from safetensors.numpy import load_file, save_file
 from landscape.config import SCHEMA_VERSION
 from landscape.errors import PathError, StoreError
 from landscape.files import hexdigests
-from landscape.paths import user_path, writable_folder
+from landscape.paths import missing_folders, user_path, writable_folder
 from landscape.reproducible import pinned
 
 ENV_VAR = "UE_LANDSCAPE_STORE"
@@ -398,6 +398,7 @@ class Store:
             yield
             return
         self._sweep_once()
+        created = missing_folders(self.root)
         try:
             fh = _acquire(path, blocking=True)
         except OSError as err:
@@ -406,12 +407,14 @@ class Store:
         try:
             yield
         finally:
-            # No use leaves its lock file, nor a failed one (bad data, a user's mistake, Ctrl-C) an empty stage
-            # folder (rmdir fails on one that holds entries). Removing them while held is safe: a waiter that then
-            # gets the old inode sees that the path no longer names it and locks afresh (`_acquire` recreates both).
+            # No use leaves its lock file, nor a failed one (bad data, Ctrl-C) an empty stage or store folder (rmdir
+            # fails on one holding entries). Removing them while held is safe: a waiter that then gets the old inode
+            # sees that the path no longer names it and locks afresh (`_acquire` recreates the folders).
             with contextlib.suppress(OSError):
                 path.unlink()
                 path.parent.rmdir()
+                for folder in created:  # and the store folder (and parents) this use made, if nothing was written
+                    folder.rmdir()
             held.discard(path)
             fh.close()  # closing releases the flock
 
