@@ -211,13 +211,16 @@ for cmd in ("craft", "run", "evaluate-ue"):
     base = COMPUTING[cmd][:-2] if cmd != "craft" else ["craft", "--n-train", "20"]
     for flags, needle in [(["--method", "nosuch"], "nosuch"), (["--eps", "0"], "eps"), (["--eps", "-1"], "eps"),
                           (["--eps", "x"], "x"), (["--eps", "1/0"], "1/0"), (["--ratio", "1.5"], "ratio"),
-                          (["--ratio", "-0.1"], "ratio"), (["--poison-seed", "-1"], "seed"),
+                          (["--ratio", "-0.1"], "ratio"), (["--ratio", "0"], "ratio = 0 poisons no image"),
+                          (["--poison-seed", "-1"], "seed"),
                           (["--poison-seed", BIG], "seed"), (["--option", "steps"], "steps"),
                           (["--method", "em", "--option", "no_such_option=1"], "no_such_option"),
                           (["--method", "em", "--option", "pgd_steps=-3"], "pgd_steps = -3")]:
         args = base + (["--method", "random"] if "--method" not in flags else []) + flags
         case(f"{cmd}/poison{''.join(flags)}"[:48], args, needle)
 case("craft/clean", ["craft", "--method", "clean"], "clean")
+case("craft/ratio-rounds-to-0", ["craft", "--method", "random", "--n-train", "20", "--ratio", "0.01"],
+     "ratio = 0.01 poisons none of the 20")
 case("evaluate-ue/clean", ["evaluate-ue", "--method", "clean"], "clean")
 
 # SAL flags (run)
