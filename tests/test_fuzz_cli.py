@@ -229,7 +229,12 @@ for flag, value, needle in [("--sal-eps", "0", "eps"), ("--sal-rounds", "0", "ro
 
 for flags, needle in [(["--seeds", "0"], "seeds"), (["--seeds", "-2"], "seeds"), (["--seeds", "1000"], "seeds"),
                       (["--seed", str(2**63 - 1), "--seeds", "2"], "seed"), (["--workers", "0"], "workers = '0'"),
-                      (["--workers", "two"], "workers = 'two'"), (["--workers", "-1"], "workers")]:
+                      (["--workers", "two"], "workers = 'two'"), (["--workers", "-1"], "workers"),
+                      (["--out", "{w}/adir/r.txt"], "the suffix must be one of .html, .csv, .json"),
+                      (["--out", "{w}/adir"], "{w}/adir is a folder; give a file name inside it, e.g. "
+                                              "{w}/adir/report.html"),
+                      (["--out", "{w}/ro/r.csv"], "not writable"), (["--out", "{w}/afile/r.json"], "afile"),
+                      (["--out", ""], "empty"), (["--out", f"{NOBODY}/r.html"], "nosuchuser")]:
     case(f"run{''.join(flags)}"[:40], ["run", *FAST, "--method", "random", *flags], needle)
 
 # curvature
