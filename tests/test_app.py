@@ -139,6 +139,31 @@ def test_overview_runs_the_sidebar_experiment():
     assert ud.value == stored_ud(model="mlp", method="ops", epochs=1)
 
 
+def test_poison_page_offers_the_poisoned_training_set_as_an_8_bit_npz_built_on_click(monkeypatch):
+    import io
+
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
+    from landscape.app.views import poison
+    from landscape.stages.base import get_splits
+
+    built = []
+    release_bytes = poison.release_bytes
+    monkeypatch.setattr(poison, "release_bytes", lambda spec: built.append(spec) or release_bytes(spec))
+    at = open_page("pages/poison.py")  # the demo: em on digits
+    no_exception(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert any(label.startswith("Download the poisoned training set (.npz, 8-bit") for label in labels), labels
+    assert not built, "the file is built only when the button is pressed"
+    spec = AppSpec()
+    with np.load(io.BytesIO(release_bytes(spec)), allow_pickle=False) as arrays:
+        train = get_splits(spec.data()).train
+        crafted = engine.poison_stage(spec).load(engine.store())
+        assert arrays["x"].dtype == np.uint8
+        np.testing.assert_array_equal(arrays["x"], (crafted.apply(train).x * 255).round().numpy().astype(np.uint8))
+        np.testing.assert_array_equal(arrays["y"], train.y.numpy())
+
+
 def test_poison_page_crafts_and_shows_grid_and_stored_budget():
     from landscape.app import engine
     from landscape.app.state import AppSpec

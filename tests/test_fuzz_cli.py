@@ -218,6 +218,15 @@ for cmd in ("craft", "run", "evaluate-ue"):
         args = base + (["--method", "random"] if "--method" not in flags else []) + flags
         case(f"{cmd}/poison{''.join(flags)}"[:48], args, needle)
 case("craft/clean", ["craft", "--method", "clean"], "clean")
+CRAFT = COMPUTING["craft"]
+for flags, needle in [(["--out", "{w}/adir/p.png"], "suffix '.png' is neither .npz nor a folder"),
+                      (["--out", "{w}"], "is a folder that is not empty"), (["--out", "{w}/afile"], "afile is a file"),
+                      (["--out", "{w}/adir/pngs", "--out-dtype", "float32"], "needs an .npz"),
+                      (["--out", "{w}/adir/p.npz", "--out-dtype", "int8"], "invalid choice: 'int8'"),
+                      (["--out-dtype", "float32"], "--out-dtype: not used without --out"),
+                      (["--out", "{w}/ro/p.npz"], "not writable"), (["--out", "{w}/ro/pngs"], "not writable"),
+                      (["--out", ""], "--out is empty"), (["--out", f"{NOBODY}/p.npz"], "cannot be expanded")]:
+    case(f"craft{''.join(flags)}"[:48], [*CRAFT, *flags], needle)
 case("evaluate-ue/clean", ["evaluate-ue", "--method", "clean"], "clean")
 
 # SAL flags (run)
