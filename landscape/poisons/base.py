@@ -265,6 +265,14 @@ class PoisonMethod(ABC):
     quick_options: ClassVar[dict[str, Any]] = {}
     revisions: ClassVar[dict[str, int]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A method of this package gets the notes its docstring's footnote marks cite (`landscape.poisons.sweeps`)."""
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("landscape.poisons.") and "__doc__" in vars(cls):
+            from landscape.poisons.sweeps import with_notes
+
+            cls.__doc__ = with_notes(cls.__doc__)
+
     def __init__(self, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu") -> None:
         self.spec = spec
         self.dataset = dataset if isinstance(dataset, str) else dataset.name

@@ -1,0 +1,103 @@
+"""The numbers the product tells a user match the measurements recorded in the repository.
+
+Each test reads a recorded result (bench/results, assets/benchmarks) and checks the text that quotes it: the
+method docstrings (the app's "About" box), the cost model of the app's crafting line, the constants the pages
+quote, and the figures README.md and bench/README.md give. A re-measurement that changes a number fails here
+until the text is updated with it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+from landscape.poisons import POISONS
+from landscape.poisons.sweeps import NOTES
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (RESULTS / name).read_text().splitlines() if line.strip()]
+
+
+def flat(text: str) -> str:
+    """`text` with every run of whitespace one space (quoted figures may break across lines)."""
+    return " ".join(text.split())
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def doc(method: str) -> str:
+    return flat(inspect.getdoc(POISONS.get(method)) or "")
+
+
+def crafted(name: str) -> list[dict]:
+    """The crafting rows of a budget or effect file (no clean runs, no summaries)."""
+    return [r for r in rows(name) if not r.get("summary") and r.get("method") != "clean"]
+
+
+# ------------------------------------------------------------------------------------------ method docstrings
+
+@pytest.mark.parametrize("method", POISONS.names())
+def test_a_method_docstring_gets_each_sweep_note_it_cites_once_from_one_source(method):
+    text = doc(method)
+    for mark, note in NOTES.items():
+        assert text.count(flat(note)) == (1 if mark in text.replace(flat(note), "") else 0), (method, mark)
+    source = (ROOT / "landscape" / "poisons" / f"{method}.py").read_text()
+    assert "Measured with bench/ue_budget.py" not in source, f"{method}.py repeats a sweep note: cite its mark"
+
+
+def test_the_sweep_notes_quote_the_recorded_clean_runs_and_seed_spread():
+    clean = next(r for r in rows("ue_budget.jsonl") if r["method"] == "clean")
+    assert f"clean training {pct(clean['test_acc'])} %" in NOTES["¹"]
+    em = sorted((r for r in rows("ue_effect.jsonl") if r.get("method") == "em" and not r.get("summary")),
+                key=lambda r: r["seed"])
+    assert ", ".join(pct(r["test_acc"]) for r in em) + " % over seeds 0-2" in NOTES["¹"]
+    clean5k = {r["test_acc"] for name in ("ue_budget_mnist5k_a.jsonl", "ue_budget_mnist5k_b.jsonl")
+               for r in rows(name) if r.get("method") == "clean" and not r.get("summary")}
+    assert len(clean5k) == 1 and f"clean training {pct(clean5k.pop())} %" in NOTES["²"]
+
+
+def test_each_method_docstring_quotes_its_recorded_digits_sweep():
+    """"8, 16, 32, 64/255 gave a, b, c, d %": the seed-0 victim accuracies of bench/results/ue_budget.jsonl."""
+    by_method: dict[str, list[dict]] = {}
+    for r in crafted("ue_budget.jsonl"):
+        by_method.setdefault(r["method"], []).append(r)
+    assert set(by_method) == set(POISONS.names())
+    for method, runs in by_method.items():
+        sweep = ", ".join(pct(r["test_acc"]) for r in sorted(runs, key=lambda r: r["eps"]))
+        assert sweep in doc(method), (method, sweep)
+
+
+def test_each_method_docstring_quotes_its_recorded_seeds_and_mnist_runs():
+    digits_seeds = {}
+    for r in crafted("ue_effect.jsonl"):
+        digits_seeds.setdefault(r["method"], []).append(r)
+    for method in ("em", "rem", "lsp", "ar"):  # the docstrings that list the three digits seeds
+        listed = ", ".join(pct(r["test_acc"]) for r in sorted(digits_seeds[method], key=lambda r: r["seed"]))
+        assert listed in doc(method), (method, listed)
+    tap = "/".join(pct(r["test_acc"]) for r in sorted(digits_seeds["tap"], key=lambda r: r["seed"]))
+    assert tap in doc("tap")
+    for name in ("ue_budget_mnist5k_a.jsonl", "ue_budget_mnist5k_b.jsonl", "ue_effect_mnist5k_seeds12.jsonl"):
+        for r in crafted(name):
+            assert pct(r["test_acc"]) in doc(r["method"]), (name, r["method"], r.get("eps"), r["test_acc"])
+
+
+def test_the_quoted_crafting_seconds_are_the_recorded_ones():
+    def seconds(method: str, name: str = "ue_effect.jsonl") -> list[float]:
+        return [r["craft_seconds"] for r in crafted(name) if r["method"] == method]
+
+    em, rem, tap = seconds("em"), seconds("rem") + seconds("rem", "ue_budget.jsonl"), \
+        seconds("tap") + seconds("tap", "ue_budget.jsonl")
+    assert f"{min(em):.1f}-{max(em):.1f} s over seeds 0-2" in doc("em")
+    assert f"{min(rem):.1f}-{max(rem):.1f} s" in doc("rem")
+    assert f"{min(tap):.1f}-{max(tap):.1f} s" in doc("tap")
+    loops = [r["surrogate"]["loops"] for r in crafted("ue_effect.jsonl") if r["method"] == "em"]
+    assert f"after {min(loops)}-{max(loops)} loops" in doc("em")
