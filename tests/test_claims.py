@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,30 @@ def test_the_quoted_crafting_seconds_are_the_recorded_ones():
     assert f"{min(tap):.1f}-{max(tap):.1f} s" in doc("tap")
     loops = [r["surrogate"]["loops"] for r in crafted("ue_effect.jsonl") if r["method"] == "em"]
     assert f"after {min(loops)}-{max(loops)} loops" in doc("em")
+
+
+# ------------------------------------------------------------------------------------------ the crafting cost line
+
+def test_the_crafting_estimate_matches_the_recorded_crafting_times():
+    """The cost line's seconds (`PoisonMethod.estimate_cost`) for the image-gradient evaluations a recorded run
+    made (its loops, where it stopped early) lie within 1.5x of the run's seconds, per surrogate (median)."""
+    from landscape.config import DataSpec, PoisonSpec
+    from landscape.poisons import build
+
+    sets = {"ue_effect.jsonl": ("digits", 1437, (1, 8, 8)), "ue_budget.jsonl": ("digits", 1437, (1, 8, 8)),
+            "ue_budget_mnist5k_a.jsonl": ("mnist-5k", 4000, (1, 28, 28)),
+            "ue_budget_mnist5k_b.jsonl": ("mnist-5k", 4000, (1, 28, 28))}
+    ratios: dict[str, list[float]] = {}
+    for name, (dataset, n, shape) in sets.items():
+        for r in crafted(name):
+            options = dict(r.get("options") or {})
+            if "surrogate" not in options:
+                continue
+            if "loops" in (r.get("surrogate") or {}):
+                options["max_loops"] = r["surrogate"]["loops"]
+            spec = PoisonSpec(method=r["method"], eps=r["eps"], options=tuple(sorted(options.items())))
+            estimate = build(spec, dataset=DataSpec(name=dataset)).estimate_cost(n, shape)["cpu_seconds"]
+            ratios.setdefault(options["surrogate"], []).append(estimate / r["craft_seconds"])
+    assert set(ratios) == {"cnn", "lenet5"}
+    for surrogate, values in ratios.items():
+        assert 1 / 1.5 < statistics.median(values) < 1.5, (surrogate, sorted(values))
