@@ -129,3 +129,30 @@ def test_the_crafting_estimate_matches_the_recorded_crafting_times():
     assert set(ratios) == {"cnn", "lenet5"}
     for surrogate, values in ratios.items():
         assert 1 / 1.5 < statistics.median(values) < 1.5, (surrogate, sorted(values))
+
+
+# ------------------------------------------------------------------------------------------ constants pages quote
+
+def test_the_digits_caveat_quotes_when_the_regime_studys_clean_cnn_layers_go_flat():
+    from landscape.app.views.study import CLEAN_FLAT_AFTER
+
+    last = []
+    for r in rows("regime.jsonl"):
+        if r.get("block") == "digits/cnn/sgd" and r.get("method") == "em" and "baselines" in r:
+            b = r["baselines"]["running"]
+            every, epochs = b["spec"]["sal"]["every"], r["epochs"]
+            measured = [*range(every, epochs + 1, every)] + ([epochs] if epochs % every else [])
+            last.append(max(e for e, c in zip(measured, b["counts_clean"], strict=True) if c > 0))
+    assert len(last) == 3 and max(last) == CLEAN_FLAT_AFTER, last
+
+
+def test_the_cross_task_verdict_is_the_shipped_benchs():
+    """`multitask.verdict` (the page's reading) gives the sentences bench/results/cross_task.md shipped."""
+    from landscape import multitask
+
+    all_rows = rows("cross_task.jsonl")
+    summary = next(r for r in all_rows if r["kind"] == "summary")
+    table = [r for r in all_rows if r["kind"] == "cross_task"]
+    tasks = list(dict.fromkeys(r["task"] for r in table))
+    assert multitask.verdict(table, summary["methods"], tasks) == summary["verdict"]
+    assert not any(multitask.finding_holds(table, m, tasks) for m in summary["methods"])
