@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,82 @@ def test_the_cross_task_verdict_is_the_shipped_benchs():
     tasks = list(dict.fromkeys(r["task"] for r in table))
     assert multitask.verdict(table, summary["methods"], tasks) == summary["verdict"]
     assert not any(multitask.finding_holds(table, m, tasks) for m in summary["methods"])
+
+
+# ------------------------------------------------------------------------------------------ README and bench/README
+
+README = flat((ROOT / "README.md").read_text())
+BENCH_README = flat((ROOT / "bench" / "README.md").read_text())
+
+
+def test_bench_readme_holds_the_comparison_ud_compare_generates_from_the_shipped_table():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "ud_compare.py"),
+                          str(ROOT / "assets" / "benchmarks" / "ud_digits_cnn.json")],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    body = out.split("\n", 2)[2]  # below its own heading
+    assert flat(body) in BENCH_README
+    assert flat(out) == flat((RESULTS / "ud_digits_compare.md").read_text())
+
+
+def test_the_readmes_quote_the_shipped_ud_table():
+    summary = {(r["method"], r["defense"]): r for r in json.loads(
+        (ROOT / "assets" / "benchmarks" / "ud_digits_cnn.json").read_text())["summary"]}
+
+    def ms(method: str, digits: int = 2) -> str:
+        r = summary[(method, "none")]
+        return f"{r['ud_mean']:.{digits}f} ± {r['ud_std']:.{digits}f}"
+
+    for text in (README, BENCH_README):
+        assert f"OPS ({ms('ops')}" in text
+        assert f"EM {ms('em')}" in text or f"EM's UD went from 0.86 ± 0.43 to {ms('em')}" in text
+    assert f"against {ms('random')}" in README
+
+
+def test_the_readme_quotes_the_regime_studys_random_noise_range():
+    settings = json.loads((ROOT / "assets" / "benchmarks" / "regime.json").read_text())["settings"]
+    means = [s["ud_mean"] for s in settings if s["method"] == "random"]
+    assert min(means) > 1 and f"(1.005 to {max(means):.2f}:" in README, (min(means), max(means))
+    assert f"{min(means):.3f}" == "1.005"
+
+
+def test_the_readme_quotes_the_recorded_cross_task_drops():
+    table = [r for r in rows("cross_task.jsonl") if r["kind"] == "cross_task"]
+
+    def drop(task: str, method: str) -> int:
+        return round(100 * statistics.fmean(r["drop"] for r in table if r["task"] == task and r["method"] == method))
+
+    assert f"segmentation mIoU −{drop('segment', 'em')} % and edge MSE +{drop('edges', 'em')} % under EM" in README
+    for method, name in (("ops", "OPS"), ("ar", "AR"), ("random", "random noise")):
+        assert f"−{drop('segment', method)} % and +{drop('edges', method)} % under {name}" in README, method
+
+
+def test_bench_readme_quotes_the_recorded_study_times():
+    intel = (RESULTS / "study_time.txt").read_text()
+    amd = (RESULTS / "study_time_amd.txt").read_text()
+    two = re.findall(r"study --workers 2 \(fresh store\): ([\d.]+) s = ([\d.]+)x train", intel)
+    assert len(two) == 1 and f"**{two[0][0]} s" in BENCH_README and f"= {two[0][1]}x the train" in BENCH_README
+    train = re.search(r"plain train --epochs 30 \(fresh store\), median of 3: ([\d.]+) s", intel).group(1)
+    serial = re.search(r"study --workers 1 \(fresh store\): ([\d.]+) s", intel).group(1)
+    assert f"`train` {train} s" in BENCH_README and f"`--workers 1` {serial} s" in BENCH_README
+    runs = re.findall(r"study --workers 2 \(fresh store\): ([\d.]+) s = ([\d.]+)x train", amd)
+    before, after = runs[:2], runs[2:]
+    assert len(after) == 2 and all(float(x) <= 4 and float(s) <= 30 for s, x in after)
+    assert f"{before[0][0]} s and {before[1][0]} s with 2 workers ({before[0][1]}x and {before[1][1]}x" in BENCH_README
+    assert f"after them {after[0][0]} s and {after[1][0]} s (**{after[0][1]}x and {after[1][1]}x**" in BENCH_README
+
+
+def test_the_readmes_quote_the_recorded_instruction_set_runs():
+    by = {r["setting"]: r for r in (json.loads(line) for line in (RESULTS / "isa_bits.txt").read_text().splitlines()
+                                    if line.startswith("{"))}
+    native, avx2 = by["native"], by["avx2"]
+    assert f"UD {native['ud']:.3f}, test accuracy {native['clean_test_acc']:.3f} / {native['poisoned_test_acc']:.3f}" \
+        in README
+    assert f"UD is {avx2['ud']:.3f}, accuracy {avx2['clean_test_acc']:.3f} / {avx2['poisoned_test_acc']:.3f}" in README
+    assert f"UD {native['ud']:.3f}" in BENCH_README and f"UD {avx2['ud']:.3f}" in BENCH_README
+    assert f"took {by['native+repro']['wall_s']:.0f} s instead of {native['wall_s']:.0f} s" in README
+
+
+def test_the_readme_quotes_the_recorded_clean_baseline():
+    s = next(r for r in rows("train_baseline.jsonl") if r.get("summary") and r["model"] == "cnn")
+    assert f"{pct(s['test_acc_mean'])}% ± {pct(s['test_acc_std'])}% clean test accuracy over {s['seeds']} seeds" \
+        in README
