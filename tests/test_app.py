@@ -251,6 +251,39 @@ def test_sal_and_ud_pages_show_the_stored_demo_numbers():
         assert f"{block}: {', '.join(methods) or 'none'}" in caveat, caveat
 
 
+def test_the_digits_caveat_quotes_this_runs_learnable_epochs_from_its_ud():
+    """The caveat's explanation is the run's own numbers: the epochs with layers above β, from the stored UD."""
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
+    from landscape.app.views.study import epochs_text
+
+    at = open_page("pages/ud.py")
+    no_exception(at)
+    caveat = next(t for t in texts(at).split("\n") if "Reading UD on 8x8 digits" in t)
+    r = engine.ud_stage(AppSpec()).load(engine.store())
+    clean, poisoned = (epochs_text(e[c > 0]) for e, c in ((r.epochs_clean, r.counts_clean),
+                                                           (r.epochs_poisoned, r.counts_poisoned)))
+    assert f"layers above β at epochs {clean} of {len(r.counts_clean)} (clean) and {poisoned} (em)" in caveat, caveat
+    assert "near-zero" not in caveat and "not reproduced" in caveat
+
+
+def test_cross_task_page_says_whether_the_papers_finding_holds_for_the_probe_shown():
+    from landscape import demo, multitask
+    from landscape.app import engine
+    from landscape.stages import crosstask
+
+    at = open_page("pages/cross_task.py")
+    no_exception(at)
+    ct = demo.cross_task()
+    rows = crosstask.load_cross_task(ct, engine.store()).table()
+    holds = [m for m in ct.methods if multitask.finding_holds(rows, m, ct.tasks)]
+    fails = [m for m in ct.methods if m not in holds]
+    notes = next(t for t in texts(at).split("\n") if "The paper's finding" in t)
+    assert all(line in notes for line in multitask.verdict(rows, ct.methods, ct.tasks)), notes
+    assert (f"does not hold here for {', '.join(fails)}" in notes) == bool(fails), notes
+    assert (f"holds here for {', '.join(holds)}" in notes) == bool(holds), notes
+
+
 def test_ud_page_shows_each_shipped_benchmark_once():
     """A result shipped as CSV, JSON and Markdown is one report and one table, not the same table twice."""
     at = open_page("pages/ud.py")
