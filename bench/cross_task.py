@@ -32,13 +32,11 @@ import torch
 
 from landscape.config import ModelSpec, PoisonSpec, TrainSpec
 from landscape.experiment import get_training
-from landscape.multitask import DEFAULT_SAL, DEFAULT_TRAIN, CrossTaskSpec
+from landscape.multitask import COLLAPSES, DEFAULT_SAL, DEFAULT_TRAIN, KEEPS, CrossTaskSpec, verdict
 from landscape.stages.crosstask import run_cross_task
 from landscape.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KEEPS = 0.10  # a task "keeps its clean performance" if its mean relative drop is below 10 %
-COLLAPSES = 0.50  # classification "collapses" if its mean relative drop is at least 50 %
 
 
 def _ms(values: list[float]) -> tuple[float, float]:
@@ -55,22 +53,6 @@ def _fmt(values: list[float], digits: int = 4, pct: bool = False) -> str:
     scale = 100.0 if pct else 1.0
     unit = "%" if pct else ""
     return f"{mean * scale:.{1 if pct else digits}f}{unit} ± {std * scale:.{1 if pct else digits}f}{unit}"
-
-
-def verdict(rows: list[dict], methods: list[str], tasks: list[str]) -> list[str]:
-    """One plain sentence per method, from the mean drops and the declared thresholds."""
-    lines = []
-    for m in methods:
-        drop = {t: _ms([r["drop"] for r in rows if r["task"] == t and r["method"] == m])[0] for t in tasks}
-        c = "collapses" if drop["classify"] >= COLLAPSES else "does NOT collapse"
-        others = [t for t in tasks if t != "classify"]
-        kept = [t for t in others if drop[t] < KEEPS]
-        hurt = [t for t in others if drop[t] >= KEEPS]
-        parts = ", ".join(f"{t} {100 * drop[t]:+.1f}%" for t in others)
-        status = "all keep" if not hurt else f"kept: {', '.join(kept) or 'none'}; hurt: {', '.join(hurt)};"
-        lines.append(f"{m}: classification {c} (drop {100 * drop['classify']:.1f}%); other tasks: {parts} -> "
-                     f"{status} their clean performance (threshold {100 * KEEPS:.0f}% drop)")
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

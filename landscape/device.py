@@ -24,9 +24,10 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 # Training and crafting run with this many torch threads on the CPU. oneDNN/OpenMP split their reductions by
 # thread count, so the float rounding, and after thousands of SGD steps a run's weights, SAL and UD, depend on
-# it: on digits, EM's UD (cnn, 30 epochs, seed 0) was 0.68 with 1 thread and 1.24 with 2. One fixed count
-# makes a spec and seed give the same numbers on every machine (and in the cache, whose keys cannot see the
-# count); a digits run takes seconds either way. On accelerators the count does not enter the arithmetic.
+# it: on digits, EM's UD (cnn, 30 epochs, seed 0) was 0.68 with 1 thread and 1.24 with 2 (an early run whose rows
+# were not kept). One fixed count makes a spec and seed give the same numbers on every machine with the same CPU
+# kernels (and in the cache, whose keys cannot see the count; across instruction sets see `landscape.reproducible`);
+# a digits run takes seconds either way. On accelerators the count does not enter the arithmetic.
 CPU_THREADS = 1
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from landscape.config import (
@@ -153,6 +154,32 @@ class ExperimentResult:
             "sal_seconds": float(self.sal_clean.seconds.sum() + (0.0 if self.poisoned is self.clean
                                                                   else self.sal_poisoned.seconds.sum())),
         }
+
+    def sal_table(self) -> list[dict[str, Any]]:
+        """Rows run x measured epoch x layer: each run's `SALTrace.table` (the app's SAL table) with UD's view of it.
+
+        The columns added to `SALTrace.table`'s:
+
+        - ``learnable``: the layer counts as learnable at that epoch (SAL > β, `UDReport.flags_clean` /
+          ``flags_poisoned``; False at an epoch UD leaves out);
+        - ``beta_t``: that epoch's midpoint of the clean run's SAL (`UDReport.betas`; None where the clean run has
+          no finite SAL at that epoch);
+        - ``beta``: β, the mean of the β_t, the threshold ``learnable`` compares with.
+
+        The runs are "clean" and the poison's method (the clean run only when the method is "clean").
+        """
+        ud = self.ud
+        beta_t = {int(e): float(b) for e, b in zip(ud.epochs_clean, ud.betas, strict=True) if np.isfinite(b)}
+        runs = [("clean", self.sal_clean, ud.flags_clean)]
+        if self.poisoned is not self.clean:
+            runs.append((self.spec.poison.method, self.sal_poisoned, ud.flags_poisoned))
+        rows = []
+        for run, trace, flags in runs:
+            t_of = {int(e): t for t, e in enumerate(trace.epochs)}
+            j_of = {layer: j for j, layer in enumerate(trace.layers)}
+            rows.extend({**row, "learnable": bool(flags[t_of[row["epoch"]], j_of[row["layer"]]]),
+                         "beta_t": beta_t.get(row["epoch"]), "beta": ud.beta} for row in trace.table(run))
+        return rows
 
 
 def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device | str = "cpu",

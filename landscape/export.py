@@ -1,7 +1,8 @@
 """Exports of surfaces, slices and paths: NPZ, CSV and VTK XML (`.vts` structured grid, `.vtp` poly lines).
 
 Curvature tables (`landscape.curvature.CurvatureTrace` by run) go to CSV (one row per run, epoch and layer) or NPZ
-(`write_curvature`, `read_curvature`).
+(`write_curvature`, `read_curvature`); a result's table rows (e.g. `ExperimentResult.sal_table`) to CSV
+(`write_table_csv`).
 
 * NPZ: every array of `Surface.to_store` and its metadata as a JSON string; `read_npz` gives the `Surface` back
   (loaded with `allow_pickle=False`).
@@ -28,7 +29,7 @@ import csv
 import io
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,21 @@ def _csv_text(header: list[str], rows: list[list[object]]) -> bytes:
 
 def _num(v: float) -> str:
     return repr(float(v))  # shortest exact round trip; "nan" / "inf" for non-finite values
+
+
+def write_table_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:
+    """Rows of a result's table (dicts with the same keys, e.g. `ExperimentResult.sal_table`) as CSV.
+
+    The header is the first row's keys; floats are written exactly (``nan`` where not finite), booleans as 1/0
+    and None as an empty cell.
+    """
+    header = list(rows[0]) if rows else []
+
+    def cell(v: object) -> object:
+        return "" if v is None else int(v) if isinstance(v, bool) else _num(v) if isinstance(v, float) else v
+
+    atomic_write(Path(path), _csv_text(header, [[cell(row[k]) for k in header] for row in rows]))
+    return Path(path)
 
 
 def write_csv(surface: Surface, path: str | Path) -> Path:
@@ -267,4 +283,5 @@ def read_curvature(path: str | Path) -> dict[str, CurvatureTrace]:
 
 
 __all__ = ["CURVATURE_FORMATS", "FORMATS", "curvature_rows", "export_surface", "read_curvature", "read_npz",
-           "write_csv", "write_curvature", "write_npz", "write_paths_csv", "write_paths_vtp", "write_vtp", "write_vts"]
+           "write_csv", "write_curvature", "write_npz", "write_paths_csv", "write_paths_vtp", "write_table_csv",
+           "write_vtp", "write_vts"]

@@ -282,6 +282,45 @@ class CrossTaskResult:
         return names, cosine_similarity(v)
 
 
+# The plain-language verdict on the paper's Fig. 1 finding, from the relative drops and these declared thresholds
+# (fixed with the cross-task bench, before its grid ran; nothing is tuned toward an outcome).
+KEEPS = 0.10  # a task "keeps its clean performance" if its mean relative drop is below 10 %
+COLLAPSES = 0.50  # classification "collapses" if its mean relative drop is at least 50 %
+
+
+def mean_drop(rows: Sequence[dict[str, Any]], task: str, method: str) -> float:
+    """The mean relative drop of `task` under `method` over `CrossTaskResult.table` rows (any seeds; NaN if none)."""
+    finite = [float(r["drop"]) for r in rows
+              if r["task"] == task and r["method"] == method and np.isfinite(r["drop"])]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def verdict(rows: Sequence[dict[str, Any]], methods: Sequence[str], tasks: Sequence[str]) -> list[str]:
+    """One plain sentence per method: does classification collapse, do the other tasks keep their performance."""
+    lines = []
+    for m in methods:
+        drop = {t: mean_drop(rows, t, m) for t in tasks}
+        c = "collapses" if drop["classify"] >= COLLAPSES else "does NOT collapse"
+        others = [t for t in tasks if t != "classify"]
+        kept = [t for t in others if drop[t] < KEEPS]
+        hurt = [t for t in others if drop[t] >= KEEPS]
+        parts = ", ".join(f"{t} {100 * drop[t]:+.1f}%" for t in others)
+        status = "all keep" if not hurt else f"kept: {', '.join(kept) or 'none'}; hurt: {', '.join(hurt)};"
+        lines.append(f"{m}: classification {c} (drop {100 * drop['classify']:.1f}%); other tasks: {parts} -> "
+                     f"{status} their clean performance (threshold {100 * KEEPS:.0f}% drop)")
+    return lines
+
+
+def finding_holds(rows: Sequence[dict[str, Any]], method: str, tasks: Sequence[str]) -> bool:
+    """The paper's Fig. 1 finding for `method`: classification collapses, every other task keeps its performance.
+
+    Mean drops against `COLLAPSES` and `KEEPS`; False without another task than classification.
+    """
+    others = [t for t in tasks if t != "classify"]
+    return bool(others) and mean_drop(rows, "classify", method) >= COLLAPSES and all(
+        mean_drop(rows, t, method) < KEEPS for t in others)
+
+
 def cosine_similarity(v: np.ndarray) -> np.ndarray:
     """(K, K) cosine similarity of the rows of `v` (K, D); a zero row has similarity NaN with every row."""
     norms = np.linalg.norm(v, axis=1)
@@ -290,5 +329,6 @@ def cosine_similarity(v: np.ndarray) -> np.ndarray:
         return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
-__all__ = ["CLEAN", "DEFAULT_TRAIN", "ENCODER_LAYERS", "CrossTaskResult", "CrossTaskSpec", "TaskRun", "TaskSpec",
-           "cosine_similarity", "relative_drop", "task_ud", "training_pair"]
+__all__ = ["CLEAN", "COLLAPSES", "DEFAULT_TRAIN", "ENCODER_LAYERS", "KEEPS", "CrossTaskResult", "CrossTaskSpec",
+           "TaskRun", "TaskSpec", "cosine_similarity", "finding_holds", "mean_drop", "relative_drop", "task_ud",
+           "training_pair", "verdict"]

@@ -11,6 +11,7 @@ rests on and, with more than one, their spread:
 - `Spread`: one measure over the seeds (values, mean, sample standard deviation, range, seed count);
 - `spread_over_seeds(summaries)`: the `Spread` of every headline measure (`SEED_MEASURES`) of
   `ExperimentResult.summary()` dicts;
+- `seed_table(results)`: one row per seed of those measures (the CLI's seed table and its report);
 - `seed_summary(results)`: the seed count, the seeds, every spread and the note, as JSON for the CLI and API;
 - `study_rows()`, `study_spread(spec, rows)`, `study_methods(spec, rows)`, `study_settings(rows)`: what the
   shipped study measured on a setting (the app's UD page shows it beside its point value, and lets a user switch
@@ -136,6 +137,12 @@ def spread_over_seeds(summaries: Sequence[Mapping[str, Any]],
     if missing:
         raise KeyError(f"the summaries lack the measure(s) {missing}; they have {sorted(summaries[0])}")
     return {m: Spread(tuple(None if s[m] is None else float(s[m]) for s in summaries)) for m in measures}
+
+
+def seed_table(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
+    """One row per seed: its training seed, then its `SEED_MEASURES` (`ExperimentResult.summary()` values)."""
+    summaries = [(r.spec.train.seed, r.summary()) for r in results]
+    return [{"seed": seed, **{m: s[m] for m in SEED_MEASURES}} for seed, s in summaries]
 
 
 def seed_summary(results: Sequence[ExperimentResult]) -> dict[str, Any]:
@@ -280,6 +287,6 @@ def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
     return f"{head} {tail}"
 
 
-__all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "single_seed_note",
-           "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_separating", "study_settings",
-           "study_shares", "study_spread"]
+__all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "seed_table",
+           "single_seed_note", "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_separating",
+           "study_settings", "study_shares", "study_spread"]

@@ -319,20 +319,10 @@ class Study:
         """
         from landscape import figures
 
-        r, ud, label = self.result, self.result.ud, self.spec.poison.method
+        r, label = self.result, self.spec.poison.method
         sal = {"clean": r.sal_clean, **({label: r.sal_poisoned} if label in self.runs() else {})}
         return {
-            "training": figures.training_curves({"clean": r.clean.history, label: r.poisoned.history}),
-            "sal": figures.sal_heatmaps({"clean": r.sal_clean.sal, label: r.sal_poisoned.sal}, r.sal_clean.layers,
-                                        r.sal_clean.epochs),
-            "sal-distribution": figures.sal_distributions({"clean": r.sal_clean.sal, label: r.sal_poisoned.sal},
-                                                          ud.beta),
-            "learnable-layers": figures.learnable_layers({"clean": ud.flags_clean, label: ud.flags_poisoned},
-                                                         r.sal_clean.layers, r.sal_clean.epochs),
-            "ud-counts": figures.ud_counts({"clean": (ud.epochs_clean, ud.counts_clean),
-                                            label: (ud.epochs_poisoned, ud.counts_poisoned)},
-                                           n_layers=len(r.sal_clean.layers),
-                                           lp={"clean": ud.lp_clean, label: ud.lp_poisoned}),
+            **figures.experiment_figures(r),
             **_surface_figures(self.surfaces),
             **_analysis_figures(curvature, sal, layer_slice),
         }

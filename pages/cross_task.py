@@ -41,9 +41,7 @@ ct, root = result.spec, str(engine.store().root)  # the spec of what is shown
 st.caption(f"Source: {view.source(ct, root)}.")
 rows = result.table()
 widgets.show_table(widgets.frame(rows).drop(columns=["higher_is_better", "diverged"]), "cross-task-table")
-st.caption("drop = (clean − poisoned) / clean for accuracy, mIoU and PSNR; (poisoned − clean) / clean for MSE: "
-           "> 0 means the poisoned-trained model is worse. UD: β from each task's own clean model. SAL ratio (ours): "
-           "mean poisoned SAL / mean clean SAL.")
+st.caption(view.table_notes(rows, ct))
 widgets.show_figure(widgets.figure(("ct-drops", ct), lambda: figures.cross_task_drops(rows)), "cross-task-drops")
 curves = widgets.figure(("ct-curves", ct), lambda: figures.task_curves(result.curves(), result.metric_names()))
 widgets.show_figure(curves, "cross-task-curves")

@@ -34,3 +34,5 @@ st.caption("Measured by the engine on the poisoned images when it crafted them (
            "Every method looked at in this session.")
 widgets.show_figure(figures.budget_figure({m: poison.budget_for_figure(b) for m, b in budgets.items()}), "budget")
 widgets.show_table(poison.budget_table(budgets), "budget")
+with widgets.guard():
+    poison.release_download(spec)

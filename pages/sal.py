@@ -11,9 +11,10 @@ from landscape.app.views import channels, curvature
 from landscape.app.views import study as views
 
 st.title("SAL: which layers can still learn")
-st.caption("SAL of a layer = the largest change of the training loss inside a ball of radius 5% of the layer's "
-           "weight norm, all other layers frozen (Ye, Su, Qian, ICLR 2025). High = the layer can still learn; "
-           "≈ 0 = it sits in a flat region. β (from the clean run) splits learnable from unlearnable layers.")
+st.caption("SAL of a layer = the largest change of the training loss that a few rounds of SGD find inside a ball "
+           "of radius 5% of the layer's weight norm, all other layers frozen (Ye, Su, Qian, ICLR 2025). High = the "
+           "layer can still learn; ≈ 0 = it sits in a flat region. β (from the clean run) splits learnable from "
+           "unlearnable layers.")
 spec = state.sidebar()
 study = views.study_or_stop("sal", spec)
 method = spec.method

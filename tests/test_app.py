@@ -139,6 +139,31 @@ def test_overview_runs_the_sidebar_experiment():
     assert ud.value == stored_ud(model="mlp", method="ops", epochs=1)
 
 
+def test_poison_page_offers_the_poisoned_training_set_as_an_8_bit_npz_built_on_click(monkeypatch):
+    import io
+
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
+    from landscape.app.views import poison
+    from landscape.stages.base import get_splits
+
+    built = []
+    release_bytes = poison.release_bytes
+    monkeypatch.setattr(poison, "release_bytes", lambda spec: built.append(spec) or release_bytes(spec))
+    at = open_page("pages/poison.py")  # the demo: em on digits
+    no_exception(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert any(label.startswith("Download the poisoned training set (.npz, 8-bit") for label in labels), labels
+    assert not built, "the file is built only when the button is pressed"
+    spec = AppSpec()
+    with np.load(io.BytesIO(release_bytes(spec)), allow_pickle=False) as arrays:
+        train = get_splits(spec.data()).train
+        crafted = engine.poison_stage(spec).load(engine.store())
+        assert arrays["x"].dtype == np.uint8
+        np.testing.assert_array_equal(arrays["x"], (crafted.apply(train).x * 255).round().numpy().astype(np.uint8))
+        np.testing.assert_array_equal(arrays["y"], train.y.numpy())
+
+
 def test_poison_page_crafts_and_shows_grid_and_stored_budget():
     from landscape.app import engine
     from landscape.app.state import AppSpec
@@ -224,6 +249,39 @@ def test_sal_and_ud_pages_show_the_stored_demo_numbers():
     assert shipped, "the shipped regime study ran digits settings"
     for block, methods in shipped.items():  # every digits setting of the study, with the UEs that separate there
         assert f"{block}: {', '.join(methods) or 'none'}" in caveat, caveat
+
+
+def test_the_digits_caveat_quotes_this_runs_learnable_epochs_from_its_ud():
+    """The caveat's explanation is the run's own numbers: the epochs with layers above β, from the stored UD."""
+    from landscape.app import engine
+    from landscape.app.state import AppSpec
+    from landscape.app.views.study import epochs_text
+
+    at = open_page("pages/ud.py")
+    no_exception(at)
+    caveat = next(t for t in texts(at).split("\n") if "Reading UD on 8x8 digits" in t)
+    r = engine.ud_stage(AppSpec()).load(engine.store())
+    clean, poisoned = (epochs_text(e[c > 0]) for e, c in ((r.epochs_clean, r.counts_clean),
+                                                           (r.epochs_poisoned, r.counts_poisoned)))
+    assert f"layers above β at epochs {clean} of {len(r.counts_clean)} (clean) and {poisoned} (em)" in caveat, caveat
+    assert "near-zero" not in caveat and "not reproduced" in caveat
+
+
+def test_cross_task_page_says_whether_the_papers_finding_holds_for_the_probe_shown():
+    from landscape import demo, multitask
+    from landscape.app import engine
+    from landscape.stages import crosstask
+
+    at = open_page("pages/cross_task.py")
+    no_exception(at)
+    ct = demo.cross_task()
+    rows = crosstask.load_cross_task(ct, engine.store()).table()
+    holds = [m for m in ct.methods if multitask.finding_holds(rows, m, ct.tasks)]
+    fails = [m for m in ct.methods if m not in holds]
+    notes = next(t for t in texts(at).split("\n") if "The paper's finding" in t)
+    assert all(line in notes for line in multitask.verdict(rows, ct.methods, ct.tasks)), notes
+    assert (f"does not hold here for {', '.join(fails)}" in notes) == bool(fails), notes
+    assert (f"holds here for {', '.join(holds)}" in notes) == bool(holds), notes
 
 
 def test_ud_page_shows_each_shipped_benchmark_once():

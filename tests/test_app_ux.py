@@ -101,4 +101,4 @@ def test_a_partial_poison_ratio_prices_crafting_every_image():
     at = open_page("pages/poison.py")
     at.slider(key="_w_ratio").set_value(0.5).run()
     no_exception(at)
-    assert f"about {whole['gradient_evals']:,} image-gradient evaluations" in cost_line(at), cost_line(at)
+    assert f"at most {whole['gradient_evals']:,} image-gradient evaluations" in cost_line(at), cost_line(at)

@@ -221,6 +221,15 @@ for cmd in ("craft", "run", "evaluate-ue"):
 case("craft/clean", ["craft", "--method", "clean"], "clean")
 case("craft/ratio-rounds-to-0", ["craft", "--method", "random", "--n-train", "20", "--ratio", "0.01"],
      "ratio = 0.01 poisons none of the 20")
+CRAFT = COMPUTING["craft"]
+for flags, needle in [(["--out", "{w}/adir/p.png"], "suffix '.png' is neither .npz nor a folder"),
+                      (["--out", "{w}"], "is a folder that is not empty"), (["--out", "{w}/afile"], "afile is a file"),
+                      (["--out", "{w}/adir/pngs", "--out-dtype", "float32"], "needs an .npz"),
+                      (["--out", "{w}/adir/p.npz", "--out-dtype", "int8"], "invalid choice: 'int8'"),
+                      (["--out-dtype", "float32"], "--out-dtype: not used without --out"),
+                      (["--out", "{w}/ro/p.npz"], "not writable"), (["--out", "{w}/ro/pngs"], "not writable"),
+                      (["--out", ""], "--out is empty"), (["--out", f"{NOBODY}/p.npz"], "cannot be expanded")]:
+    case(f"craft{''.join(flags)}"[:48], [*CRAFT, *flags], needle)
 case("evaluate-ue/clean", ["evaluate-ue", "--method", "clean"], "clean")
 
 # SAL flags (run)
@@ -232,7 +241,12 @@ for flag, value, needle in [("--sal-eps", "0", "eps"), ("--sal-rounds", "0", "ro
 
 for flags, needle in [(["--seeds", "0"], "seeds"), (["--seeds", "-2"], "seeds"), (["--seeds", "1000"], "seeds"),
                       (["--seed", str(2**63 - 1), "--seeds", "2"], "seed"), (["--workers", "0"], "workers = '0'"),
-                      (["--workers", "two"], "workers = 'two'"), (["--workers", "-1"], "workers")]:
+                      (["--workers", "two"], "workers = 'two'"), (["--workers", "-1"], "workers"),
+                      (["--out", "{w}/adir/r.txt"], "the suffix must be one of .html, .csv, .json"),
+                      (["--out", "{w}/adir"], "{w}/adir is a folder; give a file name inside it, e.g. "
+                                              "{w}/adir/report.html"),
+                      (["--out", "{w}/ro/r.csv"], "not writable"), (["--out", "{w}/afile/r.json"], "afile"),
+                      (["--out", ""], "empty"), (["--out", f"{NOBODY}/r.html"], "nosuchuser")]:
     case(f"run{''.join(flags)}"[:40], ["run", *FAST, "--method", "random", *flags], needle)
 
 # curvature

@@ -67,8 +67,9 @@ def crafting_line(spec: AppSpec) -> str:
     c, data = crafting_estimate(spec), spec.dataset_label()
     if not c["gradient_evals"]:  # random, LSP, OPS, CUDA: no model, no gradient (as the CLI's craft says)
         return f"crafting `{spec.method}` on {data}: model-free (no gradients), seconds"
-    return (f"crafting `{spec.method}` on {data}: about {c['gradient_evals']:,} image-gradient evaluations, "
-            f"roughly {format_seconds(c['cpu_seconds'])} on one CPU thread (an estimate)")
+    return (f"crafting `{spec.method}` on {data}: at most {c['gradient_evals']:,} image-gradient evaluations (a "
+            f"method that stops early runs fewer), roughly {format_seconds(c['cpu_seconds'])} or less on one CPU "
+            f"thread (an estimate)")
 
 
 def sal_runs_to_measure(spec: AppSpec) -> int:

@@ -212,9 +212,10 @@ def sidebar() -> AppSpec:
     epochs = int(pick(sb.number_input, "Epochs", 1, MAX_LIVE_EPOCHS, key="epochs", default=d.epochs))
     seed = int(pick(sb.number_input, "Seed", 0, 2**31 - 1, key="seed", default=d.seed))
     sal = pick(sb.radio, "SAL procedure", SAL_PRESETS, key="sal", default=d.sal, horizontal=True,
-               help="fast: the engine's default, about 12x cheaper on digits and as close to the authors' procedure "
-               "as that procedure is to itself with another seed; paper: the authors' procedure (10 full SGD passes "
-               "per layer and direction), for checking a result")
+               help="fast: the engine's default, about 12x cheaper on digits; where SAL carries signal it ranks the "
+               "cnn's layers a little less faithfully than the authors' procedure reproduces itself (about one "
+               "swapped pair of layers per epoch, bench/README.md); paper: the authors' procedure (10 full SGD "
+               "passes per layer and direction), where a single layer's rank matters")
     return AppSpec(dataset, model, method, eps, float(ratio), epochs, seed, data_root or None, n_train, sal)
 
 

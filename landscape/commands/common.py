@@ -1,14 +1,18 @@
-"""Argument groups and output helpers shared by the subcommands (specs from flags, tqdm progress, JSON).
+"""Argument groups and output helpers shared by the subcommands (specs from flags, tqdm progress, JSON, --out files).
 
 A command that trains (or loads) a run takes `add_experiment_args` (data set, model, training recipe, and
 `add_run_args`: device, store, --json), reads the specs back with `experiment_specs`, and computes inside
-`working(args)` (the checked store, the device, a tqdm progress callback).
+`working(args)` (the checked store, the device, a tqdm progress callback). A command with an ``--out FILE``
+checks it with `output_file` before any work (its suffix picks the format) and writes it with `write_output`;
+`write_html` is the self-contained page of figures the HTML formats share.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Iterator
+import html
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,14 +24,15 @@ from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
 from landscape.device import resolve_device
 from landscape.errors import SpecError
+from landscape.files import atomic_write
 from landscape.models import MODELS
-from landscape.paths import user_path, writable_file
+from landscape.paths import reporting, user_path, writable_file
 from landscape.progress import tqdm_progress
 from landscape.store import Store
 
 __all__ = ["add_data_args", "add_experiment_args", "add_model_args", "add_run_args", "add_train_args", "at_least",
-           "data_spec", "experiment_specs", "model_spec", "open_store", "option_dests", "output_path", "print_json",
-           "refuse_given", "tqdm_progress", "train_spec", "working"]
+           "data_spec", "experiment_specs", "model_spec", "open_store", "option_dests", "output_file", "output_path",
+           "print_json", "refuse_given", "tqdm_progress", "train_spec", "working", "write_html", "write_output"]
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -114,6 +119,59 @@ def output_path(value: str, flag: str, example: str = "out.html", hint: str | No
     A folder is refused with `hint` (``{path}`` is the folder), by default: give `example` inside it.
     """
     return writable_file(user_path(value, flag), flag, hint or f"give a file name inside it, e.g. {{path}}/{example}")
+
+
+def output_file(value: str | None, flag: str, formats: Sequence[str], example: str) -> Path | None:
+    """The file an optional ``--out`` names, checked before any work starts (None when it is not given).
+
+    `output_path`'s checks, and its suffix must be one of `formats`: else a `SpecError` names the value and them.
+    """
+    if value is None:
+        return None
+    out = output_path(value, flag, example)
+    if out.suffix not in formats:
+        raise SpecError(f"{flag} {value!r}: the suffix must be one of {', '.join(formats)}")
+    return out
+
+
+def write_output(out: Path, writers: Mapping[str, Callable[[Path], object]], flag: str = "--out") -> None:
+    """Write `out` with the writer of its suffix (one per format `output_file` allowed).
+
+    An `OSError` becomes a `PathError` whose one line names the file.
+    """
+    with reporting(f"cannot write {flag} {out}"):
+        writers[out.suffix](out)
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return format(value, ".4g") if isinstance(value, float) else str(value)
+
+
+def _html_table(caption: str, rows: Sequence[Mapping[str, object]]) -> str:
+    header = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(k)))}</td>" for k in header) + "</tr>"
+                   for row in rows)
+    return (f"<table border='1' style='border-collapse:collapse;margin:1em 0'><caption>{html.escape(caption)}"
+            f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def write_html(figures: Sequence[Any], path: Path, title: str, *, notes: Sequence[str] = (),
+               tables: Mapping[str, Sequence[Mapping[str, object]]] | None = None) -> None:
+    """One self-contained HTML page (plotly.js embedded once, so it opens offline).
+
+    The title, then each of `notes` as a paragraph, each table of `tables` (caption -> rows of one dict per row,
+    numbers to 4 significant digits, "n/a" where missing), then the figures; text is HTML-escaped.
+    """
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
+    head = [f"<p>{html.escape(note)}</p>" for note in notes]
+    head += [_html_table(caption, rows) for caption, rows in (tables or {}).items()]
+    name = html.escape(title)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}</title></head><body>"
+            f"<h2>{name}</h2>" + "".join(head) + "\n".join(parts) + "</body></html>")
+    atomic_write(path, page)
 
 
 def option_dests(add: Callable[[argparse.ArgumentParser], None]) -> frozenset[str]:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import add_data_args, add_run_args, data_spec, print_json, working
+from landscape.commands.common import (
+    add_data_args,
+    add_run_args,
+    data_spec,
+    output_path,
+    print_json,
+    refuse_given,
+    working,
+)
 from landscape.config import DataSpec, PoisonSpec
 from landscape.device import resolve_device
 from landscape.errors import SpecError
+from landscape.paths import user_path, writable_folder
 from landscape.store import Store
 
 
@@ -80,9 +90,39 @@ def craft_cached(data: DataSpec, poison: PoisonSpec, *, store: Store, device: st
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from landscape.poisons.release import DEFAULT_DTYPE, DTYPES
+
     add_data_args(p)
     add_poison_args(p)
+    g = p.add_argument_group("export the poisoned training set")
+    g.add_argument("--out", default=None, metavar="FILE.npz|FOLDER",
+                   help="write the poisoned training images: an .npz (x, y, the clean x_test, y_test, class_names; "
+                        "a data set for --dataset npz:FILE and an images file for --method provided) or a new or "
+                        "empty folder of PNGs, one sub-folder per class (--dataset folder:PATH)")
+    g.add_argument("--out-dtype", default=DEFAULT_DTYPE, choices=DTYPES,
+                   help="pixels of --out: uint8 (default: what you publish, rounded to the 1/255 grid; its budget "
+                        "figures are printed) or float32 (exact, .npz only)")
     add_run_args(p)
+
+
+def out_target(a: argparse.Namespace) -> tuple[Path, str] | None:
+    """(path, "npz" or "folder") of --out, checked before any work (None without --out)."""
+    if a.out is None:
+        refuse_given(a, {"out_dtype"}, "without --out")
+        return None
+    from landscape.poisons.release import FOLDER, target_kind
+
+    kind = target_kind(user_path(a.out, "--out"), a.out_dtype, "--out")
+    path = writable_folder(user_path(a.out, "--out"), "--out") if kind == FOLDER else \
+        output_path(a.out, "--out", "poisoned.npz")
+    return path, kind
+
+
+def budget_line(b: dict[str, Any]) -> str:
+    """The budget figures of `budget_figures` on one line."""
+    psnr = "n/a" if b["psnr"] is None else f"{b['psnr']:.1f} dB"
+    return (f"L∞ {b['linf']:.4f} ({b['linf'] * 255:.1f}/255)   L2 mean {b['l2_mean']:.3f} max {b['l2_max']:.3f}   "
+            f"L0 mean {b['l0_mean']:.1f} px   PSNR {psnr}")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -92,6 +132,7 @@ def run(a: argparse.Namespace) -> int:
 
     data, poison = data_spec(a), poison_spec(a)
     require_poison("craft", poison)
+    target = out_target(a)
     with working(a) as (store, device, progress):
         splits = get_splits(data)
         method = build(poison, dataset=data, device=device)
@@ -106,12 +147,17 @@ def run(a: argparse.Namespace) -> int:
                 announce = f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}"
             print(announce, file=sys.stderr)
         crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
+    written = None
+    if target is not None:
+        from landscape.poisons.release import write
+
+        written = write(target[0], crafted, splits, a.out_dtype)
     m, b = crafted.meta, crafted.meta["budget"]  # m["eps_is_default"] is the resolved spec's: always False
     summary = {
         "dataset": data.name, "method": m["method"], "eps": m["eps"], "eps_is_default": poison.eps is None,
         "norm": m["norm"], "granularity": m["granularity"], "ratio": m["ratio"], "n_poisoned": m["n_poisoned"],
         "budget": b, "seconds": m["seconds"], "options": m["options"], "cached": cached,
-        "store_key": key,
+        "store_key": key, **({"out": written.to_dict()} if written is not None else {}),
         **{k: v for k, v in m.items() if k.startswith("surrogate") or k in ("loops", "stopped_early", "adv_eps")},
     }
     if a.json:
@@ -120,14 +166,19 @@ def run(a: argparse.Namespace) -> int:
     eps = f"{m['eps'] * 255:.1f}/255" if m["norm"] == "linf" else f"{m['eps']:g}"
     print(f"method {m['method']} ({m['granularity']}-wise, {m['norm']} eps {eps}"
           f"{' default' if poison.eps is None else ''}), {m['n_poisoned']} of {len(crafted.mask)} images poisoned")
-    psnr = "n/a" if b["psnr"] is None else f"{b['psnr']:.1f} dB"
-    print(f"  L∞ {b['linf']:.4f} ({b['linf'] * 255:.1f}/255)   L2 mean {b['l2_mean']:.3f} max {b['l2_max']:.3f}   "
-          f"L0 mean {b['l0_mean']:.1f} px   PSNR {psnr}")
+    print(f"  {budget_line(b)}")
     print(f"  crafting {m['seconds']:.1f} s on {m['device']}{' (from the store)' if cached else ''}; "
           f"store key {summary['store_key']}")
     for key in ("surrogate_acc", "surrogate_adv_acc", "surrogate_train_acc"):
         if key in m and m[key]:
             print(f"  {key}: {' '.join(f'{v:.2f}' for v in m[key])}")
+    if written is not None:
+        print(f"wrote {written.path} ({written.n_images} training images, {written.dtype}"
+              f"{', PNG' if written.kind == 'folder' else ', clean test split included'})")
+        print(f"  as written: {budget_line(written.budget)}")
+        if written.unpoisoned["n_changed"]:
+            print(f"  rounding also changed {written.unpoisoned['n_changed']} unpoisoned image(s), L∞ "
+                  f"{written.unpoisoned['linf'] * 255:.2f}/255")
     return 0
 
 

@@ -15,11 +15,9 @@ from typing import Any
 import numpy as np
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import add_experiment_args, experiment_specs, output_path, print_json, working
+from landscape.commands.common import add_experiment_args, experiment_specs, output_file, print_json, working
 from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import CurvatureSpec, PoisonSpec, SALSpec, choices
-from landscape.errors import SpecError
-from landscape.paths import reporting
 from landscape.spec import plural
 
 OUT_FORMATS = (".csv", ".npz", ".html")
@@ -68,16 +66,14 @@ def _fmt(d: dict[str, Any]) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    from landscape.commands.surface import write_html
+    from landscape.commands.common import write_html, write_output
     from landscape.curvature import sal_agreement
     from landscape.experiment import get_curvature, get_training
     from landscape.export import write_curvature
     from landscape.figures import curvature_figures
     from landscape.sal import SALTrace
 
-    out = output_path(a.out, "--out", "curvature.csv") if a.out is not None else None
-    if out is not None and out.suffix not in OUT_FORMATS:
-        raise SpecError(f"--out {a.out!r}: the suffix must be one of {', '.join(OUT_FORMATS)}")
+    out = output_file(a.out, "--out", OUT_FORMATS, "curvature.csv")
     (data, model, train), cspec = experiment_specs(a), curvature_spec(a)
     poison = poison_spec(a)
     runs = {"clean": PoisonSpec(), **({} if poison.is_clean else {poison.method: poison})}
@@ -103,11 +99,9 @@ def run(a: argparse.Namespace) -> int:
                 row[f"spearman_sal_{what}"] = {"epochs": epochs.tolist(), "rho": rho.tolist(), **_mean_std(rho)}
         summary["runs"][label] = row
     if out is not None:
-        with reporting(f"cannot write --out {out}"):
-            if out.suffix == ".html":
-                write_html(curvature_figures(traces, sal), out, f"Curvature per layer: {data.name} / {model.name}")
-            else:
-                write_curvature(traces, out)
+        write_output(out, {**dict.fromkeys((".csv", ".npz"), lambda p: write_curvature(traces, p)),
+                           ".html": lambda p: write_html(curvature_figures(traces, sal), p,
+                                                         f"Curvature per layer: {data.name} / {model.name}")})
         summary["out"] = str(out)
     if a.json:
         print_json(summary)

@@ -47,7 +47,9 @@ def run(a: argparse.Namespace) -> int:
     if a.json:
         print_json(summary)
         return 1 if diverged else 0
-    print(f"{poison.method} on {data.name} ({crafted.meta['norm']} eps {crafted.meta['eps']:.4g}, "
+    eps = crafted.meta["eps"]  # None for provided images: no budget was set
+    budget = "no budget" if eps is None else f"{crafted.meta['norm']} eps {eps:.4g}"
+    print(f"{poison.method} on {data.name} ({budget}, "
           f"ratio {poison.ratio}),"
           f" victim {model.name}, {plural(poisoned.epochs_done, 'epoch')}")
     if poisoned.epochs_done:

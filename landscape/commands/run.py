@@ -1,21 +1,32 @@
-"""`python -m landscape run`: clean vs poisoned training with SAL every epoch, then β, counts and UD."""
+"""`python -m landscape run`: clean vs poisoned training with SAL every epoch, then β, counts and UD.
+
+Example: `python -m landscape run --method em --epochs 10 --out report.html` prints the table and writes the
+figures the app shows for the experiment (training curves, SAL heatmaps, SAL distribution, learnable layers, UD's
+counts) as one self-contained page; `--out sal.csv` writes one row per run, epoch and layer (SAL with its parts,
+the learnable flag, β_t and β: `ExperimentResult.sal_table`), `--out run.json` the object `--json` prints.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
+from typing import Any
 
+from landscape import jsontext
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import add_experiment_args, experiment_specs, print_json, working
+from landscape.commands.common import add_experiment_args, experiment_specs, output_file, print_json, working
 from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
 from landscape.experiment import ExperimentResult
-from landscape.seeds import run_seeds, seed_summary, spread_over_seeds
+from landscape.files import atomic_write
+from landscape.seeds import run_seeds, seed_summary, seed_table, spread_over_seeds
 from landscape.spec import plural
 from landscape.stages.pool import default_workers, parse_workers
 
 # --sal-* flag -> SALSpec field (None = keep the preset's value)
 SAL_FLAGS = ("eps", "rounds", "lr", "batch_size", "engine", "eval_size", "baseline", "every", "seed")
+OUT_FORMATS = (".html", ".csv", ".json")
 
 
 def add_sal_args(p: argparse.ArgumentParser) -> None:
@@ -53,16 +64,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "crafting, then the poisoned run with its SAL), one torch thread each, on the CPU: 'auto' "
                         f"(default: 2, or 1 on a one-CPU machine; {default_workers()} here) or N; 1 = one after the "
                         "other in this process. The numbers are the same bit for bit whatever the count")
+    p.add_argument("--out", default=None,
+                   help=f"also write the results to a file ending in {', '.join(OUT_FORMATS)} (default: none): "
+                        ".html = one self-contained page of the app's figures of this experiment (training curves, "
+                        "SAL heatmaps and distribution, learnable layers, UD's counts; SAL on a log10 scale) with its "
+                        "headline numbers; .csv = one row per seed, run, SAL epoch and layer (SAL, its two sides, "
+                        "L_0, accuracy SAL, learnable flag, β_t of the epoch, β); .json = the object --json prints. "
+                        "With --seeds N > 1 the page's figures are the first seed's, with a table of every seed, "
+                        "the spread over them and UD over the seeds; the csv holds every seed's rows, the json every "
+                        "measure's values over the seeds (spread)")
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+def title(result: ExperimentResult, seeds: int) -> str:
+    """The report's title: data set, model, method, epochs, SAL preset (and the seeds)."""
+    s = result.summary()
+    text = f"{s['dataset']} / {s['model']} / {s['method']}, {plural(s['epochs'], 'epoch')}, SAL preset {s['sal']}"
+    return text + (f", {plural(seeds, 'seed')} (figures: seed {result.spec.train.seed})" if seeds > 1 else "")
+
+
 def print_report(result: ExperimentResult) -> None:
     s = result.summary()
     ud = result.ud
-    print(f"{s['dataset']} / {s['model']} / {s['method']}, {plural(s['epochs'], 'epoch')}, SAL preset {s['sal']}")
+    print(title(result, 1))
     print(f"test accuracy: clean {_fmt(s['clean_test_acc'])}, poisoned {_fmt(s['poisoned_test_acc'])}   "
           f"(train accuracy: clean {_fmt(s['clean_train_acc'])}, poisoned {_fmt(s['poisoned_train_acc'])})")
     layers = list(result.sal_clean.layers)
@@ -97,9 +124,8 @@ def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
     print(f"\n{plural(len(results), 'seed')} (training, crafting and SAL seeds shifted together; the per-epoch "
           f"report above is seed {results[0].spec.train.seed}'s):")
     print(f"{'seed':>5} {'UD':>7} {'β':>10} {'#LP c':>6} {'#LP p':>6} {'W1':>9} {'ratio':>6} {'acc c':>6} {'acc p':>6}")
-    for r in results:
-        s = r.summary()
-        print(f"{r.spec.train.seed:>5} {_fmt(s['ud']):>7} {_fmt(s['beta'], '.4g'):>10} {_fmt(s['lp_clean'], '.2f'):>6} "
+    for s in seed_table(results):
+        print(f"{s['seed']:>5} {_fmt(s['ud']):>7} {_fmt(s['beta'], '.4g'):>10} {_fmt(s['lp_clean'], '.2f'):>6} "
               f"{_fmt(s['lp_poisoned'], '.2f'):>6} {_fmt(s['w1_overall'], '.3g'):>9} "
               f"{_fmt(s['mean_ratio_overall'], '.3f'):>6} {_fmt(s['clean_test_acc'], '.3f'):>6} "
               f"{_fmt(s['poisoned_test_acc'], '.3f'):>6}")
@@ -110,23 +136,59 @@ def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
         print(f"{label:>22}: {spreads[key].text('.4g' if key in ('beta', 'w1_overall') else '.3f')}")
 
 
+def write_report(results: list[ExperimentResult], summary: dict[str, Any], out: Path) -> None:
+    """The .html page: a row per seed (and the spread over them), notes, the first seed's figures (and UD by seed)."""
+    from landscape import figures
+    from landscape.commands.common import write_html
+
+    result, method = results[0], results[0].spec.poison.method
+    tables: dict[str, Any] = {"Headline numbers per seed": seed_table(results)}
+    shown = list(figures.experiment_figures(result, log=True).values())
+    if len(results) > 1:
+        spread = summary["spread"]
+        tables["Over the seeds"] = [{"measure": m, **{k: v for k, v in d.items() if k != "values"}}
+                                    for m, d in spread.items()]
+        shown.append(figures.ud_seed_spread({method: spread["ud"]["values"]}, point={method: result.ud.ud}))
+    notes = [note for note in (result.ud.message, *result.ud.notes, summary["seed_note"]) if note]
+    write_html(shown, out, title(result, len(results)), notes=notes, tables=tables)
+
+
+def write_out(results: list[ExperimentResult], summary: dict[str, Any], out: Path) -> None:
+    """Write `out` in the format of its suffix (`OUT_FORMATS`); see ``--out``'s help."""
+    from landscape.commands.common import write_output
+    from landscape.export import write_table_csv
+
+    write_output(out, {
+        ".html": lambda p: write_report(results, summary, p),
+        ".csv": lambda p: write_table_csv([{"seed": r.spec.train.seed, **row} for r in results
+                                           for row in r.sal_table()], p),
+        ".json": lambda p: atomic_write(p, jsontext.dumps(summary) + "\n"),
+    })
+
+
 def run(a: argparse.Namespace) -> int:
+    out = output_file(a.out, "--out", OUT_FORMATS, "report.html")  # before any training
     data, model, train = experiment_specs(a)
     spec = ExperimentSpec(data=data, model=model, train=train, poison=poison_spec(a), sal=sal_spec(a))
     workers = parse_workers(a.workers)
     with working(a) as (store, device, progress):
         results = run_seeds(spec, a.seeds, store=store, device=device, progress=progress, workers=workers)
     result, seeds = results[0], seed_summary(results)
+    summary = {**result.summary(), "device": str(device), "spec": spec.to_dict(),
+               "flags_clean": result.ud.flags_clean.tolist(), "flags_poisoned": result.ud.flags_poisoned.tolist(),
+               "betas": result.ud.betas.tolist(), **seeds, **({"out": str(out)} if out is not None else {})}
+    if out is not None:
+        write_out(results, summary, out)
     if a.json:
-        print_json({**result.summary(), "device": str(device), "spec": spec.to_dict(),
-                    "flags_clean": result.ud.flags_clean.tolist(), "flags_poisoned": result.ud.flags_poisoned.tolist(),
-                    "betas": result.ud.betas.tolist(), **seeds})
+        print_json(summary)
     else:
         print_report(result)
         if seeds["seed_note"]:
             print(f"note: {seeds['seed_note']}")
         else:
             print_seed_table(results, spread_over_seeds([r.summary() for r in results]))
+        if out is not None:
+            print(f"wrote {out}")
     return 1 if any(r.clean.diverged or r.poisoned.diverged for r in results) else 0
 
 

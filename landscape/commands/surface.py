@@ -16,14 +16,21 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from landscape.commands import COMMANDS, Command
-from landscape.commands.common import add_experiment_args, experiment_specs, output_path, print_json, working
+from landscape.commands.common import (
+    add_experiment_args,
+    experiment_specs,
+    output_file,
+    output_path,
+    print_json,
+    working,
+    write_html,
+)
 from landscape.config import LayerSliceSpec, PoisonSpec, SALSpec, SurfaceSpec, choices
 from landscape.errors import SpecError
 from landscape.export import FORMATS
@@ -147,14 +154,6 @@ def _axis_label(s: Any, axis: int) -> str:
     return f"{name} (filter-normalised direction {axis + 1})"
 
 
-def write_html(figures: Sequence[Any], path: Path, title: str) -> None:
-    """One self-contained HTML page (plotly.js embedded once, so it opens offline)."""
-    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
-            f"<h2>{title}</h2>" + "\n".join(parts) + "</body></html>")
-    atomic_write(path, page)
-
-
 def _estimate(data: Any, model: Any, train: Any, spec: SurfaceSpec | LayerSliceSpec,
               runs: int, device: Any) -> Any:
     """The calibrated cost of the grid (and of the paths a whole-model surface projects)."""
@@ -204,9 +203,7 @@ def run(a: argparse.Namespace) -> int:
     if repeated:  # the CLI's poisons differ only by method: a repeat is the same run, drawn (and planed) twice
         raise SpecError(f"--method {', '.join(repeated)} is given more than once; each poison method may appear "
                         f"once (a repeat is the same run at the method's default budget)")
-    out = output_path(a.out, "--out")
-    if out.suffix not in (".html", *FORMATS):  # before any training
-        raise SpecError(f"--out {a.out!r}: the suffix must be .html or one of {', '.join(FORMATS)}")
+    out = output_file(a.out, "--out", (".html", *FORMATS), "surface.html")  # before any training
     for side in (out.with_suffix(".npz"), out.with_suffix(".json")) if out.suffix == ".html" else ():
         output_path(str(side), "--out (the arrays and metadata written beside it)")
     with working(a) as (store, device, progress):

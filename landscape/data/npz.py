@@ -183,12 +183,17 @@ def _read(path: str, sha256: str, split_seed: int) -> Splits:
 
 
 def read_images(path: str | os.PathLike[str]) -> np.ndarray:
-    """The images ``x`` of an ``.npz`` file holding only them, as float32 (N, C, H, W) in [0, 1] (same rules)."""
+    """The images ``x`` of an ``.npz`` file as float32 (N, C, H, W) in [0, 1] (same rules).
+
+    The file holds ``x`` alone, or is a data set of this format (``x``, ``y``, ...; e.g. a poisoned training set
+    `landscape.poisons.release` wrote), of which only ``x`` is read.
+    """
     source = Path(path)
     headers = _headers(source)
-    if set(headers) != {"x"}:
-        raise DataError(f"{source} holds {', '.join(sorted(headers)) or 'nothing'}; expected one array, x (images)")
-    _check_headers(source, {**headers, "y": ((0,), np.dtype(np.int64))})
+    if "x" not in headers or (set(headers) != {"x"} and "y" not in headers):
+        raise DataError(f"{source} holds {', '.join(sorted(headers)) or 'nothing'}; expected x (images) alone, or "
+                        f"a data set: {_FORMAT}")
+    _check_headers(source, {"y": ((0,), np.dtype(np.int64)), **headers})
     return to_nchw(_arrays(source, ["x"])["x"], "x", str(source))
 
 

@@ -20,6 +20,7 @@ from landscape.figures.curvature import (
     rank_agreement,
     selectable_cells,
 )
+from landscape.figures.experiment import EXPERIMENT_FIGURES, experiment_figures
 from landscape.figures.poison import budget_figure, image_grid, pick_examples
 from landscape.figures.sal import (
     channel_heatmaps,
@@ -60,6 +61,8 @@ __all__ = [
     "curvature_figures",
     "difference_contour",
     "diverging_parameters",
+    "EXPERIMENT_FIGURES",
+    "experiment_figures",
     "explained_variance",
     "image_grid",
     "layer_slice",

@@ -50,17 +50,9 @@ class Autoregressive(PoisonMethod):
 
     Known limitation on digits: AR does **not** make digits unlearnable at any swept budget (sweep¹): L2 0.251,
     0.502, 1.00, 2.01 gave 96.9, 98.3, 97.8, 98.1 % (seeds 0-2 at 2.01: 98.1, 95.6, 86.7 %, mean 93.4 %). At 8x8 the
-    noise is not an easy shortcut: a `cnn` trained on the noise alone (no digit) reaches only ~41 % after 10 epochs,
-    while LSP's noise alone reaches ~98 % in 5. The default is kept at the common budget rather than inflated until
-    it "works".
-
-    ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
-    clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
-    ² Measured with bench/ue_budget.py on mnist-5k (the same options serve mnist and fashion-mnist): `cnn` victim,
-    default TrainSpec but 20 epochs, seed 0, 100 % poisoned, `lenet5` surrogates; clean training 96.0 %
-    (bench/results/ue_budget_mnist5k.txt). The `cnn` sits at chance for its first ~4 epochs on clean MNIST-5k;
-    "not trained" marks runs that never left that plateau (training accuracy about 10 %): their drop is a failure
-    to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
+    noise does not seem to be an easy shortcut: in an early check whose rows were not kept, a `cnn` trained on the
+    noise alone (no digit) learnt far less of it than of LSP's noise alone. The default is kept at the common budget
+    rather than inflated until it "works".
 
     Args (options):
         crop: warm-up border removed from the canvas.

@@ -40,10 +40,13 @@ Progress = Callable[[int, int], None]
 # Tolerance of the budget check: `clamp(x + d) - x` is exact up to float32 rounding of the sum.
 BUDGET_TOL = 1e-5
 
-# Rough CPU throughput in image-gradient evaluations per second, times the thousands of input values per
-# image (one thread; measured for the digits `cnn`: about 12 k IGE/s on 64-value images, i.e. 800; ResNet-18
-# on 32x32x3 is a guess of ~35 IGE/s). Only used for the seconds of the cost estimate.
-_IGE_PER_S_PER_KVALUE = {"cnn": 800.0, "resnet18": 100.0}
+# Rough CPU throughput of a surrogate in image-gradient evaluations per second, times the thousands of input
+# values per image (one thread). Measured from the recorded crafting rows (the IGE they ran over their seconds):
+# the digits `cnn` 23-31 k IGE/s on 64-value images (EM, REM, TAP, HYPO; bench/results/ue_effect.jsonl and
+# ue_budget.jsonl), i.e. about 1700; `lenet5` 2.5-4.2 k IGE/s on 784-value MNIST-5k images (one loaded row 1.3 k;
+# ue_budget_mnist5k_{a,b}.jsonl), about 2800. ResNet-18 on 32x32x3 (and any other surrogate) is an unmeasured
+# guess of ~33 IGE/s. Only used for the seconds of the cost estimate (tests/test_claims.py checks the two).
+_IGE_PER_S_PER_KVALUE = {"cnn": 1700.0, "lenet5": 2800.0, "resnet18": 100.0}
 
 
 def child_generator(generator: torch.Generator) -> torch.Generator:
@@ -264,6 +267,14 @@ class PoisonMethod(ABC):
     additive: ClassVar[bool] = True
     quick_options: ClassVar[dict[str, Any]] = {}
     revisions: ClassVar[dict[str, int]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A method of this package gets the notes its docstring's footnote marks cite (`landscape.poisons.sweeps`)."""
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("landscape.poisons.") and "__doc__" in vars(cls):
+            from landscape.poisons.sweeps import with_notes
+
+            cls.__doc__ = with_notes(cls.__doc__)
 
     def __init__(self, spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | str = "cpu") -> None:
         self.spec = spec

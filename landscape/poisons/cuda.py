@@ -55,14 +55,6 @@ class ConvolutionBased(PoisonMethod):
         at 0.1 and 0.3 the victim was not trained² (training accuracy 9-10 %). 0.3 is the weakest swept blur that
         costs 40 points. Seeds 0-2 at 0.3: 10.0, 10.0 (both not trained²), 92.1 %: no learnt shortcut was seen.
 
-    ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
-    clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
-    ² Measured with bench/ue_budget.py on mnist-5k (the same options serve mnist and fashion-mnist): `cnn` victim,
-    default TrainSpec but 20 epochs, seed 0, 100 % poisoned, `lenet5` surrogates; clean training 96.0 %
-    (bench/results/ue_budget_mnist5k.txt). The `cnn` sits at chance for its first ~4 epochs on clean MNIST-5k;
-    "not trained" marks runs that never left that plateau (training accuracy about 10 %): their drop is a failure
-    to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
-
     Args (options):
         kernel: filter side (odd).
 

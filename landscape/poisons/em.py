@@ -50,29 +50,21 @@ class ErrorMinimizing(SurrogateMethod):
         CIFAR (the paper): eps 8/255, 20 steps of 0.8/255, 10 SGD steps per loop (lr 0.1, momentum 0.9,
         wd 5e-4, grad-clip 5), batch 128, ResNet-18 surrogate, stop at 99 %.
         Digits: eps 64/255 sample-wise, `cnn` surrogate, lr 0.05 (the digits training default), 10 PGD
-        steps of eps/10 (20 bought nothing: 85.6 % vs 82.2 % at 32/255), at most 30 loops; about 10-20 s on
-        one CPU thread (the 99 % stop comes after about 10 loops). Why 64/255: it is the smallest swept
-        budget that costs the victim 40 points (sweep¹): 8, 16, 32, 64/255 gave 97.5, 96.7, 82.2,
-        35.6 % (PSNR 32, 26, 21, 14.5 dB). Digits are 8x8 with 17 grey levels 16/255 apart and are learnt
+        steps of eps/10 (20 did no better in an early run whose rows were not kept), at most 30 loops; about 6 s
+        on one CPU thread (5.6-6.6 s over seeds 0-2; the 99 % stop came after 10-12 loops). Why 64/255: it is
+        the smallest swept budget that costs the victim 40 points (sweep¹): 8, 16, 32, 64/255 gave 97.5, 96.7,
+        82.2, 35.6 % (PSNR 32, 26, 21, 14.5 dB). Digits are 8x8 with 17 grey levels 16/255 apart and are learnt
         in a few epochs, so the noise must be far stronger than CIFAR's 8/255 (half a grey level) to be
         learnt first; 64/255 is four grey levels and visible. Over seeds 0-2 (bench/ue_effect.py) 64/255
-        gave 35.6, 66.9, 43.3 % (mean 48.6 %, a 48-point drop): the 99 % stop comes early on digits because
-        the surrogate also fits the clean digits within a few loops, so the strength varies with the seed.
+        gave 35.6, 66.9, 43.3 % (mean 48.6 %, a 48-point drop): the strength varies with the seed. The 99 %
+        stop comes early on digits (10-12 loops), presumably because the surrogate fits the digits themselves fast.
         Class-wise EM is weaker on digits: seed 0, 97.2 % at 16/255 and 95.6 % at 32/255, clean 97.2 %
         (`bench/ue_budget.py --methods em --option em:mode=class`, after the 2026-12-07 fix of the class-wise
-        update; before it 96.7 and 91.7 %).
-        MNIST family: eps 64/255, `lenet5` surrogate (the paper's MNIST model; a `cnn` surrogate costs about
-        four times the crafting time on one CPU thread), the other options as for digits. 32, 64/255 gave 74.0 %
-        (training accuracy 99.9 %) and 10.0 % (not trained²) (sweep²; 8 and 16/255 not run): 64/255 is the smallest
-        swept budget that costs 40 points, but it does so by keeping the `cnn` from training at all.
-
-    ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
-    clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
-    ² Measured with bench/ue_budget.py on mnist-5k (the same options serve mnist and fashion-mnist): `cnn` victim,
-    default TrainSpec but 20 epochs, seed 0, 100 % poisoned, `lenet5` surrogates; clean training 96.0 %
-    (bench/results/ue_budget_mnist5k.txt). The `cnn` sits at chance for its first ~4 epochs on clean MNIST-5k;
-    "not trained" marks runs that never left that plateau (training accuracy about 10 %): their drop is a failure
-    to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
+        update; before it 96.7 and 91.7 %; those rows were not kept, the figures are in commit 3f78ea1's message).
+        MNIST family: eps 64/255, `lenet5` surrogate (the paper's MNIST model; chosen as cheaper to craft with than
+        a `cnn`, by a timing that was not kept), the other options as for digits. 32, 64/255 gave 74.0 % (training
+        accuracy 99.9 %) and 10.0 % (not trained²) (sweep²; 8 and 16/255 not run; crafting 87 and 64 s): 64/255 is
+        the smallest swept budget that costs 40 points, but it does so by keeping the `cnn` from training at all.
 
     Args (options):
         mode: "sample" or "class".

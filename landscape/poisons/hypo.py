@@ -57,14 +57,6 @@ class Hypocritical(TrainedSurrogateMethod):
         MNIST family: eps 64/255, `lenet5` surrogate. 8, 16, 32/255 gave 95.4, 94.6, 94.1 % (sweep²); 64/255
         gave 10.0 % but not trained² (training accuracy 9.2 %), which says nothing about hypocritical features.
 
-    ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
-    clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
-    ² Measured with bench/ue_budget.py on mnist-5k (the same options serve mnist and fashion-mnist): `cnn` victim,
-    default TrainSpec but 20 epochs, seed 0, 100 % poisoned, `lenet5` surrogates; clean training 96.0 %
-    (bench/results/ue_budget_mnist5k.txt). The `cnn` sits at chance for its first ~4 epochs on clean MNIST-5k;
-    "not trained" marks runs that never left that plateau (training accuracy about 10 %): their drop is a failure
-    to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
-
     Args (options):
         surrogate, surrogate_epochs, lr, schedule, nesterov, batch_size, augment, crop_padding: the surrogate and
             its training (`SurrogateTrainingOptions`).

@@ -69,14 +69,6 @@ class LinearSeparablePatches(PoisonMethod):
         0.878, 1.76, 3.51, 7.03 gave 96.2, 96.2, 14.6, 10.1 % (sweep²; training accuracy 98-100 %, a learnt shortcut).
         Seeds 0-2 at 3.51: 14.6, 10.0, 10.0 %, but seeds 1 and 2 were not trained².
 
-    ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
-    clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
-    ² Measured with bench/ue_budget.py on mnist-5k (the same options serve mnist and fashion-mnist): `cnn` victim,
-    default TrainSpec but 20 epochs, seed 0, 100 % poisoned, `lenet5` surrogates; clean training 96.0 %
-    (bench/results/ue_budget_mnist5k.txt). The `cnn` sits at chance for its first ~4 epochs on clean MNIST-5k;
-    "not trained" marks runs that never left that plateau (training accuracy about 10 %): their drop is a failure
-    to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
-
     Args (options):
         patch: side of the upsampled block (must divide H and W).
         class_sep: half the side of the hypercube of class centres.

@@ -37,14 +37,6 @@ class OnePixelShortcut(PoisonMethod):
         training accuracy 98.5-100 %). Known miss: seeds 0-2 at 2 pixels gave 34.6, 96.3, 95.0 % (mean 75.3 %,
         a 21-point drop): the seed-0 sweep that chose it was the lucky draw.
 
-    ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
-    clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
-    ² Measured with bench/ue_budget.py on mnist-5k (the same options serve mnist and fashion-mnist): `cnn` victim,
-    default TrainSpec but 20 epochs, seed 0, 100 % poisoned, `lenet5` surrogates; clean training 96.0 %
-    (bench/results/ue_budget_mnist5k.txt). The `cnn` sits at chance for its first ~4 epochs on clean MNIST-5k;
-    "not trained" marks runs that never left that plateau (training accuracy about 10 %): their drop is a failure
-    to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
-
     Args (options):
         none; `PoisonSpec.eps` is the L0 budget, the number of pixel positions per image (a whole number).
 

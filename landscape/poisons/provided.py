@@ -2,12 +2,14 @@
 
 Not an unlearnable-example method and not in the `POISONS` registry: it is how poisoned images made elsewhere
 (a published UE release, your own crafting code) enter the same study. ``PoisonSpec(method="provided",
-options=(("images", PATH),))`` names an ``.npz`` file holding one array ``x``: one poisoned image per training
+options=(("images", PATH),))`` names an ``.npz`` file holding an array ``x``: one poisoned image per training
 image of the data set, in the same order, under the layout and value rules of `landscape.data.npz` (read with
-``allow_pickle=False``). The stage layer resolves the spec by adding the file's SHA-256 (option "sha256"), so
-every key follows the file's content, and stores ``delta = x_poisoned - x`` as the poison entry (`Crafted`,
-exact up to float32 rounding of the difference), so every later stage (training, SAL, UD, surfaces) is the
-one a crafted poison goes through. The budget figures are measured; the norm is "none" (no budget was set).
+``allow_pickle=False``); ``x`` alone, or a data set of that format of which only ``x`` is read (e.g. the poisoned
+training set ``craft --out`` writes, `landscape.poisons.release`). The stage layer resolves the spec by adding
+the file's SHA-256 (option "sha256"), so every key follows the file's content, and stores
+``delta = x_poisoned - x`` as the poison entry (`Crafted`, exact up to float32 rounding of the difference), so
+every later stage (training, SAL, UD, surfaces) is the one a crafted poison goes through. The budget figures
+are measured; the norm is "none" (no budget was set).
 
 Shape:
     images (N, C, H, W) in [0, 1], the training split's shape; delta (N, C, H, W).

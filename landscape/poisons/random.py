@@ -30,19 +30,11 @@ class RandomNoise(PoisonMethod):
         Digits: L∞ 64/255, the digits default of the L∞ methods (`em`, `rem`, `tap`, `hypo`), so the control
         and the attacks spend the same budget and differ only in how the noise is chosen. Measured
         (sweep¹): sample-wise noise at 8, 16, 32, 64/255 gave 97.8, 97.5, 98.1, 97.8 %, i.e. no effect at
-        any swept budget. Class-wise noise is a weak shortcut on digits (seed 0: 95.0 % at 32/255, 87.8 %
-        at 64/255).
+        any swept budget. Class-wise noise was a weak shortcut on digits in an early seed-0 run whose rows were
+        not kept.
         MNIST family: L∞ 64/255, the family's L∞ budget (`em`, `rem`, `tap`, `hypo`); 64/255 gave 96.1 %
         (sweep², the only budget run: the digits sweep found no effect at any budget); seeds 0-2: 96.1, 96.7,
         95.5 % (clean 96.0, 96.6, 95.5 %).
-
-    ¹ Measured with bench/ue_budget.py: `cnn` victim, default TrainSpec, 30 epochs, seed 0, 100 % poisoned;
-    clean training 97.2 %. Single seeds scatter by a few points; bench/ue_effect.py averages 3 seeds.
-    ² Measured with bench/ue_budget.py on mnist-5k (the same options serve mnist and fashion-mnist): `cnn` victim,
-    default TrainSpec but 20 epochs, seed 0, 100 % poisoned, `lenet5` surrogates; clean training 96.0 %
-    (bench/results/ue_budget_mnist5k.txt). The `cnn` sits at chance for its first ~4 epochs on clean MNIST-5k;
-    "not trained" marks runs that never left that plateau (training accuracy about 10 %): their drop is a failure
-    to train at all, not a learnt shortcut (training accuracy near 100 %, clean test accuracy low).
 
     Args (options):
         mode: "sample" (default) or "class".

@@ -82,7 +82,8 @@ def live_parameter_paths(spec: AppSpec) -> dict[str, Any] | None:
 def show_parameter_paths(paths: dict[str, Any], name: str) -> None:
     st.subheader(f"Parameter paths ({paths['model']})")
     st.caption("Each weight's value over the epochs, clean vs poisoned; the weights that end furthest apart are "
-               "coloured (Ye et al. §3.1: under UEs only some parameters take a different path).")
+               "coloured. Ye et al. (§3.1) report that under UEs only some parameters take a different path; this "
+               "view lets you check that on these two runs.")
     top_k = st.slider("Highlight", 1, 20, 8, key="ls_topk")
     show_figure(figures.parameter_paths(paths["epochs"], paths["clean"], paths["poisoned"], paths["names"],
                                         top_k=top_k, poisoned_name=paths["method"]), f"parameter-paths-{name}")

@@ -1,0 +1,180 @@
+"""The poisoned training set out of the tool (`landscape.poisons.release`, ``craft --out``) and back in.
+
+Model-free poisons on small splits: digits (values v/16, off the 1/255 grid) and generated 8-bit images.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from landscape.cli import main
+from landscape.config import DataSpec, PoisonSpec
+from landscape.errors import PathError, SpecError
+from landscape.poisons import budget_figures
+from landscape.poisons.release import class_folders, target_kind, write
+from landscape.stages.base import Context, get_splits
+from landscape.stages.poison import PoisonStage
+from tests.fixtures import quadrant_images
+
+DIGITS = DataSpec("digits", n_train=200)
+
+
+def crafted(store, data=DIGITS, method="random", **poison):
+    return PoisonStage.of(data, PoisonSpec(method=method, **poison)).get(Context(store, torch.device("cpu")))
+
+
+def test_float32_re_imports_bit_for_bit_as_a_data_set_and_as_provided_images(tmp_path, store):
+    poison, splits = crafted(store), get_splits(DIGITS)
+    poisoned = (splits.train.x + poison.delta).clamp(0, 1)
+    release = write(tmp_path / "p.npz", poison, splits, "float32")
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as arrays:  # no pickles
+        assert sorted(arrays) == ["class_names", "x", "x_test", "y", "y_test"] and arrays["x"].dtype == np.float32
+    loaded = get_splits(DataSpec.parse(f"npz:{tmp_path / 'p.npz'}"))  # --dataset npz:FILE
+    assert torch.equal(loaded.train.x, poisoned) and torch.equal(loaded.train.y, splits.train.y)
+    assert torch.equal(loaded.test.x, splits.test.x) and torch.equal(loaded.test.y, splits.test.y)  # clean
+    assert loaded.train.class_names == splits.train.class_names
+    provided = crafted(store, method="provided", options=(("images", str(tmp_path / "p.npz")),))
+    assert torch.equal(provided.apply(splits.train).x, poisoned)  # --method provided --option images=FILE
+    assert release.budget == poison.meta["budget"] and release.unpoisoned["n_changed"] == 0
+    assert release.to_dict()["kind"] == "npz" and release.n_images == len(splits.train)
+
+
+def test_uint8_is_on_the_grid_and_its_budget_is_what_the_file_holds(tmp_path, store):
+    poison, splits = crafted(store, ratio=0.5), get_splits(DIGITS)
+    release = write(tmp_path / "p.npz", poison, splits)  # the default: uint8
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as arrays:
+        assert arrays["x"].dtype == np.uint8 and arrays["x_test"].dtype == np.uint8
+    loaded = get_splits(DataSpec.parse(f"npz:{tmp_path / 'p.npz'}"))
+    x = loaded.train.x
+    assert torch.equal((x * 255).round() / 255, x)  # on the 1/255 grid
+    poisoned = (splits.train.x + poison.delta).clamp(0, 1)
+    assert (x - poisoned).abs().max() <= 0.5 / 255 + 1e-7  # rounding moves a value by at most half a step
+    mask = poison.mask
+    assert release.budget == budget_figures(splits.train.x[mask], x[mask])
+    assert release.unpoisoned == budget_figures(splits.train.x[~mask], x[~mask])
+    # digits are v/16, off the grid: the unpoisoned images change too, and L∞ can exceed the crafted budget
+    assert release.unpoisoned["n_changed"] > 0 and release.budget != poison.meta["budget"]
+    assert release.budget["linf"] <= poison.meta["budget"]["linf"] + 0.5 / 255 + 1e-7
+
+
+def test_uint8_of_8_bit_images_stays_within_an_linf_budget_of_k_over_255(tmp_path, store):
+    x, y = quadrant_images(60, channels=3)
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    data = DataSpec.parse(f"npz:{tmp_path / 'mine.npz'}")
+    poison = crafted(store, data)
+    assert poison.meta["norm"] == "linf" and round(poison.meta["eps"] * 255, 6) == 8
+    release = write(tmp_path / "p.npz", poison, get_splits(data))
+    assert release.budget["linf"] <= 8 / 255 + 1e-7 and release.unpoisoned["n_changed"] == 0
+
+
+def test_folder_export_reads_back_through_the_folder_loader(tmp_path, store):
+    poison, splits = crafted(store, method="ops"), get_splits(DIGITS)
+    release = write(tmp_path / "pngs", poison, splits)
+    assert release.kind == "folder" and release.dtype == "uint8"
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == list(splits.train.class_names)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    loaded = get_splits(DataSpec.parse(f"folder:{tmp_path / 'pngs'}"))  # no test folder: an 80/20 split of them
+    assert loaded.train.class_names == splits.train.class_names
+    exported = (((splits.train.x + poison.delta).clamp(0, 1) * 255).round() / 255)
+
+    def rows(x, y):
+        return sorted((int(label), image.numpy().tobytes()) for image, label in zip(x, y, strict=True))
+
+    assert rows(torch.cat([loaded.train.x, loaded.test.x]), torch.cat([loaded.train.y, loaded.test.y])) == \
+        rows(exported, splits.train.y)
+    npz = write(tmp_path / "p.npz", poison, splits)  # the same 8-bit images as the .npz
+    assert npz.budget == release.budget
+    with pytest.raises(PathError, match="not empty.*new or empty folder"):
+        write(tmp_path / "pngs", poison, splits)
+
+
+def test_colour_folder_and_class_names_that_would_not_sort_in_label_order(tmp_path, store):
+    x, y = quadrant_images(40, channels=3)
+    np.savez(tmp_path / "mine.npz", x=x, y=y, class_names=np.array(["zebra", "ant", "a/b", ".hidden"]))
+    data = DataSpec.parse(f"npz:{tmp_path / 'mine.npz'}")
+    write(tmp_path / "pngs", crafted(store, data), get_splits(data))
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["0-zebra", "1-ant", "2-a_b", "3-hidden"]
+    loaded = get_splits(DataSpec.parse(f"folder:{tmp_path / 'pngs'}"))
+    assert loaded.image_shape == (3, 8, 8) and torch.equal(torch.bincount(torch.cat([loaded.train.y, loaded.test.y])),
+                                                         torch.bincount(get_splits(data).train.y))
+    assert class_folders(tuple(str(k) for k in range(11)))[10] == "10-10"  # "10" sorts before "2"
+    assert class_folders(("cat", "dog")) == ["cat", "dog"]
+
+
+def test_a_failed_folder_export_leaves_nothing(tmp_path, store, monkeypatch):
+    from PIL import Image
+
+    calls = []
+
+    def fail(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 5:
+            raise OSError(28, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    original = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", fail)
+    with pytest.raises(PathError, match="No space left"):
+        write(tmp_path / "pngs", crafted(store), get_splits(DIGITS))
+    assert list(tmp_path.iterdir()) == [tmp_path / "store"]
+
+
+@pytest.mark.parametrize("out, extra, match", [
+    ("p.png", [], "suffix '.png' is neither .npz nor a folder"),
+    ("pngs", ["--out-dtype", "float32"], "8-bit; dtype 'float32' needs an .npz"),
+    ("full", [], "not empty"),
+    (None, ["--out-dtype", "float32"], "--out-dtype: not used without --out"),
+])
+def test_cli_refuses_a_bad_out_before_crafting(tmp_path, capsys, out, extra, match):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "README").write_text("mine")
+    store = tmp_path / "store"
+    flags = [] if out is None else ["--out", str(tmp_path / out)]
+    assert main(["craft", "--dataset", "digits", "--n-train", "200", "--method", "random", "--store", str(store),
+                 *flags, *extra]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+    assert not store.exists()  # nothing crafted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+
+
+def test_cli_out_dtype_choices(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["craft", "--out", str(tmp_path / "p.npz"), "--out-dtype", "int8", "--store", str(tmp_path / "s")])
+    assert "invalid choice: 'int8' (choose from 'uint8', 'float32')" in capsys.readouterr().err
+
+
+def test_cli_out_replaces_an_existing_file_atomically_and_reports_what_it_wrote(tmp_path, capsys):
+    out = tmp_path / "p.npz"
+    out.write_bytes(b"an older release")
+    common = ["craft", "--dataset", "digits", "--n-train", "200", "--method", "random", "--store",
+              str(tmp_path / "store"), "--out", str(out)]
+    assert main(common) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out} (200 training images, uint8" in text and "as written: L∞" in text
+    assert "rounding also changed" not in text  # every image is poisoned (ratio 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npz", "store"]  # no temporary file left
+    with np.load(out, allow_pickle=False) as arrays:
+        assert arrays["x"].dtype == np.uint8 and len(arrays["x"]) == 200
+    assert main([*common, "--out-dtype", "float32", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["out"]["path"] == str(out) and summary["out"]["dtype"] == "float32"
+    assert summary["out"]["budget"] == summary["budget"]  # float32: exactly what was crafted
+    assert main(["train", "--dataset", f"npz:{out}", "--epochs", "1", "--store", str(tmp_path / "store")]) == 0
+    assert main(["evaluate-ue", "--dataset", "digits", "--n-train", "200", "--method", "provided", "--option",
+                 f"images={out}", "--epochs", "1", "--store", str(tmp_path / "store")]) == 0
+    assert "provided on digits (no budget, ratio 1.0)" in capsys.readouterr().out
+
+
+def test_target_kind(tmp_path):
+    assert target_kind(tmp_path / "a.npz") == "npz" and target_kind(tmp_path / "new") == "folder"
+    assert target_kind(tmp_path) == "folder"  # an existing empty folder
+    with pytest.raises(SpecError, match="'int8' is not one of uint8, float32"):
+        target_kind(tmp_path / "a.npz", "int8")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PathError, match="is a file"):
+        target_kind(tmp_path / "file")
