@@ -2,7 +2,7 @@
 
 import sys
 
-from landscape.cli import main
+from landscape.cli import MODULE_PROG, main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog=MODULE_PROG))

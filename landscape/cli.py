@@ -75,11 +75,14 @@ class CommandParser(Parser):
         return {a.dest: a.option_strings[-1] for a in options if hasattr(bare, a.dest)}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with every registered subcommand."""
+MODULE_PROG = "python -m landscape"
+
+
+def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
+    """The parser with every registered subcommand; `prog` names the program in usage lines and errors."""
     for info in pkgutil.iter_modules(commands.__path__):
         importlib.import_module(f"landscape.commands.{info.name}")
-    parser = Parser(prog="python -m landscape", description=__doc__.splitlines()[0])
+    parser = Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--reproducible", action="store_true", help=REPRODUCIBLE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for name in commands.COMMANDS.names():
@@ -104,9 +107,17 @@ def _stdout_gone() -> bool:
         return False
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run the CLI; returns the exit status.
+
+    `prog` is how usage lines and errors name the program. Left out, it follows how the program was called, as
+    argparse's own default does: the installed console script (`ue-landscape`, which calls `main()` with nothing)
+    is named by `sys.argv[0]`; a call from Python with its own `argv` (the tests) is `python -m landscape`, and so
+    is `python -m landscape` itself (`__main__` says so).
+    """
+    if prog is None:
+        prog = os.path.basename(sys.argv[0]) if argv is None and sys.argv and sys.argv[0] else MODULE_PROG
+    args = build_parser(prog).parse_args(argv)
     default_format, warnings.formatwarning = warnings.formatwarning, one_line_warning
     keep_freed_memory()  # CPU training faults fewer pages (landscape.malloc)
     try:

@@ -193,7 +193,9 @@ class PoisonSpec(Spec):
     Args:
         method: a registered poison method (`landscape.poisons.POISONS`), or "clean" for no poison.
         eps: budget under the method's norm (None = the method's documented default for the data set).
-        ratio: fraction of the training images perturbed, in [0, 1].
+        ratio: fraction of the training images perturbed, in (0, 1] (any for "clean", which perturbs none). A
+            method at ratio 0 would poison no image, i.e. train the clean run again under the method's name:
+            refused.
         seed: seed of the crafting procedure and of the choice of poisoned images.
         options: method-specific settings as sorted (name, value) pairs; see each method's docstring and
             its options dataclass.
@@ -211,6 +213,10 @@ class PoisonSpec(Spec):
 
     def check(self) -> None:
         object.__setattr__(self, "options", checked_options("PoisonSpec", self.options))
+        if self.ratio == 0 and not self.is_clean:
+            raise SpecError(f"PoisonSpec.ratio = 0 poisons no image: the {self.method!r} run would be the clean run "
+                            f"again; give a ratio in (0, 1] (the fraction of training images perturbed), or, for "
+                            f"a clean run, method {CLEAN!r} (the CLI's --method {CLEAN})")
 
     @property
     def is_clean(self) -> bool:

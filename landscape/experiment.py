@@ -188,7 +188,8 @@ def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device |
 
     Progress stages: "craft" (if the poison is not cached), "train-clean", "train-<method>" (one step per
     epoch), "sal-clean", "sal-<method>" (one step per measured epoch; none when the runs do not keep every
-    epoch's weights: SAL is then measured while they train), "ud".
+    epoch's weights: SAL is then measured while they train), "ud". Only stages that compute report: with every
+    stage stored, nothing is reported.
 
     With `workers` > 1 the two independent chains, the clean run with its SAL and (crafting the poison, then)
     the poisoned run with its SAL, are computed side by side in worker processes on the CPU
@@ -205,6 +206,5 @@ def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device |
     clean = run(PoisonSpec())
     poisoned = clean if spec.poison.is_clean else run(spec.poison)
     report = ud.get(Context(store, device, progress))
-    progress("ud", 1, 1)
     return ExperimentResult(spec, clean, poisoned, SALTrace.from_dict(clean.extras["sal"]),
                             SALTrace.from_dict(poisoned.extras["sal"]), report)

@@ -64,6 +64,45 @@ def writable_folder(path: Path, what: str) -> Path:
     return path
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist, deepest first (what creating `path` would make).
+
+    A use that creates a folder and then writes nothing removes these again (each only while empty), so a
+    failed command leaves no empty folder behind.
+    """
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+@contextlib.contextmanager
+def making_folder(path: Path, what: str) -> Iterator[Path]:
+    """Create the folder `path` (and its missing parents) for the block; if the block fails, remove them again.
+
+    Only the folders this created are removed, deepest first, each only while empty: what the block wrote stays,
+    and so does every folder that was there before.
+
+    Raises:
+        PathError: the folder cannot be created.
+    """
+    created = missing_folders(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PathError(f"cannot create {what} {path}: {err.strerror or err}") from err
+    try:
+        yield path
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (or gone): nor are its parents
+        raise
+
+
 def writable_file(path: Path, what: str, hint: str = "give a file name inside it, e.g. {path}/out.html") -> Path:
     """Check that `path` can be written as a file (its folder is created if missing); return it.
 

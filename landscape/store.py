@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -53,7 +53,7 @@ from safetensors.numpy import load_file, save_file
 from landscape.config import SCHEMA_VERSION
 from landscape.errors import PathError, StoreError
 from landscape.files import hexdigests
-from landscape.paths import user_path, writable_folder
+from landscape.paths import missing_folders, user_path, writable_folder
 from landscape.reproducible import pinned
 
 ENV_VAR = "UE_LANDSCAPE_STORE"
@@ -398,6 +398,7 @@ class Store:
             yield
             return
         self._sweep_once()
+        created = missing_folders(self.root)
         try:
             fh = _acquire(path, blocking=True)
         except OSError as err:
@@ -406,12 +407,14 @@ class Store:
         try:
             yield
         finally:
-            # No use leaves its lock file, nor a failed one (bad data, a user's mistake, Ctrl-C) an empty stage
-            # folder (rmdir fails on one that holds entries). Removing them while held is safe: a waiter that then
-            # gets the old inode sees that the path no longer names it and locks afresh (`_acquire` recreates both).
+            # No use leaves its lock file, nor a failed one (bad data, Ctrl-C) an empty stage or store folder (rmdir
+            # fails on one holding entries). Removing them while held is safe: a waiter that then gets the old inode
+            # sees that the path no longer names it and locks afresh (`_acquire` recreates the folders).
             with contextlib.suppress(OSError):
                 path.unlink()
                 path.parent.rmdir()
+                for folder in created:  # and the store folder (and parents) this use made, if nothing was written
+                    folder.rmdir()
             held.discard(path)
             fh.close()  # closing releases the flock
 
@@ -458,6 +461,28 @@ def _note_unpinned(root: Path, stage: str, key: str, environment: dict[str, Any]
 def valid_name(part: str) -> bool:
     """True if `part` may be a stage or key name: letters, digits, '_', '-', '.' (not first)."""
     return bool(_NAME.match(part)) and not part.startswith(".")
+
+
+def holds_a_store(root: Path, stages: Collection[str] | None = None) -> bool:
+    """True if the existing folder `root` is a store: empty (a new one), or holding what only a store writes.
+
+    That is, a stage folder of it (one of `stages`; None: any) holds a writer's leftover or an entry (only entry
+    files, with SHA256SUMS or a meta.json naming that stage). A folder of other files (a home folder, a data
+    folder) is not a store; nothing marks a store but its entries.
+    """
+    children = list(root.iterdir())
+    for stage_dir in children:
+        if not (stage_dir.is_dir() and not stage_dir.is_symlink() and valid_name(stage_dir.name)
+                and (stages is None or stage_dir.name in stages)):
+            continue
+        for item in stage_dir.iterdir():
+            if _TMP.match(item.name) or _TRASH.match(item.name) or _LOCK.match(item.name):
+                return True
+            files = {f.name for f in item.iterdir()} if item.is_dir() and not item.is_symlink() else set()
+            if files and files <= set(ENTRY_FILES) and (SUMS in files or (META in files and (
+                    _json_object(_bytes_or_none(item / META)) or {}).get("stage") == stage_dir.name)):
+                return True
+    return not children
 
 
 def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
@@ -508,7 +533,7 @@ def _json_object(text: bytes | None) -> dict[str, Any] | None:
     """`text` parsed, if it is a JSON object; else None (absent, unreadable: damaged, not old or new)."""
     try:
         record = json.loads(text) if text is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     return record if isinstance(record, dict) else None
 

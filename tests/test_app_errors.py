@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from landscape.app.pages import PAGES
+from landscape.app.state import RATIO_STEP
 from tests.readonly import read_only
 from tests.test_app import APP, COMPUTE_BUTTONS, TIMEOUT, charts, no_exception, tiny
 
@@ -109,7 +110,7 @@ def test_a_store_that_is_a_file_offers_no_computation(tmp_path, monkeypatch):
 SIDEBAR_PROBES = [  # (widget kind, key, value): values at the edges of what the widgets accept
     ("selectbox", "_w_dataset", "cifar10"), ("selectbox", "_w_dataset", "mnist"),
     ("selectbox", "_w_dataset", "mnist-5k"),
-    ("toggle", "_w_custom_eps", True), ("slider", "_w_ratio", 0.0), ("number_input", "_w_epochs", 100),
+    ("toggle", "_w_custom_eps", True), ("slider", "_w_ratio", RATIO_STEP), ("number_input", "_w_epochs", 100),
     ("number_input", "_w_seed", 2**31 - 1), ("radio", "_w_sal", "paper"), ("selectbox", "_w_method", "cuda"),
     ("selectbox", "_w_model", "resnet18"),
 ]

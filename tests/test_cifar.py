@@ -339,7 +339,20 @@ def test_download_wrong_md5_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         cifar.download("cifar10", root, url=archive.as_uri(), md5="0" * 32)
     assert "0" * 32 in str(info.value) and md5 in str(info.value)
-    assert not root.exists() or list(root.iterdir()) == []
+    assert not root.exists()  # not even the data folder the download made (it was left behind, empty)
+    root.mkdir()  # a folder that was there before stays, and holds nothing new
+    with pytest.raises(DataError, match="MD5 mismatch"):
+        cifar.download("cifar10", root / "a" / "b", url=archive.as_uri(), md5="0" * 32)
+    assert list(root.iterdir()) == []
+
+
+def test_an_archive_that_is_not_a_tar_is_refused_in_one_line(tmp_path: Path) -> None:
+    archive = tmp_path / "archive.tar.gz"
+    archive.write_bytes(b"not a tar archive" * 100)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    with pytest.raises(DataError, match="is not a readable tar archive") as info:
+        cifar.download("cifar10", tmp_path / "data", url=archive.as_uri(), md5=md5)
+    assert "\n" not in str(info.value), str(info.value)  # tarfile's reason names each method on a line
 
 
 def test_download_defaults_to_the_official_md5(tmp_path: Path) -> None:
@@ -354,7 +367,7 @@ def test_download_unreachable_url(tmp_path: Path) -> None:
     root = tmp_path / "data"
     with pytest.raises(DataError, match="could not download"):
         cifar.download("cifar10", root, url=(tmp_path / "missing.tar.gz").as_uri(), md5="0" * 32)
-    assert list(root.iterdir()) == []
+    assert not root.exists()
 
 
 @pytest.mark.parametrize("md5", ["zz", "0" * 31, "0" * 33, "g" * 32, "0" * 32 + "\n", "", b"0" * 32, 0])

@@ -211,13 +211,16 @@ for cmd in ("craft", "run", "evaluate-ue"):
     base = COMPUTING[cmd][:-2] if cmd != "craft" else ["craft", "--n-train", "20"]
     for flags, needle in [(["--method", "nosuch"], "nosuch"), (["--eps", "0"], "eps"), (["--eps", "-1"], "eps"),
                           (["--eps", "x"], "x"), (["--eps", "1/0"], "1/0"), (["--ratio", "1.5"], "ratio"),
-                          (["--ratio", "-0.1"], "ratio"), (["--poison-seed", "-1"], "seed"),
+                          (["--ratio", "-0.1"], "ratio"), (["--ratio", "0"], "ratio = 0 poisons no image"),
+                          (["--poison-seed", "-1"], "seed"),
                           (["--poison-seed", BIG], "seed"), (["--option", "steps"], "steps"),
                           (["--method", "em", "--option", "no_such_option=1"], "no_such_option"),
                           (["--method", "em", "--option", "pgd_steps=-3"], "pgd_steps = -3")]:
         args = base + (["--method", "random"] if "--method" not in flags else []) + flags
         case(f"{cmd}/poison{''.join(flags)}"[:48], args, needle)
 case("craft/clean", ["craft", "--method", "clean"], "clean")
+case("craft/ratio-rounds-to-0", ["craft", "--method", "random", "--n-train", "20", "--ratio", "0.01"],
+     "ratio = 0.01 poisons none of the 20")
 CRAFT = COMPUTING["craft"]
 for flags, needle in [(["--out", "{w}/adir/p.png"], "suffix '.png' is neither .npz nor a folder"),
                       (["--out", "{w}"], "is a folder that is not empty"), (["--out", "{w}/afile"], "afile is a file"),
@@ -395,7 +398,7 @@ def test_bad_input_gives_one_clear_line_and_leaves_nothing(argv, env, needle, wo
     assert "Traceback" not in err + out
     assert needle.replace("{w}", str(world)).lower() in lines[0].lower(), f"{needle!r} not named in: {lines[0]}"
     assert not list(cwd.iterdir()), f"left in the working folder: {list(cwd.iterdir())}"
-    assert not store.exists() or not list(store.rglob("*")), f"left in the store: {list(store.rglob('*'))}"
+    assert not store.exists(), f"left behind: the store {store} ({list(store.rglob('*'))})"  # not even empty
     assert _tree(world) == before, f"left in the world: {_tree(world) - before}"
 
 

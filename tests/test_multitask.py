@@ -113,7 +113,9 @@ def test_runs_are_cached_in_the_store(small_result, monkeypatch):
 
     spec, store, result, _ = small_result
     monkeypatch.setattr(mt, "train", lambda *a, **k: pytest.fail("a stored run was retrained"))
-    again = run_cross_task(spec, store=store)
+    said = []
+    again = run_cross_task(spec, store=store, progress=lambda *a: said.append(a))
+    assert not said, said  # read whole from the store: no progress at all
     for key, run in result.runs.items():
         assert again.runs[key].metrics == run.metrics
         np.testing.assert_array_equal(again.runs[key].sal.sal, run.sal.sal)

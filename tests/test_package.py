@@ -305,3 +305,28 @@ def test_output_into_a_reader_that_stopped_ends_quietly(tmp_path):
     assert done.returncode == 141, done.stderr
     assert "error" not in done.stderr and "Traceback" not in done.stderr and "Exception" not in done.stderr, \
         done.stderr
+
+
+def test_usage_names_the_program_as_it_was_called(monkeypatch, capsys):
+    """The installed console script is named by its own name in usage lines and errors (argparse's default, from
+    sys.argv[0]), `python -m landscape` by that, and a call from Python with its own argv by `python -m landscape`."""
+    from landscape import cli
+
+    monkeypatch.setattr(sys, "argv", ["/somewhere/bin/ue-landscape", "store", "--bogus"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert capsys.readouterr().err.startswith("ue-landscape store: error: unrecognized arguments: --bogus "
+                                              "(see ue-landscape store --help)")
+    monkeypatch.setattr(sys, "argv", ["/somewhere/bin/ue-landscape", "--help"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert capsys.readouterr().out.startswith("usage: ue-landscape ")
+    with pytest.raises(SystemExit):
+        cli.main(["store", "--bogus"])
+    assert capsys.readouterr().err.startswith("python -m landscape store: error:")
+    done = subprocess.run([sys.executable, "-m", "landscape", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m landscape "), done.stdout[:200]
+    script = Path(sys.executable).with_name("ue-landscape")
+    if script.exists():  # installed (pip install -e .): the real console script
+        done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.startswith("usage: ue-landscape "), done.stdout[:200]

@@ -146,9 +146,18 @@ def test_a_negative_revision_is_refused() -> None:
         PoisonSpec(method="ops", revision=-1)
 
 
-def test_ratio_zero_is_clean(digits100: ImageSet) -> None:
-    crafted = craft(digits100, quick_spec("em", ratio=0.0), dataset="digits")
-    assert not bool(crafted.mask.any()) and bool((crafted.delta == 0).all())
+def test_a_ratio_that_poisons_no_image_is_refused(digits100: ImageSet) -> None:
+    """Ratio 0 (refused by the spec) and a ratio that rounds to no image of the set (refused before crafting)
+    would train the clean run again under the method's name (it was crafted as an all-zero poison and trained)."""
+    with pytest.raises(SpecError, match=r"PoisonSpec.ratio = 0 poisons no image: the 'em' run would be the clean "
+                                        r"run again; give a ratio in \(0, 1\].*method 'clean'"):
+        PoisonSpec(method="em", ratio=0.0)
+    assert PoisonSpec(method="clean", ratio=0.0).is_clean  # the clean run perturbs nothing at any ratio
+    for ratio in (0.004, 0.005):  # 0.4 and 0.5 of an image: round() takes both to 0
+        with pytest.raises(SpecError, match=rf"ratio = {ratio:g} poisons none of the 100 training images .*"
+                                            r"at least 0.01 \(one image\)"):
+            craft(digits100, quick_spec("em", ratio=ratio), dataset="digits")
+    assert int(craft(digits100, quick_spec("random", ratio=0.01), dataset="digits").mask.sum()) == 1
 
 
 def test_store_round_trip_is_exact(tmp_path, digits100: ImageSet) -> None:
@@ -740,14 +749,17 @@ def test_cli_craft_and_evaluate(tmp_path, capsys) -> None:
     assert 0.0 <= out["poisoned_test_acc"] <= 1.0 and 0.0 <= out["clean_test_acc"] <= 1.0
 
 
-def test_cli_craft_at_ratio_0_announces_no_crafting(tmp_path, capsys) -> None:
+def test_cli_at_a_ratio_that_poisons_no_image_refuses_before_any_work(tmp_path, capsys) -> None:
+    """`run --ratio 0` trained the clean run twice (the second under the method's name, UD 1); now the commands
+    refuse it, and a ratio that rounds to no image of the set, with one line and nothing stored."""
     from landscape.cli import main
 
-    argv = ["craft", "--n-train", "100", "--method", "em", "--ratio", "0", "--store", str(tmp_path)]
-    assert main(argv) == 0
-    captured = capsys.readouterr()
-    assert "poison ratio 0 perturbs no image, nothing to craft" in captured.err  # not EM's whole-set cost
-    assert "image-gradient evaluations" not in captured.err and "0 of 100 images poisoned" in captured.out
+    for argv, needle in [(["run", "--epochs", "1", "--n-train", "100", "--ratio", "0"], "ratio = 0 poisons no image"),
+                         (["craft", "--n-train", "100", "--ratio", "0.004"], "poisons none of the 100 training")]:
+        assert main([*argv, "--method", "em", "--store", str(tmp_path / "store")]) == 2
+        captured = capsys.readouterr()
+        assert needle in captured.err and "crafting" not in captured.err, captured.err
+        assert not (tmp_path / "store").exists()
 
 
 def test_em_samplewise_sweeps_continue_each_images_own_delta_across_noise_batches(monkeypatch) -> None:

@@ -83,6 +83,26 @@ def test_truncated_metadata_is_not_served(store):
         assert store.load("stage", "k") is None
 
 
+def test_a_failed_first_use_leaves_no_store_folder_it_created(tmp_path):
+    """The store folder (and parents) a use creates are removed again when nothing was written; a folder that
+    existed before, or one holding an entry, stays."""
+    def failing():
+        raise RuntimeError("bad data")
+
+    nested = Store(tmp_path / "new" / "a" / "store")
+    with pytest.raises(RuntimeError):
+        nested.get_or_compute("stage", "k", failing)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(RuntimeError):
+        Store(tmp_path / "mine").get_or_compute("stage", "k", failing)
+    assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())
+    nested.get_or_compute("stage", "k", _compute)
+    with pytest.raises(RuntimeError):
+        nested.get_or_compute("stage", "k2", failing)
+    assert nested.load("stage", "k") is not None
+
+
 def test_interrupted_write_leaves_no_entry(store):
     def failing():
         raise RuntimeError("killed mid-computation")

@@ -65,8 +65,38 @@ def test_a_path_with_no_store_is_an_error_and_nothing_is_created(tmp_path, capsy
     for flags in ([], ["--gc"], ["--json"]):
         status = main(["store", "--store", str(tmp_path / "nostore"), *flags])
         err = capsys.readouterr().err
-        assert status == 2 and f"no store at {tmp_path / 'nostore'}" in err, (flags, err)
+        assert status == 2 and f"no store at {tmp_path / 'nostore'}: the folder does not exist" in err, (flags, err)
     assert not (tmp_path / "nostore").exists()
+
+
+def test_a_folder_that_is_not_a_store_is_refused_and_nothing_in_it_is_removed(tmp_path, capsys):
+    """A folder of the user's files (here one whose `train/album/meta.json` an unguarded gc removes as a damaged
+    entry) is not a store: inspecting and --gc say so and remove nothing; an empty folder is an empty store, and a
+    store whose only entry is damaged (SHA256SUMS left) is still a store."""
+    from landscape.errors import StoreError
+    from landscape.store_report import gc
+
+    mine = tmp_path / "mine"
+    (mine / "train" / "album").mkdir(parents=True)
+    (mine / "train" / "album" / "meta.json").write_text('{"mine": true}')
+    (mine / "notes.txt").write_text("mine")
+    before = sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*"))
+    for flags in ([], ["--gc"], ["--json"], ["--gc", "--json"]):
+        status = main(["store", "--store", str(mine), *flags])
+        err = capsys.readouterr().err
+        assert status == 2 and f"{mine} is not a store: it holds notes.txt, train, and no store entry" in err, err
+    with pytest.raises(StoreError, match="is not a store"):
+        gc(Store(mine))  # the engine refuses too, whoever calls it
+    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == before
+    (tmp_path / "new").mkdir()
+    assert main(["store", "--store", str(tmp_path / "new"), "--gc"]) == 0
+    assert "0 entries kept" in capsys.readouterr().out
+    damaged = Store(tmp_path / "damaged")
+    damaged.save("train", "k", {"v": 1}, {"x": np.zeros(2)})
+    (damaged.path("train", "k") / "meta.json").unlink()
+    assert main(["store", "--store", str(damaged.root), "--gc"]) == 0
+    assert "removed: 1 damaged entry(ies)" in capsys.readouterr().out
+    assert not damaged.path("train", "k").exists()
 
 
 def test_runs_keyed_with_a_trainer_sal_spec_are_retired_by_gc(store, capsys):

@@ -49,7 +49,7 @@ def crafting_estimate(spec: AppSpec) -> dict[str, Any]:
 
     Also `poisoned` (how many training images the poison perturbs) and `images` (the training set's size). The
     method crafts every training image and keeps the poison on `poisoned` of them (`PoisonMethod.craft`), so
-    the estimate is for the whole set, and nothing when no image is poisoned (poison ratio 0).
+    the estimate is for the whole set (a ratio that poisons no image is refused, `PoisonMethod.poisoned_count`).
     """
     from landscape.poisons import build
     from landscape.stages.base import get_splits
@@ -57,8 +57,7 @@ def crafting_estimate(spec: AppSpec) -> dict[str, Any]:
     train = get_splits(spec.data()).train
     method = build(spec.poison(), dataset=spec.data(), device=engine.device())
     cost = method.estimate_cost(len(train), train.image_shape)  # refuses a budget the images cannot hold
-    n = method.poisoned_count(len(train))
-    return {**(cost if n else {"gradient_evals": 0, "cpu_seconds": 0.0}), "poisoned": n, "images": len(train)}
+    return {**cost, "poisoned": method.poisoned_count(len(train)), "images": len(train)}
 
 
 def crafting_line(spec: AppSpec) -> str:
@@ -66,10 +65,6 @@ def crafting_line(spec: AppSpec) -> str:
     if engine.poison_ready(spec):
         return ""
     c, data = crafting_estimate(spec), spec.dataset_label()
-    if not c["poisoned"]:  # ratio 0: `craft` perturbs nothing, the stored poison is all zeros
-        return (f"storing an empty `{spec.method}` poison, seconds: at poison ratio {spec.ratio:g} none of the "
-                f"{c['images']:,} training images is perturbed, so nothing is crafted and the `{spec.method}` run "
-                f"trains on the clean images")
     if not c["gradient_evals"]:  # random, LSP, OPS, CUDA: no model, no gradient (as the CLI's craft says)
         return f"crafting `{spec.method}` on {data}: model-free (no gradients), seconds"
     return (f"crafting `{spec.method}` on {data}: at most {c['gradient_evals']:,} image-gradient evaluations (a "

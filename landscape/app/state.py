@@ -16,6 +16,7 @@ from landscape.spec import plural
 
 DEFAULT_EPOCHS = 10  # the live default: seconds on a laptop CPU for digits + cnn
 MAX_LIVE_EPOCHS = 100
+RATIO_STEP = 0.05  # the poison ratio slider: its step and its smallest value (ratio 0 poisons no image: refused)
 # The unit of the custom budget field, by the method's norm (L0 counts pixels; "none" is a strength, not a norm).
 BUDGET_UNITS = {"linf": "L∞, pixel scale [0, 1]", "l2": "L2, pixel scale [0, 1]", "l0": "L0, pixels per image",
                 "none": "strength, not norm-bounded"}
@@ -206,8 +207,8 @@ def sidebar() -> AppSpec:
                              min_value=smallest, step=step, format="%.4f", key=f"eps_{dataset}_{method}",
                              default=info["eps"]))
             sb.caption(cost.describe_budget(info["norm"], eps))
-    ratio = pick(sb.slider, "Poison ratio", 0.0, 1.0, step=0.05, key="ratio", default=d.ratio,
-                 help="fraction of the training images perturbed")
+    ratio = pick(sb.slider, "Poison ratio", RATIO_STEP, 1.0, step=RATIO_STEP, key="ratio", default=d.ratio,
+                 help="fraction of the training images perturbed (above 0: at 0 the run would be the clean one)")
     epochs = int(pick(sb.number_input, "Epochs", 1, MAX_LIVE_EPOCHS, key="epochs", default=d.epochs))
     seed = int(pick(sb.number_input, "Seed", 0, 2**31 - 1, key="seed", default=d.seed))
     sal = pick(sb.radio, "SAL procedure", SAL_PRESETS, key="sal", default=d.sal, horizontal=True,

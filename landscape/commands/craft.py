@@ -59,7 +59,7 @@ def add_poison_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="em", help=f"poison method ({', '.join(POISONS.names())})")
     p.add_argument("--eps", type=parse_number, default=None,
                    help="budget under the method's norm, e.g. 8/255 for L∞ (default: the method's data-set default)")
-    p.add_argument("--ratio", type=float, default=1.0, help="fraction of training images poisoned")
+    p.add_argument("--ratio", type=float, default=1.0, help="fraction of training images poisoned, in (0, 1]")
     p.add_argument("--poison-seed", type=int, default=0, help="seed of the crafting procedure")
     p.add_argument("--option", type=parse_option, action="append", default=[], metavar="NAME=VALUE",
                    help="method option, repeatable (e.g. --option mode=class --option pgd_steps=20)")
@@ -136,15 +136,13 @@ def run(a: argparse.Namespace) -> int:
     with working(a) as (store, device, progress):
         splits = get_splits(data)
         method = build(poison, dataset=data, device=device)
+        method.poisoned_count(len(splits.train))  # refuses a ratio that poisons no image, before the announcement
         cost = method.estimate_cost(len(splits.train), splits.image_shape)
         if not a.json:
             what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
                     f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
             if PoisonStage.of(data, poison).exists(store):  # a rerun: no cost to announce
                 announce = f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft"
-            elif not method.poisoned_count(len(splits.train)):  # ratio 0: craft perturbs nothing
-                announce = (f"{poison.method} on {data.name}: poison ratio {poison.ratio:g} perturbs no image, "
-                            "nothing to craft")
             else:
                 announce = f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}"
             print(announce, file=sys.stderr)

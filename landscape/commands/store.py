@@ -4,8 +4,9 @@ Without `--gc` (or with `--gc --dry-run`) nothing is removed: the summary says w
 names every unusable entry with the reason (a missing file, a checksum mismatch, an older format) and every
 path that is not the store's (left alone, e.g. a folder no stage writes). What counts as garbage, and why removing
 it is safe while other processes write, is `landscape.store_report.gc`'s docstring. A path given (`--store`,
-`$UE_LANDSCAPE_STORE`) where no store exists is an error (nothing is created there); the default cache folder not
-made yet is an empty store.
+`$UE_LANDSCAPE_STORE`) where no folder exists is an error (nothing is created there), and so is a folder of other
+files with no store entry (`landscape.store.holds_a_store`; nothing in it is removed); an empty folder, and the
+default cache folder not made yet, are an empty store.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def run(a: argparse.Namespace) -> int:
     store = open_store(a, write=False)
     # a folder given that holds no store is an error; the default cache not made yet is an empty store
     if not store.root.is_dir() and (a.store is not None or os.environ.get(ENV_VAR)):
-        raise PathError(f"no store at {store.root}: nothing to inspect (nothing was created there); give the "
+        raise PathError(f"no store at {store.root}: the folder does not exist (nothing was created there); give the "
                         f"folder of an existing store with --store, or set ${ENV_VAR}")
     if not dry_run:
         store.check_writable()

@@ -34,7 +34,7 @@ import torch
 from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, extract_tar, fetch, md5_digest, verified
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, SpecError, UnknownNameError
-from landscape.paths import user_path
+from landscape.paths import making_folder, user_path
 from landscape.pickles import check_nesting
 
 _SIDE = 32
@@ -381,13 +381,10 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None, md
     final = base / layout.folder
     if _is_complete(final, layout):
         return final
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot create the data folder {base}: {err}") from err
     archive = base / layout.archive
     what = f'the official "{layout.title} python version" archive'
-    if not verified(archive, expected_md5):
-        fetch(url or layout.url, archive, md5=expected_md5, what=what, limits=limits)
-    return extract_tar(archive, base, layout.folder, complete=lambda folder: _is_complete(folder, layout),
-                       what=what, limits=limits)
+    with making_folder(base, "the data folder"):  # a failed download leaves no empty folder it made
+        if not verified(archive, expected_md5):
+            fetch(url or layout.url, archive, md5=expected_md5, what=what, limits=limits)
+        return extract_tar(archive, base, layout.folder, complete=lambda folder: _is_complete(folder, layout),
+                           what=what, limits=limits)

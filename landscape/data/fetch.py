@@ -241,7 +241,9 @@ def extract_tar(archive: Path, root: Path, folder: str, *, complete: Callable[[P
                 else:  # pragma: no cover - Python without extraction filters; members were checked above
                     tar.extractall(scratch, members=members)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-            raise DataError(f"{archive} is not a readable tar archive ({err}); delete it and download again") from err
+            reason = " ".join(str(err).split())  # one line: tarfile puts each method it tried on a line of its own
+            raise DataError(f"{archive} is not a readable tar archive ({reason}); delete it and download "
+                            f"again") from err
         extracted = scratch / folder
         if not complete(extracted):
             raise DataError(f"{archive} does not contain {folder}/ with every expected file; it is not {what}")

@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,7 +36,7 @@ import torch
 from landscape.data.fetch import DEFAULT_LIMITS, GIVE_ROOT, Limits, by_hand, fetch, gunzip
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import DataError, UnknownNameError
-from landscape.paths import user_path
+from landscape.paths import making_folder, user_path
 
 SIDE = 28
 N_CLASSES = 10
@@ -276,14 +277,15 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None,
     final = base / layout.folder
     if all(_file_in(final, n) for n in FILES):
         return final
-    created = not final.exists()
-    try:
-        final.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot create the data folder {final}: {err}") from err
     bases = (url,) if url else layout.urls
+    with making_folder(final, "the data folder"):  # a failure leaves no folder it made (the scratch is removed)
+        _fetch_all(layout, final, bases, limits)
+    return final
+
+
+def _fetch_all(layout: _Layout, final: Path, bases: Sequence[str], limits: Limits) -> None:
+    """Fetch, check and decompress the four files into the folder `final` (`download`); all or nothing."""
     scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=final))
-    done = False
     try:
         for file in FILES:
             what = f"the official {layout.title} file {file}.gz"
@@ -303,9 +305,5 @@ def download(name: str, root: str | os.PathLike[str], url: str | None = None,
             _read_split(*(scratch / f for f in split))
         for file in FILES:
             os.replace(scratch / file, final / file)
-        done = True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        if created and not done:
-            shutil.rmtree(final, ignore_errors=True)
-    return final

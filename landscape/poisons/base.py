@@ -374,10 +374,16 @@ class PoisonMethod(ABC):
     def poisoned_count(self, n: int) -> int:
         """How many of `n` training images the poison perturbs (`PoisonSpec.ratio` of them, rounded).
 
-        With none (ratio 0, or a ratio too small for `n`), `craft` calls no `perturb`: nothing is crafted, and the
-        stored poison changes no image. With any, `perturb` crafts all `n` images and the mask keeps these.
+        `perturb` crafts all `n` images and the mask keeps these. A ratio too small for `n` (it rounds to no
+        image) is refused with `SpecError`, as `PoisonSpec` refuses ratio 0: the method's run would be the clean
+        run again under its name.
         """
-        return int(round(self.spec.ratio * n))
+        count = int(round(self.spec.ratio * n))
+        if n and not count:
+            raise SpecError(f"PoisonSpec.ratio = {self.spec.ratio:g} poisons none of the {n:,} training images (it "
+                            f"rounds to 0): the {self.spec.method!r} run would be the clean run again; give a ratio "
+                            f"of at least {1 / n:.3g} (one image), or, for a clean run, method 'clean'")
+        return count
 
     def gradient_evals(self, n: int) -> int:
         """Image-gradient evaluations to craft `n` images (0 for model-free methods; upper bound if early stop)."""

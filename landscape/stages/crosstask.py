@@ -170,13 +170,22 @@ def run_cross_task(spec: CrossTaskSpec, *, store: Store, device: torch.device | 
     """Train (or load) every (task, condition) model of `spec` and return them together.
 
     Progress is reported per run as `progress("<task> · <condition>", epoch, epochs)`, plus the crafting
-    stages of the poisons, and `progress("cross-task", runs_done, runs_total)`.
+    stages of the poisons, and `progress("cross-task", runs_done, runs_total)` once a run has been computed (a
+    probe read whole from the store reports nothing).
     """
-    ctx, stages = Context(store, device, progress), run_stages(spec)
+    computed = False
+
+    def reporting(stage: str, done: int, total: int) -> None:
+        nonlocal computed
+        computed = True
+        progress(stage, done, total)
+
+    ctx, stages = Context(store, device, reporting), run_stages(spec)
     runs: dict[tuple[str, str], TaskRun] = {}
     for run, stage in stages.items():
         runs[run] = stage.get(ctx)
-        progress("cross-task", len(runs), len(stages))
+        if computed:
+            progress("cross-task", len(runs), len(stages))
     return CrossTaskResult(spec, runs, {pair: stage.get(ctx) for pair, stage in ud_stages(spec).items()})
 
 

@@ -100,8 +100,10 @@ class UDStage(Stage[UDReport]):
 
     def compute(self, ctx: Context) -> Computed:
         clean, poisoned = (self.sal(p).get(ctx) for p in (PoisonSpec(), self.spec.poison))
-        ctx.progress("ud", 0, 1)
-        return {"ud": unlearnable_distance(clean, poisoned).to_dict()}, {}
+        ctx.progress("ud", 0, 1)  # reported only when computed: a stored UD is read without a word
+        report = unlearnable_distance(clean, poisoned).to_dict()
+        ctx.progress("ud", 1, 1)
+        return {"ud": report}, {}
 
     def decode(self, entry: Entry) -> UDReport:
         """The stored report with today's caveat of its spec (`running_baseline_caveat`), not the one stored with it.
