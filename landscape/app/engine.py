@@ -279,10 +279,10 @@ def poisoned_train(spec: AppSpec, progress: Progress | None = None) -> Any:
 def poison_view(spec: AppSpec) -> dict[str, Any]:
     """Sample images and budget figures of the crafted poison of `spec` (store hit; computes if absent).
 
-    Returns the keys of `landscape.app.views.poison.poison_sample` (`clean`, `poisoned`, `labels`, `n_changed`,
+    Returns the keys of `landscape.figures.poison_sample` (`clean`, `poisoned`, `labels`, `n_changed`,
     `n_train`) plus `class_names`, `budget` (the engine's budget figures stored with the poison) and `meta`.
     """
-    from landscape.app.views.poison import poison_sample
+    from landscape.figures import poison_sample
     from landscape.stages.base import Context, get_splits
 
     clean = get_splits(spec.data()).train

@@ -98,7 +98,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None, metavar="FILE.npz|FOLDER",
                    help="write the poisoned training images: an .npz (x, y, the clean x_test, y_test, class_names; "
                         "a data set for --dataset npz:FILE and an images file for --method provided) or a new or "
-                        "empty folder of PNGs, one sub-folder per class (--dataset folder:PATH)")
+                        "empty folder of PNGs, one sub-folder per class (--dataset folder:PATH); default: none, "
+                        "nothing is written")
     g.add_argument("--out-dtype", default=DEFAULT_DTYPE, choices=DTYPES,
                    help="pixels of --out: uint8 (default: what you publish, rounded to the 1/255 grid; its budget "
                         "figures are printed) or float32 (exact, .npz only)")

@@ -21,7 +21,7 @@ from landscape.figures.curvature import (
     selectable_cells,
 )
 from landscape.figures.experiment import EXPERIMENT_FIGURES, experiment_figures
-from landscape.figures.poison import budget_figure, image_grid, pick_examples
+from landscape.figures.poison import budget_figure, image_grid, pick_examples, poison_sample
 from landscape.figures.sal import (
     channel_heatmaps,
     learnable_layers,
@@ -75,6 +75,7 @@ __all__ = [
     "path_views",
     "PathView",
     "pick_examples",
+    "poison_sample",
     "rank_agreement",
     "sal_distributions",
     "sal_heatmaps",

@@ -22,6 +22,24 @@ def pick_examples(labels: np.ndarray, changed: np.ndarray, *, per_class: int = 1
     return picked
 
 
+
+def poison_sample(clean_x: object, poisoned_x: object, labels: object, *, per_class: int = 2,
+                  max_classes: int = 10) -> dict[str, object]:
+    """A few clean/poisoned pairs per class (perturbed ones first), as numpy arrays.
+
+    Args:
+        clean_x: clean training images (N, C, H, W), tensor or array.
+        poisoned_x: the same images poisoned.
+        labels: (N,) class labels.
+        per_class: images kept per class.
+        max_classes: classes kept (the first ones).
+    """
+    clean, poisoned, y = (np.asarray(a) for a in (clean_x, poisoned_x, labels))
+    changed = (clean != poisoned).reshape(len(clean), -1).any(1)
+    picks = pick_examples(y, changed, per_class=per_class, max_classes=max_classes)
+    return {"clean": clean[picks].astype(np.float32), "poisoned": poisoned[picks].astype(np.float32),
+            "labels": y[picks].astype(np.int64), "n_changed": int(changed.sum()), "n_train": len(clean)}
+
 def _mosaic(rows: Sequence[np.ndarray], gap: float) -> np.ndarray:
     """Images (C, H, W) laid out in one (C, R·(H+1)−1, K·(W+1)−1) array, `rows` of K each, `gap` between them."""
     c, h, w = rows[0][0].shape

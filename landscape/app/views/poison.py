@@ -24,26 +24,6 @@ def budget_for_figure(b: dict[str, Any]) -> dict[str, float]:
             "psnr": np.nan if b.get("psnr") is None else b["psnr"]}
 
 
-def poison_sample(clean_x: Any, poisoned_x: Any, labels: Any, *, per_class: int = 2,
-                  max_classes: int = 10) -> dict[str, Any]:
-    """A few clean/poisoned pairs per class (perturbed ones first), as numpy arrays.
-
-    Args:
-        clean_x: clean training images (N, C, H, W), tensor or array.
-        poisoned_x: the same images poisoned.
-        labels: (N,) class labels.
-        per_class: images kept per class.
-        max_classes: classes kept (the first ones).
-    """
-    from landscape.figures import pick_examples
-
-    clean, poisoned, y = (np.asarray(a) for a in (clean_x, poisoned_x, labels))
-    changed = (clean != poisoned).reshape(len(clean), -1).any(1)
-    picks = pick_examples(y, changed, per_class=per_class, max_classes=max_classes)
-    return {"clean": clean[picks].astype(np.float32), "poisoned": poisoned[picks].astype(np.float32),
-            "labels": y[picks].astype(np.int64), "n_changed": int(changed.sum()), "n_train": len(clean)}
-
-
 def release_bytes(spec: AppSpec) -> bytes:
     """The poisoned training set of `spec` as an 8-bit ``.npz`` (`landscape.poisons.release`), from the store."""
     from landscape.app import engine
