@@ -62,6 +62,7 @@ from torch.func import functional_call
 
 from landscape.config import CurvatureSpec
 from landscape.device import reproducible_threads
+from landscape.display import span
 from landscape.errors import LandscapeError, ShapeError
 from landscape.models import weight_layers
 from landscape.sal import CROSS_ENTROPY, SALTrace, SampleLoss
@@ -187,7 +188,7 @@ class Curvature:
         return cls({name: block(name) for name in meta["layers"]}, whole, dict(meta["info"]))
 
 
-@dataclass
+@dataclass(repr=False)
 class CurvatureTrace:
     """Curvature of every layer at every measured epoch of one run (the counterpart of `SALTrace`).
 
@@ -213,6 +214,11 @@ class CurvatureTrace:
     @property
     def layers(self) -> list[str]:
         return list(self.states[0].layers) if self.states else []
+
+    def __repr__(self) -> str:
+        whole = span(self.whole())
+        return (f"CurvatureTrace({len(self.layers)} layers x {len(self.epochs)} epochs, λ_max {span(self.lambda_max)}, "
+                f"trace {span(self.trace)}" + (f", whole model λ_max {whole})" if whole != "n/a" else ")"))
 
     def _table(self, get: Callable[[BlockCurvature], float]) -> np.ndarray:
         return np.array([[get(s.layers[n]) for n in self.layers] for s in self.states], dtype=np.float64)

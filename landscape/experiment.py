@@ -28,6 +28,7 @@ from landscape.config import (
 )
 from landscape.curvature import CurvatureTrace
 from landscape.data import ImageSet
+from landscape.display import experiment_line, experiment_rows, experiment_title, html_table
 from landscape.sal import SALTrace
 from landscape.stages.base import Context, StageProgress, get_splits, no_progress
 from landscape.stages.curvature import CurvatureStage
@@ -114,7 +115,7 @@ def get_layer_slices(data: DataSpec, model: ModelSpec, train_spec: TrainSpec,
     return stage.get(Context(store, device, progress))
 
 
-@dataclass
+@dataclass(repr=False)
 class ExperimentResult:
     """Everything one clean-vs-poisoned experiment produced.
 
@@ -180,6 +181,15 @@ class ExperimentResult:
             rows.extend({**row, "learnable": bool(flags[t_of[row["epoch"]], j_of[row["layer"]]]),
                          "beta_t": beta_t.get(row["epoch"]), "beta": ud.beta} for row in trace.table(run))
         return rows
+
+    def __repr__(self) -> str:
+        return f"ExperimentResult({experiment_line(self.summary())})"
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        return html_table(f"ExperimentResult: {experiment_title(s)}", experiment_rows(s),
+                          "Figures: landscape.figures.experiment_figures(result); rows per run, epoch and layer: "
+                          "result.sal_table()")
 
 
 def run_experiment(spec: ExperimentSpec, *, store: Store, device: torch.device | str = "cpu",

@@ -30,7 +30,9 @@ import torch
 
 from landscape.config import CLEAN, DataSpec, PoisonSpec, SALSpec, Spec, TrainSpec, bounded
 from landscape.data import ImageSet
+from landscape.display import listed, number
 from landscape.errors import ShapeError, SpecError
+from landscape.spec import plural
 from landscape.tasks import TASKS, Task, get_task, tasks_for
 from landscape.train import HISTORY_KEYS
 
@@ -134,7 +136,7 @@ class CrossTaskSpec(Spec):
         raise SpecError(f"no condition {condition!r}; valid: {', '.join(self.conditions)}")
 
 
-@dataclass
+@dataclass(repr=False)
 class TaskRun:
     """One trained task model: per-epoch history, final clean-test metrics and SAL.
 
@@ -155,6 +157,13 @@ class TaskRun:
     sal: Any | None = None
     diverged: str | None = None
     seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k} {number(v)}" for k, v in list(self.metrics.items())[:4])
+        sal = "no SAL" if self.sal is None else repr(self.sal)
+        epochs = plural(len(self.history.get("train_loss", ())), "epoch")
+        return (f"TaskRun({self.task} under {self.condition}, {epochs}: {shown or 'no metrics'}; {sal}"
+                + (", diverged)" if self.diverged else ")"))
 
     def to_store(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {"task": self.task, "condition": self.condition, "metrics": self.metrics, "diverged": self.diverged,
@@ -207,7 +216,7 @@ def task_ud(clean: TaskRun, poisoned: TaskRun) -> Any | None:
     return unlearnable_distance(clean.sal, poisoned.sal)
 
 
-@dataclass
+@dataclass(repr=False)
 class CrossTaskResult:
     """Every run of a cross-task probe, with the table and SAL-similarity views built from them."""
 
@@ -215,6 +224,20 @@ class CrossTaskResult:
     runs: dict[tuple[str, str], TaskRun]
     # (task, poison method) -> its `UDReport`, as stored by the stage layer (`TaskUDStage`); `ud` fills a missing one
     uds: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        metric, entries = self.metric_names(), []
+        for (task, method), run in self.runs.items():
+            clean = self.runs.get((task, CLEAN))
+            if method == CLEAN or clean is None:
+                continue
+            name, report = metric.get(task, "metric"), self.uds.get((task, method))  # a repr computes no UD
+            ud = "" if report is None else f", UD {number(report.ud, '.3f')}"
+            entries.append(f"{task}/{method} {name} {number(clean.metrics.get(name))} clean vs "
+                           f"{number(run.metrics.get(name))}{ud}")
+        tasks, conditions = plural(len(self.spec.tasks), "task"), plural(len(self.spec.conditions), "condition")
+        runs = plural(len(self.runs), "run")
+        return f"CrossTaskResult({tasks} x {conditions}, {runs}: {listed(entries, 2, '; ') or 'none'})"
 
     def run(self, task: str, condition: str) -> TaskRun:
         try:

@@ -57,6 +57,7 @@ from torch.func import functional_call
 
 from landscape.config import SALSpec, TrainSpec
 from landscape.copies import Copies, Frozen
+from landscape.display import span
 from landscape.errors import ShapeError
 from landscape.models import weight_layers
 from landscape.train import EpochState, random_crop_flip
@@ -142,7 +143,7 @@ def _finish(l0: float, a0: float, l_min: float, a_min: float, l_max: float, a_ma
     return LayerSAL(s_min, s_max, _pick(s_max, s_min), l0, a0, drop, rise, _pick(drop, rise))
 
 
-@dataclass
+@dataclass(repr=False)
 class SALTrace:
     """SAL of every weight layer at every measured epoch of one run (plain numpy, stored with the run).
 
@@ -176,6 +177,10 @@ class SALTrace:
         for name in ARRAY_FIELDS:
             if np.shape(getattr(self, name)) != (t, n):
                 raise ShapeError(f"SALTrace.{name} has shape {np.shape(getattr(self, name))}, expected {(t, n)}")
+
+    def __repr__(self) -> str:
+        return (f"SALTrace({len(self.layers)} layers x {len(self.epochs)} epochs, preset {self.spec.preset_name}, "
+                f"baseline {self.spec.baseline}, SAL {span(self.sal)})")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists of floats); `from_dict` inverts it exactly."""

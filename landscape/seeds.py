@@ -72,7 +72,7 @@ def _finite(values: Sequence[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Spread:
     """One measure over seeds. NaN/None values (e.g. an undefined UD) are kept in `values`, left out of the rest.
 
@@ -117,6 +117,9 @@ class Spread:
         of = "" if self.n == len(self.values) else f" of {len(self.values)}"
         return (f"{format(self.mean, spec)} ± {format(self.std, spec)} ({self.n}{of} seeds, "
                 f"{format(self.low, spec)}–{format(self.high, spec)})")
+
+    def __repr__(self) -> str:
+        return f"Spread({self.text()})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: mean, std (None when undefined), min, max, n (finite seeds), seeds (all) and the values."""

@@ -57,6 +57,7 @@ from landscape.curvature import CurvatureTrace
 from landscape.data import npz
 from landscape.data.user import split_indices
 from landscape.device import resolve_device
+from landscape.display import experiment_line, experiment_rows, experiment_title, html_table, listed, number, span
 from landscape.errors import DataError, SpecError
 from landscape.experiment import ExperimentResult, get_curvature, get_layer_slices, get_surface
 from landscape.models.user import adopt
@@ -229,7 +230,7 @@ class Session:
             yield Context(self.store, self.device, report)
 
 
-@dataclass
+@dataclass(repr=False)
 class Study:
     """One clean-vs-poisoned study (what `run_study` returns).
 
@@ -339,7 +340,24 @@ class Study:
         return save_weights(result.checkpoints[result.checkpoint_epochs.index(epoch)], path,
                             metadata={"experiment": spec.to_dict(), "run": run, "epoch": epoch})
 
+    def __repr__(self) -> str:
+        seeds = f"; over seeds UD {self.spread()['ud'].text()}" if len(self.seed_results) > 1 else "; 1 seed"
+        surfaces = f"; surfaces {listed(list(self.surfaces))}" if self.surfaces else ""
+        return f"Study({experiment_line(self.result.summary())}{seeds}{surfaces})"
 
+    def _repr_html_(self) -> str:
+        s = self.result.summary()  # not `summary()`: its one-seed note resolves the spec, reading the data file
+        rows = experiment_rows(s)
+        if len(self.seed_results) > 1:
+            spreads = self.spread()
+            rows += [("UD over seeds", spreads["ud"].text()), ("β over seeds", spreads["beta"].text(".4g")),
+                     ("seeds", listed([r.spec.train.seed for r in self.seed_results], 10))]
+        else:
+            rows += [("seeds", "1: UD from a single seed is unstable; run_study(..., seeds=3) gives its spread")]
+        rows += [("surfaces", listed(list(self.surfaces), 10))] if self.surfaces else []
+        return html_table(f"Study: {experiment_title(s)}", rows,
+                          "Figures: study.figures() (Plotly, by name); rows per run, epoch and layer: "
+                          "study.result.sal_table(); every number: study.summary()")
 
 
 def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *,
@@ -389,7 +407,7 @@ def _session(store: Store | str | os.PathLike[str] | None, device: str, progress
     return Session(store if isinstance(store, Store) else Store(store), resolve_device(device), progress)
 
 
-@dataclass
+@dataclass(repr=False)
 class WeightsStudy:
     """SAL at imported weights and the surfaces around them (what `analyse_weights` returns).
 
@@ -444,6 +462,34 @@ class WeightsStudy:
                 **_surface_figures(self.surfaces),
                 **_analysis_figures(None if curvature is None else {"imported": curvature}, {"imported": self.sal},
                                     layer_slice)}
+
+    def _top_layer(self) -> tuple[str, float] | None:
+        """The layer of the largest finite SAL at the weights and that SAL (None if none is finite)."""
+        values = self.sal.sal[0] if len(self.sal.epochs) else np.zeros(0)
+        finite = np.flatnonzero(np.isfinite(values))
+        if not finite.size:
+            return None
+        j = int(finite[np.argmax(values[finite])])
+        return self.sal.layers[j], float(values[j])
+
+    def __repr__(self) -> str:
+        top = self._top_layer()
+        most = f", largest {top[0]} {number(top[1], '.2g')}" if top else ""
+        surfaces = f"; surfaces {listed(list(self.surfaces))}" if self.surfaces else ""
+        return (f"WeightsStudy({self.model.name} on {self.data.name}, weights {self.run.weights.sha256[:12]}: SAL of "
+                f"{len(self.sal.layers)} layers {span(self.sal.sal)}{most}{surfaces})")
+
+    def _repr_html_(self) -> str:
+        top = self._top_layer()
+        rows = [("model / data", f"{self.model.name} / {self.data.name}"), ("weights", self.run.path),
+                ("weights SHA-256", self.run.weights.sha256), ("layers", str(len(self.sal.layers))),
+                (f"SAL (preset {self.sal.spec.preset_name}, baseline {self.sal.spec.baseline})",
+                 span(self.sal.sal, ".4g")),
+                ("largest SAL", "n/a" if top is None else f"{top[0]}: {number(top[1], '.4g')}")]
+        rows += [("surfaces", listed(list(self.surfaces), 10))] if self.surfaces else []
+        return html_table("WeightsStudy: SAL at imported weights", rows,
+                          "Figures: .figures() of this WeightsStudy (Plotly, by name); per layer: "
+                          ".sal.table('imported')")
 
 
 def analyse_weights(model: ModelLike, weights: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]],

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from landscape.display import listed, span
+
 
 @dataclass
 class ProjectedPath:
@@ -46,7 +48,7 @@ class ProjectedPath:
             return np.where(self.distance > 0, self.residual / self.distance, 0.0)
 
 
-@dataclass
+@dataclass(repr=False)
 class Surface:
     """A 1D or 2D slice of the loss landscape; every array is numpy, every value raw.
 
@@ -89,6 +91,15 @@ class Surface:
     ARRAYS = ("alpha", "beta", "loss", "acc", "loss_se", "acc_se", "finite", "batch_loss", "batch_acc",
               "batch_sizes", "explained_variance")
 
+    def brief(self) -> str:
+        """The surface in a few words: kind, grid, centre, loss range, paths."""
+        grid = f"{len(self.alpha)} x {len(self.beta)}" if self.ndim == 2 else f"{len(self.alpha)} points"
+        paths = f", paths {listed(list(self.paths))}" if self.paths else ""
+        return f"{self.kind} {self.ndim}D {grid} around {self.center}, loss {span(self.loss)}{paths}"
+
+    def __repr__(self) -> str:
+        return f"Surface({self.brief()})"
+
     def value_at(self, a: float, b: float = 0.0) -> float:
         """Loss at the grid point nearest to (a, b)."""
         i, j = int(np.abs(self.alpha - a).argmin()), int(np.abs(self.beta - b).argmin())
@@ -116,7 +127,7 @@ class Surface:
                    anchors=anchors, info=dict(meta["info"]))
 
 
-@dataclass
+@dataclass(repr=False)
 class SurfaceSet:
     """The surfaces of one `SurfaceSpec` request, by label (e.g. {"shared": ...} or {"clean": ..., "em": ...})."""
 
@@ -131,6 +142,11 @@ class SurfaceSet:
 
     def __len__(self) -> int:
         return len(self.surfaces)
+
+    def __repr__(self) -> str:
+        shown = "; ".join(f"{label}: {s.brief()}" for label, s in list(self.surfaces.items())[:2])
+        rest = list(self.surfaces)[2:]
+        return f"SurfaceSet({shown or 'empty'}" + (f"; and {listed(rest)})" if rest else ")")
 
     def to_store(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta: dict[str, Any] = {"labels": list(self.surfaces), "info": self.info, "surfaces": {}}

@@ -27,6 +27,8 @@ from torch import nn
 from landscape.config import TrainSpec
 from landscape.data import ImageSet
 from landscape.device import with_reproducible_threads
+from landscape.display import clip, number
+from landscape.spec import plural
 
 # (model, x, y, generator) -> (x', target): a defense's per-batch transform; target may be int labels
 # (N,) or class probabilities (N, K) (e.g. mixup). It must not modify its inputs in place.
@@ -72,7 +74,7 @@ class EpochState:
 EpochCallback = Callable[[EpochState], None]
 
 
-@dataclass
+@dataclass(repr=False)
 class TrainResult:
     """Per-epoch metrics and the parameter trajectory of one training run.
 
@@ -96,6 +98,13 @@ class TrainResult:
     @property
     def final_state(self) -> dict[str, torch.Tensor]:
         return self.checkpoints[-1]
+
+    def __repr__(self) -> str:
+        last = {k: v[-1] if len(v) else None for k, v in self.history.items()}
+        diverged = f", diverged: {clip(self.diverged)}" if self.diverged else ""
+        return (f"TrainResult({plural(self.epochs_done, 'epoch')}, {plural(len(self.checkpoints), 'checkpoint')}; "
+                f"final train loss {number(last.get('train_loss'))}, train acc {number(last.get('train_acc'))}, "
+                f"test acc {number(last.get('test_acc'))}{diverged})")
 
     def to_store(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(metadata, arrays) for `Store.save`; `from_store` inverts it exactly."""

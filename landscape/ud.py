@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from landscape.display import clip, number
 from landscape.errors import ShapeError
+from landscape.spec import plural
 
 KMEANS_SEED = 0  # the authors' random_state
 DEPENDENCIES = ("scipy.stats", "sklearn.cluster")  # what UD computes with, imported on first use
@@ -79,7 +81,7 @@ def epoch_midpoint(values: np.ndarray, *, random_state: int = KMEANS_SEED) -> tu
     return float(km.cluster_centers_.mean()), None
 
 
-@dataclass
+@dataclass(repr=False)
 class UDReport:
     """β, learnable-layer counts and UD of a poisoned run against a clean run (numpy arrays).
 
@@ -157,6 +159,12 @@ class UDReport:
                 "ud_defined": self.ud_defined, "message": self.message, "w1_overall": self.w1_overall,
                 "mean_ratio_overall": self.mean_ratio_overall}
 
+    def __repr__(self) -> str:
+        why = "" if self.message is None else f" ({clip(self.message)})"
+        return (f"UDReport(UD {number(self.ud, '.3f')}{why}, β {number(self.beta)}, #LP {number(self.lp_clean)} clean "
+                f"vs {number(self.lp_poisoned)} poisoned, {self.flags_clean.shape[1]} layers x {len(self.counts_clean)}"
+                f" epochs, W1 {number(self.w1_overall)}, mean SAL ratio {number(self.mean_ratio_overall)}"
+                + (f", {plural(len(self.notes), 'note')})" if self.notes else ")"))
 
     def counts_table(self, method: str) -> list[dict[str, Any]]:
         """Rows run x epoch of the learnable-layer count (the clean run, then the run on `method`)."""

@@ -28,9 +28,10 @@ import torch
 from landscape.config import CLEAN, DataSpec, PoisonSpec, options_dict
 from landscape.data.imageset import ImageSet, check_images
 from landscape.device import reproducible_threads
+from landscape.display import number
 from landscape.errors import BudgetError, ShapeError, SpecError
 from landscape.registry import Registry
-from landscape.spec import Spec, choices, field_hints
+from landscape.spec import Spec, choices, field_hints, format_value
 
 POISONS: Registry[type[PoisonMethod]] = Registry("poison method", also_valid=(CLEAN,))
 
@@ -159,7 +160,7 @@ def within_budget(delta: torch.Tensor, eps: float, norm: Norm, tol: float = BUDG
     raise SpecError(f"unknown norm {norm!r}; valid choices: linf, l2, l0, none")
 
 
-@dataclass
+@dataclass(repr=False)
 class Crafted:
     """A crafted poison, replayable exactly: `poisoned = clamp(x + delta, 0, 1)` on the masked images.
 
@@ -179,6 +180,15 @@ class Crafted:
         if self.mask.dtype != torch.bool or self.mask.shape != self.delta.shape[:1]:
             raise ShapeError(f"mask must be bool of shape ({len(self.delta)},), got {self.mask.dtype} "
                              f"{tuple(self.mask.shape)}")
+
+    def __repr__(self) -> str:
+        m = self.meta
+        eps = f", {m.get('norm')} eps {format_value(m['eps'])}" if m.get("eps") is not None else ""
+        linf = (m.get("budget") or {}).get("linf")
+        seconds = f", {number(m['seconds'])} s" if m.get("seconds") is not None else ""
+        return (f"Crafted({m.get('method', 'a poison')} on {m.get('dataset', 'images')}: {int(self.mask.sum())} of "
+                f"{len(self.mask)} images {tuple(self.delta.shape[1:])} perturbed{eps}"
+                f"{'' if linf is None else f', largest change {number(linf)}'}{seconds})")
 
     def apply(self, train: ImageSet) -> ImageSet:
         """The poisoned copy of `train` (which is not modified); its images must be the ones crafted on."""
