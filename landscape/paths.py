@@ -17,6 +17,8 @@ from pathlib import Path
 
 from landscape.errors import PathError
 
+PROBE_PREFIX = ".ue-landscape-write-check-"  # the file `writable_folder` creates and removes again at once
+
 
 def user_path(value: str | os.PathLike[str], what: str) -> Path:
     """`value` as a `Path` with ``~``/``~user`` expanded; `what` names it in errors (e.g. "--store").
@@ -54,7 +56,7 @@ def writable_folder(path: Path, what: str) -> Path:
     if not existing.is_dir():
         raise PathError(f"{what} {path} cannot be created: {existing} is a file, not a folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".ue-landscape-write-check-", dir=existing)
+        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:

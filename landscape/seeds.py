@@ -40,9 +40,12 @@ from landscape.stages.ud import resolve_experiment
 from landscape.store import Store
 
 # The headline numbers of `ExperimentResult.summary()` that are aggregated over seeds (UD, its parts, our
-# threshold-free measures, and the accuracies they stand beside).
-SEED_MEASURES = ("ud", "beta", "lp_clean", "lp_poisoned", "w1_overall", "mean_ratio_overall", "clean_test_acc",
-                 "poisoned_test_acc")
+# threshold-free measures, and the accuracies they stand beside), each with the label a person reads it by (the
+# CLI's seed table, the report's tables).
+MEASURE_LABELS = {"ud": "UD", "beta": "β", "lp_clean": "#LP clean", "lp_poisoned": "#LP poisoned",
+                  "w1_overall": "W1 (ours)", "mean_ratio_overall": "mean SAL ratio (ours)",
+                  "clean_test_acc": "test acc clean", "poisoned_test_acc": "test acc poisoned"}
+SEED_MEASURES = tuple(MEASURE_LABELS)
 MAX_SEEDS = 100
 # The shipped regime study (`bench/regime.py`), read for the single-seed note.
 STUDY = Path(__file__).resolve().parent.parent / "assets" / "benchmarks" / "regime.json"
@@ -290,6 +293,6 @@ def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
     return f"{head} {tail}"
 
 
-__all__ = ["SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary", "seed_table",
-           "single_seed_note", "setting_label", "spread_over_seeds", "study_methods", "study_rows", "study_separating",
-           "study_settings", "study_shares", "study_spread"]
+__all__ = ["MEASURE_LABELS", "SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary",
+           "seed_table", "single_seed_note", "setting_label", "spread_over_seeds", "study_methods", "study_rows",
+           "study_separating", "study_settings", "study_shares", "study_spread"]

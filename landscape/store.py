@@ -19,8 +19,9 @@ Layout: `<root>/<stage>/<key>/{meta.json, arrays.safetensors, SHA256SUMS}`.
 - **One computation per key.** `get_or_compute` (and `save`) hold a per-key lock file (`flock`), so two
   processes, or two app sessions, asking for the same entry compute it once and both get the same entry.
 - **Garbage.** `sweep()` removes what crashed writers leave (temporaries, half-discarded entries, unused lock
-  files); the first write of a process sweeps those untouched for an hour (`SWEEP_AGE`). Checking every entry
-  and removing the unusable ones is `landscape.store_report.gc` (`python -m landscape store`).
+  files); a process's first write to a stage sweeps that stage's folder of those untouched for an hour
+  (`SWEEP_AGE`). Checking every entry and removing the unusable ones is `landscape.store_report.gc` (`python -m
+  landscape store`). A folder of other files is no store: writing there is refused (`landscape.store_names`).
 - **Layers.** A store may read from read-only snapshots first (folders of entries exactly as a store writes
   them, e.g. the app's shipped demo); it never writes or deletes there.
 - **No pickles.** Arrays are safetensors, metadata JSON: loading never executes anything. Loading does not
@@ -35,7 +36,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import threading
@@ -55,18 +55,24 @@ from landscape.errors import PathError, StoreError
 from landscape.files import hexdigests
 from landscape.paths import missing_folders, user_path, writable_folder
 from landscape.reproducible import pinned
+from landscape.store_names import (
+    ARRAYS,
+    ENTRY_FILES,
+    LOCK,
+    META,
+    SUMS,
+    TMP,
+    bytes_or_none,
+    is_leftover,
+    json_object,
+    refuse_a_non_store,
+    valid_name,
+)
 
 ENV_VAR = "UE_LANDSCAPE_STORE"
 # 3: SHA256SUMS covers meta.json and the arrays (format 2 checked the arrays only, from inside meta.json).
 FORMAT = 3
-META, ARRAYS, SUMS = "meta.json", "arrays.safetensors", "SHA256SUMS"
-ENTRY_FILES = (META, ARRAYS, SUMS)
-SWEEP_AGE = 3600.0  # seconds: temporaries and locks untouched this long are swept on a process's first write
-
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_TMP = re.compile(r"^\.tmp-(?P<key>.+)-[0-9a-f]{32}$")
-_TRASH = re.compile(r"^\.trash-.+-[0-9a-f]{32}$")
-_LOCK = re.compile(r"^\.(?P<key>.+)\.lock$")
+SWEEP_AGE = 3600.0  # seconds: temporaries and locks untouched this long are swept by the first write to their stage
 
 T = TypeVar("T")
 Decode = Callable[["Entry"], T]
@@ -140,7 +146,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 _held = threading.local()  # the lock files this thread holds (the key lock is re-entrant within a thread)
-_swept: set[Path] = set()  # store roots swept by this process
+_swept: set[tuple[Path, str]] = set()  # (store root, stage folder) swept by this process
 _once_guard = threading.Lock()  # guards `_swept` and `_unpinned_noted`, the things done once per process
 _unpinned_noted: set[Path] = set()  # store folders that served this process an entry computed outside reproducible mode
 
@@ -161,7 +167,11 @@ class Store:
         self.snapshots = tuple(user_path(p, "a store snapshot") for p in snapshots)
 
     def check_writable(self) -> Store:
-        """Raise `PathError` unless entries can be written (the root is or can become a writable folder)."""
+        """Raise `PathError` unless entries can be written (the root is, or can be made, a writable folder).
+
+        A folder of other files, not a store, is refused first (`landscape.store_names.refuse_a_non_store`).
+        """
+        refuse_a_non_store(self.root)
         writable_folder(self.root, "the store")
         return self
 
@@ -319,16 +329,18 @@ class Store:
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    def sweep(self, *, min_age: float = 0.0) -> None:
-        """Remove the leftovers of writers (`leftover`) untouched for `min_age` seconds from every stage folder.
+    def sweep(self, *, min_age: float = 0.0, stages: Collection[str] | None = None) -> None:
+        """Remove the leftovers of writers (`leftover`) untouched for `min_age` seconds from the stage folders.
 
-        A stage folder this empties is removed too; nothing that is not a leftover is touched.
+        Those of `stages` (None: every folder of the root with a stage's name). A stage folder this empties is
+        removed too; nothing that is not a leftover is touched.
         """
         if not self.root.is_dir():
             return
         now = time.time()
         for stage_dir in sorted(self.root.iterdir()):
-            if stage_dir.is_dir() and not stage_dir.is_symlink() and valid_name(stage_dir.name):
+            if (stage_dir.is_dir() and not stage_dir.is_symlink() and valid_name(stage_dir.name)
+                    and (stages is None or stage_dir.name in stages)):
                 items = sorted(stage_dir.iterdir())
                 found = [self.leftover(stage_dir.name, item, min_age=min_age, now=now) for item in items]
                 if any(kind and kind[0] != "in_use" for kind in found):
@@ -346,7 +358,7 @@ class Store:
         None if `item` is not a leftover (or has vanished).
         """
         name = item.name
-        if not (_TMP.match(name) or _TRASH.match(name) or _LOCK.match(name)):
+        if not is_leftover(name):
             return None
         try:
             age = (time.time() if now is None else now) - item.lstat().st_mtime
@@ -354,7 +366,7 @@ class Store:
             return None
         if min_age > 0 and age < min_age:
             return "in_use", 0
-        tmp, lock = _TMP.match(name), _LOCK.match(name)
+        tmp, lock = TMP.match(name), LOCK.match(name)
         category, key = ("temporaries", tmp["key"]) if tmp else ("locks", lock["key"]) if lock else ("trash", None)
         size = size_of(item)
         if key is None or not valid_name(key):
@@ -376,15 +388,20 @@ class Store:
         _note_unpinned(folder.parent.parent, stage, key, record.get("environment") or {})
         return Entry(record["meta"], load_file(str(folder / ARRAYS)))
 
-    def _sweep_once(self) -> None:
-        """On a process's first write to this root: remove temporaries and locks untouched for `SWEEP_AGE`."""
+    def _sweep_once(self, stage: str) -> None:
+        """On a process's first write to `stage`: refuse a root of other files, sweep that stage's folder only.
+
+        The root is checked by `refuse_a_non_store`; the sweep removes the temporaries and locks untouched for
+        `SWEEP_AGE` of the folder of `stage` (a name a stage writes), no other folder of the root.
+        """
         root = self.root.resolve()
         with _once_guard:
-            if root in _swept:
+            if (root, stage) in _swept:
                 return
-            _swept.add(root)
+            refuse_a_non_store(self.root)
+            _swept.add((root, stage))
         with contextlib.suppress(OSError):
-            self.sweep(min_age=SWEEP_AGE)
+            self.sweep(min_age=SWEEP_AGE, stages=(stage,))
 
     def _lock_path(self, stage: str, key: str) -> Path:
         return self.path(stage, key).parent / f".{key}.lock"
@@ -397,7 +414,7 @@ class Store:
         if path in held:
             yield
             return
-        self._sweep_once()
+        self._sweep_once(stage)
         created = missing_folders(self.root)
         try:
             fh = _acquire(path, blocking=True)
@@ -458,33 +475,6 @@ def _note_unpinned(root: Path, stage: str, key: str, environment: dict[str, Any]
                   StoreWarning, stacklevel=5)
 
 
-def valid_name(part: str) -> bool:
-    """True if `part` may be a stage or key name: letters, digits, '_', '-', '.' (not first)."""
-    return bool(_NAME.match(part)) and not part.startswith(".")
-
-
-def holds_a_store(root: Path, stages: Collection[str] | None = None) -> bool:
-    """True if the existing folder `root` is a store: empty (a new one), or holding what only a store writes.
-
-    That is, a stage folder of it (one of `stages`; None: any) holds a writer's leftover or an entry (only entry
-    files, with SHA256SUMS or a meta.json naming that stage). A folder of other files (a home folder, a data
-    folder) is not a store; nothing marks a store but its entries.
-    """
-    children = list(root.iterdir())
-    for stage_dir in children:
-        if not (stage_dir.is_dir() and not stage_dir.is_symlink() and valid_name(stage_dir.name)
-                and (stages is None or stage_dir.name in stages)):
-            continue
-        for item in stage_dir.iterdir():
-            if _TMP.match(item.name) or _TRASH.match(item.name) or _LOCK.match(item.name):
-                return True
-            files = {f.name for f in item.iterdir()} if item.is_dir() and not item.is_symlink() else set()
-            if files and files <= set(ENTRY_FILES) and (SUMS in files or (META in files and (
-                    _json_object(_bytes_or_none(item / META)) or {}).get("stage") == stage_dir.name)):
-                return True
-    return not children
-
-
 def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     """The record (meta.json) of the entry (stage, key) in `folder`, after checking the integrity of the whole entry.
 
@@ -492,8 +482,8 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     `Unusable` (naming what is wrong: the missing files of an incomplete entry, the files whose checksum differs,
     ...) for any other unusable entry, or whatever reading raises. meta.json is read and parsed once.
     """
-    meta_bytes = _bytes_or_none(folder / META)
-    record = _json_object(meta_bytes)
+    meta_bytes = bytes_or_none(folder / META)
+    record = json_object(meta_bytes)
     found_format = record.get("format") if record is not None else None
     if not isinstance(found_format, int) or isinstance(found_format, bool):
         found_format = None
@@ -520,22 +510,6 @@ def read_record(folder: Path, stage: str, key: str) -> dict[str, Any]:
     if not isinstance(record.get("meta"), dict):
         raise Unusable("record has no metadata object")
     return record
-
-
-def _bytes_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _json_object(text: bytes | None) -> dict[str, Any] | None:
-    """`text` parsed, if it is a JSON object; else None (absent, unreadable: damaged, not old or new)."""
-    try:
-        record = json.loads(text) if text is not None else None
-    except (ValueError, RecursionError):  # RecursionError: nested too deeply
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def discard_folder(folder: Path, inode: int | None = None) -> None:

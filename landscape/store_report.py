@@ -27,11 +27,11 @@ from landscape.store import (
     Store,
     Unusable,
     discard_folder,
-    holds_a_store,
     read_record,
     size_of,
     valid_name,
 )
+from landscape.store_names import not_a_store
 
 Retired = Callable[[dict[str, Any]], str | None]  # why an intact entry (its meta.json record) is dead, or None
 
@@ -77,7 +77,7 @@ def gc(store: Store, *, dry_run: bool = False, stages: Mapping[str, Retired] | N
        progress: Callable[[int, int], None] | None = None) -> GcReport:
     """Remove what is not a usable entry from `store`'s own folder; return what was kept and removed.
 
-    A folder that is not a store (`landscape.store.holds_a_store`: files and folders, none a store's) is
+    A folder that is not a store (`landscape.store_names.not_a_store`: files and folders, none a store's) is
     refused with `StoreError` before anything in it is read or removed.
 
     Removes writers' leftovers nobody holds (`Store.leftover`) and every entry that is damaged (integrity
@@ -94,11 +94,10 @@ def gc(store: Store, *, dry_run: bool = False, stages: Mapping[str, Retired] | N
     report = GcReport(str(store.root), dry_run)
     if not store.root.is_dir():
         return report
-    if not holds_a_store(store.root, stages):
-        names = sorted(p.name for p in store.root.iterdir())
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        raise StoreError(f"{store.root} is not a store: it holds {shown}, and no store entry; nothing there was "
-                         f"removed (give the folder of a store; an empty folder is an empty store)")
+    why = not_a_store(store.root, stages)
+    if why is not None:
+        raise StoreError(f"{why}; nothing there was removed (give the folder of a store; an empty folder is an "
+                         f"empty store)")
     now = time.time()
     folders = []
     for stage_dir in sorted(store.root.iterdir()):

@@ -68,6 +68,7 @@ from landscape.stages.base import Context, StageProgress
 from landscape.stages.ud import resolve_experiment
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
 from landscape.store import Store
+from landscape.store_names import refuse_a_non_store
 from landscape.surface_results import SurfaceSet
 from landscape.train import TrainResult
 from landscape.ud import UDReport
@@ -134,7 +135,9 @@ def as_data(train: DataLike, test: DataLike | None = None, *, poisoned: Any = No
         if test is not None or poisoned is not None:
             raise SpecError("a named data set brings its own test split; give test= and poisoned= with arrays only")
         return (train if isinstance(train, DataSpec) else DataSpec.parse(train)), None
-    folder = Path(folder) if folder is not None else Store().root / npz.INPUTS
+    if folder is None:
+        refuse_a_non_store(Store().root)  # the arrays are kept in its inputs folder: a folder of other files is none
+        folder = Store().root / npz.INPUTS
     x, y = _pair(train, "training")
     arrays: dict[str, np.ndarray] = {"x": _canonical(x, "the training images"), "y": y}
     x_p = None if poisoned is None else _canonical(_numpy(poisoned, "the poisoned images"), "the poisoned images")
@@ -404,7 +407,10 @@ def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *
 
 
 def _session(store: Store | str | os.PathLike[str] | None, device: str, progress: bool | StageProgress) -> Session:
-    return Session(store if isinstance(store, Store) else Store(store), resolve_device(device), progress)
+    """The session of a call: a folder of other files given as the store is refused before any work."""
+    store = store if isinstance(store, Store) else Store(store)
+    refuse_a_non_store(store.root)
+    return Session(store, resolve_device(device), progress)
 
 
 @dataclass(repr=False)

@@ -38,6 +38,7 @@ from landscape.errors import DataError, LandscapeError, ModelError, SpecError
 from landscape.models.user import split_name
 from landscape.paths import user_path
 from landscape.store import Store
+from landscape.store_names import refuse_a_non_store
 
 MODELS_VAR = "UE_LANDSCAPE_MODELS"
 DATA_VAR = "UE_LANDSCAPE_DATA"
@@ -153,8 +154,10 @@ def keep_upload(content: bytes, store: Store, *, name: str = "the upload") -> Da
     """The `DataSpec` of an uploaded ``.npz`` data set, kept in the store's ``inputs`` folder by content.
 
     Refused (`DataError`, naming `name`) above `MAX_UPLOAD_BYTES`, above `MAX_UPLOAD_DECODED_BYTES` decompressed,
-    or when it does not load as the command line's ``npz:PATH`` loads it; nothing is kept then.
+    or when it does not load as the command line's ``npz:PATH`` loads it; nothing is kept then. A store folder of
+    other files is refused first (`PathError`, `landscape.store_names.refuse_a_non_store`).
     """
+    refuse_a_non_store(store.root)  # kept in its inputs folder: none in a folder of other files
     if len(content) > MAX_UPLOAD_BYTES:
         raise DataError(f"{name} is {len(content) / 2**20:.1f} MiB, over the upload limit of "
                         f"{MAX_UPLOAD_BYTES >> 20} MiB; name a larger data set in {DATA_VAR} instead")

@@ -39,8 +39,23 @@ def damaged_demo(tmp_path: Path) -> Path:
     return demo
 
 
+def users_folder(tmp_path: Path) -> Path:
+    """A folder of a user's files, not a store (a lock-like name of theirs included): never written into."""
+    mine = tmp_path / "mine"
+    (mine / "project").mkdir(parents=True, exist_ok=True)
+    (mine / "notes.txt").write_text("mine\n")
+    (mine / "project" / ".build.lock").write_text("mine\n")
+    return mine
+
+
+def files_under(folder: Path) -> list[tuple[str, str]]:
+    return sorted((p.relative_to(folder).as_posix(), p.read_text() if p.is_file() else "") for p in folder.rglob("*"))
+
+
 SETUPS = {  # name: (environment given the test's tmp_path, words the first error must hold)
     "store-is-a-file": (lambda t: {"UE_LANDSCAPE_STORE": str(t / "afile")}, ["afile", "is a file"]),
+    "store-not-a-store": (lambda t: {"UE_LANDSCAPE_STORE": str(users_folder(t))},
+                          ["mine is not a store", "notes.txt", "cannot be saved", "new or empty folder"]),
     "store-no-such-user": (lambda t: {"UE_LANDSCAPE_STORE": f"{NOBODY}/store"}, [NOBODY, "UE_LANDSCAPE_STORE"]),
     "demo-truncated": (lambda t: {"UE_LANDSCAPE_DEMO": str(damaged_demo(t))}, ["demo", "damaged", "rebuild"]),
     "demo-is-a-file": (lambda t: {"UE_LANDSCAPE_DEMO": str(t / "afile")}, ["afile", "is a file"]),
@@ -105,6 +120,21 @@ def test_a_store_that_is_a_file_offers_no_computation(tmp_path, monkeypatch):
     tiny(at, method="random", model="mlp")
     no_exception(at)
     assert at.button(key="train").disabled and "is a file" in at.button(key="train").help
+
+
+def test_a_folder_of_other_files_offers_no_computation_and_is_left_as_it_was(tmp_path, monkeypatch):
+    """$UE_LANDSCAPE_STORE naming a folder of the user's files (not a store): the demo is shown, no computation is
+    offered (the button's help names the folder), and nothing in the folder is written, swept or removed."""
+    mine = users_folder(tmp_path)
+    before = files_under(mine)
+    monkeypatch.setenv("UE_LANDSCAPE_STORE", str(mine))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert charts(at), "the demo is still shown"
+    at.switch_page("pages/train.py").run()
+    tiny(at, method="random", model="mlp")
+    no_exception(at)
+    assert at.button(key="train").disabled and f"{mine} is not a store" in at.button(key="train").help
+    assert files_under(mine) == before
 
 
 SIDEBAR_PROBES = [  # (widget kind, key, value): values at the edges of what the widgets accept

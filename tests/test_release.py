@@ -178,3 +178,35 @@ def test_target_kind(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(PathError, match="is a file"):
         target_kind(tmp_path / "file")
+
+
+def test_cli_craft_provided_measures_exported_images_as_the_original_craft(tmp_path, capsys):
+    """`craft --method provided` on a float32 `craft --out` reports the crafted budget figures (nothing crafted)."""
+    out, store = tmp_path / "p.npz", str(tmp_path / "store")
+    data = ["--dataset", "digits", "--n-train", "200", "--store", store]
+    assert main(["craft", *data, "--method", "random", "--out", str(out), "--out-dtype", "float32", "--json"]) == 0
+    original = json.loads(capsys.readouterr().out)
+    provided = ["craft", *data, "--method", "provided", "--option", f"images={out}"]
+    assert main([*provided, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["budget"] == original["budget"] and summary["n_poisoned"] == 200
+    assert summary["method"] == "provided" and summary["eps"] is None and summary["eps_is_default"] is False
+    assert main(provided) == 0
+    text = capsys.readouterr().out
+    assert f"method provided ({out}, no budget set), 200 of 200 images changed" in text
+    assert "L∞ " in text and "PSNR " in text and "(from the store)" in text
+
+
+def test_cli_craft_provided_refuses_a_missing_or_mismatched_file_as_run_does(tmp_path, capsys):
+    store = tmp_path / "store"
+    np.savez(tmp_path / "short.npz", x=np.zeros((10, 1, 8, 8), np.float32))
+    for name, message in (("none.npz", "does not exist; expected an .npz holding x"),
+                          ("short.npz", "holds images (10, 1, 8, 8) (N, C, H, W) but the training split of 'digits'")):
+        for command in ("craft", "run"):
+            assert main([command, "--dataset", "digits", "--n-train", "200", "--method", "provided", "--option",
+                         f"images={tmp_path / name}", "--store", str(store), *(["--epochs", "1"] * (command == "run"))
+                         ]) == 2
+            err = capsys.readouterr().err
+            assert message in err and "Traceback" not in err, (command, err)
+    assert main(["craft", "--method", "provided", "--store", str(store)]) == 2
+    assert "poison 'provided' takes one option, images=PATH" in capsys.readouterr().err

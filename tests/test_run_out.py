@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import numpy as np
@@ -152,3 +153,25 @@ def test_write_html_escapes_its_text(tmp_path):
     page = out.read_text()
     assert "<b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page and "a &lt; b" in page and "t &amp; u" in page
     assert "<th>k&lt;</th>" in page and "<td>&lt;v&gt;</td>" in page and "<td>n/a</td>" in page
+
+
+def test_html_tables_name_the_measures_as_the_text_table_does(shared, tmp_path, capsys):
+    """The report's headers (and the spread's measure column) are the labels the text seed table prints
+    (`MEASURE_LABELS`), never raw keys; the page is styled inline, fetching nothing."""
+    import re
+
+    from landscape.seeds import MEASURE_LABELS, SEED_MEASURES
+
+    out = tmp_path / "report.html"
+    code, text, _ = _run(["--method", "random", "--seeds", "2", "--out", str(out)], shared, capsys)
+    assert code == 0
+    page = out.read_text()
+    headers = re.findall(r"<th>(.*?)</th>", page)
+    assert headers[:len(MEASURE_LABELS) + 1] == ["seed", *(html.escape(v) for v in MEASURE_LABELS.values())]
+    assert not set(headers) & set(SEED_MEASURES), headers
+    spread = page.split("<caption>Over the seeds</caption>", 1)[1].split("</table>", 1)[0]
+    assert re.findall(r"<tr><td>(.*?)</td>", spread) == [html.escape(v) for v in MEASURE_LABELS.values()]
+    for label in MEASURE_LABELS.values():
+        assert f"{label:>22}: " in text  # the text table's labels: the same mapping
+    assert "<style>" in page and "font-family:system-ui" in page and "padding:" in page
+    assert "<link" not in page and "<script src" not in page and "@import" not in page

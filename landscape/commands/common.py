@@ -154,8 +154,17 @@ def _html_table(caption: str, rows: Sequence[Mapping[str, object]]) -> str:
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(k)))}</td>" for k in header) + "</tr>"
                    for row in rows)
-    return (f"<table border='1' style='border-collapse:collapse;margin:1em 0'><caption>{html.escape(caption)}"
-            f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"</table>")
+
+
+# The page's whole style, inline (the page opens offline: no stylesheet, font or script is fetched).
+_STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:1.5em auto;"
+          "max-width:1200px;padding:0 1em;color:#222;line-height:1.4}"
+          "table{border-collapse:collapse;margin:1em 0;font-variant-numeric:tabular-nums}"
+          "caption{text-align:left;font-weight:600;padding:0 0 .4em}"
+          "th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}th{background:#f3f3f3}"
+          "th:first-child,td:first-child{text-align:left}p{max-width:80em}")
 
 
 def write_html(figures: Sequence[Any], path: Path, title: str, *, notes: Sequence[str] = (),
@@ -163,14 +172,15 @@ def write_html(figures: Sequence[Any], path: Path, title: str, *, notes: Sequenc
     """One self-contained HTML page (plotly.js embedded once, so it opens offline).
 
     The title, then each of `notes` as a paragraph, each table of `tables` (caption -> rows of one dict per row,
-    numbers to 4 significant digits, "n/a" where missing), then the figures; text is HTML-escaped.
+    numbers to 4 significant digits, "n/a" where missing), then the figures; text is HTML-escaped. Its style
+    (`_STYLE`: the system font, padded table cells) is inline.
     """
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
     head = [f"<p>{html.escape(note)}</p>" for note in notes]
     head += [_html_table(caption, rows) for caption, rows in (tables or {}).items()]
     name = html.escape(title)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}</title></head><body>"
-            f"<h2>{name}</h2>" + "".join(head) + "\n".join(parts) + "</body></html>")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}</title><style>{_STYLE}</style></head>"
+            f"<body><h2>{name}</h2>" + "".join(head) + "\n".join(parts) + "</body></html>")
     atomic_write(path, page)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from landscape.commands import COMMANDS, Command
 from landscape.commands.common import (
@@ -22,6 +22,11 @@ from landscape.device import resolve_device
 from landscape.errors import SpecError
 from landscape.paths import user_path, writable_folder
 from landscape.store import Store
+
+if TYPE_CHECKING:
+    import torch
+
+    from landscape.data.imageset import Splits
 
 
 def parse_number(text: str) -> float:
@@ -56,7 +61,8 @@ def parse_option(text: str) -> tuple[str, Any]:
 def add_poison_args(p: argparse.ArgumentParser) -> None:
     from landscape.poisons import POISONS
 
-    p.add_argument("--method", default="em", help=f"poison method ({', '.join(POISONS.names())})")
+    p.add_argument("--method", default="em", help=f"poison method ({', '.join(POISONS.names())}), or provided with "
+                                                  f"--option images=FILE.npz: your own poisoned training images")
     p.add_argument("--eps", type=parse_number, default=None,
                    help="budget under the method's norm, e.g. 8/255 for L∞ (default: the method's data-set default)")
     p.add_argument("--ratio", type=float, default=1.0, help="fraction of training images poisoned, in (0, 1]")
@@ -126,27 +132,41 @@ def budget_line(b: dict[str, Any]) -> str:
             f"L0 mean {b['l0_mean']:.1f} px   PSNR {psnr}")
 
 
+def announcement(data: DataSpec, poison: PoisonSpec, splits: Splits, store: Store, device: torch.device) -> str:
+    """What craft is about to do, checked before it does it (a ratio that poisons no image, an unknown method).
+
+    `provided` images (`landscape.poisons.provided`) are measured, not crafted: no method and no cost estimate.
+    """
+    from landscape.poisons import build, provided
+    from landscape.stages.poison import PoisonStage
+
+    stage = PoisonStage.of(data, poison)  # resolves: a missing provided images file is refused here
+    if poison.method == provided.PROVIDED:
+        what = f"measuring {dict(stage.poison.options)['images']} against the {len(splits.train)} clean {data.name} " \
+               f"training images"
+    else:
+        method = build(poison, dataset=data, device=device)
+        method.poisoned_count(len(splits.train))  # refuses a ratio that poisons no image, before the announcement
+        cost = method.estimate_cost(len(splits.train), splits.image_shape)
+        what = f"crafting {poison.method} on {len(splits.train)} {data.name} images: " + (
+            f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on one CPU "
+            f"thread)" if cost["gradient_evals"] else "model-free, seconds")
+    if stage.exists(store):  # a rerun: no cost to announce
+        return f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft"
+    return what
+
+
 def run(a: argparse.Namespace) -> int:
     from landscape.experiment import get_splits
-    from landscape.poisons import build
-    from landscape.stages.poison import PoisonStage
 
     data, poison = data_spec(a), poison_spec(a)
     require_poison("craft", poison)
     target = out_target(a)
     with working(a) as (store, device, progress):
         splits = get_splits(data)
-        method = build(poison, dataset=data, device=device)
-        method.poisoned_count(len(splits.train))  # refuses a ratio that poisons no image, before the announcement
-        cost = method.estimate_cost(len(splits.train), splits.image_shape)
+        text = announcement(data, poison, splits, store, device)
         if not a.json:
-            what = (f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on "
-                    f"one CPU thread)" if cost["gradient_evals"] else "model-free, seconds")
-            if PoisonStage.of(data, poison).exists(store):  # a rerun: no cost to announce
-                announce = f"{poison.method} on {data.name}: stored in {store.root}, nothing to craft"
-            else:
-                announce = f"crafting {poison.method} on {len(splits.train)} {data.name} images: {what}"
-            print(announce, file=sys.stderr)
+            print(text, file=sys.stderr)
         crafted, cached, key = craft_cached(data, poison, store=store, device=a.device, progress=progress)
     written = None
     if target is not None:
@@ -155,7 +175,8 @@ def run(a: argparse.Namespace) -> int:
         written = write(target[0], crafted, splits, a.out_dtype)
     m, b = crafted.meta, crafted.meta["budget"]  # m["eps_is_default"] is the resolved spec's: always False
     summary = {
-        "dataset": data.name, "method": m["method"], "eps": m["eps"], "eps_is_default": poison.eps is None,
+        "dataset": data.name, "method": m["method"], "eps": m["eps"],
+        "eps_is_default": poison.eps is None and m["eps"] is not None,  # provided images have no budget
         "norm": m["norm"], "granularity": m["granularity"], "ratio": m["ratio"], "n_poisoned": m["n_poisoned"],
         "budget": b, "seconds": m["seconds"], "options": m["options"], "cached": cached,
         "store_key": key, **({"out": written.to_dict()} if written is not None else {}),
@@ -164,12 +185,17 @@ def run(a: argparse.Namespace) -> int:
     if a.json:
         print_json(summary)
         return 0
-    eps = f"{m['eps'] * 255:.1f}/255" if m["norm"] == "linf" else f"{m['eps']:g}"
-    print(f"method {m['method']} ({m['granularity']}-wise, {m['norm']} eps {eps}"
-          f"{' default' if poison.eps is None else ''}), {m['n_poisoned']} of {len(crafted.mask)} images poisoned")
+    if m["eps"] is None:  # provided images: measured, no budget was set
+        print(f"method {m['method']} ({m['options']['images']}, no budget set), {m['n_poisoned']} of "
+              f"{len(crafted.mask)} images changed")
+    else:
+        eps = f"{m['eps'] * 255:.1f}/255" if m["norm"] == "linf" else f"{m['eps']:g}"
+        print(f"method {m['method']} ({m['granularity']}-wise, {m['norm']} eps {eps}"
+              f"{' default' if poison.eps is None else ''}), {m['n_poisoned']} of {len(crafted.mask)} images poisoned")
     print(f"  {budget_line(b)}")
-    print(f"  crafting {m['seconds']:.1f} s on {m['device']}{' (from the store)' if cached else ''}; "
-          f"store key {summary['store_key']}")
+    done = "read" if m["eps"] is None else "crafting"
+    print(f"  {done} {m['seconds']:.1f} s{'' if 'device' not in m else ' on ' + m['device']}"
+          f"{' (from the store)' if cached else ''}; store key {summary['store_key']}")
     for key in ("surrogate_acc", "surrogate_adv_acc", "surrogate_train_acc"):
         if key in m and m[key]:
             print(f"  {key}: {' '.join(f'{v:.2f}' for v in m[key])}")

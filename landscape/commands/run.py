@@ -20,7 +20,7 @@ from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
 from landscape.experiment import ExperimentResult
 from landscape.files import atomic_write
-from landscape.seeds import run_seeds, seed_summary, seed_table, spread_over_seeds
+from landscape.seeds import MEASURE_LABELS, run_seeds, seed_summary, seed_table, spread_over_seeds
 from landscape.spec import plural
 from landscape.stages.pool import default_workers, parse_workers
 
@@ -129,24 +129,25 @@ def print_seed_table(results: list[ExperimentResult], spreads: dict) -> None:
               f"{_fmt(s['lp_poisoned'], '.2f'):>6} {_fmt(s['w1_overall'], '.3g'):>9} "
               f"{_fmt(s['mean_ratio_overall'], '.3f'):>6} {_fmt(s['clean_test_acc'], '.3f'):>6} "
               f"{_fmt(s['poisoned_test_acc'], '.3f'):>6}")
-    names = {"ud": "UD", "beta": "β", "lp_clean": "#LP clean", "lp_poisoned": "#LP poisoned",
-             "w1_overall": "W1 (ours)", "mean_ratio_overall": "mean SAL ratio (ours)",
-             "clean_test_acc": "test acc clean", "poisoned_test_acc": "test acc poisoned"}
-    for key, label in names.items():
+    for key, label in MEASURE_LABELS.items():
         print(f"{label:>22}: {spreads[key].text('.4g' if key in ('beta', 'w1_overall') else '.3f')}")
 
 
 def write_report(results: list[ExperimentResult], summary: dict[str, Any], out: Path) -> None:
-    """The .html page: a row per seed (and the spread over them), notes, the first seed's figures (and UD by seed)."""
+    """The .html page: a row per seed (and the spread over them), notes, the first seed's figures (and UD by seed).
+
+    The measures are named by their labels (`landscape.seeds.MEASURE_LABELS`, as the text seed table names them).
+    """
     from landscape import figures
     from landscape.commands.common import write_html
 
     result, method = results[0], results[0].spec.poison.method
-    tables: dict[str, Any] = {"Headline numbers per seed": seed_table(results)}
+    tables: dict[str, Any] = {"Headline numbers per seed": [{MEASURE_LABELS.get(k, k): v for k, v in row.items()}
+                                                            for row in seed_table(results)]}
     shown = list(figures.experiment_figures(result, log=True).values())
     if len(results) > 1:
         spread = summary["spread"]
-        tables["Over the seeds"] = [{"measure": m, **{k: v for k, v in d.items() if k != "values"}}
+        tables["Over the seeds"] = [{"measure": MEASURE_LABELS[m], **{k: v for k, v in d.items() if k != "values"}}
                                     for m, d in spread.items()]
         shown.append(figures.ud_seed_spread({method: spread["ud"]["values"]}, point={method: result.ud.ud}))
     notes = [note for note in (result.ud.message, *result.ud.notes, summary["seed_note"]) if note]

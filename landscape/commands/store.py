@@ -5,7 +5,7 @@ names every unusable entry with the reason (a missing file, a checksum mismatch,
 path that is not the store's (left alone, e.g. a folder no stage writes). What counts as garbage, and why removing
 it is safe while other processes write, is `landscape.store_report.gc`'s docstring. A path given (`--store`,
 `$UE_LANDSCAPE_STORE`) where no folder exists is an error (nothing is created there), and so is a folder of other
-files with no store entry (`landscape.store.holds_a_store`; nothing in it is removed); an empty folder, and the
+files with no store entry (`landscape.store_names.not_a_store`; nothing in it is removed); an empty folder, and the
 default cache folder not made yet, are an empty store.
 """
 

@@ -43,6 +43,7 @@ from landscape.data.user import check_labels, given_path, labelled_splits
 from landscape.errors import DataError
 from landscape.files import atomic_write
 from landscape.paths import user_path
+from landscape.store_names import INPUTS  # noqa: F401 - the store's folder of data sets handed in, by `keep`
 
 if TYPE_CHECKING:
     from landscape.config import DataSpec
@@ -51,7 +52,6 @@ REQUIRED = ("x", "y")
 OPTIONAL = ("x_test", "y_test", "class_names")
 MAX_ARRAY_BYTES = 8 << 30  # 8 GiB decoded per array
 _HEADER_BYTES = 1 << 16  # what is read of each member for its header (NumPy refuses headers over 10,000 bytes)
-INPUTS = "inputs"  # the store's folder of data sets handed in (the Python API's arrays, the app's uploads), by `keep`
 _FORMAT = ("an .npz file (np.savez) holding x (images) and y (labels), optionally x_test, y_test and class_names; "
            "see landscape.data.npz")
 

@@ -1,0 +1,149 @@
+"""The names a store writes in its folder, and whether a folder is a store (`landscape.store`'s layout).
+
+A store's folder holds stage folders (`valid_name`), each holding entries (folders of `ENTRY_FILES` only) and the
+leftovers of writers (`is_leftover`: temporaries ``.tmp-KEY-<32 hex>``, half-discarded ``.trash-*`` entries,
+lock files ``.KEY.lock``), and the ``inputs`` folder of data sets handed in (`INPUTS`, content-named ``.npz``
+files, `landscape.data.npz.keep`). Nothing marks a store but these, so a folder of other files (a home or
+documents folder, a data folder) is told apart by its content (`holds_a_store`); writing there (stage folders
+among the user's files, a sweep deleting lock-like names of theirs) is refused (`refuse_a_non_store`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import stat
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from landscape.errors import PathError
+from landscape.paths import PROBE_PREFIX
+
+META, ARRAYS, SUMS = "meta.json", "arrays.safetensors", "SHA256SUMS"
+ENTRY_FILES = (META, ARRAYS, SUMS)
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+TMP = re.compile(r"^\.tmp-(?P<key>.+)-[0-9a-f]{32}$")
+TRASH = re.compile(r"^\.trash-.+-[0-9a-f]{32}$")
+LOCK = re.compile(r"^\.(?P<key>.+)\.lock$")
+_KEY_LOCK = re.compile(r"^\.[0-9a-f]{16}\.lock$")  # the lock of a stage's key (16 hex digits, `landscape.config`)
+INPUTS = "inputs"  # the store's folder of data sets handed in (the Python API's arrays, the app's uploads)
+_INPUT = re.compile(r"^[0-9a-f]{32}\.npz$")  # one of them, named by its content (`landscape.data.npz.keep`)
+_SHOWN = 3  # names of a non-store folder's content an error lists
+
+
+def valid_name(part: str) -> bool:
+    """True if `part` may be a stage or key name: letters, digits, '_', '-', '.' (not first)."""
+    return bool(_NAME.match(part)) and not part.startswith(".")
+
+
+def is_leftover(name: str) -> bool:
+    """True if `name` is that of a writer's leftover in a stage folder (a temporary, trash or a lock file)."""
+    return bool(TMP.match(name) or TRASH.match(name) or LOCK.match(name))
+
+
+def _children(folder: Path) -> list[Path]:
+    """The children of `folder`; none if it cannot be listed (e.g. a writer just removed an emptied stage folder).
+
+    Another process's write check (`landscape.paths.writable_folder`'s probe file, there for an instant) is none.
+    """
+    try:
+        return [p for p in folder.iterdir() if not p.name.startswith(PROBE_PREFIX)]
+    except OSError:  # vanished, not a folder, or unreadable: nothing of the user's seen there
+        return []
+
+
+def _held(path: Path) -> bool:
+    """True if a live process holds the `flock` of the regular file `path` (a store writer computing its key).
+
+    Read-only and non-blocking: the file is opened for reading (never a FIFO or a link), a shared lock tried
+    and released at once.
+    """
+    with contextlib.suppress(OSError):
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a lock taken
+    return False
+
+
+def _is_stage_folder(path: Path, stages: Collection[str] | None) -> bool:
+    return path.is_dir() and not path.is_symlink() and valid_name(path.name) and (stages is None or path.name in stages)
+
+
+def holds_a_store(root: Path, stages: Collection[str] | None = None) -> bool:
+    """True if the existing folder `root` is a store: empty (a new one), or holding what only a store writes.
+
+    That is, a stage folder of it (one of `stages`; None: any) holds a writer's leftover or an entry (only entry
+    files, with SHA256SUMS or a meta.json naming that stage), its `INPUTS` folder holds a data set handed in, or
+    every child is an empty stage folder (a writer making or removing its first entry). Without `stages`, a lock
+    file counts only if named by a stage's key (``.<16 hex>.lock``) or held by a live writer: ``.build.lock`` in
+    a folder of the user's is not a store's. A folder of other files (a home folder, a data folder) is not a
+    store; nothing marks a store but its entries.
+    """
+    children = _children(root)
+    if any(_INPUT.match(p.name) for p in _children(root / INPUTS)):
+        return True
+    for stage_dir in children:
+        if not _is_stage_folder(stage_dir, stages):
+            continue
+        for item in _children(stage_dir):
+            name = item.name
+            if TMP.match(name) or TRASH.match(name) or (LOCK.match(name) and (
+                    stages is not None or _KEY_LOCK.match(name) or _held(item))):
+                return True
+            files = {f.name for f in _children(item)} if item.is_dir() and not item.is_symlink() else set()
+            if files and files <= set(ENTRY_FILES) and (SUMS in files or (META in files and (
+                    json_object(bytes_or_none(item / META)) or {}).get("stage") == stage_dir.name)):
+                return True
+    return all(_is_stage_folder(child, stages) and not _children(child) for child in children)
+
+
+def not_a_store(root: Path, stages: Collection[str] | None = None) -> str | None:
+    """Why `root` is not a store ("ROOT is not a store: it holds a, b, c and 4 more, and no store entry"), or None.
+
+    None when `root` is a store (`holds_a_store`), does not exist or is not a folder (what is wrong then is
+    for the caller's own checks to say).
+    """
+    if not root.is_dir() or holds_a_store(root, stages):
+        return None
+    names = sorted(p.name for p in _children(root))
+    shown = ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+    return f"{root} is not a store: it holds {shown}, and no store entry"
+
+
+def bytes_or_none(path: Path) -> bytes | None:
+    """The bytes of the file `path`, or None if it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def json_object(text: bytes | None) -> dict[str, Any] | None:
+    """`text` parsed, if it is a JSON object; else None (absent, unreadable: damaged, not old or new)."""
+    try:
+        record = json.loads(text) if text is not None else None
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def refuse_a_non_store(root: Path) -> None:
+    """Raise `PathError` if `root` is a folder of other files, not a store (`not_a_store`), before anything is written.
+
+    Writing would put stage folders among the user's files, and a store's first write sweeps lock-like names.
+    """
+    why = not_a_store(root)
+    if why is not None:
+        raise PathError(f"{why}; nothing there was touched (give a new or empty folder for a new store, or the "
+                        f"folder of an existing store)")
