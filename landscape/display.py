@@ -49,8 +49,11 @@ def clip(text: str, most: int = 60) -> str:
 
 
 def experiment_title(s: Mapping[str, Any]) -> str:
-    """An experiment's setting from its `ExperimentResult.summary()`: ``digits / cnn / em, 30 epochs, SAL fast``."""
-    return f"{s['dataset']} / {s['model']} / {s['method']}, {plural(s['epochs'], 'epoch')}, SAL {s['sal']}"
+    """An experiment's setting from its `ExperimentResult.summary()`: ``digits / cnn / em, 30 epochs, SAL preset fast``.
+
+    The title of its reprs, tables and of `python -m landscape run --out` reports.
+    """
+    return f"{s['dataset']} / {s['model']} / {s['method']}, {plural(s['epochs'], 'epoch')}, SAL preset {s['sal']}"
 
 
 def experiment_line(s: Mapping[str, Any]) -> str:

@@ -132,7 +132,7 @@ def test_ud_report(experiment):
 
 def test_experiment_result(experiment):
     s, text = experiment.summary(), _short(experiment)
-    assert text.startswith("ExperimentResult(digits / cnn / em, 100 epochs, SAL fast: ")
+    assert text.startswith("ExperimentResult(digits / cnn / em, 100 epochs, SAL preset fast: ")
     assert f"UD {s['ud']:.3f}, β {s['beta']:.3g}" in text
     assert f"#LP {s['lp_clean']:.3g} clean vs {s['lp_poisoned']:.3g} em" in text
     assert "test acc 0.97 clean vs 0.35 em" in text
@@ -146,7 +146,7 @@ def test_study_with_seeds_and_its_html(tmp_path):
     study = Study(results[0].spec, results[0], surfaces, Session(Store(tmp_path), torch.device("cpu"), False),
                   results)
     text, ud = _short(study), study.ud
-    assert text.startswith(f"Study(digits / cnn / em, 100 epochs, SAL fast: UD {ud.ud:.3f}, β {ud.beta:.3g}")
+    assert text.startswith(f"Study(digits / cnn / em, 100 epochs, SAL preset fast: UD {ud.ud:.3f}, β {ud.beta:.3g}")
     assert f"over seeds UD {Spread(tuple(r.ud.ud for r in results)).text()}" in text
     assert "3 seeds" in text and "surfaces shared" in text
     page = _html_text(study._repr_html_())

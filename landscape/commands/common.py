@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from landscape import jsontext
 from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
 from landscape.device import resolve_device
+from landscape.display import number
 from landscape.errors import SpecError
 from landscape.files import atomic_write
 from landscape.models import MODELS
@@ -144,9 +144,7 @@ def write_output(out: Path, writers: Mapping[str, Callable[[Path], object]], fla
 
 
 def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return format(value, ".4g") if isinstance(value, float) else str(value)
+    return number(value, ".4g") if isinstance(value, float) or value is None else str(value)
 
 
 def _html_table(caption: str, rows: Sequence[Mapping[str, object]]) -> str:

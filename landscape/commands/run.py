@@ -9,7 +9,6 @@ the learnable flag, β_t and β: `ExperimentResult.sal_table`), `--out run.json`
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from landscape.commands import COMMANDS, Command
 from landscape.commands.common import add_experiment_args, experiment_specs, output_file, print_json, working
 from landscape.commands.craft import add_poison_args, poison_spec
 from landscape.config import SAL_PRESETS, ExperimentSpec, SALSpec, choices
+from landscape.display import experiment_title, number
 from landscape.experiment import ExperimentResult
 from landscape.files import atomic_write
 from landscape.seeds import MEASURE_LABELS, run_seeds, seed_summary, seed_table, spread_over_seeds
@@ -76,13 +76,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+    return number(x, spec)  # the text table's default: 3 decimals
 
 
 def title(result: ExperimentResult, seeds: int) -> str:
     """The report's title: data set, model, method, epochs, SAL preset (and the seeds)."""
-    s = result.summary()
-    text = f"{s['dataset']} / {s['model']} / {s['method']}, {plural(s['epochs'], 'epoch')}, SAL preset {s['sal']}"
+    text = experiment_title(result.summary())
     return text + (f", {plural(seeds, 'seed')} (figures: seed {result.spec.train.seed})" if seeds > 1 else "")
 
 
