@@ -105,7 +105,9 @@ def holds_a_store(root: Path, stages: Collection[str] | None = None) -> bool:
             if files and files <= set(ENTRY_FILES) and (SUMS in files or (META in files and (
                     json_object(bytes_or_none(item / META)) or {}).get("stage") == stage_dir.name)):
                 return True
-    return all(_is_stage_folder(child, stages) and not _children(child) for child in children)
+    # a child gone since the listing was a writer's (it removes an emptied stage folder), never the user's
+    return all(not os.path.lexists(child) or (_is_stage_folder(child, stages) and not _children(child))
+               for child in children)
 
 
 def not_a_store(root: Path, stages: Collection[str] | None = None) -> str | None:
@@ -117,6 +119,8 @@ def not_a_store(root: Path, stages: Collection[str] | None = None) -> str | None
     if not root.is_dir() or holds_a_store(root, stages):
         return None
     names = sorted(p.name for p in _children(root))
+    if not names:  # emptied since it was looked at (writers removing their folders): a new store
+        return None
     shown = ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
     return f"{root} is not a store: it holds {shown}, and no store entry"
 

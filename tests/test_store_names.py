@@ -127,3 +127,25 @@ def test_data_handed_in_is_not_kept_in_a_folder_of_other_files(tmp_path, monkeyp
     with pytest.raises(PathError, match="is not a store"):
         as_data((x, y))
     assert files_under(mine) == before
+
+
+def test_a_stage_folder_a_writer_removes_while_it_is_looked_at_is_not_the_users(tmp_path, monkeypatch):
+    """A writer removes its emptied stage folder (and lock) when it is done: one listed, then gone, is a store's.
+
+    Seen in a full test run: a two-worker `run` had a worker refused, "... is not a store: it holds , and no store entry".
+    """
+    import landscape.store_names as names
+
+    root = tmp_path / "store"
+    root.mkdir()
+    listed = names._children
+
+    def with_a_vanished_stage(folder: Path) -> list[Path]:
+        return [*listed(folder), root / "train"] if folder == root else listed(folder)
+
+    monkeypatch.setattr(names, "_children", with_a_vanished_stage)
+    assert holds_a_store(root)
+    assert not_a_store(root) is None
+    (root / "notes.txt").write_text("mine")  # a user's file beside it is still told apart
+    assert not holds_a_store(root)
+    assert "notes.txt" in not_a_store(root)
