@@ -78,6 +78,11 @@ def _num(v: float) -> str:
     return repr(float(v))  # shortest exact round trip; "nan" / "inf" for non-finite values
 
 
+def _cell(v: object) -> object:
+    """A CSV cell: a float exactly (`_num`), a boolean as 1/0, None as an empty cell, anything else as it is."""
+    return "" if v is None else int(v) if isinstance(v, bool) else _num(v) if isinstance(v, float) else v
+
+
 def write_table_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:
     """Rows of a result's table (dicts with the same keys, e.g. `ExperimentResult.sal_table`) as CSV.
 
@@ -85,11 +90,7 @@ def write_table_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> P
     and None as an empty cell.
     """
     header = list(rows[0]) if rows else []
-
-    def cell(v: object) -> object:
-        return "" if v is None else int(v) if isinstance(v, bool) else _num(v) if isinstance(v, float) else v
-
-    atomic_write(Path(path), _csv_text(header, [[cell(row[k]) for k in header] for row in rows]))
+    atomic_write(Path(path), _csv_text(header, [[_cell(row[k]) for k in header] for row in rows]))
     return Path(path)
 
 
@@ -257,8 +258,7 @@ def write_curvature(traces: Mapping[str, CurvatureTrace], path: str | Path) -> P
     path = Path(path)
     if path.suffix == ".csv":
         header, rows = curvature_rows(traces)
-        cells = [["" if v is None else _num(v) if isinstance(v, float) else v for v in row] for row in rows]
-        atomic_write(path, _csv_text(header, cells))
+        atomic_write(path, _csv_text(header, [[_cell(v) for v in row] for row in rows]))
     elif path.suffix == ".npz":
         meta, arrays = {}, {}
         for label, trace in traces.items():

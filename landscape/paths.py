@@ -50,9 +50,8 @@ def writable_folder(path: Path, what: str) -> Path:
     """
     if path.exists() and not path.is_dir():
         raise PathError(f"{what} {path} is a file, not a folder; give a folder (it is created if missing)")
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    missing = missing_folders(path)
+    existing = missing[-1].parent if missing else path  # the nearest existing folder (or the file in the way)
     if not existing.is_dir():
         raise PathError(f"{what} {path} cannot be created: {existing} is a file, not a folder")
     try:

@@ -22,7 +22,6 @@ def pick_examples(labels: np.ndarray, changed: np.ndarray, *, per_class: int = 1
     return picked
 
 
-
 def poison_sample(clean_x: object, poisoned_x: object, labels: object, *, per_class: int = 2,
                   max_classes: int = 10) -> dict[str, object]:
     """A few clean/poisoned pairs per class (perturbed ones first), as numpy arrays.
@@ -39,6 +38,7 @@ def poison_sample(clean_x: object, poisoned_x: object, labels: object, *, per_cl
     picks = pick_examples(y, changed, per_class=per_class, max_classes=max_classes)
     return {"clean": clean[picks].astype(np.float32), "poisoned": poisoned[picks].astype(np.float32),
             "labels": y[picks].astype(np.int64), "n_changed": int(changed.sum()), "n_train": len(clean)}
+
 
 def _mosaic(rows: Sequence[np.ndarray], gap: float) -> np.ndarray:
     """Images (C, H, W) laid out in one (C, R·(H+1)−1, K·(W+1)−1) array, `rows` of K each, `gap` between them."""
