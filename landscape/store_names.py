@@ -16,7 +16,6 @@ import json
 import os
 import re
 import stat
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 TMP = re.compile(r"^\.tmp-(?P<key>.+)-[0-9a-f]{32}$")
 TRASH = re.compile(r"^\.trash-.+-[0-9a-f]{32}$")
 LOCK = re.compile(r"^\.(?P<key>.+)\.lock$")
-_KEY_LOCK = re.compile(r"^\.[0-9a-f]{16}\.lock$")  # the lock of a stage's key (16 hex digits, `landscape.config`)
+_KEY = re.compile(r"^[0-9a-f]{16}$")  # a stage's key: 16 hex digits (`landscape.config`)
+_KEY_LOCK = re.compile(r"^\.[0-9a-f]{16}\.lock$")  # the lock of a stage's key
 INPUTS = "inputs"  # the store's folder of data sets handed in (the Python API's arrays, the app's uploads)
 _INPUT = re.compile(r"^[0-9a-f]{32}\.npz$")  # one of them, named by its content (`landscape.data.npz.keep`)
 _SHOWN = 3  # names of a non-store folder's content an error lists
@@ -46,13 +46,18 @@ def is_leftover(name: str) -> bool:
     return bool(TMP.match(name) or TRASH.match(name) or LOCK.match(name))
 
 
+def _clutter(name: str) -> bool:
+    """Files a desktop leaves in any folder it shows (Finder, Explorer, AppleDouble on exFAT/SMB): nobody's data."""
+    return name in (".DS_Store", "Thumbs.db", "desktop.ini") or name.startswith("._")
+
+
 def _children(folder: Path) -> list[Path]:
     """The children of `folder`; none if it cannot be listed (e.g. a writer just removed an emptied stage folder).
 
     Another process's write check (`landscape.paths.writable_folder`'s probe file, there for an instant) is none.
     """
     try:
-        return [p for p in folder.iterdir() if not p.name.startswith(PROBE_PREFIX)]
+        return [p for p in folder.iterdir() if not p.name.startswith(PROBE_PREFIX) and not _clutter(p.name)]
     except OSError:  # vanished, not a folder, or unreadable: nothing of the user's seen there
         return []
 
@@ -76,47 +81,47 @@ def _held(path: Path) -> bool:
     return False
 
 
-def _is_stage_folder(path: Path, stages: Collection[str] | None) -> bool:
-    return path.is_dir() and not path.is_symlink() and valid_name(path.name) and (stages is None or path.name in stages)
+def _is_stage_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and valid_name(path.name)
 
 
-def holds_a_store(root: Path, stages: Collection[str] | None = None) -> bool:
+def holds_a_store(root: Path) -> bool:
     """True if the existing folder `root` is a store: empty (a new one), or holding what only a store writes.
 
-    That is, a stage folder of it (one of `stages`; None: any) holds a writer's leftover or an entry (only entry
-    files, with SHA256SUMS or a meta.json naming that stage), its `INPUTS` folder holds a data set handed in, or
-    every child is an empty stage folder (a writer making or removing its first entry). Without `stages`, a lock
-    file counts only if named by a stage's key (``.<16 hex>.lock``) or held by a live writer: ``.build.lock`` in
-    a folder of the user's is not a store's. A folder of other files (a home folder, a data folder) is not a
-    store; nothing marks a store but its entries.
+    That is, a stage folder of it holds a writer's leftover or an entry (a folder of entry files only, with
+    SHA256SUMS, a meta.json naming that stage, or a stage key's name: a damaged entry is still a store's), its
+    `INPUTS` folder holds a data set handed in, or every child is an empty stage folder (a writer making or
+    removing its first entry). A lock file counts only if named by a stage's key (``.<16 hex>.lock``) or held by
+    a live writer: ``.build.lock`` in a folder of the user's is not a store's. A folder of other files (a home
+    folder, a data folder) is not a store; nothing marks a store but its entries. Writers and `store --gc` ask
+    the same question (a stage folder this version no longer writes still marks a store, which gc lists).
     """
     children = _children(root)
     if any(_INPUT.match(p.name) for p in _children(root / INPUTS)):
         return True
     for stage_dir in children:
-        if not _is_stage_folder(stage_dir, stages):
+        if not _is_stage_folder(stage_dir):
             continue
         for item in _children(stage_dir):
             name = item.name
-            if TMP.match(name) or TRASH.match(name) or (LOCK.match(name) and (
-                    stages is not None or _KEY_LOCK.match(name) or _held(item))):
+            if TMP.match(name) or TRASH.match(name) or (LOCK.match(name) and (_KEY_LOCK.match(name) or _held(item))):
                 return True
             files = {f.name for f in _children(item)} if item.is_dir() and not item.is_symlink() else set()
-            if files and files <= set(ENTRY_FILES) and (SUMS in files or (META in files and (
+            if files and files <= set(ENTRY_FILES) and (SUMS in files or _KEY.match(name) or (META in files and (
                     json_object(bytes_or_none(item / META)) or {}).get("stage") == stage_dir.name)):
                 return True
     # a child gone since the listing was a writer's (it removes an emptied stage folder), never the user's
-    return all(not os.path.lexists(child) or (_is_stage_folder(child, stages) and not _children(child))
+    return all(not os.path.lexists(child) or (_is_stage_folder(child) and not _children(child))
                for child in children)
 
 
-def not_a_store(root: Path, stages: Collection[str] | None = None) -> str | None:
+def not_a_store(root: Path) -> str | None:
     """Why `root` is not a store ("ROOT is not a store: it holds a, b, c and 4 more, and no store entry"), or None.
 
     None when `root` is a store (`holds_a_store`), does not exist or is not a folder (what is wrong then is
     for the caller's own checks to say).
     """
-    if not root.is_dir() or holds_a_store(root, stages):
+    if not root.is_dir() or holds_a_store(root):
         return None
     names = sorted(p.name for p in _children(root))
     if not names:  # emptied since it was looked at (writers removing their folders): a new store

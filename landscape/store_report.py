@@ -94,7 +94,7 @@ def gc(store: Store, *, dry_run: bool = False, stages: Mapping[str, Retired] | N
     report = GcReport(str(store.root), dry_run)
     if not store.root.is_dir():
         return report
-    why = not_a_store(store.root, stages)
+    why = not_a_store(store.root)
     if why is not None:
         raise StoreError(f"{why}; nothing there was removed (give the folder of a store; an empty folder is an "
                          f"empty store)")

@@ -84,7 +84,6 @@ def test_what_is_a_store(tmp_path):
     (lock_only / "project").mkdir(parents=True)
     (lock_only / "project" / ".build.lock").write_text("")
     assert not holds_a_store(lock_only)
-    assert holds_a_store(lock_only, stages={"project"})  # gc, knowing its stage folders, reads any lock there
     with open(lock_only / "project" / ".build.lock", "a") as fh:  # a live writer of a key of the Python API's
         fcntl.flock(fh, fcntl.LOCK_EX)
         assert holds_a_store(lock_only)
@@ -132,7 +131,8 @@ def test_data_handed_in_is_not_kept_in_a_folder_of_other_files(tmp_path, monkeyp
 def test_a_stage_folder_a_writer_removes_while_it_is_looked_at_is_not_the_users(tmp_path, monkeypatch):
     """A writer removes its emptied stage folder (and lock) when it is done: one listed, then gone, is a store's.
 
-    Seen in a full test run: a two-worker `run` had a worker refused, "... is not a store: it holds , and no store entry".
+    Seen in a full test run: a two-worker `run` had a worker refused ("... is not a store: it holds , and no
+    store entry").
     """
     import landscape.store_names as names
 
@@ -149,3 +149,26 @@ def test_a_stage_folder_a_writer_removes_while_it_is_looked_at_is_not_the_users(
     (root / "notes.txt").write_text("mine")  # a user's file beside it is still told apart
     assert not holds_a_store(root)
     assert "notes.txt" in not_a_store(root)
+
+
+def test_gc_and_writers_agree_on_what_a_store_is_damaged_entries_and_desktop_clutter_included(tmp_path):
+    """A store whose one entry lost its SHA256SUMS and meta.json, or whose entries sit in a stage folder this
+    version no longer writes, is still a store (gc is the tool that cleans it); a folder a desktop left
+    `.DS_Store` / `._*` files in is an empty store; writers and gc answer the same for each."""
+    from landscape.store_report import gc
+
+    layouts = {"damaged": [f"train/{KEY}/arrays.safetensors"], "retired-stage": [f"crosstask-v1/{KEY}/SHA256SUMS"],
+               "clutter": [".DS_Store", "._notes", "Thumbs.db"]}
+    for name, files in layouts.items():
+        root = tmp_path / name
+        for f in files:
+            (root / f).parent.mkdir(parents=True, exist_ok=True)
+            (root / f).write_bytes(b"x")
+        assert holds_a_store(root), name
+        Store(root).check_writable()  # a writer takes it
+        gc(Store(root), dry_run=True)  # and gc does not refuse it
+    mine = users_folder(tmp_path / "mine")
+    with pytest.raises(PathError):
+        Store(mine).check_writable()
+    with pytest.raises(Exception, match="not a store"):
+        gc(Store(mine), dry_run=True)
