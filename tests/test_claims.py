@@ -238,3 +238,13 @@ def test_the_readme_quotes_the_recorded_clean_baseline():
     s = next(r for r in rows("train_baseline.jsonl") if r.get("summary") and r["model"] == "cnn")
     assert f"{pct(s['test_acc_mean'])}% ± {pct(s['test_acc_std'])}% clean test accuracy over {s['seeds']} seeds" \
         in README
+
+
+def test_a_footnote_note_follows_a_mark_after_a_word_not_a_square():
+    """"sweep²" cites the MNIST sweep; "(32/8)²" (an exponent, as LSP's docstring has) does not."""
+    from landscape.poisons.sweeps import NOTES, with_notes
+
+    doc = "Summary.\n\n    d = (32/8)² patches.\n\n    Args (options):\n        x: y.\n"
+    assert with_notes(doc) == doc
+    cited = with_notes(doc.replace("patches.", "patches (sweep²)."))
+    assert NOTES["²"].split()[0] in cited and NOTES["¹"].split(":")[0] not in cited.replace(NOTES["²"], "")

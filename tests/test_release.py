@@ -121,6 +121,10 @@ def test_a_failed_folder_export_leaves_nothing(tmp_path, store, monkeypatch):
     with pytest.raises(PathError, match="No space left"):
         write(tmp_path / "pngs", crafted(store), get_splits(DIGITS))
     assert list(tmp_path.iterdir()) == [tmp_path / "store"]
+    calls.clear()
+    with pytest.raises(PathError, match="No space left"):  # nor the folders it made to hold the export
+        write(tmp_path / "new" / "deeper" / "pngs", crafted(store), get_splits(DIGITS))
+    assert list(tmp_path.iterdir()) == [tmp_path / "store"]
 
 
 @pytest.mark.parametrize("out, extra, match", [

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 RUN = ["run", "--dataset", "digits", "--n-train", "100", "--n-test", "30", "--model", "mlp", "--epochs", "2",
        "--sal-rounds", "1", "--workers", "1"]
 PLOTLY_BUNDLE = "* plotly.js v"  # the licence header that opens the embedded plotly.js, once per copy
+FIGURES = 5  # training curves, SAL heatmaps, SAL distribution, learnable layers, UD counts
 
 
 @pytest.fixture(scope="module")
@@ -96,19 +97,20 @@ def test_csv_of_the_clean_method_has_the_clean_run_only(shared, tmp_path, capsys
 
 
 def test_html_out_is_one_page_of_the_apps_figures(shared, tmp_path, capsys):
-    from landscape.figures import EXPERIMENT_FIGURES, experiment_figures
+    from landscape.figures import experiment_figures
 
     out = tmp_path / "report.html"
     code, stdout, _ = _run(["--method", "random", "--json", "--out", str(out)], shared, capsys)
     assert code == 0
     summary = json.loads(stdout)
     page = out.read_text()
-    assert page.count(PLOTLY_BUNDLE) == 1 and page.count("Plotly.newPlot") == len(EXPERIMENT_FIGURES)
+    assert page.count(PLOTLY_BUNDLE) == 1 and page.count("Plotly.newPlot") == FIGURES
     assert "<title>digits / mlp / random, 2 epochs, SAL preset custom</title>" in page
     for title in ("Clean vs poisoned training", "SAL per layer and epoch", "SAL distribution",
                   "Learnable layers per epoch (green: SAL", "Learnable layers per epoch (UD = #LP(poisoned)"):
         assert title in page
     figures = experiment_figures(_result(summary, shared), log=True)
+    assert len(figures) == FIGURES  # one plot per figure the experiment has
     for fig in figures.values():  # every figure the app draws for the experiment, as plotly writes its title
         assert _as_plotly_writes(fig.layout.title.text) in page
     assert "Headline numbers per seed" in page and f"{summary['beta']:.4g}" in page
@@ -116,7 +118,6 @@ def test_html_out_is_one_page_of_the_apps_figures(shared, tmp_path, capsys):
 
 
 def test_seeds_report_the_first_seed_and_every_seed(shared, tmp_path, capsys):
-    from landscape.figures import EXPERIMENT_FIGURES
 
     html, table = tmp_path / "seeds.html", tmp_path / "seeds.csv"
     code, stdout, _ = _run(["--method", "random", "--seeds", "2", "--json", "--out", str(html)], shared, capsys)
@@ -124,7 +125,7 @@ def test_seeds_report_the_first_seed_and_every_seed(shared, tmp_path, capsys):
     summary = json.loads(stdout)
     page = html.read_text()
     assert "2 seeds (figures: seed 0)" in page and "Over the seeds" in page and "UD over seeds" in page
-    assert page.count(PLOTLY_BUNDLE) == 1 and page.count("Plotly.newPlot") == len(EXPERIMENT_FIGURES) + 1
+    assert page.count(PLOTLY_BUNDLE) == 1 and page.count("Plotly.newPlot") == FIGURES + 1
     assert summary["out"] == str(html) and summary["seeds"] == [0, 1]
     assert _run(["--method", "random", "--seeds", "2", "--out", str(table)], shared, capsys)[0] == 0
     with table.open(newline="") as f:

@@ -20,7 +20,7 @@ from landscape.figures.curvature import (
     rank_agreement,
     selectable_cells,
 )
-from landscape.figures.experiment import EXPERIMENT_FIGURES, experiment_figures
+from landscape.figures.experiment import experiment_figures
 from landscape.figures.poison import budget_figure, image_grid, pick_examples, poison_sample
 from landscape.figures.sal import (
     channel_heatmaps,
@@ -61,7 +61,6 @@ __all__ = [
     "curvature_figures",
     "difference_contour",
     "diverging_parameters",
-    "EXPERIMENT_FIGURES",
     "experiment_figures",
     "explained_variance",
     "image_grid",

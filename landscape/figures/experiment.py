@@ -17,13 +17,12 @@ from landscape.figures.training import training_curves
 if TYPE_CHECKING:
     from landscape.experiment import ExperimentResult
 
-EXPERIMENT_FIGURES = ("training", "sal", "sal-distribution", "learnable-layers", "ud-counts")
-
 
 def experiment_figures(result: ExperimentResult, *, log: bool = False) -> dict[str, go.Figure]:
-    """The figures of `EXPERIMENT_FIGURES` by name; `log` colours SAL (heatmaps, distribution) by log10.
+    """The figures by name: training, sal, sal-distribution, learnable-layers, ud-counts.
 
-    The runs are labelled "clean" and by the poison's method (one run when the method is "clean").
+    `log` colours SAL (heatmaps, distribution) by log10. The runs are labelled "clean" and by the poison's method
+    (one run when the method is "clean").
     """
     r, ud, label = result, result.ud, result.spec.poison.method
     sal = {"clean": r.sal_clean.sal, label: r.sal_poisoned.sal}
@@ -39,4 +38,4 @@ def experiment_figures(result: ExperimentResult, *, log: bool = False) -> dict[s
     }
 
 
-__all__ = ["EXPERIMENT_FIGURES", "experiment_figures"]
+__all__ = ["experiment_figures"]

@@ -46,7 +46,7 @@ import torch
 from landscape.data.imageset import ImageSet, Splits
 from landscape.errors import PathError, SpecError
 from landscape.files import atomic_write
-from landscape.paths import reporting
+from landscape.paths import making_folder, reporting
 from landscape.poisons.base import Crafted, budget_figures
 
 DTYPES = ("uint8", "float32")
@@ -163,17 +163,18 @@ def _write_folder(path: Path, images: torch.Tensor, train: ImageSet) -> None:
     folders = class_folders(train.class_names)
     width = len(str(max(len(images) - 1, 0)))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.mkdir(parents=True)
-        for name in folders:
-            (tmp / name).mkdir()
-        pixels = images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
-        for i, (image, label) in enumerate(zip(pixels, train.y.tolist(), strict=True)):
-            picture = Image.fromarray(image[..., 0], "L") if image.shape[2] == 1 else Image.fromarray(image, "RGB")
-            picture.save(tmp / folders[label] / f"{i:0{width}d}.png", format="PNG")
-        os.replace(tmp, path)  # onto an absent or empty folder: atomic
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with making_folder(path.parent, "the folder of the export"):  # a failure leaves no folder it made
+        try:
+            tmp.mkdir()
+            for name in folders:
+                (tmp / name).mkdir()
+            pixels = images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+            for i, (image, label) in enumerate(zip(pixels, train.y.tolist(), strict=True)):
+                picture = Image.fromarray(image[..., 0], "L") if image.shape[2] == 1 else Image.fromarray(image, "RGB")
+                picture.save(tmp / folders[label] / f"{i:0{width}d}.png", format="PNG")
+            os.replace(tmp, path)  # onto an absent or empty folder: atomic
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write(path: str | os.PathLike[str], crafted: Crafted, splits: Splits, dtype: str = DEFAULT_DTYPE) -> Release:

@@ -34,7 +34,8 @@ def with_notes(doc: str | None) -> str | None:
     """
     if not doc:
         return doc
-    notes = [(mark, text) for mark, text in NOTES.items() if mark in doc and text not in " ".join(doc.split())]
+    notes = [(mark, text) for mark, text in NOTES.items()
+             if re.search(rf"(?<=\w){mark}", doc) and text not in " ".join(doc.split())]  # "sweep¹", not "(32/8)²"
     if not notes:
         return doc
     match = re.search(r"\n([ \t]*)Args \(options\):", doc)
