@@ -320,6 +320,9 @@ def mean_drop(rows: Sequence[dict[str, Any]], task: str, method: str) -> float:
 
 def verdict(rows: Sequence[dict[str, Any]], methods: Sequence[str], tasks: Sequence[str]) -> list[str]:
     """One plain sentence per method: does classification collapse, do the other tasks keep their performance."""
+    if "classify" not in tasks:
+        raise SpecError(f"the verdict compares the other tasks with classification; tasks {list(tasks)} lack "
+                        f"'classify'")
     lines = []
     for m in methods:
         drop = {t: mean_drop(rows, t, m) for t in tasks}

@@ -105,7 +105,7 @@ def making_folder(path: Path, what: str) -> Iterator[Path]:
 
 
 def writable_file(path: Path, what: str, hint: str = "give a file name inside it, e.g. {path}/out.html") -> Path:
-    """Check that `path` can be written as a file (its folder is created if missing); return it.
+    """Check that `path` can be written as a file (a folder, or a missing folder that can be created, holds it).
 
     `hint` says what to give instead of a folder (``{path}`` stands for the folder): the file a flag names, or
     the prefix of the files it names.

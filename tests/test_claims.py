@@ -248,3 +248,11 @@ def test_a_footnote_note_follows_a_mark_after_a_word_not_a_square():
     assert with_notes(doc) == doc
     cited = with_notes(doc.replace("patches.", "patches (sweep²)."))
     assert NOTES["²"].split()[0] in cited and NOTES["¹"].split(":")[0] not in cited.replace(NOTES["²"], "")
+
+
+def test_the_readmes_quote_the_clean_flat_epoch_the_app_states():
+    """The app's digits caveat and both READMEs quote one figure of the regime study: keep them together."""
+    from landscape.app.views.study import CLEAN_FLAT_AFTER
+
+    for readme in (ROOT / "README.md", ROOT / "bench" / "README.md"):
+        assert f"after epoch {CLEAN_FLAT_AFTER} of 30" in " ".join(readme.read_text().split()), readme
