@@ -7,7 +7,9 @@ rests on and, with more than one, their spread:
 
 - `seed_specs(spec, n)` / `run_seeds(spec, n, ...)`: the experiment at n seeds. Seed i shifts the training
   seed (initialisation, shuffling, augmentation), the poison's crafting seed and the SAL seed by i, so seed 0
-  is `spec` itself and `run --seeds 1` is the plain `run`;
+  is `spec` itself and `run --seeds 1` is the plain `run`. A provided poison (`--method provided`,
+  `landscape.poisons.provided`) has no crafting seed: its images are the same at every seed (one poison entry),
+  so the seeds are those of training and SAL only;
 - `Spread`: one measure over the seeds (values, mean, sample standard deviation, range, seed count);
 - `spread_over_seeds(summaries)`: the `Spread` of every headline measure (`SEED_MEASURES`) of
   `ExperimentResult.summary()` dicts;
@@ -52,7 +54,10 @@ STUDY = Path(__file__).resolve().parent.parent / "assets" / "benchmarks" / "regi
 
 
 def seed_specs(spec: ExperimentSpec, n: int) -> list[ExperimentSpec]:
-    """`spec` at `n` seeds: training, crafting and SAL seeds each shifted by 0, 1, ..., n-1 (the first is `spec`)."""
+    """`spec` at `n` seeds: training, crafting and SAL seeds each shifted by 0, 1, ..., n-1 (the first is `spec`).
+
+    A provided poison's crafting seed is set back to 0 when it is resolved (nothing is crafted): its entry is one.
+    """
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SEEDS:
         raise SpecError(f"the number of seeds = {n!r} is out of range; expected an integer in [1, {MAX_SEEDS}] "
                         f"(each seed trains a clean and a poisoned model)")

@@ -167,7 +167,8 @@ def as_poison(poison: str | PoisonSpec | None, images: Path | None) -> PoisonSpe
         if poison not in (None, "provided") and not (isinstance(poison, PoisonSpec) and poison.method == "provided"):
             raise SpecError(f"give either poison={poison!r} (crafted on your images) or poisoned= (your own poisoned "
                             f"images), not both")
-        return PoisonSpec(method="provided", options=(("images", str(images)),))
+        given = poison if isinstance(poison, PoisonSpec) else PoisonSpec(method="provided")
+        return given.replace(options=(("images", str(images)),))  # an eps or a ratio of `poison` is refused later
     if poison is None:
         return PoisonSpec(method=DEFAULT_POISON)
     return poison if isinstance(poison, PoisonSpec) else PoisonSpec(method=poison)

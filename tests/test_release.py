@@ -210,3 +210,43 @@ def test_cli_craft_provided_refuses_a_missing_or_mismatched_file_as_run_does(tmp
             assert message in err and "Traceback" not in err, (command, err)
     assert main(["craft", "--method", "provided", "--store", str(store)]) == 2
     assert "poison 'provided' takes one option, images=PATH" in capsys.readouterr().err
+
+
+def test_provided_refuses_an_eps_or_a_ratio_and_its_key_follows_the_file_only(tmp_path, capsys):
+    """`--eps` and `--ratio` were ignored silently (the file's images are used as they are), and `--poison-seed`
+    gave the same file another key (a second entry, recomputed): refused, and normalised, before any work."""
+    out, store = tmp_path / "p.npz", tmp_path / "store"
+    data = ["--dataset", "digits", "--n-train", "100", "--store", str(store)]
+    assert main(["craft", *data, "--method", "random", "--out", str(out), "--out-dtype", "float32"]) == 0
+    capsys.readouterr()
+    provided = ["--method", "provided", "--option", f"images={out}"]
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    for command in ("craft", "run", "evaluate-ue"):
+        for given, message in ((["--eps", "8/255"], "PoisonSpec.eps = 0.0313725 (the CLI's --eps) does not apply"),
+                               (["--ratio", "0.5"], "PoisonSpec.ratio = 0.5 (the CLI's --ratio) does not apply")):
+            assert main([command, *data, *provided, *given, *(["--epochs", "1"] * (command != "craft"))]) == 2
+            err = capsys.readouterr().err
+            assert message in err and "the file's images are used as they are" in err, (command, err)
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before  # nothing trained or stored
+    keys = set()
+    for seed in ("0", "5"):
+        assert main(["craft", *data, *provided, "--poison-seed", seed, "--json"]) == 0
+        keys.add(json.loads(capsys.readouterr().out)["store_key"])
+    assert len(keys) == 1  # one entry for one file
+    spec = PoisonStage.of(DataSpec("digits", n_train=100), PoisonSpec("provided", seed=3,
+                                                                      options=(("images", str(out)),))).poison
+    assert spec.seed == 0 and spec.eps is None and spec.ratio == 1.0
+
+
+def test_run_seeds_with_provided_images_shift_training_only(tmp_path, capsys):
+    """`run --seeds N --method provided`: the seed shift of the poison (`seed_specs`) is no eps or ratio: it runs,
+    on one poison entry."""
+    out, store = tmp_path / "p.npz", tmp_path / "store"
+    data = ["--dataset", "digits", "--n-train", "100", "--n-test", "50", "--store", str(store)]
+    assert main(["craft", *data, "--method", "random", "--out", str(out), "--out-dtype", "float32"]) == 0
+    capsys.readouterr()
+    assert main(["run", *data, "--method", "provided", "--option", f"images={out}", "--seeds", "3", "--epochs", "1",
+                 "--sal-rounds", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_seeds"] == 3 and summary["seeds"] == [0, 1, 2]
+    assert len(list((store / "poison").glob("*/meta.json"))) == 2  # the random craft's and the provided one

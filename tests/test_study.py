@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from landscape.config import CurvatureSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.config import CurvatureSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
 from landscape.curvature import model_curvature
 from landscape.errors import DataError, ModelError, SpecError
 from landscape.models.user import SESSION
@@ -132,6 +132,9 @@ def test_your_own_poisoned_images(store, images):
         run_study(factory, (x, y), poison="tap", poisoned=poisoned, store=store, **QUICK)
     with pytest.raises(DataError, match="one poisoned image per training image"):
         run_study(factory, (x, y), poisoned=poisoned[:10], store=store, **QUICK)
+    for given in ({"eps": 8 / 255}, {"ratio": 0.5}):  # were ignored: the images are used as they are
+        with pytest.raises(SpecError, match=f"PoisonSpec.{next(iter(given))} = .* does not apply to poison 'provided'"):
+            run_study(factory, (x, y), poison=PoisonSpec("provided", **given), poisoned=poisoned, store=store, **QUICK)
 
 
 def test_weights_out_and_back_in(tmp_path, store, images):

@@ -11,6 +11,11 @@ the file's SHA-256 (option "sha256"), so every key follows the file's content, a
 every later stage (training, SAL, UD, surfaces) is the one a crafted poison goes through. The budget figures
 are measured; the norm is "none" (no budget was set).
 
+The file's images are used as they are: an eps or a ratio other than the default (``--eps``, ``--ratio``) is
+refused (an image the file leaves unchanged is a clean one; the ratio is measured), and the crafting seed is set
+to 0, as nothing is crafted: the key follows the file's content only, whatever ``--poison-seed`` (or the seed
+shift of ``run --seeds N``, `landscape.seeds.seed_specs`) says.
+
 Shape:
     images (N, C, H, W) in [0, 1], the training split's shape; delta (N, C, H, W).
 """
@@ -32,7 +37,18 @@ PROVIDED = "provided"
 
 
 def resolve(spec: PoisonSpec) -> PoisonSpec:
-    """`spec` with the content hash of its images file among its options (refused if the file is missing)."""
+    """`spec` with the content hash of its images file among its options and seed 0 (nothing is crafted).
+
+    Refused: a missing file, and an eps or a ratio other than the default (the images are used as they are).
+    """
+    default, why = PoisonSpec(), {"eps": "no budget is applied to them", "ratio": "the images it changes are the "
+                                  "poisoned ones, their fraction is measured"}
+    for name, reason in why.items():
+        given = getattr(spec, name)
+        if given != getattr(default, name):
+            raise SpecError(f"PoisonSpec.{name} = {given:g} (the CLI's --{name}) does not apply to poison "
+                            f"{PROVIDED!r}: the file's images are used as they are ({reason}); leave it out (its "
+                            f"default is {getattr(default, name)})")
     options = options_dict(spec.options)
     unknown = sorted(set(options) - {"images", "sha256"})
     if unknown or "images" not in options:
@@ -41,7 +57,7 @@ def resolve(spec: PoisonSpec) -> PoisonSpec:
     path = user_path(str(options["images"]), "option images")
     if not path.is_file():
         raise DataError(f"the poisoned images file {path} does not exist; expected an .npz holding x")
-    return spec.replace(eps=None, ratio=1.0, options=freeze_options({"images": str(path), "sha256": file_sha256(path)}))
+    return spec.replace(seed=0, options=freeze_options({"images": str(path), "sha256": file_sha256(path)}))
 
 
 def crafted(train: ImageSet, spec: PoisonSpec, dataset: str) -> Crafted:
