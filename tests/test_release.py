@@ -13,7 +13,7 @@ import torch
 
 from landscape.cli import main
 from landscape.config import DataSpec, PoisonSpec
-from landscape.errors import PathError, SpecError
+from landscape.errors import DataError, PathError, SpecError
 from landscape.poisons import budget_figures
 from landscape.poisons.release import class_folders, target_kind, write
 from landscape.stages.base import Context, get_splits
@@ -202,12 +202,14 @@ def test_cli_craft_provided_refuses_a_missing_or_mismatched_file_as_run_does(tmp
     np.savez(tmp_path / "short.npz", x=np.zeros((10, 1, 8, 8), np.float32))
     for name, message in (("none.npz", "does not exist; expected an .npz holding x"),
                           ("short.npz", "holds images (10, 1, 8, 8) (N, C, H, W) but the training split of 'digits'")):
-        for command in ("craft", "run"):
+        for command in ("craft", "run", "evaluate-ue"):  # run trained (and stored) the clean run before refusing
+            training = ["--epochs", "1", "--workers", "1"][:2 if command == "evaluate-ue" else 4]
             assert main([command, "--dataset", "digits", "--n-train", "200", "--method", "provided", "--option",
-                         f"images={tmp_path / name}", "--store", str(store), *(["--epochs", "1"] * (command == "run"))
+                         f"images={tmp_path / name}", "--store", str(store), *(training * (command != "craft"))
                          ]) == 2
             err = capsys.readouterr().err
             assert message in err and "Traceback" not in err, (command, err)
+            assert not store.exists(), (command, sorted(store.rglob("*")))
     assert main(["craft", "--method", "provided", "--store", str(store)]) == 2
     assert "poison 'provided' takes one option, images=PATH" in capsys.readouterr().err
 
@@ -250,3 +252,22 @@ def test_run_seeds_with_provided_images_shift_training_only(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_seeds"] == 3 and summary["seeds"] == [0, 1, 2]
     assert len(list((store / "poison").glob("*/meta.json"))) == 2  # the random craft's and the provided one
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NHW"])
+def test_provided_images_are_checked_against_the_split_from_the_header_alone(tmp_path, layout, monkeypatch):
+    """Resolving provided images for a data set compares the header's (N, C, H, W) with the training split's, in
+    every layout the format accepts, and reads no array for it."""
+    from landscape.data import npz
+
+    nchw = np.zeros((200, 1, 8, 8), np.float32)
+    x = {"NCHW": nchw, "NHWC": nchw.transpose(0, 2, 3, 1), "NHW": nchw[:, 0]}[layout]
+    np.savez(tmp_path / "right.npz", x=x)
+    np.savez(tmp_path / "wrong.npz", x=np.take(x, range(7), axis=2 if layout == "NCHW" else 1))  # 7 rows
+    monkeypatch.setattr(npz, "_arrays", lambda *a: pytest.fail("an array was read to check a shape"))
+    assert npz.images_shape(tmp_path / "right.npz") == (200, 1, 8, 8)
+    stage = PoisonStage.of(DIGITS, PoisonSpec("provided", options=(("images", str(tmp_path / "right.npz")),)))
+    assert dict(stage.poison.options)["sha256"]
+    with pytest.raises(DataError, match=r"wrong.npz holds images \(200, 1, 7, 8\) \(N, C, H, W\) but the training "
+                                        r"split of 'digits' is \(200, 1, 8, 8\)"):
+        PoisonStage.of(DIGITS, PoisonSpec("provided", options=(("images", str(tmp_path / "wrong.npz")),)))
