@@ -63,7 +63,7 @@ from landscape.experiment import ExperimentResult, get_curvature, get_layer_slic
 from landscape.models.user import adopt
 from landscape.progress import tqdm_progress
 from landscape.sal import SALTrace
-from landscape.seeds import Spread, run_seeds, seed_summary, spread_over_seeds
+from landscape.seeds import API_ADVICE, Spread, run_seeds, seed_summary, spread_over_seeds
 from landscape.stages.base import Context, StageProgress
 from landscape.stages.ud import resolve_experiment
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
@@ -267,8 +267,12 @@ class Study:
         return self.result.poisoned
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers the CLI prints with ``--json``: the first seed's, the seed count and the spreads."""
-        return {**self.result.summary(), **seed_summary(self.seed_results or [self.result])}
+        """The headline numbers the CLI prints with ``--json``: the first seed's, the seed count and the spreads.
+
+        Read from the results and the study's resolved spec: nothing is read from the store or the data.
+        """
+        return {**self.result.summary(), **seed_summary(self.seed_results or [self.result], advice=API_ADVICE,
+                                                        resolved=True)}
 
     def spread(self) -> dict[str, Spread]:
         """UD, β, #LP and the threshold-free measures over the seeds (`landscape.seeds.Spread`)."""
