@@ -45,6 +45,10 @@ class PathError(LandscapeError, ValueError):
     """A path from the user is empty, cannot be expanded, is a file where a folder is needed, or is not writable."""
 
 
+class NotAStoreError(PathError):
+    """A folder given as the store holds other files, no store entry; the message names it and which folder to give."""
+
+
 def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                      line: str | None = None) -> str:
     """`warning: MESSAGE` on one line, as the CLI prints its errors (a `warnings.formatwarning`).

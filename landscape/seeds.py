@@ -7,7 +7,9 @@ rests on and, with more than one, their spread:
 
 - `seed_specs(spec, n)` / `run_seeds(spec, n, ...)`: the experiment at n seeds. Seed i shifts the training
   seed (initialisation, shuffling, augmentation), the poison's crafting seed and the SAL seed by i, so seed 0
-  is `spec` itself and `run --seeds 1` is the plain `run`;
+  is `spec` itself and `run --seeds 1` is the plain `run`. A provided poison (`--method provided`,
+  `landscape.poisons.provided`) has no crafting seed: its images are the same at every seed (one poison entry),
+  so the seeds are those of training and SAL only;
 - `Spread`: one measure over the seeds (values, mean, sample standard deviation, range, seed count);
 - `spread_over_seeds(summaries)`: the `Spread` of every headline measure (`SEED_MEASURES`) of
   `ExperimentResult.summary()` dicts;
@@ -16,8 +18,9 @@ rests on and, with more than one, their spread:
 - `study_rows()`, `study_spread(spec, rows)`, `study_methods(spec, rows)`, `study_settings(rows)`: what the
   shipped study measured on a setting (the app's UD page shows it beside its point value, and lets a user switch
   between the settings it covers);
-- `single_seed_note(spec)`: the plain warning shown with one seed, with the seed spread the shipped regime
-  study measured on that setting (or the range over its settings when it did not run this one).
+- `single_seed_note(spec, advice=...)`: the plain warning shown with one seed, with the seed spread the shipped
+  regime study measured on that setting (or the range over its settings when it did not run this one), and how to
+  run more seeds where it is shown (`CLI_ADVICE`, `API_ADVICE`).
 """
 
 from __future__ import annotations
@@ -49,10 +52,16 @@ SEED_MEASURES = tuple(MEASURE_LABELS)
 MAX_SEEDS = 100
 # The shipped regime study (`bench/regime.py`), read for the single-seed note.
 STUDY = Path(__file__).resolve().parent.parent / "assets" / "benchmarks" / "regime.json"
+# How to run more seeds, in the words of where the single-seed note is shown.
+CLI_ADVICE = "run --seeds 3"
+API_ADVICE = "run_study(..., seeds=3)"
 
 
 def seed_specs(spec: ExperimentSpec, n: int) -> list[ExperimentSpec]:
-    """`spec` at `n` seeds: training, crafting and SAL seeds each shifted by 0, 1, ..., n-1 (the first is `spec`)."""
+    """`spec` at `n` seeds: training, crafting and SAL seeds each shifted by 0, 1, ..., n-1 (the first is `spec`).
+
+    A provided poison's crafting seed is set back to 0 when it is resolved (nothing is crafted): its entry is one.
+    """
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SEEDS:
         raise SpecError(f"the number of seeds = {n!r} is out of range; expected an integer in [1, {MAX_SEEDS}] "
                         f"(each seed trains a clean and a poisoned model)")
@@ -151,17 +160,20 @@ def seed_table(results: Sequence[ExperimentResult]) -> list[dict[str, Any]]:
     return [{"seed": seed, **{m: s[m] for m in SEED_MEASURES}} for seed, s in summaries]
 
 
-def seed_summary(results: Sequence[ExperimentResult]) -> dict[str, Any]:
+def seed_summary(results: Sequence[ExperimentResult], *, advice: str = CLI_ADVICE,
+                 resolved: bool = False) -> dict[str, Any]:
     """What the CLI's ``--json`` and `Study.summary()` add about seeds: count, seeds, spreads, one-seed note.
 
     `reported_seed` names the seed whose measures sit beside it (the point values and per-epoch flags: the first
-    seed's); the mean and std over all seeds are under `spread`.
+    seed's); the mean and std over all seeds are under `spread`. `advice` and `resolved`: as in
+    `single_seed_note` (of the first seed's spec).
     """
     spreads = spread_over_seeds([r.summary() for r in results])
     return {"n_seeds": len(results), "seeds": [r.spec.train.seed for r in results],
             "reported_seed": results[0].spec.train.seed,
             "spread": {k: v.to_dict() for k, v in spreads.items()},
-            "seed_note": single_seed_note(results[0].spec) if len(results) == 1 else None}
+            "seed_note": single_seed_note(results[0].spec, advice=advice, resolved=resolved) if len(results) == 1
+            else None}
 
 
 # ------------------------------------------------------------------------------------------------ study
@@ -204,12 +216,14 @@ def study_rows(path: Path | None = None) -> list[dict[str, Any]]:
     return _cells(_study_file(path))
 
 
-def study_spread(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]], *, loose: bool = False) -> Spread | None:
+def study_spread(spec: ExperimentSpec, rows: Sequence[Mapping[str, Any]], *, loose: bool = False,
+                 resolved: bool = False) -> Spread | None:
     """UD over the seeds the study ran of `spec`'s setting (same everything but the seeds), None if it did not.
 
-    `loose`: a setting that differs from `spec` in how often SAL was measured counts too.
+    `loose`: a setting that differs from `spec` in how often SAL was measured counts too. `resolved`: `spec` is
+    resolved already (`resolve_experiment`), so nothing is read (resolving reads a user data set's file).
     """
-    want = _setting(resolve_experiment(spec).to_dict(), loose=loose)
+    want = _setting((spec if resolved else resolve_experiment(spec)).to_dict(), loose=loose)
     values = tuple(r.get("ud") for r in rows if _setting(r["spec"], loose=loose) == want)
     return Spread(values) if values else None
 
@@ -273,13 +287,18 @@ def study_separating(dataset: str, baseline: str = "running", path: Path | None 
     return found
 
 
-def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
-    """The plain note shown beside a one-seed UD: it is unstable, and by how much (from the regime study)."""
+def single_seed_note(spec: ExperimentSpec, path: Path | None = None, *, advice: str = CLI_ADVICE,
+                     resolved: bool = False) -> str:
+    """The plain note shown beside a one-seed UD: it is unstable, and by how much (from the regime study).
+
+    `advice`: how to run more seeds where the note is shown (`CLI_ADVICE`, the CLI's; `API_ADVICE`, the Python
+    API's). `resolved`: `spec` is resolved already (a `Study`'s), so its data need not be there (`study_spread`).
+    """
     head = "UD from a single seed is unstable: another seed (or another CPU) can move it a lot."
-    tail = "Run 3 or more seeds (run --seeds 3) to see the spread here."
+    tail = f"Run 3 or more seeds ({advice}) to see the spread here."
     rows = study_rows(path)
     for loose, how in ((False, ""), (True, " (SAL measured at other epochs)")):
-        here = study_spread(spec, rows, loose=loose)
+        here = study_spread(spec, rows, loose=loose, resolved=resolved)
         if here is not None and here.n > 1:
             return f"{head} On this setting{how} the regime study (bench/regime.py) measured UD {here.text()}. {tail}"
     by_setting: dict[str, list[float | None]] = {}
@@ -293,6 +312,6 @@ def single_seed_note(spec: ExperimentSpec, path: Path | None = None) -> str:
     return f"{head} {tail}"
 
 
-__all__ = ["MEASURE_LABELS", "SEED_MEASURES", "STUDY", "Spread", "run_seeds", "seed_specs", "seed_summary",
-           "seed_table", "single_seed_note", "setting_label", "spread_over_seeds", "study_methods", "study_rows",
-           "study_separating", "study_settings", "study_shares", "study_spread"]
+__all__ = ["API_ADVICE", "CLI_ADVICE", "MEASURE_LABELS", "SEED_MEASURES", "STUDY", "Spread", "run_seeds",
+           "seed_specs", "seed_summary", "seed_table", "single_seed_note", "setting_label", "spread_over_seeds",
+           "study_methods", "study_rows", "study_separating", "study_settings", "study_shares", "study_spread"]

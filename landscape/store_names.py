@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from landscape.errors import PathError
+from landscape.errors import NotAStoreError
 from landscape.paths import PROBE_PREFIX
 
 META, ARRAYS, SUMS = "meta.json", "arrays.safetensors", "SHA256SUMS"
@@ -148,11 +148,12 @@ def json_object(text: bytes | None) -> dict[str, Any] | None:
 
 
 def refuse_a_non_store(root: Path) -> None:
-    """Raise `PathError` if `root` is a folder of other files, not a store (`not_a_store`), before anything is written.
+    """Raise `NotAStoreError` (a `PathError`) if `root` is a folder of other files, not a store (`not_a_store`).
 
-    Writing would put stage folders among the user's files, and a store's first write sweeps lock-like names.
+    Raised before anything is written: writing would put stage folders among the user's files, and a store's first
+    write sweeps lock-like names.
     """
     why = not_a_store(root)
     if why is not None:
-        raise PathError(f"{why}; nothing there was touched (give a new or empty folder for a new store, or the "
-                        f"folder of an existing store)")
+        raise NotAStoreError(f"{why}; nothing there was touched (give a new or empty folder for a new store, or "
+                             f"the folder of an existing store)")

@@ -63,7 +63,7 @@ from landscape.experiment import ExperimentResult, get_curvature, get_layer_slic
 from landscape.models.user import adopt
 from landscape.progress import tqdm_progress
 from landscape.sal import SALTrace
-from landscape.seeds import Spread, run_seeds, seed_summary, spread_over_seeds
+from landscape.seeds import API_ADVICE, Spread, run_seeds, seed_summary, spread_over_seeds
 from landscape.stages.base import Context, StageProgress
 from landscape.stages.ud import resolve_experiment
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
@@ -167,7 +167,8 @@ def as_poison(poison: str | PoisonSpec | None, images: Path | None) -> PoisonSpe
         if poison not in (None, "provided") and not (isinstance(poison, PoisonSpec) and poison.method == "provided"):
             raise SpecError(f"give either poison={poison!r} (crafted on your images) or poisoned= (your own poisoned "
                             f"images), not both")
-        return PoisonSpec(method="provided", options=(("images", str(images)),))
+        given = poison if isinstance(poison, PoisonSpec) else PoisonSpec(method="provided")
+        return given.replace(options=(("images", str(images)),))  # an eps or a ratio of `poison` is refused later
     if poison is None:
         return PoisonSpec(method=DEFAULT_POISON)
     return poison if isinstance(poison, PoisonSpec) else PoisonSpec(method=poison)
@@ -266,8 +267,12 @@ class Study:
         return self.result.poisoned
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers the CLI prints with ``--json``: the first seed's, the seed count and the spreads."""
-        return {**self.result.summary(), **seed_summary(self.seed_results or [self.result])}
+        """The headline numbers the CLI prints with ``--json``: the first seed's, the seed count and the spreads.
+
+        Read from the results and the study's resolved spec: nothing is read from the store or the data.
+        """
+        return {**self.result.summary(), **seed_summary(self.seed_results or [self.result], advice=API_ADVICE,
+                                                        resolved=True)}
 
     def spread(self) -> dict[str, Spread]:
         """UD, β, #LP and the threshold-free measures over the seeds (`landscape.seeds.Spread`)."""

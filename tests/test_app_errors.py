@@ -86,6 +86,7 @@ def test_a_store_that_is_a_file_still_shows_the_demo(tmp_path, monkeypatch):
         no_exception(at)
         assert at.error and "afile" in at.error[0].value and "is a file" in at.error[0].value, page.title
         assert "demo" in at.error[0].value, f"{page.title}: {at.error[0].value!r} does not say the demo is shown"
+        assert "set UE_LANDSCAPE_STORE to a folder you can write" in at.error[0].value, at.error[0].value
         assert charts(at), f"{page.title} still shows the demo"
     assert (tmp_path / "afile").read_text() == "not a folder\n"
 
@@ -130,6 +131,10 @@ def test_a_folder_of_other_files_offers_no_computation_and_is_left_as_it_was(tmp
     monkeypatch.setenv("UE_LANDSCAPE_STORE", str(mine))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert charts(at), "the demo is still shown"
+    error = at.error[0].value  # the store's error says which folder to give; the app's hint only where to give it
+    assert "(give a new or empty folder for a new store, or the folder of an existing store)" in error, error
+    assert error.endswith("to compute, set UE_LANDSCAPE_STORE to such a folder and restart the app."), error
+    assert "a folder you can write" not in error, error  # the unwritable store's advice: it is writable
     at.switch_page("pages/train.py").run()
     tiny(at, method="random", model="mlp")
     no_exception(at)

@@ -753,13 +753,21 @@ def test_cli_at_a_ratio_that_poisons_no_image_refuses_before_any_work(tmp_path, 
     """`run --ratio 0` trained the clean run twice (the second under the method's name, UD 1); now the commands
     refuse it, and a ratio that rounds to no image of the set, with one line and nothing stored."""
     from landscape.cli import main
+    from landscape.config import DataSpec
+    from landscape.stages.base import resolve_poison
 
+    rounds_to_0 = ["--n-train", "100", "--ratio", "0.004"]  # run trained (and stored) the clean run before refusing
     for argv, needle in [(["run", "--epochs", "1", "--n-train", "100", "--ratio", "0"], "ratio = 0 poisons no image"),
-                         (["craft", "--n-train", "100", "--ratio", "0.004"], "poisons none of the 100 training")]:
+                         (["craft", *rounds_to_0], "poisons none of the 100 training"),
+                         (["run", "--epochs", "1", "--workers", "1", *rounds_to_0], "poisons none of the 100 training"),
+                         (["evaluate-ue", "--epochs", "1", *rounds_to_0], "poisons none of the 100 training")]:
         assert main([*argv, "--method", "em", "--store", str(tmp_path / "store")]) == 2
         captured = capsys.readouterr()
         assert needle in captured.err and "crafting" not in captured.err, captured.err
         assert not (tmp_path / "store").exists()
+    with pytest.raises(SpecError, match=r"ratio = 0.004 poisons none of the 100 training images .*at least 0.01"):
+        resolve_poison(PoisonSpec(method="random", ratio=0.004), DataSpec("digits", n_train=100))  # the API's way
+    assert resolve_poison(PoisonSpec(method="random", ratio=0.01), DataSpec("digits", n_train=100)).ratio == 0.01
 
 
 def test_em_samplewise_sweeps_continue_each_images_own_delta_across_noise_batches(monkeypatch) -> None:

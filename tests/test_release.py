@@ -13,7 +13,7 @@ import torch
 
 from landscape.cli import main
 from landscape.config import DataSpec, PoisonSpec
-from landscape.errors import PathError, SpecError
+from landscape.errors import DataError, PathError, SpecError
 from landscape.poisons import budget_figures
 from landscape.poisons.release import class_folders, target_kind, write
 from landscape.stages.base import Context, get_splits
@@ -206,11 +206,72 @@ def test_cli_craft_provided_refuses_a_missing_or_mismatched_file_as_run_does(tmp
     np.savez(tmp_path / "short.npz", x=np.zeros((10, 1, 8, 8), np.float32))
     for name, message in (("none.npz", "does not exist; expected an .npz holding x"),
                           ("short.npz", "holds images (10, 1, 8, 8) (N, C, H, W) but the training split of 'digits'")):
-        for command in ("craft", "run"):
+        for command in ("craft", "run", "evaluate-ue"):  # run trained (and stored) the clean run before refusing
+            training = ["--epochs", "1", "--workers", "1"][:2 if command == "evaluate-ue" else 4]
             assert main([command, "--dataset", "digits", "--n-train", "200", "--method", "provided", "--option",
-                         f"images={tmp_path / name}", "--store", str(store), *(["--epochs", "1"] * (command == "run"))
+                         f"images={tmp_path / name}", "--store", str(store), *(training * (command != "craft"))
                          ]) == 2
             err = capsys.readouterr().err
             assert message in err and "Traceback" not in err, (command, err)
+            assert not store.exists(), (command, sorted(store.rglob("*")))
     assert main(["craft", "--method", "provided", "--store", str(store)]) == 2
     assert "poison 'provided' takes one option, images=PATH" in capsys.readouterr().err
+
+
+def test_provided_refuses_an_eps_or_a_ratio_and_its_key_follows_the_file_only(tmp_path, capsys):
+    """`--eps` and `--ratio` were ignored silently (the file's images are used as they are), and `--poison-seed`
+    gave the same file another key (a second entry, recomputed): refused, and normalised, before any work."""
+    out, store = tmp_path / "p.npz", tmp_path / "store"
+    data = ["--dataset", "digits", "--n-train", "100", "--store", str(store)]
+    assert main(["craft", *data, "--method", "random", "--out", str(out), "--out-dtype", "float32"]) == 0
+    capsys.readouterr()
+    provided = ["--method", "provided", "--option", f"images={out}"]
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    for command in ("craft", "run", "evaluate-ue"):
+        for given, message in ((["--eps", "8/255"], "PoisonSpec.eps = 0.0313725 (the CLI's --eps) does not apply"),
+                               (["--ratio", "0.5"], "PoisonSpec.ratio = 0.5 (the CLI's --ratio) does not apply")):
+            assert main([command, *data, *provided, *given, *(["--epochs", "1"] * (command != "craft"))]) == 2
+            err = capsys.readouterr().err
+            assert message in err and "the file's images are used as they are" in err, (command, err)
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before  # nothing trained or stored
+    keys = set()
+    for seed in ("0", "5"):
+        assert main(["craft", *data, *provided, "--poison-seed", seed, "--json"]) == 0
+        keys.add(json.loads(capsys.readouterr().out)["store_key"])
+    assert len(keys) == 1  # one entry for one file
+    spec = PoisonStage.of(DataSpec("digits", n_train=100), PoisonSpec("provided", seed=3,
+                                                                      options=(("images", str(out)),))).poison
+    assert spec.seed == 0 and spec.eps is None and spec.ratio == 1.0
+
+
+def test_run_seeds_with_provided_images_shift_training_only(tmp_path, capsys):
+    """`run --seeds N --method provided`: the seed shift of the poison (`seed_specs`) is no eps or ratio: it runs,
+    on one poison entry."""
+    out, store = tmp_path / "p.npz", tmp_path / "store"
+    data = ["--dataset", "digits", "--n-train", "100", "--n-test", "50", "--store", str(store)]
+    assert main(["craft", *data, "--method", "random", "--out", str(out), "--out-dtype", "float32"]) == 0
+    capsys.readouterr()
+    assert main(["run", *data, "--method", "provided", "--option", f"images={out}", "--seeds", "3", "--epochs", "1",
+                 "--sal-rounds", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_seeds"] == 3 and summary["seeds"] == [0, 1, 2]
+    assert len(list((store / "poison").glob("*/meta.json"))) == 2  # the random craft's and the provided one
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NHW"])
+def test_provided_images_are_checked_against_the_split_from_the_header_alone(tmp_path, layout, monkeypatch):
+    """Resolving provided images for a data set compares the header's (N, C, H, W) with the training split's, in
+    every layout the format accepts, and reads no array for it."""
+    from landscape.data import npz
+
+    nchw = np.zeros((200, 1, 8, 8), np.float32)
+    x = {"NCHW": nchw, "NHWC": nchw.transpose(0, 2, 3, 1), "NHW": nchw[:, 0]}[layout]
+    np.savez(tmp_path / "right.npz", x=x)
+    np.savez(tmp_path / "wrong.npz", x=np.take(x, range(7), axis=2 if layout == "NCHW" else 1))  # 7 rows
+    monkeypatch.setattr(npz, "_arrays", lambda *a: pytest.fail("an array was read to check a shape"))
+    assert npz.images_shape(tmp_path / "right.npz") == (200, 1, 8, 8)
+    stage = PoisonStage.of(DIGITS, PoisonSpec("provided", options=(("images", str(tmp_path / "right.npz")),)))
+    assert dict(stage.poison.options)["sha256"]
+    with pytest.raises(DataError, match=r"wrong.npz holds images \(200, 1, 7, 8\) \(N, C, H, W\) but the training "
+                                        r"split of 'digits' is \(200, 1, 8, 8\)"):
+        PoisonStage.of(DIGITS, PoisonSpec("provided", options=(("images", str(tmp_path / "wrong.npz")),)))

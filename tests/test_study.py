@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from landscape.config import CurvatureSpec, SALSpec, SurfaceSpec, TrainSpec
+from landscape.config import CurvatureSpec, PoisonSpec, SALSpec, SurfaceSpec, TrainSpec
 from landscape.curvature import model_curvature
 from landscape.errors import DataError, ModelError, SpecError
 from landscape.models.user import SESSION
@@ -104,8 +105,14 @@ def test_seeds_give_the_spread_of_the_single_seed_studies(store, images):
     summary = study.summary()
     assert summary["n_seeds"] == 2 and summary["spread"]["ud"]["values"] == pytest.approx(uds)
     assert summary["seed_note"] is None and summary["ud"] == study.ud.ud
-    one = run_study(factory, (x, y), poison="random", store=store, **quick).summary()
+    single = run_study(factory, (x, y), poison="random", store=store, **quick)
+    one = single.summary()
     assert one["n_seeds"] == 1 and one["ud"] == study.ud.ud and "unstable" in one["seed_note"]
+    # the API's advice in the API's words (it said the CLI's "run --seeds 3"), and the note needs no data file: it
+    # re-resolved the spec, reading the store's copy of the arrays (a DataError once that was deleted)
+    assert "(run_study(..., seeds=3))" in one["seed_note"] and "--seeds" not in one["seed_note"]
+    shutil.rmtree(store.root / "inputs")
+    assert single.summary() == one
 
 
 def test_a_dataset_and_a_module_instance_are_taken_too(store, images):
@@ -132,6 +139,9 @@ def test_your_own_poisoned_images(store, images):
         run_study(factory, (x, y), poison="tap", poisoned=poisoned, store=store, **QUICK)
     with pytest.raises(DataError, match="one poisoned image per training image"):
         run_study(factory, (x, y), poisoned=poisoned[:10], store=store, **QUICK)
+    for given in ({"eps": 8 / 255}, {"ratio": 0.5}):  # were ignored: the images are used as they are
+        with pytest.raises(SpecError, match=f"PoisonSpec.{next(iter(given))} = .* does not apply to poison 'provided'"):
+            run_study(factory, (x, y), poison=PoisonSpec("provided", **given), poisoned=poisoned, store=store, **QUICK)
 
 
 def test_weights_out_and_back_in(tmp_path, store, images):

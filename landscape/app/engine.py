@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from landscape.config import DataSpec, PoisonSpec
-from landscape.errors import LandscapeError, PathError
+from landscape.errors import LandscapeError, NotAStoreError, PathError
 from landscape.store import ENV_VAR, Store, default_root
 
 if TYPE_CHECKING:
@@ -62,8 +62,9 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
 def problems() -> list[Problem]:
     """What is wrong with the user's store (`$UE_LANDSCAPE_STORE`) and the demo snapshot, checked on every run.
 
-    A store that cannot be named (``~nosuchuser``, empty) is fatal; a file or read-only one (the demo is still
-    shown) and a missing, misplaced or damaged demo snapshot are not (its check is cached until a file changes).
+    A store that cannot be named (``~nosuchuser``, empty) is fatal; a file, a read-only one or a folder of other
+    files (the demo is still shown; the last's own error says which folder to give) and a missing, misplaced or
+    damaged demo snapshot are not (its check is cached until a file changes).
     """
     from landscape.demo import DEMO_ENV, demo_dir
 
@@ -76,8 +77,9 @@ def problems() -> list[Problem]:
     try:
         store.check_readable().check_writable()
     except PathError as err:
+        to = f"set {ENV_VAR} to such a folder and restart the app" if isinstance(err, NotAStoreError) else fix
         found.append(Problem(f"Results cannot be saved: {err}. The shipped demo (and any stored results) is shown; "
-                             f"to compute, {fix}.", fatal=False))
+                             f"to compute, {to}.", fatal=False))
     try:
         snapshot = demo_dir()
     except PathError as err:
@@ -119,10 +121,7 @@ def _progress(progress: Progress | None) -> dict[str, Any]:
 
 
 def registry_names(kind: str) -> list[str]:
-    """The registered names of "dataset", "model" or "method".
-
-    Data sets: those picked by name alone (not npz/folder, whose name carries a path: the user's configured ones).
-    """
+    """Registered names of "dataset" (picked by name alone: not npz/folder, named by a path), "model", "method"."""
     from landscape.data import DATASETS
     from landscape.models import MODELS
     from landscape.poisons import POISONS

@@ -133,20 +133,20 @@ def budget_line(b: dict[str, Any]) -> str:
 
 
 def announcement(data: DataSpec, poison: PoisonSpec, splits: Splits, store: Store, device: torch.device) -> str:
-    """What craft is about to do, checked before it does it (a ratio that poisons no image, an unknown method).
+    """What craft is about to do, checked before it does it (resolving the poison refuses a bad one).
 
     `provided` images (`landscape.poisons.provided`) are measured, not crafted: no method and no cost estimate.
     """
     from landscape.poisons import build, provided
     from landscape.stages.poison import PoisonStage
 
-    stage = PoisonStage.of(data, poison)  # resolves: a missing provided images file is refused here
+    stage = PoisonStage.of(data, poison)  # resolves: an unknown method, a ratio that poisons no image, provided
+    # images missing or of another shape are refused here
     if poison.method == provided.PROVIDED:
         what = f"measuring {dict(stage.poison.options)['images']} against the {len(splits.train)} clean {data.name} " \
                f"training images"
     else:
         method = build(poison, dataset=data, device=device)
-        method.poisoned_count(len(splits.train))  # refuses a ratio that poisons no image, before the announcement
         cost = method.estimate_cost(len(splits.train), splits.image_shape)
         what = f"crafting {poison.method} on {len(splits.train)} {data.name} images: " + (
             f"at most {cost['gradient_evals']:,} image-gradient evaluations (~{cost['cpu_seconds']:.0f} s on one CPU "

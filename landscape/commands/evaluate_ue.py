@@ -32,7 +32,7 @@ def run(a: argparse.Namespace) -> int:
                 if r is not None and r.diverged]
     summary = {
         "dataset": data.name, "model": model.name, "method": poison.method, "eps": crafted.meta["eps"],
-        "norm": crafted.meta["norm"], "ratio": poison.ratio, "epochs": poisoned.epochs_done,
+        "norm": crafted.meta["norm"], "ratio": crafted.meta["ratio"], "epochs": poisoned.epochs_done,
         "budget": crafted.meta["budget"], "craft_seconds": crafted.meta["seconds"],
         "poisoned_test_acc": _last(hp["test_acc"]),
         "poisoned_best_test_acc": float(hp["test_acc"].max()) if len(hp["test_acc"]) else None,
@@ -50,7 +50,7 @@ def run(a: argparse.Namespace) -> int:
     eps = crafted.meta["eps"]  # None for provided images: no budget was set
     budget = "no budget" if eps is None else f"{crafted.meta['norm']} eps {eps:.4g}"
     print(f"{poison.method} on {data.name} ({budget}, "
-          f"ratio {poison.ratio}),"
+          f"ratio {round(crafted.meta['ratio'], 4)}),"
           f" victim {model.name}, {plural(poisoned.epochs_done, 'epoch')}")
     if poisoned.epochs_done:
         print(f"  clean test accuracy of the poisoned model: {summary['poisoned_test_acc']:.3f} (best epoch "

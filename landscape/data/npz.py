@@ -126,22 +126,28 @@ def _arrays(source: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
         raise DataError(f"{source} is not a readable .npz archive ({err}); expected {_FORMAT}") from None
 
 
-def to_nchw(x: np.ndarray, what: str, source: str) -> np.ndarray:
-    """Images of any accepted layout and dtype as float32 (N, C, H, W) in [0, 1] (see the module docstring)."""
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4:
-        first, last = x.shape[1] in (1, 3), x.shape[3] in (1, 3)
+def _channels_last(shape: tuple[int, ...], what: str, source: str) -> bool:
+    """Whether images of `shape` are (N, H, W, C) (else (N, H, W) or (N, C, H, W)); a shape of no layout is refused."""
+    if len(shape) == 3:
+        return False
+    if len(shape) == 4:
+        first, last = shape[1] in (1, 3), shape[3] in (1, 3)
         if first and last:
-            raise DataError(f"{source}: {what} has shape {x.shape}, which reads as NCHW and as NHWC; store it with "
+            raise DataError(f"{source}: {what} has shape {shape}, which reads as NCHW and as NHWC; store it with "
                             f"a size other than 1 or 3 on one of the two axes")
         if not (first or last):
-            raise DataError(f"{source}: {what} has shape {x.shape}; expected (N, H, W), (N, C, H, W) or "
+            raise DataError(f"{source}: {what} has shape {shape}; expected (N, H, W), (N, C, H, W) or "
                             f"(N, H, W, C) with C = 1 or 3")
-        if last:
-            x = x.transpose(0, 3, 1, 2)
-    else:
-        raise DataError(f"{source}: {what} has shape {x.shape}; expected (N, H, W), (N, C, H, W) or (N, H, W, C)")
+        return last
+    raise DataError(f"{source}: {what} has shape {shape}; expected (N, H, W), (N, C, H, W) or (N, H, W, C)")
+
+
+def to_nchw(x: np.ndarray, what: str, source: str) -> np.ndarray:
+    """Images of any accepted layout and dtype as float32 (N, C, H, W) in [0, 1] (see the module docstring)."""
+    if _channels_last(x.shape, what, source):
+        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim == 3:
+        x = x[:, None]
     if x.dtype == np.uint8:
         return (x.astype(np.float32) / 255.0)
     if not np.issubdtype(x.dtype, np.floating):
@@ -182,6 +188,25 @@ def _read(path: str, sha256: str, split_seed: int) -> Splits:
     return labelled_splits(f"npz:{source.name}", path, x, y, x_test, y_test, names, split_seed)
 
 
+def _images_header(source: Path) -> tuple[int, ...]:
+    """The header shape of ``x`` in an images file (``x`` alone, or a data set of this format), checked."""
+    headers = _headers(source)
+    if "x" not in headers or (set(headers) != {"x"} and "y" not in headers):
+        raise DataError(f"{source} holds {', '.join(sorted(headers)) or 'nothing'}; expected x (images) alone, or "
+                        f"a data set: {_FORMAT}")
+    _check_headers(source, {"y": ((0,), np.dtype(np.int64)), **headers})
+    return headers["x"][0]
+
+
+def images_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
+    """The (N, C, H, W) shape `read_images` gives for the file, from its headers only (no array is read)."""
+    source = Path(path)
+    shape = _images_header(source)
+    if _channels_last(shape, "x", str(source)):
+        return (shape[0], shape[3], shape[1], shape[2])
+    return (shape[0], 1, *shape[1:]) if len(shape) == 3 else tuple(shape)
+
+
 def read_images(path: str | os.PathLike[str]) -> np.ndarray:
     """The images ``x`` of an ``.npz`` file as float32 (N, C, H, W) in [0, 1] (same rules).
 
@@ -189,11 +214,7 @@ def read_images(path: str | os.PathLike[str]) -> np.ndarray:
     `landscape.poisons.release` wrote), of which only ``x`` is read.
     """
     source = Path(path)
-    headers = _headers(source)
-    if "x" not in headers or (set(headers) != {"x"} and "y" not in headers):
-        raise DataError(f"{source} holds {', '.join(sorted(headers)) or 'nothing'}; expected x (images) alone, or "
-                        f"a data set: {_FORMAT}")
-    _check_headers(source, {"y": ((0,), np.dtype(np.int64)), **headers})
+    _images_header(source)
     return to_nchw(_arrays(source, ["x"])["x"], "x", str(source))
 
 

@@ -32,15 +32,19 @@ def build(spec: PoisonSpec, *, dataset: str | DataSpec, device: torch.device | s
     return cls(spec, dataset=dataset, device=device)
 
 
-def resolve(spec: PoisonSpec, *, dataset: str | DataSpec) -> PoisonSpec:
+def resolve(spec: PoisonSpec, *, dataset: str | DataSpec, n_train: int | None = None) -> PoisonSpec:
     """`spec` with eps and every option filled in from the method's defaults for `dataset`.
 
     Cache keys are taken from the resolved spec, so changing a method's documented default, or fixing it
-    (`PoisonMethod.revisions`), never serves a poison crafted before. "clean" is returned unchanged.
+    (`PoisonMethod.revisions`), never serves a poison crafted before. "clean" is returned unchanged. With
+    `n_train`, the size of the training split, a ratio that poisons none of its images is refused
+    (`PoisonMethod.poisoned_count`).
     """
     if spec.is_clean:
         return spec
     method = build(spec, dataset=dataset)
+    if n_train is not None:
+        method.poisoned_count(n_train)
     return spec.replace(eps=method.eps, options=freeze_options(method.options.to_dict()), revision=method.revision)
 
 

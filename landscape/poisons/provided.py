@@ -11,13 +11,20 @@ the file's SHA-256 (option "sha256"), so every key follows the file's content, a
 every later stage (training, SAL, UD, surfaces) is the one a crafted poison goes through. The budget figures
 are measured; the norm is "none" (no budget was set).
 
+The file's images are used as they are: an eps or a ratio other than the default (``--eps``, ``--ratio``) is
+refused (an image the file leaves unchanged is a clean one; the ratio is measured), and the crafting seed is set
+to 0, as nothing is crafted: the key follows the file's content only, whatever ``--poison-seed`` (or the seed
+shift of ``run --seeds N``, `landscape.seeds.seed_specs`) says.
+
 Shape:
-    images (N, C, H, W) in [0, 1], the training split's shape; delta (N, C, H, W).
+    images (N, C, H, W) in [0, 1], the training split's shape (checked from the file's header when the spec is
+    resolved for the data set, before any work); delta (N, C, H, W).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -31,8 +38,21 @@ from landscape.poisons.base import Crafted, budget_figures
 PROVIDED = "provided"
 
 
-def resolve(spec: PoisonSpec) -> PoisonSpec:
-    """`spec` with the content hash of its images file among its options (refused if the file is missing)."""
+def resolve(spec: PoisonSpec, train_shape: tuple[int, ...], dataset: str) -> PoisonSpec:
+    """`spec` with the content hash of its images file among its options and seed 0 (nothing is crafted).
+
+    Refused: a missing file, images whose shape (read from the file's header, no array is loaded) is not
+    `train_shape`, the (N, C, H, W) of the training split of `dataset`, and an eps or a ratio other than the
+    default (the images are used as they are).
+    """
+    default, why = PoisonSpec(), {"eps": "no budget is applied to them", "ratio": "the images it changes are the "
+                                  "poisoned ones, their fraction is measured"}
+    for name, reason in why.items():
+        given = getattr(spec, name)
+        if given != getattr(default, name):
+            raise SpecError(f"PoisonSpec.{name} = {given:g} (the CLI's --{name}) does not apply to poison "
+                            f"{PROVIDED!r}: the file's images are used as they are ({reason}); leave it out (its "
+                            f"default is {getattr(default, name)})")
     options = options_dict(spec.options)
     unknown = sorted(set(options) - {"images", "sha256"})
     if unknown or "images" not in options:
@@ -41,7 +61,17 @@ def resolve(spec: PoisonSpec) -> PoisonSpec:
     path = user_path(str(options["images"]), "option images")
     if not path.is_file():
         raise DataError(f"the poisoned images file {path} does not exist; expected an .npz holding x")
-    return spec.replace(eps=None, ratio=1.0, options=freeze_options({"images": str(path), "sha256": file_sha256(path)}))
+    from landscape.data import npz
+
+    check_shape(path, npz.images_shape(path), train_shape, dataset)
+    return spec.replace(seed=0, options=freeze_options({"images": str(path), "sha256": file_sha256(path)}))
+
+
+def check_shape(path: str | Path, shape: tuple[int, ...], train_shape: tuple[int, ...], dataset: str) -> None:
+    """Refuse poisoned images of `shape` for a training split of `train_shape` (both (N, C, H, W)) unless equal."""
+    if tuple(shape) != tuple(train_shape):
+        raise DataError(f"{path} holds images {tuple(shape)} (N, C, H, W) but the training split of {dataset!r} is "
+                        f"{tuple(train_shape)}; give one poisoned image per training image, in order")
 
 
 def crafted(train: ImageSet, spec: PoisonSpec, dataset: str) -> Crafted:
@@ -51,9 +81,7 @@ def crafted(train: ImageSet, spec: PoisonSpec, dataset: str) -> Crafted:
     started = time.perf_counter()
     path = str(options_dict(spec.options)["images"])
     poisoned = torch.from_numpy(npz.read_images(path))
-    if tuple(poisoned.shape) != tuple(train.x.shape):
-        raise DataError(f"{path} holds images {tuple(poisoned.shape)} (N, C, H, W) but the training split of "
-                        f"{dataset!r} is {tuple(train.x.shape)}; give one poisoned image per training image, in order")
+    check_shape(path, tuple(poisoned.shape), tuple(train.x.shape), dataset)
     delta = poisoned - train.x
     mask = (delta != 0).flatten(1).any(dim=1)
     meta = {"method": PROVIDED, "dataset": dataset, "eps": None, "eps_is_default": False, "norm": "none",

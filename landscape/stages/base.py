@@ -76,13 +76,15 @@ def resolve_poison(poison: PoisonSpec | None, data: DataSpec) -> PoisonSpec:
     """The poison with eps and every option filled in from the method's defaults for the data set.
 
     Cache keys are taken from the resolved spec, so a changed default never serves a stale poison. None and
-    "clean" give `PoisonSpec()`.
+    "clean" give `PoisonSpec()`. What only the data's training split tells is checked here too, before any work:
+    a ratio that poisons none of its images, and the shape of provided images (`landscape.poisons.provided`);
+    the split is loaded for that (once per process, `get_splits`), for a ratio below 1 or provided images only.
     """
     if poison is None or poison.is_clean:
         return PoisonSpec()
-    if poison.method == provided.PROVIDED:  # the user's own poisoned images (landscape.poisons.provided)
-        return provided.resolve(poison)
-    return resolve(poison, dataset=data)
+    if poison.method == provided.PROVIDED:  # the user's own poisoned images
+        return provided.resolve(poison, tuple(get_splits(data).train.x.shape), data.name)
+    return resolve(poison, dataset=data, n_train=len(get_splits(data).train) if poison.ratio < 1 else None)
 
 
 def resolve_poisons(poisons: PoisonSpec | Sequence[PoisonSpec] | None, data: DataSpec) -> tuple[PoisonSpec, ...]:
