@@ -68,7 +68,7 @@ from landscape.stages.base import Context, StageProgress
 from landscape.stages.ud import resolve_experiment
 from landscape.stages.weights import ImportedCurvatureStage, ImportedRun, ImportedSALStage, ImportedSurfaceStage
 from landscape.store import Store
-from landscape.store_names import refuse_a_non_store
+from landscape.store_names import INPUTS, refuse_a_non_store
 from landscape.surface_results import SurfaceSet
 from landscape.train import TrainResult
 from landscape.ud import UDReport
@@ -136,8 +136,9 @@ def as_data(train: DataLike, test: DataLike | None = None, *, poisoned: Any = No
             raise SpecError("a named data set brings its own test split; give test= and poisoned= with arrays only")
         return (train if isinstance(train, DataSpec) else DataSpec.parse(train)), None
     if folder is None:
-        refuse_a_non_store(Store().root)  # the arrays are kept in its inputs folder: a folder of other files is none
-        folder = Store().root / npz.INPUTS
+        root = Store().root
+        refuse_a_non_store(root)  # the arrays are kept in its inputs folder: a folder of other files is none
+        folder = root / INPUTS
     x, y = _pair(train, "training")
     arrays: dict[str, np.ndarray] = {"x": _canonical(x, "the training images"), "y": y}
     x_p = None if poisoned is None else _canonical(_numpy(poisoned, "the poisoned images"), "the poisoned images")
@@ -397,7 +398,7 @@ def run_study(model: ModelLike, train: DataLike, test: DataLike | None = None, *
     """
     session = _session(store, device, progress)
     data, images = as_data(train, test, poisoned=poisoned, class_names=class_names, split_seed=split_seed,
-                           folder=session.store.root / npz.INPUTS)
+                           folder=session.store.root / INPUTS)
     training = training or TrainSpec()
     if epochs is not None:
         training = training.replace(epochs=epochs)
@@ -523,7 +524,7 @@ def analyse_weights(model: ModelLike, weights: str | os.PathLike[str] | Mapping[
         progress: as in `run_study`.
     """
     session = _session(store, device, progress)
-    spec, _ = as_data(data, test, folder=session.store.root / npz.INPUTS)
+    spec, _ = as_data(data, test, folder=session.store.root / INPUTS)
     files = {"imported": weights} if isinstance(weights, (str, os.PathLike)) else dict(weights)
     model_spec = ModelSpec(adopt(model))
     with session.context() as ctx:

@@ -38,7 +38,7 @@ from landscape.errors import DataError, LandscapeError, ModelError, SpecError
 from landscape.models.user import split_name
 from landscape.paths import user_path
 from landscape.store import Store
-from landscape.store_names import refuse_a_non_store
+from landscape.store_names import INPUTS, refuse_a_non_store
 
 MODELS_VAR = "UE_LANDSCAPE_MODELS"
 DATA_VAR = "UE_LANDSCAPE_DATA"
@@ -172,7 +172,7 @@ def keep_upload(content: bytes, store: Store, *, name: str = "the upload") -> Da
             npz.load(DataSpec("npz", root=str(trial)))
         except DataError as exc:
             raise DataError(str(exc).replace(str(trial), name)) from None
-    return DataSpec("npz", root=str(npz.keep(content, store.root / npz.INPUTS)))
+    return DataSpec("npz", root=str(npz.keep(content, store.root / INPUTS)))
 
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_DECODED_BYTES", "UserConfig", "keep_upload", "user_config"]

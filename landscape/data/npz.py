@@ -43,7 +43,6 @@ from landscape.data.user import check_labels, given_path, labelled_splits
 from landscape.errors import DataError
 from landscape.files import atomic_write
 from landscape.paths import user_path
-from landscape.store_names import INPUTS  # noqa: F401 - the store's folder of data sets handed in, by `keep`
 
 if TYPE_CHECKING:
     from landscape.config import DataSpec
