@@ -83,6 +83,23 @@ def experiment_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows + ([("note", f"+ {len(notes) - NOTES} more (in .ud.notes)")] if len(notes) > NOTES else [])
 
 
+def grid_table(caption: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """An HTML table of result rows (one dict per row, the first row's keys as header) under `caption`.
+
+    Numbers to 4 significant digits, "n/a" where missing; every text escaped (the page of `run --out`).
+    """
+    header = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in header)
+
+    def cell(value: Any) -> str:
+        return number(value, ".4g") if isinstance(value, float) or value is None else str(value)
+
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(row.get(k)))}</td>" for k in header) + "</tr>"
+                   for row in rows)
+    return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"</table>")
+
+
 def html_table(title: str, rows: Iterable[tuple[str, Any]], note: str) -> str:
     """A small HTML table of (name, value) rows under a bold title, `note` below it; every text escaped."""
     body = "".join(f"<tr><td style='text-align:left'>{html.escape(str(k))}</td>"
@@ -91,4 +108,5 @@ def html_table(title: str, rows: Iterable[tuple[str, Any]], note: str) -> str:
             f"<p style='font-size:smaller'>{html.escape(note)}</p></div>")
 
 
-__all__ = ["clip", "experiment_line", "experiment_rows", "experiment_title", "html_table", "listed", "number", "span"]
+__all__ = ["clip", "experiment_line", "experiment_rows", "experiment_title", "grid_table", "html_table", "listed",
+           "number", "span"]

@@ -322,7 +322,7 @@ def verdict(rows: Sequence[dict[str, Any]], methods: Sequence[str], tasks: Seque
     """One plain sentence per method: does classification collapse, do the other tasks keep their performance."""
     if "classify" not in tasks:
         raise SpecError(f"the verdict compares the other tasks with classification; tasks {list(tasks)} lack "
-                        f"'classify'")
+                        f"'classify': add it to the tasks (the UEs are crafted against it)")
     lines = []
     for m in methods:
         drop = {t: mean_drop(rows, t, m) for t in tasks}

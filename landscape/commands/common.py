@@ -22,7 +22,7 @@ from landscape import jsontext
 from landscape.config import DataSpec, ModelSpec, TrainSpec, choices
 from landscape.data import DATASETS
 from landscape.device import resolve_device
-from landscape.display import number
+from landscape.display import grid_table
 from landscape.errors import SpecError
 from landscape.files import atomic_write
 from landscape.models import MODELS
@@ -143,19 +143,6 @@ def write_output(out: Path, writers: Mapping[str, Callable[[Path], object]], fla
         writers[out.suffix](out)
 
 
-def _cell(value: object) -> str:
-    return number(value, ".4g") if isinstance(value, float) or value is None else str(value)
-
-
-def _html_table(caption: str, rows: Sequence[Mapping[str, object]]) -> str:
-    header = list(rows[0]) if rows else []
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(k)))}</td>" for k in header) + "</tr>"
-                   for row in rows)
-    return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-            f"</table>")
-
-
 # The page's whole style, inline (the page opens offline: no stylesheet, font or script is fetched).
 _STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:1.5em auto;"
           "max-width:1200px;padding:0 1em;color:#222;line-height:1.4}"
@@ -175,7 +162,7 @@ def write_html(figures: Sequence[Any], path: Path, title: str, *, notes: Sequenc
     """
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
     head = [f"<p>{html.escape(note)}</p>" for note in notes]
-    head += [_html_table(caption, rows) for caption, rows in (tables or {}).items()]
+    head += [grid_table(caption, rows) for caption, rows in (tables or {}).items()]
     name = html.escape(title)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}</title><style>{_STYLE}</style></head>"
             f"<body><h2>{name}</h2>" + "".join(head) + "\n".join(parts) + "</body></html>")
